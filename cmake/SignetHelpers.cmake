@@ -1,0 +1,59 @@
+# One helper per kind of target (see STYLE.md "Build").
+#
+# signet_library(NAME name SRCS ... [HDRS ...] [DEPS ...] [PRIVATE_DEPS ...])
+#   creates static library signet_<name> with alias signet::<name>; the include root is src/.
+# signet_test(NAME name SRCS ... [DEPS ...] [LABELS ...] [TIMEOUT s])
+#   creates executable <name> linked with GoogleTest and registers it with CTest, labelled.
+
+function(signet_apply_warnings target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow -Wconversion
+    -Wno-sign-conversion -Wnon-virtual-dtor -Wold-style-cast -Wcast-align -Woverloaded-virtual
+    -Wnull-dereference -Wimplicit-fallthrough)
+  if(SIGNET_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+endfunction()
+
+function(signet_apply_sanitizers target)
+  if(SIGNET_SANITIZE)
+    target_compile_options(${target} PRIVATE -fsanitize=address,undefined -fno-omit-frame-pointer
+      -fno-sanitize-recover=undefined)
+    target_link_options(${target} PRIVATE -fsanitize=address,undefined)
+  endif()
+endfunction()
+
+function(signet_library)
+  cmake_parse_arguments(L "" "NAME" "SRCS;HDRS;DEPS;PRIVATE_DEPS" ${ARGN})
+  add_library(signet_${L_NAME} STATIC ${L_SRCS} ${L_HDRS})
+  add_library(signet::${L_NAME} ALIAS signet_${L_NAME})
+  target_include_directories(signet_${L_NAME} PUBLIC ${PROJECT_SOURCE_DIR}/src)
+  target_link_libraries(signet_${L_NAME} PUBLIC ${L_DEPS} PRIVATE ${L_PRIVATE_DEPS})
+  set_target_properties(signet_${L_NAME} PROPERTIES POSITION_INDEPENDENT_CODE ON)
+  signet_apply_warnings(signet_${L_NAME})
+  signet_apply_sanitizers(signet_${L_NAME})
+endfunction()
+
+function(signet_test)
+  cmake_parse_arguments(T "" "NAME;TIMEOUT" "SRCS;DEPS;LABELS" ${ARGN})
+  add_executable(${T_NAME} ${T_SRCS})
+  target_link_libraries(${T_NAME} PRIVATE ${T_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
+  signet_apply_warnings(${T_NAME})
+  signet_apply_sanitizers(${T_NAME})
+  if(NOT T_LABELS)
+    set(T_LABELS unit)
+  endif()
+  if(NOT T_TIMEOUT)
+    set(T_TIMEOUT 300)
+  endif()
+  add_test(NAME ${T_NAME} COMMAND ${T_NAME})
+  set_tests_properties(${T_NAME} PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${T_TIMEOUT}
+    ENVIRONMENT "SIGNET_SOURCE_DIR=${PROJECT_SOURCE_DIR};SIGNET_BINARY_DIR=${PROJECT_BINARY_DIR}")
+endfunction()
+
+function(signet_binary)
+  cmake_parse_arguments(B "" "NAME" "SRCS;DEPS" ${ARGN})
+  add_executable(${B_NAME} ${B_SRCS})
+  target_link_libraries(${B_NAME} PRIVATE ${B_DEPS})
+  signet_apply_warnings(${B_NAME})
+  signet_apply_sanitizers(${B_NAME})
+endfunction()

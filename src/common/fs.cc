@@ -1,0 +1,153 @@
+#include "common/fs.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+namespace signet::fs {
+namespace {
+
+Error ErrnoError(const std::string& what, const std::string& path, int err) {
+  std::string msg = what + " " + path + ": " + std::strerror(err);
+  if (err == EACCES || err == EPERM) return PermissionDenied(msg);
+  if (err == ENOENT || err == ENOTDIR) return NotFound(msg);
+  if (err == ENOSPC || err == EDQUOT) return ResourceExhausted(msg);
+  return Unavailable(msg);
+}
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;  // Owns the descriptor; a copy would close it twice.
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  int release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+
+ private:
+  int fd_;
+};
+
+Result<Bytes> ReadFd(int fd, const std::string& path, size_t max_size) {
+  Bytes out;
+  uint8_t buf[8192];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      SecureWipe(out.data(), out.size());
+      return ErrnoError("cannot read", path, err);
+    }
+    if (n == 0) break;
+    if (out.size() + static_cast<size_t>(n) > max_size) {
+      SecureWipe(out.data(), out.size());
+      SecureWipe(buf, sizeof buf);
+      return InvalidArgument(path + " is larger than the limit of " + std::to_string(max_size) +
+                             " bytes");
+    }
+    out.insert(out.end(), buf, buf + n);
+  }
+  SecureWipe(buf, sizeof buf);
+  return out;
+}
+
+}  // namespace
+
+Result<Bytes> ReadFile(const std::string& path, size_t max_size) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return ErrnoError("cannot open", path, errno);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return ErrnoError("cannot stat", path, errno);
+  if (S_ISDIR(st.st_mode)) return InvalidArgument(path + " is a folder, expected a file");
+  return ReadFd(fd.get(), path, max_size);
+}
+
+Result<SecretBytes> ReadSecretFile(const std::string& path) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return ErrnoError("cannot open secret file", path, errno);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return ErrnoError("cannot stat", path, errno);
+  if (!S_ISREG(st.st_mode)) return InvalidArgument(path + " is not a regular file");
+  if ((st.st_mode & 077) != 0) {
+    return PermissionDenied("secret file " + path +
+                            " is accessible by other users; run: chmod 600 " + path);
+  }
+  auto data = ReadFd(fd.get(), path, 4096);
+  if (!data.ok()) return std::move(data).error();
+  Bytes& b = *data;
+  size_t len = b.size();
+  if (len > 0 && b[len - 1] == '\n') --len;
+  if (len > 0 && b[len - 1] == '\r') --len;
+  SecretBytes secret(ByteView(b.data(), len));
+  SecureWipe(b.data(), b.size());
+  if (secret.empty()) return InvalidArgument("secret file " + path + " is empty");
+  return secret;
+}
+
+Status WriteFileAtomic(const std::string& path, ByteView data, mode_t mode) {
+  std::filesystem::path target(path);
+  std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : ".";
+  std::string tmp = (dir / ("." + target.filename().string() + ".tmpXXXXXX")).string();
+  int raw = ::mkstemp(tmp.data());
+  if (raw < 0) return ErrnoError("cannot create a file in", dir.string(), errno);
+  Fd fd(raw);
+  auto fail = [&](const char* what) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    return ErrnoError(what, path, err);
+  };
+  if (::fchmod(fd.get(), mode) != 0) return fail("cannot set permissions on");
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::write(fd.get(), data.data() + off, data.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return fail("cannot write");
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (::fsync(fd.get()) != 0) return fail("cannot sync");
+  if (::close(fd.release()) != 0) return fail("cannot close");
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return fail("cannot rename into place");
+  Fd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dfd.get() >= 0) ::fsync(dfd.get());
+  return OkStatus();
+}
+
+Status EnsureDirectory(const std::string& path, mode_t mode) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) {
+    if (!S_ISDIR(st.st_mode)) return FailedPrecondition(path + " exists and is not a folder");
+    if (::access(path.c_str(), R_OK | W_OK | X_OK) != 0) {
+      return PermissionDenied("no permission to use folder " + path + ": " + std::strerror(errno));
+    }
+    return OkStatus();
+  }
+  if (errno != ENOENT) return ErrnoError("cannot use folder", path, errno);
+  std::filesystem::path p(path);
+  if (p.has_parent_path() && !p.parent_path().empty()) {
+    SIGNET_TRY(EnsureDirectory(p.parent_path().string(), 0755));
+  }
+  if (::mkdir(path.c_str(), mode) != 0 && errno != EEXIST) {
+    return ErrnoError("cannot create folder", path, errno);
+  }
+  return OkStatus();
+}
+
+bool Exists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+}  // namespace signet::fs

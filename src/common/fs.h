@@ -1,0 +1,32 @@
+// Filesystem helpers with the guarantees signet needs: bounded reads, atomic owner-only writes
+// (write to a temporary file, fsync, rename, fsync the folder) so a crash never leaves a
+// half-written file, and secret files read straight into zeroizing buffers. Errors name the path
+// and what to do. Thread-safe as far as the filesystem is.
+#pragma once
+
+#include <string>
+#include <sys/types.h>
+
+#include "common/bytes.h"
+#include "common/result.h"
+
+namespace signet::fs {
+
+// Reads a whole file of at most `max_size` bytes.
+Result<Bytes> ReadFile(const std::string& path, size_t max_size = 16 * 1024 * 1024);
+
+// Reads a secret (PIN, password) from a file: at most 4 KiB, one trailing newline (LF or CRLF)
+// removed, empty files refused. Refuses a file other users can read or write (mode & 077), the
+// way ssh refuses a loose private key.
+Result<SecretBytes> ReadSecretFile(const std::string& path);
+
+// Atomically creates or replaces `path` with `data` and permission `mode` (default owner-only).
+Status WriteFileAtomic(const std::string& path, ByteView data, mode_t mode = 0600);
+
+// Creates `path` (and missing parents) with `mode` if absent; if present, checks it is a folder
+// this process can write to.
+Status EnsureDirectory(const std::string& path, mode_t mode = 0700);
+
+bool Exists(const std::string& path);
+
+}  // namespace signet::fs

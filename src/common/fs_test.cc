@@ -1,0 +1,76 @@
+#include "common/fs.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+namespace signet::fs {
+namespace {
+
+class FsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/signet-fs-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string dir_;
+};
+
+TEST_F(FsTest, WriteAtomicCreatesOwnerOnlyFile) {
+  std::string p = dir_ + "/a.txt";
+  ASSERT_TRUE(WriteFileAtomic(p, AsBytes("hello")).ok());
+  struct stat st {};
+  ASSERT_EQ(::stat(p.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(ToString(*ReadFile(p)), "hello");
+  ASSERT_TRUE(WriteFileAtomic(p, AsBytes("again")).ok());
+  EXPECT_EQ(ToString(*ReadFile(p)), "again");
+}
+
+TEST_F(FsTest, ReadFileEnforcesLimit) {
+  std::string p = dir_ + "/b";
+  ASSERT_TRUE(WriteFileAtomic(p, Bytes(100, 'x')).ok());
+  auto r = ReadFile(p, 50);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);
+}
+
+TEST_F(FsTest, ReadSecretFileStripsNewlineAndChecksMode) {
+  std::string p = dir_ + "/pin";
+  ASSERT_TRUE(WriteFileAtomic(p, AsBytes("1234\n")).ok());
+  auto s = ReadSecretFile(p);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->text_view(), "1234");
+  ::chmod(p.c_str(), 0644);
+  auto loose = ReadSecretFile(p);
+  ASSERT_FALSE(loose.ok());
+  EXPECT_EQ(loose.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_NE(loose.error().message().find("chmod 600"), std::string::npos);
+}
+
+TEST_F(FsTest, ReadSecretFileRefusesEmpty) {
+  std::string p = dir_ + "/empty";
+  ASSERT_TRUE(WriteFileAtomic(p, AsBytes("\n")).ok());
+  EXPECT_FALSE(ReadSecretFile(p).ok());
+}
+
+TEST_F(FsTest, MissingFileIsNotFound) {
+  auto r = ReadFile(dir_ + "/nope");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kNotFound);
+}
+
+TEST_F(FsTest, EnsureDirectoryCreatesNestedAndRejectsFile) {
+  std::string d = dir_ + "/x/y";
+  ASSERT_TRUE(EnsureDirectory(d).ok());
+  EXPECT_TRUE(std::filesystem::is_directory(d));
+  ASSERT_TRUE(WriteFileAtomic(dir_ + "/f", AsBytes("1")).ok());
+  EXPECT_FALSE(EnsureDirectory(dir_ + "/f").ok());
+}
+
+}  // namespace
+}  // namespace signet::fs
