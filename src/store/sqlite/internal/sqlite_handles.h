@@ -1,0 +1,128 @@
+// Move-only owners of SQLite handles (sqlite3*, sqlite3_stmt*), a cursor over a prepared
+// statement, and the one mapping from SQLite result codes to signet errors.
+//
+// Private to store/sqlite/, the only folder whose code (the adapter and its tests) sees
+// <sqlite3.h>. Threads: a Connection, its cached statements and any Query on them may be used
+// by one thread at a time (connections are opened with SQLITE_OPEN_NOMUTEX); SqliteStore provides
+// the serialisation with its mutex.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "common/result.h"
+
+namespace signet::store::sqlite_internal {
+
+// Maps an SQLite result code (primary or extended) to a signet Error whose message names the
+// database `path`, what was being done (`context`) and SQLite's own words. `system_errno` is
+// sqlite3_system_errno() for codes that come from the operating system (SQLITE_CANTOPEN).
+//   BUSY, LOCKED (still locked when the busy timeout ran out)      -> Unavailable
+//   FULL, NOMEM                                                    -> ResourceExhausted
+//   CORRUPT, NOTADB                                                -> DataLoss
+//   READONLY, PERM, AUTH; CANTOPEN with EACCES/EPERM/EROFS         -> PermissionDenied
+//   CONSTRAINT_UNIQUE, CONSTRAINT_PRIMARYKEY                       -> AlreadyExists
+//   other CONSTRAINT (CHECK, NOT NULL, ...), TOOBIG, RANGE         -> InvalidArgument
+//   anything else                                                  -> Internal
+Error ErrorFromSqlite(int rc, std::string_view path, std::string_view context,
+                      std::string_view sqlite_message, int system_errno = 0);
+
+// Owns one prepared statement; finalizes it on destruction.
+class Statement {
+ public:
+  Statement() = default;
+  explicit Statement(sqlite3_stmt* stmt) : stmt_(stmt) {}
+  ~Statement();
+  Statement(Statement&& other) noexcept;
+  Statement& operator=(Statement&& other) noexcept;
+  // Deleted: two owners would finalize the same statement twice.
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  sqlite3_stmt* get() const { return stmt_; }
+
+ private:
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+class Query;
+
+// Owns one database connection (closed on destruction) and a cache of its prepared statements.
+class Connection {
+ public:
+  // Opens `path` with sqlite3_open_v2 `flags` (SQLITE_OPEN_NOMUTEX and extended result codes are
+  // always added). Does not read the file yet: a file that is not a database is only noticed by
+  // the first statement that touches it.
+  static Result<Connection> Open(const std::string& path, int flags);
+
+  Connection() = default;
+  ~Connection();
+  Connection(Connection&& other) noexcept;
+  Connection& operator=(Connection&& other) noexcept;
+  // Deleted: two owners would close the same connection twice.
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  sqlite3* get() const { return db_; }
+  const std::string& path() const { return path_; }
+
+  // The error for `rc` just returned by a call on this connection, with SQLite's message.
+  Error ErrorFor(int rc, std::string_view context) const;
+
+  // Runs constant SQL (one or more statements) that returns no rows: PRAGMAs, BEGIN/COMMIT,
+  // migrations. Never pass SQL that contains values; bind them with Prepare() instead.
+  Status Exec(const std::string& sql, std::string_view context);
+
+  // A cursor over the prepared statement for `sql` (one statement), prepared on first use and
+  // cached for the life of the connection. The Query must not outlive the connection.
+  Result<Query> Prepare(std::string_view sql, std::string_view context);
+
+ private:
+  Connection(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  void Close();
+
+  sqlite3* db_ = nullptr;
+  std::string path_;
+  // Prepared statements keyed by their SQL; Close() finalizes them before closing db_.
+  std::map<std::string, Statement, std::less<>> cache_;
+};
+
+// One execution of a cached statement: bind parameters (1-based), step, read columns (0-based).
+// On destruction resets the statement and clears its bindings, which ends any read it holds open
+// and leaves it clean for the next user.
+class Query {
+ public:
+  Query(const Connection* conn, sqlite3_stmt* stmt, std::string_view context)
+      : conn_(conn), stmt_(stmt), context_(context) {}
+  ~Query();
+  Query(Query&& other) noexcept;
+  Query& operator=(Query&&) = delete;
+  // Deleted: two cursors would reset the same statement under each other.
+  Query(const Query&) = delete;
+  Query& operator=(const Query&) = delete;
+
+  // Binds UTF-8 text (copied) or an integer to parameter `index`.
+  Status Bind(int index, std::string_view text);
+  Status Bind(int index, int64_t value);
+
+  // Advances to the next row: true if there is one, false when the statement is done.
+  Result<bool> Step();
+  // Runs a statement that returns no rows and returns how many rows it changed.
+  Result<int64_t> Run();
+
+  std::string Text(int column) const;
+  int64_t Int64(int column) const;
+
+ private:
+  const Connection* conn_;
+  sqlite3_stmt* stmt_;
+  std::string context_;
+};
+
+}  // namespace signet::store::sqlite_internal

@@ -1,0 +1,129 @@
+// SqliteStore: the Store port kept in one SQLite file; signet's default database on one machine.
+//
+// The file is used in WAL mode with synchronous=FULL (a commit is on disk when the call returns),
+// foreign keys on, and a busy timeout, so another process on the same file (a CLI next to a
+// running server) waits for the lock instead of failing. Its schema is versioned (migrations.h):
+// opening applies any missing migrations, each in its own transaction. Signet marks its files with
+// `PRAGMA application_id` and refuses other applications' databases, damaged files and databases
+// written by a newer signet.
+//
+// Threads: safe to use from many threads at once. The store holds one connection; every method
+// takes mu_ for its whole duration, so the statements of one transaction never interleave with
+// another thread's (SQLITE_OPEN_FULLMUTEX would only serialise single calls, not transactions).
+// Writes that read first (compare-and-set, insert with its duplicate check) run in
+// `BEGIN IMMEDIATE` transactions, which take the database write lock up front, so they wait on the
+// busy timeout rather than failing when another process commits in between.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "store/sqlite/migrations.h"
+#include "store/store.h"
+
+namespace signet::store {
+
+namespace sqlite_internal {
+class Connection;
+}  // namespace sqlite_internal
+
+struct SqliteStoreOptions {
+  // How long a statement waits for a lock held by another connection or process before failing
+  // with Unavailable.
+  std::chrono::milliseconds busy_timeout{5000};
+};
+
+class SqliteStore final : public Store {
+ public:
+  // Opens the database file at `path`, creating it (mode 0600) if it does not exist, and applies
+  // pending migrations, each in one transaction with its version bump. The folder must exist and be
+  // writable (SQLite creates `<path>-wal` and `<path>-shm` beside the file). An existing empty file
+  // is initialised. Also runs `PRAGMA quick_check`, which reads the whole file.
+  // Errors:
+  //   NotFound           the folder does not exist
+  //   InvalidArgument    `path` or its folder is not what it should be (e.g. `path` is a folder)
+  //   PermissionDenied   the file, its folder or its -wal/-shm files cannot be read and written
+  //   DataLoss           the file is not an SQLite database, or it is damaged (quick_check)
+  //   FailedPrecondition the file is another application's SQLite database, or its schema
+  //                      version is newer than this signet knows
+  //   Unavailable        another process held the database locked past the busy timeout
+  // If this call created the file and then fails, it removes the file again, so a later Open never
+  // finds a half-initialised database.
+  static Result<std::unique_ptr<SqliteStore>> Open(const std::string& path,
+                                                   const SqliteStoreOptions& options = {});
+
+  // Like Open, but never creates state: NotFound if the file is missing or is an empty,
+  // uninitialised file. Still applies pending migrations to an existing signet database.
+  static Result<std::unique_ptr<SqliteStore>> OpenExisting(const std::string& path,
+                                                           const SqliteStoreOptions& options = {});
+
+  ~SqliteStore() override;
+  // Deleted: the store owns its connection; a copy would close it twice.
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+
+  // The schema version of the database after Open (== LatestSchemaVersion()).
+  int SchemaVersion() const { return schema_version_; }
+  // The schema version the file had before Open migrated it (0 for a new database); for a log
+  // line such as "upgraded database schema from 1 to 2".
+  int MigratedFrom() const { return migrated_from_; }
+  const std::string& path() const { return path_; }
+
+  // Store. Error codes as documented on Store, plus those of the mapping in
+  // internal/sqlite_handles.h (Unavailable when locked past the busy timeout, ResourceExhausted
+  // when the disk is full, DataLoss on corruption).
+
+  // AlreadyExists names the taken name ("a key named 'x' already exists") or id. InvalidArgument
+  // if the id or name is empty. Times are stored at second precision.
+  Status InsertKey(const KeyRecord& key) override;
+  Result<KeyRecord> GetKeyByName(std::string_view name) override;
+  Result<KeyRecord> GetKeyById(std::string_view id) override;
+  // Ordered by name, byte-wise.
+  Result<std::vector<KeyRecord>> ListKeys() override;
+  // NotFound if no key has that id; FailedPrecondition ("key 'x' is disabled, not active") if it
+  // is in another state than `from`.
+  Status UpdateKeyState(std::string_view id, KeyState from, KeyState to, TimePoint now) override;
+  // NotFound if no key has that id.
+  Status SetCertificateChain(std::string_view id, std::string_view chain_pem,
+                             TimePoint now) override;
+  // Reads the schema version from the file. FailedPrecondition if a newer signet has since
+  // migrated the database beyond what this process knows.
+  Status Ping() override;
+
+ private:
+  friend class SqliteStoreTestPeer;
+  enum class OpenMode { kCreateIfMissing, kExistingOnly };
+
+  SqliteStore(std::string path, std::unique_ptr<sqlite_internal::Connection> conn,
+              int schema_version, int migrated_from);
+
+  // Open and OpenExisting with the migration list as a parameter, so tests can supply a list
+  // with a failing migration.
+  static Result<std::unique_ptr<SqliteStore>> OpenWith(const std::string& path, OpenMode mode,
+                                                       const SqliteStoreOptions& options,
+                                                       std::span<const Migration> migrations);
+  static Result<std::unique_ptr<SqliteStore>> Initialise(const std::string& path, OpenMode mode,
+                                                         const SqliteStoreOptions& options,
+                                                         std::span<const Migration> migrations);
+
+  Result<KeyRecord> GetKeyWhere(std::string_view sql, std::string_view value,
+                                std::string_view what);
+
+  // Constant after construction.
+  const std::string path_;
+  const int schema_version_;
+  const int migrated_from_;
+
+  std::mutex mu_;
+  // Guarded by mu_: the connection, its cached statements and any transaction on it. Held for
+  // the whole of each public method.
+  std::unique_ptr<sqlite_internal::Connection> conn_;
+};
+
+}  // namespace signet::store
