@@ -1,0 +1,89 @@
+// KeyService: the key-custody use cases (CSBR 6.1.2, 6.2.6, 6.2.7.3). A code-signing key is
+// generated inside the HSM behind the KeyStore port and recorded in the Store; it can be disabled,
+// enabled, destroyed, asked for a CSR and given its certificate chain. There is no operation that
+// exports or imports a private key.
+//
+// Every operation either completes or leaves no trace: a key generated in the HSM whose record
+// cannot be stored is destroyed again, and state changes are compare-and-set in the Store.
+// Knows nothing of HTTP or the command line.
+//
+// Threads: safe to call from many threads if the KeyStore, Store and Clock are (the adapters are).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/algorithms.h"
+#include "common/clock.h"
+#include "common/result.h"
+#include "hsm/key_store.h"
+#include "store/store.h"
+
+namespace signet::service {
+
+// A key record plus what the HSM says about it now.
+struct KeyDetails {
+  store::KeyRecord record;
+  bool present_in_hsm = false;         // false once destroyed, or if someone removed it
+  hsm::KeyProtection protection;       // valid when present_in_hsm
+  bool public_key_matches_hsm = false; // the stored SPKI equals the one the HSM reports
+};
+
+// Where keys are created: copied into each record.
+struct TokenIdentity {
+  std::string label;
+  std::string serial;
+};
+
+class KeyService {
+ public:
+  KeyService(hsm::KeyStore& key_store, store::Store& store, const Clock& clock,
+             TokenIdentity token);
+  KeyService(const KeyService&) = delete;  // Holds references to the ports; copies add nothing.
+  KeyService& operator=(const KeyService&) = delete;
+
+  // Key names: 1 to 64 characters of A-Z a-z 0-9 . _ -, starting with a letter or digit.
+  static Status ValidateKeyName(std::string_view name);
+
+  // Generates a code-signing key (RSA 3072/4096, ECDSA P-256/P-384) in the HSM and records it as
+  // active. InvalidArgument for a bad name or a non-code-signing algorithm; AlreadyExists if the
+  // name is taken (by a key in any state: names are never reused, so log entries stay
+  // unambiguous).
+  Result<store::KeyRecord> CreateKey(std::string_view name, KeyAlgorithm algorithm,
+                                     std::string_view owner);
+
+  Result<std::vector<store::KeyRecord>> ListKeys();
+
+  // NotFound if there is no key of that name.
+  Result<KeyDetails> ShowKey(std::string_view name);
+
+  // active → disabled / disabled → active. FailedPrecondition from any other state.
+  Result<store::KeyRecord> DisableKey(std::string_view name);
+  Result<store::KeyRecord> EnableKey(std::string_view name);
+
+  // Marks the key destroyed, then destroys it in the HSM. The record stays for the log. Repeating
+  // the call on a destroyed key retries the HSM destruction (idempotent).
+  Result<store::KeyRecord> DestroyKey(std::string_view name);
+
+  // A PKCS#10 CSR for an active key, subject like "/CN=Example/O=Example Ltd/C=GB", signed inside
+  // the HSM. FailedPrecondition if the key is not active.
+  Result<std::string> CreateCsr(std::string_view name, std::string_view subject);
+
+  // Checks the PEM chain (leaf first) against the key's public key and that it links, then stores
+  // it. FailedPrecondition for a destroyed key; InvalidArgument for a chain that is not for the key
+  // or does not link.
+  Result<store::KeyRecord> ImportCertificateChain(std::string_view name, std::string_view pem);
+
+ private:
+  Result<store::KeyRecord> Transition(std::string_view name, store::KeyState from,
+                                      store::KeyState to, std::string_view verb);
+
+  // Constant after construction.
+  hsm::KeyStore& key_store_;
+  store::Store& store_;
+  const Clock& clock_;
+  const TokenIdentity token_;
+};
+
+}  // namespace signet::service
