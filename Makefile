@@ -1,0 +1,61 @@
+# signet: the only commands a newcomer needs are `make run` and `make test`.
+# Each first installs missing Debian packages (scripts/install-deps), then builds what is needed.
+
+DATA_DIR ?= signet-data
+JOBS ?= $(shell nproc)
+SIGNET := build/dev/src/cli/signet
+
+.PHONY: all deps build run test asan bench fuzz release format tidy clean
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+build/dev/build.ninja: CMakePresets.json CMakeLists.txt
+	cmake --preset dev
+
+build: deps build/dev/build.ninja
+	cmake --build --preset dev -j $(JOBS)
+
+# Until the service lands: initialise the embedded default (SQLite + SoftHSM2 in $(DATA_DIR))
+# and show its status.
+run: build
+	$(SIGNET) init --data-dir $(DATA_DIR)
+	$(SIGNET) status --data-dir $(DATA_DIR)
+
+test: build
+	ctest --preset dev -j $(JOBS)
+
+asan: deps
+	cmake --preset asan
+	cmake --build --preset asan -j $(JOBS)
+	ctest --preset asan -j $(JOBS)
+
+release: deps
+	cmake --preset release
+	cmake --build --preset release -j $(JOBS)
+
+# Benchmarks print their numbers next to the comparison measured in the same run.
+bench: release
+	build/release/bench/keystore_bench
+
+# Each fuzzer runs for FUZZ_SECONDS on its seed corpus (copied, so the committed seeds stay small).
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	cmake --preset fuzz
+	cmake --build --preset fuzz -j $(JOBS)
+	for t in common/encoding pki/chain pki/subject; do \
+	  c=$${t%/*}; n=$${t#*/}; mkdir -p build/fuzz/corpus/$$n; \
+	  cp -n src/$$c/fuzz/corpus/$$n/* build/fuzz/corpus/$$n/; \
+	  build/fuzz/src/$$c/$${c}_$${n}_fuzz -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus/$$n || exit 1; \
+	done
+
+format:
+	find src tests bench -name '*.h' -o -name '*.cc' | xargs clang-format -i
+
+tidy: build
+	find src -name '*.cc' -not -path '*/fuzz/*' | xargs clang-tidy -p build/dev --quiet
+
+clean:
+	rm -rf build

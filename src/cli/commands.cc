@@ -1,0 +1,272 @@
+#include "cli/commands.h"
+
+#include <unistd.h>
+
+#include <iostream>
+
+#include "cli/data_dir.h"
+#include "cli/output.h"
+#include "common/fs.h"
+
+namespace signet::cli {
+namespace {
+
+using nlohmann::json;
+
+void PrintJson(const json& j) { std::cout << j.dump(2) << "\n"; }
+
+class InitCommand final : public Command {
+ public:
+  void Configure(CLI::App&) override {}
+  Status Run(const GlobalOptions& global) override {
+    SIGNET_ASSIGN_OR_RETURN(InitOutcome outcome, InitDataDir(global));
+    SIGNET_ASSIGN_OR_RETURN(auto ctx, OpenLocal(global));
+    if (global.json) {
+      PrintJson(json{{"data_dir", outcome.data_dir},
+                     {"created", outcome.created},
+                     {"token", TokenToJson(ctx->token)},
+                     {"database", ctx->config.store.sqlite_path}});
+      return OkStatus();
+    }
+    if (outcome.created) {
+      std::cout << "initialised signet data folder " << outcome.data_dir << "\n"
+                << "  token     " << ctx->token.label << " (serial " << ctx->token.serial
+                << ", SoftHSM2, config " << ctx->config.hsm.softhsm_conf << ")\n"
+                << "  user PIN  " << ctx->config.hsm.pin_file << " (owner-only)\n"
+                << "  database  " << ctx->config.store.sqlite_path << "\n";
+    } else {
+      std::cout << "signet data folder " << outcome.data_dir
+                << " is already initialised; nothing changed\n";
+    }
+    return OkStatus();
+  }
+};
+
+class StatusCommand final : public Command {
+ public:
+  void Configure(CLI::App&) override {}
+  Status Run(const GlobalOptions& global) override {
+    SIGNET_ASSIGN_OR_RETURN(auto ctx, OpenLocal(global));
+    SIGNET_TRY(ctx->store->Ping());
+    SIGNET_ASSIGN_OR_RETURN(auto keys, ctx->keys->ListKeys());
+    if (global.json) {
+      json jkeys = json::array();
+      for (const auto& k : keys) jkeys.push_back(KeyToJson(k));
+      PrintJson(json{{"data_dir", ctx->config.data_dir},
+                     {"token", TokenToJson(ctx->token)},
+                     {"database", ctx->config.store.sqlite_path},
+                     {"keys", jkeys}});
+      return OkStatus();
+    }
+    const auto& t = ctx->token;
+    std::cout << "data folder  " << ctx->config.data_dir << "\n"
+              << "module       " << t.module_path << "\n"
+              << "token        " << t.label << " (serial " << t.serial << ", " << t.manufacturer
+              << " " << t.model << " " << t.firmware_version << ")\n"
+              << "database     " << ctx->config.store.sqlite_path << "\n"
+              << "keys         " << keys.size() << "\n";
+    if (!keys.empty()) std::cout << "\n" << KeyTable(keys);
+    return OkStatus();
+  }
+};
+
+class KeyCreateCommand final : public Command {
+ public:
+  void Configure(CLI::App& app) override {
+    app.add_option("--name", name_, "Unique key name (letters, digits, . _ -)")->required();
+    app.add_option("--alg", alg_, "rsa-3072, rsa-4096, ec-p256 or ec-p384")->required();
+  }
+  Status Run(const GlobalOptions& global) override {
+    // Validate before opening anything so a typo costs nothing; the service checks the rest.
+    SIGNET_ASSIGN_OR_RETURN(KeyAlgorithm alg, ParseKeyAlgorithm(alg_));
+    SIGNET_TRY(service::KeyService::ValidateKeyName(name_));
+    SIGNET_ASSIGN_OR_RETURN(auto ctx, OpenLocal(global));
+    SIGNET_ASSIGN_OR_RETURN(store::KeyRecord key, ctx->keys->CreateKey(name_, alg, "local"));
+    if (global.json) {
+      PrintJson(KeyToJson(key));
+    } else {
+      std::cout << "created key '" << key.name << "' (" << key.algorithm << ", id " << key.id
+                << ") in token '" << key.token_label << "'\n";
+    }
+    return OkStatus();
+  }
+
+ private:
+  std::string name_;
+  std::string alg_;
+};
+
+class KeyListCommand final : public Command {
+ public:
+  void Configure(CLI::App&) override {}
+  Status Run(const GlobalOptions& global) override {
+    SIGNET_ASSIGN_OR_RETURN(auto ctx, OpenLocal(global));
+    SIGNET_ASSIGN_OR_RETURN(auto keys, ctx->keys->ListKeys());
+    if (global.json) {
+      json arr = json::array();
+      for (const auto& k : keys) arr.push_back(KeyToJson(k));
+      PrintJson(arr);
+    } else {
+      std::cout << KeyTable(keys);
+    }
+    return OkStatus();
+  }
+};
+
+// Base for commands that take one positional key name.
+class NamedKeyCommand : public Command {
+ public:
+  void Configure(CLI::App& app) override {
+    app.add_option("name", name_, "Key name")->required();
+  }
+
+ protected:
+  std::string name_;
+};
+
+class KeyShowCommand final : public NamedKeyCommand {
+ public:
+  Status Run(const GlobalOptions& global) override {
+    SIGNET_ASSIGN_OR_RETURN(auto ctx, OpenLocal(global));
+    SIGNET_ASSIGN_OR_RETURN(service::KeyDetails d, ctx->keys->ShowKey(name_));
+    if (global.json) {
+      PrintJson(KeyDetailsToJson(d));
+    } else {
+      std::cout << KeyDetailsText(d);
+    }
+    return OkStatus();
+  }
+};
+
+class KeyStateCommand final : public NamedKeyCommand {
+ public:
+  enum class Action { kDisable, kEnable };
+  explicit KeyStateCommand(Action action) : action_(action) {}
+  Status Run(const GlobalOptions& global) override {
+    SIGNET_ASSIGN_OR_RETURN(auto ctx, OpenLocal(global));
+    auto key = action_ == Action::kDisable ? ctx->keys->DisableKey(name_)
+                                           : ctx->keys->EnableKey(name_);
+    if (!key.ok()) return std::move(key).error();
+    if (global.json) {
+      PrintJson(KeyToJson(*key));
+    } else {
+      std::cout << "key '" << key->name << "' is now " << store::KeyStateName(key->state) << "\n";
+    }
+    return OkStatus();
+  }
+
+ private:
+  Action action_;
+};
+
+class KeyDestroyCommand final : public NamedKeyCommand {
+ public:
+  void Configure(CLI::App& app) override {
+    NamedKeyCommand::Configure(app);
+    app.add_flag("--yes,-y", yes_, "Do not ask for confirmation");
+  }
+  Status Run(const GlobalOptions& global) override {
+    SIGNET_TRY(service::KeyService::ValidateKeyName(name_));
+    SIGNET_ASSIGN_OR_RETURN(auto ctx, OpenLocal(global));
+    SIGNET_TRY(ctx->store->GetKeyByName(name_));  // NotFound before asking anything
+    if (!yes_) {
+      std::cerr << "Destroying key '" << name_
+                << "' deletes it from the HSM for ever; signatures can no longer be made with it.\n"
+                << "Type the key name to confirm: " << std::flush;
+      std::string answer;
+      if (!std::getline(std::cin, answer)) {
+        return FailedPrecondition("no confirmation received (stdin closed); pass --yes to "
+                                  "destroy without asking");
+      }
+      if (answer != name_) return FailedPrecondition("confirmation did not match; nothing destroyed");
+    }
+    SIGNET_ASSIGN_OR_RETURN(store::KeyRecord key, ctx->keys->DestroyKey(name_));
+    if (global.json) {
+      PrintJson(KeyToJson(key));
+    } else {
+      std::cout << "key '" << key.name << "' destroyed\n";
+    }
+    return OkStatus();
+  }
+
+ private:
+  bool yes_ = false;
+};
+
+class KeyCsrCommand final : public NamedKeyCommand {
+ public:
+  void Configure(CLI::App& app) override {
+    NamedKeyCommand::Configure(app);
+    app.add_option("--subject", subject_, "Subject, e.g. \"/CN=Example Ltd/O=Example Ltd/C=GB\"")
+        ->required();
+    app.add_option("--out,-o", out_, "Write the PEM CSR to this file instead of stdout");
+  }
+  Status Run(const GlobalOptions& global) override {
+    SIGNET_ASSIGN_OR_RETURN(auto ctx, OpenLocal(global));
+    SIGNET_ASSIGN_OR_RETURN(std::string pem, ctx->keys->CreateCsr(name_, subject_));
+    if (out_.empty()) {
+      std::cout << pem;
+      return OkStatus();
+    }
+    SIGNET_TRY(fs::WriteFileAtomic(out_, AsBytes(pem), 0644));
+    std::cerr << "wrote CSR for key '" << name_ << "' to " << out_ << "\n";
+    return OkStatus();
+  }
+
+ private:
+  std::string subject_;
+  std::string out_;
+};
+
+class KeyImportCertCommand final : public NamedKeyCommand {
+ public:
+  void Configure(CLI::App& app) override {
+    NamedKeyCommand::Configure(app);
+    app.add_option("--chain", chain_, "PEM file: the key's certificate first, then its issuers")
+        ->required();
+  }
+  Status Run(const GlobalOptions& global) override {
+    auto pem = fs::ReadFile(chain_, 1024 * 1024);
+    if (!pem.ok()) return pem.error().WithContext("reading the certificate chain");
+    SIGNET_ASSIGN_OR_RETURN(auto ctx, OpenLocal(global));
+    SIGNET_ASSIGN_OR_RETURN(store::KeyRecord key,
+                            ctx->keys->ImportCertificateChain(name_, ToString(*pem)));
+    if (global.json) {
+      PrintJson(KeyToJson(key));
+    } else {
+      std::cout << "imported certificate chain for key '" << key.name << "'\n";
+    }
+    return OkStatus();
+  }
+
+ private:
+  std::string chain_;
+};
+
+}  // namespace
+
+std::vector<NamedCommand> LocalCommands() {
+  std::vector<NamedCommand> c;
+  c.push_back({{"init"}, "Create the embedded default (SoftHSM2 token + SQLite) in the data folder",
+               std::make_unique<InitCommand>()});
+  c.push_back({{"status"}, "Show the token, database and keys of the data folder",
+               std::make_unique<StatusCommand>()});
+  c.push_back({{"key", "create"}, "Generate a code-signing key inside the HSM",
+               std::make_unique<KeyCreateCommand>()});
+  c.push_back({{"key", "list"}, "List keys", std::make_unique<KeyListCommand>()});
+  c.push_back({{"key", "show"}, "Show a key, with the protection attributes the HSM reports",
+               std::make_unique<KeyShowCommand>()});
+  c.push_back({{"key", "disable"}, "Disable a key (no signing until enabled)",
+               std::make_unique<KeyStateCommand>(KeyStateCommand::Action::kDisable)});
+  c.push_back({{"key", "enable"}, "Enable a disabled key",
+               std::make_unique<KeyStateCommand>(KeyStateCommand::Action::kEnable)});
+  c.push_back({{"key", "destroy"}, "Destroy a key in the HSM (asks for confirmation)",
+               std::make_unique<KeyDestroyCommand>()});
+  c.push_back({{"key", "csr"}, "Write a PKCS#10 certificate request signed inside the HSM",
+               std::make_unique<KeyCsrCommand>()});
+  c.push_back({{"key", "import-cert"}, "Attach the key's certificate chain (checked against the key)",
+               std::make_unique<KeyImportCertCommand>()});
+  return c;
+}
+
+}  // namespace signet::cli

@@ -1,0 +1,204 @@
+#include "cli/data_dir.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+
+#include "common/fs.h"
+#include "common/random.h"
+#include "hsm/pkcs11/pkcs11_key_store.h"
+#include "store/sqlite/sqlite_store.h"
+
+namespace signet::cli {
+namespace {
+
+namespace stdfs = std::filesystem;
+
+std::string Join(const std::string& dir, std::string_view name) {
+  return (stdfs::path(dir) / name).string();
+}
+
+std::string EnvOr(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return (v != nullptr && *v != '\0') ? std::string(v) : fallback;
+}
+
+// Checks that `dir` is an existing folder this process may use, with a message that says what to
+// do about it.
+Status CheckUsableDataDir(const std::string& dir) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) {
+    if (errno == ENOENT) {
+      return NotFound("no signet data folder at " + dir + "; run: signet init --data-dir " + dir);
+    }
+    if (errno == EACCES) {
+      return PermissionDenied("no permission to reach data folder " + dir +
+                              " (a parent folder is not accessible)");
+    }
+    return Unavailable("cannot use data folder " + dir + ": " + std::strerror(errno));
+  }
+  if (!S_ISDIR(st.st_mode)) return FailedPrecondition(dir + " is not a folder");
+  if (::access(dir.c_str(), R_OK | W_OK | X_OK) != 0) {
+    return PermissionDenied("no permission to use data folder " + dir +
+                            "; it must be readable and writable by this user");
+  }
+  return OkStatus();
+}
+
+Result<SecretBytes> ReadUserPin(const std::string& pin_file) {
+  if (const char* pin = std::getenv("SIGNET_PIN"); pin != nullptr && *pin != '\0') {
+    return SecretBytes(std::string_view(pin));
+  }
+  if (pin_file.empty()) {
+    return InvalidArgument("no user PIN configured: set [hsm] pin_file, --pin-file, "
+                           "SIGNET_PIN_FILE or SIGNET_PIN");
+  }
+  auto pin = fs::ReadSecretFile(pin_file);
+  if (!pin.ok()) return pin.error().WithContext("reading the token user PIN");
+  return pin;
+}
+
+std::string SoftHsmConfigText(const std::string& token_dir) {
+  return "# SoftHSM2 configuration of this signet data folder, written by `signet init`.\n"
+         "directories.tokendir = " + token_dir + "\n"
+         "objectstore.backend = file\n"
+         "log.level = ERROR\n"
+         "slots.removable = false\n";
+}
+
+bool IsEmptyDir(const std::string& dir) {
+  std::error_code ec;
+  return stdfs::is_directory(dir, ec) && stdfs::is_empty(dir, ec);
+}
+
+// Builds the whole data folder inside `staging`, configured for its final place `final_dir`.
+Status BuildEmbeddedDefault(const std::string& staging, const std::string& final_dir,
+                            const std::string& module_path) {
+  std::string staging_tokens = Join(staging, config::kTokenDirName);
+  SIGNET_TRY(fs::EnsureDirectory(staging_tokens, 0700));
+  std::string staging_conf = Join(staging, config::kSoftHsmConfigFileName);
+  SIGNET_TRY(fs::WriteFileAtomic(staging_conf, AsBytes(SoftHsmConfigText(staging_tokens))));
+
+  SIGNET_ASSIGN_OR_RETURN(SecretBytes so_pin, RandomPrintableSecret(24));
+  SIGNET_ASSIGN_OR_RETURN(SecretBytes user_pin, RandomPrintableSecret(24));
+  SIGNET_TRY(fs::WriteFileAtomic(Join(staging, config::kSoPinFileName), so_pin.view(), 0600));
+  SIGNET_TRY(fs::WriteFileAtomic(Join(staging, config::kUserPinFileName), user_pin.view(), 0600));
+
+  ::setenv("SOFTHSM2_CONF", staging_conf.c_str(), 1);
+  SIGNET_TRY(hsm::InitializeToken(module_path, config::kDefaultTokenLabel, so_pin, user_pin));
+
+  {
+    auto db = store::SqliteStore::Open(Join(staging, config::kDatabaseFileName));
+    if (!db.ok()) return std::move(db).error();
+  }
+
+  // Now point SoftHSM at the folder's final place, and write signet.toml last of all.
+  SIGNET_TRY(fs::WriteFileAtomic(
+      staging_conf, AsBytes(SoftHsmConfigText(Join(final_dir, config::kTokenDirName)))));
+  SIGNET_TRY(fs::WriteFileAtomic(Join(staging, config::kConfigFileName),
+                                 AsBytes(config::EmbeddedDefaultConfigText()), 0600));
+  return OkStatus();
+}
+
+}  // namespace
+
+std::string ResolveDataDir(const GlobalOptions& global) {
+  std::string dir = global.data_dir;
+  if (dir.empty()) dir = EnvOr("SIGNET_DATA_DIR", std::string(config::kDefaultDataDir));
+  std::error_code ec;
+  stdfs::path abs = stdfs::absolute(dir, ec);
+  return (ec ? stdfs::path(dir) : abs).lexically_normal().string();
+}
+
+Result<std::unique_ptr<LocalContext>> OpenLocal(const GlobalOptions& global) {
+  std::string dir = ResolveDataDir(global);
+  SIGNET_TRY(CheckUsableDataDir(dir));
+  auto ctx = std::make_unique<LocalContext>();
+  SIGNET_ASSIGN_OR_RETURN(ctx->config, config::LoadDataDirConfig(dir));
+  config::HsmConfig& hsm_config = ctx->config.hsm;
+  if (!global.module_path.empty()) hsm_config.module_path = global.module_path;
+  if (!global.token_label.empty() || !global.token_serial.empty()) {
+    hsm_config.token_label = global.token_label;
+    hsm_config.token_serial = global.token_serial;
+  }
+  std::string pin_file = global.pin_file.empty()
+                             ? EnvOr("SIGNET_PIN_FILE", hsm_config.pin_file)
+                             : global.pin_file;
+
+  auto db = store::SqliteStore::OpenExisting(ctx->config.store.sqlite_path);
+  if (!db.ok()) return std::move(db).error();
+  ctx->store = std::move(*db);
+
+  SIGNET_ASSIGN_OR_RETURN(SecretBytes pin, ReadUserPin(pin_file));
+  if (!hsm_config.softhsm_conf.empty()) {
+    ::setenv("SOFTHSM2_CONF", hsm_config.softhsm_conf.c_str(), 1);
+  }
+  hsm::Pkcs11Options options;
+  options.module_path = hsm_config.module_path;
+  options.token_label = hsm_config.token_label;
+  options.token_serial = hsm_config.token_serial;
+  options.user_pin = std::move(pin);
+  auto key_store = hsm::Pkcs11KeyStore::Open(std::move(options));
+  if (!key_store.ok()) return std::move(key_store).error();
+  ctx->key_store = std::move(*key_store);
+  SIGNET_ASSIGN_OR_RETURN(ctx->token, ctx->key_store->DescribeToken());
+
+  ctx->keys = std::make_unique<service::KeyService>(
+      *ctx->key_store, *ctx->store, ctx->clock,
+      service::TokenIdentity{ctx->token.label, ctx->token.serial});
+  return ctx;
+}
+
+Result<InitOutcome> InitDataDir(const GlobalOptions& global) {
+  InitOutcome outcome;
+  outcome.data_dir = ResolveDataDir(global);
+  const std::string& dir = outcome.data_dir;
+
+  if (fs::Exists(Join(dir, config::kConfigFileName))) {
+    // Already initialised: prove it still opens, and change nothing.
+    SIGNET_TRY(OpenLocal(global));
+    return outcome;
+  }
+  if (fs::Exists(dir)) {
+    SIGNET_TRY(CheckUsableDataDir(dir));
+    if (!IsEmptyDir(dir)) {
+      return FailedPrecondition(dir + " exists, is not empty and holds no " +
+                                std::string(config::kConfigFileName) +
+                                "; choose a new or empty folder for signet init");
+    }
+  }
+
+  std::string parent = stdfs::path(dir).parent_path().string();
+  SIGNET_TRY(fs::EnsureDirectory(parent, 0755));
+  std::string tmpl = Join(parent, ".signet-init-XXXXXX");
+  if (::mkdtemp(tmpl.data()) == nullptr) {
+    int err = errno;
+    std::string msg = "cannot create a staging folder in " + parent + ": " + std::strerror(err);
+    if (err == EACCES || err == EPERM || err == EROFS) return PermissionDenied(msg);
+    return Unavailable(msg);
+  }
+  const std::string staging = tmpl;
+
+  std::string module_path = global.module_path.empty() ? std::string(config::kSoftHsmModulePath)
+                                                       : global.module_path;
+  Status built = BuildEmbeddedDefault(staging, dir, module_path);
+  if (built.ok() && ::rename(staging.c_str(), dir.c_str()) != 0) {
+    int err = errno;
+    built = Unavailable("cannot move the new data folder into place at " + dir + ": " +
+                        std::strerror(err));
+  }
+  if (!built.ok()) {
+    std::error_code ec;
+    stdfs::remove_all(staging, ec);
+    return built.error().WithContext("signet init");
+  }
+  outcome.created = true;
+  SIGNET_TRY(OpenLocal(global));
+  return outcome;
+}
+
+}  // namespace signet::cli

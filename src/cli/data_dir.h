@@ -1,0 +1,48 @@
+// The composition root for commands that work on a local data folder: reads signet.toml, applies
+// command-line and environment overrides, points SoftHSM2 at the folder's own configuration, opens
+// the PKCS#11 KeyStore and the SQLite Store, and builds the KeyService on them. Also creates the
+// embedded default (`signet init`). Not thread-safe; one per process.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "cli/command.h"
+#include "common/clock.h"
+#include "config/config.h"
+#include "hsm/key_store.h"
+#include "service/key_service.h"
+#include "store/store.h"
+
+namespace signet::cli {
+
+// Everything a local command needs, owned together; members are destroyed in reverse order.
+struct LocalContext {
+  config::Config config;
+  hsm::TokenDescription token;
+  SystemClock clock;
+  std::unique_ptr<hsm::KeyStore> key_store;
+  std::unique_ptr<store::Store> store;
+  std::unique_ptr<service::KeyService> keys;
+};
+
+// The data folder named by --data-dir, SIGNET_DATA_DIR or the default, as an absolute path.
+std::string ResolveDataDir(const GlobalOptions& global);
+
+// Opens an initialised data folder. Fails with a one-line error naming what is wrong (missing
+// folder or config, module, token, PIN, database).
+Result<std::unique_ptr<LocalContext>> OpenLocal(const GlobalOptions& global);
+
+// What `signet init` did.
+struct InitOutcome {
+  std::string data_dir;
+  bool created = false;  // false: the folder was already initialised and nothing changed
+};
+
+// Creates the embedded default in the data folder: a SoftHSM2 token with its own softhsm2.conf,
+// random SO and user PINs in owner-only files, the SQLite database and signet.toml. All of it is
+// built in a staging folder and renamed into place, so an interrupted init leaves nothing behind.
+// Running it on an initialised folder changes nothing.
+Result<InitOutcome> InitDataDir(const GlobalOptions& global);
+
+}  // namespace signet::cli

@@ -1,0 +1,96 @@
+// signet: the command-line entry point. Parses arguments with CLI11, runs exactly one subcommand,
+// and turns its Status into one line on stderr ("signet: <message>") and an exit code.
+
+#include <iostream>
+#include <map>
+
+#include <CLI/CLI.hpp>
+
+#include "cli/commands.h"
+#include "cli/exit_codes.h"
+
+namespace signet::cli {
+
+int ExitCodeFor(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kInvalidArgument: return 2;
+    case ErrorCode::kNotFound: return 3;
+    case ErrorCode::kAlreadyExists: return 4;
+    case ErrorCode::kPermissionDenied:
+    case ErrorCode::kUnauthenticated: return 5;
+    case ErrorCode::kFailedPrecondition: return 6;
+    case ErrorCode::kUnavailable:
+    case ErrorCode::kResourceExhausted: return 7;
+    case ErrorCode::kDataLoss: return 8;
+    case ErrorCode::kInternal: return 1;
+  }
+  return 1;
+}
+
+namespace {
+
+int Main(int argc, char** argv) {
+  CLI::App app{"signet: a code-signing service whose keys never leave the HSM"};
+  app.require_subcommand(1);
+  app.fallthrough();  // global options may follow the subcommand
+  app.set_version_flag("--version", "signet 0.1.0");
+
+  GlobalOptions global;
+  app.add_option("--data-dir", global.data_dir,
+                 "Data folder (default: $SIGNET_DATA_DIR or ./signet-data)");
+  app.add_option("--module", global.module_path, "PKCS#11 module to load (overrides signet.toml)");
+  app.add_option("--token-label", global.token_label, "Token to use, by label");
+  app.add_option("--token-serial", global.token_serial, "Token to use, by serial number")
+      ->excludes("--token-label");
+  app.add_option("--pin-file", global.pin_file,
+                 "File holding the token user PIN (or set SIGNET_PIN_FILE / SIGNET_PIN)");
+  app.add_flag("--json", global.json, "Machine-readable JSON output");
+
+  std::vector<NamedCommand> commands = LocalCommands();
+  std::map<std::string, CLI::App*> groups;
+  std::vector<std::pair<CLI::App*, Command*>> subs;
+  for (auto& c : commands) {
+    CLI::App* parent = &app;
+    for (size_t i = 0; i + 1 < c.path.size(); ++i) {
+      auto& g = groups[c.path[i]];
+      if (g == nullptr) {
+        g = app.add_subcommand(c.path[i], "Manage " + c.path[i] + "s");
+        g->require_subcommand(1);
+        g->fallthrough();
+      }
+      parent = g;
+    }
+    CLI::App* sub = parent->add_subcommand(c.path.back(), c.description);
+    sub->fallthrough();
+    c.command->Configure(*sub);
+    subs.emplace_back(sub, c.command.get());
+  }
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? kExitOk : kExitUsage;
+  }
+
+  for (auto& entry : subs) {
+    if (!entry.first->parsed()) continue;
+    Command* command = entry.second;
+    Status status = [&]() -> Status {
+      try {
+        return command->Run(global);
+      } catch (const std::exception& e) {
+        return InternalError(std::string("unexpected failure: ") + e.what());
+      }
+    }();
+    if (status.ok()) return kExitOk;
+    std::cerr << "signet: " << status.error().message() << "\n";
+    return ExitCodeFor(status.error().code());
+  }
+  return kExitUsage;
+}
+
+}  // namespace
+}  // namespace signet::cli
+
+int main(int argc, char** argv) { return signet::cli::Main(argc, argv); }

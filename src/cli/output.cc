@@ -1,0 +1,106 @@
+#include "cli/output.h"
+
+#include <algorithm>
+
+namespace signet::cli {
+
+using nlohmann::json;
+
+json KeyToJson(const store::KeyRecord& key) {
+  return json{{"id", key.id},
+              {"name", key.name},
+              {"algorithm", key.algorithm},
+              {"state", store::KeyStateName(key.state)},
+              {"owner", key.owner},
+              {"token_label", key.token_label},
+              {"token_serial", key.token_serial},
+              {"hsm_key_id", key.hsm_key_id},
+              {"public_key_pem", PublicKeyPem(key.public_key_spki)},
+              {"has_certificate", !key.certificate_chain_pem.empty()},
+              {"certificate_chain_pem", key.certificate_chain_pem},
+              {"created_at", FormatRfc3339(key.created_at)},
+              {"updated_at", FormatRfc3339(key.updated_at)}};
+}
+
+json KeyDetailsToJson(const service::KeyDetails& d) {
+  json j = KeyToJson(d.record);
+  j["present_in_hsm"] = d.present_in_hsm;
+  if (d.present_in_hsm) {
+    j["public_key_matches_hsm"] = d.public_key_matches_hsm;
+    j["protection"] = json{{"local", d.protection.local},
+                           {"sensitive", d.protection.sensitive},
+                           {"always_sensitive", d.protection.always_sensitive},
+                           {"extractable", d.protection.extractable},
+                           {"never_extractable", d.protection.never_extractable},
+                           {"token_object", d.protection.is_token_object},
+                           {"private_object", d.protection.is_private_object}};
+  }
+  return j;
+}
+
+json TokenToJson(const hsm::TokenDescription& t) {
+  return json{{"module", t.module_path},   {"label", t.label},
+              {"serial", t.serial},        {"manufacturer", t.manufacturer},
+              {"model", t.model},          {"firmware_version", t.firmware_version}};
+}
+
+std::string KeyTable(const std::vector<store::KeyRecord>& keys) {
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"NAME", "ALGORITHM", "STATE", "CERTIFICATE", "CREATED"});
+  for (const auto& k : keys) {
+    rows.push_back({k.name, k.algorithm, std::string(store::KeyStateName(k.state)),
+                    k.certificate_chain_pem.empty() ? "no" : "yes", FormatRfc3339(k.created_at)});
+  }
+  std::vector<size_t> width(rows[0].size(), 0);
+  for (const auto& r : rows) {
+    for (size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
+  }
+  std::string out;
+  for (const auto& r : rows) {
+    for (size_t i = 0; i < r.size(); ++i) {
+      out += r[i];
+      if (i + 1 < r.size()) out += std::string(width[i] - r[i].size() + 2, ' ');
+    }
+    out += '\n';
+  }
+  return out;
+}
+
+std::string KeyDetailsText(const service::KeyDetails& d) {
+  const auto& k = d.record;
+  auto yes = [](bool b) { return b ? "true" : "false"; };
+  std::string out;
+  out += "name:          " + k.name + "\n";
+  out += "id:            " + k.id + "\n";
+  out += "algorithm:     " + k.algorithm + "\n";
+  out += "state:         " + std::string(store::KeyStateName(k.state)) + "\n";
+  out += "owner:         " + k.owner + "\n";
+  out += "token:         " + k.token_label + " (serial " + k.token_serial + ")\n";
+  out += "hsm key id:    " + k.hsm_key_id + "\n";
+  out += "created:       " + FormatRfc3339(k.created_at) + "\n";
+  out += "updated:       " + FormatRfc3339(k.updated_at) + "\n";
+  out += "certificate:   " + std::string(k.certificate_chain_pem.empty() ? "none" : "imported") + "\n";
+  out += "in hsm:        " + std::string(yes(d.present_in_hsm)) + "\n";
+  if (d.present_in_hsm) {
+    const auto& p = d.protection;
+    out += "protection:    local=" + std::string(yes(p.local)) +
+           " sensitive=" + yes(p.sensitive) + " always_sensitive=" + yes(p.always_sensitive) +
+           " extractable=" + yes(p.extractable) + " never_extractable=" + yes(p.never_extractable) +
+           "\n";
+    out += "public key:    " + std::string(d.public_key_matches_hsm ? "matches the HSM"
+                                                                    : "DIFFERS FROM THE HSM") + "\n";
+  }
+  out += PublicKeyPem(k.public_key_spki);
+  return out;
+}
+
+std::string PublicKeyPem(const std::string& spki_base64) {
+  std::string out = "-----BEGIN PUBLIC KEY-----\n";
+  for (size_t i = 0; i < spki_base64.size(); i += 64) {
+    out += spki_base64.substr(i, 64) + "\n";
+  }
+  out += "-----END PUBLIC KEY-----\n";
+  return out;
+}
+
+}  // namespace signet::cli

@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# End-to-end test of the local `signet` commands against a real SoftHSM2 token, checked with tools
+# signet did not write: openssl (req -verify, pkey, x509) and OpenSC pkcs11-tool.
+# Usage: cli_keys_test.sh PATH_TO_SIGNET
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/lib.sh"
+SIGNET=${1:?usage: $0 path/to/signet}
+MODULE=/usr/lib/softhsm/libsofthsm2.so
+W=$(mktemp -d /tmp/signet-e2e-XXXXXX)
+chmod 755 "$W"
+trap 'rm -rf "$W"' EXIT
+D=$W/data
+s() { "$SIGNET" --data-dir "$D" "$@"; }
+p11() { SOFTHSM2_CONF=$D/softhsm2.conf pkcs11-tool --module $MODULE --token-label signet --login --pin "$(cat $D/user.pin)" "$@"; }
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
+
+# --- init -----------------------------------------------------------------------------------
+check "init creates the embedded default" s init
+check "signet.toml, softhsm2.conf, database and token folder exist" \
+  test -f $D/signet.toml -a -f $D/softhsm2.conf -a -f $D/signet.db -a -d $D/tokens
+[[ $(stat -c %a $D/user.pin) == 600 && $(stat -c %a $D/so.pin) == 600 ]] && ok "PIN files are owner-only" || bad "PIN files are owner-only"
+[[ $(stat -c %a $D) == 700 ]] && ok "data folder is owner-only" || bad "data folder is owner-only ($(stat -c %a $D))"
+[[ $(wc -c <$D/user.pin) -ge 16 ]] && ok "user PIN is long and random" || bad "user PIN too short"
+! grep -q "$(cat $D/user.pin)" $D/signet.toml && ok "PIN is not in signet.toml" || bad "PIN leaked into signet.toml"
+# What init owns must not change. SoftHSM itself rewrites tokens/*/token.object on every login
+# (also when pkcs11-tool logs in), so the token is compared by its set of object files.
+snapshot() {
+  (cd $D && sha256sum signet.toml softhsm2.conf user.pin so.pin &&
+    find tokens -type f -name '*.object' ! -name token.object | sort && sqlite3 signet.db .dump)
+}
+before=$(snapshot)
+out=$(s init)
+after=$(snapshot)
+[[ -n "$before" && "$before" == "$after" && "$out" == *"already initialised"* ]] && ok "second init changes nothing" || bad "second init changed files or said: $out"
+check "pkcs11-tool sees the token" bash -c "SOFTHSM2_CONF=$D/softhsm2.conf pkcs11-tool --module $MODULE --list-token-slots | grep -q 'token label *: signet'"
+check "status works" s status
+
+# --- key create, every algorithm -------------------------------------------------------------
+for alg in rsa-3072 rsa-4096 ec-p256 ec-p384; do
+  check "key create $alg" s key create --name "k-$alg" --alg $alg
+  j=$(s key show "k-$alg" --json)
+  prot=$(echo "$j" | json "(d['protection']['extractable'], d['protection']['sensitive'], d['protection']['local'], d['protection']['never_extractable'], d['protection']['always_sensitive'], d['public_key_matches_hsm'])")
+  [[ $prot == "(False, True, True, True, True, True)" ]] && ok "$alg key is non-extractable, sensitive, local, never extractable" || bad "$alg protection: $prot"
+  id=$(echo "$j" | json "d['hsm_key_id']")
+  # The token itself (read by OpenSC, not by signet) must say the same.
+  attrs=$(p11 --list-objects --type privkey --id "$id" 2>/dev/null)
+  if grep -q "sensitive" <<<"$attrs" && grep -q "never extractable" <<<"$attrs" && grep -q "local" <<<"$attrs" && ! grep -qE "Access: *.*\bextractable" <<<"$(sed 's/never extractable//' <<<"$attrs")"; then
+    ok "pkcs11-tool reports $alg private key as sensitive, never extractable, local"
+  else
+    bad "pkcs11-tool attributes for $alg: $(tr '\n' '|' <<<"$attrs")"
+  fi
+  # CSR: openssl verifies it, and its key is the HSM's public key as read by pkcs11-tool.
+  check "key csr $alg" s key csr "k-$alg" --subject "/CN=Example Signer $alg/O=Example Ltd/C=GB" --out $W/$alg.csr
+  check "openssl req -verify accepts the $alg CSR" openssl req -verify -noout -in $W/$alg.csr
+  # The HSM's public key as OpenSC reads it: RSA exported whole; for EC, pkcs11-tool 0.23 cannot
+  # export P-384 ("cannot create EVP_PKEY"), so compare the raw EC_POINT it lists instead.
+  csr_spki=$(openssl req -in $W/$alg.csr -pubkey -noout 2>/dev/null | openssl pkey -pubin -outform DER 2>/dev/null | od -An -tx1 | tr -d ' \n')
+  if [[ $alg == rsa-* ]]; then
+    p11 --read-object --type pubkey --id "$id" -o $W/$alg.pub.der >/dev/null 2>&1
+    hsm_key=$(openssl pkey -pubin -inform DER -in $W/$alg.pub.der -outform DER 2>/dev/null | od -An -tx1 | tr -d ' \n')
+    [[ -n $hsm_key && $hsm_key == "$csr_spki" ]] && ok "$alg CSR public key equals the key in the HSM" || bad "$alg CSR key differs from HSM key"
+  else
+    point=$(p11 --list-objects --type pubkey --id "$id" 2>/dev/null | sed -n 's/^ *EC_POINT: *//p' | head -1)
+    point=${point:4}  # drop the DER OCTET STRING header 0441 / 0461
+    [[ -n $point && $csr_spki == *"$point" ]] && ok "$alg CSR public key equals the key in the HSM" || bad "$alg CSR key differs from HSM key ($point)"
+  fi
+  subj=$(openssl req -in $W/$alg.csr -noout -subject -nameopt compat)
+  [[ "$subj" == "subject=/CN=Example Signer $alg/O=Example Ltd/C=GB" ]] && ok "$alg CSR subject as asked" || bad "$alg CSR subject: $subj"
+done
+case $(openssl req -in $W/ec-p384.csr -noout -text | grep -m1 "Signature Algorithm") in
+  *ecdsa-with-SHA384*) ok "P-384 CSR signed with ecdsa-with-SHA384" ;; *) bad "P-384 CSR signature algorithm" ;;
+esac
+n=$(s key list --json | json "len(d)")
+[[ $n == 4 ]] && ok "key list shows 4 keys" || bad "key list shows $n keys"
+
+# --- certificate import ----------------------------------------------------------------------
+P=$W/pki; mkdir -p $P
+cat >$P/ext.cnf <<'CNF'
+[v3_ca]
+basicConstraints=critical,CA:TRUE
+keyUsage=critical,keyCertSign,cRLSign
+subjectKeyIdentifier=hash
+[v3_cs]
+basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=codeSigning
+subjectKeyIdentifier=hash
+authorityKeyIdentifier=keyid
+CNF
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $P/root.key -subj "/CN=Test Root" -days 30 -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign -out $P/root.pem 2>/dev/null
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $P/inter.key -subj "/CN=Test Intermediate" -out $P/inter.csr 2>/dev/null
+openssl x509 -req -in $P/inter.csr -CA $P/root.pem -CAkey $P/root.key -CAcreateserial -days 30 -extfile $P/ext.cnf -extensions v3_ca -out $P/inter.pem 2>/dev/null
+for alg in ec-p256 rsa-3072; do
+  openssl x509 -req -in $W/$alg.csr -CA $P/inter.pem -CAkey $P/inter.key -CAcreateserial -days 30 -extfile $P/ext.cnf -extensions v3_cs -out $P/$alg.pem 2>/dev/null
+  cat $P/$alg.pem $P/inter.pem >$P/$alg-chain.pem
+done
+# An impostor intermediate: same name, different key, so only a signature check can tell.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $P/fake.key -subj "/CN=Test Intermediate" -days 30 -addext basicConstraints=critical,CA:TRUE -out $P/fake-inter.pem 2>/dev/null
+cat $P/ec-p256.pem $P/fake-inter.pem >$P/broken-chain.pem
+expect_error "a certificate for another key is refused" 2 "public key" s key import-cert k-ec-p256 --chain $P/rsa-3072-chain.pem
+expect_error "a chain that does not link is refused" 2 "did not issue" s key import-cert k-ec-p256 --chain $P/broken-chain.pem
+expect_error "a file that is not PEM is refused" 2 "certificate" s key import-cert k-ec-p256 --chain $W/ec-p256.csr
+[[ $(s key show k-ec-p256 --json | json "d['has_certificate']") == False ]] && ok "refused imports left no certificate" || bad "refused import changed the key"
+check "the right chain is imported" s key import-cert k-ec-p256 --chain $P/ec-p256-chain.pem
+s key show k-ec-p256 --json | json "d['certificate_chain_pem']" >$W/stored.pem
+check "the stored chain verifies with openssl against the root" openssl verify -CAfile $P/root.pem -untrusted $W/stored.pem $P/ec-p256.pem
+check "the right chain with its root is imported" s key import-cert k-rsa-3072 --chain <(cat $P/rsa-3072-chain.pem $P/root.pem)
+
+# --- disable, enable, destroy ----------------------------------------------------------------
+check "disable" s key disable k-ec-p384
+[[ $(s key show k-ec-p384 --json | json "d['state']") == disabled ]] && ok "state is disabled" || bad "state not disabled"
+expect_error "a disabled key makes no CSR" 6 "disabled" s key csr k-ec-p384 --subject "/CN=x"
+expect_error "disabling twice is refused" 6 "disabled" s key disable k-ec-p384
+check "enable" s key enable k-ec-p384
+check "an enabled key makes a CSR again" s key csr k-ec-p384 --subject "/CN=again"
+id=$(s key show k-rsa-4096 --json | json "d['hsm_key_id']")
+s key destroy k-rsa-4096 </dev/null >/dev/null 2>$W/err; rc=$?
+[[ $rc == 6 ]] && grep -q "pass --yes" $W/err && ok "destroy without confirmation is refused" || bad "destroy without confirmation: exit $rc, $(cat $W/err)"
+[[ $(s key show k-rsa-4096 --json | json "d['state']") == active ]] && ok "unconfirmed destroy left the key active" || bad "unconfirmed destroy changed state"
+echo "wrong-name" | s key destroy k-rsa-4096 >/dev/null 2>&1 && bad "mistyped confirmation destroyed the key" || ok "mistyped confirmation is refused"
+echo "k-rsa-4096" | s key destroy k-rsa-4096 >/dev/null 2>&1 && ok "typed confirmation destroys" || bad "typed confirmation failed"
+objs=$(p11 --list-objects 2>/dev/null | grep -c "ID: *$id")
+[[ $objs == 0 ]] && ok "pkcs11-tool finds no object of the destroyed key" || bad "destroyed key still has $objs objects in the token"
+[[ $(s key show k-rsa-4096 --json | json "d['state'], d['present_in_hsm']") == "('destroyed', False)" ]] && ok "destroyed key is recorded as destroyed" || bad "destroyed key record"
+check "destroy --yes of a destroyed key is repeatable" s key destroy k-rsa-4096 --yes
+expect_error "a destroyed key's name is not reused" 4 "already exists" s key create --name k-rsa-4096 --alg ec-p256
+
+# --- bad input: one clear line, non-zero exit, nothing changed --------------------------------
+count_objs() { p11 --list-objects 2>/dev/null | grep -c "Object"; }
+objs_before=$(count_objs)
+keys_before=$(s key list --json | json "len(d)")
+expect_error "unknown algorithm" 2 "unknown key algorithm 'rsa-1024'" s key create --name x1 --alg rsa-1024
+expect_error "ed25519 is not a code-signing algorithm" 2 "not allowed for code-signing" s key create --name x1 --alg ed25519
+expect_error "bad key name" 2 "key name" s key create --name "bad name" --alg ec-p256
+expect_error "duplicate name" 4 "already exists" s key create --name k-ec-p256 --alg ec-p256
+expect_error "unknown key" 3 "no-such-key" s key show no-such-key
+expect_error "bad subject" 2 "subject" s key csr k-ec-p256 --subject "CN=missing-slash"
+expect_error "wrong PIN" 5 "PIN" env SIGNET_PIN=wrong-pin-1234 "$SIGNET" --data-dir $D key list
+expect_error "missing module" 3 "/nonexistent/libpkcs11.so" s --module /nonexistent/libpkcs11.so key list
+expect_error "wrong token label" 3 "no-such-token" s --token-label no-such-token key list
+expect_error "missing data folder" 3 "signet init" "$SIGNET" --data-dir $W/nothing-here key list
+[[ $(count_objs) == "$objs_before" && $(s key list --json | json "len(d)") == "$keys_before" ]] && ok "failed commands left token and database unchanged" || bad "failed commands changed state"
+
+# A corrupt and a foreign database, each in a copy of the data folder.
+cp -a $D $W/corrupt && sed -i "s#$D/tokens#$W/corrupt/tokens#" $W/corrupt/softhsm2.conf
+head -c 65536 /dev/urandom >$W/corrupt/signet.db; rm -f $W/corrupt/signet.db-wal $W/corrupt/signet.db-shm
+expect_error "a corrupt database is refused" 8 "signet.db" "$SIGNET" --data-dir $W/corrupt key list
+cp -a $D $W/foreign && sed -i "s#$D/tokens#$W/foreign/tokens#" $W/foreign/softhsm2.conf
+rm -f $W/foreign/signet.db*; python3 -c "import sqlite3; c=sqlite3.connect('$W/foreign/signet.db'); c.execute('create table songs(t text)'); c.commit()"
+expect_error "a foreign database is refused" 6 "another application" "$SIGNET" --data-dir $W/foreign key list
+# A data folder without permission, as an unprivileged user (root would bypass the mode).
+if command -v setpriv >/dev/null && [[ $(id -u) == 0 ]]; then
+  expect_error "a data folder without permission" 5 "permission" setpriv --reuid=65534 --regid=65534 --clear-groups "$SIGNET" --data-dir $D key list
+  mkdir -p $W/ro && chmod 555 $W/ro
+  expect_error "init where nothing can be written" 5 "permission" setpriv --reuid=65534 --regid=65534 --clear-groups "$SIGNET" --data-dir $W/ro/data init
+  [[ -z $(ls -A $W/ro) ]] && ok "failed init left nothing behind" || bad "failed init left: $(ls -A $W/ro)"
+else
+  chmod 000 $D; expect_error "a data folder without permission" 5 "permission" s key list; chmod 700 $D
+fi
+mkdir -p $W/full && touch $W/full/somefile
+expect_error "init refuses a non-empty foreign folder" 6 "not empty" "$SIGNET" --data-dir $W/full init
+expect_error "init with a missing module leaves nothing" 3 "/nonexistent/p11.so" "$SIGNET" --data-dir $W/new --module /nonexistent/p11.so init
+[[ ! -e $W/new && -z $(ls -a $W | grep signet-init) ]] && ok "failed init left no partial data folder" || bad "failed init left files"
+echo 'bogus = 1' >>$W/foreign/signet.toml
+expect_error "an unknown setting in signet.toml is refused" 2 "bogus" "$SIGNET" --data-dir $W/foreign key list
+
+finish
