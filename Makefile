@@ -5,7 +5,7 @@ DATA_DIR ?= signet-data
 JOBS ?= $(shell nproc)
 SIGNET := build/dev/src/cli/signet
 
-.PHONY: all deps build run test asan bench fuzz release format tidy clean
+.PHONY: all deps build run test asan asan-build bench fuzz release format tidy clean
 
 all: build
 
@@ -24,12 +24,19 @@ run: build
 	$(SIGNET) init --data-dir $(DATA_DIR)
 	$(SIGNET) status --data-dir $(DATA_DIR)
 
-test: build
+# Every test twice: the normal build, then under AddressSanitizer + UndefinedBehaviorSanitizer
+# (with LeakSanitizer), because signet parses untrusted input and drives C libraries.
+test: build asan-build
 	ctest --preset dev -j $(JOBS)
+	ctest --preset asan -j $(JOBS)
 
-asan: deps
+build/asan/build.ninja: CMakePresets.json CMakeLists.txt
 	cmake --preset asan
+
+asan-build: deps build/asan/build.ninja
 	cmake --build --preset asan -j $(JOBS)
+
+asan: asan-build
 	ctest --preset asan -j $(JOBS)
 
 release: deps

@@ -60,7 +60,9 @@ for alg in rsa-3072 rsa-4096 ec-p256 ec-p384; do
     hsm_key=$(openssl pkey -pubin -inform DER -in $W/$alg.pub.der -outform DER 2>/dev/null | od -An -tx1 | tr -d ' \n')
     [[ -n $hsm_key && $hsm_key == "$csr_spki" ]] && ok "$alg CSR public key equals the key in the HSM" || bad "$alg CSR key differs from HSM key"
   else
-    point=$(p11 --list-objects --type pubkey --id "$id" 2>/dev/null | sed -n 's/^ *EC_POINT: *//p' | head -1)
+    # pkcs11-tool --list-objects ignores --id, so pick the object whose ID line matches.
+    point=$(p11 --list-objects --type pubkey 2>/dev/null | awk -v id="$id" '
+      /^Public Key Object/ { p = "" } /EC_POINT:/ { p = $2 } $1 == "ID:" && $2 == id { print p; exit }')
     point=${point:4}  # drop the DER OCTET STRING header 0441 / 0461
     [[ -n $point && $csr_spki == *"$point" ]] && ok "$alg CSR public key equals the key in the HSM" || bad "$alg CSR key differs from HSM key ($point)"
   fi

@@ -30,7 +30,11 @@ Result<Module> Module::Load(const std::string& path) {
   bool missing = ::stat(path.c_str(), &st) != 0 && (errno == ENOENT || errno == ENOTDIR);
 
   dlerror();  // Clear any earlier message.
-  std::unique_ptr<void, LibraryCloser> library(dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL));
+  // RTLD_NODELETE: the module stays mapped after dlclose. Vendor modules may leave threads or
+  // atexit handlers behind that would crash once their code is unmapped (p11-kit avoids unloading
+  // for the same reason), and leak reports can then still name the module that leaked.
+  std::unique_ptr<void, LibraryCloser> library(
+      dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE));
   if (library == nullptr) {
     const char* why = dlerror();
     std::string message = "cannot load PKCS#11 module " + path + ": " +
