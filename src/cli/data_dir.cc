@@ -100,7 +100,7 @@ Status BuildEmbeddedDefault(const std::string& staging, const std::string& final
   SIGNET_TRY(fs::WriteFileAtomic(
       staging_conf, AsBytes(SoftHsmConfigText(Join(final_dir, config::kTokenDirName)))));
   SIGNET_TRY(fs::WriteFileAtomic(Join(staging, config::kConfigFileName),
-                                 AsBytes(config::EmbeddedDefaultConfigText()), 0600));
+                                 AsBytes(config::EmbeddedDefaultConfigText(module_path)), 0600));
   return OkStatus();
 }
 

@@ -111,13 +111,13 @@ Result<Config> LoadDataDirConfig(const std::string& data_dir) {
   return ParseConfig(ToString(*text), path, data_dir);
 }
 
-std::string EmbeddedDefaultConfigText() {
+std::string EmbeddedDefaultConfigText(std::string_view module_path) {
   std::string t;
   t += "# signet configuration, written by `signet init` for the embedded default:\n";
   t += "# a SoftHSM2 token and an SQLite database, both inside this folder.\n";
   t += "# Relative paths are relative to this folder.\n\n";
   t += "[hsm]\n";
-  t += "module = \"" + std::string(kSoftHsmModulePath) + "\"\n";
+  t += "module = \"" + std::string(module_path) + "\"\n";
   t += "token_label = \"" + std::string(kDefaultTokenLabel) + "\"\n";
   t += "pin_file = \"" + std::string(kUserPinFileName) + "\"\n";
   t += "softhsm_conf = \"" + std::string(kSoftHsmConfigFileName) + "\"\n\n";

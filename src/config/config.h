@@ -51,7 +51,8 @@ Result<Config> LoadDataDirConfig(const std::string& data_dir);
 Result<Config> ParseConfig(std::string_view text, std::string_view source,
                            const std::string& data_dir);
 
-// The text `signet init` writes for an embedded default whose files all live in the data folder.
-std::string EmbeddedDefaultConfigText();
+// The text `signet init` writes for an embedded default whose files all live in the data folder;
+// `module_path` is the SoftHSM2 (or compatible) module the token was created with.
+std::string EmbeddedDefaultConfigText(std::string_view module_path = kSoftHsmModulePath);
 
 }  // namespace signet::config

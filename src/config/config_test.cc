@@ -15,6 +15,12 @@ TEST(ConfigTest, EmbeddedDefaultParsesAndResolvesPaths) {
   EXPECT_EQ(c->store.sqlite_path, "/srv/signet/signet.db");
 }
 
+TEST(ConfigTest, EmbeddedDefaultNamesTheModuleUsed) {
+  auto c = ParseConfig(EmbeddedDefaultConfigText("/opt/hsm/libvendor.so"), "signet.toml", "/d");
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_EQ(c->hsm.module_path, "/opt/hsm/libvendor.so");
+}
+
 TEST(ConfigTest, AbsolutePathsStay) {
   auto c = ParseConfig(
       "[hsm]\nmodule='/m.so'\ntoken_serial='abc'\npin_file='/etc/pin'\n[store]\nsqlite_path='/x.db'\n",
