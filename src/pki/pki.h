@@ -16,6 +16,7 @@
 // when OpenSSL or the signer misbehaves. No function throws.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <string>
@@ -153,5 +154,39 @@ struct CertificateChain {
 // Not checked, because that is the relying party's job: trust anchors, validity at any time (the
 // dates are only reported), revocation, policies, name constraints, extended key usage.
 Result<CertificateChain> ParseChainForKey(std::string_view pem, ByteView key_spki_der);
+
+// --- TLS identity for the embedded default ----------------------------------------------------
+
+// How long a generated localhost TLS certificate is valid.
+inline constexpr std::chrono::seconds kLocalhostTlsValidity{std::chrono::hours(24 * 365)};
+
+// A TLS server certificate and its private key, both as PEM. The key is an ordinary file-held key
+// (the issue allows it for TLS; signing keys never leave the HSM): the caller writes
+// `private_key_pem` to an owner-only (0600) file, e.g. with fs::WriteFileAtomic.
+struct TlsIdentity {
+  std::string certificate_pem;  // "CERTIFICATE" (RFC 7468 §5), LF line ends
+  SecretBytes private_key_pem;  // "PRIVATE KEY", unencrypted PKCS#8 (RFC 7468 §10)
+  TimePoint not_after;
+};
+
+// Creates a fresh self-signed certificate for the development server of the embedded default:
+// a new ECDSA P-256 key; X.509 v3 with a random positive 128-bit serial; subject and issuer
+// "CN=localhost,O=signet development,OU=signet development TLS (not for production)";
+// notBefore = `now` - 5 minutes (clock skew), notAfter = `now` + `validity`; extensions
+// basicConstraints (critical) cA FALSE, keyUsage (critical) digitalSignature, extendedKeyUsage
+// serverAuth (RFC 5280 §4.2.1.12), subjectAltName DNS:localhost, IP:127.0.0.1, IP:::1 and a
+// subjectKeyIdentifier; signed ecdsa-with-SHA256. The result verifies against itself
+// (`openssl verify -CAfile cert.pem cert.pem`).
+//
+// Fails with InvalidArgument if `validity` is not positive or longer than 825 days, Internal if
+// OpenSSL fails. Thread-safe.
+Result<TlsIdentity> CreateLocalhostTlsIdentity(
+    TimePoint now, std::chrono::seconds validity = kLocalhostTlsValidity);
+
+// --- Digests (activations: SAD hashes; tests) -------------------------------------------------
+
+// The `hash` digest of `data` (FIPS 180-4), DigestSize(hash) bytes. Internal if OpenSSL fails.
+// Thread-safe.
+Result<Bytes> ComputeDigest(HashAlgorithm hash, ByteView data);
 
 }  // namespace signet::pki

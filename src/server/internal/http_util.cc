@@ -1,0 +1,161 @@
+// Helpers for request-target and header text (internal/http_util.h).
+
+#include "server/internal/http_util.h"
+
+#include <cstdio>
+
+namespace signet::server::internal {
+namespace {
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+}  // namespace
+
+Result<std::string> PercentDecode(std::string_view text, bool plus_as_space) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '+' && plus_as_space) {
+      out += ' ';
+    } else if (c == '%') {
+      if (text.size() - i < 3) {
+        return InvalidArgument("truncated percent escape at offset " + std::to_string(i));
+      }
+      int hi = HexValue(text[i + 1]);
+      int lo = HexValue(text[i + 2]);
+      if (hi < 0 || lo < 0) {
+        return InvalidArgument("bad percent escape at offset " + std::to_string(i));
+      }
+      char decoded = static_cast<char>(hi * 16 + lo);
+      if (decoded == '\0') return InvalidArgument("percent escape %00 is not allowed");
+      out += decoded;
+      i += 2;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+Result<ParsedTarget> ParseTarget(std::string_view target) {
+  if (target.empty() || target.front() != '/') {
+    return InvalidArgument("the request target must be an absolute path starting with '/'");
+  }
+  for (char c : target) {
+    auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u >= 0x7f || c == '#') {
+      return InvalidArgument("the request target holds a character that is not allowed");
+    }
+  }
+  ParsedTarget parsed;
+  size_t question = target.find('?');
+  parsed.path = std::string(target.substr(0, question));
+  if (question == std::string_view::npos) return parsed;
+
+  std::string_view query = target.substr(question + 1);
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (pair.empty()) continue;
+    if (parsed.query.size() == kMaxQueryParams) {
+      return InvalidArgument("more than " + std::to_string(kMaxQueryParams) + " query parameters");
+    }
+    size_t eq = pair.find('=');
+    auto name = PercentDecode(pair.substr(0, eq), true);
+    if (!name.ok()) return name.error().WithContext("query parameter name");
+    std::string value;
+    if (eq != std::string_view::npos) {
+      auto decoded = PercentDecode(pair.substr(eq + 1), true);
+      if (!decoded.ok()) return decoded.error().WithContext("query parameter value");
+      value = std::move(decoded).value();
+    }
+    parsed.query.emplace_back(std::move(name).value(), std::move(value));
+  }
+  return parsed;
+}
+
+bool IsHttpToken(std::string_view text) {
+  if (text.empty()) return false;
+  for (char c : text) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    if (!ok) {
+      switch (c) {
+        case '!':
+        case '#':
+        case '$':
+        case '%':
+        case '&':
+        case '\'':
+        case '*':
+        case '+':
+        case '-':
+        case '.':
+        case '^':
+        case '_':
+        case '`':
+        case '|':
+        case '~':
+          ok = true;
+          break;
+        default:
+          break;
+      }
+    }
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool HasLineBreakOrNul(std::string_view text) {
+  return text.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos;
+}
+
+std::string JsonEscape(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + 8);
+  for (char c : text) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out;
+}
+
+std::string ToLowerAscii(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+}  // namespace signet::server::internal

@@ -1,0 +1,61 @@
+// Unit tests for the request-target and header helpers (internal/http_util.h).
+
+#include "server/internal/http_util.h"
+
+#include <gtest/gtest.h>
+
+namespace signet::server::internal {
+namespace {
+
+TEST(ParseTargetTest, SplitsPathAndDecodesQuery) {
+  auto parsed = ParseTarget("/csc/v2/info?lang=en%2DGB&q=a+b&flag&&x=%41=1");
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message();
+  EXPECT_EQ(parsed->path, "/csc/v2/info");
+  using Pairs = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(parsed->query, (Pairs{{"lang", "en-GB"}, {"q", "a b"}, {"flag", ""}, {"x", "A=1"}}));
+}
+
+TEST(ParseTargetTest, KeepsPathEncoded) {
+  auto parsed = ParseTarget("/a%2Fb");
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_EQ(parsed->path, "/a%2Fb");
+  EXPECT_TRUE(parsed->query.empty());
+}
+
+TEST(ParseTargetTest, RefusesBadTargets) {
+  for (std::string_view bad : {"", "a", "http://x/", "*", "/a b", "/a#f", "/a?x=%4", "/a?x=%zz",
+                               "/a?x=%00", "/\x7f", "/\xc3\xa9"}) {
+    EXPECT_FALSE(ParseTarget(bad).ok()) << bad;
+  }
+}
+
+TEST(ParseTargetTest, LimitsQueryParameters) {
+  std::string target = "/a?";
+  for (size_t i = 0; i < kMaxQueryParams; ++i) target += "p=1&";
+  EXPECT_TRUE(ParseTarget(target).ok());
+  EXPECT_FALSE(ParseTarget(target + "q=2").ok());
+}
+
+TEST(PercentDecodeTest, PlusOnlyWhenAsked) {
+  EXPECT_EQ(*PercentDecode("a+b%20c", true), "a b c");
+  EXPECT_EQ(*PercentDecode("a+b%20c", false), "a+b c");
+  EXPECT_FALSE(PercentDecode("%", true).ok());
+  EXPECT_FALSE(PercentDecode("%a", true).ok());
+}
+
+TEST(HttpTextTest, TokensAndLineBreaks) {
+  EXPECT_TRUE(IsHttpToken("X-Request-Id"));
+  EXPECT_FALSE(IsHttpToken(""));
+  EXPECT_FALSE(IsHttpToken("a b"));
+  EXPECT_FALSE(IsHttpToken("a:b"));
+  EXPECT_TRUE(HasLineBreakOrNul("a\r\nb"));
+  EXPECT_TRUE(HasLineBreakOrNul(std::string_view("a\0b", 3)));
+  EXPECT_FALSE(HasLineBreakOrNul("plain value"));
+}
+
+TEST(JsonEscapeTest, EscapesControlCharacters) {
+  EXPECT_EQ(JsonEscape("a\"b\\c\x01"), "a\\\"b\\\\c\\u0001");
+}
+
+}  // namespace
+}  // namespace signet::server::internal

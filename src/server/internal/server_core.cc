@@ -1,0 +1,621 @@
+// ServerCore and Session (internal/server_core.h): accepting, TLS, HTTP/1.1 reading with limits,
+// dispatch to handlers (inline or on the WorkerPool), writing, keep-alive and shutdown.
+//
+// A Session is one TLS connection. Its life, all on its strand:
+//   handshake -> [idle: wait for the first byte] -> read header -> read body -> handle -> write
+//   -> (keep-alive) idle ... -> TLS close_notify -> close.
+// Timeouts are armed on the tcp_stream (Beast closes the socket when one expires): the handshake
+// and each request read get request_timeout, waiting for a next request gets idle_timeout, the
+// handler itself is not bounded (a blocking HSM call cannot be interrupted), and writing the
+// response gets request_timeout again.
+//
+// Limits are enforced by the Beast parser before the handler sees anything: header_limit (431)
+// and body_limit (413, checked against Content-Length as soon as the header is read, and against
+// the bytes received for chunked bodies). The header-field count is checked after the header.
+// Any transport error answer closes the connection, since the rest of the stream cannot be
+// trusted to be aligned on a request boundary.
+
+#include "server/internal/server_core.h"
+
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <chrono>
+#include <exception>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "common/encoding.h"
+#include "common/random.h"
+#include "server/internal/http_util.h"
+#include "server/internal/tls_context.h"
+
+namespace signet::server::internal {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = net::ssl;
+using tcp = net::ip::tcp;
+using boost::system::error_code;
+using SteadyClock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr std::string_view kRequestsTotal = "signet_http_requests_total";
+constexpr std::string_view kRequestDuration = "signet_http_request_duration_seconds";
+constexpr std::string_view kConnectionsActive = "signet_http_connections_active";
+constexpr std::string_view kRejectedTotal = "signet_http_rejected_total";
+constexpr std::string_view kUnmatched = "unmatched";
+// Longest wait for the peer's close_notify before the socket is simply closed.
+constexpr std::chrono::milliseconds kTlsShutdownTimeout{1000};
+
+std::string MethodLabel(std::string_view method) {
+  for (std::string_view known : {"GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"}) {
+    if (method == known) return std::string(known);
+  }
+  return "OTHER";
+}
+
+std::string NewRequestId() {
+  uint8_t raw[16];
+  if (!RandomBytes(raw).ok()) {
+    // getrandom(2) practically never fails; a unique-enough id still beats no answer.
+    static std::atomic<uint64_t> counter{0};
+    return "fallback-" + std::to_string(counter.fetch_add(1));
+  }
+  return HexEncode(ByteView(raw, sizeof raw));
+}
+
+std::string FormatEndpoint(const tcp::endpoint& endpoint) {
+  std::string address = endpoint.address().to_string();
+  if (endpoint.address().is_v6()) address = "[" + address + "]";
+  return address + ":" + std::to_string(endpoint.port());
+}
+
+uint32_t ClampU32(size_t n) { return n > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(n); }
+
+bool IsServerManagedHeader(std::string_view lower_name) {
+  for (std::string_view name : {"content-length", "connection", "date", "server",
+                                "transfer-encoding", "x-request-id", "content-type"}) {
+    if (lower_name == name) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(ServerCore& core, tcp::socket socket, uint64_t id, bool rejecting)
+      : core_(core),
+        id_(id),
+        rejecting_(rejecting),
+        client_address_(FormatEndpointOf(socket)),
+        stream_(std::move(socket), core.tls()),
+        buffer_(core.options().max_header_bytes + 64 * 1024) {}
+
+  ~Session() { core_.OnSessionClosed(id_, rejecting_); }
+
+  // Bound to one socket and one place in the registry.
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  uint64_t id() const { return id_; }
+
+  void Start() {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->DoHandshake(); });
+  }
+
+  // Shutdown has begun: close now if nothing is in progress, else after the current response.
+  void NotifyStop() {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      self->stop_requested_ = true;
+      if (self->state_ == State::kIdle || self->state_ == State::kHandshake) {
+        self->Lowest().cancel();
+      }
+    });
+  }
+
+  // The grace period is over: close whatever is happening.
+  void ForceClose() {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      self->stop_requested_ = true;
+      self->Close();
+    });
+  }
+
+ private:
+  enum class State { kHandshake, kIdle, kReading, kHandling, kWriting, kClosing, kClosed };
+
+  static std::string FormatEndpointOf(const tcp::socket& socket) {
+    error_code ec;
+    tcp::endpoint endpoint = socket.remote_endpoint(ec);
+    return ec ? std::string("unknown") : FormatEndpoint(endpoint);
+  }
+
+  beast::tcp_stream& Lowest() { return beast::get_lowest_layer(stream_); }
+
+  void DoHandshake() {
+    state_ = State::kHandshake;
+    Lowest().expires_after(core_.options().request_timeout);
+    stream_.async_handshake(ssl::stream_base::server,
+                            [self = shared_from_this()](error_code ec) { self->OnHandshake(ec); });
+  }
+
+  void OnHandshake(error_code ec) {
+    if (ec) {
+      core_.metrics().Increment("signet_tls_handshake_failures_total");
+      return Close();
+    }
+    client_cert_sha256_ = VerifiedPeerCertificateSha256(stream_.native_handle());
+    WaitForRequest();
+  }
+
+  // Waits up to idle_timeout for the first byte of the next request.
+  void WaitForRequest() {
+    if (stop_requested_) return ShutdownTls();
+    state_ = State::kIdle;
+    if (buffer_.size() > 0) return ReadHeader();  // a pipelined request is already here
+    Lowest().expires_after(core_.options().idle_timeout);
+    stream_.async_read_some(buffer_.prepare(4096),
+                            [self = shared_from_this()](error_code ec, size_t n) {
+                              self->buffer_.commit(n);
+                              if (ec || n == 0) return self->Close();
+                              self->ReadHeader();
+                            });
+  }
+
+  void ReadHeader() {
+    state_ = State::kReading;
+    request_start_ = SteadyClock::now();
+    parser_.emplace();
+    parser_->header_limit(ClampU32(core_.options().max_header_bytes));
+    parser_->body_limit(core_.options().max_body_bytes);
+    Lowest().expires_after(core_.options().request_timeout);
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](error_code ec, size_t) { self->OnHeader(ec); });
+  }
+
+  void OnHeader(error_code ec) {
+    if (ec) return OnReadError(ec);
+    if (rejecting_) {
+      core_.metrics().Increment(kRejectedTotal, {{"reason", "connections"}});
+      return SendTransportError(503, "temporarily_unavailable",
+                                "the server has too many open connections; retry later",
+                                /*retry_after=*/true);
+    }
+    size_t fields = 0;
+    for (auto it = parser_->get().begin(); it != parser_->get().end(); ++it) ++fields;
+    if (fields > core_.options().max_header_count) {
+      return SendTransportError(431, "invalid_request",
+                                "the request has more than " +
+                                    std::to_string(core_.options().max_header_count) +
+                                    " header fields",
+                                false);
+    }
+    if (parser_->is_done()) return OnRequest();
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](error_code read_ec, size_t) {
+                       if (read_ec) return self->OnReadError(read_ec);
+                       self->OnRequest();
+                     });
+  }
+
+  void OnReadError(error_code ec) {
+    if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
+      return SendTransportError(431, "invalid_request",
+                                "the request header is larger than " +
+                                    std::to_string(core_.options().max_header_bytes) + " bytes",
+                                false);
+    }
+    if (ec == http::error::body_limit) {
+      return SendTransportError(413, "invalid_request",
+                                "the request body is larger than " +
+                                    std::to_string(core_.options().max_body_bytes) + " bytes",
+                                false);
+    }
+    if (ec.category() == http::make_error_code(http::error::bad_method).category() &&
+        ec != http::error::end_of_stream && ec != http::error::partial_message && !rejecting_) {
+      return SendTransportError(400, "invalid_request", "malformed HTTP request", false);
+    }
+    Close();  // end of stream, timeout, TLS failure, cancellation
+  }
+
+  void OnRequest() {
+    Lowest().expires_never();  // the handler is not bounded by the read timeout
+    state_ = State::kHandling;
+    auto& message = parser_->get();
+    keep_alive_ = message.keep_alive();
+
+    auto request = std::make_shared<Request>();
+    request->method = std::string(message.method_string());
+    request->target = std::string(message.target());
+    request->request_id = NewRequestId();
+    request->client_address = client_address_;
+    request->client_cert_sha256 = client_cert_sha256_;
+    request->headers.reserve(core_.options().max_header_count);
+    for (const auto& field : message) {
+      request->headers.emplace_back(ToLowerAscii(field.name_string()), std::string(field.value()));
+    }
+    request->body = std::move(message.body());
+    parser_.reset();
+    method_label_ = MethodLabel(request->method);
+    route_label_ = std::string(kUnmatched);
+    request_id_ = request->request_id;
+
+    auto target = ParseTarget(request->target);
+    if (!target.ok()) {
+      return SendResponse(JsonErrorResponse(400, "invalid_request", target.error().message()));
+    }
+    request->path = std::move(target->path);
+    request->query = std::move(target->query);
+
+    Router::Match match = core_.router().Find(request->method, request->path);
+    if (match.route == nullptr) {
+      if (match.allowed.empty()) {
+        return SendResponse(JsonErrorResponse(404, "not_found", "no such endpoint"));
+      }
+      std::string allow;
+      for (const std::string& m : match.allowed) allow += (allow.empty() ? "" : ", ") + m;
+      Response response =
+          JsonErrorResponse(405, "method_not_allowed", "use " + allow + " for this endpoint");
+      response.headers.emplace_back("Allow", allow);
+      return SendResponse(std::move(response));
+    }
+    const Router::Route* route = match.route;
+    route_label_ = route->pattern;
+    request->route = route->pattern;
+
+    if (!route->options.blocking) return SendResponse(CallHandler(*route, *request));
+
+    auto job = [self = shared_from_this(), route, request]() {
+      Response response = CallHandler(*route, *request);
+      net::post(self->stream_.get_executor(), [self, response = std::move(response)]() mutable {
+        self->SendResponse(std::move(response));
+      });
+    };
+    if (!core_.pool().TrySubmit(std::move(job))) {
+      core_.metrics().Increment(kRejectedTotal, {{"reason", "workers"}});
+      Response response =
+          JsonErrorResponse(503, "temporarily_unavailable", "the server is busy; retry later");
+      response.headers.emplace_back("Retry-After",
+                                    std::to_string(core_.options().retry_after.count()));
+      return SendResponse(std::move(response));
+    }
+  }
+
+  static Response CallHandler(const Router::Route& route, const Request& request) {
+    try {
+      return route.handler(request);
+    } catch (...) {
+      return JsonErrorResponse(500, "server_error", "internal error");
+    }
+  }
+
+  // Answers a request that could not be read or admitted, then closes the connection.
+  void SendTransportError(int status, std::string_view error, const std::string& description,
+                          bool retry_after) {
+    Lowest().expires_never();
+    parser_.reset();
+    close_after_response_ = true;
+    request_id_ = NewRequestId();
+    method_label_ = "OTHER";
+    route_label_ = std::string(kUnmatched);
+    Response response = JsonErrorResponse(status, error, description);
+    if (retry_after) {
+      response.headers.emplace_back("Retry-After",
+                                    std::to_string(core_.options().retry_after.count()));
+    }
+    SendResponse(std::move(response));
+  }
+
+  void SendResponse(Response response) {
+    if (state_ == State::kClosed) return;  // closed while the handler ran
+    bool valid = response.status >= 200 && response.status <= 599 &&
+                 !HasLineBreakOrNul(response.content_type);
+    for (const auto& [name, value] : response.headers) {
+      valid = valid && IsHttpToken(name) && !HasLineBreakOrNul(value);
+    }
+    if (!valid) response = JsonErrorResponse(500, "server_error", "internal error");
+
+    double seconds = std::chrono::duration<double>(SteadyClock::now() - request_start_).count();
+    core_.metrics().Increment(kRequestsTotal, {{"method", method_label_},
+                                               {"path", route_label_},
+                                               {"status", std::to_string(response.status)}});
+    core_.metrics().Observe(kRequestDuration, {{"method", method_label_}, {"path", route_label_}},
+                            seconds);
+
+    bool keep_alive = keep_alive_ && !close_after_response_ && !stop_requested_;
+    response_.emplace();
+    auto& res = *response_;
+    res.version(11);
+    res.result(static_cast<unsigned>(response.status));
+    res.set(http::field::server, "signet");
+    res.set(http::field::content_type, response.content_type);
+    res.set("X-Request-Id", request_id_);
+    bool has_cache_control = false;
+    for (const auto& [name, value] : response.headers) {
+      std::string lower = ToLowerAscii(name);
+      if (IsServerManagedHeader(lower)) continue;
+      has_cache_control = has_cache_control || lower == "cache-control";
+      res.insert(name, value);
+    }
+    if (!has_cache_control) res.set(http::field::cache_control, "no-store");
+    res.set(http::field::strict_transport_security, "max-age=31536000");
+    res.set("X-Content-Type-Options", "nosniff");
+    res.set("X-Frame-Options", "DENY");
+    res.set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
+    res.set("Referrer-Policy", "no-referrer");
+    res.body() = std::move(response.body);
+    res.keep_alive(keep_alive);
+    res.prepare_payload();
+
+    state_ = State::kWriting;
+    Lowest().expires_after(core_.options().request_timeout);
+    http::async_write(stream_, res, [self = shared_from_this(), keep_alive](error_code ec, size_t) {
+      self->response_.reset();
+      if (ec) return self->Close();
+      if (!keep_alive) return self->ShutdownTls();
+      self->WaitForRequest();
+    });
+  }
+
+  // Sends close_notify and waits briefly for the peer's, then closes.
+  void ShutdownTls() {
+    if (state_ == State::kClosing || state_ == State::kClosed) return;
+    state_ = State::kClosing;
+    Lowest().expires_after(
+        std::min<std::chrono::milliseconds>(kTlsShutdownTimeout, core_.options().request_timeout));
+    stream_.async_shutdown([self = shared_from_this()](error_code) { self->Close(); });
+  }
+
+  void Close() {
+    if (state_ == State::kClosed) return;
+    state_ = State::kClosed;
+    error_code ec;
+    Lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
+    Lowest().close();
+  }
+
+  ServerCore& core_;
+  const uint64_t id_;
+  const bool rejecting_;  // over max_connections: only ever answers 503
+  const std::string client_address_;
+
+  // Everything below is touched only on the stream's strand.
+  beast::ssl_stream<beast::tcp_stream> stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<http::response<http::string_body>> response_;
+  std::optional<std::string> client_cert_sha256_;
+  State state_ = State::kHandshake;
+  bool keep_alive_ = false;
+  bool close_after_response_ = false;
+  bool stop_requested_ = false;
+  SteadyClock::time_point request_start_ = SteadyClock::now();
+  std::string method_label_ = "OTHER";
+  std::string route_label_{kUnmatched};
+  std::string request_id_;
+};
+
+// --- ServerCore -----------------------------------------------------------------------------
+
+ServerCore::ServerCore(ServerOptions options, Router router, Metrics& metrics,
+                       std::unique_ptr<ssl::context> tls)
+    : options_(std::move(options)),
+      router_(std::move(router)),
+      metrics_(metrics),
+      tls_(std::move(tls)),
+      control_(net::make_strand(io_)),
+      acceptor_(control_),
+      accept_retry_timer_(control_),
+      grace_timer_(control_),
+      signals_(control_) {
+  metrics_.DeclareCounter(kRequestsTotal, "HTTP requests answered, by method, route and status.");
+  metrics_.DeclareHistogram(kRequestDuration,
+                            "Time from reading an HTTP request to its response being ready.",
+                            DefaultLatencyBuckets());
+  metrics_.DeclareGauge(kConnectionsActive, "Open HTTPS connections.");
+  metrics_.DeclareCounter(kRejectedTotal,
+                          "Requests answered 503 for overload, by reason (connections, workers).");
+  metrics_.DeclareCounter("signet_tls_handshake_failures_total", "Failed TLS handshakes.");
+}
+
+ServerCore::~ServerCore() {
+  Stop();
+  Wait();
+}
+
+Result<uint16_t> ServerCore::Start() {
+  {
+    std::lock_guard lock(mu_);
+    if (started_ || stopping_) return FailedPrecondition("the server was already started");
+    started_ = true;
+  }
+  error_code ec;
+  net::ip::address address = net::ip::make_address(options_.bind_address, ec);
+  if (ec)
+    return InvalidArgument("bind address '" + options_.bind_address + "' is not an IP address");
+  tcp::endpoint endpoint(address, options_.port);
+  std::string where = FormatEndpoint(endpoint);
+  acceptor_.open(endpoint.protocol(), ec);
+  if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(endpoint, ec);
+  if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) return Unavailable("cannot listen on " + where + ": " + ec.message());
+  port_ = acceptor_.local_endpoint(ec).port();
+  if (ec) return Unavailable("cannot read the bound port: " + ec.message());
+
+  try {
+    pool_ = std::make_unique<WorkerPool>(options_.worker_threads, options_.worker_queue_capacity);
+  } catch (const std::exception& e) {
+    return Unavailable(std::string("cannot start worker threads: ") + e.what());
+  }
+  work_ = std::make_unique<net::executor_work_guard<net::io_context::executor_type>>(
+      io_.get_executor());
+  if (options_.handle_signals) {
+    signals_.add(SIGTERM, ec);
+    if (!ec) signals_.add(SIGINT, ec);
+    if (ec) return Unavailable("cannot handle SIGTERM/SIGINT: " + ec.message());
+    signals_.async_wait([this](error_code wait_ec, int) {
+      if (!wait_ec) Stop();
+    });
+  }
+  net::dispatch(control_, [this] { DoAccept(); });
+
+  std::lock_guard join_lock(join_mu_);
+  try {
+    for (size_t i = 0; i < std::max<size_t>(options_.io_threads, 1); ++i) {
+      threads_.emplace_back([this] { RunIoThread(); });
+    }
+  } catch (const std::exception& e) {
+    // Threads already started keep serving; Stop/Wait end them.
+    if (threads_.empty()) {
+      return Unavailable(std::string("cannot start I/O threads: ") + e.what());
+    }
+  }
+  return port_.load();
+}
+
+void ServerCore::RunIoThread() {
+  for (;;) {
+    try {
+      io_.run();
+      return;
+    } catch (...) {
+      // Handlers are written not to throw; one that does (bad_alloc) must not end the thread.
+    }
+  }
+}
+
+void ServerCore::DoAccept() {
+  acceptor_.async_accept(net::make_strand(io_),
+                         net::bind_executor(control_, [this](error_code ec, tcp::socket socket) {
+                           OnAccept(ec, std::move(socket));
+                         }));
+}
+
+void ServerCore::OnAccept(error_code ec, tcp::socket socket) {
+  if (!acceptor_.is_open()) return;
+  if (ec) {
+    // Typically EMFILE/ENFILE: pause instead of spinning on the error.
+    accept_retry_timer_.expires_after(std::chrono::milliseconds(50));
+    accept_retry_timer_.async_wait([this](error_code wait_ec) {
+      if (!wait_ec && acceptor_.is_open()) DoAccept();
+    });
+    return;
+  }
+  error_code ignored;
+  socket.set_option(tcp::no_delay(true), ignored);
+
+  std::shared_ptr<Session> session;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;  // socket closes as it goes out of scope
+    bool rejecting = active_ >= options_.max_connections;
+    if (rejecting && rejecting_ >= kMaxRejectingConnections) {
+      socket.close(ignored);
+    } else {
+      uint64_t id = next_session_id_++;
+      session = std::make_shared<Session>(*this, std::move(socket), id, rejecting);
+      sessions_.emplace(id, session);
+      if (rejecting) {
+        ++rejecting_;
+      } else {
+        ++active_;
+      }
+    }
+  }
+  if (session == nullptr) {
+    metrics_.Increment(kRejectedTotal, {{"reason", "connections"}});
+  } else {
+    metrics_.AddGauge(kConnectionsActive, {}, 1);
+    session->Start();
+  }
+  DoAccept();
+}
+
+void ServerCore::OnSessionClosed(uint64_t id, bool rejecting) {
+  bool post_check = false;
+  {
+    std::lock_guard lock(mu_);
+    sessions_.erase(id);
+    if (rejecting) {
+      --rejecting_;
+    } else {
+      --active_;
+    }
+    post_check = stopping_ && sessions_.empty() && !io_finished_;
+  }
+  metrics_.AddGauge(kConnectionsActive, {}, -1);
+  if (post_check) net::post(control_, [this] { CheckDrainedOnControl(); });
+}
+
+std::vector<std::weak_ptr<Session>> ServerCore::SnapshotSessions() {
+  std::lock_guard lock(mu_);
+  std::vector<std::weak_ptr<Session>> out;
+  out.reserve(sessions_.size());
+  for (const auto& [id, session] : sessions_) out.push_back(session);
+  return out;
+}
+
+void ServerCore::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+    if (!started_) return;
+  }
+  net::post(control_, [this] { BeginStopOnControl(); });
+  for (const auto& weak : SnapshotSessions()) {
+    if (auto session = weak.lock()) session->NotifyStop();
+  }
+}
+
+void ServerCore::BeginStopOnControl() {
+  error_code ignored;
+  acceptor_.close(ignored);
+  accept_retry_timer_.cancel();
+  signals_.cancel(ignored);
+  grace_timer_.expires_after(options_.shutdown_grace);
+  grace_timer_.async_wait([this](error_code ec) {
+    if (!ec) ForceCloseAll();
+  });
+  CheckDrainedOnControl();
+}
+
+void ServerCore::ForceCloseAll() {
+  for (const auto& weak : SnapshotSessions()) {
+    if (auto session = weak.lock()) session->ForceClose();
+  }
+}
+
+void ServerCore::CheckDrainedOnControl() {
+  {
+    std::lock_guard lock(mu_);
+    if (!sessions_.empty()) return;
+  }
+  grace_timer_.cancel();
+  work_.reset();  // io_.run() returns in every thread once the last handlers have run
+}
+
+void ServerCore::Wait() {
+  std::lock_guard join_lock(join_mu_);
+  for (std::thread& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+  threads_.clear();
+  {
+    std::lock_guard lock(mu_);
+    io_finished_ = true;
+  }
+  if (pool_) pool_->Shutdown();
+}
+
+}  // namespace signet::server::internal

@@ -1,0 +1,105 @@
+// ServerCore: what Server (server.h) delegates to. It owns the io_context, the acceptor, the TLS
+// context, the worker pool and the registry of live connections (Session, defined in
+// server_core.cc). Private to server/.
+//
+// Threads and locks:
+//  - Acceptor, grace timer and signal set are only touched on `control_` (a strand).
+//  - Each Session is only touched on its own strand, except its destructor.
+//  - mu_ guards the connection registry and the counters that admission and shutdown read.
+//  - Lock order: mu_ is never held while calling into a Session, Metrics or a handler.
+#pragma once
+
+#include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "common/result.h"
+#include "server/metrics.h"
+#include "server/server.h"
+#include "server/worker_pool.h"
+
+namespace signet::server::internal {
+
+class Session;
+
+// At most this many connections beyond max_connections are kept open just to be told 503.
+inline constexpr size_t kMaxRejectingConnections = 64;
+
+class ServerCore {
+ public:
+  ServerCore(ServerOptions options, Router router, Metrics& metrics,
+             std::unique_ptr<boost::asio::ssl::context> tls);
+  ~ServerCore();
+  // Threads and sessions point at this object.
+  ServerCore(const ServerCore&) = delete;
+  ServerCore& operator=(const ServerCore&) = delete;
+
+  Result<uint16_t> Start();
+  void Stop();
+  void Wait();
+  uint16_t port() const { return port_.load(); }
+
+  // For Session.
+  const ServerOptions& options() const { return options_; }
+  const Router& router() const { return router_; }
+  Metrics& metrics() { return metrics_; }
+  WorkerPool& pool() { return *pool_; }
+  boost::asio::ssl::context& tls() { return *tls_; }
+  // Called by ~Session.
+  void OnSessionClosed(uint64_t id, bool rejecting);
+
+ private:
+  void DoAccept();
+  void OnAccept(boost::system::error_code ec, boost::asio::ip::tcp::socket socket);
+  void BeginStopOnControl();
+  void ForceCloseAll();
+  void CheckDrainedOnControl();
+  void RunIoThread();
+  std::vector<std::weak_ptr<Session>> SnapshotSessions();
+
+  // Constant after construction.
+  const ServerOptions options_;
+  const Router router_;
+  Metrics& metrics_;
+
+  mutable std::mutex mu_;
+  std::map<uint64_t, std::weak_ptr<Session>> sessions_;  // guarded by mu_
+  uint64_t next_session_id_ = 1;                         // guarded by mu_
+  size_t active_ = 0;                                    // guarded by mu_; counted sessions
+  size_t rejecting_ = 0;                                 // guarded by mu_; 503-only sessions
+  bool started_ = false;                                 // guarded by mu_
+  bool stopping_ = false;                                // guarded by mu_
+  bool io_finished_ = false;                             // guarded by mu_; io_context is done
+
+  std::atomic<uint16_t> port_{0};
+
+  // Declared after the registry so that handlers still queued in the io_context (which may own
+  // the last reference to a Session) are destroyed while the registry is alive.
+  boost::asio::io_context io_;
+  std::unique_ptr<boost::asio::ssl::context> tls_;
+  boost::asio::strand<boost::asio::io_context::executor_type> control_;
+  boost::asio::ip::tcp::acceptor acceptor_;       // on control_
+  boost::asio::steady_timer accept_retry_timer_;  // on control_
+  boost::asio::steady_timer grace_timer_;         // on control_
+  boost::asio::signal_set signals_;               // on control_
+  // Keeps io_.run() from returning between Start and the end of the stop sequence.
+  std::unique_ptr<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
+
+  std::unique_ptr<WorkerPool> pool_;  // created by Start
+  std::mutex join_mu_;                // serialises Wait
+  std::vector<std::thread> threads_;  // guarded by join_mu_ (written by Start before any Wait)
+};
+
+}  // namespace signet::server::internal
