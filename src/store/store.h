@@ -7,11 +7,13 @@
 // may be used from many threads at once.
 #pragma once
 
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "common/bytes.h"
 #include "common/clock.h"
 #include "common/result.h"
 
@@ -40,6 +42,175 @@ struct KeyRecord {
   TimePoint updated_at;
 };
 
+// ---- accounts and bearer tokens (migration 2) ----
+
+enum class AccountKind { kPerson, kService };
+enum class AccountState { kActive, kDisabled };
+enum class Role { kAdmin, kSigner, kAuditor };
+
+// "person"/"service", "active"/"disabled", "admin"/"signer"/"auditor".
+std::string_view AccountKindName(AccountKind kind);
+Result<AccountKind> ParseAccountKind(std::string_view name);
+std::string_view AccountStateName(AccountState state);
+Result<AccountState> ParseAccountState(std::string_view name);
+std::string_view RoleName(Role role);
+Result<Role> ParseRole(std::string_view name);
+
+// A set of roles; empty by default (least privilege). A plain value.
+class RoleSet {
+ public:
+  RoleSet() = default;
+  RoleSet(std::initializer_list<Role> roles) {
+    for (Role r : roles) Add(r);
+  }
+  void Add(Role role) { bits_ |= Bit(role); }
+  void Remove(Role role) { bits_ &= static_cast<unsigned>(~Bit(role)); }
+  bool Has(Role role) const { return (bits_ & Bit(role)) != 0; }
+  bool empty() const { return bits_ == 0; }
+  bool operator==(const RoleSet&) const = default;
+  // The canonical text form: role names in the order admin, signer, auditor, joined by ','
+  // ("" for no role). This is what the database stores.
+  std::string ToString() const;
+  // Parses the canonical form; InvalidArgument for unknown, repeated or misordered names.
+  static Result<RoleSet> Parse(std::string_view text);
+
+ private:
+  static unsigned Bit(Role role) { return 1u << static_cast<unsigned>(role); }
+  unsigned bits_ = 0;
+};
+
+// An account: a person (password + TOTP) or a service (mTLS client certificate). Secrets are only
+// held in protected form: password_hash is an Argon2id encoded string, totp_seed_sealed the
+// seed sealed by the HSM (hsm::SecretSealer).
+struct AccountRecord {
+  std::string id;    // e.g. "a_3f2a9c0d1e5b4a7c"; never reused
+  std::string name;  // unique
+  AccountKind kind = AccountKind::kPerson;
+  RoleSet roles;
+  AccountState state = AccountState::kActive;
+  std::optional<std::string> password_hash;  // people only
+  std::optional<Bytes> totp_seed_sealed;     // people only, once enrolled
+  int64_t totp_last_step = 0;   // the last TOTP time step accepted (0: none); only grows
+  int64_t failed_attempts = 0;  // consecutive failed logins since the last success or lock
+  std::optional<TimePoint> locked_until;
+  std::optional<std::string> mtls_fingerprint;  // services only: SHA-256 of the cert DER, hex
+  bool must_change_password = false;
+  TimePoint created_at;
+  TimePoint updated_at;
+};
+
+// A bearer token, known to the store only by the SHA-256 of its value.
+struct BearerTokenRecord {
+  Bytes token_hash;  // 32 bytes
+  std::string account_id;
+  TimePoint created_at;
+  TimePoint expires_at;
+  std::optional<TimePoint> revoked_at;
+};
+
+// What RecordLoginFailure left behind.
+struct LoginFailureState {
+  int64_t failed_attempts = 0;            // after this failure (0 when it caused a lock)
+  std::optional<TimePoint> locked_until;  // set when this failure locked the account
+};
+
+// ---- end of accounts and bearer tokens ----
+
+// ---- activations, grants, policies, audit events (migration 3) ----
+
+// One hash bound to an activation (CSC API v2 SCAL 2), usable once.
+struct ActivationHash {
+  Bytes hash;                            // the raw digest, as authorized
+  std::optional<TimePoint> consumed_at;  // set when a signature over it was released for signing
+};
+
+// A Signature Activation Data (SAD) as the store keeps it: only the SHA-256 of the SAD value,
+// bound to one account, one key, one hash algorithm and a list of hashes (DESIGN.md §3
+// "activation").
+struct ActivationRecord {
+  Bytes sad_hash;  // SHA-256 of the SAD (32 bytes); the SAD itself is never stored
+  std::string account_id;
+  std::string key_id;          // KeyRecord::id
+  std::string hash_algorithm;  // HashAlgorithmName(), e.g. "sha256"
+  int64_t num_signatures = 0;  // how many signatures the SAD allows in all
+  int64_t signatures_used = 0;
+  TimePoint created_at;  // when the account authorized the transaction (kept by extensions)
+  TimePoint expires_at;  // the SAD is refused from this instant on
+  std::vector<ActivationHash> hashes;
+};
+
+// Per-minute signature limits checked and counted in the same transaction that consumes hashes.
+// 0 means no limit. Minutes are fixed windows of Unix time (floor(seconds / 60)).
+struct SignatureRateLimits {
+  int64_t per_key = 0;          // all accounts together, on this key
+  int64_t per_account_key = 0;  // this account, on this key
+  int64_t per_account = 0;      // this account, on all keys
+};
+
+// What ConsumeActivationHashes is asked to do.
+struct ConsumeActivationRequest {
+  Bytes sad_hash;
+  std::string account_id;      // who presents the SAD
+  std::string key_id;          // the credential it is presented for
+  std::string hash_algorithm;  // HashAlgorithmName() of `hashes`
+  std::vector<Bytes> hashes;   // the hashes to be signed now, in the order asked
+  TimePoint now;
+  SignatureRateLimits limits;
+};
+
+// Signatures counted in the current minute, for the rate checks.
+struct SignatureCounts {
+  int64_t key = 0;
+  int64_t account_key = 0;
+  int64_t account = 0;
+};
+
+// The rules of ConsumeActivationHashes as one pure function, so every adapter refuses the same
+// requests with the same errors. `activation` is the stored record (with every hash and its
+// consumed state), or nullopt if no SAD has that hash. Checks, in this order:
+//   no such SAD                                   -> Unauthenticated "the SAD is not valid ..."
+//   SAD of another account                        -> PermissionDenied "... another account ..."
+//   SAD of another credential                     -> PermissionDenied "... another credential ..."
+//   now >= expires_at                             -> Unauthenticated "SAD expired"
+//   hash algorithm differs from the authorized one -> PermissionDenied
+//   no hashes, or one hash twice in the request   -> InvalidArgument
+//   more hashes than signatures left              -> PermissionDenied "more signatures than ..."
+//   a hash not bound to the SAD                   -> PermissionDenied "... not authorized by the SAD"
+//   a hash already consumed                       -> PermissionDenied "... already used ..."
+//   a rate limit would be exceeded                -> ResourceExhausted
+Status CheckActivationConsumable(const std::optional<ActivationRecord>& activation,
+                                 const ConsumeActivationRequest& request,
+                                 const SignatureCounts& counts_this_minute);
+
+// The first four rules above: the SAD exists, is bound to `account_id` and `key_id`, and has not
+// expired at `now`. Used alone by ReplaceActivation.
+Status CheckActivationBinding(const std::optional<ActivationRecord>& activation,
+                              std::string_view account_id, std::string_view key_id, TimePoint now);
+
+// The unit of the rate windows: floor(unix seconds / 60).
+int64_t RateMinute(TimePoint t);
+
+// The policy an administrator set on one key. Lists hold names; the service checks them.
+struct KeyPolicyRecord {
+  std::string key_id;
+  std::vector<std::string> allowed_sign_algos;  // SignatureSchemeName()s, e.g. "rsa-pss"
+  std::vector<std::string> allowed_hash_algos;  // HashAlgorithmName()s, e.g. "sha256"
+  int64_t max_signatures_per_authorization = 0;
+  int64_t rate_per_minute_key = 0;      // 0: no limit
+  int64_t rate_per_minute_account = 0;  // per account on this key; 0: no limit
+};
+
+// One appended audit event: its position, when it happened, its action name and its canonical
+// JSON text (service/audit_sink.h).
+struct AuditEventRow {
+  int64_t seq = 0;  // 1, 2, 3, ... in append order
+  TimePoint time;
+  std::string action;
+  std::string json;
+};
+
+// ---- end of activations, grants, policies, audit events ----
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -65,6 +236,101 @@ class Store {
 
   // Cheap check that the database answers; for status and health output.
   virtual Status Ping() = 0;
+
+  // ---- accounts and bearer tokens (migration 2) ----
+
+  // Inserts a new account. AlreadyExists if the id, name or mTLS fingerprint is taken.
+  virtual Status InsertAccount(const AccountRecord& account) = 0;
+  // NotFound if there is no such account.
+  virtual Result<AccountRecord> GetAccountById(std::string_view id) = 0;
+  virtual Result<AccountRecord> GetAccountByName(std::string_view name) = 0;
+  virtual Result<AccountRecord> GetAccountByFingerprint(std::string_view fingerprint) = 0;
+  // All accounts, ordered by name.
+  virtual Result<std::vector<AccountRecord>> ListAccounts() = 0;
+
+  // Compare-and-set: records `step` as the last TOTP step used if it is greater than the one
+  // stored. Returns false (and changes nothing) if it is not, so each code is accepted at most
+  // once even when two logins race. NotFound if no such account.
+  virtual Result<bool> RecordTotpStep(std::string_view id, int64_t step, TimePoint now) = 0;
+
+  // Atomically counts one failed login. When the count reaches `lock_threshold`, the account is
+  // locked until `lock_until` and the count restarts at 0. NotFound if no such account.
+  virtual Result<LoginFailureState> RecordLoginFailure(std::string_view id, int64_t lock_threshold,
+                                                       TimePoint lock_until, TimePoint now) = 0;
+  // Resets the failure count and lifts any lock (after a successful login, or an admin unlock).
+  virtual Status ClearLoginFailures(std::string_view id, TimePoint now) = 0;
+
+  // Compare-and-set of the state, as UpdateKeyState. NotFound / FailedPrecondition.
+  virtual Status UpdateAccountState(std::string_view id, AccountState from, AccountState to,
+                                    TimePoint now) = 0;
+  virtual Status SetAccountRoles(std::string_view id, const RoleSet& roles, TimePoint now) = 0;
+  virtual Status SetPasswordHash(std::string_view id, std::string_view password_hash,
+                                 bool must_change_password, TimePoint now) = 0;
+  // Replaces the sealed TOTP seed. totp_last_step is kept: it only ever grows.
+  virtual Status SetTotpSeed(std::string_view id, ByteView sealed_seed, TimePoint now) = 0;
+
+  // AlreadyExists if a token with this hash exists; NotFound if the account does not.
+  virtual Status InsertBearerToken(const BearerTokenRecord& token) = 0;
+  // NotFound if no token has this hash.
+  virtual Result<BearerTokenRecord> GetBearerToken(ByteView token_hash) = 0;
+  // Sets revoked_at if not yet revoked (repeating succeeds). NotFound if no such token.
+  virtual Status RevokeBearerToken(ByteView token_hash, TimePoint now) = 0;
+  // Revokes every unrevoked token of the account; returns how many.
+  virtual Result<int64_t> RevokeAccountTokens(std::string_view account_id, TimePoint now) = 0;
+  // Deletes tokens that expired before `cutoff`; returns how many.
+  virtual Result<int64_t> DeleteExpiredBearerTokens(TimePoint cutoff) = 0;
+
+  // ---- end of accounts and bearer tokens ----
+
+  // ---- activations, grants, policies, audit events (migration 3) ----
+
+  // Stores a new activation with all its hashes unconsumed. AlreadyExists if the SAD hash is
+  // taken; InvalidArgument if it has no hashes or a hash twice; NotFound if there is no such key.
+  virtual Status InsertActivation(const ActivationRecord& activation) = 0;
+  // Deletes activations (and their hashes) that expired before `cutoff`; returns how many.
+  virtual Result<int64_t> DeleteExpiredActivations(TimePoint cutoff) = 0;
+  // NotFound if no activation has this SAD hash.
+  virtual Result<ActivationRecord> GetActivation(ByteView sad_hash) = 0;
+
+  // THE critical operation of signing (DESIGN.md §4): in one transaction, checks every rule of
+  // CheckActivationConsumable against the stored activation and the signatures counted in this
+  // minute; if all hold, marks each requested hash consumed at `now`, adds their number to
+  // signatures_used and to the minute's counts. Otherwise changes nothing and returns the error
+  // of the first rule broken. Of concurrent calls presenting the same hash (even from other
+  // processes on the same database), exactly one succeeds.
+  virtual Status ConsumeActivationHashes(const ConsumeActivationRequest& request) = 0;
+
+  // CSC extendTransaction: in one transaction, checks that `old_sad_hash` is an activation of
+  // `account_id` for `key_id` that has not expired at `now` (the first four rules of
+  // CheckActivationConsumable), deletes it, and inserts `replacement`. Changes nothing on error.
+  virtual Status ReplaceActivation(ByteView old_sad_hash, std::string_view account_id,
+                                   std::string_view key_id, TimePoint now,
+                                   const ActivationRecord& replacement) = 0;
+
+  // Grants `account_id` the use of key `key_id`. AlreadyExists if granted already; NotFound if
+  // there is no such key.
+  virtual Status InsertGrant(std::string_view key_id, std::string_view account_id,
+                             TimePoint now) = 0;
+  // NotFound if there is no such grant.
+  virtual Status DeleteGrant(std::string_view key_id, std::string_view account_id) = 0;
+  virtual Result<bool> HasGrant(std::string_view key_id, std::string_view account_id) = 0;
+  // Accounts granted the key, ordered by id.
+  virtual Result<std::vector<std::string>> ListGrants(std::string_view key_id) = 0;
+
+  // Inserts or replaces the policy of key `policy.key_id`. NotFound if there is no such key.
+  virtual Status PutKeyPolicy(const KeyPolicyRecord& policy) = 0;
+  // nullopt if no policy was ever set for the key (the service then applies its defaults).
+  virtual Result<std::optional<KeyPolicyRecord>> GetKeyPolicy(std::string_view key_id) = 0;
+
+  // Appends one audit event and returns its seq once it is durable. There is deliberately no
+  // method that changes or removes an event.
+  virtual Result<int64_t> AppendAuditEvent(TimePoint time, std::string_view action,
+                                           std::string_view json) = 0;
+  // Up to `limit` events with seq > `after_seq`, in seq order.
+  virtual Result<std::vector<AuditEventRow>> ListAuditEvents(int64_t after_seq,
+                                                             int64_t limit) = 0;
+
+  // ---- end of activations, grants, policies, audit events ----
 };
 
 }  // namespace signet::store

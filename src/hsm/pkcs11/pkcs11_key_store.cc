@@ -3,6 +3,7 @@
 #include <array>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
@@ -19,6 +20,7 @@
 #include "hsm/pkcs11/internal/key_encoding.h"
 #include "hsm/pkcs11/internal/module.h"
 #include "hsm/pkcs11/internal/session_pool.h"
+#include "hsm/pkcs11/internal/session_runner.h"
 
 namespace signet::hsm {
 namespace {
@@ -224,7 +226,7 @@ struct KeyHandles {
 // - keys_mu_ guards the key-handle map. Lookups take it shared; inserts and erases exclusively;
 //   clearing (which must not race with a thread using a handle) happens only with gate_ held
 //   exclusively too.
-class Pkcs11KeyStore::Impl {
+class Pkcs11KeyStore::Impl final : public internal::SessionRunner {
  public:
   Impl(Module module, Pkcs11Options options, CK_SLOT_ID slot)
       : module_(std::move(module)),
@@ -354,6 +356,22 @@ class Pkcs11KeyStore::Impl {
       SIGNET_TRY(CheckLoggedIn(lease, attempt));
       EraseKey(id);  // A concurrent lookup may have cached it again meanwhile.
       return OkStatus();
+    });
+  }
+
+  // internal::SessionRunner, for the secret sealer (pkcs11_secret_sealer.h).
+  const Module& module() const override { return module_; }
+  const std::string& token_name() const override { return token_name_; }
+  Status RunWithSession(
+      const std::function<Status(CK_SESSION_HANDLE, internal::CallFailure&)>& op) override {
+    return Run<void>([&](Lease& lease, Attempt& attempt) -> Status {
+      internal::CallFailure failure;
+      Status status = op(lease.session(), failure);
+      if (failure.rv != CKR_OK) {
+        attempt.rv = failure.rv;
+        attempt.function = failure.function;
+      }
+      return status;
     });
   }
 
@@ -923,6 +941,7 @@ Result<KeyProtection> Pkcs11KeyStore::Protection(const HsmKeyId& id) {
 }
 Status Pkcs11KeyStore::DestroyKey(const HsmKeyId& id) { return impl_->DestroyKey(id); }
 Result<TokenDescription> Pkcs11KeyStore::DescribeToken() { return impl_->DescribeToken(); }
+internal::SessionRunner& Pkcs11KeyStore::runner() { return *impl_; }
 
 namespace {
 

@@ -35,6 +35,11 @@
 
 namespace signet::hsm {
 
+namespace internal {
+class SessionRunner;
+}  // namespace internal
+class Pkcs11SecretSealer;
+
 struct Pkcs11Options {
   std::string module_path;   // e.g. /usr/lib/softhsm/libsofthsm2.so
   std::string token_label;   // select the token by label ...
@@ -74,6 +79,10 @@ class Pkcs11KeyStore final : public KeyStore {
   Result<TokenDescription> DescribeToken() override;
 
  private:
+  // The secret sealer borrows this store's sessions and recovery (internal/session_runner.h).
+  friend class Pkcs11SecretSealer;
+  internal::SessionRunner& runner();
+
   class Impl;
   explicit Pkcs11KeyStore(std::unique_ptr<Impl> impl);
 

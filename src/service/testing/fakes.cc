@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
@@ -182,3 +183,416 @@ void MemoryStore::FailNextInsert(Error e) {
 }
 
 }  // namespace signet::testing
+
+// ---- accounts and bearer tokens (migration 2) ----
+
+namespace signet::testing {
+
+Status MemoryStore::InsertAccount(const store::AccountRecord& account) {
+  std::lock_guard lock(mu_);
+  for (const auto& [id, a] : accounts_by_id_) {
+    if (a.name == account.name) {
+      return AlreadyExists("an account named '" + account.name + "' already exists");
+    }
+    if (id == account.id) return AlreadyExists("an account with id '" + id + "' already exists");
+    if (account.mtls_fingerprint && a.mtls_fingerprint == account.mtls_fingerprint) {
+      return AlreadyExists("another account already uses this client certificate");
+    }
+  }
+  accounts_by_id_[account.id] = account;
+  return OkStatus();
+}
+
+Result<store::AccountRecord> MemoryStore::GetAccountById(std::string_view id) {
+  std::lock_guard lock(mu_);
+  auto it = accounts_by_id_.find(std::string(id));
+  if (it == accounts_by_id_.end()) return NotFound("no account with id '" + std::string(id) + "'");
+  return it->second;
+}
+
+Result<store::AccountRecord> MemoryStore::GetAccountByName(std::string_view name) {
+  std::lock_guard lock(mu_);
+  for (const auto& [id, a] : accounts_by_id_) {
+    if (a.name == name) return a;
+  }
+  return NotFound("no account named '" + std::string(name) + "'");
+}
+
+Result<store::AccountRecord> MemoryStore::GetAccountByFingerprint(std::string_view fingerprint) {
+  std::lock_guard lock(mu_);
+  for (const auto& [id, a] : accounts_by_id_) {
+    if (a.mtls_fingerprint && *a.mtls_fingerprint == fingerprint) return a;
+  }
+  return NotFound("no account with this client certificate");
+}
+
+Result<std::vector<store::AccountRecord>> MemoryStore::ListAccounts() {
+  std::lock_guard lock(mu_);
+  std::vector<store::AccountRecord> out;
+  for (const auto& [id, a] : accounts_by_id_) out.push_back(a);
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  return out;
+}
+
+Result<bool> MemoryStore::RecordTotpStep(std::string_view id, int64_t step, TimePoint now) {
+  std::lock_guard lock(mu_);
+  auto it = accounts_by_id_.find(std::string(id));
+  if (it == accounts_by_id_.end()) return NotFound("no account with id '" + std::string(id) + "'");
+  if (it->second.totp_last_step >= step) return false;
+  it->second.totp_last_step = step;
+  it->second.updated_at = now;
+  return true;
+}
+
+Result<store::LoginFailureState> MemoryStore::RecordLoginFailure(std::string_view id,
+                                                                 int64_t lock_threshold,
+                                                                 TimePoint lock_until,
+                                                                 TimePoint now) {
+  std::lock_guard lock(mu_);
+  auto it = accounts_by_id_.find(std::string(id));
+  if (it == accounts_by_id_.end()) return NotFound("no account with id '" + std::string(id) + "'");
+  store::AccountRecord& a = it->second;
+  store::LoginFailureState state;
+  if (a.failed_attempts + 1 >= lock_threshold) {
+    a.failed_attempts = 0;
+    a.locked_until = FromUnixSeconds(ToUnixSeconds(lock_until));
+    state.locked_until = a.locked_until;
+  } else {
+    ++a.failed_attempts;
+  }
+  state.failed_attempts = a.failed_attempts;
+  a.updated_at = now;
+  return state;
+}
+
+Status MemoryStore::ClearLoginFailures(std::string_view id, TimePoint now) {
+  std::lock_guard lock(mu_);
+  auto it = accounts_by_id_.find(std::string(id));
+  if (it == accounts_by_id_.end()) return NotFound("no account with id '" + std::string(id) + "'");
+  it->second.failed_attempts = 0;
+  it->second.locked_until.reset();
+  it->second.updated_at = now;
+  return OkStatus();
+}
+
+Status MemoryStore::UpdateAccountState(std::string_view id, store::AccountState from,
+                                       store::AccountState to, TimePoint now) {
+  std::lock_guard lock(mu_);
+  auto it = accounts_by_id_.find(std::string(id));
+  if (it == accounts_by_id_.end()) return NotFound("no account with id '" + std::string(id) + "'");
+  if (it->second.state != from) {
+    return FailedPrecondition("account '" + it->second.name + "' is " +
+                              std::string(store::AccountStateName(it->second.state)) + ", not " +
+                              std::string(store::AccountStateName(from)));
+  }
+  it->second.state = to;
+  it->second.updated_at = now;
+  return OkStatus();
+}
+
+Status MemoryStore::SetAccountRoles(std::string_view id, const store::RoleSet& roles,
+                                    TimePoint now) {
+  std::lock_guard lock(mu_);
+  auto it = accounts_by_id_.find(std::string(id));
+  if (it == accounts_by_id_.end()) return NotFound("no account with id '" + std::string(id) + "'");
+  it->second.roles = roles;
+  it->second.updated_at = now;
+  return OkStatus();
+}
+
+Status MemoryStore::SetPasswordHash(std::string_view id, std::string_view password_hash,
+                                    bool must_change_password, TimePoint now) {
+  std::lock_guard lock(mu_);
+  auto it = accounts_by_id_.find(std::string(id));
+  if (it == accounts_by_id_.end()) return NotFound("no account with id '" + std::string(id) + "'");
+  it->second.password_hash = std::string(password_hash);
+  it->second.must_change_password = must_change_password;
+  it->second.updated_at = now;
+  return OkStatus();
+}
+
+Status MemoryStore::SetTotpSeed(std::string_view id, ByteView sealed_seed, TimePoint now) {
+  std::lock_guard lock(mu_);
+  auto it = accounts_by_id_.find(std::string(id));
+  if (it == accounts_by_id_.end()) return NotFound("no account with id '" + std::string(id) + "'");
+  it->second.totp_seed_sealed = Bytes(sealed_seed.begin(), sealed_seed.end());
+  it->second.updated_at = now;
+  return OkStatus();
+}
+
+Status MemoryStore::InsertBearerToken(const store::BearerTokenRecord& token) {
+  std::lock_guard lock(mu_);
+  if (accounts_by_id_.count(token.account_id) == 0) {
+    return NotFound("no account with id '" + token.account_id + "'");
+  }
+  if (!tokens_by_hash_.emplace(token.token_hash, token).second) {
+    return AlreadyExists("a token with this hash already exists");
+  }
+  return OkStatus();
+}
+
+Result<store::BearerTokenRecord> MemoryStore::GetBearerToken(ByteView token_hash) {
+  std::lock_guard lock(mu_);
+  auto it = tokens_by_hash_.find(Bytes(token_hash.begin(), token_hash.end()));
+  if (it == tokens_by_hash_.end()) return NotFound("no such bearer token");
+  return it->second;
+}
+
+Status MemoryStore::RevokeBearerToken(ByteView token_hash, TimePoint now) {
+  std::lock_guard lock(mu_);
+  auto it = tokens_by_hash_.find(Bytes(token_hash.begin(), token_hash.end()));
+  if (it == tokens_by_hash_.end()) return NotFound("no such bearer token");
+  if (!it->second.revoked_at) it->second.revoked_at = now;
+  return OkStatus();
+}
+
+Result<int64_t> MemoryStore::RevokeAccountTokens(std::string_view account_id, TimePoint now) {
+  std::lock_guard lock(mu_);
+  int64_t count = 0;
+  for (auto& [hash, token] : tokens_by_hash_) {
+    if (token.account_id == account_id && !token.revoked_at) {
+      token.revoked_at = now;
+      ++count;
+    }
+  }
+  return count;
+}
+
+Result<int64_t> MemoryStore::DeleteExpiredBearerTokens(TimePoint cutoff) {
+  std::lock_guard lock(mu_);
+  int64_t count = 0;
+  for (auto it = tokens_by_hash_.begin(); it != tokens_by_hash_.end();) {
+    if (it->second.expires_at < cutoff) {
+      it = tokens_by_hash_.erase(it);
+      ++count;
+    } else {
+      ++it;
+    }
+  }
+  return count;
+}
+
+namespace {
+constexpr uint8_t kFakeSealVersion = 1;
+constexpr size_t kFakeIvSize = 12;
+constexpr size_t kFakeTagSize = 16;
+
+struct CipherCtxFree {
+  void operator()(EVP_CIPHER_CTX* ctx) const { EVP_CIPHER_CTX_free(ctx); }
+};
+}  // namespace
+
+FakeSecretSealer::FakeSecretSealer() {
+  Bytes key(32);
+  if (RAND_bytes(key.data(), static_cast<int>(key.size())) != 1) std::abort();
+  key_ = SecretBytes(ByteView(key));
+}
+
+Result<Bytes> FakeSecretSealer::Seal(ByteView plaintext, ByteView aad) {
+  if (plaintext.empty()) return InvalidArgument("nothing to seal");
+  Bytes out(1 + kFakeIvSize + plaintext.size() + kFakeTagSize);
+  out[0] = kFakeSealVersion;
+  if (RAND_bytes(out.data() + 1, kFakeIvSize) != 1) return InternalError("fake RAND_bytes");
+  std::unique_ptr<EVP_CIPHER_CTX, CipherCtxFree> ctx(EVP_CIPHER_CTX_new());
+  int len = 0;
+  if (EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key_.data(), out.data() + 1) != 1 ||
+      EVP_EncryptUpdate(ctx.get(), nullptr, &len, aad.data(), static_cast<int>(aad.size())) != 1 ||
+      EVP_EncryptUpdate(ctx.get(), out.data() + 1 + kFakeIvSize, &len, plaintext.data(),
+                        static_cast<int>(plaintext.size())) != 1 ||
+      EVP_EncryptFinal_ex(ctx.get(), out.data() + 1 + kFakeIvSize + len, &len) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kFakeTagSize,
+                          out.data() + out.size() - kFakeTagSize) != 1) {
+    return InternalError("fake seal failed");
+  }
+  return out;
+}
+
+Result<SecretBytes> FakeSecretSealer::Unseal(ByteView sealed, ByteView aad) {
+  if (sealed.size() <= 1 + kFakeIvSize + kFakeTagSize || sealed[0] != kFakeSealVersion) {
+    return DataLoss("sealed secret has an unknown format");
+  }
+  const size_t ct_size = sealed.size() - 1 - kFakeIvSize - kFakeTagSize;
+  Bytes tag(sealed.end() - kFakeTagSize, sealed.end());
+  Bytes plain(ct_size);
+  std::unique_ptr<EVP_CIPHER_CTX, CipherCtxFree> ctx(EVP_CIPHER_CTX_new());
+  int len = 0;
+  bool ok =
+      EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key_.data(), sealed.data() + 1) ==
+          1 &&
+      EVP_DecryptUpdate(ctx.get(), nullptr, &len, aad.data(), static_cast<int>(aad.size())) == 1 &&
+      EVP_DecryptUpdate(ctx.get(), plain.data(), &len, sealed.data() + 1 + kFakeIvSize,
+                        static_cast<int>(ct_size)) == 1 &&
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kFakeTagSize, tag.data()) == 1 &&
+      EVP_DecryptFinal_ex(ctx.get(), plain.data() + len, &len) == 1;
+  SecretBytes result{ByteView(plain)};
+  SecureWipe(plain.data(), plain.size());
+  if (!ok) return DataLoss("sealed secret failed its integrity check");
+  return result;
+}
+
+}  // namespace signet::testing
+
+// ---- end of accounts and bearer tokens ----
+
+// ---- activations, grants, policies, audit events (migration 3) ----
+
+namespace signet::testing {
+
+Status MemoryStore::InsertActivation(const store::ActivationRecord& activation) {
+  std::lock_guard lock(mu_);
+  if (by_id_.count(activation.key_id) == 0) {
+    return NotFound("no key with id '" + activation.key_id + "'");
+  }
+  if (activation.hashes.empty()) return InvalidArgument("an activation needs at least one hash");
+  std::set<Bytes> seen;
+  for (const auto& h : activation.hashes) {
+    if (!seen.insert(h.hash).second) return InvalidArgument("an activation lists a hash twice");
+  }
+  if (!activations_.emplace(activation.sad_hash, activation).second) {
+    return AlreadyExists("an activation with this SAD hash exists");
+  }
+  return OkStatus();
+}
+
+Result<int64_t> MemoryStore::DeleteExpiredActivations(TimePoint cutoff) {
+  std::lock_guard lock(mu_);
+  int64_t deleted = 0;
+  for (auto it = activations_.begin(); it != activations_.end();) {
+    if (it->second.expires_at < cutoff) {
+      it = activations_.erase(it);
+      ++deleted;
+    } else {
+      ++it;
+    }
+  }
+  return deleted;
+}
+
+Result<store::ActivationRecord> MemoryStore::GetActivation(ByteView sad_hash) {
+  std::lock_guard lock(mu_);
+  auto it = activations_.find(Bytes(sad_hash.begin(), sad_hash.end()));
+  if (it == activations_.end()) return NotFound("no activation with this SAD");
+  return it->second;
+}
+
+Status MemoryStore::ConsumeActivationHashes(const store::ConsumeActivationRequest& request) {
+  std::lock_guard lock(mu_);
+  auto it = activations_.find(request.sad_hash);
+  std::optional<store::ActivationRecord> found;
+  if (it != activations_.end()) found = it->second;
+  const int64_t minute = store::RateMinute(request.now);
+  store::SignatureCounts counts;
+  for (const auto& [k, n] : signature_counts_) {
+    const auto& [key_id, account_id, m] = k;
+    if (m != minute) continue;
+    if (key_id == request.key_id) counts.key += n;
+    if (key_id == request.key_id && account_id == request.account_id) counts.account_key += n;
+    if (account_id == request.account_id) counts.account += n;
+  }
+  SIGNET_TRY(store::CheckActivationConsumable(found, request, counts));
+  for (const Bytes& h : request.hashes) {
+    for (auto& ah : it->second.hashes) {
+      if (ah.hash == h) ah.consumed_at = FromUnixSeconds(ToUnixSeconds(request.now));
+    }
+  }
+  const auto n = static_cast<int64_t>(request.hashes.size());
+  it->second.signatures_used += n;
+  signature_counts_[{request.key_id, request.account_id, minute}] += n;
+  return OkStatus();
+}
+
+Status MemoryStore::ReplaceActivation(ByteView old_sad_hash, std::string_view account_id,
+                                      std::string_view key_id, TimePoint now,
+                                      const store::ActivationRecord& replacement) {
+  std::lock_guard lock(mu_);
+  auto it = activations_.find(Bytes(old_sad_hash.begin(), old_sad_hash.end()));
+  std::optional<store::ActivationRecord> found;
+  if (it != activations_.end()) found = it->second;
+  SIGNET_TRY(store::CheckActivationBinding(found, account_id, key_id, now));
+  if (activations_.count(replacement.sad_hash) != 0) {
+    return AlreadyExists("an activation with this SAD hash exists");
+  }
+  activations_.erase(it);
+  activations_.emplace(replacement.sad_hash, replacement);
+  return OkStatus();
+}
+
+Status MemoryStore::InsertGrant(std::string_view key_id, std::string_view account_id,
+                                TimePoint /*now*/) {
+  std::lock_guard lock(mu_);
+  if (by_id_.count(std::string(key_id)) == 0) {
+    return NotFound("no key with id '" + std::string(key_id) + "'");
+  }
+  if (!grants_.emplace(std::string(key_id), std::string(account_id)).second) {
+    return AlreadyExists("account '" + std::string(account_id) + "' already has a grant");
+  }
+  return OkStatus();
+}
+
+Status MemoryStore::DeleteGrant(std::string_view key_id, std::string_view account_id) {
+  std::lock_guard lock(mu_);
+  if (grants_.erase({std::string(key_id), std::string(account_id)}) == 0) {
+    return NotFound("account '" + std::string(account_id) + "' has no grant on the key");
+  }
+  return OkStatus();
+}
+
+Result<bool> MemoryStore::HasGrant(std::string_view key_id, std::string_view account_id) {
+  std::lock_guard lock(mu_);
+  return grants_.count({std::string(key_id), std::string(account_id)}) != 0;
+}
+
+Result<std::vector<std::string>> MemoryStore::ListGrants(std::string_view key_id) {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> out;
+  for (const auto& [k, a] : grants_) {
+    if (k == key_id) out.push_back(a);
+  }
+  return out;
+}
+
+Status MemoryStore::PutKeyPolicy(const store::KeyPolicyRecord& policy) {
+  std::lock_guard lock(mu_);
+  if (by_id_.count(policy.key_id) == 0) return NotFound("no key with id '" + policy.key_id + "'");
+  policies_[policy.key_id] = policy;
+  return OkStatus();
+}
+
+Result<std::optional<store::KeyPolicyRecord>> MemoryStore::GetKeyPolicy(std::string_view key_id) {
+  std::lock_guard lock(mu_);
+  auto it = policies_.find(std::string(key_id));
+  if (it == policies_.end()) return std::optional<store::KeyPolicyRecord>();
+  return std::optional<store::KeyPolicyRecord>(it->second);
+}
+
+Result<int64_t> MemoryStore::AppendAuditEvent(TimePoint time, std::string_view action,
+                                              std::string_view json) {
+  std::lock_guard lock(mu_);
+  if (fail_audit_append_) {
+    Error e = *fail_audit_append_;
+    fail_audit_append_.reset();
+    return e;
+  }
+  const auto seq = static_cast<int64_t>(audit_events_.size()) + 1;
+  audit_events_.push_back({seq, time, std::string(action), std::string(json)});
+  return seq;
+}
+
+Result<std::vector<store::AuditEventRow>> MemoryStore::ListAuditEvents(int64_t after_seq,
+                                                                       int64_t limit) {
+  std::lock_guard lock(mu_);
+  std::vector<store::AuditEventRow> out;
+  for (const auto& row : audit_events_) {
+    if (row.seq > after_seq && static_cast<int64_t>(out.size()) < limit) out.push_back(row);
+  }
+  return out;
+}
+
+void MemoryStore::FailNextAuditAppend(Error e) {
+  std::lock_guard lock(mu_);
+  fail_audit_append_ = std::move(e);
+}
+
+}  // namespace signet::testing
+
+// ---- end of activations, grants, policies, audit events ----

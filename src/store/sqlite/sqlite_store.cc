@@ -18,7 +18,9 @@ namespace signet::store {
 namespace {
 
 using sqlite_internal::Connection;
+using sqlite_internal::BindAll;
 using sqlite_internal::Query;
+using sqlite_internal::Transaction;
 
 // ---- Files, before SQLite sees them ----
 //
@@ -118,54 +120,6 @@ void RemoveDatabaseFiles(const std::string& path) {
 }
 
 // ---- SQL helpers ----
-
-// A write transaction taken with BEGIN IMMEDIATE: the write lock is acquired at the start (waiting
-// on the busy timeout), so no statement inside it can fail on a lock upgrade. Rolls back on
-// destruction unless Commit() succeeded.
-class Transaction {
- public:
-  static Result<Transaction> Begin(Connection& conn, std::string_view context) {
-    SIGNET_TRY(conn.Exec("BEGIN IMMEDIATE", context));
-    return Transaction(&conn, context);
-  }
-  Transaction(Transaction&& other) noexcept
-      : conn_(std::exchange(other.conn_, nullptr)), context_(std::move(other.context_)) {}
-  Transaction& operator=(Transaction&&) = delete;
-  // Deleted: two guards would end the same transaction twice.
-  Transaction(const Transaction&) = delete;
-  Transaction& operator=(const Transaction&) = delete;
-  ~Transaction() { Rollback(conn_); }
-
-  Status Commit() {
-    Connection* conn = std::exchange(conn_, nullptr);
-    Status status = conn->Exec("COMMIT", context_);
-    if (!status.ok()) Rollback(conn);
-    return status;
-  }
-
- private:
-  Transaction(Connection* conn, std::string_view context) : conn_(conn), context_(context) {}
-  static void Rollback(Connection* conn) {
-    // SQLite has already rolled back after some errors (SQLITE_FULL, SQLITE_IOERR); then there is
-    // nothing left to end.
-    if (conn != nullptr && sqlite3_get_autocommit(conn->get()) == 0) {
-      (void)conn->Exec("ROLLBACK", "rollback");
-    }
-  }
-
-  Connection* conn_;  // nullptr once committed or moved from
-  std::string context_;
-};
-
-// Binds `args` to parameters ?1, ?2, ... in order; stops at the first failure.
-template <typename... Args>
-Status BindAll(Query& query, const Args&... args) {
-  int index = 0;
-  Status status;
-  ((status.ok() ? static_cast<void>(status = query.Bind(++index, args)) : static_cast<void>(0)),
-   ...);
-  return status;
-}
 
 Result<int64_t> ReadInteger(Connection& conn, std::string_view sql, std::string_view context) {
   SIGNET_ASSIGN_OR_RETURN(Query query, conn.Prepare(sql, context));

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -31,6 +32,7 @@ namespace signet::store {
 
 namespace sqlite_internal {
 class Connection;
+class Query;
 }  // namespace sqlite_internal
 
 struct SqliteStoreOptions {
@@ -96,6 +98,55 @@ class SqliteStore final : public Store {
   // migrated the database beyond what this process knows.
   Status Ping() override;
 
+  // ---- accounts and bearer tokens (migration 2; sqlite_store_accounts.cc) ----
+  // Error codes as documented on Store. Times are stored at second precision. InsertAccount's
+  // AlreadyExists names what is taken (name, id or fingerprint). RecordTotpStep and
+  // RecordLoginFailure are single conditional UPDATE statements, so they are atomic also between
+  // processes sharing the file.
+  Status InsertAccount(const AccountRecord& account) override;
+  Result<AccountRecord> GetAccountById(std::string_view id) override;
+  Result<AccountRecord> GetAccountByName(std::string_view name) override;
+  Result<AccountRecord> GetAccountByFingerprint(std::string_view fingerprint) override;
+  Result<std::vector<AccountRecord>> ListAccounts() override;
+  Result<bool> RecordTotpStep(std::string_view id, int64_t step, TimePoint now) override;
+  Result<LoginFailureState> RecordLoginFailure(std::string_view id, int64_t lock_threshold,
+                                               TimePoint lock_until, TimePoint now) override;
+  Status ClearLoginFailures(std::string_view id, TimePoint now) override;
+  Status UpdateAccountState(std::string_view id, AccountState from, AccountState to,
+                            TimePoint now) override;
+  Status SetAccountRoles(std::string_view id, const RoleSet& roles, TimePoint now) override;
+  Status SetPasswordHash(std::string_view id, std::string_view password_hash,
+                         bool must_change_password, TimePoint now) override;
+  Status SetTotpSeed(std::string_view id, ByteView sealed_seed, TimePoint now) override;
+  Status InsertBearerToken(const BearerTokenRecord& token) override;
+  Result<BearerTokenRecord> GetBearerToken(ByteView token_hash) override;
+  Status RevokeBearerToken(ByteView token_hash, TimePoint now) override;
+  Result<int64_t> RevokeAccountTokens(std::string_view account_id, TimePoint now) override;
+  Result<int64_t> DeleteExpiredBearerTokens(TimePoint cutoff) override;
+  // ---- end of accounts and bearer tokens ----
+
+  // ---- activations, grants, policies, audit events (migration 3; sqlite_store_activation.cc) --
+  // Error codes as documented on Store. ConsumeActivationHashes and ReplaceActivation run in one
+  // BEGIN IMMEDIATE transaction, so they are atomic also between processes sharing the file.
+  // AppendAuditEvent commits with synchronous=FULL: the event is on disk when it returns.
+  Status InsertActivation(const ActivationRecord& activation) override;
+  Result<int64_t> DeleteExpiredActivations(TimePoint cutoff) override;
+  Result<ActivationRecord> GetActivation(ByteView sad_hash) override;
+  Status ConsumeActivationHashes(const ConsumeActivationRequest& request) override;
+  Status ReplaceActivation(ByteView old_sad_hash, std::string_view account_id,
+                           std::string_view key_id, TimePoint now,
+                           const ActivationRecord& replacement) override;
+  Status InsertGrant(std::string_view key_id, std::string_view account_id, TimePoint now) override;
+  Status DeleteGrant(std::string_view key_id, std::string_view account_id) override;
+  Result<bool> HasGrant(std::string_view key_id, std::string_view account_id) override;
+  Result<std::vector<std::string>> ListGrants(std::string_view key_id) override;
+  Status PutKeyPolicy(const KeyPolicyRecord& policy) override;
+  Result<std::optional<KeyPolicyRecord>> GetKeyPolicy(std::string_view key_id) override;
+  Result<int64_t> AppendAuditEvent(TimePoint time, std::string_view action,
+                                   std::string_view json) override;
+  Result<std::vector<AuditEventRow>> ListAuditEvents(int64_t after_seq, int64_t limit) override;
+  // ---- end of activations, grants, policies, audit events ----
+
  private:
   friend class SqliteStoreTestPeer;
   enum class OpenMode { kCreateIfMissing, kExistingOnly };
@@ -114,6 +165,21 @@ class SqliteStore final : public Store {
 
   Result<KeyRecord> GetKeyWhere(std::string_view sql, std::string_view value,
                                 std::string_view what);
+
+  // ---- accounts and bearer tokens (migration 2) ----
+  Result<AccountRecord> GetAccountWhere(std::string_view sql, std::string_view value,
+                                        std::string_view what);
+  // Runs an UPDATE of one account (bound by `bind`); NotFound if it matched no row.
+  Status UpdateOneAccount(std::string_view sql, std::string_view id, std::string_view what,
+                          const std::function<Status(sqlite_internal::Query&)>& bind);
+  // ---- end of accounts and bearer tokens ----
+
+  // ---- activations, grants, policies, audit events (migration 3) ----
+  // Read helpers for use inside a transaction; mu_ must be held.
+  Result<std::optional<ActivationRecord>> LoadActivationLocked(ByteView sad_hash);
+  Status InsertActivationLocked(const ActivationRecord& activation);
+  Result<bool> KeyExistsLocked(std::string_view key_id);
+  // ---- end of activations, grants, policies, audit events ----
 
   // Constant after construction.
   const std::string path_;

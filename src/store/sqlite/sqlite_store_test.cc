@@ -427,15 +427,15 @@ TEST_F(SqliteStoreTest, DataPersistsAcrossReopen) {
   ExpectSameKey(*got, key);
 }
 
-TEST_F(SqliteStoreTest, NewDatabaseIsMarkedAndAtSchemaVersionOne) {
+TEST_F(SqliteStoreTest, NewDatabaseIsMarkedAndAtLatestSchemaVersion) {
   {
     auto store = OpenStore();
     ASSERT_NE(store, nullptr);
-    EXPECT_EQ(store->SchemaVersion(), 1);
+    EXPECT_EQ(store->SchemaVersion(), LatestSchemaVersion());
     EXPECT_EQ(store->MigratedFrom(), 0);
     EXPECT_EQ(store->path(), path_);
   }
-  EXPECT_EQ(RawPragma(path_, "user_version"), 1);
+  EXPECT_EQ(RawPragma(path_, "user_version"), LatestSchemaVersion());
   EXPECT_EQ(RawPragma(path_, "application_id"), kSignetApplicationId);
 }
 
@@ -453,8 +453,8 @@ TEST_F(SqliteStoreTest, ReopenDoesNotRerunMigrations) {
   ASSERT_NE(OpenStore(), nullptr);
   auto store = OpenStore();
   ASSERT_NE(store, nullptr);
-  EXPECT_EQ(store->MigratedFrom(), 1);
-  EXPECT_EQ(store->SchemaVersion(), 1);
+  EXPECT_EQ(store->MigratedFrom(), LatestSchemaVersion());
+  EXPECT_EQ(store->SchemaVersion(), LatestSchemaVersion());
 }
 
 TEST_F(SqliteStoreTest, NewDatabaseFileIsOwnerOnly) {
@@ -471,7 +471,8 @@ TEST_F(SqliteStoreTest, NewerSchemaVersionIsFailedPrecondition) {
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.error().code(), ErrorCode::kFailedPrecondition);
   EXPECT_EQ(store.error().message(),
-            path_ + ": database schema version 7 is newer than this signet (1); upgrade signet");
+            path_ + ": database schema version 7 is newer than this signet (" +
+                std::to_string(LatestSchemaVersion()) + "); upgrade signet");
 }
 
 TEST_F(SqliteStoreTest, RandomBytesFileIsDataLossAndLeftAlone) {
@@ -539,7 +540,7 @@ TEST_F(SqliteStoreTest, EmptyFileIsInitialised) {
   WriteAll(path_, "");
   auto store = SqliteStore::Open(path_);
   ASSERT_TRUE(store.ok()) << store.error().message();
-  EXPECT_EQ((*store)->SchemaVersion(), 1);
+  EXPECT_EQ((*store)->SchemaVersion(), LatestSchemaVersion());
   EXPECT_TRUE((*store)->InsertKey(MakeKey("1")).ok());
 }
 

@@ -169,6 +169,21 @@ Status Query::Bind(int index, int64_t value) {
   return OkStatus();
 }
 
+Status Query::Bind(int index, ByteView blob) {
+  // A zero-length blob with a null pointer would bind NULL; bind an empty, non-NULL blob instead.
+  int rc = blob.empty() ? sqlite3_bind_zeroblob(stmt_, index, 0)
+                        : sqlite3_bind_blob64(stmt_, index, blob.data(), blob.size(),
+                                              SQLITE_TRANSIENT);
+  if (rc != SQLITE_OK) return conn_->ErrorFor(rc, context_);
+  return OkStatus();
+}
+
+Status Query::BindNull(int index) {
+  int rc = sqlite3_bind_null(stmt_, index);
+  if (rc != SQLITE_OK) return conn_->ErrorFor(rc, context_);
+  return OkStatus();
+}
+
 Result<bool> Query::Step() {
   int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW) return true;
@@ -190,5 +205,34 @@ std::string Query::Text(int column) const {
 }
 
 int64_t Query::Int64(int column) const { return sqlite3_column_int64(stmt_, column); }
+
+Bytes Query::Blob(int column) const {
+  const auto* data = static_cast<const uint8_t*>(sqlite3_column_blob(stmt_, column));
+  if (data == nullptr) return {};
+  int size = sqlite3_column_bytes(stmt_, column);
+  return Bytes(data, data + size);
+}
+
+bool Query::IsNull(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
+
+Result<Transaction> Transaction::Begin(Connection& conn, std::string_view context) {
+  SIGNET_TRY(conn.Exec("BEGIN IMMEDIATE", context));
+  return Transaction(&conn, context);
+}
+
+Status Transaction::Commit() {
+  Connection* conn = std::exchange(conn_, nullptr);
+  Status status = conn->Exec("COMMIT", context_);
+  if (!status.ok()) Rollback(conn);
+  return status;
+}
+
+void Transaction::Rollback(Connection* conn) {
+  // SQLite has already rolled back after some errors (SQLITE_FULL, SQLITE_IOERR); then there is
+  // nothing left to end.
+  if (conn != nullptr && sqlite3_get_autocommit(conn->get()) == 0) {
+    (void)conn->Exec("ROLLBACK", "rollback");
+  }
+}
 
 }  // namespace signet::store::sqlite_internal

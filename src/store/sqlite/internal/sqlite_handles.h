@@ -16,6 +16,7 @@
 #include <string_view>
 #include <utility>
 
+#include "common/bytes.h"
 #include "common/result.h"
 
 namespace signet::store::sqlite_internal {
@@ -110,6 +111,9 @@ class Query {
   // Binds UTF-8 text (copied) or an integer to parameter `index`.
   Status Bind(int index, std::string_view text);
   Status Bind(int index, int64_t value);
+  // Binds a BLOB (copied), or SQL NULL.
+  Status Bind(int index, ByteView blob);
+  Status BindNull(int index);
 
   // Advances to the next row: true if there is one, false when the statement is done.
   Result<bool> Step();
@@ -118,11 +122,48 @@ class Query {
 
   std::string Text(int column) const;
   int64_t Int64(int column) const;
+  // The column as bytes (empty for NULL), and whether it is NULL.
+  Bytes Blob(int column) const;
+  bool IsNull(int column) const;
 
  private:
   const Connection* conn_;
   sqlite3_stmt* stmt_;
   std::string context_;
 };
+
+// A write transaction taken with BEGIN IMMEDIATE: the write lock is acquired at the start (waiting
+// on the busy timeout), so no statement inside it can fail on a lock upgrade. Rolls back on
+// destruction unless Commit() succeeded. Used by every SqliteStore source file.
+class Transaction {
+ public:
+  static Result<Transaction> Begin(Connection& conn, std::string_view context);
+  Transaction(Transaction&& other) noexcept
+      : conn_(std::exchange(other.conn_, nullptr)), context_(std::move(other.context_)) {}
+  Transaction& operator=(Transaction&&) = delete;
+  // Deleted: two guards would end the same transaction twice.
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  ~Transaction() { Rollback(conn_); }
+
+  Status Commit();
+
+ private:
+  Transaction(Connection* conn, std::string_view context) : conn_(conn), context_(context) {}
+  static void Rollback(Connection* conn);
+
+  Connection* conn_;  // nullptr once committed or moved from
+  std::string context_;
+};
+
+// Binds `args` to parameters ?1, ?2, ... in order; stops at the first failure.
+template <typename... Args>
+Status BindAll(Query& query, const Args&... args) {
+  int index = 0;
+  Status status;
+  ((status.ok() ? static_cast<void>(status = query.Bind(++index, args)) : static_cast<void>(0)),
+   ...);
+  return status;
+}
 
 }  // namespace signet::store::sqlite_internal

@@ -1,0 +1,810 @@
+#include "service/accounts.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "common/encoding.h"
+#include "common/random.h"
+#include "pki/pki.h"
+
+namespace signet::service {
+namespace {
+
+// Bearer tokens are stored and looked up only by their SHA-256 digest.
+Result<Bytes> TokenHash(ByteView token) { return pki::ComputeDigest(HashAlgorithm::kSha256, token); }
+
+// For lookups: a digest that cannot be computed matches no stored token.
+Bytes TokenHashOrEmpty(ByteView token) {
+  auto hash = TokenHash(token);
+  return hash.ok() ? std::move(*hash) : Bytes{};
+}
+
+constexpr size_t kMaxNameLength = 64;
+constexpr size_t kTokenBytes = 32;
+constexpr size_t kTokenTextLength = 43;       // base64url of 32 bytes, unpadded
+constexpr size_t kTotpSeedBytes = 20;         // RFC 4226 §4: 160 bits, the HMAC-SHA1 block
+constexpr size_t kOneTimePasswordBytes = 18;  // 24 base64url characters
+constexpr std::string_view kGenericLoginError =
+    "the account name, password or one-time code is wrong";
+constexpr std::string_view kInvalidTokenError = "the bearer token is not valid";
+
+// Associated data that binds a sealed seed to its account: a seed row copied onto another account
+// does not open.
+Bytes SeedAad(std::string_view account_id) {
+  return ToBytes("signet totp-seed v1 account=" + std::string(account_id));
+}
+
+bool IsLockedAt(const store::AccountRecord& account, TimePoint now) {
+  return account.locked_until && now < *account.locked_until;
+}
+
+Principal PrincipalOf(const store::AccountRecord& account) {
+  return Principal{account.id, account.name, account.kind, account.roles,
+                   account.must_change_password};
+}
+
+Result<std::string> NewAccountId() {
+  Bytes raw(8);
+  SIGNET_TRY(RandomBytes(raw));
+  return "a_" + HexEncode(raw);
+}
+
+bool ValidPasswordLength(const SecretBytes& password, size_t max) {
+  return !password.empty() && password.size() <= max;
+}
+
+}  // namespace
+
+Principal SystemPrincipal() {
+  return Principal{"system", "system", AccountKind::kService, RoleSet{Role::kAdmin}, false};
+}
+
+std::string_view AccountReasonName(AccountReason reason) {
+  switch (reason) {
+    case AccountReason::kSuccess:
+      return "success";
+    case AccountReason::kUnknownAccount:
+      return "unknown_account";
+    case AccountReason::kNotAPerson:
+      return "not_a_person";
+    case AccountReason::kWrongPassword:
+      return "wrong_password";
+    case AccountReason::kWrongTotp:
+      return "wrong_totp";
+    case AccountReason::kTotpReplayed:
+      return "totp_replayed";
+    case AccountReason::kTotpNotEnrolled:
+      return "totp_not_enrolled";
+    case AccountReason::kAccountLocked:
+      return "account_locked";
+    case AccountReason::kAccountDisabled:
+      return "account_disabled";
+    case AccountReason::kUnknownCertificate:
+      return "unknown_certificate";
+    case AccountReason::kUnknownToken:
+      return "unknown_token";
+    case AccountReason::kTokenExpired:
+      return "token_expired";
+    case AccountReason::kTokenRevoked:
+      return "token_revoked";
+    case AccountReason::kPermissionDenied:
+      return "permission_denied";
+    case AccountReason::kInvalidArgument:
+      return "invalid_argument";
+    case AccountReason::kError:
+      return "error";
+  }
+  return "error";
+}
+
+std::string_view AccountActionName(AccountAction action) {
+  switch (action) {
+    case AccountAction::kLoginSuccess:
+      return "login_success";
+    case AccountAction::kLoginFailure:
+      return "login_failure";
+    case AccountAction::kLockout:
+      return "lockout";
+    case AccountAction::kUnlock:
+      return "unlock";
+    case AccountAction::kTokenRevoke:
+      return "token_revoke";
+    case AccountAction::kTokenRejected:
+      return "token_rejected";
+    case AccountAction::kAccountCreate:
+      return "account_create";
+    case AccountAction::kAccountChange:
+      return "account_change";
+    case AccountAction::kAccountDisable:
+      return "account_disable";
+    case AccountAction::kAccountEnable:
+      return "account_enable";
+    case AccountAction::kAccountResetTotp:
+      return "account_reset_totp";
+    case AccountAction::kAccountRoles:
+      return "account_roles";
+  }
+  return "unknown";
+}
+
+AccountService::AccountService(store::Store& store, hsm::SecretSealer& sealer,
+                               PasswordHasher& hasher, Totp& totp, const Clock& clock,
+                               AccountServiceOptions options, AccountEventSink sink)
+    : store_(store),
+      sealer_(sealer),
+      hasher_(hasher),
+      totp_(totp),
+      clock_(clock),
+      options_(std::move(options)),
+      sink_(std::move(sink)) {
+  Result<SecretBytes> random = RandomPrintableSecret(16);
+  if (random.ok()) {
+    Result<std::string> hash = hasher_.Hash(*random);
+    if (hash.ok()) dummy_hash_ = std::move(*hash);
+  }
+}
+
+Status AccountService::ValidateAccountName(std::string_view name) {
+  auto alnum = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+  };
+  if (name.empty() || name.size() > kMaxNameLength || !alnum(name[0]) ||
+      !std::all_of(name.begin(), name.end(), [&](char c) {
+        return alnum(c) || c == '.' || c == '_' || c == '@' || c == '-';
+      })) {
+    return InvalidArgument(
+        "an account name has 1 to 64 characters of A-Z a-z 0-9 . _ @ - and starts with a letter "
+        "or digit");
+  }
+  return OkStatus();
+}
+
+Status AccountService::ValidateFingerprint(std::string_view fingerprint) {
+  if (fingerprint.size() != 64 || !std::all_of(fingerprint.begin(), fingerprint.end(), [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+      })) {
+    return InvalidArgument(
+        "a client certificate fingerprint is the SHA-256 of its DER as 64 lower-case hex digits");
+  }
+  return OkStatus();
+}
+
+// ---- events ----
+
+AccountEvent AccountService::MakeEvent(AccountAction action, AccountReason reason,
+                                       const Principal& actor, std::string_view object) const {
+  AccountEvent event;
+  event.time = clock_.Now();
+  event.action = action;
+  event.reason = reason;
+  event.actor_id = actor.account_id;
+  event.actor_name = actor.name;
+  event.actor_roles = actor.roles;
+  event.auth_method = actor.account_id == "system" ? "system" : "bearer";
+  event.object = std::string(object);
+  return event;
+}
+
+Status AccountService::Emit(AccountEvent event) {
+  if (!sink_) return OkStatus();
+  Status status = sink_(event);
+  if (!status.ok()) return status.error().WithContext("cannot record the account event");
+  return OkStatus();
+}
+
+Error AccountService::Fail(AccountEvent event, Error error) {
+  if (event.reason == AccountReason::kSuccess) {
+    // An admin operation that failed: classify by the error.
+    switch (error.code()) {
+      case ErrorCode::kInvalidArgument:
+      case ErrorCode::kNotFound:
+      case ErrorCode::kAlreadyExists:
+      case ErrorCode::kFailedPrecondition:
+        event.reason = AccountReason::kInvalidArgument;
+        break;
+      case ErrorCode::kPermissionDenied:
+        event.reason = AccountReason::kPermissionDenied;
+        break;
+      default:
+        event.reason = AccountReason::kError;
+        break;
+    }
+  }
+  if (event.reason == AccountReason::kError || event.reason == AccountReason::kInvalidArgument) {
+    event.details["error"] = error.message();
+  }
+  Status status = Emit(std::move(event));
+  if (!status.ok()) return std::move(status).error();
+  return error;
+}
+
+Status AccountService::RequireAdmin(const Principal& actor, AccountAction action,
+                                    std::string_view object) {
+  if (actor.Has(Role::kAdmin) && !actor.must_change_password) return OkStatus();
+  std::string why = actor.must_change_password
+                        ? "account '" + actor.name + "' must change its password first"
+                        : "account '" + actor.name + "' lacks the admin role";
+  return Fail(MakeEvent(action, AccountReason::kPermissionDenied, actor, object),
+              PermissionDenied(std::move(why)));
+}
+
+// ---- helpers ----
+
+AccountInfo AccountService::Info(const store::AccountRecord& account) const {
+  AccountInfo info;
+  info.id = account.id;
+  info.name = account.name;
+  info.kind = account.kind;
+  info.roles = account.roles;
+  info.state = account.state;
+  info.totp_enrolled = account.totp_seed_sealed.has_value();
+  info.must_change_password = account.must_change_password;
+  info.failed_attempts = account.failed_attempts;
+  if (IsLockedAt(account, clock_.Now())) info.locked_until = account.locked_until;
+  info.mtls_fingerprint = account.mtls_fingerprint;
+  info.created_at = account.created_at;
+  info.updated_at = account.updated_at;
+  return info;
+}
+
+Result<AccountInfo> AccountService::Reload(std::string_view id) {
+  SIGNET_ASSIGN_OR_RETURN(store::AccountRecord account, store_.GetAccountById(id));
+  return Info(account);
+}
+
+Result<TotpEnrolment> AccountService::NewTotpSeed(std::string_view account_id,
+                                                  std::string_view name, Bytes* sealed) {
+  Bytes raw(kTotpSeedBytes);
+  SIGNET_TRY(RandomBytes(raw));
+  SecretBytes seed{ByteView(raw)};
+  SecureWipe(raw.data(), raw.size());
+  SIGNET_ASSIGN_OR_RETURN(*sealed, sealer_.Seal(seed.view(), SeedAad(account_id)));
+  std::string base32 = Base32Encode(seed.view());
+  TotpEnrolment enrolment{SecretBytes(std::string_view(base32)),
+                          TotpUri(options_.totp_issuer, name, seed, totp_.parameters())};
+  SecureWipe(base32.data(), base32.size());
+  return enrolment;
+}
+
+Status AccountService::CheckNotLastAdmin(const store::AccountRecord& account, bool losing_admin) {
+  if (!losing_admin || !account.roles.Has(Role::kAdmin) || account.state != AccountState::kActive) {
+    return OkStatus();
+  }
+  SIGNET_ASSIGN_OR_RETURN(std::vector<store::AccountRecord> all, store_.ListAccounts());
+  for (const store::AccountRecord& other : all) {
+    if (other.id != account.id && other.roles.Has(Role::kAdmin) &&
+        other.state == AccountState::kActive) {
+      return OkStatus();
+    }
+  }
+  return FailedPrecondition("account '" + account.name +
+                            "' is the last active admin; make another admin first");
+}
+
+// ---- administration ----
+
+Result<NewPerson> AccountService::CreatePerson(const Principal& actor, std::string_view name,
+                                               RoleSet roles) {
+  SIGNET_TRY(RequireAdmin(actor, AccountAction::kAccountCreate, name));
+  AccountEvent event =
+      MakeEvent(AccountAction::kAccountCreate, AccountReason::kSuccess, actor, name);
+  event.details["kind"] = "person";
+  event.details["roles"] = roles.ToString();
+  auto fail = [&](AccountReason reason, Error error) {
+    event.reason = reason;
+    return Fail(event, std::move(error));
+  };
+  if (Status valid = ValidateAccountName(name); !valid.ok()) {
+    return fail(AccountReason::kInvalidArgument, valid.error());
+  }
+  Result<std::string> id = NewAccountId();
+  if (!id.ok()) return fail(AccountReason::kError, id.error());
+  Result<SecretBytes> password = RandomPrintableSecret(kOneTimePasswordBytes);
+  if (!password.ok()) return fail(AccountReason::kError, password.error());
+  Result<std::string> hash = hasher_.Hash(*password);
+  if (!hash.ok()) return fail(AccountReason::kError, hash.error());
+  Bytes sealed;
+  Result<TotpEnrolment> enrolment = NewTotpSeed(*id, name, &sealed);
+  if (!enrolment.ok()) return fail(AccountReason::kError, enrolment.error());
+
+  const TimePoint now = clock_.Now();
+  store::AccountRecord record;
+  record.id = *id;
+  record.name = std::string(name);
+  record.kind = AccountKind::kPerson;
+  record.roles = roles;
+  record.password_hash = std::move(*hash);
+  record.totp_seed_sealed = std::move(sealed);
+  record.must_change_password = true;
+  record.created_at = now;
+  record.updated_at = now;
+  if (Status inserted = store_.InsertAccount(record); !inserted.ok()) {
+    return fail(inserted.error().code() == ErrorCode::kAlreadyExists
+                    ? AccountReason::kInvalidArgument
+                    : AccountReason::kError,
+                inserted.error());
+  }
+  SIGNET_TRY(Emit(event));
+  return NewPerson{Info(record), std::move(*password), std::move(*enrolment)};
+}
+
+Result<AccountInfo> AccountService::CreateService(const Principal& actor, std::string_view name,
+                                                  RoleSet roles,
+                                                  std::string_view mtls_fingerprint) {
+  SIGNET_TRY(RequireAdmin(actor, AccountAction::kAccountCreate, name));
+  AccountEvent event =
+      MakeEvent(AccountAction::kAccountCreate, AccountReason::kSuccess, actor, name);
+  event.details["kind"] = "service";
+  event.details["roles"] = roles.ToString();
+  event.details["mtls_fingerprint"] = std::string(mtls_fingerprint);
+  auto fail = [&](AccountReason reason, Error error) {
+    event.reason = reason;
+    return Fail(event, std::move(error));
+  };
+  if (Status valid = ValidateAccountName(name); !valid.ok()) {
+    return fail(AccountReason::kInvalidArgument, valid.error());
+  }
+  if (Status valid = ValidateFingerprint(mtls_fingerprint); !valid.ok()) {
+    return fail(AccountReason::kInvalidArgument, valid.error());
+  }
+  Result<std::string> id = NewAccountId();
+  if (!id.ok()) return fail(AccountReason::kError, id.error());
+  const TimePoint now = clock_.Now();
+  store::AccountRecord record;
+  record.id = *id;
+  record.name = std::string(name);
+  record.kind = AccountKind::kService;
+  record.roles = roles;
+  record.mtls_fingerprint = std::string(mtls_fingerprint);
+  record.created_at = now;
+  record.updated_at = now;
+  if (Status inserted = store_.InsertAccount(record); !inserted.ok()) {
+    return fail(inserted.error().code() == ErrorCode::kAlreadyExists
+                    ? AccountReason::kInvalidArgument
+                    : AccountReason::kError,
+                inserted.error());
+  }
+  SIGNET_TRY(Emit(event));
+  return Info(record);
+}
+
+// An admin operation on one existing account: finds it, runs `change`, reports the outcome.
+template <typename Change>
+Result<AccountInfo> AccountService::AdminChange(const Principal& actor, AccountAction action,
+                                                std::string_view name, Change change) {
+  SIGNET_TRY(RequireAdmin(actor, action, name));
+  AccountEvent event = MakeEvent(action, AccountReason::kSuccess, actor, name);
+  Result<store::AccountRecord> account = store_.GetAccountByName(name);
+  if (!account.ok()) return Fail(event, account.error());
+  if (Status changed = change(*account, clock_.Now(), event); !changed.ok()) {
+    return Fail(event, changed.error());
+  }
+  SIGNET_TRY(Emit(event));
+  return Reload(account->id);
+}
+
+Result<AccountInfo> AccountService::Disable(const Principal& actor, std::string_view name) {
+  return AdminChange(
+      actor, AccountAction::kAccountDisable, name,
+      [&](const store::AccountRecord& account, TimePoint now, AccountEvent& event) -> Status {
+        SIGNET_TRY(CheckNotLastAdmin(account, /*losing_admin=*/true));
+        SIGNET_TRY(store_.UpdateAccountState(account.id, AccountState::kActive,
+                                             AccountState::kDisabled, now));
+        SIGNET_ASSIGN_OR_RETURN(int64_t revoked, store_.RevokeAccountTokens(account.id, now));
+        event.details["tokens_revoked"] = std::to_string(revoked);
+        return OkStatus();
+      });
+}
+
+Result<AccountInfo> AccountService::Enable(const Principal& actor, std::string_view name) {
+  return AdminChange(
+      actor, AccountAction::kAccountEnable, name,
+      [&](const store::AccountRecord& account, TimePoint now, AccountEvent&) -> Status {
+        return store_.UpdateAccountState(account.id, AccountState::kDisabled, AccountState::kActive,
+                                         now);
+      });
+}
+
+Result<AccountInfo> AccountService::Unlock(const Principal& actor, std::string_view name) {
+  return AdminChange(
+      actor, AccountAction::kUnlock, name,
+      [&](const store::AccountRecord& account, TimePoint now, AccountEvent& event) -> Status {
+        if (account.locked_until) event.locked_until = account.locked_until;
+        event.details["failed_attempts"] = std::to_string(account.failed_attempts);
+        return store_.ClearLoginFailures(account.id, now);
+      });
+}
+
+Result<AccountInfo> AccountService::SetRoles(const Principal& actor, std::string_view name,
+                                             RoleSet roles) {
+  return AdminChange(
+      actor, AccountAction::kAccountRoles, name,
+      [&](const store::AccountRecord& account, TimePoint now, AccountEvent& event) -> Status {
+        event.details["roles_before"] = account.roles.ToString();
+        event.details["roles"] = roles.ToString();
+        SIGNET_TRY(CheckNotLastAdmin(account, !roles.Has(Role::kAdmin)));
+        return store_.SetAccountRoles(account.id, roles, now);
+      });
+}
+
+Result<TotpEnrolment> AccountService::ResetTotp(const Principal& actor, std::string_view name) {
+  std::optional<TotpEnrolment> enrolment;
+  Result<AccountInfo> changed =
+      AdminChange(actor, AccountAction::kAccountResetTotp, name,
+                  [&](const store::AccountRecord& account, TimePoint now, AccountEvent&) -> Status {
+                    if (account.kind != AccountKind::kPerson) {
+                      return InvalidArgument("account '" + account.name +
+                                             "' is a service account and has no TOTP");
+                    }
+                    Bytes sealed;
+                    SIGNET_ASSIGN_OR_RETURN(TotpEnrolment fresh,
+                                            NewTotpSeed(account.id, account.name, &sealed));
+                    SIGNET_TRY(store_.SetTotpSeed(account.id, sealed, now));
+                    enrolment = std::move(fresh);
+                    return OkStatus();
+                  });
+  if (!changed.ok()) return std::move(changed).error();
+  return std::move(*enrolment);
+}
+
+Result<AccountInfo> AccountService::Get(const Principal& actor, std::string_view name) {
+  if (!actor.Has(Role::kAdmin) && !actor.Has(Role::kAuditor)) {
+    return PermissionDenied("account '" + actor.name + "' lacks the admin or auditor role");
+  }
+  SIGNET_ASSIGN_OR_RETURN(store::AccountRecord account, store_.GetAccountByName(name));
+  return Info(account);
+}
+
+Result<std::vector<AccountInfo>> AccountService::List(const Principal& actor) {
+  if (!actor.Has(Role::kAdmin) && !actor.Has(Role::kAuditor)) {
+    return PermissionDenied("account '" + actor.name + "' lacks the admin or auditor role");
+  }
+  SIGNET_ASSIGN_OR_RETURN(std::vector<store::AccountRecord> accounts, store_.ListAccounts());
+  std::vector<AccountInfo> out;
+  out.reserve(accounts.size());
+  for (const store::AccountRecord& account : accounts) out.push_back(Info(account));
+  return out;
+}
+
+// ---- authentication ----
+
+Status AccountService::CountFailure(const store::AccountRecord& account, TimePoint now,
+                                    std::optional<TimePoint>* locked_until) {
+  SIGNET_ASSIGN_OR_RETURN(store::LoginFailureState state,
+                          store_.RecordLoginFailure(account.id, options_.lockout_threshold,
+                                                    now + options_.lockout_duration, now));
+  *locked_until = state.locked_until;
+  return OkStatus();
+}
+
+Result<bool> AccountService::CheckTotp(const store::AccountRecord& account, std::string_view code,
+                                       TimePoint now, AccountReason* reason) {
+  if (!account.totp_seed_sealed) {
+    *reason = AccountReason::kTotpNotEnrolled;
+    return false;
+  }
+  SIGNET_ASSIGN_OR_RETURN(SecretBytes seed,
+                          sealer_.Unseal(*account.totp_seed_sealed, SeedAad(account.id)));
+  SIGNET_ASSIGN_OR_RETURN(std::optional<int64_t> step, totp_.Verify(seed, code, now));
+  if (!step) {
+    *reason = AccountReason::kWrongTotp;
+    return false;
+  }
+  // The compare-and-set: of two logins with the same code, only one moves the step forward.
+  SIGNET_ASSIGN_OR_RETURN(bool fresh, store_.RecordTotpStep(account.id, *step, now));
+  if (!fresh) {
+    *reason = AccountReason::kTotpReplayed;
+    return false;
+  }
+  return true;
+}
+
+Result<BearerToken> AccountService::IssueToken(const store::AccountRecord& account,
+                                               AccountEvent success) {
+  Bytes raw(kTokenBytes);
+  SIGNET_TRY(RandomBytes(raw));
+  std::string text = Base64UrlEncode(raw);
+  SecureWipe(raw.data(), raw.size());
+  SecretBytes token{std::string_view(text)};
+  SecureWipe(text.data(), text.size());
+
+  const TimePoint now = clock_.Now();
+  store::BearerTokenRecord record;
+  SIGNET_ASSIGN_OR_RETURN(record.token_hash, TokenHash(token.view()));
+  record.account_id = account.id;
+  record.created_at = now;
+  // Whole seconds, as the store keeps them, so what the caller is told is what is enforced.
+  record.expires_at = FromUnixSeconds(ToUnixSeconds(now + options_.token_lifetime));
+  SIGNET_TRY(store_.InsertBearerToken(record));
+  if (Status recorded = Emit(std::move(success)); !recorded.ok()) {
+    (void)store_.RevokeBearerToken(record.token_hash, now);
+    return std::move(recorded).error();
+  }
+  return BearerToken{std::move(token), record.expires_at, PrincipalOf(account)};
+}
+
+Result<BearerToken> AccountService::LoginWithPassword(std::string_view name,
+                                                      const SecretBytes& password,
+                                                      std::string_view totp_code,
+                                                      std::string_view client_address) {
+  const TimePoint now = clock_.Now();
+  AccountEvent event;
+  event.time = now;
+  event.action = AccountAction::kLoginFailure;
+  event.auth_method = "password+totp";
+  event.client_address = std::string(client_address);
+  event.actor_name = std::string(name.substr(0, kMaxNameLength));
+  event.object = event.actor_name;
+  const Error generic = Unauthenticated(std::string(kGenericLoginError));
+  auto refuse = [&](AccountReason reason) {
+    event.reason = reason;
+    return Fail(event, generic);
+  };
+  // Burns the same Argon2id work as a real verification, so timing does not tell unknown names
+  // from known ones.
+  auto dummy_verify = [&] {
+    if (!dummy_hash_.empty()) (void)hasher_.Verify(dummy_hash_, password);
+  };
+
+  Result<store::AccountRecord> found = ValidateAccountName(name).ok()
+                                           ? store_.GetAccountByName(name)
+                                           : Result<store::AccountRecord>(NotFound("bad name"));
+  if (!found.ok()) {
+    if (found.error().code() != ErrorCode::kNotFound) {
+      event.reason = AccountReason::kError;
+      return Fail(event, found.error());
+    }
+    dummy_verify();
+    return refuse(AccountReason::kUnknownAccount);
+  }
+  const store::AccountRecord& account = *found;
+  event.actor_id = account.id;
+  event.actor_roles = account.roles;
+  if (account.kind != AccountKind::kPerson || !account.password_hash) {
+    dummy_verify();
+    return refuse(AccountReason::kNotAPerson);
+  }
+  const bool locked = IsLockedAt(account, now);
+
+  bool password_ok = false;
+  if (ValidPasswordLength(password, options_.max_password_length)) {
+    Result<bool> verified = hasher_.Verify(*account.password_hash, password);
+    if (!verified.ok()) {
+      event.reason = AccountReason::kError;
+      return Fail(event, verified.error());
+    }
+    password_ok = *verified;
+  } else {
+    dummy_verify();
+  }
+
+  AccountReason reason = AccountReason::kWrongPassword;
+  bool totp_ok = false;
+  if (password_ok) {
+    Result<bool> checked = CheckTotp(account, totp_code, now, &reason);
+    if (!checked.ok()) {
+      event.reason = AccountReason::kError;
+      return Fail(event, checked.error());
+    }
+    totp_ok = *checked;
+  }
+
+  if (locked) {
+    // Not counted and not extended. Only the owner, with both factors, learns of the lock.
+    event.locked_until = account.locked_until;
+    event.details["credentials"] = password_ok && totp_ok ? "valid" : AccountReasonName(reason);
+    event.reason = AccountReason::kAccountLocked;
+    if (!(password_ok && totp_ok)) return Fail(event, generic);
+    return Fail(event, PermissionDenied("account '" + account.name + "' is locked until " +
+                                        FormatRfc3339(*account.locked_until) +
+                                        "; wait, or ask an admin to unlock it"));
+  }
+
+  if (!(password_ok && totp_ok)) {
+    event.reason = reason;
+    std::optional<TimePoint> locked_now;
+    Status counted = CountFailure(account, now, &locked_now);
+    if (!counted.ok()) {
+      event.details["error"] = counted.error().message();
+    }
+    if (locked_now) {
+      event.action = AccountAction::kLockout;
+      event.locked_until = locked_now;
+    }
+    return Fail(event, generic);
+  }
+
+  if (account.state != AccountState::kActive) {
+    event.reason = AccountReason::kAccountDisabled;
+    return Fail(event, PermissionDenied("account '" + account.name +
+                                        "' is disabled; ask an admin to enable it"));
+  }
+
+  if (account.failed_attempts != 0 || account.locked_until) {
+    if (Status cleared = store_.ClearLoginFailures(account.id, now); !cleared.ok()) {
+      event.reason = AccountReason::kError;
+      return Fail(event, cleared.error());
+    }
+  }
+  AccountEvent success = event;
+  success.action = AccountAction::kLoginSuccess;
+  success.reason = AccountReason::kSuccess;
+  if (account.must_change_password) success.details["must_change_password"] = "true";
+  Result<BearerToken> token = IssueToken(account, std::move(success));
+  if (!token.ok()) {
+    event.reason = AccountReason::kError;
+    return Fail(event, token.error());
+  }
+  return token;
+}
+
+Result<BearerToken> AccountService::LoginWithClientCertificate(std::string_view fingerprint,
+                                                               std::string_view client_address) {
+  AccountEvent event;
+  event.time = clock_.Now();
+  event.action = AccountAction::kLoginFailure;
+  event.auth_method = "mtls";
+  event.client_address = std::string(client_address);
+  event.details["mtls_fingerprint"] = std::string(fingerprint.substr(0, 64));
+  const Error generic = Unauthenticated("the client certificate belongs to no service account");
+  if (!ValidateFingerprint(fingerprint).ok()) {
+    event.reason = AccountReason::kUnknownCertificate;
+    return Fail(event, generic);
+  }
+  Result<store::AccountRecord> found = store_.GetAccountByFingerprint(fingerprint);
+  if (!found.ok()) {
+    event.reason = found.error().code() == ErrorCode::kNotFound ? AccountReason::kUnknownCertificate
+                                                                : AccountReason::kError;
+    return Fail(event, event.reason == AccountReason::kError ? found.error() : generic);
+  }
+  const store::AccountRecord& account = *found;
+  event.actor_id = account.id;
+  event.actor_name = account.name;
+  event.actor_roles = account.roles;
+  event.object = account.name;
+  if (account.kind != AccountKind::kService) {
+    event.reason = AccountReason::kUnknownCertificate;
+    return Fail(event, generic);
+  }
+  if (account.state != AccountState::kActive) {
+    event.reason = AccountReason::kAccountDisabled;
+    return Fail(event, PermissionDenied("service account '" + account.name + "' is disabled"));
+  }
+  AccountEvent success = event;
+  success.action = AccountAction::kLoginSuccess;
+  success.reason = AccountReason::kSuccess;
+  Result<BearerToken> token = IssueToken(account, std::move(success));
+  if (!token.ok()) {
+    event.reason = AccountReason::kError;
+    return Fail(event, token.error());
+  }
+  return token;
+}
+
+Result<Principal> AccountService::Authenticate(std::string_view bearer_token) {
+  const TimePoint now = clock_.Now();
+  AccountEvent event;
+  event.time = now;
+  event.action = AccountAction::kTokenRejected;
+  event.auth_method = "bearer";
+  const Error invalid = Unauthenticated(std::string(kInvalidTokenError));
+  auto refuse = [&](AccountReason reason) {
+    event.reason = reason;
+    return Fail(event, invalid);
+  };
+  if (bearer_token.size() != kTokenTextLength) return refuse(AccountReason::kUnknownToken);
+  Result<store::BearerTokenRecord> token =
+      store_.GetBearerToken(TokenHashOrEmpty(AsBytes(bearer_token)));
+  if (!token.ok()) {
+    if (token.error().code() == ErrorCode::kNotFound) return refuse(AccountReason::kUnknownToken);
+    event.reason = AccountReason::kError;
+    return Fail(event, token.error());
+  }
+  event.actor_id = token->account_id;
+  if (token->revoked_at) return refuse(AccountReason::kTokenRevoked);
+  if (now >= token->expires_at) return refuse(AccountReason::kTokenExpired);
+  Result<store::AccountRecord> account = store_.GetAccountById(token->account_id);
+  if (!account.ok()) {
+    event.reason = AccountReason::kError;
+    return Fail(event, account.error());
+  }
+  event.actor_name = account->name;
+  event.actor_roles = account->roles;
+  event.object = account->name;
+  if (account->state != AccountState::kActive) return refuse(AccountReason::kAccountDisabled);
+  if (IsLockedAt(*account, now)) {
+    event.locked_until = account->locked_until;
+    return refuse(AccountReason::kAccountLocked);
+  }
+  return PrincipalOf(*account);
+}
+
+Status AccountService::RevokeToken(std::string_view bearer_token) {
+  const TimePoint now = clock_.Now();
+  AccountEvent event;
+  event.time = now;
+  event.action = AccountAction::kTokenRevoke;
+  event.auth_method = "bearer";
+  const Error invalid = Unauthenticated(std::string(kInvalidTokenError));
+  if (bearer_token.size() != kTokenTextLength) {
+    event.reason = AccountReason::kUnknownToken;
+    return Fail(event, invalid);
+  }
+  SIGNET_ASSIGN_OR_RETURN(const Bytes hash, TokenHash(AsBytes(bearer_token)));
+  Result<store::BearerTokenRecord> token = store_.GetBearerToken(hash);
+  if (!token.ok()) {
+    event.reason = token.error().code() == ErrorCode::kNotFound ? AccountReason::kUnknownToken
+                                                                : AccountReason::kError;
+    return Fail(event, event.reason == AccountReason::kError ? token.error() : invalid);
+  }
+  event.actor_id = token->account_id;
+  if (Status revoked = store_.RevokeBearerToken(hash, now); !revoked.ok()) {
+    event.reason = AccountReason::kError;
+    return Fail(event, revoked.error());
+  }
+  return Emit(std::move(event));
+}
+
+Status AccountService::ChangePassword(const Principal& who, const SecretBytes& old_password,
+                                      const SecretBytes& new_password) {
+  const TimePoint now = clock_.Now();
+  AccountEvent event =
+      MakeEvent(AccountAction::kAccountChange, AccountReason::kSuccess, who, who.name);
+  event.details["change"] = "password";
+  Result<store::AccountRecord> account = store_.GetAccountById(who.account_id);
+  if (!account.ok()) {
+    event.reason = AccountReason::kError;
+    return Fail(event, account.error());
+  }
+  if (account->kind != AccountKind::kPerson || !account->password_hash) {
+    event.reason = AccountReason::kNotAPerson;
+    return Fail(event, FailedPrecondition("account '" + account->name + "' has no password"));
+  }
+  bool old_ok = false;
+  if (ValidPasswordLength(old_password, options_.max_password_length)) {
+    Result<bool> verified = hasher_.Verify(*account->password_hash, old_password);
+    if (!verified.ok()) {
+      event.reason = AccountReason::kError;
+      return Fail(event, verified.error());
+    }
+    old_ok = *verified;
+  }
+  if (!old_ok) {
+    event.reason = AccountReason::kWrongPassword;
+    std::optional<TimePoint> locked_now;
+    Status counted = CountFailure(*account, now, &locked_now);
+    if (!counted.ok()) event.details["error"] = counted.error().message();
+    if (locked_now) event.locked_until = locked_now;
+    return Fail(event, Unauthenticated("the current password is wrong"));
+  }
+  std::string problem;
+  if (new_password.size() < options_.min_password_length) {
+    problem = "the new password must have at least " +
+              std::to_string(options_.min_password_length) + " characters";
+  } else if (new_password.size() > options_.max_password_length) {
+    problem = "the new password must have at most " + std::to_string(options_.max_password_length) +
+              " characters";
+  } else if (new_password.Equals(old_password)) {
+    problem = "the new password must differ from the current one";
+  } else if (ConstantTimeEquals(new_password.view(), AsBytes(account->name))) {
+    problem = "the new password must not be the account name";
+  }
+  if (!problem.empty()) {
+    event.reason = AccountReason::kInvalidArgument;
+    return Fail(event, InvalidArgument(std::move(problem)));
+  }
+  Result<std::string> hash = hasher_.Hash(new_password);
+  if (!hash.ok()) {
+    event.reason = AccountReason::kError;
+    return Fail(event, hash.error());
+  }
+  if (Status stored =
+          store_.SetPasswordHash(account->id, *hash, /*must_change_password=*/false, now);
+      !stored.ok()) {
+    event.reason = AccountReason::kError;
+    return Fail(event, stored.error());
+  }
+  return Emit(std::move(event));
+}
+
+}  // namespace signet::service

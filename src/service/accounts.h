@@ -1,0 +1,281 @@
+// AccountService: accounts, roles and authentication for the signing service (CSBR NCSSR 2.2.1.5
+// lockout, MFA for people; DESIGN.md §3 "activation", "secrets"). Knows nothing of HTTP: the
+// server authenticates a request with Authenticate() and passes the Principal it returns to the
+// use cases, which check roles themselves.
+//
+// Accounts are people (password + TOTP, both required) or services (a TLS client certificate,
+// named by the SHA-256 of its DER). Roles are admin, signer and auditor; an account may hold
+// several and holds none unless given (least privilege).
+//
+// Secrets: passwords are kept only as Argon2id hashes (PasswordHasher), TOTP seeds only sealed by
+// the HSM (hsm::SecretSealer, associated data binding the seed to its account), bearer tokens only
+// as their SHA-256. One-time passwords, enrolments and tokens are returned once, in SecretBytes.
+// No error message contains a secret.
+//
+// Login policy (LoginWithPassword):
+//  - Five consecutive failures (wrong password, wrong or replayed code) lock the account for
+//    15 minutes (both configurable). While locked, even correct credentials are refused. A
+//    success resets the count. Attempts made while locked are not counted and do not extend the
+//    lock. An admin can Unlock early.
+//  - Each TOTP code is accepted at most once (the store's compare-and-set on the last used step),
+//    also when two logins race; codes one step early or late are accepted.
+//  - No account enumeration: an unknown name, a service account's name, a wrong password and a
+//    wrong code all return the same Unauthenticated error with the same message, after the same
+//    Argon2id work. A locked or disabled account is named as such ("account locked until <time>",
+//    PermissionDenied) only to a caller who presented the correct password AND a correct, unused
+//    code, i.e. the account's owner; anyone else sees the generic error, so neither a lock nor
+//    the disabled state reveals that a name exists, and a lock gives no password oracle.
+//  - The internal reason for each outcome goes to the event sink (see AccountEvent), never to the
+//    caller.
+//
+// Events: every outcome of every operation (successes and each kind of failure, with the reason)
+// is passed to the AccountEventSink given at construction, synchronously, before the operation
+// returns. If the sink fails, the operation fails with the sink's error; a login whose success
+// cannot be recorded revokes the token it just issued. Authenticate() reports only failures (it
+// runs for every request). The sink is meant to be an adapter onto service/audit_sink.h.
+//
+// Threads: safe to call from many threads if the ports are (the adapters are).
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/bytes.h"
+#include "common/clock.h"
+#include "common/result.h"
+#include "hsm/secret_sealer.h"
+#include "service/password_hasher.h"
+#include "service/totp.h"
+#include "store/store.h"
+
+namespace signet::service {
+
+using store::AccountKind;
+using store::AccountState;
+using store::Role;
+using store::RoleSet;
+
+// An authenticated account, as Authenticate and the logins return it.
+struct Principal {
+  std::string account_id;
+  std::string name;
+  AccountKind kind = AccountKind::kPerson;
+  RoleSet roles;
+  // A person who logged in with a one-time password must change it before anything else; the
+  // admin operations refuse such a principal.
+  bool must_change_password = false;
+
+  bool Has(Role role) const { return roles.Has(role); }
+};
+
+// signet acting on its own behalf (creating the embedded default's bootstrap admin from the
+// composition root): account id "system", admin role. Never returned by Authenticate.
+Principal SystemPrincipal();
+
+// What is shown about an account: everything but its secrets.
+struct AccountInfo {
+  std::string id;
+  std::string name;
+  AccountKind kind = AccountKind::kPerson;
+  RoleSet roles;
+  AccountState state = AccountState::kActive;
+  bool totp_enrolled = false;
+  bool must_change_password = false;
+  int64_t failed_attempts = 0;
+  std::optional<TimePoint> locked_until;  // only while the lock is in force
+  std::optional<std::string> mtls_fingerprint;
+  TimePoint created_at;
+  TimePoint updated_at;
+};
+
+// An authenticator-app enrolment: the seed as base32 and as an otpauth:// URI (for a QR code).
+struct TotpEnrolment {
+  SecretBytes secret_base32;
+  SecretBytes uri;
+};
+
+struct NewPerson {
+  AccountInfo account;
+  SecretBytes one_time_password;  // must be changed at first login
+  TotpEnrolment totp;
+};
+
+// A bearer token, returned once; the store keeps only its SHA-256.
+struct BearerToken {
+  SecretBytes token;  // base64url of 32 random bytes (43 characters)
+  TimePoint expires_at;
+  Principal principal;
+};
+
+// Why an operation ended as it did; stable names (AccountReasonName) for audit records.
+enum class AccountReason {
+  kSuccess,             // "success"
+  kUnknownAccount,      // "unknown_account": no account has that name
+  kNotAPerson,          // "not_a_person": password login to a service account
+  kWrongPassword,       // "wrong_password"
+  kWrongTotp,           // "wrong_totp": no code in the accepted window matches
+  kTotpReplayed,        // "totp_replayed": the code's step was already used
+  kTotpNotEnrolled,     // "totp_not_enrolled"
+  kAccountLocked,       // "account_locked"
+  kAccountDisabled,     // "account_disabled"
+  kUnknownCertificate,  // "unknown_certificate"
+  kUnknownToken,        // "unknown_token"
+  kTokenExpired,        // "token_expired"
+  kTokenRevoked,        // "token_revoked"
+  kPermissionDenied,    // "permission_denied": the actor lacks the role
+  kInvalidArgument,     // "invalid_argument": bad name, weak password, ...
+  kError,               // "error": a dependency failed (store, HSM); see details["error"]
+};
+std::string_view AccountReasonName(AccountReason reason);
+
+// The audited actions; names match service/audit_sink.h's AuditAction where one exists.
+enum class AccountAction {
+  kLoginSuccess,      // "login_success"
+  kLoginFailure,      // "login_failure"
+  kLockout,           // "lockout": this failure locked the account
+  kUnlock,            // "unlock"
+  kTokenRevoke,       // "token_revoke"
+  kTokenRejected,     // "token_rejected": Authenticate refused a bearer token
+  kAccountCreate,     // "account_create"
+  kAccountChange,     // "account_change": password changed
+  kAccountDisable,    // "account_disable"
+  kAccountEnable,     // "account_enable"
+  kAccountResetTotp,  // "account_reset_totp"
+  kAccountRoles,      // "account_roles"
+};
+std::string_view AccountActionName(AccountAction action);
+
+struct AccountEvent {
+  TimePoint time;
+  AccountAction action = AccountAction::kLoginFailure;
+  AccountReason reason = AccountReason::kSuccess;
+  // Who acted: for logins the account that tried (empty id if the name is unknown; the name as
+  // given), for admin operations the admin.
+  std::string actor_id;
+  std::string actor_name;
+  RoleSet actor_roles;
+  std::string auth_method;  // "password+totp", "mtls", "bearer", "system"
+  std::string client_address;
+  std::string object;  // the account acted on, by name
+  std::optional<TimePoint> locked_until;
+  std::map<std::string, std::string> details;  // e.g. "roles", "error"; never secrets
+
+  bool succeeded() const { return reason == AccountReason::kSuccess; }
+};
+
+using AccountEventSink = std::function<Status(const AccountEvent&)>;
+
+struct AccountServiceOptions {
+  std::chrono::seconds token_lifetime{15 * 60};
+  int64_t lockout_threshold = 5;  // NCSSR 2.2.1.5: at most five attempts
+  std::chrono::seconds lockout_duration{15 * 60};
+  size_t min_password_length = 12;
+  size_t max_password_length = 1024;
+  std::string totp_issuer = "signet";
+};
+
+class AccountService {
+ public:
+  // The references must outlive the service. `sink` may be empty (events are then dropped).
+  AccountService(store::Store& store, hsm::SecretSealer& sealer, PasswordHasher& hasher, Totp& totp,
+                 const Clock& clock, AccountServiceOptions options = {},
+                 AccountEventSink sink = {});
+  AccountService(const AccountService&) = delete;  // Holds references; copies add nothing.
+  AccountService& operator=(const AccountService&) = delete;
+
+  // Account names: 1 to 64 characters of A-Z a-z 0-9 . _ @ -, starting with a letter or digit.
+  static Status ValidateAccountName(std::string_view name);
+  // SHA-256 fingerprints: 64 lower-case hex digits.
+  static Status ValidateFingerprint(std::string_view fingerprint);
+
+  // ---- administration (actor must hold admin and not be due a password change) ----
+
+  // A person with a random one-time password (must_change_password set) and a fresh TOTP seed.
+  // InvalidArgument for a bad name; AlreadyExists if the name is taken; PermissionDenied.
+  Result<NewPerson> CreatePerson(const Principal& actor, std::string_view name, RoleSet roles);
+  // A service account identified by its client certificate's SHA-256 (hex). No password.
+  // AlreadyExists if the name or the certificate is taken.
+  Result<AccountInfo> CreateService(const Principal& actor, std::string_view name, RoleSet roles,
+                                    std::string_view mtls_fingerprint);
+  // Disabling also revokes the account's bearer tokens. FailedPrecondition if already in that
+  // state, or when it would leave no active admin.
+  Result<AccountInfo> Disable(const Principal& actor, std::string_view name);
+  Result<AccountInfo> Enable(const Principal& actor, std::string_view name);
+  // Lifts a lock and resets the failure count.
+  Result<AccountInfo> Unlock(const Principal& actor, std::string_view name);
+  // A new TOTP seed for a person (the old one stops working). InvalidArgument for a service.
+  Result<TotpEnrolment> ResetTotp(const Principal& actor, std::string_view name);
+  // FailedPrecondition when it would leave no active admin.
+  Result<AccountInfo> SetRoles(const Principal& actor, std::string_view name, RoleSet roles);
+  // NotFound for an unknown name (admins and auditors only: this does reveal names).
+  Result<AccountInfo> Get(const Principal& actor, std::string_view name);
+  // Every account, by name. Admin or auditor.
+  Result<std::vector<AccountInfo>> List(const Principal& actor);
+
+  // ---- authentication ----
+
+  // Person login with both factors. Unauthenticated "the account name, password or one-time
+  // code is wrong" for every failure (see the header comment); PermissionDenied "account '<n>'
+  // is locked until <RFC 3339>" / "account '<n>' is disabled" only with both factors correct.
+  Result<BearerToken> LoginWithPassword(std::string_view name, const SecretBytes& password,
+                                        std::string_view totp_code,
+                                        std::string_view client_address);
+  // Server-to-server login: `fingerprint` is the SHA-256 (hex) of the client certificate the TLS
+  // layer verified. Unauthenticated for an unknown certificate; PermissionDenied for a disabled
+  // service account (the certificate already proved who it is, so naming the state leaks
+  // nothing).
+  Result<BearerToken> LoginWithClientCertificate(std::string_view fingerprint,
+                                                 std::string_view client_address);
+  // The account behind a bearer token. Unauthenticated "the bearer token is not valid" for an
+  // unknown, expired or revoked token, or one whose account is disabled or locked.
+  Result<Principal> Authenticate(std::string_view bearer_token);
+  // Logout: revokes the token (repeating succeeds). Unauthenticated for an unknown token.
+  Status RevokeToken(std::string_view bearer_token);
+  // Changes the principal's own password and clears must_change_password. Unauthenticated (and
+  // counted as a failed attempt) if `old_password` is wrong; InvalidArgument if the new one is
+  // shorter than the minimum, longer than the maximum, equal to the old one or to the name.
+  Status ChangePassword(const Principal& who, const SecretBytes& old_password,
+                        const SecretBytes& new_password);
+
+ private:
+  Status RequireAdmin(const Principal& actor, AccountAction action, std::string_view object);
+  template <typename Change>
+  Result<AccountInfo> AdminChange(const Principal& actor, AccountAction action,
+                                  std::string_view name, Change change);
+  Status Emit(AccountEvent event);
+  AccountEvent MakeEvent(AccountAction action, AccountReason reason, const Principal& actor,
+                         std::string_view object) const;
+  // Returns `error` after reporting it (or the sink's error if reporting fails).
+  Error Fail(AccountEvent event, Error error);
+  Result<TotpEnrolment> NewTotpSeed(std::string_view account_id, std::string_view name,
+                                    Bytes* sealed);
+  Result<BearerToken> IssueToken(const store::AccountRecord& account, AccountEvent success);
+  Result<bool> CheckTotp(const store::AccountRecord& account, std::string_view code, TimePoint now,
+                         AccountReason* reason);
+  // Counts a failed attempt; sets *locked_until if it locked the account.
+  Status CountFailure(const store::AccountRecord& account, TimePoint now,
+                      std::optional<TimePoint>* locked_until);
+  Status CheckNotLastAdmin(const store::AccountRecord& account, bool losing_admin);
+  AccountInfo Info(const store::AccountRecord& account) const;
+  Result<AccountInfo> Reload(std::string_view id);
+
+  // Constant after construction.
+  store::Store& store_;
+  hsm::SecretSealer& sealer_;
+  PasswordHasher& hasher_;
+  Totp& totp_;
+  const Clock& clock_;
+  const AccountServiceOptions options_;
+  const AccountEventSink sink_;
+  // A hash of a random password, verified against when the account does not exist, so unknown
+  // names cost the same Argon2id work as known ones. Made at construction; empty only if hashing
+  // failed then. Constant after construction.
+  std::string dummy_hash_;
+};
+
+}  // namespace signet::service

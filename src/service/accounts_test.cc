@@ -1,0 +1,705 @@
+// AccountService with the real Argon2id and liboath adapters, a fake (OpenSSL) sealer and either
+// the in-memory store or a real SQLite file; time from a FakeClock.
+#include "service/accounts.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <barrier>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "service/adapters/argon2_password_hasher.h"
+#include "service/adapters/oath_totp.h"
+#include "service/testing/fakes.h"
+#include "store/sqlite/sqlite_store.h"
+
+namespace signet::service {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr Argon2Parameters kFastArgon2{.iterations = 1, .memory_kib = 256, .parallelism = 1};
+constexpr std::string_view kGeneric = "the account name, password or one-time code is wrong";
+const std::string kFingerprint(64, 'a');
+const TimePoint kStart = FromUnixSeconds(1'700'000'010);
+
+// RFC 4648 base32 without padding, for turning an enrolment back into the seed an app would use.
+SecretBytes Base32Decode(std::string_view text) {
+  Bytes out;
+  uint32_t buffer = 0;
+  int bits = 0;
+  for (char c : text) {
+    uint32_t v = (c >= 'A' && c <= 'Z') ? static_cast<uint32_t>(c - 'A')
+                                        : static_cast<uint32_t>(c - '2' + 26);
+    buffer = (buffer << 5) | v;
+    bits += 5;
+    if (bits >= 8) {
+      out.push_back(static_cast<uint8_t>(buffer >> (bits - 8)));
+      bits -= 8;
+    }
+  }
+  return SecretBytes(ByteView(out));
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// What an authenticator app holds after enrolment.
+struct Person {
+  std::string name;
+  SecretBytes password;
+  SecretBytes seed;
+};
+
+class AccountServiceTest : public ::testing::Test {
+ protected:
+  AccountServiceTest() : clock_(kStart), totp_() {}
+
+  void SetUp() override { MakeService(store_); }
+
+  void MakeService(store::Store& store, AccountServiceOptions options = {}) {
+    service_ =
+        std::make_unique<AccountService>(store, sealer_, hasher_, totp_, clock_, std::move(options),
+                                         [this](const AccountEvent& event) -> Status {
+                                           events_.push_back(event);
+                                           if (fail_sink_) return Unavailable("audit log down");
+                                           return OkStatus();
+                                         });
+  }
+
+  Person CreatePerson(const std::string& name, RoleSet roles = {}) {
+    Result<NewPerson> created = service_->CreatePerson(SystemPrincipal(), name, roles);
+    EXPECT_TRUE(created.ok()) << created.error().message();
+    if (!created.ok()) return {};
+    return Person{name, std::move(created->one_time_password),
+                  Base32Decode(created->totp.secret_base32.text_view())};
+  }
+
+  std::string Code(const Person& p, std::chrono::seconds offset = 0s) {
+    Result<SecretBytes> code = totp_.Generate(p.seed, clock_.Now() + offset);
+    EXPECT_TRUE(code.ok());
+    return std::string(code->text_view());
+  }
+
+  Result<BearerToken> Login(const Person& p, std::chrono::seconds code_offset = 0s) {
+    return service_->LoginWithPassword(p.name, p.password, Code(p, code_offset), "192.0.2.7:5000");
+  }
+
+  Result<BearerToken> LoginWrongPassword(const Person& p) {
+    return service_->LoginWithPassword(p.name, SecretBytes("not the password"), Code(p),
+                                       "192.0.2.7:5000");
+  }
+
+  // Moves to the next TOTP step, so a fresh code exists.
+  void NextStep() { clock_.Advance(30s); }
+
+  const AccountEvent& LastEvent() const { return events_.back(); }
+
+  static void ExpectGeneric(const Result<BearerToken>& r) {
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code(), ErrorCode::kUnauthenticated);
+    EXPECT_EQ(r.error().message(), kGeneric);
+  }
+
+  FakeClock clock_;
+  testing::MemoryStore store_;
+  testing::FakeSecretSealer sealer_;
+  Argon2PasswordHasher hasher_{kFastArgon2};
+  OathTotp totp_;
+  std::vector<AccountEvent> events_;
+  bool fail_sink_ = false;
+  std::unique_ptr<AccountService> service_;
+};
+
+// ---- creation and roles ----
+
+TEST_F(AccountServiceTest, CreatePersonReturnsOneTimePasswordAndEnrolment) {
+  Result<NewPerson> created =
+      service_->CreatePerson(SystemPrincipal(), "alice", RoleSet{Role::kSigner});
+  ASSERT_TRUE(created.ok()) << created.error().message();
+  EXPECT_EQ(created->one_time_password.size(), 24u);
+  EXPECT_EQ(created->totp.secret_base32.size(), 32u);  // 20 bytes
+  EXPECT_EQ(
+      created->totp.uri.text_view(),
+      "otpauth://totp/signet:alice?secret=" + std::string(created->totp.secret_base32.text_view()) +
+          "&issuer=signet&algorithm=SHA1&digits=6&period=30");
+  EXPECT_TRUE(created->account.must_change_password);
+  EXPECT_TRUE(created->account.totp_enrolled);
+  EXPECT_EQ(created->account.kind, AccountKind::kPerson);
+  EXPECT_EQ(created->account.roles, RoleSet{Role::kSigner});
+  EXPECT_EQ(created->account.id.rfind("a_", 0), 0u);
+
+  Result<store::AccountRecord> stored = store_.GetAccountByName("alice");
+  ASSERT_TRUE(stored.ok());
+  ASSERT_TRUE(stored->password_hash.has_value());
+  EXPECT_EQ(stored->password_hash->rfind("$argon2id$", 0), 0u);
+  ASSERT_TRUE(stored->totp_seed_sealed.has_value());
+  SecretBytes seed = Base32Decode(created->totp.secret_base32.text_view());
+  EXPECT_EQ(ToString(*stored->totp_seed_sealed).find(std::string(seed.text_view())),
+            std::string::npos);
+  EXPECT_EQ(LastEvent().action, AccountAction::kAccountCreate);
+  EXPECT_TRUE(LastEvent().succeeded());
+  EXPECT_EQ(LastEvent().details.at("roles"), "signer");
+}
+
+TEST_F(AccountServiceTest, NewAccountHasNoRoleUnlessGiven) {
+  CreatePerson("bob");
+  Result<store::AccountRecord> stored = store_.GetAccountByName("bob");
+  ASSERT_TRUE(stored.ok());
+  EXPECT_TRUE(stored->roles.empty());
+}
+
+TEST_F(AccountServiceTest, BadNamesAreInvalidArgumentAndDuplicatesAlreadyExists) {
+  const std::string too_long(65, 'x');
+  for (const std::string& bad : {std::string(), std::string("-leading"), std::string("has space"),
+                                 std::string("semi;colon"), too_long}) {
+    SCOPED_TRACE(bad);
+    Result<NewPerson> created = service_->CreatePerson(SystemPrincipal(), bad, {});
+    ASSERT_FALSE(created.ok()) << bad;
+    EXPECT_EQ(created.error().code(), ErrorCode::kInvalidArgument);
+  }
+  CreatePerson("carol");
+  Result<NewPerson> again = service_->CreatePerson(SystemPrincipal(), "carol", {});
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code(), ErrorCode::kAlreadyExists);
+  EXPECT_EQ(LastEvent().reason, AccountReason::kInvalidArgument);
+}
+
+TEST_F(AccountServiceTest, OnlyAdminsAdminister) {
+  Person signer = CreatePerson("signer1", RoleSet{Role::kSigner});
+  Result<BearerToken> token = Login(signer);
+  ASSERT_TRUE(token.ok()) << token.error().message();
+  Result<NewPerson> created = service_->CreatePerson(token->principal, "eve", {Role::kAdmin});
+  ASSERT_FALSE(created.ok());
+  EXPECT_EQ(created.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_EQ(LastEvent().reason, AccountReason::kPermissionDenied);
+  Result<std::vector<AccountInfo>> list = service_->List(token->principal);
+  ASSERT_FALSE(list.ok());
+  EXPECT_EQ(list.error().code(), ErrorCode::kPermissionDenied);
+}
+
+TEST_F(AccountServiceTest, AdminWhoMustChangePasswordCannotAdministerYet) {
+  Person admin = CreatePerson("admin1", RoleSet{Role::kAdmin});
+  Result<BearerToken> token = Login(admin);
+  ASSERT_TRUE(token.ok());
+  EXPECT_TRUE(token->principal.must_change_password);
+  Result<AccountInfo> created =
+      service_->CreateService(token->principal, "ci", {Role::kSigner}, kFingerprint);
+  ASSERT_FALSE(created.ok());
+  EXPECT_EQ(created.error().code(), ErrorCode::kPermissionDenied);
+  ASSERT_TRUE(
+      service_->ChangePassword(token->principal, admin.password, SecretBytes("a much better one"))
+          .ok());
+  Result<Principal> fresh = service_->Authenticate(token->token.text_view());
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_FALSE(fresh->must_change_password);
+  EXPECT_TRUE(service_->CreateService(*fresh, "ci", {Role::kSigner}, kFingerprint).ok());
+}
+
+TEST_F(AccountServiceTest, SetRolesReplacesRolesButKeepsOneAdmin) {
+  Person admin = CreatePerson("root", RoleSet{Role::kAdmin});
+  Result<AccountInfo> changed =
+      service_->SetRoles(SystemPrincipal(), "root", RoleSet{Role::kAdmin, Role::kAuditor});
+  ASSERT_TRUE(changed.ok()) << changed.error().message();
+  EXPECT_EQ(changed->roles.ToString(), "admin,auditor");
+  Result<AccountInfo> last = service_->SetRoles(SystemPrincipal(), "root", RoleSet{});
+  ASSERT_FALSE(last.ok());
+  EXPECT_EQ(last.error().code(), ErrorCode::kFailedPrecondition);
+  Result<AccountInfo> disable = service_->Disable(SystemPrincipal(), "root");
+  ASSERT_FALSE(disable.ok());
+  EXPECT_EQ(disable.error().code(), ErrorCode::kFailedPrecondition);
+  CreatePerson("root2", RoleSet{Role::kAdmin});
+  EXPECT_TRUE(service_->SetRoles(SystemPrincipal(), "root", RoleSet{}).ok());
+}
+
+TEST_F(AccountServiceTest, ListShowsAccountsToAuditors) {
+  CreatePerson("zed");
+  Person auditor = CreatePerson("aud", RoleSet{Role::kAuditor});
+  Result<BearerToken> token = Login(auditor);
+  ASSERT_TRUE(token.ok());
+  Result<std::vector<AccountInfo>> list = service_->List(token->principal);
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].name, "aud");
+  EXPECT_EQ((*list)[1].name, "zed");
+}
+
+// ---- login ----
+
+TEST_F(AccountServiceTest, LoginWithBothFactorsIssuesAToken) {
+  Person alice = CreatePerson("alice", RoleSet{Role::kSigner, Role::kAuditor});
+  Result<BearerToken> token = Login(alice);
+  ASSERT_TRUE(token.ok()) << token.error().message();
+  EXPECT_EQ(token->token.size(), 43u);
+  EXPECT_EQ(token->expires_at, clock_.Now() + 15min);
+  EXPECT_EQ(token->principal.name, "alice");
+  Result<Principal> who = service_->Authenticate(token->token.text_view());
+  ASSERT_TRUE(who.ok()) << who.error().message();
+  EXPECT_EQ(who->name, "alice");
+  EXPECT_EQ(who->kind, AccountKind::kPerson);
+  EXPECT_TRUE(who->Has(Role::kSigner));
+  EXPECT_FALSE(who->Has(Role::kAdmin));
+  EXPECT_EQ(LastEvent().action, AccountAction::kLoginSuccess);
+  EXPECT_EQ(LastEvent().client_address, "192.0.2.7:5000");
+  // The store knows the token only by its hash.
+  Result<store::BearerTokenRecord> missing = store_.GetBearerToken(token->token.view());
+  EXPECT_FALSE(missing.ok());
+}
+
+TEST_F(AccountServiceTest, WrongPasswordAndUnknownNameGiveTheSameError) {
+  Person alice = CreatePerson("alice");
+  Result<BearerToken> wrong = LoginWrongPassword(alice);
+  ExpectGeneric(wrong);
+  EXPECT_EQ(LastEvent().reason, AccountReason::kWrongPassword);
+  EXPECT_EQ(LastEvent().actor_id, store_.GetAccountByName("alice")->id);
+  Result<BearerToken> unknown =
+      service_->LoginWithPassword("mallory", alice.password, Code(alice), "192.0.2.9:1");
+  ExpectGeneric(unknown);
+  EXPECT_EQ(LastEvent().reason, AccountReason::kUnknownAccount);
+  EXPECT_EQ(LastEvent().actor_id, "");
+  EXPECT_EQ(LastEvent().actor_name, "mallory");
+}
+
+TEST_F(AccountServiceTest, WrongTotpIsRefused) {
+  Person alice = CreatePerson("alice");
+  Result<BearerToken> r =
+      service_->LoginWithPassword("alice", alice.password, "000000", "192.0.2.7:5000");
+  if (Code(alice) == "000000") GTEST_SKIP() << "the one code in a million";
+  ExpectGeneric(r);
+  EXPECT_EQ(LastEvent().reason, AccountReason::kWrongTotp);
+  ExpectGeneric(service_->LoginWithPassword("alice", alice.password, "", "x"));
+}
+
+TEST_F(AccountServiceTest, BothFactorsAreRequired) {
+  Person alice = CreatePerson("alice");
+  ExpectGeneric(service_->LoginWithPassword("alice", SecretBytes(), Code(alice), "x"));
+  ExpectGeneric(service_->LoginWithPassword("alice", alice.password, "", "x"));
+}
+
+TEST_F(AccountServiceTest, ATotpCodeIsAcceptedOnlyOnce) {
+  Person alice = CreatePerson("alice");
+  ASSERT_TRUE(Login(alice).ok());
+  ExpectGeneric(Login(alice));
+  EXPECT_EQ(LastEvent().reason, AccountReason::kTotpReplayed);
+  // An earlier step's code is refused too once a later one was used.
+  ExpectGeneric(Login(alice, -30s));
+  NextStep();
+  EXPECT_TRUE(Login(alice).ok());
+}
+
+TEST_F(AccountServiceTest, OneStepOfSkewIsAcceptedEitherWay) {
+  Person alice = CreatePerson("alice");
+  EXPECT_TRUE(Login(alice, -30s).ok());  // the phone is slow
+  EXPECT_TRUE(Login(alice, 30s).ok());   // the phone is fast (a later step: not a replay)
+}
+
+TEST_F(AccountServiceTest, TwoStepsOfSkewAreRefused) {
+  Person alice = CreatePerson("alice");
+  ExpectGeneric(Login(alice, -60s));
+  EXPECT_EQ(LastEvent().reason, AccountReason::kWrongTotp);
+  ExpectGeneric(Login(alice, 60s));
+  EXPECT_EQ(LastEvent().reason, AccountReason::kWrongTotp);
+}
+
+// ---- lockout (NCSSR 2.2.1.5) ----
+
+TEST_F(AccountServiceTest, FiveFailuresLockTheAccountEvenForCorrectCredentials) {
+  Person alice = CreatePerson("alice");
+  for (int i = 0; i < 4; ++i) ExpectGeneric(LoginWrongPassword(alice));
+  EXPECT_EQ(LastEvent().action, AccountAction::kLoginFailure);
+  ExpectGeneric(LoginWrongPassword(alice));
+  EXPECT_EQ(LastEvent().action, AccountAction::kLockout);
+  ASSERT_TRUE(LastEvent().locked_until.has_value());
+  EXPECT_EQ(*LastEvent().locked_until, clock_.Now() + 15min);
+
+  NextStep();
+  Result<BearerToken> locked = Login(alice);
+  ASSERT_FALSE(locked.ok());
+  EXPECT_EQ(locked.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_EQ(locked.error().message(), "account 'alice' is locked until " +
+                                          FormatRfc3339(kStart + 15min) +
+                                          "; wait, or ask an admin to unlock it");
+  EXPECT_EQ(LastEvent().reason, AccountReason::kAccountLocked);
+}
+
+TEST_F(AccountServiceTest, LockIsOnlyNamedToWhoeverHasBothFactors) {
+  Person alice = CreatePerson("alice");
+  for (int i = 0; i < 5; ++i) ExpectGeneric(LoginWrongPassword(alice));
+  // Wrong password, or right password with a wrong code: the generic error, not the lock.
+  ExpectGeneric(LoginWrongPassword(alice));
+  EXPECT_EQ(LastEvent().reason, AccountReason::kAccountLocked);
+  ExpectGeneric(service_->LoginWithPassword("alice", alice.password, "999999", "x"));
+  // Attempts while locked neither count nor extend the lock.
+  Result<store::AccountRecord> record = store_.GetAccountByName("alice");
+  ASSERT_TRUE(record.ok());
+  EXPECT_EQ(record->failed_attempts, 0);
+  EXPECT_EQ(record->locked_until, kStart + 15min);
+}
+
+TEST_F(AccountServiceTest, LockEndsAfterTheLockoutPeriod) {
+  Person alice = CreatePerson("alice");
+  for (int i = 0; i < 5; ++i) ExpectGeneric(LoginWrongPassword(alice));
+  clock_.Advance(15min - 1s);
+  ASSERT_FALSE(Login(alice).ok());
+  clock_.Advance(31s);
+  Result<BearerToken> token = Login(alice);
+  ASSERT_TRUE(token.ok()) << token.error().message();
+  Result<store::AccountRecord> record = store_.GetAccountByName("alice");
+  EXPECT_FALSE(record->locked_until.has_value());
+}
+
+TEST_F(AccountServiceTest, AdminUnlockEndsTheLockAtOnce) {
+  Person alice = CreatePerson("alice");
+  for (int i = 0; i < 5; ++i) ExpectGeneric(LoginWrongPassword(alice));
+  Result<AccountInfo> info = service_->Unlock(SystemPrincipal(), "alice");
+  ASSERT_TRUE(info.ok()) << info.error().message();
+  EXPECT_FALSE(info->locked_until.has_value());
+  EXPECT_EQ(LastEvent().action, AccountAction::kUnlock);
+  EXPECT_TRUE(Login(alice).ok());
+}
+
+TEST_F(AccountServiceTest, SuccessResetsTheFailureCount) {
+  Person alice = CreatePerson("alice");
+  for (int i = 0; i < 4; ++i) ExpectGeneric(LoginWrongPassword(alice));
+  ASSERT_TRUE(Login(alice).ok());
+  NextStep();
+  for (int i = 0; i < 4; ++i) ExpectGeneric(LoginWrongPassword(alice));
+  EXPECT_TRUE(Login(alice).ok());
+}
+
+TEST_F(AccountServiceTest, WrongAndReplayedCodesCountTowardsTheLock) {
+  Person alice = CreatePerson("alice");
+  ASSERT_TRUE(Login(alice).ok());
+  for (int i = 0; i < 5; ++i) ExpectGeneric(Login(alice));  // replays
+  NextStep();
+  Result<BearerToken> r = Login(alice);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kPermissionDenied);
+}
+
+TEST_F(AccountServiceTest, UnknownNamesNeverLock) {
+  Person alice = CreatePerson("alice");
+  for (int i = 0; i < 8; ++i) {
+    ExpectGeneric(service_->LoginWithPassword("ghost", alice.password, Code(alice), "x"));
+  }
+  EXPECT_EQ(LastEvent().reason, AccountReason::kUnknownAccount);
+}
+
+TEST_F(AccountServiceTest, LockedAccountTokensStopWorking) {
+  Person alice = CreatePerson("alice");
+  Result<BearerToken> token = Login(alice);
+  ASSERT_TRUE(token.ok());
+  for (int i = 0; i < 5; ++i) ExpectGeneric(LoginWrongPassword(alice));
+  Result<Principal> who = service_->Authenticate(token->token.text_view());
+  ASSERT_FALSE(who.ok());
+  EXPECT_EQ(who.error().code(), ErrorCode::kUnauthenticated);
+  EXPECT_EQ(LastEvent().reason, AccountReason::kAccountLocked);
+}
+
+// ---- tokens ----
+
+TEST_F(AccountServiceTest, TokenExpiresAfterItsLifetime) {
+  Person alice = CreatePerson("alice");
+  Result<BearerToken> token = Login(alice);
+  ASSERT_TRUE(token.ok());
+  clock_.Advance(15min - 1s);
+  EXPECT_TRUE(service_->Authenticate(token->token.text_view()).ok());
+  clock_.Advance(1s);
+  Result<Principal> who = service_->Authenticate(token->token.text_view());
+  ASSERT_FALSE(who.ok());
+  EXPECT_EQ(who.error().code(), ErrorCode::kUnauthenticated);
+  EXPECT_EQ(who.error().message(), "the bearer token is not valid");
+  EXPECT_EQ(LastEvent().reason, AccountReason::kTokenExpired);
+}
+
+TEST_F(AccountServiceTest, TokenLifetimeIsConfigurable) {
+  MakeService(store_, {.token_lifetime = 60s});
+  Person alice = CreatePerson("alice");
+  Result<BearerToken> token = Login(alice);
+  ASSERT_TRUE(token.ok());
+  EXPECT_EQ(token->expires_at, clock_.Now() + 60s);
+}
+
+TEST_F(AccountServiceTest, RevokedTokenIsRefused) {
+  Person alice = CreatePerson("alice");
+  Result<BearerToken> token = Login(alice);
+  ASSERT_TRUE(token.ok());
+  ASSERT_TRUE(service_->RevokeToken(token->token.text_view()).ok());
+  EXPECT_EQ(LastEvent().action, AccountAction::kTokenRevoke);
+  Result<Principal> who = service_->Authenticate(token->token.text_view());
+  ASSERT_FALSE(who.ok());
+  EXPECT_EQ(who.error().code(), ErrorCode::kUnauthenticated);
+  EXPECT_EQ(LastEvent().reason, AccountReason::kTokenRevoked);
+  EXPECT_TRUE(service_->RevokeToken(token->token.text_view()).ok());  // repeatable
+}
+
+TEST_F(AccountServiceTest, UnknownOrMalformedTokenIsUnauthenticated) {
+  for (std::string_view token : {std::string_view(""), std::string_view("abc"),
+                                 std::string_view("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")}) {
+    Result<Principal> who = service_->Authenticate(token);
+    ASSERT_FALSE(who.ok());
+    EXPECT_EQ(who.error().code(), ErrorCode::kUnauthenticated);
+    EXPECT_EQ(LastEvent().reason, AccountReason::kUnknownToken);
+  }
+  Status revoke = service_->RevokeToken("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+  ASSERT_FALSE(revoke.ok());
+  EXPECT_EQ(revoke.error().code(), ErrorCode::kUnauthenticated);
+}
+
+TEST_F(AccountServiceTest, LoginIsRefusedWhenItsSuccessCannotBeRecorded) {
+  Person alice = CreatePerson("alice");
+  fail_sink_ = true;
+  Result<BearerToken> token = Login(alice);
+  ASSERT_FALSE(token.ok());
+  EXPECT_EQ(token.error().code(), ErrorCode::kUnavailable);
+}
+
+// ---- disabled accounts ----
+
+TEST_F(AccountServiceTest, DisabledAccountCannotLogInOrUseItsTokens) {
+  Person alice = CreatePerson("alice");
+  Result<BearerToken> token = Login(alice);
+  ASSERT_TRUE(token.ok());
+  Result<AccountInfo> disabled = service_->Disable(SystemPrincipal(), "alice");
+  ASSERT_TRUE(disabled.ok()) << disabled.error().message();
+  EXPECT_EQ(disabled->state, AccountState::kDisabled);
+  EXPECT_EQ(LastEvent().details.at("tokens_revoked"), "1");
+  EXPECT_FALSE(service_->Authenticate(token->token.text_view()).ok());
+
+  NextStep();
+  Result<BearerToken> again = Login(alice);
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_EQ(again.error().message(), "account 'alice' is disabled; ask an admin to enable it");
+  NextStep();
+  ExpectGeneric(LoginWrongPassword(alice));  // not named without the right credentials
+
+  ASSERT_TRUE(service_->Enable(SystemPrincipal(), "alice").ok());
+  NextStep();
+  EXPECT_TRUE(Login(alice).ok());
+  Result<AccountInfo> twice = service_->Enable(SystemPrincipal(), "alice");
+  ASSERT_FALSE(twice.ok());
+  EXPECT_EQ(twice.error().code(), ErrorCode::kFailedPrecondition);
+}
+
+// ---- service accounts ----
+
+TEST_F(AccountServiceTest, ServiceAccountLogsInByCertificateFingerprint) {
+  Result<AccountInfo> ci =
+      service_->CreateService(SystemPrincipal(), "ci", RoleSet{Role::kSigner}, kFingerprint);
+  ASSERT_TRUE(ci.ok()) << ci.error().message();
+  EXPECT_EQ(ci->kind, AccountKind::kService);
+  Result<BearerToken> token = service_->LoginWithClientCertificate(kFingerprint, "10.0.0.1:1");
+  ASSERT_TRUE(token.ok()) << token.error().message();
+  EXPECT_EQ(token->principal.name, "ci");
+  EXPECT_EQ(LastEvent().auth_method, "mtls");
+  Result<Principal> who = service_->Authenticate(token->token.text_view());
+  ASSERT_TRUE(who.ok());
+  EXPECT_EQ(who->kind, AccountKind::kService);
+  EXPECT_TRUE(who->Has(Role::kSigner));
+}
+
+TEST_F(AccountServiceTest, UnknownCertificateIsUnauthenticated) {
+  for (const std::string& fp : {std::string(64, 'b'), std::string("not hex"), std::string()}) {
+    Result<BearerToken> token = service_->LoginWithClientCertificate(fp, "10.0.0.1:1");
+    ASSERT_FALSE(token.ok());
+    EXPECT_EQ(token.error().code(), ErrorCode::kUnauthenticated);
+    EXPECT_EQ(LastEvent().reason, AccountReason::kUnknownCertificate);
+  }
+}
+
+TEST_F(AccountServiceTest, DisabledServiceAccountIsPermissionDenied) {
+  ASSERT_TRUE(service_->CreateService(SystemPrincipal(), "ci", {}, kFingerprint).ok());
+  ASSERT_TRUE(service_->Disable(SystemPrincipal(), "ci").ok());
+  Result<BearerToken> token = service_->LoginWithClientCertificate(kFingerprint, "10.0.0.1:1");
+  ASSERT_FALSE(token.ok());
+  EXPECT_EQ(token.error().code(), ErrorCode::kPermissionDenied);
+}
+
+TEST_F(AccountServiceTest, ServiceAccountHasNoPasswordLogin) {
+  ASSERT_TRUE(service_->CreateService(SystemPrincipal(), "ci", {}, kFingerprint).ok());
+  ExpectGeneric(service_->LoginWithPassword("ci", SecretBytes("anything at all"), "123456", "x"));
+  EXPECT_EQ(LastEvent().reason, AccountReason::kNotAPerson);
+}
+
+TEST_F(AccountServiceTest, CertificateCanBelongToOneServiceOnly) {
+  ASSERT_TRUE(service_->CreateService(SystemPrincipal(), "ci", {}, kFingerprint).ok());
+  Result<AccountInfo> again = service_->CreateService(SystemPrincipal(), "ci2", {}, kFingerprint);
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code(), ErrorCode::kAlreadyExists);
+  Result<AccountInfo> bad = service_->CreateService(SystemPrincipal(), "ci3", {}, "ABCDEF");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code(), ErrorCode::kInvalidArgument);
+}
+
+// ---- password and TOTP changes ----
+
+TEST_F(AccountServiceTest, ChangePasswordChecksTheOldOneAndThePolicy) {
+  Person alice = CreatePerson("alice");
+  Result<BearerToken> token = Login(alice);
+  ASSERT_TRUE(token.ok());
+  const Principal& who = token->principal;
+  Status wrong = service_->ChangePassword(who, SecretBytes("not it at all"),
+                                          SecretBytes("a long new password"));
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(wrong.error().code(), ErrorCode::kUnauthenticated);
+  EXPECT_EQ(store_.GetAccountByName("alice")->failed_attempts, 1);
+  for (const char* weak : {"short", "alice"}) {
+    Status s = service_->ChangePassword(who, alice.password, SecretBytes(weak));
+    ASSERT_FALSE(s.ok());
+    EXPECT_EQ(s.error().code(), ErrorCode::kInvalidArgument);
+  }
+  Status same = service_->ChangePassword(who, alice.password, alice.password);
+  ASSERT_FALSE(same.ok());
+  EXPECT_EQ(same.error().code(), ErrorCode::kInvalidArgument);
+
+  ASSERT_TRUE(
+      service_->ChangePassword(who, alice.password, SecretBytes("a long new password")).ok());
+  EXPECT_FALSE(store_.GetAccountByName("alice")->must_change_password);
+  NextStep();
+  ExpectGeneric(Login(alice));  // the one-time password is gone
+  alice.password = SecretBytes("a long new password");
+  NextStep();
+  EXPECT_TRUE(Login(alice).ok());
+}
+
+TEST_F(AccountServiceTest, ResetTotpReplacesTheSeed) {
+  Person alice = CreatePerson("alice");
+  Result<TotpEnrolment> enrolment = service_->ResetTotp(SystemPrincipal(), "alice");
+  ASSERT_TRUE(enrolment.ok()) << enrolment.error().message();
+  EXPECT_EQ(LastEvent().action, AccountAction::kAccountResetTotp);
+  ExpectGeneric(Login(alice));  // the old app's code
+  alice.seed = Base32Decode(enrolment->secret_base32.text_view());
+  NextStep();
+  EXPECT_TRUE(Login(alice).ok());
+  ASSERT_TRUE(service_->CreateService(SystemPrincipal(), "ci", {}, kFingerprint).ok());
+  Result<TotpEnrolment> service = service_->ResetTotp(SystemPrincipal(), "ci");
+  ASSERT_FALSE(service.ok());
+  EXPECT_EQ(service.error().code(), ErrorCode::kInvalidArgument);
+}
+
+TEST_F(AccountServiceTest, SeedSealedForOneAccountDoesNotOpenForAnother) {
+  Person alice = CreatePerson("alice");
+  Person bob = CreatePerson("bob");
+  // Copy alice's sealed seed onto bob's row: bob's login must fail, not log in with alice's app.
+  Result<store::AccountRecord> a = store_.GetAccountByName("alice");
+  Result<store::AccountRecord> b = store_.GetAccountByName("bob");
+  ASSERT_TRUE(store_.SetTotpSeed(b->id, *a->totp_seed_sealed, clock_.Now()).ok());
+  Result<BearerToken> r = service_->LoginWithPassword("bob", bob.password, Code(alice), "x");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kDataLoss);
+  EXPECT_EQ(LastEvent().reason, AccountReason::kError);
+}
+
+// ---- against a real SQLite file ----
+
+class AccountServiceSqliteTest : public AccountServiceTest {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/signet-accounts-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    path_ = dir_ + "/signet.db";
+    auto store = store::SqliteStore::Open(path_);
+    ASSERT_TRUE(store.ok()) << store.error().message();
+    sqlite_ = std::move(*store);
+    MakeService(*sqlite_);
+  }
+  void TearDown() override {
+    service_.reset();
+    sqlite_.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  std::string dir_;
+  std::string path_;
+  std::unique_ptr<store::SqliteStore> sqlite_;
+};
+
+TEST_F(AccountServiceSqliteTest, ConcurrentLoginsWithTheSameCodeSucceedExactlyOnce) {
+  Person alice = CreatePerson("alice");
+  // A second store on the same file, as a second process or node would have.
+  auto other_store = store::SqliteStore::Open(path_);
+  ASSERT_TRUE(other_store.ok());
+  AccountService other(**other_store, sealer_, hasher_, totp_, clock_);
+  for (int round = 0; round < 5; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    NextStep();
+    const std::string code = Code(alice);
+    std::atomic<int> successes{0};
+    std::atomic<int> refusals{0};
+    std::barrier start(2);
+    auto attempt = [&](AccountService* service) {
+      start.arrive_and_wait();
+      Result<BearerToken> r = service->LoginWithPassword("alice", alice.password, code, "x");
+      if (r.ok()) {
+        ++successes;
+      } else if (r.error().code() == ErrorCode::kUnauthenticated) {
+        ++refusals;
+      }
+    };
+    std::thread a(attempt, service_.get());
+    std::thread b(attempt, &other);
+    a.join();
+    b.join();
+    EXPECT_EQ(successes.load(), 1);
+    EXPECT_EQ(refusals.load(), 1);
+    // The refused attempt counted as a failure; a success resets, so no lock builds up.
+    ASSERT_TRUE(
+        sqlite_->ClearLoginFailures(sqlite_->GetAccountByName("alice")->id, clock_.Now()).ok());
+  }
+}
+
+TEST_F(AccountServiceSqliteTest, DatabaseHoldsNoPlaintextSecrets) {
+  Result<NewPerson> created =
+      service_->CreatePerson(SystemPrincipal(), "alice", RoleSet{Role::kAdmin});
+  ASSERT_TRUE(created.ok());
+  Person alice{"alice", created->one_time_password.Clone(),
+               Base32Decode(created->totp.secret_base32.text_view())};
+  Result<BearerToken> token = Login(alice);
+  ASSERT_TRUE(token.ok()) << token.error().message();
+  ASSERT_TRUE(
+      service_
+          ->ChangePassword(token->principal, alice.password, SecretBytes("second password here"))
+          .ok());
+  const std::vector<std::string> secrets = {
+      std::string(alice.password.text_view()), "second password here",
+      std::string(token->token.text_view()),   std::string(created->totp.secret_base32.text_view()),
+      std::string(alice.seed.text_view()),
+  };
+  service_.reset();
+  sqlite_.reset();  // the last connection checkpoints the WAL into the file
+  std::string bytes = ReadFile(path_) + ReadFile(path_ + "-wal");
+  ASSERT_GT(bytes.size(), 1000u);
+  ASSERT_NE(bytes.find("$argon2id$"), std::string::npos);  // the search does find stored text
+  for (const std::string& secret : secrets) {
+    EXPECT_EQ(bytes.find(secret), std::string::npos) << "a secret is stored in the clear";
+  }
+}
+
+TEST_F(AccountServiceSqliteTest, FullFlowAgainstSqlite) {
+  Person alice = CreatePerson("alice", RoleSet{Role::kSigner});
+  for (int i = 0; i < 5; ++i) ExpectGeneric(LoginWrongPassword(alice));
+  NextStep();
+  EXPECT_EQ(Login(alice).error().code(), ErrorCode::kPermissionDenied);
+  ASSERT_TRUE(service_->Unlock(SystemPrincipal(), "alice").ok());
+  NextStep();
+  Result<BearerToken> token = Login(alice);
+  ASSERT_TRUE(token.ok()) << token.error().message();
+  EXPECT_TRUE(service_->Authenticate(token->token.text_view()).ok());
+  ASSERT_TRUE(service_->RevokeToken(token->token.text_view()).ok());
+  EXPECT_FALSE(service_->Authenticate(token->token.text_view()).ok());
+}
+
+}  // namespace
+}  // namespace signet::service

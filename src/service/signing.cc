@@ -1,0 +1,527 @@
+#include "service/signing.h"
+
+#include <algorithm>
+#include <array>
+#include <set>
+#include <utility>
+
+#include "common/encoding.h"
+#include "common/random.h"
+#include "pki/pki.h"
+
+namespace signet::service {
+namespace {
+
+constexpr size_t kSadRandomBytes = 32;
+
+constexpr std::array kAllSchemes = {SignatureScheme::kRsaPkcs1v15, SignatureScheme::kRsaPss,
+                                    SignatureScheme::kEcdsa, SignatureScheme::kEd25519};
+constexpr std::array kAllHashes = {HashAlgorithm::kSha256, HashAlgorithm::kSha384,
+                                   HashAlgorithm::kSha512};
+
+Result<SignatureScheme> ParseScheme(std::string_view name) {
+  for (SignatureScheme s : kAllSchemes) {
+    if (SignatureSchemeName(s) == name) return s;
+  }
+  return InvalidArgument("unknown signature scheme '" + std::string(name) + "'");
+}
+
+std::vector<std::string> HexAll(const std::vector<Bytes>& hashes) {
+  std::vector<std::string> out;
+  out.reserve(hashes.size());
+  for (const Bytes& h : hashes) out.push_back(HexEncode(h));
+  return out;
+}
+
+// A compact text form of a policy for the audit details.
+std::string DescribePolicy(const KeyPolicy& p) {
+  std::string schemes;
+  for (SignatureScheme s : p.allowed_sign_schemes) {
+    if (!schemes.empty()) schemes += ',';
+    schemes += SignatureSchemeName(s);
+  }
+  std::string hashes;
+  for (HashAlgorithm h : p.allowed_hash_algorithms) {
+    if (!hashes.empty()) hashes += ',';
+    hashes += HashAlgorithmName(h);
+  }
+  return "schemes=" + schemes + ";hashes=" + hashes +
+         ";max_per_authorization=" + std::to_string(p.max_signatures_per_authorization) +
+         ";rate_per_minute_key=" + std::to_string(p.rate_per_minute_key) +
+         ";rate_per_minute_account=" + std::to_string(p.rate_per_minute_account);
+}
+
+store::KeyPolicyRecord ToRecord(const std::string& key_id, const KeyPolicy& p) {
+  store::KeyPolicyRecord r;
+  r.key_id = key_id;
+  for (SignatureScheme s : p.allowed_sign_schemes) {
+    r.allowed_sign_algos.emplace_back(SignatureSchemeName(s));
+  }
+  for (HashAlgorithm h : p.allowed_hash_algorithms) {
+    r.allowed_hash_algos.emplace_back(HashAlgorithmName(h));
+  }
+  r.max_signatures_per_authorization = p.max_signatures_per_authorization;
+  r.rate_per_minute_key = p.rate_per_minute_key;
+  r.rate_per_minute_account = p.rate_per_minute_account;
+  return r;
+}
+
+template <typename T>
+bool Contains(const std::vector<T>& v, const T& x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
+
+Result<Bytes> SadHash(const SecretBytes& sad) {
+  if (sad.empty()) return InvalidArgument("no SAD given");
+  return pki::ComputeDigest(HashAlgorithm::kSha256, sad.view());
+}
+
+// Records `event` as the refusal `error` and returns `error`. If even the refusal cannot be
+// recorded the refusal still stands; the message then says so.
+Error RecordRefusal(AuditSink& audit, AuditEvent& event, Error error) {
+  event.outcome = error.message();
+  event.details["error"] = std::string(ErrorCodeName(error.code()));
+  Status recorded = audit.Record(event);
+  if (!recorded.ok()) {
+    return Error(error.code(), error.message() + " (and the refusal could not be recorded: " +
+                                   recorded.error().message() + ")");
+  }
+  return error;
+}
+
+}  // namespace
+
+SigningService::SigningService(hsm::KeyStore& key_store, store::Store& store, const Clock& clock,
+                               AuditSink& audit, SigningOptions options)
+    : key_store_(key_store),
+      store_(store),
+      clock_(clock),
+      audit_(audit),
+      options_(std::move(options)) {}
+
+KeyPolicy SigningService::DefaultPolicy(KeyAlgorithm algorithm) const {
+  KeyPolicy p;
+  for (SignatureScheme s : kAllSchemes) {
+    if (s != SignatureScheme::kEd25519 && SchemeFitsKey(s, algorithm)) {
+      p.allowed_sign_schemes.push_back(s);
+    }
+  }
+  p.allowed_hash_algorithms.assign(kAllHashes.begin(), kAllHashes.end());
+  p.max_signatures_per_authorization = options_.default_max_signatures_per_authorization;
+  p.rate_per_minute_key = options_.default_rate_per_minute_key;
+  p.rate_per_minute_account = options_.default_rate_per_minute_account;
+  return p;
+}
+
+AuditEvent SigningService::NewEvent(const Caller& caller, AuditAction action,
+                                    std::string_view object) const {
+  AuditEvent e;
+  e.time = clock_.Now();
+  e.actor = caller.actor;
+  e.action = action;
+  e.object = std::string(object);
+  e.request_id = caller.request_id;
+  return e;
+}
+
+// ---- access ----
+
+Result<store::KeyRecord> SigningService::ResolveKey(std::string_view credential) {
+  if (credential.empty()) return InvalidArgument("no credential given");
+  auto by_id = store_.GetKeyById(credential);
+  if (by_id.ok() || by_id.error().code() != ErrorCode::kNotFound) return by_id;
+  return store_.GetKeyByName(credential);
+}
+
+Result<store::KeyRecord> SigningService::CheckSignerAccess(const Caller& caller,
+                                                           std::string_view credential) {
+  const std::string& account = caller.actor.account_id;
+  if (account.empty()) return PermissionDenied("the caller is not an account");
+  if (!caller.actor.roles.Has(store::Role::kSigner)) {
+    return PermissionDenied("account '" + account +
+                            "' does not have the signer role; signing needs it as well as a "
+                            "grant on the key");
+  }
+  // An unknown credential and a credential without grant get the same answer, so a signer cannot
+  // probe which key names exist.
+  const std::string no_grant = "credential '" + std::string(credential) +
+                               "' does not exist or account '" + account + "' has no grant on it";
+  auto key = ResolveKey(credential);
+  if (!key.ok()) {
+    if (key.error().code() == ErrorCode::kNotFound) return PermissionDenied(no_grant);
+    return key.error();
+  }
+  SIGNET_ASSIGN_OR_RETURN(bool granted, store_.HasGrant(key->id, account));
+  if (!granted) return PermissionDenied(no_grant);
+  if (key->state != store::KeyState::kActive) {
+    return FailedPrecondition("key '" + key->name + "' is " +
+                              std::string(store::KeyStateName(key->state)) +
+                              "; only an active key can be used");
+  }
+  return key;
+}
+
+Result<KeyPolicy> SigningService::EffectivePolicy(const store::KeyRecord& key) {
+  SIGNET_ASSIGN_OR_RETURN(KeyAlgorithm alg, ParseKeyAlgorithm(key.algorithm));
+  SIGNET_ASSIGN_OR_RETURN(std::optional<store::KeyPolicyRecord> stored,
+                          store_.GetKeyPolicy(key.id));
+  if (!stored.has_value()) return DefaultPolicy(alg);
+  KeyPolicy p;
+  for (const std::string& name : stored->allowed_sign_algos) {
+    auto s = ParseScheme(name);
+    if (!s.ok()) return DataLoss("policy of key '" + key.name + "': " + s.error().message());
+    p.allowed_sign_schemes.push_back(*s);
+  }
+  for (const std::string& name : stored->allowed_hash_algos) {
+    auto h = ParseHashAlgorithm(name);
+    if (!h.ok()) return DataLoss("policy of key '" + key.name + "': " + h.error().message());
+    p.allowed_hash_algorithms.push_back(*h);
+  }
+  p.max_signatures_per_authorization = stored->max_signatures_per_authorization;
+  p.rate_per_minute_key = stored->rate_per_minute_key;
+  p.rate_per_minute_account = stored->rate_per_minute_account;
+  return p;
+}
+
+Status SigningService::CheckHashes(const std::vector<Bytes>& hashes, HashAlgorithm hash_algorithm,
+                                   const KeyPolicy& policy, const store::KeyRecord& key) {
+  if (hashes.empty()) {
+    return InvalidArgument("no hashes given; list the hashes to be signed (SCAL 2)");
+  }
+  const size_t digest_size = DigestSize(hash_algorithm);
+  std::set<Bytes> seen;
+  for (size_t i = 0; i < hashes.size(); ++i) {
+    if (hashes[i].size() != digest_size) {
+      return InvalidArgument("hash " + std::to_string(i + 1) + " of " +
+                             std::to_string(hashes.size()) + " is " +
+                             std::to_string(hashes[i].size()) + " bytes long; a " +
+                             std::string(HashAlgorithmName(hash_algorithm)) + " digest has " +
+                             std::to_string(digest_size));
+    }
+    if (!seen.insert(hashes[i]).second) {
+      return InvalidArgument("hash " + std::to_string(i + 1) +
+                             " is listed twice; each hash can be signed once");
+    }
+  }
+  if (!Contains(policy.allowed_hash_algorithms, hash_algorithm)) {
+    return PermissionDenied("the policy of key '" + key.name + "' does not allow " +
+                            std::string(HashAlgorithmName(hash_algorithm)) + " hashes");
+  }
+  const auto n = static_cast<int64_t>(hashes.size());
+  if (n > policy.max_signatures_per_authorization || n > kMaxSignaturesPerAuthorization) {
+    return PermissionDenied("the policy of key '" + key.name + "' allows at most " +
+                            std::to_string(std::min(policy.max_signatures_per_authorization,
+                                                    kMaxSignaturesPerAuthorization)) +
+                            " signatures per authorization; " + std::to_string(n) + " requested");
+  }
+  return OkStatus();
+}
+
+// ---- activation ----
+
+Result<Authorization> SigningService::IssueAuthorization(
+    const Caller& caller, const store::KeyRecord& key, HashAlgorithm hash_algorithm,
+    const std::vector<Bytes>& hashes, const SecretBytes* old_sad, AuditEvent& event) {
+  const TimePoint now = clock_.Now();
+  store::ActivationRecord activation;
+  activation.account_id = caller.actor.account_id;
+  activation.key_id = key.id;
+  activation.hash_algorithm = std::string(HashAlgorithmName(hash_algorithm));
+  activation.num_signatures = static_cast<int64_t>(hashes.size());
+  activation.created_at = now;
+  activation.expires_at = now + options_.sad_lifetime;
+  for (const Bytes& h : hashes) activation.hashes.push_back({h, std::nullopt});
+
+  Bytes old_sad_hash;
+  if (old_sad != nullptr) {
+    SIGNET_ASSIGN_OR_RETURN(old_sad_hash, SadHash(*old_sad));
+    auto old = store_.GetActivation(old_sad_hash);
+    std::optional<store::ActivationRecord> found;
+    if (old.ok()) {
+      found = std::move(old).value();
+    } else if (old.error().code() != ErrorCode::kNotFound) {
+      return old.error();
+    }
+    SIGNET_TRY(store::CheckActivationBinding(found, caller.actor.account_id, key.id, now));
+    // The transaction keeps the time the account authorized it; extensions cannot outlive it by
+    // more than max_transaction_lifetime.
+    activation.created_at = found->created_at;
+    const TimePoint cap = found->created_at + options_.max_transaction_lifetime;
+    if (cap <= now) {
+      return Unauthenticated("the transaction was authorized more than " +
+                             std::to_string(options_.max_transaction_lifetime.count()) +
+                             " s ago; authorize again");
+    }
+    activation.expires_at = std::min(activation.expires_at, cap);
+    event.details["extends_sad_sha256"] = HexEncode(old_sad_hash);
+  }
+
+  // The SAD: 256 random bits, base64url. Only its SHA-256 is stored.
+  Bytes random(kSadRandomBytes);
+  SIGNET_TRY(RandomBytes(random));
+  std::string text = Base64UrlEncode(random);
+  SecureWipe(random.data(), random.size());
+  SecretBytes sad(text);
+  SecureWipe(text.data(), text.size());
+  SIGNET_ASSIGN_OR_RETURN(activation.sad_hash, SadHash(sad));
+
+  if (old_sad != nullptr) {
+    SIGNET_TRY(
+        store_.ReplaceActivation(old_sad_hash, caller.actor.account_id, key.id, now, activation));
+  } else {
+    SIGNET_TRY(store_.InsertActivation(activation));
+  }
+
+  event.details["sad_sha256"] = HexEncode(activation.sad_hash);
+  event.details["expires_at"] = FormatRfc3339(activation.expires_at);
+  event.outcome = std::string(kOutcomeSuccess);
+  Status recorded = audit_.Record(event);
+  if (!recorded.ok()) {
+    // The SAD never leaves; the stored activation is unusable without it and expires.
+    return recorded.error().WithContext("no SAD issued because the audit log could not record it");
+  }
+  const auto expires_in =
+      std::chrono::duration_cast<std::chrono::seconds>(activation.expires_at - now);
+  return Authorization{std::move(sad), activation.expires_at, expires_in};
+}
+
+Result<Authorization> SigningService::Authorize(const Caller& caller, std::string_view credential,
+                                                HashAlgorithm hash_algorithm,
+                                                const std::vector<Bytes>& hashes,
+                                                int64_t num_signatures) {
+  AuditEvent event = NewEvent(caller, AuditAction::kAuthorize, credential);
+  event.signature =
+      SignatureAudit{"", "", "", std::string(HashAlgorithmName(hash_algorithm)), HexAll(hashes)};
+  event.details["num_signatures"] = std::to_string(num_signatures);
+  auto result = [&]() -> Result<Authorization> {
+    SIGNET_ASSIGN_OR_RETURN(store::KeyRecord key, CheckSignerAccess(caller, credential));
+    event.object = key.name;
+    event.signature->key_id = key.id;
+    event.signature->key_name = key.name;
+    if (num_signatures != static_cast<int64_t>(hashes.size())) {
+      return InvalidArgument("numSignatures is " + std::to_string(num_signatures) + " but " +
+                             std::to_string(hashes.size()) +
+                             " hashes were given; they must be equal (SCAL 2)");
+    }
+    SIGNET_ASSIGN_OR_RETURN(KeyPolicy policy, EffectivePolicy(key));
+    SIGNET_TRY(CheckHashes(hashes, hash_algorithm, policy, key));
+    return IssueAuthorization(caller, key, hash_algorithm, hashes, nullptr, event);
+  }();
+  if (!result.ok()) {
+    event.action = AuditAction::kAuthorizeRefused;
+    return RecordRefusal(audit_, event, std::move(result).error());
+  }
+  return result;
+}
+
+Result<Authorization> SigningService::ExtendTransaction(const Caller& caller,
+                                                        std::string_view credential,
+                                                        const SecretBytes& sad,
+                                                        HashAlgorithm hash_algorithm,
+                                                        const std::vector<Bytes>& hashes) {
+  AuditEvent event = NewEvent(caller, AuditAction::kAuthorize, credential);
+  event.signature =
+      SignatureAudit{"", "", "", std::string(HashAlgorithmName(hash_algorithm)), HexAll(hashes)};
+  event.details["operation"] = "extend_transaction";
+  event.details["num_signatures"] = std::to_string(hashes.size());
+  auto result = [&]() -> Result<Authorization> {
+    SIGNET_ASSIGN_OR_RETURN(store::KeyRecord key, CheckSignerAccess(caller, credential));
+    event.object = key.name;
+    event.signature->key_id = key.id;
+    event.signature->key_name = key.name;
+    SIGNET_ASSIGN_OR_RETURN(KeyPolicy policy, EffectivePolicy(key));
+    SIGNET_TRY(CheckHashes(hashes, hash_algorithm, policy, key));
+    return IssueAuthorization(caller, key, hash_algorithm, hashes, &sad, event);
+  }();
+  if (!result.ok()) {
+    event.action = AuditAction::kAuthorizeRefused;
+    return RecordRefusal(audit_, event, std::move(result).error());
+  }
+  return result;
+}
+
+// ---- signing ----
+
+Result<std::vector<Bytes>> SigningService::SignHashUnrecorded(
+    const Caller& caller, std::string_view credential, const SecretBytes& sad,
+    const std::vector<Bytes>& hashes, SignatureScheme scheme, HashAlgorithm hash_algorithm,
+    AuditEvent& event) {
+  SIGNET_ASSIGN_OR_RETURN(store::KeyRecord key, CheckSignerAccess(caller, credential));
+  event.object = key.name;
+  event.signature->key_id = key.id;
+  event.signature->key_name = key.name;
+  SIGNET_ASSIGN_OR_RETURN(KeyAlgorithm key_alg, ParseKeyAlgorithm(key.algorithm));
+  if (!SchemeFitsKey(scheme, key_alg) || scheme == SignatureScheme::kEd25519) {
+    return InvalidArgument("signature scheme " + std::string(SignatureSchemeName(scheme)) +
+                           " does not fit key '" + key.name + "' (" + key.algorithm + ")");
+  }
+  SIGNET_ASSIGN_OR_RETURN(KeyPolicy policy, EffectivePolicy(key));
+  if (!Contains(policy.allowed_sign_schemes, scheme)) {
+    return PermissionDenied("the policy of key '" + key.name + "' does not allow " +
+                            std::string(SignatureSchemeName(scheme)) + " signatures");
+  }
+  SIGNET_TRY(CheckHashes(hashes, hash_algorithm, policy, key));
+  SIGNET_ASSIGN_OR_RETURN(Bytes hsm_id, HexDecode(key.hsm_key_id));
+
+  store::ConsumeActivationRequest consume;
+  SIGNET_ASSIGN_OR_RETURN(consume.sad_hash, SadHash(sad));
+  event.details["sad_sha256"] = HexEncode(consume.sad_hash);
+  consume.account_id = caller.actor.account_id;
+  consume.key_id = key.id;
+  consume.hash_algorithm = std::string(HashAlgorithmName(hash_algorithm));
+  consume.hashes = hashes;
+  consume.now = clock_.Now();
+  consume.limits.per_key = policy.rate_per_minute_key;
+  consume.limits.per_account_key = policy.rate_per_minute_account;
+  consume.limits.per_account = options_.rate_per_minute_account;
+  // From here on the hashes are spent, whatever happens next (see signing.h).
+  SIGNET_TRY(store_.ConsumeActivationHashes(consume));
+
+  std::vector<Bytes> signatures;
+  signatures.reserve(hashes.size());
+  for (size_t i = 0; i < hashes.size(); ++i) {
+    auto sig = key_store_.Sign(hsm::HsmKeyId{hsm_id}, scheme, hash_algorithm, hashes[i]);
+    if (!sig.ok()) {
+      return sig.error().WithContext("the HSM could not sign hash " + std::to_string(i + 1) +
+                                     " of " + std::to_string(hashes.size()) +
+                                     "; the authorized hashes are used up, authorize again");
+    }
+    signatures.push_back(std::move(sig).value());
+  }
+  return signatures;
+}
+
+Result<std::vector<Bytes>> SigningService::SignHash(
+    const Caller& caller, std::string_view credential, const SecretBytes& sad,
+    const std::vector<Bytes>& hashes, SignatureScheme scheme, HashAlgorithm hash_algorithm) {
+  AuditEvent event = NewEvent(caller, AuditAction::kSign, credential);
+  event.signature = SignatureAudit{"", "", std::string(SignatureSchemeName(scheme)),
+                                   std::string(HashAlgorithmName(hash_algorithm)), HexAll(hashes)};
+  event.details["num_signatures"] = std::to_string(hashes.size());
+  auto signatures =
+      SignHashUnrecorded(caller, credential, sad, hashes, scheme, hash_algorithm, event);
+  if (!signatures.ok()) {
+    event.action = AuditAction::kSignRefused;
+    return RecordRefusal(audit_, event, std::move(signatures).error());
+  }
+  // The audit invariant: the signatures leave only if this record is durable.
+  event.outcome = std::string(kOutcomeSuccess);
+  Status recorded = audit_.Record(event);
+  if (!recorded.ok()) {
+    for (Bytes& s : *signatures) SecureWipe(s.data(), s.size());
+    Error e = recorded.error().WithContext(
+        "no signature returned because the audit log could not record it; the authorized "
+        "hashes are used up, authorize again");
+    event.action = AuditAction::kSignRefused;
+    return RecordRefusal(audit_, event, std::move(e));
+  }
+  return signatures;
+}
+
+// ---- grants and policies ----
+
+Status SigningService::ChangeAsAdmin(const Caller& admin, AuditAction action,
+                                     std::string_view credential, AuditEvent& event,
+                                     const std::function<Status(const store::KeyRecord&)>& apply,
+                                     const std::function<void(const store::KeyRecord&)>& undo) {
+  Status result = [&]() -> Status {
+    if (!admin.actor.roles.Has(store::Role::kAdmin)) {
+      return PermissionDenied("account '" + admin.actor.account_id +
+                              "' does not have the admin "
+                              "role; only admins change grants and policies");
+    }
+    SIGNET_ASSIGN_OR_RETURN(store::KeyRecord key, ResolveKey(credential));
+    event.object = key.name;
+    event.details["key_id"] = key.id;
+    SIGNET_TRY(apply(key));
+    event.outcome = std::string(kOutcomeSuccess);
+    Status recorded = audit_.Record(event);
+    if (!recorded.ok()) {
+      undo(key);
+      return recorded.error().WithContext(std::string(AuditActionName(action)) +
+                                          " undone because the audit log could not record it");
+    }
+    return OkStatus();
+  }();
+  if (!result.ok()) return RecordRefusal(audit_, event, std::move(result).error());
+  return OkStatus();
+}
+
+Status SigningService::Grant(const Caller& admin, std::string_view credential,
+                             std::string_view account_id) {
+  AuditEvent event = NewEvent(admin, AuditAction::kGrant, credential);
+  event.details["account_id"] = std::string(account_id);
+  const TimePoint now = clock_.Now();
+  return ChangeAsAdmin(
+      admin, AuditAction::kGrant, credential, event,
+      [&](const store::KeyRecord& key) -> Status {
+        if (account_id.empty()) return InvalidArgument("no account id given for the grant");
+        if (key.state == store::KeyState::kDestroyed) {
+          return FailedPrecondition("key '" + key.name + "' is destroyed; it cannot be granted");
+        }
+        return store_.InsertGrant(key.id, account_id, now);
+      },
+      [&](const store::KeyRecord& key) { (void)store_.DeleteGrant(key.id, account_id); });
+}
+
+Status SigningService::Revoke(const Caller& admin, std::string_view credential,
+                              std::string_view account_id) {
+  AuditEvent event = NewEvent(admin, AuditAction::kRevokeGrant, credential);
+  event.details["account_id"] = std::string(account_id);
+  const TimePoint now = clock_.Now();
+  return ChangeAsAdmin(
+      admin, AuditAction::kRevokeGrant, credential, event,
+      [&](const store::KeyRecord& key) { return store_.DeleteGrant(key.id, account_id); },
+      [&](const store::KeyRecord& key) { (void)store_.InsertGrant(key.id, account_id, now); });
+}
+
+Status SigningService::SetPolicy(const Caller& admin, std::string_view credential,
+                                 const KeyPolicy& policy) {
+  AuditEvent event = NewEvent(admin, AuditAction::kPolicyChange, credential);
+  event.details["new_policy"] = DescribePolicy(policy);
+  std::optional<KeyPolicy> old;
+  return ChangeAsAdmin(
+      admin, AuditAction::kPolicyChange, credential, event,
+      [&](const store::KeyRecord& key) -> Status {
+        SIGNET_ASSIGN_OR_RETURN(KeyAlgorithm alg, ParseKeyAlgorithm(key.algorithm));
+        if (policy.allowed_sign_schemes.empty() || policy.allowed_hash_algorithms.empty()) {
+          return InvalidArgument("a policy must allow at least one scheme and one hash");
+        }
+        for (SignatureScheme s : policy.allowed_sign_schemes) {
+          if (!SchemeFitsKey(s, alg) || s == SignatureScheme::kEd25519) {
+            return InvalidArgument("scheme " + std::string(SignatureSchemeName(s)) +
+                                   " does not fit key '" + key.name + "' (" + key.algorithm + ")");
+          }
+        }
+        if (policy.max_signatures_per_authorization < 1 ||
+            policy.max_signatures_per_authorization > kMaxSignaturesPerAuthorization) {
+          return InvalidArgument("max signatures per authorization must be 1 to " +
+                                 std::to_string(kMaxSignaturesPerAuthorization));
+        }
+        if (policy.rate_per_minute_key < 0 || policy.rate_per_minute_account < 0) {
+          return InvalidArgument("rate limits must be 0 (none) or positive");
+        }
+        SIGNET_ASSIGN_OR_RETURN(KeyPolicy current, EffectivePolicy(key));
+        old = current;
+        event.details["old_policy"] = DescribePolicy(current);
+        return store_.PutKeyPolicy(ToRecord(key.id, policy));
+      },
+      [&](const store::KeyRecord& key) {
+        if (old.has_value()) (void)store_.PutKeyPolicy(ToRecord(key.id, *old));
+      });
+}
+
+Result<KeyPolicy> SigningService::GetPolicy(const Caller& caller, std::string_view credential) {
+  SIGNET_ASSIGN_OR_RETURN(store::KeyRecord key, ResolveKey(credential));
+  const store::RoleSet& roles = caller.actor.roles;
+  if (!roles.Has(store::Role::kAdmin) && !roles.Has(store::Role::kAuditor)) {
+    SIGNET_ASSIGN_OR_RETURN(bool granted, store_.HasGrant(key.id, caller.actor.account_id));
+    if (!granted) {
+      return PermissionDenied("account '" + caller.actor.account_id +
+                              "' may not read the policy of key '" + key.name + "'");
+    }
+  }
+  return EffectivePolicy(key);
+}
+
+}  // namespace signet::service

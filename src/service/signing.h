@@ -1,0 +1,183 @@
+// SigningService: signature activation and signing (CSC API v2 credentials/authorize,
+// credentials/extendTransaction, signatures/signHash; DESIGN.md §3 "activation", §4 "Sign on the
+// server"), plus the per-key grants and policies that decide who may sign what.
+//
+// An activation (SAD) is bound to one account, one key, one hash algorithm and the exact list of
+// hashes to be signed (SCAL 2); each hash can be signed once, and the SAD expires after a short
+// lifetime. The SAD value is returned once and stored only as its SHA-256.
+//
+// The audit invariant: SignHash releases signatures only after the `sign` event that lists every
+// hash has been recorded durably by the AuditSink. Every refusal is recorded too
+// (authorize_refused, sign_refused, or the admin action with the refusal as outcome).
+//
+// Least privilege: signing needs the signer role AND a grant on the key; admin alone is not
+// enough. Grants and policies are changed only by admins.
+//
+// Error codes, chosen so the CSC layer can map them in one place:
+//   InvalidArgument     bad input: no hashes, a hash of the wrong length or listed twice,
+//                       numSignatures != number of hashes, a scheme that does not fit the key
+//                       (CSC invalid_request)
+//   PermissionDenied    no signer/admin role, no grant, unknown credential, a SAD of another
+//                       account or credential, a hash not in the SAD, a hash used twice, more
+//                       signatures than authorized, an algorithm the key's policy forbids (CSC
+//                       access_denied / 403); the message says which
+//   Unauthenticated     "SAD expired", or a SAD that is not valid (unknown or replaced)
+//   FailedPrecondition  the key is disabled or destroyed
+//   ResourceExhausted   a per-minute rate limit (retry in the next minute)
+//   Unavailable etc.    the Store, HSM or AuditSink failed
+//
+// Threads: safe to call from many threads if the KeyStore, Store, Clock and AuditSink are.
+// Concurrent SignHash calls presenting the same SAD and hash are serialised by the Store's atomic
+// ConsumeActivationHashes: exactly one signs.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/algorithms.h"
+#include "common/bytes.h"
+#include "common/clock.h"
+#include "common/result.h"
+#include "hsm/key_store.h"
+#include "service/audit_sink.h"
+#include "store/store.h"
+
+namespace signet::service {
+
+// Who is calling, as the transport authenticated it (bearer token or mTLS), and the request id the
+// transport assigned, for the audit trail.
+struct Caller {
+  Actor actor;
+  std::string request_id;
+};
+
+struct SigningOptions {
+  // How long a SAD is valid. CSC's default is 3600 s; signet defaults short.
+  std::chrono::seconds sad_lifetime{300};
+  // extendTransaction issues new SADs, but never valid beyond the original authorization time plus
+  // this, so one second factor cannot keep a key unlocked indefinitely.
+  std::chrono::seconds max_transaction_lifetime{3600};
+  // The policy of keys that have none (see KeyPolicy).
+  int64_t default_max_signatures_per_authorization = 1000;
+  int64_t default_rate_per_minute_key = 6000;
+  int64_t default_rate_per_minute_account = 3000;
+  // Per account over all keys, in addition to the key policies; 0: no limit.
+  int64_t rate_per_minute_account = 6000;
+};
+
+// What an admin allows on one key.
+struct KeyPolicy {
+  std::vector<SignatureScheme> allowed_sign_schemes;   // each must fit the key; non-empty
+  std::vector<HashAlgorithm> allowed_hash_algorithms;  // non-empty
+  int64_t max_signatures_per_authorization = 1000;     // 1 .. kMaxSignaturesPerAuthorization
+  int64_t rate_per_minute_key = 0;      // signatures per minute on the key, all accounts; 0: none
+  int64_t rate_per_minute_account = 0;  // per account on the key; 0: none
+
+  bool operator==(const KeyPolicy&) const = default;
+};
+
+// The hard upper bound on hashes in one authorization or one signHash call.
+inline constexpr int64_t kMaxSignaturesPerAuthorization = 100000;
+
+// A freshly issued SAD. The value exists only here and in the client's hands.
+struct Authorization {
+  SecretBytes sad;  // base64url of 32 random bytes
+  TimePoint expires_at;
+  std::chrono::seconds expires_in{0};
+};
+
+class SigningService {
+ public:
+  SigningService(hsm::KeyStore& key_store, store::Store& store, const Clock& clock,
+                 AuditSink& audit, SigningOptions options = {});
+  SigningService(const SigningService&) = delete;  // Holds references to the ports.
+  SigningService& operator=(const SigningService&) = delete;
+
+  // CSC credentials/authorize at SCAL 2. `credential` is a key id or, failing that, a key name.
+  // Checks: the caller has the signer role and a grant on the key; the key is active; `hashes`
+  // is non-empty, without repeats, each DigestSize(hash_algorithm) long; `num_signatures` equals
+  // the number of hashes and is within the policy's maximum; the policy allows `hash_algorithm`.
+  // Records `authorize` (or `authorize_refused` with the reason). If that record fails, no SAD is
+  // returned.
+  Result<Authorization> Authorize(const Caller& caller, std::string_view credential,
+                                  HashAlgorithm hash_algorithm, const std::vector<Bytes>& hashes,
+                                  int64_t num_signatures);
+
+  // CSC signatures/signHash. Returns one signature per hash, in the same order. Steps (DESIGN.md
+  // §4): caller, grant and key state; scheme fits the key and the policy allows it and the hash
+  // algorithm; then, in one Store transaction, the SAD's account, credential, expiry, count and
+  // hashes plus the rate limits, consuming the hashes; then one HSM signature per hash; then the
+  // `sign` event. Any failure records `sign_refused` with the reason and returns no signature.
+  //
+  // Hashes are consumed BEFORE the HSM signs. If the HSM then fails, or the `sign` event cannot
+  // be recorded, the hashes stay consumed and the caller must authorize again: an activation is
+  // never handed back, so a failure can cost a retry but can never yield a second signature.
+  // The key state, grant and policy are read before the hashes are consumed, not inside that
+  // transaction: a key disabled (or a grant revoked) while a call is between the two may still
+  // sign that one call's hashes, which are then logged as usual.
+  Result<std::vector<Bytes>> SignHash(const Caller& caller, std::string_view credential,
+                                      const SecretBytes& sad, const std::vector<Bytes>& hashes,
+                                      SignatureScheme scheme, HashAlgorithm hash_algorithm);
+
+  // CSC credentials/extendTransaction: checks `sad` as SignHash does (account, credential,
+  // expiry) and the new hashes as Authorize does, then atomically replaces the old SAD by a new
+  // one bound to `hashes` (the old SAD stops working). The new SAD expires after sad_lifetime but
+  // not after the original authorization time + max_transaction_lifetime. Recorded as
+  // `authorize` with details "operation": "extend_transaction".
+  Result<Authorization> ExtendTransaction(const Caller& caller, std::string_view credential,
+                                          const SecretBytes& sad, HashAlgorithm hash_algorithm,
+                                          const std::vector<Bytes>& hashes);
+
+  // Admin only (PermissionDenied otherwise). Grant: NotFound for an unknown key,
+  // FailedPrecondition for a destroyed one, AlreadyExists if granted already. Revoke: NotFound if
+  // there is no such grant. Recorded as `grant` / `revoke_grant`; refusals too, with the reason
+  // as outcome. If the record fails, the change is undone and the error returned.
+  Status Grant(const Caller& admin, std::string_view credential, std::string_view account_id);
+  Status Revoke(const Caller& admin, std::string_view credential, std::string_view account_id);
+
+  // Admin only. InvalidArgument for empty lists, a scheme that does not fit the key, or numbers
+  // out of range. Recorded as `policy_change` (old and new policy in details); undone if the
+  // record fails.
+  Status SetPolicy(const Caller& admin, std::string_view credential, const KeyPolicy& policy);
+
+  // The policy in force (the defaults if none was set). Admins, auditors and accounts with a
+  // grant on the key may read it; PermissionDenied for others.
+  Result<KeyPolicy> GetPolicy(const Caller& caller, std::string_view credential);
+
+  // The policy a key of `algorithm` has when no admin set one.
+  KeyPolicy DefaultPolicy(KeyAlgorithm algorithm) const;
+
+ private:
+  Result<store::KeyRecord> ResolveKey(std::string_view credential);
+  Result<store::KeyRecord> CheckSignerAccess(const Caller& caller, std::string_view credential);
+  Result<KeyPolicy> EffectivePolicy(const store::KeyRecord& key);
+  Status CheckHashes(const std::vector<Bytes>& hashes, HashAlgorithm hash_algorithm,
+                     const KeyPolicy& policy, const store::KeyRecord& key);
+  Result<Authorization> IssueAuthorization(const Caller& caller, const store::KeyRecord& key,
+                                           HashAlgorithm hash_algorithm,
+                                           const std::vector<Bytes>& hashes,
+                                           const SecretBytes* old_sad, AuditEvent& event);
+  Result<std::vector<Bytes>> SignHashUnrecorded(const Caller& caller, std::string_view credential,
+                                                const SecretBytes& sad,
+                                                const std::vector<Bytes>& hashes,
+                                                SignatureScheme scheme,
+                                                HashAlgorithm hash_algorithm, AuditEvent& event);
+  Status ChangeAsAdmin(const Caller& admin, AuditAction action, std::string_view credential,
+                       AuditEvent& event,
+                       const std::function<Status(const store::KeyRecord&)>& apply,
+                       const std::function<void(const store::KeyRecord&)>& undo);
+  AuditEvent NewEvent(const Caller& caller, AuditAction action, std::string_view object) const;
+
+  // Constant after construction.
+  hsm::KeyStore& key_store_;
+  store::Store& store_;
+  const Clock& clock_;
+  AuditSink& audit_;
+  const SigningOptions options_;
+};
+
+}  // namespace signet::service

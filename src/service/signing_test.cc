@@ -1,0 +1,666 @@
+#include "service/signing.h"
+
+#include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <barrier>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "common/encoding.h"
+#include "pki/pki.h"
+#include "service/key_service.h"
+#include "service/testing/fakes.h"
+#include "store/sqlite/sqlite_store.h"
+
+namespace signet::service {
+namespace {
+
+using namespace std::chrono_literals;
+using store::Role;
+
+// Keeps every event in memory; can be told to fail for some actions.
+class RecordingAuditSink final : public AuditSink {
+ public:
+  Status Record(const AuditEvent& event) override {
+    std::lock_guard lock(mu_);
+    if (fail_ && fail_(event)) return Unavailable("audit log unavailable (test)");
+    events_.push_back(event);
+    return OkStatus();
+  }
+  void FailWhen(std::function<bool(const AuditEvent&)> f) {
+    std::lock_guard lock(mu_);
+    fail_ = std::move(f);
+  }
+  std::vector<AuditEvent> events() {
+    std::lock_guard lock(mu_);
+    return events_;
+  }
+  AuditEvent last() {
+    std::lock_guard lock(mu_);
+    return events_.empty() ? AuditEvent{} : events_.back();
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<AuditEvent> events_;               // guarded by mu_
+  std::function<bool(const AuditEvent&)> fail_;  // guarded by mu_
+};
+
+Caller MakeCaller(const std::string& id, store::RoleSet roles) {
+  Caller c;
+  c.actor.account_id = id;
+  c.actor.account_name = id + "-name";
+  c.actor.roles = roles;
+  c.actor.auth_method = AuthMethod::kPasswordTotp;
+  c.actor.client_address = "192.0.2.1:4000";
+  c.request_id = "req-" + id;
+  return c;
+}
+
+Bytes Sha256Of(std::string_view text) {
+  return pki::ComputeDigest(HashAlgorithm::kSha256, AsBytes(text)).value();
+}
+
+// Verifies `sig` over `digest` with the key's public key, independently of the signing code.
+bool Verify(const store::KeyRecord& key, SignatureScheme scheme, HashAlgorithm hash,
+            ByteView digest, ByteView sig) {
+  Bytes spki = Base64Decode(key.public_key_spki).value();
+  const unsigned char* p = spki.data();
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> pkey(
+      d2i_PUBKEY(nullptr, &p, static_cast<long>(spki.size())), EVP_PKEY_free);
+  if (!pkey) return false;
+  std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> ctx(
+      EVP_PKEY_CTX_new(pkey.get(), nullptr), EVP_PKEY_CTX_free);
+  const EVP_MD* md = hash == HashAlgorithm::kSha256   ? EVP_sha256()
+                     : hash == HashAlgorithm::kSha384 ? EVP_sha384()
+                                                      : EVP_sha512();
+  if (EVP_PKEY_verify_init(ctx.get()) <= 0) return false;
+  if (scheme == SignatureScheme::kRsaPss) {
+    EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PSS_PADDING);
+    EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx.get(), RSA_PSS_SALTLEN_DIGEST);
+  } else if (scheme == SignatureScheme::kRsaPkcs1v15) {
+    EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING);
+  }
+  if (EVP_PKEY_CTX_set_signature_md(ctx.get(), md) <= 0) return false;
+  return EVP_PKEY_verify(ctx.get(), sig.data(), sig.size(), digest.data(), digest.size()) == 1;
+}
+
+class SigningTest : public ::testing::Test {
+ protected:
+  SigningTest()
+      : clock_(FromUnixSeconds(1'800'000'000)),
+        keys_svc_(keys_, store_, clock_, TokenIdentity{"fake-token", "0001"}),
+        signing_(keys_, store_, clock_, audit_),
+        alice_(MakeCaller("a_alice", {Role::kSigner})),
+        bob_(MakeCaller("a_bob", {Role::kSigner})),
+        admin_(MakeCaller("a_admin", {Role::kAdmin})),
+        auditor_(MakeCaller("a_auditor", {Role::kAuditor})) {}
+
+  void SetUp() override {
+    auto k = keys_svc_.CreateKey("release", KeyAlgorithm::kEcP256, "a_admin");
+    ASSERT_TRUE(k.ok()) << k.error().message();
+    key_ = *k;
+    ASSERT_TRUE(signing_.Grant(admin_, "release", "a_alice").ok());
+  }
+
+  Authorization AuthorizeOk(const Caller& c, std::string_view credential,
+                            const std::vector<Bytes>& hashes) {
+    auto a = signing_.Authorize(c, credential, HashAlgorithm::kSha256, hashes,
+                                static_cast<int64_t>(hashes.size()));
+    EXPECT_TRUE(a.ok()) << a.error().message();
+    return a.ok() ? std::move(a).value() : Authorization{};
+  }
+
+  Result<std::vector<Bytes>> Sign(const Caller& c, std::string_view credential,
+                                  const SecretBytes& sad, const std::vector<Bytes>& hashes) {
+    return signing_.SignHash(c, credential, sad, hashes, SignatureScheme::kEcdsa,
+                             HashAlgorithm::kSha256);
+  }
+
+  // The last event is a refusal of `action` whose outcome mentions `reason`.
+  void ExpectRefusalRecorded(AuditAction action, const std::string& reason) {
+    AuditEvent e = audit_.last();
+    EXPECT_EQ(AuditActionName(e.action), AuditActionName(action));
+    EXPECT_NE(e.outcome, kOutcomeSuccess);
+    EXPECT_NE(e.outcome.find(reason), std::string::npos) << e.outcome;
+    EXPECT_FALSE(e.details["error"].empty());
+  }
+
+  FakeClock clock_;
+  signet::testing::FakeKeyStore keys_;
+  signet::testing::MemoryStore store_;
+  RecordingAuditSink audit_;
+  KeyService keys_svc_;
+  SigningService signing_;
+  Caller alice_, bob_, admin_, auditor_;
+  store::KeyRecord key_;
+  const Bytes h1_ = Sha256Of("file one");
+  const Bytes h2_ = Sha256Of("file two");
+  const Bytes h3_ = Sha256Of("file three");
+};
+
+// ---- the happy path ----
+
+TEST_F(SigningTest, AuthorizeThenSignReturnsSignaturesThatVerify) {
+  Authorization a = AuthorizeOk(alice_, "release", {h1_, h2_});
+  EXPECT_EQ(a.expires_in, 300s);
+  EXPECT_EQ(a.expires_at, clock_.Now() + 300s);
+  EXPECT_EQ(Base64UrlDecode(a.sad.text_view())->size(), 32u);
+  auto sigs = Sign(alice_, "release", a.sad, {h2_, h1_});
+  ASSERT_TRUE(sigs.ok()) << sigs.error().message();
+  ASSERT_EQ(sigs->size(), 2u);
+  EXPECT_TRUE(Verify(key_, SignatureScheme::kEcdsa, HashAlgorithm::kSha256, h2_, (*sigs)[0]));
+  EXPECT_TRUE(Verify(key_, SignatureScheme::kEcdsa, HashAlgorithm::kSha256, h1_, (*sigs)[1]));
+  EXPECT_FALSE(Verify(key_, SignatureScheme::kEcdsa, HashAlgorithm::kSha256, h1_, (*sigs)[0]));
+}
+
+TEST_F(SigningTest, CredentialCanBeGivenByKeyId) {
+  Authorization a = AuthorizeOk(alice_, key_.id, {h1_});
+  auto sigs = Sign(alice_, key_.id, a.sad, {h1_});
+  EXPECT_TRUE(sigs.ok()) << sigs.error().message();
+}
+
+TEST_F(SigningTest, RsaKeySignsWithPkcs1AndPssThatVerify) {
+  auto rsa = keys_svc_.CreateKey("rsa", KeyAlgorithm::kRsa3072, "a_admin");
+  ASSERT_TRUE(rsa.ok());
+  ASSERT_TRUE(signing_.Grant(admin_, "rsa", "a_alice").ok());
+  const Bytes d384 = pki::ComputeDigest(HashAlgorithm::kSha384, AsBytes("x")).value();
+  for (SignatureScheme scheme : {SignatureScheme::kRsaPkcs1v15, SignatureScheme::kRsaPss}) {
+    auto a = signing_.Authorize(alice_, "rsa", HashAlgorithm::kSha384, {d384}, 1);
+    ASSERT_TRUE(a.ok()) << a.error().message();
+    auto sigs = signing_.SignHash(alice_, "rsa", a->sad, {d384}, scheme, HashAlgorithm::kSha384);
+    ASSERT_TRUE(sigs.ok()) << sigs.error().message();
+    EXPECT_TRUE(Verify(*rsa, scheme, HashAlgorithm::kSha384, d384, (*sigs)[0]))
+        << SignatureSchemeName(scheme);
+  }
+}
+
+TEST_F(SigningTest, SadIsStoredOnlyAsItsSha256) {
+  Authorization a = AuthorizeOk(alice_, "release", {h1_});
+  const Bytes sad_hash = pki::ComputeDigest(HashAlgorithm::kSha256, a.sad.view()).value();
+  auto stored = store_.GetActivation(sad_hash);
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->account_id, "a_alice");
+  EXPECT_EQ(stored->key_id, key_.id);
+  EXPECT_EQ(store_.GetActivation(Bytes(a.sad.view().begin(), a.sad.view().end())).error().code(),
+            ErrorCode::kNotFound);
+}
+
+TEST_F(SigningTest, SignEventListsCallerKeyAlgorithmAndEveryHash) {
+  Authorization a = AuthorizeOk(alice_, "release", {h1_, h2_});
+  EXPECT_EQ(audit_.last().action, AuditAction::kAuthorize);
+  ASSERT_TRUE(Sign(alice_, "release", a.sad, {h1_, h2_}).ok());
+  AuditEvent e = audit_.last();
+  EXPECT_EQ(e.action, AuditAction::kSign);
+  EXPECT_EQ(e.outcome, kOutcomeSuccess);
+  EXPECT_EQ(e.actor.account_id, "a_alice");
+  EXPECT_EQ(e.actor.client_address, "192.0.2.1:4000");
+  EXPECT_EQ(e.request_id, "req-a_alice");
+  EXPECT_EQ(e.object, "release");
+  ASSERT_TRUE(e.signature.has_value());
+  EXPECT_EQ(e.signature->key_id, key_.id);
+  EXPECT_EQ(e.signature->key_name, "release");
+  EXPECT_EQ(e.signature->algorithm, "ecdsa");
+  EXPECT_EQ(e.signature->hash_algorithm, "sha256");
+  EXPECT_EQ(e.signature->hashes, (std::vector<std::string>{HexEncode(h1_), HexEncode(h2_)}));
+}
+
+// ---- one test per refusal ----
+
+TEST_F(SigningTest, SadForAnotherCredentialIsRefused) {
+  ASSERT_TRUE(keys_svc_.CreateKey("other", KeyAlgorithm::kEcP256, "a_admin").ok());
+  ASSERT_TRUE(signing_.Grant(admin_, "other", "a_alice").ok());
+  Authorization a = AuthorizeOk(alice_, "release", {h1_});
+  auto sigs = Sign(alice_, "other", a.sad, {h1_});
+  ASSERT_FALSE(sigs.ok());
+  EXPECT_EQ(sigs.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_NE(sigs.error().message().find("another credential"), std::string::npos);
+  ExpectRefusalRecorded(AuditAction::kSignRefused, "another credential");
+  EXPECT_TRUE(Sign(alice_, "release", a.sad, {h1_}).ok());  // nothing was consumed
+}
+
+TEST_F(SigningTest, AnotherAccountsSadIsRefused) {
+  ASSERT_TRUE(signing_.Grant(admin_, "release", "a_bob").ok());
+  Authorization a = AuthorizeOk(alice_, "release", {h1_});
+  auto sigs = Sign(bob_, "release", a.sad, {h1_});
+  ASSERT_FALSE(sigs.ok());
+  EXPECT_EQ(sigs.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_NE(sigs.error().message().find("another account"), std::string::npos);
+  ExpectRefusalRecorded(AuditAction::kSignRefused, "another account");
+  EXPECT_EQ(audit_.last().actor.account_id, "a_bob");
+}
+
+TEST_F(SigningTest, HashNotInSadIsRefused) {
+  Authorization a = AuthorizeOk(alice_, "release", {h1_, h2_});
+  auto sigs = Sign(alice_, "release", a.sad, {h3_});
+  ASSERT_FALSE(sigs.ok());
+  EXPECT_EQ(sigs.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_NE(sigs.error().message().find("not authorized by the SAD"), std::string::npos);
+  ExpectRefusalRecorded(AuditAction::kSignRefused, "not authorized by the SAD");
+}
+
+TEST_F(SigningTest, HashUsedTwiceIsRefused) {
+  Authorization a = AuthorizeOk(alice_, "release", {h1_, h2_});
+  ASSERT_TRUE(Sign(alice_, "release", a.sad, {h1_}).ok());
+  auto again = Sign(alice_, "release", a.sad, {h1_});
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_NE(again.error().message().find("already used"), std::string::npos);
+  ExpectRefusalRecorded(AuditAction::kSignRefused, "already used");
+  EXPECT_TRUE(Sign(alice_, "release", a.sad, {h2_}).ok());
+}
+
+TEST_F(SigningTest, ExpiredSadIsRefused) {
+  Authorization a = AuthorizeOk(alice_, "release", {h1_});
+  clock_.Advance(5min);
+  auto sigs = Sign(alice_, "release", a.sad, {h1_});
+  ASSERT_FALSE(sigs.ok());
+  EXPECT_EQ(sigs.error().code(), ErrorCode::kUnauthenticated);
+  EXPECT_EQ(sigs.error().message(), "SAD expired");
+  ExpectRefusalRecorded(AuditAction::kSignRefused, "SAD expired");
+}
+
+TEST_F(SigningTest, MoreSignaturesThanAuthorizedAreRefused) {
+  Authorization a = AuthorizeOk(alice_, "release", {h1_, h2_});
+  auto sigs = Sign(alice_, "release", a.sad, {h1_, h2_, h3_});
+  ASSERT_FALSE(sigs.ok());
+  EXPECT_EQ(sigs.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_NE(sigs.error().message().find("more signatures than authorized"), std::string::npos);
+  ExpectRefusalRecorded(AuditAction::kSignRefused, "more signatures than authorized");
+}
+
+TEST_F(SigningTest, DisabledKeyIsRefused) {
+  Authorization a = AuthorizeOk(alice_, "release", {h1_});
+  ASSERT_TRUE(keys_svc_.DisableKey("release").ok());
+  auto sigs = Sign(alice_, "release", a.sad, {h1_});
+  ASSERT_FALSE(sigs.ok());
+  EXPECT_EQ(sigs.error().code(), ErrorCode::kFailedPrecondition);
+  ExpectRefusalRecorded(AuditAction::kSignRefused, "disabled");
+  auto again = signing_.Authorize(alice_, "release", HashAlgorithm::kSha256, {h2_}, 1);
+  EXPECT_EQ(again.error().code(), ErrorCode::kFailedPrecondition);
+  ExpectRefusalRecorded(AuditAction::kAuthorizeRefused, "disabled");
+}
+
+TEST_F(SigningTest, SignerWithoutGrantIsRefused) {
+  auto a = signing_.Authorize(bob_, "release", HashAlgorithm::kSha256, {h1_}, 1);
+  ASSERT_FALSE(a.ok());
+  EXPECT_EQ(a.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_NE(a.error().message().find("no grant"), std::string::npos);
+  ExpectRefusalRecorded(AuditAction::kAuthorizeRefused, "no grant");
+  // Bob also cannot sign with Alice's SAD (the grant check comes first).
+  Authorization alice_sad = AuthorizeOk(alice_, "release", {h1_});
+  auto sigs = Sign(bob_, "release", alice_sad.sad, {h1_});
+  EXPECT_EQ(sigs.error().code(), ErrorCode::kPermissionDenied);
+  ExpectRefusalRecorded(AuditAction::kSignRefused, "no grant");
+}
+
+TEST_F(SigningTest, UnknownCredentialLooksLikeMissingGrant) {
+  auto a = signing_.Authorize(alice_, "no-such-key", HashAlgorithm::kSha256, {h1_}, 1);
+  ASSERT_FALSE(a.ok());
+  EXPECT_EQ(a.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_NE(a.error().message().find("does not exist or"), std::string::npos);
+}
+
+TEST_F(SigningTest, AuditorCannotSignEvenWithAGrant) {
+  ASSERT_TRUE(signing_.Grant(admin_, "release", "a_auditor").ok());
+  auto a = signing_.Authorize(auditor_, "release", HashAlgorithm::kSha256, {h1_}, 1);
+  ASSERT_FALSE(a.ok());
+  EXPECT_EQ(a.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_NE(a.error().message().find("signer role"), std::string::npos);
+  ExpectRefusalRecorded(AuditAction::kAuthorizeRefused, "signer role");
+  Authorization alice_sad = AuthorizeOk(alice_, "release", {h1_});
+  auto sigs = Sign(auditor_, "release", alice_sad.sad, {h1_});
+  EXPECT_EQ(sigs.error().code(), ErrorCode::kPermissionDenied);
+  ExpectRefusalRecorded(AuditAction::kSignRefused, "signer role");
+}
+
+TEST_F(SigningTest, AdminAloneCannotSign) {
+  ASSERT_TRUE(signing_.Grant(admin_, "release", "a_admin").ok());
+  auto a = signing_.Authorize(admin_, "release", HashAlgorithm::kSha256, {h1_}, 1);
+  ASSERT_FALSE(a.ok());
+  EXPECT_EQ(a.error().code(), ErrorCode::kPermissionDenied);
+}
+
+TEST_F(SigningTest, NonAdminCannotChangePolicy) {
+  KeyPolicy p = signing_.DefaultPolicy(KeyAlgorithm::kEcP256);
+  p.max_signatures_per_authorization = 1;
+  Status s = signing_.SetPolicy(alice_, "release", p);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code(), ErrorCode::kPermissionDenied);
+  AuditEvent e = audit_.last();
+  EXPECT_EQ(e.action, AuditAction::kPolicyChange);
+  EXPECT_NE(e.outcome.find("admin role"), std::string::npos);
+  EXPECT_EQ(e.actor.account_id, "a_alice");
+  EXPECT_EQ(signing_.GetPolicy(admin_, "release")->max_signatures_per_authorization, 1000);
+}
+
+TEST_F(SigningTest, NonAdminCannotGrantOrRevoke) {
+  EXPECT_EQ(signing_.Grant(alice_, "release", "a_bob").error().code(),
+            ErrorCode::kPermissionDenied);
+  EXPECT_EQ(audit_.last().action, AuditAction::kGrant);
+  EXPECT_NE(audit_.last().outcome, kOutcomeSuccess);
+  EXPECT_EQ(signing_.Revoke(alice_, "release", "a_alice").error().code(),
+            ErrorCode::kPermissionDenied);
+  EXPECT_EQ(audit_.last().action, AuditAction::kRevokeGrant);
+  EXPECT_FALSE(*store_.HasGrant(key_.id, "a_bob"));
+  EXPECT_TRUE(*store_.HasGrant(key_.id, "a_alice"));
+}
+
+// ---- input checks ----
+
+TEST_F(SigningTest, AuthorizeRejectsMalformedHashLists) {
+  auto empty = signing_.Authorize(alice_, "release", HashAlgorithm::kSha256, {}, 0);
+  EXPECT_EQ(empty.error().code(), ErrorCode::kInvalidArgument);
+  auto short_hash =
+      signing_.Authorize(alice_, "release", HashAlgorithm::kSha256, {Bytes(20, 1)}, 1);
+  EXPECT_EQ(short_hash.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(short_hash.error().message().find("20 bytes"), std::string::npos);
+  auto wrong_alg = signing_.Authorize(alice_, "release", HashAlgorithm::kSha384, {h1_}, 1);
+  EXPECT_EQ(wrong_alg.error().code(), ErrorCode::kInvalidArgument);
+  auto dup = signing_.Authorize(alice_, "release", HashAlgorithm::kSha256, {h1_, h1_}, 2);
+  EXPECT_EQ(dup.error().code(), ErrorCode::kInvalidArgument);
+  auto count = signing_.Authorize(alice_, "release", HashAlgorithm::kSha256, {h1_, h2_}, 3);
+  EXPECT_EQ(count.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(count.error().message().find("numSignatures"), std::string::npos);
+  ExpectRefusalRecorded(AuditAction::kAuthorizeRefused, "numSignatures");
+}
+
+TEST_F(SigningTest, SignRejectsWrongHashLengthAndUnfitScheme) {
+  Authorization a = AuthorizeOk(alice_, "release", {h1_});
+  auto bad_len = Sign(alice_, "release", a.sad, {Bytes(31, 0)});
+  EXPECT_EQ(bad_len.error().code(), ErrorCode::kInvalidArgument);
+  auto rsa_scheme = signing_.SignHash(alice_, "release", a.sad, {h1_}, SignatureScheme::kRsaPss,
+                                      HashAlgorithm::kSha256);
+  EXPECT_EQ(rsa_scheme.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(rsa_scheme.error().message().find("does not fit"), std::string::npos);
+  EXPECT_TRUE(Sign(alice_, "release", a.sad, {h1_}).ok());  // nothing was consumed
+}
+
+TEST_F(SigningTest, PolicyLimitsHashAlgorithmsAndSignaturesPerAuthorization) {
+  KeyPolicy p = signing_.DefaultPolicy(KeyAlgorithm::kEcP256);
+  p.allowed_hash_algorithms = {HashAlgorithm::kSha384};
+  p.max_signatures_per_authorization = 2;
+  ASSERT_TRUE(signing_.SetPolicy(admin_, "release", p).ok());
+  EXPECT_EQ(audit_.last().action, AuditAction::kPolicyChange);
+  EXPECT_EQ(audit_.last().outcome, kOutcomeSuccess);
+  auto sha256 = signing_.Authorize(alice_, "release", HashAlgorithm::kSha256, {h1_}, 1);
+  EXPECT_EQ(sha256.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_NE(sha256.error().message().find("does not allow sha256"), std::string::npos);
+  std::vector<Bytes> three;
+  for (const char* t : {"a", "b", "c"}) {
+    three.push_back(pki::ComputeDigest(HashAlgorithm::kSha384, AsBytes(t)).value());
+  }
+  auto too_many = signing_.Authorize(alice_, "release", HashAlgorithm::kSha384, three, 3);
+  EXPECT_EQ(too_many.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_NE(too_many.error().message().find("at most 2"), std::string::npos);
+}
+
+TEST_F(SigningTest, SetPolicyRejectsSchemesThatDoNotFitTheKey) {
+  KeyPolicy p = signing_.DefaultPolicy(KeyAlgorithm::kEcP256);
+  p.allowed_sign_schemes = {SignatureScheme::kRsaPss};
+  EXPECT_EQ(signing_.SetPolicy(admin_, "release", p).error().code(), ErrorCode::kInvalidArgument);
+  p.allowed_sign_schemes = {};
+  EXPECT_EQ(signing_.SetPolicy(admin_, "release", p).error().code(), ErrorCode::kInvalidArgument);
+}
+
+TEST_F(SigningTest, RateLimitPerKeyIsResourceExhausted) {
+  KeyPolicy p = signing_.DefaultPolicy(KeyAlgorithm::kEcP256);
+  p.rate_per_minute_key = 2;
+  ASSERT_TRUE(signing_.SetPolicy(admin_, "release", p).ok());
+  Authorization a = AuthorizeOk(alice_, "release", {h1_, h2_, h3_});
+  ASSERT_TRUE(Sign(alice_, "release", a.sad, {h1_, h2_}).ok());
+  auto limited = Sign(alice_, "release", a.sad, {h3_});
+  ASSERT_FALSE(limited.ok());
+  EXPECT_EQ(limited.error().code(), ErrorCode::kResourceExhausted);
+  ExpectRefusalRecorded(AuditAction::kSignRefused, "rate limit");
+  clock_.Advance(1min);  // next window; the hash was not consumed by the refused call
+  EXPECT_TRUE(Sign(alice_, "release", a.sad, {h3_}).ok());
+}
+
+// ---- the audit invariant ----
+
+TEST_F(SigningTest, NoSignatureIsReturnedWhenTheSignEventCannotBeRecorded) {
+  Authorization a = AuthorizeOk(alice_, "release", {h1_});
+  audit_.FailWhen([](const AuditEvent& e) { return e.action == AuditAction::kSign; });
+  auto sigs = Sign(alice_, "release", a.sad, {h1_});
+  ASSERT_FALSE(sigs.ok());
+  EXPECT_EQ(sigs.error().code(), ErrorCode::kUnavailable);
+  EXPECT_NE(sigs.error().message().find("audit log could not record"), std::string::npos);
+  // The failure itself is logged as a refusal; the hash stays spent (the safe direction).
+  ExpectRefusalRecorded(AuditAction::kSignRefused, "audit log could not record");
+  audit_.FailWhen(nullptr);
+  auto retry = Sign(alice_, "release", a.sad, {h1_});
+  EXPECT_EQ(retry.error().code(), ErrorCode::kPermissionDenied);
+  for (const AuditEvent& e : audit_.events()) EXPECT_NE(e.action, AuditAction::kSign);
+}
+
+TEST_F(SigningTest, NoSadIsReturnedWhenTheAuthorizeEventCannotBeRecorded) {
+  audit_.FailWhen([](const AuditEvent& e) { return e.action == AuditAction::kAuthorize; });
+  auto a = signing_.Authorize(alice_, "release", HashAlgorithm::kSha256, {h1_}, 1);
+  ASSERT_FALSE(a.ok());
+  EXPECT_EQ(audit_.last().action, AuditAction::kAuthorizeRefused);
+}
+
+TEST_F(SigningTest, HsmFailureAfterConsumingLeavesHashesSpentAndIsRecorded) {
+  Authorization a = AuthorizeOk(alice_, "release", {h1_});
+  // Remove the key from the (fake) HSM behind signet's back.
+  ASSERT_TRUE(keys_.DestroyKey(hsm::HsmKeyId{HexDecode(key_.hsm_key_id).value()}).ok());
+  auto sigs = Sign(alice_, "release", a.sad, {h1_});
+  ASSERT_FALSE(sigs.ok());
+  EXPECT_NE(sigs.error().message().find("authorize again"), std::string::npos);
+  ExpectRefusalRecorded(AuditAction::kSignRefused, "HSM could not sign");
+  EXPECT_EQ(Sign(alice_, "release", a.sad, {h1_}).error().code(), ErrorCode::kPermissionDenied);
+}
+
+TEST_F(SigningTest, GrantChangeIsUndoneWhenItCannotBeRecorded) {
+  audit_.FailWhen([](const AuditEvent& e) { return e.action == AuditAction::kGrant; });
+  Status s = signing_.Grant(admin_, "release", "a_bob");
+  ASSERT_FALSE(s.ok());
+  EXPECT_FALSE(*store_.HasGrant(key_.id, "a_bob"));
+}
+
+TEST_F(SigningTest, PolicyChangeIsUndoneWhenItCannotBeRecorded) {
+  audit_.FailWhen([](const AuditEvent& e) { return e.action == AuditAction::kPolicyChange; });
+  KeyPolicy p = signing_.DefaultPolicy(KeyAlgorithm::kEcP256);
+  p.max_signatures_per_authorization = 7;
+  ASSERT_FALSE(signing_.SetPolicy(admin_, "release", p).ok());
+  EXPECT_EQ(signing_.GetPolicy(admin_, "release")->max_signatures_per_authorization, 1000);
+}
+
+// ---- grants, policies, extendTransaction ----
+
+TEST_F(SigningTest, RevokedGrantStopsSigningAndIsRecorded) {
+  Authorization a = AuthorizeOk(alice_, "release", {h1_});
+  ASSERT_TRUE(signing_.Revoke(admin_, "release", "a_alice").ok());
+  EXPECT_EQ(audit_.last().action, AuditAction::kRevokeGrant);
+  EXPECT_EQ(audit_.last().details["account_id"], "a_alice");
+  EXPECT_EQ(Sign(alice_, "release", a.sad, {h1_}).error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_EQ(signing_.Revoke(admin_, "release", "a_alice").error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(signing_.Grant(admin_, "nope", "a_alice").error().code(), ErrorCode::kNotFound);
+}
+
+TEST_F(SigningTest, GetPolicyIsForAdminsAuditorsAndGrantees) {
+  auto p = signing_.GetPolicy(alice_, "release");
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(*p, signing_.DefaultPolicy(KeyAlgorithm::kEcP256));
+  EXPECT_EQ(p->allowed_sign_schemes, std::vector<SignatureScheme>{SignatureScheme::kEcdsa});
+  EXPECT_TRUE(signing_.GetPolicy(auditor_, "release").ok());
+  EXPECT_EQ(signing_.GetPolicy(bob_, "release").error().code(), ErrorCode::kPermissionDenied);
+}
+
+TEST_F(SigningTest, ExtendTransactionReplacesTheSad) {
+  Authorization first = AuthorizeOk(alice_, "release", {h1_});
+  ASSERT_TRUE(Sign(alice_, "release", first.sad, {h1_}).ok());
+  clock_.Advance(1min);
+  auto second =
+      signing_.ExtendTransaction(alice_, "release", first.sad, HashAlgorithm::kSha256, {h2_});
+  ASSERT_TRUE(second.ok()) << second.error().message();
+  EXPECT_EQ(audit_.last().action, AuditAction::kAuthorize);
+  EXPECT_EQ(audit_.last().details["operation"], "extend_transaction");
+  auto old = Sign(alice_, "release", first.sad, {h2_});
+  EXPECT_EQ(old.error().code(), ErrorCode::kUnauthenticated);
+  EXPECT_TRUE(Sign(alice_, "release", second->sad, {h2_}).ok());
+}
+
+TEST_F(SigningTest, ExtendTransactionIsBoundToAccountAndCappedInTime) {
+  ASSERT_TRUE(signing_.Grant(admin_, "release", "a_bob").ok());
+  Authorization first = AuthorizeOk(alice_, "release", {h1_});
+  auto stolen =
+      signing_.ExtendTransaction(bob_, "release", first.sad, HashAlgorithm::kSha256, {h2_});
+  EXPECT_EQ(stolen.error().code(), ErrorCode::kPermissionDenied);
+  ExpectRefusalRecorded(AuditAction::kAuthorizeRefused, "another account");
+  // Chain extensions; none may be valid past authorization time + max_transaction_lifetime.
+  const TimePoint authorized_at = clock_.Now();
+  SecretBytes sad = first.sad.Clone();
+  for (int i = 0; i < 15; ++i) {
+    clock_.Advance(4min);
+    auto next = signing_.ExtendTransaction(alice_, "release", sad, HashAlgorithm::kSha256,
+                                           {Sha256Of("n" + std::to_string(i))});
+    if (clock_.Now() >= authorized_at + 1h) {
+      EXPECT_EQ(next.error().code(), ErrorCode::kUnauthenticated);
+      break;
+    }
+    ASSERT_TRUE(next.ok()) << i << ": " << next.error().message();
+    EXPECT_LE(next->expires_at, authorized_at + 1h);
+    sad = std::move(next->sad);
+  }
+}
+
+// ---- with the real SQLite store ----
+
+class SqliteSigningTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("signet-signing-test-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    auto s = store::SqliteStore::Open((dir_ / "signet.db").string());
+    ASSERT_TRUE(s.ok()) << s.error().message();
+    store_ = std::move(s).value();
+    sink_ = std::make_unique<StoreAuditSink>(*store_);
+    keys_svc_ = std::make_unique<KeyService>(keys_, *store_, clock_, TokenIdentity{"t", "1"});
+    signing_ = std::make_unique<SigningService>(keys_, *store_, clock_, *sink_);
+    auto k = keys_svc_->CreateKey("release", KeyAlgorithm::kEcP384, "a_admin");
+    ASSERT_TRUE(k.ok()) << k.error().message();
+    key_ = *k;
+    ASSERT_TRUE(signing_->Grant(admin_, "release", "a_alice").ok());
+  }
+  void TearDown() override {
+    signing_.reset();
+    keys_svc_.reset();
+    sink_.reset();
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  std::vector<nlohmann::json> Events(std::string_view action) {
+    std::vector<nlohmann::json> out;
+    auto rows = store_->ListAuditEvents(0, 1000);
+    EXPECT_TRUE(rows.ok());
+    if (!rows.ok()) return out;
+    for (const auto& row : *rows) {
+      if (row.action == action) out.push_back(nlohmann::json::parse(row.json));
+    }
+    return out;
+  }
+
+  std::filesystem::path dir_;
+  FakeClock clock_{FromUnixSeconds(1'800'000'000)};
+  signet::testing::FakeKeyStore keys_;
+  std::unique_ptr<store::SqliteStore> store_;
+  std::unique_ptr<StoreAuditSink> sink_;
+  std::unique_ptr<KeyService> keys_svc_;
+  std::unique_ptr<SigningService> signing_;
+  store::KeyRecord key_;
+  Caller alice_ = MakeCaller("a_alice", {Role::kSigner});
+  Caller admin_ = MakeCaller("a_admin", {Role::kAdmin});
+};
+
+TEST_F(SqliteSigningTest, ConcurrentSignHashWithSameSadAndHashSignsExactlyOnce) {
+  for (int round = 0; round < 5; ++round) {
+    const Bytes hr =
+        pki::ComputeDigest(HashAlgorithm::kSha384, AsBytes("app.exe" + std::to_string(round)))
+            .value();
+    auto a = signing_->Authorize(alice_, "release", HashAlgorithm::kSha384, {hr}, 1);
+    ASSERT_TRUE(a.ok()) << a.error().message();
+    constexpr int kThreads = 8;
+    std::barrier start(kThreads);
+    std::atomic<int> signed_count{0};
+    std::atomic<int> refused{0};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kThreads; ++i) {
+      threads.emplace_back([&] {
+        start.arrive_and_wait();
+        auto sigs = signing_->SignHash(alice_, "release", a->sad, {hr}, SignatureScheme::kEcdsa,
+                                       HashAlgorithm::kSha384);
+        if (sigs.ok()) {
+          EXPECT_EQ(sigs->size(), 1u);
+          ++signed_count;
+        } else {
+          EXPECT_EQ(sigs.error().code(), ErrorCode::kPermissionDenied);
+          ++refused;
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(signed_count.load(), 1) << "round " << round;
+    EXPECT_EQ(refused.load(), kThreads - 1) << "round " << round;
+  }
+  EXPECT_EQ(Events("sign").size(), 5u);
+  EXPECT_EQ(Events("sign_refused").size(), 5u * 7u);
+}
+
+TEST_F(SqliteSigningTest, SignEventIsDurableCanonicalJsonWithEveryHash) {
+  const Bytes h1 = pki::ComputeDigest(HashAlgorithm::kSha384, AsBytes("a")).value();
+  const Bytes h2 = pki::ComputeDigest(HashAlgorithm::kSha384, AsBytes("b")).value();
+  auto a = signing_->Authorize(alice_, "release", HashAlgorithm::kSha384, {h1, h2}, 2);
+  ASSERT_TRUE(a.ok());
+  auto sigs = signing_->SignHash(alice_, "release", a->sad, {h1, h2}, SignatureScheme::kEcdsa,
+                                 HashAlgorithm::kSha384);
+  ASSERT_TRUE(sigs.ok()) << sigs.error().message();
+  auto rows = store_->ListAuditEvents(0, 1000);
+  ASSERT_TRUE(rows.ok());
+  ASSERT_FALSE(rows->empty());
+  const store::AuditEventRow& last = rows->back();
+  EXPECT_EQ(last.action, "sign");
+  nlohmann::json j = nlohmann::json::parse(last.json);
+  EXPECT_EQ(j.dump(), last.json);  // stored text is already canonical
+  EXPECT_EQ(j["actor"]["account_id"], "a_alice");
+  EXPECT_EQ(j["signature"]["key_name"], "release");
+  EXPECT_EQ(j["signature"]["algorithm"], "ecdsa");
+  EXPECT_EQ(j["signature"]["hash_algorithm"], "sha384");
+  EXPECT_EQ(j["signature"]["hashes"], nlohmann::json::array({HexEncode(h1), HexEncode(h2)}));
+  EXPECT_EQ(j["outcome"], "success");
+  EXPECT_EQ(j["request_id"], "req-a_alice");
+  EXPECT_EQ(j["actor"]["client_address"], "192.0.2.1:4000");
+  EXPECT_TRUE(Verify(key_, SignatureScheme::kEcdsa, HashAlgorithm::kSha384, h1, (*sigs)[0]));
+}
+
+TEST_F(SqliteSigningTest, ExpiredSadIsRefusedAgainstSqlite) {
+  const Bytes h = pki::ComputeDigest(HashAlgorithm::kSha384, AsBytes("x")).value();
+  auto a = signing_->Authorize(alice_, "release", HashAlgorithm::kSha384, {h}, 1);
+  ASSERT_TRUE(a.ok());
+  clock_.Advance(301s);
+  auto sigs = signing_->SignHash(alice_, "release", a->sad, {h}, SignatureScheme::kEcdsa,
+                                 HashAlgorithm::kSha384);
+  ASSERT_FALSE(sigs.ok());
+  EXPECT_EQ(sigs.error().message(), "SAD expired");
+  auto refused = Events("sign_refused");
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(refused[0]["outcome"], "SAD expired");
+  EXPECT_EQ(refused[0]["details"]["error"], "unauthenticated");
+}
+
+}  // namespace
+}  // namespace signet::service

@@ -1,0 +1,484 @@
+// Tests of SqliteStore's activation, grant, policy and audit-event methods (schema migration 3)
+// against real SQLite files in a temporary folder, including races between threads and between
+// separate stores (connections) on one file.
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <barrier>
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "store/sqlite/internal/sqlite_handles.h"
+#include "store/sqlite/migrations.h"
+#include "store/sqlite/sqlite_store.h"
+
+namespace signet::store {
+
+// Reaches SqliteStore's migration-list seam, to build a database at an older schema version.
+class SqliteStoreTestPeer {
+ public:
+  static Result<std::unique_ptr<SqliteStore>> OpenWith(const std::string& path,
+                                                       std::span<const Migration> migrations) {
+    return SqliteStore::OpenWith(path, SqliteStore::OpenMode::kCreateIfMissing, {}, migrations);
+  }
+};
+
+namespace {
+
+using namespace std::chrono_literals;
+
+const TimePoint kT0 = FromUnixSeconds(1'800'000'000);  // a minute boundary (divisible by 60)
+
+Bytes Digest(uint8_t fill, size_t size = 32) { return Bytes(size, fill); }
+
+class ActivationStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("signet-activation-test-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    path_ = (dir_ / "signet.db").string();
+    auto store = SqliteStore::Open(path_);
+    ASSERT_TRUE(store.ok()) << store.error().message();
+    store_ = std::move(store).value();
+    ASSERT_TRUE(store_->InsertKey(Key("k_1", "release")).ok());
+    ASSERT_TRUE(store_->InsertKey(Key("k_2", "other")).ok());
+  }
+  void TearDown() override {
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  static KeyRecord Key(const std::string& id, const std::string& name) {
+    KeyRecord k;
+    k.id = id;
+    k.name = name;
+    k.algorithm = "ec-p256";
+    k.owner = "local";
+    k.token_label = "t";
+    k.token_serial = "1";
+    k.hsm_key_id = "01";
+    k.public_key_spki = "AA==";
+    k.created_at = kT0;
+    k.updated_at = kT0;
+    return k;
+  }
+
+  static ActivationRecord Activation(uint8_t sad, std::vector<Bytes> hashes) {
+    ActivationRecord a;
+    a.sad_hash = Bytes(32, sad);
+    a.account_id = "a_alice";
+    a.key_id = "k_1";
+    a.hash_algorithm = "sha256";
+    a.num_signatures = static_cast<int64_t>(hashes.size());
+    a.created_at = kT0;
+    a.expires_at = kT0 + 5min;
+    for (Bytes& h : hashes) a.hashes.push_back({std::move(h), std::nullopt});
+    return a;
+  }
+
+  static ConsumeActivationRequest Consume(uint8_t sad, std::vector<Bytes> hashes) {
+    ConsumeActivationRequest r;
+    r.sad_hash = Bytes(32, sad);
+    r.account_id = "a_alice";
+    r.key_id = "k_1";
+    r.hash_algorithm = "sha256";
+    r.hashes = std::move(hashes);
+    r.now = kT0 + 1min;
+    return r;
+  }
+
+  // Asserts that nothing was consumed on activation `sad`.
+  void ExpectUntouched(uint8_t sad) {
+    auto a = store_->GetActivation(Bytes(32, sad));
+    ASSERT_TRUE(a.ok()) << a.error().message();
+    EXPECT_EQ(a->signatures_used, 0);
+    for (const ActivationHash& h : a->hashes) EXPECT_FALSE(h.consumed_at.has_value());
+  }
+
+  std::filesystem::path dir_;
+  std::string path_;
+  std::unique_ptr<SqliteStore> store_;
+};
+
+TEST_F(ActivationStoreTest, NewDatabaseIsAtLatestSchemaVersion) {
+  EXPECT_EQ(store_->SchemaVersion(), LatestSchemaVersion());
+  EXPECT_GE(LatestSchemaVersion(), 3);
+}
+
+TEST_F(ActivationStoreTest, Migration3AppliesToExistingVersion2Database) {
+  const std::string old_path = (dir_ / "old.db").string();
+  std::vector<Migration> up_to_2(Migrations().begin(), Migrations().begin() + 2);
+  {
+    auto old = SqliteStoreTestPeer::OpenWith(old_path, up_to_2);
+    ASSERT_TRUE(old.ok()) << old.error().message();
+    EXPECT_EQ((*old)->SchemaVersion(), 2);
+    ASSERT_TRUE((*old)->InsertKey(Key("k_1", "release")).ok());
+  }
+  auto store = SqliteStore::Open(old_path);
+  ASSERT_TRUE(store.ok()) << store.error().message();
+  EXPECT_EQ((*store)->MigratedFrom(), 2);
+  EXPECT_EQ((*store)->SchemaVersion(), 3);
+  EXPECT_TRUE((*store)->GetKeyById("k_1").ok());
+  EXPECT_TRUE((*store)->InsertActivation(Activation(1, {Digest(0xa1)})).ok());
+  EXPECT_TRUE((*store)->InsertGrant("k_1", "a_alice", kT0).ok());
+}
+
+TEST_F(ActivationStoreTest, InsertedActivationReadsBackWithEveryField) {
+  ASSERT_TRUE(store_->InsertActivation(Activation(1, {Digest(0xa1), Digest(0xa2)})).ok());
+  auto a = store_->GetActivation(Bytes(32, 1));
+  ASSERT_TRUE(a.ok()) << a.error().message();
+  EXPECT_EQ(a->account_id, "a_alice");
+  EXPECT_EQ(a->key_id, "k_1");
+  EXPECT_EQ(a->hash_algorithm, "sha256");
+  EXPECT_EQ(a->num_signatures, 2);
+  EXPECT_EQ(a->signatures_used, 0);
+  EXPECT_EQ(a->created_at, kT0);
+  EXPECT_EQ(a->expires_at, kT0 + 5min);
+  ASSERT_EQ(a->hashes.size(), 2u);
+  EXPECT_EQ(a->hashes[0].hash, Digest(0xa1));
+  EXPECT_EQ(a->hashes[1].hash, Digest(0xa2));
+}
+
+TEST_F(ActivationStoreTest, InsertActivationRefusesDuplicatesAndUnknownKey) {
+  ASSERT_TRUE(store_->InsertActivation(Activation(1, {Digest(0xa1)})).ok());
+  EXPECT_EQ(store_->InsertActivation(Activation(1, {Digest(0xa1)})).error().code(),
+            ErrorCode::kAlreadyExists);
+  EXPECT_EQ(store_->InsertActivation(Activation(2, {Digest(0xa1), Digest(0xa1)})).error().code(),
+            ErrorCode::kInvalidArgument);
+  ActivationRecord unknown_key = Activation(3, {Digest(0xa1)});
+  unknown_key.key_id = "k_missing";
+  EXPECT_EQ(store_->InsertActivation(unknown_key).error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(store_->GetActivation(Bytes(32, 9)).error().code(), ErrorCode::kNotFound);
+}
+
+TEST_F(ActivationStoreTest, ConsumeMarksHashesAndCountsSignatures) {
+  ASSERT_TRUE(store_->InsertActivation(Activation(1, {Digest(0xa1), Digest(0xa2)})).ok());
+  Status s = store_->ConsumeActivationHashes(Consume(1, {Digest(0xa2)}));
+  ASSERT_TRUE(s.ok()) << s.error().message();
+  auto a = store_->GetActivation(Bytes(32, 1));
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->signatures_used, 1);
+  EXPECT_FALSE(a->hashes[0].consumed_at.has_value());
+  ASSERT_TRUE(a->hashes[1].consumed_at.has_value());
+  EXPECT_EQ(*a->hashes[1].consumed_at, kT0 + 1min);
+}
+
+TEST_F(ActivationStoreTest, ConsumeUnknownSadIsUnauthenticated) {
+  Status s = store_->ConsumeActivationHashes(Consume(7, {Digest(0xa1)}));
+  EXPECT_EQ(s.error().code(), ErrorCode::kUnauthenticated);
+  EXPECT_NE(s.error().message().find("not valid"), std::string::npos);
+}
+
+TEST_F(ActivationStoreTest, ConsumeSadOfAnotherAccountIsPermissionDeniedAndChangesNothing) {
+  ASSERT_TRUE(store_->InsertActivation(Activation(1, {Digest(0xa1)})).ok());
+  ConsumeActivationRequest r = Consume(1, {Digest(0xa1)});
+  r.account_id = "a_mallory";
+  Status s = store_->ConsumeActivationHashes(r);
+  EXPECT_EQ(s.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_NE(s.error().message().find("another account"), std::string::npos);
+  ExpectUntouched(1);
+}
+
+TEST_F(ActivationStoreTest, ConsumeSadForAnotherCredentialIsPermissionDeniedAndChangesNothing) {
+  ASSERT_TRUE(store_->InsertActivation(Activation(1, {Digest(0xa1)})).ok());
+  ConsumeActivationRequest r = Consume(1, {Digest(0xa1)});
+  r.key_id = "k_2";
+  Status s = store_->ConsumeActivationHashes(r);
+  EXPECT_EQ(s.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_NE(s.error().message().find("another credential"), std::string::npos);
+  ExpectUntouched(1);
+}
+
+TEST_F(ActivationStoreTest, ConsumeExpiredSadIsUnauthenticatedSadExpired) {
+  ASSERT_TRUE(store_->InsertActivation(Activation(1, {Digest(0xa1)})).ok());
+  ConsumeActivationRequest r = Consume(1, {Digest(0xa1)});
+  r.now = kT0 + 5min;  // expires_at itself is already too late
+  Status s = store_->ConsumeActivationHashes(r);
+  EXPECT_EQ(s.error().code(), ErrorCode::kUnauthenticated);
+  EXPECT_EQ(s.error().message(), "SAD expired");
+  ExpectUntouched(1);
+}
+
+TEST_F(ActivationStoreTest, ConsumeHashNotInSadIsPermissionDeniedAndChangesNothing) {
+  ASSERT_TRUE(store_->InsertActivation(Activation(1, {Digest(0xa1), Digest(0xa2)})).ok());
+  Status s = store_->ConsumeActivationHashes(Consume(1, {Digest(0xa1), Digest(0xbb)}));
+  EXPECT_EQ(s.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_NE(s.error().message().find("not authorized by the SAD"), std::string::npos);
+  ExpectUntouched(1);  // the listed hash 0xa1 was not consumed either
+}
+
+TEST_F(ActivationStoreTest, ConsumeHashTwiceIsPermissionDenied) {
+  ASSERT_TRUE(store_->InsertActivation(Activation(1, {Digest(0xa1), Digest(0xa2)})).ok());
+  ASSERT_TRUE(store_->ConsumeActivationHashes(Consume(1, {Digest(0xa1)})).ok());
+  Status s = store_->ConsumeActivationHashes(Consume(1, {Digest(0xa1)}));
+  EXPECT_EQ(s.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_NE(s.error().message().find("already used"), std::string::npos);
+}
+
+TEST_F(ActivationStoreTest, ConsumeSameHashTwiceInOneRequestIsInvalidArgument) {
+  ASSERT_TRUE(store_->InsertActivation(Activation(1, {Digest(0xa1), Digest(0xa2)})).ok());
+  Status s = store_->ConsumeActivationHashes(Consume(1, {Digest(0xa1), Digest(0xa1)}));
+  EXPECT_EQ(s.error().code(), ErrorCode::kInvalidArgument);
+  ExpectUntouched(1);
+}
+
+TEST_F(ActivationStoreTest, ConsumeMoreThanAuthorizedIsPermissionDenied) {
+  ASSERT_TRUE(store_->InsertActivation(Activation(1, {Digest(0xa1), Digest(0xa2)})).ok());
+  Status s =
+      store_->ConsumeActivationHashes(Consume(1, {Digest(0xa1), Digest(0xa2), Digest(0xa3)}));
+  EXPECT_EQ(s.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_NE(s.error().message().find("more signatures than authorized"), std::string::npos);
+  ExpectUntouched(1);
+}
+
+TEST_F(ActivationStoreTest, ConsumeWithOtherHashAlgorithmIsPermissionDenied) {
+  ASSERT_TRUE(store_->InsertActivation(Activation(1, {Digest(0xa1)})).ok());
+  ConsumeActivationRequest r = Consume(1, {Digest(0xa1)});
+  r.hash_algorithm = "sha384";
+  EXPECT_EQ(store_->ConsumeActivationHashes(r).error().code(), ErrorCode::kPermissionDenied);
+  ExpectUntouched(1);
+}
+
+TEST_F(ActivationStoreTest, RateLimitPerKeyIsResourceExhaustedAndConsumesNothing) {
+  ASSERT_TRUE(store_->InsertActivation(Activation(1, {Digest(0xa1), Digest(0xa2)})).ok());
+  ActivationRecord bob = Activation(2, {Digest(0xb1), Digest(0xb2)});
+  bob.account_id = "a_bob";
+  ASSERT_TRUE(store_->InsertActivation(bob).ok());
+
+  ConsumeActivationRequest r = Consume(1, {Digest(0xa1), Digest(0xa2)});
+  r.limits.per_key = 3;
+  ASSERT_TRUE(store_->ConsumeActivationHashes(r).ok());
+  ConsumeActivationRequest rb = Consume(2, {Digest(0xb1), Digest(0xb2)});
+  rb.account_id = "a_bob";
+  rb.limits.per_key = 3;
+  Status s = store_->ConsumeActivationHashes(rb);
+  EXPECT_EQ(s.error().code(), ErrorCode::kResourceExhausted) << s.error().message();
+  ExpectUntouched(2);
+  rb.now = kT0 + 2min;  // the next window
+  s = store_->ConsumeActivationHashes(rb);
+  EXPECT_TRUE(s.ok()) << s.error().message();
+}
+
+TEST_F(ActivationStoreTest, RateLimitPerAccountCountsAllKeys) {
+  ASSERT_TRUE(store_->InsertActivation(Activation(1, {Digest(0xa1)})).ok());
+  ActivationRecord other_key = Activation(2, {Digest(0xa2)});
+  other_key.key_id = "k_2";
+  ASSERT_TRUE(store_->InsertActivation(other_key).ok());
+  ConsumeActivationRequest r = Consume(1, {Digest(0xa1)});
+  r.limits.per_account = 1;
+  ASSERT_TRUE(store_->ConsumeActivationHashes(r).ok());
+  ConsumeActivationRequest r2 = Consume(2, {Digest(0xa2)});
+  r2.key_id = "k_2";
+  r2.limits.per_account = 1;
+  EXPECT_EQ(store_->ConsumeActivationHashes(r2).error().code(), ErrorCode::kResourceExhausted);
+  r2.limits.per_account = 0;
+  r2.limits.per_account_key = 1;  // k_2 has no signatures yet this minute
+  EXPECT_TRUE(store_->ConsumeActivationHashes(r2).ok());
+}
+
+// The property the whole activation design rests on: of concurrent requests presenting the same
+// SAD and hash, exactly one gets to sign.
+TEST_F(ActivationStoreTest, EightThreadsConsumingOneHashHaveExactlyOneWinner) {
+  for (int round = 0; round < 20; ++round) {
+    const auto sad = static_cast<uint8_t>(round + 1);
+    ASSERT_TRUE(store_->InsertActivation(Activation(sad, {Digest(0xa1)})).ok());
+    constexpr int kThreads = 8;
+    std::barrier start(kThreads);
+    std::atomic<int> wins{0};
+    std::atomic<int> already_used{0};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kThreads; ++i) {
+      threads.emplace_back([&] {
+        start.arrive_and_wait();
+        Status s = store_->ConsumeActivationHashes(Consume(sad, {Digest(0xa1)}));
+        if (s.ok()) {
+          ++wins;
+        } else if (s.error().code() == ErrorCode::kPermissionDenied) {
+          ++already_used;
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(wins.load(), 1) << "round " << round;
+    EXPECT_EQ(already_used.load(), kThreads - 1) << "round " << round;
+    auto a = store_->GetActivation(Bytes(32, sad));
+    ASSERT_TRUE(a.ok());
+    EXPECT_EQ(a->signatures_used, 1);
+  }
+}
+
+// The same race between separate connections, as between processes or server nodes sharing the
+// file: only BEGIN IMMEDIATE, not SqliteStore's mutex, keeps them apart.
+TEST_F(ActivationStoreTest, EightStoresOnOneFileConsumingOneHashHaveExactlyOneWinner) {
+  constexpr int kThreads = 8;
+  std::vector<std::unique_ptr<SqliteStore>> stores;
+  for (int i = 0; i < kThreads; ++i) {
+    SqliteStoreOptions options;
+    options.busy_timeout = 20s;
+    auto s = SqliteStore::Open(path_, options);
+    ASSERT_TRUE(s.ok()) << s.error().message();
+    stores.push_back(std::move(s).value());
+  }
+  for (int round = 0; round < 10; ++round) {
+    const auto sad = static_cast<uint8_t>(round + 1);
+    ASSERT_TRUE(store_->InsertActivation(Activation(sad, {Digest(0xa1)})).ok());
+    std::barrier start(kThreads);
+    std::atomic<int> wins{0};
+    std::atomic<int> other_errors{0};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kThreads; ++i) {
+      threads.emplace_back([&, i] {
+        start.arrive_and_wait();
+        Status s = stores[i]->ConsumeActivationHashes(Consume(sad, {Digest(0xa1)}));
+        if (s.ok()) {
+          ++wins;
+        } else if (s.error().code() != ErrorCode::kPermissionDenied) {
+          ++other_errors;
+          ADD_FAILURE() << s.error().message();
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(wins.load(), 1) << "round " << round;
+    EXPECT_EQ(other_errors.load(), 0);
+  }
+}
+
+TEST_F(ActivationStoreTest, EightThreadsConsumingDistinctHashesAllSucceed) {
+  std::vector<Bytes> hashes;
+  for (int i = 0; i < 8; ++i) hashes.push_back(Digest(static_cast<uint8_t>(0xc0 + i)));
+  ASSERT_TRUE(store_->InsertActivation(Activation(1, hashes)).ok());
+  std::barrier start(8);
+  std::atomic<int> wins{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&, i] {
+      start.arrive_and_wait();
+      if (store_->ConsumeActivationHashes(Consume(1, {hashes[i]})).ok()) ++wins;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(wins.load(), 8);
+  auto a = store_->GetActivation(Bytes(32, 1));
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->signatures_used, 8);
+}
+
+TEST_F(ActivationStoreTest, ReplaceActivationDeletesOldAndStoresNew) {
+  ASSERT_TRUE(store_->InsertActivation(Activation(1, {Digest(0xa1)})).ok());
+  Status s = store_->ReplaceActivation(Bytes(32, 1), "a_alice", "k_1", kT0 + 1min,
+                                       Activation(2, {Digest(0xb1)}));
+  ASSERT_TRUE(s.ok()) << s.error().message();
+  EXPECT_EQ(store_->GetActivation(Bytes(32, 1)).error().code(), ErrorCode::kNotFound);
+  EXPECT_TRUE(store_->GetActivation(Bytes(32, 2)).ok());
+  EXPECT_EQ(store_->ConsumeActivationHashes(Consume(1, {Digest(0xa1)})).error().code(),
+            ErrorCode::kUnauthenticated);
+}
+
+TEST_F(ActivationStoreTest, ReplaceActivationOfAnotherAccountChangesNothing) {
+  ASSERT_TRUE(store_->InsertActivation(Activation(1, {Digest(0xa1)})).ok());
+  Status s = store_->ReplaceActivation(Bytes(32, 1), "a_mallory", "k_1", kT0 + 1min,
+                                       Activation(2, {Digest(0xb1)}));
+  EXPECT_EQ(s.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_TRUE(store_->GetActivation(Bytes(32, 1)).ok());
+  EXPECT_EQ(store_->GetActivation(Bytes(32, 2)).error().code(), ErrorCode::kNotFound);
+  s = store_->ReplaceActivation(Bytes(32, 1), "a_alice", "k_1", kT0 + 6min,
+                                Activation(2, {Digest(0xb1)}));
+  EXPECT_EQ(s.error().code(), ErrorCode::kUnauthenticated);
+}
+
+TEST_F(ActivationStoreTest, DeleteExpiredActivationsRemovesOnlyExpired) {
+  ASSERT_TRUE(store_->InsertActivation(Activation(1, {Digest(0xa1)})).ok());
+  ActivationRecord later = Activation(2, {Digest(0xa1)});
+  later.expires_at = kT0 + 1h;
+  ASSERT_TRUE(store_->InsertActivation(later).ok());
+  auto n = store_->DeleteExpiredActivations(kT0 + 10min);
+  ASSERT_TRUE(n.ok()) << n.error().message();
+  EXPECT_EQ(*n, 1);
+  EXPECT_EQ(store_->GetActivation(Bytes(32, 1)).error().code(), ErrorCode::kNotFound);
+  EXPECT_TRUE(store_->GetActivation(Bytes(32, 2)).ok());
+}
+
+TEST_F(ActivationStoreTest, GrantsInsertListCheckAndDelete) {
+  EXPECT_FALSE(*store_->HasGrant("k_1", "a_alice"));
+  ASSERT_TRUE(store_->InsertGrant("k_1", "a_bob", kT0).ok());
+  ASSERT_TRUE(store_->InsertGrant("k_1", "a_alice", kT0).ok());
+  EXPECT_EQ(store_->InsertGrant("k_1", "a_alice", kT0).error().code(), ErrorCode::kAlreadyExists);
+  EXPECT_EQ(store_->InsertGrant("k_missing", "a_alice", kT0).error().code(), ErrorCode::kNotFound);
+  EXPECT_TRUE(*store_->HasGrant("k_1", "a_alice"));
+  EXPECT_FALSE(*store_->HasGrant("k_2", "a_alice"));
+  EXPECT_EQ(*store_->ListGrants("k_1"), (std::vector<std::string>{"a_alice", "a_bob"}));
+  ASSERT_TRUE(store_->DeleteGrant("k_1", "a_alice").ok());
+  EXPECT_FALSE(*store_->HasGrant("k_1", "a_alice"));
+  EXPECT_EQ(store_->DeleteGrant("k_1", "a_alice").error().code(), ErrorCode::kNotFound);
+}
+
+TEST_F(ActivationStoreTest, PolicyPutGetAndReplace) {
+  auto none = store_->GetKeyPolicy("k_1");
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  KeyPolicyRecord p{"k_1", {"ecdsa"}, {"sha256", "sha384"}, 10, 100, 5};
+  ASSERT_TRUE(store_->PutKeyPolicy(p).ok());
+  auto got = store_->GetKeyPolicy("k_1");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ((*got)->allowed_sign_algos, p.allowed_sign_algos);
+  EXPECT_EQ((*got)->allowed_hash_algos, p.allowed_hash_algos);
+  EXPECT_EQ((*got)->max_signatures_per_authorization, 10);
+  EXPECT_EQ((*got)->rate_per_minute_key, 100);
+  EXPECT_EQ((*got)->rate_per_minute_account, 5);
+  p.max_signatures_per_authorization = 20;
+  ASSERT_TRUE(store_->PutKeyPolicy(p).ok());
+  EXPECT_EQ((*store_->GetKeyPolicy("k_1"))->max_signatures_per_authorization, 20);
+  p.key_id = "k_missing";
+  EXPECT_EQ(store_->PutKeyPolicy(p).error().code(), ErrorCode::kNotFound);
+}
+
+TEST_F(ActivationStoreTest, AuditEventsAppendInOrderAndSurviveReopen) {
+  auto s1 = store_->AppendAuditEvent(kT0, "sign", R"({"a":1})");
+  auto s2 = store_->AppendAuditEvent(kT0 + 1s, "sign_refused", R"({"a":2})");
+  ASSERT_TRUE(s1.ok() && s2.ok());
+  EXPECT_EQ(*s2, *s1 + 1);
+  store_.reset();
+  auto reopened = SqliteStore::Open(path_);
+  ASSERT_TRUE(reopened.ok());
+  auto rows = (*reopened)->ListAuditEvents(0, 100);
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ((*rows)[0].seq, *s1);
+  EXPECT_EQ((*rows)[0].action, "sign");
+  EXPECT_EQ((*rows)[0].json, R"({"a":1})");
+  EXPECT_EQ((*rows)[1].time, kT0 + 1s);
+  auto after = (*reopened)->ListAuditEvents(*s1, 100);
+  ASSERT_TRUE(after.ok());
+  ASSERT_EQ(after->size(), 1u);
+  EXPECT_EQ((*after)[0].action, "sign_refused");
+}
+
+// The Store API has no update or delete for events; the schema refuses them as well, from any
+// connection.
+TEST_F(ActivationStoreTest, AuditEventsCannotBeUpdatedOrDeletedInTheDatabase) {
+  ASSERT_TRUE(store_->AppendAuditEvent(kT0, "sign", R"({"a":1})").ok());
+  auto raw = sqlite_internal::Connection::Open(path_, SQLITE_OPEN_READWRITE);
+  ASSERT_TRUE(raw.ok());
+  Status update = raw->Exec("UPDATE audit_events SET json = '{}'", "tamper");
+  ASSERT_FALSE(update.ok());
+  EXPECT_NE(update.error().message().find("append-only"), std::string::npos);
+  Status del = raw->Exec("DELETE FROM audit_events", "tamper");
+  ASSERT_FALSE(del.ok());
+  EXPECT_NE(del.error().message().find("append-only"), std::string::npos);
+  auto rows = store_->ListAuditEvents(0, 100);
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0].json, R"({"a":1})");
+}
+
+}  // namespace
+}  // namespace signet::store
