@@ -524,4 +524,47 @@ Result<KeyPolicy> SigningService::GetPolicy(const Caller& caller, std::string_vi
   return EffectivePolicy(key);
 }
 
+// ---- CSC credentials/list and credentials/info (server/csc) ----
+
+Result<std::vector<store::KeyRecord>> SigningService::ListGrantedCredentials(
+    const Caller& caller) {
+  const std::string& account = caller.actor.account_id;
+  if (account.empty()) return PermissionDenied("the caller is not an account");
+  if (!caller.actor.roles.Has(store::Role::kSigner)) {
+    return PermissionDenied("account '" + account + "' does not have the signer role");
+  }
+  SIGNET_ASSIGN_OR_RETURN(std::vector<store::KeyRecord> keys, store_.ListKeys());
+  std::vector<store::KeyRecord> granted;
+  for (store::KeyRecord& key : keys) {
+    if (key.state == store::KeyState::kDestroyed) continue;
+    SIGNET_ASSIGN_OR_RETURN(bool has, store_.HasGrant(key.id, account));
+    if (has) granted.push_back(std::move(key));
+  }
+  std::sort(granted.begin(), granted.end(),
+            [](const store::KeyRecord& a, const store::KeyRecord& b) { return a.name < b.name; });
+  return granted;
+}
+
+Result<store::KeyRecord> SigningService::GetGrantedCredential(const Caller& caller,
+                                                              std::string_view credential) {
+  const std::string& account = caller.actor.account_id;
+  if (account.empty()) return PermissionDenied("the caller is not an account");
+  if (!caller.actor.roles.Has(store::Role::kSigner)) {
+    return PermissionDenied("account '" + account + "' does not have the signer role");
+  }
+  const std::string no_grant = "credential '" + std::string(credential) +
+                               "' does not exist or account '" + account + "' has no grant on it";
+  auto key = ResolveKey(credential);
+  if (!key.ok()) {
+    if (key.error().code() == ErrorCode::kNotFound) return PermissionDenied(no_grant);
+    return key.error();
+  }
+  if (key->state == store::KeyState::kDestroyed) return PermissionDenied(no_grant);
+  SIGNET_ASSIGN_OR_RETURN(bool granted, store_.HasGrant(key->id, account));
+  if (!granted) return PermissionDenied(no_grant);
+  return key;
+}
+
+// ---- end of CSC credentials/list and credentials/info ----
+
 }  // namespace signet::service

@@ -151,6 +151,16 @@ class SigningService {
   // The policy a key of `algorithm` has when no admin set one.
   KeyPolicy DefaultPolicy(KeyAlgorithm algorithm) const;
 
+  // ---- CSC credentials/list and credentials/info (server/csc) ----
+  // The keys the caller holds a grant on, in any state but destroyed, ordered by name. Needs the
+  // signer role (PermissionDenied otherwise), like signing itself.
+  Result<std::vector<store::KeyRecord>> ListGrantedCredentials(const Caller& caller);
+  // One key the caller holds a grant on (by id or name), in any state but destroyed. An unknown
+  // credential and one without a grant both give PermissionDenied, as in Authorize.
+  Result<store::KeyRecord> GetGrantedCredential(const Caller& caller,
+                                                std::string_view credential);
+  // ---- end of CSC credentials/list and credentials/info ----
+
  private:
   Result<store::KeyRecord> ResolveKey(std::string_view credential);
   Result<store::KeyRecord> CheckSignerAccess(const Caller& caller, std::string_view credential);

@@ -16,6 +16,19 @@ struct PkeyFree {
 };
 using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
 
+// RSA generation costs a second or more per key (much more under ASan), and unit tests create
+// RSA keys in every fixture. The fake therefore hands out one RSA key pair per size per process
+// (a new reference each time); tests that need two different RSA key pairs must not use it.
+EVP_PKEY* SharedRsaKey(size_t bits) {
+  static std::mutex mu;
+  static std::map<size_t, PkeyPtr> keys;  // guarded by mu; freed at exit
+  std::lock_guard lock(mu);
+  PkeyPtr& key = keys[bits];
+  if (!key) key.reset(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", bits));
+  if (!key || EVP_PKEY_up_ref(key.get()) != 1) return nullptr;
+  return key.get();
+}
+
 struct FakeKeyStore::Impl {
   std::mutex mu;
   int next_id = 1;                          // guarded by mu
@@ -29,8 +42,8 @@ FakeKeyStore::~FakeKeyStore() = default;
 Result<hsm::GeneratedKey> FakeKeyStore::GenerateKey(KeyAlgorithm algorithm, std::string_view) {
   EVP_PKEY* raw = nullptr;
   switch (algorithm) {
-    case KeyAlgorithm::kRsa3072: raw = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{3072}); break;
-    case KeyAlgorithm::kRsa4096: raw = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{4096}); break;
+    case KeyAlgorithm::kRsa3072: raw = SharedRsaKey(3072); break;
+    case KeyAlgorithm::kRsa4096: raw = SharedRsaKey(4096); break;
     case KeyAlgorithm::kEcP256: raw = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"); break;
     case KeyAlgorithm::kEcP384: raw = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-384"); break;
     case KeyAlgorithm::kEd25519: raw = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"); break;

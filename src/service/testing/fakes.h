@@ -1,6 +1,7 @@
 // Hand-written fakes of the KeyStore and Store ports for unit tests of service/. FakeKeyStore keeps
 // OpenSSL keys in memory (the opposite of what production does: tests only); MemoryStore keeps
-// records in a map. Both can be told to fail the next call to exercise rollback paths.
+// records in a map. Both can be told to fail the next call to exercise rollback paths. RSA keys
+// of one size share their key material within a process (generation is slow); EC keys do not.
 // Thread-safe (one mutex each).
 #pragma once
 

@@ -1,0 +1,790 @@
+// CSC API v2 handlers: JSON in, service call, JSON out. See csc_api.h for the authentication
+// model; the error table is CscErrorResponse below.
+#include "server/csc/csc_api.h"
+
+#include <openssl/asn1.h>
+#include <openssl/objects.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
+#include <cctype>
+#include <chrono>
+#include <ctime>
+#include <exception>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/algorithms.h"
+#include "common/bytes.h"
+#include "common/clock.h"
+#include "common/encoding.h"
+#include "pki/pki.h"
+
+namespace signet::server::csc {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr std::string_view kPrefix = "/csc/v2/";
+constexpr std::string_view kSpecs = "2.0.0.2";
+
+// ---- OIDs
+// ----------------------------------------------------------------------------------------
+
+constexpr std::string_view kOidSha256 = "2.16.840.1.101.3.4.2.1";
+constexpr std::string_view kOidSha384 = "2.16.840.1.101.3.4.2.2";
+constexpr std::string_view kOidSha512 = "2.16.840.1.101.3.4.2.3";
+constexpr std::string_view kOidRsaEncryption = "1.2.840.113549.1.1.1";
+constexpr std::string_view kOidRsaPss = "1.2.840.113549.1.1.10";
+constexpr std::string_view kOidSha256WithRsa = "1.2.840.113549.1.1.11";
+constexpr std::string_view kOidSha384WithRsa = "1.2.840.113549.1.1.12";
+constexpr std::string_view kOidSha512WithRsa = "1.2.840.113549.1.1.13";
+constexpr std::string_view kOidEcdsaSha256 = "1.2.840.10045.4.3.2";
+constexpr std::string_view kOidEcdsaSha384 = "1.2.840.10045.4.3.3";
+constexpr std::string_view kOidEcdsaSha512 = "1.2.840.10045.4.3.4";
+constexpr std::string_view kOidEcPublicKey = "1.2.840.10045.2.1";
+constexpr std::string_view kOidP256 = "1.2.840.10045.3.1.7";
+constexpr std::string_view kOidP384 = "1.3.132.0.34";
+
+std::optional<HashAlgorithm> HashFromOid(std::string_view oid) {
+  if (oid == kOidSha256) return HashAlgorithm::kSha256;
+  if (oid == kOidSha384) return HashAlgorithm::kSha384;
+  if (oid == kOidSha512) return HashAlgorithm::kSha512;
+  return std::nullopt;
+}
+
+// ---- errors
+// --------------------------------------------------------------------------------------
+
+// Where an error arose; only Unauthenticated is read differently in each.
+enum class Phase {
+  kLogin,   // auth/login: the presented password/TOTP/certificate is wrong
+  kBearer,  // Authorization: Bearer: the access token is wrong
+  kSad,     // a use case that checks a SAD: the SAD is wrong or expired
+};
+
+// THE mapping of signet errors to CSC error bodies. HTTP status from HttpStatusFor; CSC error:
+//   InvalidArgument, NotFound, AlreadyExists, FailedPrecondition -> invalid_request
+//   PermissionDenied   -> access_denied
+//   Unauthenticated    -> login: invalid_authentication_data (AccountService does not say which
+//                         factor was wrong, by design, so invalid_otp is never sent);
+//                         bearer: invalid_token; SAD: expired_token if expired, else invalid_token
+//   ResourceExhausted  -> too_many_requests (429)
+//   Unavailable        -> temporarily_unavailable (503)
+//   DataLoss, Internal -> server_error (500), with a generic description (messages may name
+//                         internals); the request id lets an operator find the log line.
+Response CscErrorResponse(const Error& error, Phase phase, std::string_view request_id = {}) {
+  const int status = HttpStatusFor(error.code());
+  switch (error.code()) {
+    case ErrorCode::kInvalidArgument:
+    case ErrorCode::kNotFound:
+    case ErrorCode::kAlreadyExists:
+    case ErrorCode::kFailedPrecondition:
+      return JsonErrorResponse(status, "invalid_request", error.message());
+    case ErrorCode::kPermissionDenied:
+      return JsonErrorResponse(status, "access_denied", error.message());
+    case ErrorCode::kUnauthenticated: {
+      std::string_view csc = "invalid_token";
+      if (phase == Phase::kLogin) {
+        csc = "invalid_authentication_data";
+      } else if (phase == Phase::kSad) {
+        const std::string& m = error.message();
+        if (m.find("expired") != std::string::npos ||
+            m.starts_with("the transaction was authorized more than")) {
+          csc = "expired_token";
+        }
+      }
+      return JsonErrorResponse(status, csc, error.message());
+    }
+    case ErrorCode::kResourceExhausted:
+      return JsonErrorResponse(status, "too_many_requests", error.message());
+    case ErrorCode::kUnavailable:
+      return JsonErrorResponse(status, "temporarily_unavailable", error.message());
+    case ErrorCode::kDataLoss:
+    case ErrorCode::kInternal:
+      break;
+  }
+  return JsonErrorResponse(status, "server_error",
+                           "internal error; request id " + std::string(request_id));
+}
+
+Response BadRequest(std::string_view description) {
+  return CscErrorResponse(InvalidArgument(std::string(description)), Phase::kBearer);
+}
+
+Response JsonResponse(const json& body, int status = 200) {
+  Response r;
+  r.status = status;
+  r.body = body.dump();
+  r.headers.emplace_back("Cache-Control", "no-store");
+  return r;
+}
+
+// ---- request parsing
+// -----------------------------------------------------------------------------
+
+bool IsJsonContentType(const Request& request) {
+  auto ct = request.Header("content-type");
+  if (!ct) return false;
+  std::string_view v = *ct;
+  v = v.substr(0, v.find(';'));
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  constexpr std::string_view kJson = "application/json";
+  if (v.size() != kJson.size()) return false;
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(v[i])) != kJson[i]) return false;
+  }
+  return true;
+}
+
+// The JSON object body. An empty body counts as {} (CSC clients send info/list without one).
+// Unknown fields are ignored (clientData, lang, ... are optional in CSC).
+Result<json> ParseBody(const Request& request) {
+  if (request.body.empty()) return json::object();
+  json body = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
+  if (body.is_discarded()) return InvalidArgument("the request body is not valid JSON");
+  if (!body.is_object()) return InvalidArgument("the request body must be a JSON object");
+  return body;
+}
+
+Result<std::optional<std::string>> OptString(const json& body, const char* field) {
+  auto it = body.find(field);
+  if (it == body.end() || it->is_null()) return std::optional<std::string>();
+  if (!it->is_string()) return InvalidArgument(std::string("'") + field + "' must be a string");
+  return std::optional<std::string>(it->get<std::string>());
+}
+
+Result<std::string> ReqString(const json& body, const char* field) {
+  SIGNET_ASSIGN_OR_RETURN(std::optional<std::string> v, OptString(body, field));
+  if (!v || v->empty()) return InvalidArgument(std::string("'") + field + "' is required");
+  return std::move(*v);
+}
+
+Result<std::optional<bool>> OptBool(const json& body, const char* field) {
+  auto it = body.find(field);
+  if (it == body.end() || it->is_null()) return std::optional<bool>();
+  if (!it->is_boolean()) return InvalidArgument(std::string("'") + field + "' must be a boolean");
+  return std::optional<bool>(it->get<bool>());
+}
+
+Result<int64_t> ReqInt(const json& body, const char* field) {
+  auto it = body.find(field);
+  if (it == body.end() || it->is_null()) {
+    return InvalidArgument(std::string("'") + field + "' is required");
+  }
+  if (!it->is_number_integer()) {
+    return InvalidArgument(std::string("'") + field + "' must be an integer");
+  }
+  return it->get<int64_t>();
+}
+
+Result<HashAlgorithm> ParseHashOid(std::string_view oid) {
+  auto h = HashFromOid(oid);
+  if (!h) {
+    return InvalidArgument("'hashAlgorithmOID' " + std::string(oid) +
+                           " is not supported; use SHA-256, SHA-384 or SHA-512 "
+                           "(2.16.840.1.101.3.4.2.1/2/3)");
+  }
+  return *h;
+}
+
+// hashes[]: base64 digests, each DigestSize(hash) long.
+Result<std::vector<Bytes>> ReqHashes(const json& body, HashAlgorithm hash) {
+  auto it = body.find("hashes");
+  if (it == body.end() || it->is_null()) return InvalidArgument("'hashes' is required");
+  if (!it->is_array()) return InvalidArgument("'hashes' must be an array of base64 strings");
+  if (it->empty()) return InvalidArgument("'hashes' must not be empty");
+  if (static_cast<int64_t>(it->size()) > service::kMaxSignaturesPerAuthorization) {
+    return InvalidArgument("'hashes' holds too many entries");
+  }
+  std::vector<Bytes> hashes;
+  hashes.reserve(it->size());
+  for (size_t i = 0; i < it->size(); ++i) {
+    const json& h = (*it)[i];
+    const std::string where = "'hashes[" + std::to_string(i) + "]'";
+    if (!h.is_string()) return InvalidArgument(where + " must be a base64 string");
+    auto decoded = Base64Decode(h.get<std::string>());
+    if (!decoded.ok()) return InvalidArgument(where + " is not valid base64");
+    if (decoded->size() != DigestSize(hash)) {
+      return InvalidArgument(where + " is " + std::to_string(decoded->size()) + " bytes; a " +
+                             std::string(HashAlgorithmName(hash)) + " hash is " +
+                             std::to_string(DigestSize(hash)));
+    }
+    hashes.push_back(std::move(decoded).value());
+  }
+  return hashes;
+}
+
+// RSASSA-PSS-params (RFC 8017 A.2.3), DER. Accepted only with MGF1 over the same hash as the
+// message hash, salt length = hash length and trailer field 1 (absent). Returns the hash.
+Result<HashAlgorithm> ParsePssParams(ByteView der) {
+  const unsigned char* p = der.data();
+  std::unique_ptr<RSA_PSS_PARAMS, decltype(&RSA_PSS_PARAMS_free)> params(
+      d2i_RSA_PSS_PARAMS(nullptr, &p, static_cast<long>(der.size())), RSA_PSS_PARAMS_free);
+  if (!params || p != der.data() + der.size()) {
+    return InvalidArgument("'signAlgoParams' is not a DER RSASSA-PSS-params");
+  }
+  auto hash_of = [](const X509_ALGOR* alg) -> std::optional<HashAlgorithm> {
+    if (alg == nullptr) return std::nullopt;  // default SHA-1: refused
+    switch (OBJ_obj2nid(alg->algorithm)) {
+      case NID_sha256:
+        return HashAlgorithm::kSha256;
+      case NID_sha384:
+        return HashAlgorithm::kSha384;
+      case NID_sha512:
+        return HashAlgorithm::kSha512;
+      default:
+        return std::nullopt;
+    }
+  };
+  std::optional<HashAlgorithm> hash = hash_of(params->hashAlgorithm);
+  if (!hash) {
+    return InvalidArgument("'signAlgoParams': the PSS hash must be SHA-256, SHA-384 or SHA-512");
+  }
+  const X509_ALGOR* mgf = params->maskGenAlgorithm;
+  if (mgf == nullptr || OBJ_obj2nid(mgf->algorithm) != NID_mgf1 || mgf->parameter == nullptr ||
+      mgf->parameter->type != V_ASN1_SEQUENCE) {
+    return InvalidArgument("'signAlgoParams': only MGF1 with the message hash is supported");
+  }
+  const ASN1_STRING* seq = mgf->parameter->value.sequence;
+  const unsigned char* q = seq->data;
+  std::unique_ptr<X509_ALGOR, decltype(&X509_ALGOR_free)> mgf_hash(
+      d2i_X509_ALGOR(nullptr, &q, seq->length), X509_ALGOR_free);
+  if (!mgf_hash || hash_of(mgf_hash.get()) != hash) {
+    return InvalidArgument("'signAlgoParams': only MGF1 with the message hash is supported");
+  }
+  int64_t salt = 20;  // the DEFAULT
+  if (params->saltLength != nullptr && ASN1_INTEGER_get_int64(&salt, params->saltLength) != 1) {
+    return InvalidArgument("'signAlgoParams': bad saltLength");
+  }
+  if (salt != static_cast<int64_t>(DigestSize(*hash))) {
+    return InvalidArgument("'signAlgoParams': the salt length must equal the hash length (" +
+                           std::to_string(DigestSize(*hash)) + ")");
+  }
+  if (params->trailerField != nullptr) {
+    int64_t trailer = 0;
+    if (ASN1_INTEGER_get_int64(&trailer, params->trailerField) != 1 || trailer != 1) {
+      return InvalidArgument("'signAlgoParams': the trailer field must be 1");
+    }
+  }
+  return *hash;
+}
+
+struct SignAlgo {
+  SignatureScheme scheme;
+  HashAlgorithm hash;
+};
+
+// signAlgo (+ signAlgoParams, hashAlgorithmOID) -> scheme and hash.
+Result<SignAlgo> ParseSignAlgo(const json& body) {
+  SIGNET_ASSIGN_OR_RETURN(std::string algo, ReqString(body, "signAlgo"));
+  SIGNET_ASSIGN_OR_RETURN(std::optional<std::string> hash_oid, OptString(body, "hashAlgorithmOID"));
+  SIGNET_ASSIGN_OR_RETURN(std::optional<std::string> params_b64, OptString(body, "signAlgoParams"));
+  std::optional<HashAlgorithm> given;
+  if (hash_oid) {
+    SIGNET_ASSIGN_OR_RETURN(HashAlgorithm h, ParseHashOid(*hash_oid));
+    given = h;
+  }
+  // An algorithm that names its hash; hashAlgorithmOID, if sent, must agree.
+  auto implied = [&](SignatureScheme scheme, HashAlgorithm hash) -> Result<SignAlgo> {
+    if (params_b64) return InvalidArgument("'signAlgoParams' is only used with RSASSA-PSS");
+    if (given && *given != hash) {
+      return InvalidArgument("'hashAlgorithmOID' does not match the hash of 'signAlgo'");
+    }
+    return SignAlgo{scheme, hash};
+  };
+  if (algo == kOidSha256WithRsa)
+    return implied(SignatureScheme::kRsaPkcs1v15, HashAlgorithm::kSha256);
+  if (algo == kOidSha384WithRsa)
+    return implied(SignatureScheme::kRsaPkcs1v15, HashAlgorithm::kSha384);
+  if (algo == kOidSha512WithRsa)
+    return implied(SignatureScheme::kRsaPkcs1v15, HashAlgorithm::kSha512);
+  if (algo == kOidEcdsaSha256) return implied(SignatureScheme::kEcdsa, HashAlgorithm::kSha256);
+  if (algo == kOidEcdsaSha384) return implied(SignatureScheme::kEcdsa, HashAlgorithm::kSha384);
+  if (algo == kOidEcdsaSha512) return implied(SignatureScheme::kEcdsa, HashAlgorithm::kSha512);
+  if (algo == kOidRsaEncryption) {
+    if (params_b64) return InvalidArgument("'signAlgoParams' is only used with RSASSA-PSS");
+    if (!given) return InvalidArgument("'hashAlgorithmOID' is required with rsaEncryption");
+    return SignAlgo{SignatureScheme::kRsaPkcs1v15, *given};
+  }
+  if (algo == kOidRsaPss) {
+    if (!params_b64) {
+      // Without parameters: the message hash from hashAlgorithmOID, MGF1 with it, salt = hash
+      // length (the only PSS variant signet produces).
+      if (!given) {
+        return InvalidArgument("RSASSA-PSS needs 'signAlgoParams' or 'hashAlgorithmOID'");
+      }
+      return SignAlgo{SignatureScheme::kRsaPss, *given};
+    }
+    auto der = Base64Decode(*params_b64);
+    if (!der.ok()) return InvalidArgument("'signAlgoParams' is not valid base64");
+    SIGNET_ASSIGN_OR_RETURN(HashAlgorithm h, ParsePssParams(*der));
+    if (given && *given != h) {
+      return InvalidArgument("'hashAlgorithmOID' does not match the hash in 'signAlgoParams'");
+    }
+    return SignAlgo{SignatureScheme::kRsaPss, h};
+  }
+  return InvalidArgument("'signAlgo' " + algo + " is not supported");
+}
+
+// ---- authentication
+// ------------------------------------------------------------------------------
+
+// "Scheme value" with a case-insensitive scheme; nullopt if the header is another scheme.
+std::optional<std::string_view> AuthorizationParam(const Request& request,
+                                                   std::string_view scheme) {
+  auto h = request.Header("authorization");
+  if (!h) return std::nullopt;
+  std::string_view v = *h;
+  if (v.size() <= scheme.size() || v[scheme.size()] != ' ') return std::nullopt;
+  for (size_t i = 0; i < scheme.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(v[i])) !=
+        std::tolower(static_cast<unsigned char>(scheme[i]))) {
+      return std::nullopt;
+    }
+  }
+  v.remove_prefix(scheme.size());
+  while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+  while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
+  return v;
+}
+
+service::Caller MakeCaller(const service::Principal& principal, const Request& request) {
+  service::Caller caller;
+  caller.actor.account_id = principal.account_id;
+  caller.actor.account_name = principal.name;
+  caller.actor.roles = principal.roles;
+  caller.actor.auth_method = principal.kind == service::AccountKind::kService
+                                 ? service::AuthMethod::kMtls
+                                 : service::AuthMethod::kPasswordTotp;
+  caller.actor.client_address = request.client_address;
+  caller.request_id = request.request_id;
+  return caller;
+}
+
+struct Authenticated {
+  service::Principal principal;
+  service::Caller caller;
+  std::string token;
+};
+
+// Authorization: Bearer -> principal and caller. A principal that must change its one-time
+// password may do nothing here but revoke its token (`allow_password_change_due`).
+Result<Authenticated> AuthenticateBearer(service::AccountService& accounts, const Request& request,
+                                         bool allow_password_change_due = false) {
+  auto token = AuthorizationParam(request, "Bearer");
+  if (!token || token->empty()) {
+    return Unauthenticated("an 'Authorization: Bearer <access_token>' header is required");
+  }
+  SIGNET_ASSIGN_OR_RETURN(service::Principal principal, accounts.Authenticate(*token));
+  if (principal.must_change_password && !allow_password_change_due) {
+    return PermissionDenied("account '" + principal.name +
+                            "' must change its one-time password first");
+  }
+  service::Caller caller = MakeCaller(principal, request);
+  return Authenticated{std::move(principal), std::move(caller), std::string(*token)};
+}
+
+// ---- credential descriptions
+// ---------------------------------------------------------------------
+
+// CSC validFrom/validTo: GeneralizedTime "YYYYMMDDHHMMSSZ".
+std::string GeneralizedTime(TimePoint t) {
+  std::time_t secs = static_cast<std::time_t>(ToUnixSeconds(t));
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  size_t n = std::strftime(buf, sizeof buf, "%Y%m%d%H%M%SZ", &tm);
+  return std::string(buf, n);
+}
+
+Result<json> KeyInfo(const store::KeyRecord& key) {
+  SIGNET_ASSIGN_OR_RETURN(KeyAlgorithm alg, ParseKeyAlgorithm(key.algorithm));
+  json k;
+  k["status"] = key.state == store::KeyState::kActive ? "enabled" : "disabled";
+  switch (alg) {
+    case KeyAlgorithm::kRsa3072:
+    case KeyAlgorithm::kRsa4096:
+      k["algo"] = {kOidRsaEncryption, kOidSha256WithRsa, kOidSha384WithRsa, kOidSha512WithRsa,
+                   kOidRsaPss};
+      k["len"] = alg == KeyAlgorithm::kRsa3072 ? 3072 : 4096;
+      break;
+    case KeyAlgorithm::kEcP256:
+    case KeyAlgorithm::kEcP384:
+      k["algo"] = {kOidEcPublicKey, kOidEcdsaSha256, kOidEcdsaSha384, kOidEcdsaSha512};
+      k["len"] = alg == KeyAlgorithm::kEcP256 ? 256 : 384;
+      k["curve"] = alg == KeyAlgorithm::kEcP256 ? kOidP256 : kOidP384;
+      break;
+    case KeyAlgorithm::kEd25519:
+      return InvalidArgument("key '" + key.name + "' is not a code-signing key");
+  }
+  return k;
+}
+
+// cert{} for a key with a stored chain; `mode` is CSC's certificates: none / single / chain.
+Result<json> CertInfo(const store::KeyRecord& key, std::string_view mode, bool cert_info) {
+  SIGNET_ASSIGN_OR_RETURN(Bytes spki, Base64Decode(key.public_key_spki));
+  SIGNET_ASSIGN_OR_RETURN(pki::CertificateChain chain,
+                          pki::ParseChainForKey(key.certificate_chain_pem, spki));
+  const TimePoint now = std::chrono::system_clock::now();
+  json c;
+  c["status"] = (now < chain.not_before || now >= chain.not_after) ? "expired" : "valid";
+  if (mode != "none") {
+    json certs = json::array();
+    for (const Bytes& der : chain.certificates_der) {
+      certs.push_back(Base64Encode(der));
+      if (mode == "single") break;
+    }
+    c["certificates"] = std::move(certs);
+  }
+  if (cert_info) {
+    c["issuerDN"] = chain.leaf_issuer;
+    c["serialNumber"] = chain.leaf_serial_hex;
+    c["subjectDN"] = chain.leaf_subject;
+    c["validFrom"] = GeneralizedTime(chain.not_before);
+    c["validTo"] = GeneralizedTime(chain.not_after);
+  }
+  return c;
+}
+
+struct InfoOptions {
+  std::string certificates = "single";
+  bool cert_info = false;
+  bool auth_info = false;
+};
+
+Result<InfoOptions> ParseInfoOptions(const json& body) {
+  InfoOptions o;
+  SIGNET_ASSIGN_OR_RETURN(std::optional<std::string> certs, OptString(body, "certificates"));
+  if (certs) {
+    if (*certs != "none" && *certs != "single" && *certs != "chain") {
+      return InvalidArgument("'certificates' must be none, single or chain");
+    }
+    o.certificates = *certs;
+  }
+  SIGNET_ASSIGN_OR_RETURN(std::optional<bool> ci, OptBool(body, "certInfo"));
+  SIGNET_ASSIGN_OR_RETURN(std::optional<bool> ai, OptBool(body, "authInfo"));
+  o.cert_info = ci.value_or(false);
+  o.auth_info = ai.value_or(false);
+  return o;
+}
+
+Result<json> CredentialInfo(service::SigningService& signing, const service::Caller& caller,
+                            const service::Principal& principal, const store::KeyRecord& key,
+                            const InfoOptions& options) {
+  json info;
+  SIGNET_ASSIGN_OR_RETURN(info["key"], KeyInfo(key));
+  if (!key.certificate_chain_pem.empty()) {
+    SIGNET_ASSIGN_OR_RETURN(info["cert"], CertInfo(key, options.certificates, options.cert_info));
+  }
+  json auth;
+  auth["mode"] = "explicit";
+  if (principal.kind == service::AccountKind::kPerson) {
+    // Both factors are presented at auth/login (Basic password + "otp"), not in authorize.
+    auth["expression"] = "PIN AND OTP";
+    if (options.auth_info) {
+      auth["objects"] = json::array(
+          {{{"type", "Password"},
+            {"id", "PIN"},
+            {"format", "A"},
+            {"label", "Password"},
+            {"description", "account password, presented with auth/login (HTTP Basic)"}},
+           {{"type", "Password"},
+            {"id", "OTP"},
+            {"format", "N"},
+            {"generator", "totp"},
+            {"label", "One-time code"},
+            {"description", "TOTP code, presented with auth/login (field \"otp\")"}}});
+    }
+  } else {
+    auth["description"] = "mutual TLS client certificate, presented with auth/login";
+  }
+  info["auth"] = std::move(auth);
+  info["SCAL"] = "2";
+  SIGNET_ASSIGN_OR_RETURN(service::KeyPolicy policy, signing.GetPolicy(caller, key.id));
+  info["multisign"] = policy.max_signatures_per_authorization;
+  return info;
+}
+
+// ---- the routes
+// ----------------------------------------------------------------------------------
+
+// Wraps a handler body: content type, JSON parsing, and no exception escapes.
+Handler JsonRoute(std::function<Response(const Request&, const json&)> body) {
+  return [body = std::move(body)](const Request& request) -> Response {
+    if (!request.body.empty() || request.Header("content-type")) {
+      if (!IsJsonContentType(request)) {
+        return JsonErrorResponse(415, "invalid_request",
+                                 "the Content-Type must be application/json");
+      }
+    }
+    auto parsed = ParseBody(request);
+    if (!parsed.ok()) return CscErrorResponse(parsed.error(), Phase::kBearer);
+    try {
+      return body(request, *parsed);
+    } catch (const std::exception&) {
+      return CscErrorResponse(InternalError("unexpected exception"), Phase::kBearer,
+                              request.request_id);
+    }
+  };
+}
+
+Response Info(const CscDependencies& deps) {
+  json info;
+  info["specs"] = kSpecs;
+  info["name"] = deps.service_name;
+  info["logo"] = "";
+  info["region"] = "";
+  info["lang"] = "en-US";
+  info["description"] = "signet code-signing service";
+  info["authType"] = {"basic", "TLS"};
+  info["methods"] = {"auth/login",         "auth/revoke",           "credentials/list",
+                     "credentials/info",   "credentials/authorize", "credentials/extendTransaction",
+                     "signatures/signHash"};
+  info["signAlgorithms"] = {
+      {"algos",
+       {kOidRsaEncryption, kOidSha256WithRsa, kOidSha384WithRsa, kOidSha512WithRsa, kOidRsaPss,
+        kOidEcdsaSha256, kOidEcdsaSha384, kOidEcdsaSha512}}};
+  return JsonResponse(info);
+}
+
+Response Login(const CscDependencies& deps, const Request& request, const json& body) {
+  Result<service::BearerToken> token = InternalError("unreachable");
+  if (auto basic = AuthorizationParam(request, "Basic")) {
+    auto decoded = Base64Decode(*basic);
+    if (!decoded.ok()) return BadRequest("the Basic credentials are not valid base64");
+    SecretBytes pair{ByteView(*decoded)};
+    std::fill(decoded->begin(), decoded->end(), uint8_t{0});
+    std::string_view text = pair.text_view();
+    size_t colon = text.find(':');
+    if (colon == std::string_view::npos) return BadRequest("the Basic credentials lack a ':'");
+    auto otp = OptString(body, "otp");
+    if (!otp.ok()) return CscErrorResponse(otp.error(), Phase::kBearer);
+    if (!otp->has_value() || (*otp)->empty()) {
+      return BadRequest("'otp' (the TOTP code) is required with Basic authentication");
+    }
+    SecretBytes password{text.substr(colon + 1)};
+    token = deps.accounts.LoginWithPassword(text.substr(0, colon), password, **otp,
+                                            request.client_address);
+  } else if (request.Header("authorization")) {
+    return CscErrorResponse(
+        Unauthenticated("auth/login takes HTTP Basic credentials or a TLS client certificate"),
+        Phase::kLogin);
+  } else if (request.client_cert_sha256) {
+    token = deps.accounts.LoginWithClientCertificate(*request.client_cert_sha256,
+                                                     request.client_address);
+  } else {
+    Response r = CscErrorResponse(
+        Unauthenticated("auth/login needs HTTP Basic credentials and 'otp', or a TLS client "
+                        "certificate"),
+        Phase::kLogin);
+    r.headers.emplace_back("WWW-Authenticate", "Basic realm=\"signet\"");
+    return r;
+  }
+  if (!token.ok()) return CscErrorResponse(token.error(), Phase::kLogin, request.request_id);
+  auto seconds = std::chrono::duration_cast<std::chrono::seconds>(token->expires_at -
+                                                                  std::chrono::system_clock::now());
+  json out;
+  out["access_token"] = std::string(token->token.text_view());
+  out["expires_in"] = std::max<int64_t>(0, seconds.count());
+  return JsonResponse(out);
+}
+
+Response Revoke(const CscDependencies& deps, const Request& request, const json& body) {
+  auto who = AuthenticateBearer(deps.accounts, request, /*allow_password_change_due=*/true);
+  if (!who.ok()) return CscErrorResponse(who.error(), Phase::kBearer, request.request_id);
+  auto token = OptString(body, "token");
+  if (!token.ok()) return CscErrorResponse(token.error(), Phase::kBearer);
+  auto hint = OptString(body, "token_type_hint");
+  if (!hint.ok()) return CscErrorResponse(hint.error(), Phase::kBearer);
+  if (hint->has_value() && **hint != "access_token") {
+    return BadRequest("'token_type_hint' must be access_token (signet issues no refresh tokens)");
+  }
+  std::string target = token->value_or(who->token);
+  if (target != who->token) {
+    // Only the caller's own tokens may be revoked here.
+    auto owner = deps.accounts.Authenticate(target);
+    if (owner.ok() && owner->account_id != who->principal.account_id) {
+      return CscErrorResponse(PermissionDenied("the token belongs to another account"),
+                              Phase::kBearer);
+    }
+    if (!owner.ok()) {
+      Response r;  // RFC 7009 §2.2: an invalid token is not an error.
+      r.status = 204;
+      return r;
+    }
+  }
+  Status s = deps.accounts.RevokeToken(target);
+  if (!s.ok()) return CscErrorResponse(s.error(), Phase::kBearer, request.request_id);
+  Response r;
+  r.status = 204;
+  return r;
+}
+
+Response ListCredentials(const CscDependencies& deps, const Request& request, const json& body) {
+  auto who = AuthenticateBearer(deps.accounts, request);
+  if (!who.ok()) return CscErrorResponse(who.error(), Phase::kBearer, request.request_id);
+  auto user = OptString(body, "userID");
+  if (!user.ok()) return CscErrorResponse(user.error(), Phase::kBearer);
+  if (user->has_value() && **user != who->principal.account_id && **user != who->principal.name) {
+    return CscErrorResponse(PermissionDenied("'userID' must be the authenticated account"),
+                            Phase::kBearer);
+  }
+  auto with_info = OptBool(body, "credentialInfo");
+  if (!with_info.ok()) return CscErrorResponse(with_info.error(), Phase::kBearer);
+  auto only_valid = OptBool(body, "onlyValid");
+  if (!only_valid.ok()) return CscErrorResponse(only_valid.error(), Phase::kBearer);
+  auto options = ParseInfoOptions(body);
+  if (!options.ok()) return CscErrorResponse(options.error(), Phase::kBearer);
+
+  auto keys = deps.signing.ListGrantedCredentials(who->caller);
+  if (!keys.ok()) return CscErrorResponse(keys.error(), Phase::kBearer, request.request_id);
+  json ids = json::array();
+  json infos = json::array();
+  for (const store::KeyRecord& key : *keys) {
+    if (only_valid->value_or(false) && key.state != store::KeyState::kActive) continue;
+    ids.push_back(key.id);
+    if (with_info->value_or(false)) {
+      auto info = CredentialInfo(deps.signing, who->caller, who->principal, key, *options);
+      if (!info.ok()) return CscErrorResponse(info.error(), Phase::kBearer, request.request_id);
+      (*info)["credentialID"] = key.id;
+      infos.push_back(std::move(*info));
+    }
+  }
+  json out;
+  out["credentialIDs"] = std::move(ids);
+  if (with_info->value_or(false)) out["credentialInfos"] = std::move(infos);
+  if (only_valid->has_value()) out["onlyValid"] = **only_valid;
+  return JsonResponse(out);
+}
+
+Response CredentialInfoRoute(const CscDependencies& deps, const Request& request,
+                             const json& body) {
+  auto who = AuthenticateBearer(deps.accounts, request);
+  if (!who.ok()) return CscErrorResponse(who.error(), Phase::kBearer, request.request_id);
+  auto credential = ReqString(body, "credentialID");
+  if (!credential.ok()) return CscErrorResponse(credential.error(), Phase::kBearer);
+  auto options = ParseInfoOptions(body);
+  if (!options.ok()) return CscErrorResponse(options.error(), Phase::kBearer);
+  auto key = deps.signing.GetGrantedCredential(who->caller, *credential);
+  if (!key.ok()) return CscErrorResponse(key.error(), Phase::kBearer, request.request_id);
+  auto info = CredentialInfo(deps.signing, who->caller, who->principal, *key, *options);
+  if (!info.ok()) return CscErrorResponse(info.error(), Phase::kBearer, request.request_id);
+  return JsonResponse(*info);
+}
+
+json SadJson(const service::Authorization& a) {
+  json out;
+  out["SAD"] = std::string(a.sad.text_view());
+  out["expiresIn"] = a.expires_in.count();
+  return out;
+}
+
+Response Authorize(const CscDependencies& deps, const Request& request, const json& body) {
+  auto who = AuthenticateBearer(deps.accounts, request);
+  if (!who.ok()) return CscErrorResponse(who.error(), Phase::kBearer, request.request_id);
+  auto credential = ReqString(body, "credentialID");
+  if (!credential.ok()) return CscErrorResponse(credential.error(), Phase::kBearer);
+  auto num = ReqInt(body, "numSignatures");
+  if (!num.ok()) return CscErrorResponse(num.error(), Phase::kBearer);
+  auto oid = ReqString(body, "hashAlgorithmOID");
+  if (!oid.ok()) return CscErrorResponse(oid.error(), Phase::kBearer);
+  auto hash = ParseHashOid(*oid);
+  if (!hash.ok()) return CscErrorResponse(hash.error(), Phase::kBearer);
+  auto hashes = ReqHashes(body, *hash);
+  if (!hashes.ok()) return CscErrorResponse(hashes.error(), Phase::kBearer);
+  auto description = OptString(body, "description");
+  if (!description.ok()) return CscErrorResponse(description.error(), Phase::kBearer);
+  if (description->has_value() && (*description)->size() > 500) {
+    return BadRequest("'description' is longer than 500 characters");
+  }
+  auto a = deps.signing.Authorize(who->caller, *credential, *hash, *hashes, *num);
+  if (!a.ok()) return CscErrorResponse(a.error(), Phase::kSad, request.request_id);
+  return JsonResponse(SadJson(*a));
+}
+
+Response Extend(const CscDependencies& deps, const Request& request, const json& body) {
+  auto who = AuthenticateBearer(deps.accounts, request);
+  if (!who.ok()) return CscErrorResponse(who.error(), Phase::kBearer, request.request_id);
+  auto credential = ReqString(body, "credentialID");
+  if (!credential.ok()) return CscErrorResponse(credential.error(), Phase::kBearer);
+  auto sad = ReqString(body, "SAD");
+  if (!sad.ok()) return CscErrorResponse(sad.error(), Phase::kBearer);
+  auto oid = ReqString(body, "hashAlgorithmOID");
+  if (!oid.ok()) return CscErrorResponse(oid.error(), Phase::kBearer);
+  auto hash = ParseHashOid(*oid);
+  if (!hash.ok()) return CscErrorResponse(hash.error(), Phase::kBearer);
+  auto hashes = ReqHashes(body, *hash);
+  if (!hashes.ok()) return CscErrorResponse(hashes.error(), Phase::kBearer);
+  SecretBytes sad_secret{std::string_view(*sad)};
+  auto a = deps.signing.ExtendTransaction(who->caller, *credential, sad_secret, *hash, *hashes);
+  if (!a.ok()) return CscErrorResponse(a.error(), Phase::kSad, request.request_id);
+  return JsonResponse(SadJson(*a));
+}
+
+Response SignHash(const CscDependencies& deps, const Request& request, const json& body) {
+  auto who = AuthenticateBearer(deps.accounts, request);
+  if (!who.ok()) return CscErrorResponse(who.error(), Phase::kBearer, request.request_id);
+  auto credential = ReqString(body, "credentialID");
+  if (!credential.ok()) return CscErrorResponse(credential.error(), Phase::kBearer);
+  auto sad = ReqString(body, "SAD");
+  if (!sad.ok()) return CscErrorResponse(sad.error(), Phase::kBearer);
+  auto mode = OptString(body, "operationMode");
+  if (!mode.ok()) return CscErrorResponse(mode.error(), Phase::kBearer);
+  if (mode->has_value() && **mode != "S") {
+    return BadRequest("'operationMode' must be S (asynchronous signing is not supported)");
+  }
+  auto algo = ParseSignAlgo(body);
+  if (!algo.ok()) return CscErrorResponse(algo.error(), Phase::kBearer);
+  auto hashes = ReqHashes(body, algo->hash);
+  if (!hashes.ok()) return CscErrorResponse(hashes.error(), Phase::kBearer);
+  SecretBytes sad_secret{std::string_view(*sad)};
+  auto sigs = deps.signing.SignHash(who->caller, *credential, sad_secret, *hashes, algo->scheme,
+                                    algo->hash);
+  if (!sigs.ok()) return CscErrorResponse(sigs.error(), Phase::kSad, request.request_id);
+  json list = json::array();
+  for (const Bytes& s : *sigs) list.push_back(Base64Encode(s));
+  json out;
+  out["signatures"] = std::move(list);
+  return JsonResponse(out);
+}
+
+}  // namespace
+
+Status RegisterCscRoutes(Router& router, CscDependencies deps) {
+  // One shared copy; the handlers hold it (the references inside point at the services).
+  auto d = std::make_shared<const CscDependencies>(std::move(deps));
+  struct Entry {
+    std::string_view name;
+    std::function<Response(const CscDependencies&, const Request&, const json&)> fn;
+    bool blocking;
+  };
+  // Everything but info touches the database (and signHash the HSM): run on the worker pool.
+  const std::vector<Entry> entries = {
+      {"info", [](const CscDependencies& c, const Request&, const json&) { return Info(c); },
+       false},
+      {"auth/login", Login, true},
+      {"auth/revoke", Revoke, true},
+      {"credentials/list", ListCredentials, true},
+      {"credentials/info", CredentialInfoRoute, true},
+      {"credentials/authorize", Authorize, true},
+      {"credentials/extendTransaction", Extend, true},
+      {"signatures/signHash", SignHash, true},
+  };
+  for (const Entry& e : entries) {
+    auto fn = e.fn;
+    SIGNET_TRY(
+        router.Add("POST", std::string(kPrefix) + std::string(e.name),
+                   JsonRoute([d, fn](const Request& r, const json& b) { return fn(*d, r, b); }),
+                   RouteOptions{.blocking = e.blocking}));
+  }
+  return OkStatus();
+}
+
+}  // namespace signet::server::csc

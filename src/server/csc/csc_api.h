@@ -1,0 +1,42 @@
+// CSC API v2 (Cloud Signature Consortium, /work/shared/reference/csc-api-v2.md) on the signet
+// HTTPS server: a thin layer that parses and validates JSON, calls the services and maps their
+// errors to CSC error bodies. All routes are POST under /csc/v2/ and take/return application/json.
+//
+// Authentication:
+//  - auth/login, person: HTTP Basic "name:password" plus the TOTP code in the JSON body field
+//    "otp" (a signet extension; CSC leaves the second factor to the implementation). Optional
+//    "rememberMe" is accepted and ignored. Returns {"access_token","expires_in"}.
+//  - auth/login, service: on an mTLS connection (Request::client_cert_sha256 set) without an
+//    Authorization header, the verified client certificate is the credential.
+//  - Every other route except info needs "Authorization: Bearer <access_token>".
+//  - credentials/authorize: the signer's second factor was already presented at login
+//    (password + TOTP, or mTLS), so CSC's "authData"/"PIN"/"OTP" fields are not needed and are
+//    ignored if sent; the returned SAD is bound to the account, the credential and the hashes.
+//
+// Errors: {"error","error_description"} with the CSC error strings; see csc_api.cc
+// (CscErrorFor) for the one table mapping signet ErrorCode to them.
+#pragma once
+
+#include <string>
+
+#include "common/result.h"
+#include "server/server.h"
+#include "service/accounts.h"
+#include "service/key_service.h"
+#include "service/signing.h"
+
+namespace signet::server::csc {
+
+struct CscDependencies {
+  service::AccountService& accounts;
+  service::SigningService& signing;
+  service::KeyService& keys;
+  std::string service_name = "signet";
+};
+
+// Registers POST /csc/v2/{info, auth/login, auth/revoke, credentials/list, credentials/info,
+// credentials/authorize, credentials/extendTransaction, signatures/signHash} on `router`.
+// The references in `deps` must outlive the router (and the server that runs it).
+Status RegisterCscRoutes(Router& router, CscDependencies deps);
+
+}  // namespace signet::server::csc

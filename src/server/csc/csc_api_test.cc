@@ -1,0 +1,472 @@
+// The CSC API v2 handlers driven through the Router (no network): real AccountService (Argon2id,
+// liboath, in-memory store, fake sealer), real SigningService and KeyService on the FakeKeyStore.
+#include "server/csc/csc_api.h"
+
+#include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "common/encoding.h"
+#include "pki/pki.h"
+#include "service/adapters/argon2_password_hasher.h"
+#include "service/adapters/oath_totp.h"
+#include "service/testing/fakes.h"
+
+namespace signet::server::csc {
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+using store::Role;
+
+constexpr service::Argon2Parameters kFastArgon2{
+    .iterations = 1, .memory_kib = 256, .parallelism = 1};
+constexpr std::string_view kSha256Oid = "2.16.840.1.101.3.4.2.1";
+const std::string kFingerprint(64, 'c');
+
+class NullAuditSink final : public service::AuditSink {
+ public:
+  Status Record(const service::AuditEvent&) override { return OkStatus(); }
+};
+
+SecretBytes Base32Decode(std::string_view text) {
+  Bytes out;
+  uint32_t buffer = 0;
+  int bits = 0;
+  for (char c : text) {
+    uint32_t v = (c >= 'A' && c <= 'Z') ? static_cast<uint32_t>(c - 'A')
+                                        : static_cast<uint32_t>(c - '2' + 26);
+    buffer = (buffer << 5) | v;
+    bits += 5;
+    if (bits >= 8) {
+      out.push_back(static_cast<uint8_t>(buffer >> (bits - 8)));
+      bits -= 8;
+    }
+  }
+  return SecretBytes(ByteView(out));
+}
+
+std::string B64Hash(std::string_view text, HashAlgorithm h = HashAlgorithm::kSha256) {
+  return Base64Encode(pki::ComputeDigest(h, AsBytes(text)).value());
+}
+
+// Checks `sig` over `digest` with the key's public key, with OpenSSL directly.
+bool Verify(const store::KeyRecord& key, SignatureScheme scheme, HashAlgorithm hash,
+            ByteView digest, ByteView sig) {
+  Bytes spki = Base64Decode(key.public_key_spki).value();
+  const unsigned char* p = spki.data();
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> pkey(
+      d2i_PUBKEY(nullptr, &p, static_cast<long>(spki.size())), EVP_PKEY_free);
+  if (!pkey) return false;
+  std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> ctx(
+      EVP_PKEY_CTX_new(pkey.get(), nullptr), EVP_PKEY_CTX_free);
+  const EVP_MD* md = hash == HashAlgorithm::kSha256   ? EVP_sha256()
+                     : hash == HashAlgorithm::kSha384 ? EVP_sha384()
+                                                      : EVP_sha512();
+  if (EVP_PKEY_verify_init(ctx.get()) <= 0) return false;
+  if (scheme == SignatureScheme::kRsaPss) {
+    EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PSS_PADDING);
+    EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx.get(), RSA_PSS_SALTLEN_DIGEST);
+  } else if (scheme == SignatureScheme::kRsaPkcs1v15) {
+    EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING);
+  }
+  if (EVP_PKEY_CTX_set_signature_md(ctx.get(), md) <= 0) return false;
+  return EVP_PKEY_verify(ctx.get(), sig.data(), sig.size(), digest.data(), digest.size()) == 1;
+}
+
+struct Person {
+  std::string id;
+  std::string name;
+  std::string password;
+  SecretBytes seed;
+};
+
+class CscApiTest : public ::testing::Test {
+ protected:
+  CscApiTest()
+      : clock_(FromUnixSeconds(ToUnixSeconds(std::chrono::system_clock::now()))),
+        accounts_(store_, sealer_, hasher_, totp_, clock_),
+        key_service_(key_store_, store_, clock_, service::TokenIdentity{"fake", "0001"}),
+        signing_(key_store_, store_, clock_, audit_) {}
+
+  void SetUp() override {
+    ASSERT_TRUE(
+        RegisterCscRoutes(router_, {accounts_, signing_, key_service_, "signet-test"}).ok());
+    alice_ = MakePerson("alice");
+    bob_ = MakePerson("bob");
+    auto ec = key_service_.CreateKey("ec", KeyAlgorithm::kEcP256, "a_admin");
+    ASSERT_TRUE(ec.ok()) << ec.error().message();
+    ec_ = *ec;
+    auto rsa = key_service_.CreateKey("rsa", KeyAlgorithm::kRsa3072, "a_admin");
+    ASSERT_TRUE(rsa.ok()) << rsa.error().message();
+    rsa_ = *rsa;
+    auto other = key_service_.CreateKey("other", KeyAlgorithm::kEcP256, "a_admin");
+    ASSERT_TRUE(other.ok());
+    service::Caller admin;
+    admin.actor.account_id = "a_admin";
+    admin.actor.roles = store::RoleSet{Role::kAdmin};
+    for (const char* key : {"ec", "rsa"}) {
+      ASSERT_TRUE(signing_.Grant(admin, key, alice_.id).ok());
+    }
+    ASSERT_TRUE(signing_.Grant(admin, "ec", bob_.id).ok());
+  }
+
+  // A signer who has already replaced the one-time password; the clock moves to a fresh step.
+  Person MakePerson(const std::string& name) {
+    auto created =
+        accounts_.CreatePerson(service::SystemPrincipal(), name, store::RoleSet{Role::kSigner});
+    EXPECT_TRUE(created.ok());
+    Person p{created->account.id, name, "", Base32Decode(created->totp.secret_base32.text_view())};
+    auto token = accounts_.LoginWithPassword(name, created->one_time_password, Code(p), "x");
+    EXPECT_TRUE(token.ok()) << token.error().message();
+    p.password = name + " has a long password";
+    EXPECT_TRUE(accounts_
+                    .ChangePassword(token->principal, created->one_time_password,
+                                    SecretBytes(std::string_view(p.password)))
+                    .ok());
+    clock_.Advance(30s);
+    return p;
+  }
+
+  std::string Code(const Person& p) {
+    return std::string(totp_.Generate(p.seed, clock_.Now())->text_view());
+  }
+
+  Response Call(std::string_view route, std::string body,
+                std::vector<std::pair<std::string, std::string>> headers = {},
+                std::string content_type = "application/json") {
+    Request r;
+    r.method = "POST";
+    r.path = "/csc/v2/" + std::string(route);
+    r.target = r.path;
+    r.body = std::move(body);
+    if (!content_type.empty()) r.headers.emplace_back("content-type", content_type);
+    for (auto& h : headers) r.headers.push_back(std::move(h));
+    r.client_address = "192.0.2.9:4444";
+    r.request_id = std::string(32, 'f');
+    r.client_cert_sha256 = client_cert_;
+    Router::Match m = router_.Find("POST", r.path);
+    EXPECT_NE(m.route, nullptr) << r.path;
+    if (m.route == nullptr) return {};
+    r.route = m.route->pattern;
+    return m.route->handler(r);
+  }
+
+  Response CallAs(const std::string& token, std::string_view route, const json& body) {
+    return Call(route, body.dump(), {{"authorization", "Bearer " + token}});
+  }
+
+  Response LoginResponse(const Person& p, const std::string& password, const std::string& otp) {
+    std::string basic = Base64Encode(AsBytes(p.name + ":" + password));
+    return Call("auth/login", json{{"otp", otp}}.dump(), {{"authorization", "Basic " + basic}});
+  }
+
+  std::string Login(const Person& p) {
+    Response r = LoginResponse(p, p.password, Code(p));
+    EXPECT_EQ(r.status, 200) << r.body;
+    clock_.Advance(30s);
+    return json::parse(r.body).value("access_token", "");
+  }
+
+  std::string AuthorizeOk(const std::string& token, const std::string& credential,
+                          const std::vector<std::string>& hashes) {
+    Response r = CallAs(token, "credentials/authorize",
+                        {{"credentialID", credential},
+                         {"numSignatures", hashes.size()},
+                         {"hashes", hashes},
+                         {"hashAlgorithmOID", kSha256Oid}});
+    EXPECT_EQ(r.status, 200) << r.body;
+    return json::parse(r.body).value("SAD", "");
+  }
+
+  static void ExpectError(const Response& r, int status, std::string_view error) {
+    EXPECT_EQ(r.status, status) << r.body;
+    json body = json::parse(r.body, nullptr, false);
+    ASSERT_TRUE(body.is_object()) << r.body;
+    EXPECT_EQ(body.value("error", ""), error) << r.body;
+    EXPECT_FALSE(body.value("error_description", "").empty());
+  }
+
+  FakeClock clock_;
+  signet::testing::MemoryStore store_;
+  signet::testing::FakeSecretSealer sealer_;
+  service::Argon2PasswordHasher hasher_{kFastArgon2};
+  service::OathTotp totp_;
+  signet::testing::FakeKeyStore key_store_;
+  NullAuditSink audit_;
+  service::AccountService accounts_;
+  service::KeyService key_service_;
+  service::SigningService signing_;
+  Router router_;
+  std::optional<std::string> client_cert_;
+  Person alice_, bob_;
+  store::KeyRecord ec_, rsa_;
+};
+
+TEST_F(CscApiTest, InfoDescribesTheService) {
+  Response r = Call("info", "", {}, "");
+  ASSERT_EQ(r.status, 200) << r.body;
+  json info = json::parse(r.body);
+  EXPECT_EQ(info["specs"], "2.0.0.2");
+  EXPECT_EQ(info["name"], "signet-test");
+  EXPECT_EQ(info["authType"], json({"basic", "TLS"}));
+  auto algos = info["signAlgorithms"]["algos"];
+  EXPECT_NE(std::find(algos.begin(), algos.end(), "1.2.840.113549.1.1.10"), algos.end());
+  EXPECT_NE(std::find(algos.begin(), algos.end(), "1.2.840.10045.4.3.2"), algos.end());
+}
+
+TEST_F(CscApiTest, LoginReturnsAToken) {
+  Response r = LoginResponse(alice_, alice_.password, Code(alice_));
+  ASSERT_EQ(r.status, 200) << r.body;
+  json body = json::parse(r.body);
+  EXPECT_EQ(body["access_token"].get<std::string>().size(), 43u);
+  EXPECT_GT(body["expires_in"].get<int64_t>(), 0);
+}
+
+TEST_F(CscApiTest, LoginWithWrongPasswordIsRefused) {
+  ExpectError(LoginResponse(alice_, "wrong password!", Code(alice_)), 401,
+              "invalid_authentication_data");
+}
+
+TEST_F(CscApiTest, LoginWithWrongOtpIsRefused) {
+  std::string code = Code(alice_);
+  code[0] = code[0] == '0' ? '1' : '0';
+  ExpectError(LoginResponse(alice_, alice_.password, code), 401, "invalid_authentication_data");
+}
+
+TEST_F(CscApiTest, LoginWithoutOtpIsABadRequest) {
+  std::string basic = Base64Encode(AsBytes(alice_.name + ":" + alice_.password));
+  ExpectError(Call("auth/login", "{}", {{"authorization", "Basic " + basic}}), 400,
+              "invalid_request");
+}
+
+TEST_F(CscApiTest, AnOtpIsAcceptedOnce) {
+  std::string code = Code(alice_);
+  ASSERT_EQ(LoginResponse(alice_, alice_.password, code).status, 200);
+  ExpectError(LoginResponse(alice_, alice_.password, code), 401, "invalid_authentication_data");
+}
+
+TEST_F(CscApiTest, LoginWithClientCertificate) {
+  ASSERT_TRUE(accounts_
+                  .CreateService(service::SystemPrincipal(), "ci", store::RoleSet{Role::kSigner},
+                                 kFingerprint)
+                  .ok());
+  client_cert_ = kFingerprint;
+  Response r = Call("auth/login", "");
+  ASSERT_EQ(r.status, 200) << r.body;
+  client_cert_ = std::string(64, 'd');
+  ExpectError(Call("auth/login", ""), 401, "invalid_authentication_data");
+}
+
+TEST_F(CscApiTest, NoBearerTokenIsUnauthorized) {
+  ExpectError(Call("credentials/list", "{}"), 401, "invalid_token");
+  ExpectError(Call("credentials/list", "{}", {{"authorization", "Bearer nonsense"}}), 401,
+              "invalid_token");
+}
+
+TEST_F(CscApiTest, RevokedTokenStopsWorking) {
+  std::string token = Login(alice_);
+  Response r = CallAs(token, "auth/revoke", json::object());
+  EXPECT_EQ(r.status, 204) << r.body;
+  ExpectError(CallAs(token, "credentials/list", json::object()), 401, "invalid_token");
+}
+
+TEST_F(CscApiTest, MalformedJsonIsABadRequest) {
+  std::string token = Login(alice_);
+  ExpectError(
+      Call("credentials/list", "{\"credentialInfo\":", {{"authorization", "Bearer " + token}}), 400,
+      "invalid_request");
+  ExpectError(Call("credentials/list", "[1,2]", {{"authorization", "Bearer " + token}}), 400,
+              "invalid_request");
+}
+
+TEST_F(CscApiTest, WrongContentTypeIsRefused) {
+  std::string token = Login(alice_);
+  ExpectError(Call("credentials/list", "{}", {{"authorization", "Bearer " + token}}, "text/plain"),
+              415, "invalid_request");
+}
+
+TEST_F(CscApiTest, FieldOfTheWrongTypeIsNamed) {
+  std::string token = Login(alice_);
+  Response r = CallAs(token, "credentials/authorize",
+                      {{"credentialID", ec_.id},
+                       {"numSignatures", "one"},
+                       {"hashes", {B64Hash("a")}},
+                       {"hashAlgorithmOID", kSha256Oid}});
+  ExpectError(r, 400, "invalid_request");
+  EXPECT_NE(r.body.find("numSignatures"), std::string::npos);
+}
+
+TEST_F(CscApiTest, ListShowsOnlyGrantedCredentials) {
+  std::string token = Login(alice_);
+  Response r = CallAs(token, "credentials/list", {{"credentialInfo", true}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  json body = json::parse(r.body);
+  std::vector<std::string> ids = body["credentialIDs"];
+  std::vector<std::string> want = {ec_.id, rsa_.id};
+  EXPECT_EQ(ids, want);
+  ASSERT_EQ(body["credentialInfos"].size(), 2u);
+  EXPECT_EQ(body["credentialInfos"][0]["key"]["curve"], "1.2.840.10045.3.1.7");
+}
+
+TEST_F(CscApiTest, CredentialInfoDescribesTheKey) {
+  std::string token = Login(alice_);
+  Response r = CallAs(token, "credentials/info", {{"credentialID", "rsa"}, {"authInfo", true}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  json info = json::parse(r.body);
+  EXPECT_EQ(info["key"]["status"], "enabled");
+  EXPECT_EQ(info["key"]["len"], 3072);
+  EXPECT_EQ(info["SCAL"], "2");
+  EXPECT_EQ(info["auth"]["mode"], "explicit");
+  EXPECT_EQ(info["auth"]["expression"], "PIN AND OTP");
+  EXPECT_EQ(info["multisign"], 1000);
+  EXPECT_FALSE(info.contains("cert"));  // no chain imported
+  ExpectError(CallAs(token, "credentials/info", {{"credentialID", "other"}}), 403, "access_denied");
+}
+
+TEST_F(CscApiTest, AuthorizeAndSignWithEcdsa) {
+  std::string token = Login(alice_);
+  std::vector<std::string> hashes = {B64Hash("one"), B64Hash("two")};
+  std::string sad = AuthorizeOk(token, ec_.id, hashes);
+  Response r = CallAs(token, "signatures/signHash",
+                      {{"credentialID", ec_.id},
+                       {"SAD", sad},
+                       {"hashes", hashes},
+                       {"hashAlgorithmOID", kSha256Oid},
+                       {"signAlgo", "1.2.840.10045.4.3.2"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  std::vector<std::string> sigs = json::parse(r.body)["signatures"];
+  ASSERT_EQ(sigs.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_TRUE(Verify(ec_, SignatureScheme::kEcdsa, HashAlgorithm::kSha256,
+                       Base64Decode(hashes[i]).value(), Base64Decode(sigs[i]).value()));
+  }
+}
+
+TEST_F(CscApiTest, SignWithRsaPkcs1AndPss) {
+  std::string token = Login(alice_);
+  std::vector<std::string> hashes = {B64Hash("a"), B64Hash("b"), B64Hash("c")};
+  std::string sad = AuthorizeOk(token, rsa_.id, hashes);
+  auto sign = [&](const std::string& hash, json extra) {
+    json body = {{"credentialID", rsa_.id}, {"SAD", sad}, {"hashes", {hash}}};
+    body.update(extra);
+    return CallAs(token, "signatures/signHash", body);
+  };
+  // rsaEncryption + hashAlgorithmOID: PKCS#1 v1.5.
+  Response r1 =
+      sign(hashes[0], {{"signAlgo", "1.2.840.113549.1.1.1"}, {"hashAlgorithmOID", kSha256Oid}});
+  ASSERT_EQ(r1.status, 200) << r1.body;
+  EXPECT_TRUE(Verify(
+      rsa_, SignatureScheme::kRsaPkcs1v15, HashAlgorithm::kSha256, Base64Decode(hashes[0]).value(),
+      Base64Decode(json::parse(r1.body)["signatures"][0].get<std::string>()).value()));
+  // sha256WithRSAEncryption.
+  Response r2 = sign(hashes[1], {{"signAlgo", "1.2.840.113549.1.1.11"}});
+  ASSERT_EQ(r2.status, 200) << r2.body;
+  EXPECT_TRUE(Verify(
+      rsa_, SignatureScheme::kRsaPkcs1v15, HashAlgorithm::kSha256, Base64Decode(hashes[1]).value(),
+      Base64Decode(json::parse(r2.body)["signatures"][0].get<std::string>()).value()));
+  // RSASSA-PSS, SHA-256, MGF1-SHA-256, salt 32 (DER).
+  Bytes params = HexDecode(
+                     "3034"
+                     "a00f300d06096086480165030402010500"
+                     "a11c301a06092a864886f70d010108300d06096086480165030402010500"
+                     "a203020120")
+                     .value();
+  // Salt 20 is refused.
+  Bytes bad_salt = params;
+  bad_salt.back() = 0x14;
+  ExpectError(sign(hashes[2], {{"signAlgo", "1.2.840.113549.1.1.10"},
+                               {"signAlgoParams", Base64Encode(bad_salt)}}),
+              400, "invalid_request");
+  Response r3 = sign(hashes[2], {{"signAlgo", "1.2.840.113549.1.1.10"},
+                                 {"signAlgoParams", Base64Encode(params)},
+                                 {"hashAlgorithmOID", kSha256Oid}});
+  ASSERT_EQ(r3.status, 200) << r3.body;
+  EXPECT_TRUE(Verify(
+      rsa_, SignatureScheme::kRsaPss, HashAlgorithm::kSha256, Base64Decode(hashes[2]).value(),
+      Base64Decode(json::parse(r3.body)["signatures"][0].get<std::string>()).value()));
+}
+
+TEST_F(CscApiTest, HashNotInTheSadIsRefused) {
+  std::string token = Login(alice_);
+  std::string sad = AuthorizeOk(token, ec_.id, {B64Hash("authorized")});
+  ExpectError(CallAs(token, "signatures/signHash",
+                     {{"credentialID", ec_.id},
+                      {"SAD", sad},
+                      {"hashes", {B64Hash("something else")}},
+                      {"signAlgo", "1.2.840.10045.4.3.2"}}),
+              403, "access_denied");
+}
+
+TEST_F(CscApiTest, AHashIsSignedOnce) {
+  std::string token = Login(alice_);
+  std::string hash = B64Hash("once");
+  std::string sad = AuthorizeOk(token, ec_.id, {hash, B64Hash("other")});
+  json body = {{"credentialID", ec_.id},
+               {"SAD", sad},
+               {"hashes", {hash}},
+               {"signAlgo", "1.2.840.10045.4.3.2"}};
+  ASSERT_EQ(CallAs(token, "signatures/signHash", body).status, 200);
+  ExpectError(CallAs(token, "signatures/signHash", body), 403, "access_denied");
+}
+
+TEST_F(CscApiTest, AnotherAccountsSadIsRefused) {
+  std::string alice_token = Login(alice_);
+  std::string bob_token = Login(bob_);
+  std::string hash = B64Hash("alice's");
+  std::string sad = AuthorizeOk(alice_token, ec_.id, {hash});
+  ExpectError(CallAs(bob_token, "signatures/signHash",
+                     {{"credentialID", ec_.id},
+                      {"SAD", sad},
+                      {"hashes", {hash}},
+                      {"signAlgo", "1.2.840.10045.4.3.2"}}),
+              403, "access_denied");
+}
+
+TEST_F(CscApiTest, HashOfTheWrongLengthIsABadRequest) {
+  std::string token = Login(alice_);
+  ExpectError(CallAs(token, "credentials/authorize",
+                     {{"credentialID", ec_.id},
+                      {"numSignatures", 1},
+                      {"hashes", {Base64Encode(AsBytes("short"))}},
+                      {"hashAlgorithmOID", kSha256Oid}}),
+              400, "invalid_request");
+  std::string sad = AuthorizeOk(token, ec_.id, {B64Hash("x")});
+  ExpectError(CallAs(token, "signatures/signHash",
+                     {{"credentialID", ec_.id},
+                      {"SAD", sad},
+                      {"hashes", {B64Hash("x", HashAlgorithm::kSha384)}},
+                      {"signAlgo", "1.2.840.10045.4.3.2"}}),
+              400, "invalid_request");
+}
+
+TEST_F(CscApiTest, ExtendTransactionReplacesTheSad) {
+  std::string token = Login(alice_);
+  std::string old_sad = AuthorizeOk(token, ec_.id, {B64Hash("first")});
+  std::string next = B64Hash("second");
+  Response r = CallAs(token, "credentials/extendTransaction",
+                      {{"credentialID", ec_.id},
+                       {"SAD", old_sad},
+                       {"hashes", {next}},
+                       {"hashAlgorithmOID", kSha256Oid}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  std::string new_sad = json::parse(r.body)["SAD"];
+  EXPECT_NE(new_sad, old_sad);
+  json sign = {{"credentialID", ec_.id},
+               {"SAD", new_sad},
+               {"hashes", {next}},
+               {"signAlgo", "1.2.840.10045.4.3.2"}};
+  EXPECT_EQ(CallAs(token, "signatures/signHash", sign).status, 200);
+  sign["SAD"] = old_sad;
+  ExpectError(CallAs(token, "signatures/signHash", sign), 401, "invalid_token");
+}
+
+}  // namespace
+}  // namespace signet::server::csc
