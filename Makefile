@@ -18,11 +18,10 @@ build/dev/build.ninja: CMakePresets.json CMakeLists.txt
 build: deps build/dev/build.ninja
 	cmake --build --preset dev -j $(JOBS)
 
-# Until the service lands: initialise the embedded default (SQLite + SoftHSM2 in $(DATA_DIR))
-# and show its status.
+# Runs the service on https://127.0.0.1:8443; the first run creates the embedded default (SQLite +
+# SoftHSM2 + a development TLS certificate in $(DATA_DIR)) and prints the bootstrap admin once.
 run: build
-	$(SIGNET) init --data-dir $(DATA_DIR)
-	$(SIGNET) status --data-dir $(DATA_DIR)
+	$(SIGNET) serve --data-dir $(DATA_DIR)
 
 # Every test twice: the normal build, then under AddressSanitizer + UndefinedBehaviorSanitizer
 # (with LeakSanitizer), because signet parses untrusted input and drives C libraries.

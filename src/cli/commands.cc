@@ -6,6 +6,7 @@
 
 #include "cli/data_dir.h"
 #include "cli/output.h"
+#include "cli/serve_command.h"
 #include "common/fs.h"
 
 namespace signet::cli {
@@ -251,6 +252,8 @@ std::vector<NamedCommand> LocalCommands() {
                std::make_unique<InitCommand>()});
   c.push_back({{"status"}, "Show the token, database and keys of the data folder",
                std::make_unique<StatusCommand>()});
+  c.push_back({{"serve"}, "Run the signing service (HTTPS, CSC API v2); initialises the folder "
+               "if needed", MakeServeCommand()});
   c.push_back({{"key", "create"}, "Generate a code-signing key inside the HSM",
                std::make_unique<KeyCreateCommand>()});
   c.push_back({{"key", "list"}, "List keys", std::make_unique<KeyListCommand>()});

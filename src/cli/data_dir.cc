@@ -11,6 +11,7 @@
 #include "common/fs.h"
 #include "common/random.h"
 #include "hsm/pkcs11/pkcs11_key_store.h"
+#include "pki/pki.h"
 #include "store/sqlite/sqlite_store.h"
 
 namespace signet::cli {
@@ -54,8 +55,9 @@ Result<SecretBytes> ReadUserPin(const std::string& pin_file) {
     return SecretBytes(std::string_view(pin));
   }
   if (pin_file.empty()) {
-    return InvalidArgument("no user PIN configured: set [hsm] pin_file, --pin-file, "
-                           "SIGNET_PIN_FILE or SIGNET_PIN");
+    return InvalidArgument(
+        "no user PIN configured: set [hsm] pin_file, --pin-file, "
+        "SIGNET_PIN_FILE or SIGNET_PIN");
   }
   auto pin = fs::ReadSecretFile(pin_file);
   if (!pin.ok()) return pin.error().WithContext("reading the token user PIN");
@@ -64,7 +66,9 @@ Result<SecretBytes> ReadUserPin(const std::string& pin_file) {
 
 std::string SoftHsmConfigText(const std::string& token_dir) {
   return "# SoftHSM2 configuration of this signet data folder, written by `signet init`.\n"
-         "directories.tokendir = " + token_dir + "\n"
+         "directories.tokendir = " +
+         token_dir +
+         "\n"
          "objectstore.backend = file\n"
          "log.level = ERROR\n"
          "slots.removable = false\n";
@@ -73,6 +77,21 @@ std::string SoftHsmConfigText(const std::string& token_dir) {
 bool IsEmptyDir(const std::string& dir) {
   std::error_code ec;
   return stdfs::is_directory(dir, ec) && stdfs::is_empty(dir, ec);
+}
+
+Status WriteTlsIdentity(const std::string& cert_path, const std::string& key_path,
+                        const Clock& clock) {
+  SIGNET_ASSIGN_OR_RETURN(pki::TlsIdentity identity, pki::CreateLocalhostTlsIdentity(clock.Now()));
+  // The key first: a certificate without its key would be a half-made identity.
+  SIGNET_TRY(fs::WriteFileAtomic(key_path, identity.private_key_pem.view(), 0600));
+  SIGNET_TRY(fs::WriteFileAtomic(cert_path, AsBytes(identity.certificate_pem), 0644));
+  return OkStatus();
+}
+
+bool IsInside(const std::string& dir, const std::string& path) {
+  stdfs::path d = stdfs::path(dir).lexically_normal();
+  stdfs::path rel = stdfs::path(path).lexically_normal().lexically_relative(d);
+  return !rel.empty() && *rel.begin() != ".." && rel.is_relative();
 }
 
 // Builds the whole data folder inside `staging`, configured for its final place `final_dir`.
@@ -96,6 +115,10 @@ Status BuildEmbeddedDefault(const std::string& staging, const std::string& final
     if (!db.ok()) return std::move(db).error();
   }
 
+  SystemClock clock;
+  SIGNET_TRY(WriteTlsIdentity(Join(staging, config::kTlsCertificateFileName),
+                              Join(staging, config::kTlsPrivateKeyFileName), clock));
+
   // Now point SoftHSM at the folder's final place, and write signet.toml last of all.
   SIGNET_TRY(fs::WriteFileAtomic(
       staging_conf, AsBytes(SoftHsmConfigText(Join(final_dir, config::kTokenDirName)))));
@@ -114,20 +137,40 @@ std::string ResolveDataDir(const GlobalOptions& global) {
   return (ec ? stdfs::path(dir) : abs).lexically_normal().string();
 }
 
-Result<std::unique_ptr<LocalContext>> OpenLocal(const GlobalOptions& global) {
+Result<bool> EnsureEmbeddedTlsIdentity(const config::Config& config, const Clock& clock) {
+  const std::string& cert = config.server.tls_certificate;
+  const std::string& key = config.server.tls_private_key;
+  bool have_cert = fs::Exists(cert);
+  bool have_key = fs::Exists(key);
+  if (have_cert && have_key) return false;
+  if (!IsInside(config.data_dir, cert) || !IsInside(config.data_dir, key)) return false;
+  if (have_cert != have_key) {
+    return FailedPrecondition("TLS identity incomplete: " + (have_cert ? key : cert) +
+                              " is missing; remove " + (have_cert ? cert : key) +
+                              " to have a new development identity created");
+  }
+  SIGNET_TRY(WriteTlsIdentity(cert, key, clock));
+  return true;
+}
+
+Result<std::unique_ptr<LocalContext>> OpenLocal(const GlobalOptions& global,
+                                                const std::string& config_file) {
   std::string dir = ResolveDataDir(global);
   SIGNET_TRY(CheckUsableDataDir(dir));
   auto ctx = std::make_unique<LocalContext>();
-  SIGNET_ASSIGN_OR_RETURN(ctx->config, config::LoadDataDirConfig(dir));
+  if (config_file.empty()) {
+    SIGNET_ASSIGN_OR_RETURN(ctx->config, config::LoadDataDirConfig(dir));
+  } else {
+    SIGNET_ASSIGN_OR_RETURN(ctx->config, config::LoadConfigFile(config_file, dir));
+  }
   config::HsmConfig& hsm_config = ctx->config.hsm;
   if (!global.module_path.empty()) hsm_config.module_path = global.module_path;
   if (!global.token_label.empty() || !global.token_serial.empty()) {
     hsm_config.token_label = global.token_label;
     hsm_config.token_serial = global.token_serial;
   }
-  std::string pin_file = global.pin_file.empty()
-                             ? EnvOr("SIGNET_PIN_FILE", hsm_config.pin_file)
-                             : global.pin_file;
+  std::string pin_file =
+      global.pin_file.empty() ? EnvOr("SIGNET_PIN_FILE", hsm_config.pin_file) : global.pin_file;
 
   auto db = store::SqliteStore::OpenExisting(ctx->config.store.sqlite_path);
   if (!db.ok()) return std::move(db).error();
@@ -144,6 +187,7 @@ Result<std::unique_ptr<LocalContext>> OpenLocal(const GlobalOptions& global) {
   options.user_pin = std::move(pin);
   auto key_store = hsm::Pkcs11KeyStore::Open(std::move(options));
   if (!key_store.ok()) return std::move(key_store).error();
+  ctx->pkcs11 = key_store->get();
   ctx->key_store = std::move(*key_store);
   SIGNET_ASSIGN_OR_RETURN(ctx->token, ctx->key_store->DescribeToken());
 
@@ -183,8 +227,8 @@ Result<InitOutcome> InitDataDir(const GlobalOptions& global) {
   }
   const std::string staging = tmpl;
 
-  std::string module_path = global.module_path.empty() ? std::string(config::kSoftHsmModulePath)
-                                                       : global.module_path;
+  std::string module_path =
+      global.module_path.empty() ? std::string(config::kSoftHsmModulePath) : global.module_path;
   Status built = BuildEmbeddedDefault(staging, dir, module_path);
   if (built.ok() && ::rename(staging.c_str(), dir.c_str()) != 0) {
     int err = errno;

@@ -11,6 +11,7 @@
 #include "common/clock.h"
 #include "config/config.h"
 #include "hsm/key_store.h"
+#include "hsm/pkcs11/pkcs11_key_store.h"
 #include "service/key_service.h"
 #include "store/store.h"
 
@@ -22,6 +23,7 @@ struct LocalContext {
   hsm::TokenDescription token;
   SystemClock clock;
   std::unique_ptr<hsm::KeyStore> key_store;
+  hsm::Pkcs11KeyStore* pkcs11 = nullptr;  // the same object as key_store (for the SecretSealer)
   std::unique_ptr<store::Store> store;
   std::unique_ptr<service::KeyService> keys;
 };
@@ -30,8 +32,17 @@ struct LocalContext {
 std::string ResolveDataDir(const GlobalOptions& global);
 
 // Opens an initialised data folder. Fails with a one-line error naming what is wrong (missing
-// folder or config, module, token, PIN, database).
-Result<std::unique_ptr<LocalContext>> OpenLocal(const GlobalOptions& global);
+// folder or config, module, token, PIN, database). `config_file`, if not empty, is read instead of
+// `<data folder>/signet.toml` (relative paths in it still resolve against the data folder).
+Result<std::unique_ptr<LocalContext>> OpenLocal(const GlobalOptions& global,
+                                                const std::string& config_file = "");
+
+// Creates the development TLS identity (pki::CreateLocalhostTlsIdentity; key file 0600) at
+// `config.server.tls_certificate` / `tls_private_key` when both are missing and both lie inside
+// the data folder: this is how a folder initialised before `signet serve` existed gets one.
+// Returns true if it created them. Files outside the data folder are never created;
+// FailedPrecondition if only one of the two exists.
+Result<bool> EnsureEmbeddedTlsIdentity(const config::Config& config, const Clock& clock);
 
 // What `signet init` did.
 struct InitOutcome {

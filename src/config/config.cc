@@ -1,9 +1,11 @@
 #include "config/config.h"
 
+#include <arpa/inet.h>
+#include <toml++/toml.h>
+
+#include <charconv>
 #include <filesystem>
 #include <set>
-
-#include <toml++/toml.h>
 
 #include "common/fs.h"
 
@@ -37,6 +39,30 @@ Status ReadString(const toml::table& table, std::string_view section, std::strin
   return OkStatus();
 }
 
+// Reads integer `key` of `table` into `out`, which must lie in [min, max]; absent keys leave `out`
+// unchanged.
+Status ReadInt(const toml::table& table, std::string_view section, std::string_view key,
+               std::string_view source, int64_t min, int64_t max, int64_t& out) {
+  const toml::node* node = table.get(key);
+  if (node == nullptr) return OkStatus();
+  std::string name = std::string(section) + "." + std::string(key);
+  if (!node->is_integer()) return Bad(source, name, "must be an integer");
+  int64_t value = node->value<int64_t>().value_or(0);
+  if (value < min || value > max) {
+    return Bad(source, name,
+               "must be between " + std::to_string(min) + " and " + std::to_string(max) + " (got " +
+                   std::to_string(value) + ")");
+  }
+  out = value;
+  return OkStatus();
+}
+
+// The table `name` of `root`, or nullptr if absent; InvalidArgument if it is not a table or holds
+// a key outside `allowed`.
+Result<const toml::table*> Section(const toml::table& root, std::string_view name,
+                                   const std::set<std::string_view>& allowed,
+                                   std::string_view source);
+
 Status CheckKeys(const toml::table& table, std::string_view section,
                  const std::set<std::string_view>& allowed, std::string_view source) {
   for (const auto& [key, node] : table) {
@@ -52,7 +78,140 @@ Status CheckKeys(const toml::table& table, std::string_view section,
   return OkStatus();
 }
 
+Result<const toml::table*> Section(const toml::table& root, std::string_view name,
+                                   const std::set<std::string_view>& allowed,
+                                   std::string_view source) {
+  const toml::node* node = root.get(name);
+  if (node == nullptr) return static_cast<const toml::table*>(nullptr);
+  const toml::table* table = node->as_table();
+  if (table == nullptr) {
+    return Bad(source, name, "must be a table ([" + std::string(name) + "])");
+  }
+  SIGNET_TRY(CheckKeys(*table, name, allowed, source));
+  return table;
+}
+
+Status ParseServer(const toml::table& root, std::string_view source, ServerConfig& out) {
+  SIGNET_ASSIGN_OR_RETURN(const toml::table* t,
+                          Section(root, "server",
+                                  {"listen", "tls_certificate", "tls_private_key", "client_ca",
+                                   "client_auth", "io_threads", "worker_threads"},
+                                  source));
+  if (t == nullptr) return OkStatus();
+  SIGNET_TRY(ReadString(*t, "server", "listen", source, out.listen));
+  SIGNET_TRY(ParseListenAddress(out.listen, std::string(source) + ": server.listen", &out.host,
+                                &out.port));
+  SIGNET_TRY(ReadString(*t, "server", "tls_certificate", source, out.tls_certificate));
+  SIGNET_TRY(ReadString(*t, "server", "tls_private_key", source, out.tls_private_key));
+  SIGNET_TRY(ReadString(*t, "server", "client_ca", source, out.client_ca));
+  std::string client_auth(ClientAuthModeName(out.client_auth));
+  SIGNET_TRY(ReadString(*t, "server", "client_auth", source, client_auth));
+  if (client_auth == "none") {
+    out.client_auth = ClientAuthMode::kNone;
+  } else if (client_auth == "optional") {
+    out.client_auth = ClientAuthMode::kOptional;
+  } else if (client_auth == "required") {
+    out.client_auth = ClientAuthMode::kRequired;
+  } else {
+    return Bad(source, "server.client_auth", "must be \"none\", \"optional\" or \"required\"");
+  }
+  SIGNET_TRY(ReadInt(*t, "server", "io_threads", source, 1, 64, out.io_threads));
+  SIGNET_TRY(ReadInt(*t, "server", "worker_threads", source, 1, 256, out.worker_threads));
+  return OkStatus();
+}
+
+Status ParseServiceSections(const toml::table& root, std::string_view source, Config& config) {
+  SIGNET_TRY(ParseServer(root, source, config.server));
+  if (config.server.client_auth != ClientAuthMode::kNone && config.server.client_ca.empty()) {
+    return Bad(source, "server.client_ca", "is required when server.client_auth is not \"none\"");
+  }
+  if (config.server.client_auth == ClientAuthMode::kNone && !config.server.client_ca.empty()) {
+    return Bad(source, "server.client_ca",
+               "is only used with server.client_auth \"optional\" or \"required\"");
+  }
+
+  SIGNET_ASSIGN_OR_RETURN(const toml::table* limits,
+                          Section(root, "limits",
+                                  {"max_body_bytes", "max_header_bytes", "max_connections",
+                                   "request_timeout_seconds", "idle_timeout_seconds"},
+                                  source));
+  if (limits != nullptr) {
+    LimitsConfig& l = config.limits;
+    SIGNET_TRY(
+        ReadInt(*limits, "limits", "max_body_bytes", source, 1024, 64 << 20, l.max_body_bytes));
+    SIGNET_TRY(
+        ReadInt(*limits, "limits", "max_header_bytes", source, 1024, 1 << 20, l.max_header_bytes));
+    SIGNET_TRY(ReadInt(*limits, "limits", "max_connections", source, 1, 100000, l.max_connections));
+    SIGNET_TRY(ReadInt(*limits, "limits", "request_timeout_seconds", source, 1, 3600,
+                       l.request_timeout_seconds));
+    SIGNET_TRY(ReadInt(*limits, "limits", "idle_timeout_seconds", source, 1, 3600,
+                       l.idle_timeout_seconds));
+  }
+
+  SIGNET_ASSIGN_OR_RETURN(
+      const toml::table* accounts,
+      Section(root, "accounts", {"token_lifetime_seconds", "lockout_threshold", "lockout_seconds"},
+              source));
+  if (accounts != nullptr) {
+    AccountsConfig& a = config.accounts;
+    SIGNET_TRY(ReadInt(*accounts, "accounts", "token_lifetime_seconds", source, 60, 86400,
+                       a.token_lifetime_seconds));
+    SIGNET_TRY(
+        ReadInt(*accounts, "accounts", "lockout_threshold", source, 1, 5, a.lockout_threshold));
+    SIGNET_TRY(
+        ReadInt(*accounts, "accounts", "lockout_seconds", source, 60, 86400, a.lockout_seconds));
+  }
+
+  SIGNET_ASSIGN_OR_RETURN(const toml::table* activation,
+                          Section(root, "activation", {"sad_lifetime_seconds"}, source));
+  if (activation != nullptr) {
+    SIGNET_TRY(ReadInt(*activation, "activation", "sad_lifetime_seconds", source, 10, 3600,
+                       config.activation.sad_lifetime_seconds));
+  }
+  return OkStatus();
+}
+
 }  // namespace
+
+std::string_view ClientAuthModeName(ClientAuthMode mode) {
+  switch (mode) {
+    case ClientAuthMode::kNone:
+      return "none";
+    case ClientAuthMode::kOptional:
+      return "optional";
+    case ClientAuthMode::kRequired:
+      return "required";
+  }
+  return "none";
+}
+
+Status ParseListenAddress(std::string_view text, std::string_view key, std::string* host,
+                          uint16_t* port) {
+  auto bad = [&] {
+    return InvalidArgument(std::string(key) + ": \"" + std::string(text) +
+                           "\" must be HOST:PORT with an IP address, e.g. 127.0.0.1:8443 or "
+                           "[::1]:8443 (port 0 picks a free one)");
+  };
+  size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return bad();
+  std::string_view h = text.substr(0, colon);
+  std::string_view p = text.substr(colon + 1);
+  bool v6 = false;
+  if (h.front() == '[') {
+    if (h.size() < 3 || h.back() != ']') return bad();
+    h = h.substr(1, h.size() - 2);
+    v6 = true;
+  }
+  std::string hs(h);
+  unsigned char buf[16];
+  if (::inet_pton(v6 ? AF_INET6 : AF_INET, hs.c_str(), buf) != 1) return bad();
+  unsigned value = 0;
+  auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), value);
+  if (p.empty() || ec != std::errc() || end != p.data() + p.size() || value > 65535) return bad();
+  *host = std::move(hs);
+  *port = static_cast<uint16_t>(value);
+  return OkStatus();
+}
 
 Result<Config> ParseConfig(std::string_view text, std::string_view source,
                            const std::string& data_dir) {
@@ -64,7 +223,8 @@ Result<Config> ParseConfig(std::string_view text, std::string_view source,
     return InvalidArgument(std::string(source) + ":" + std::to_string(where.line) + ":" +
                            std::to_string(where.column) + ": " + std::string(e.description()));
   }
-  SIGNET_TRY(CheckKeys(root, "", {"hsm", "store"}, source));
+  SIGNET_TRY(
+      CheckKeys(root, "", {"hsm", "store", "server", "limits", "accounts", "activation"}, source));
 
   Config config;
   config.data_dir = data_dir;
@@ -87,6 +247,8 @@ Result<Config> ParseConfig(std::string_view text, std::string_view source,
     SIGNET_TRY(ReadString(*store, "store", "sqlite_path", source, config.store.sqlite_path));
   }
 
+  SIGNET_TRY(ParseServiceSections(root, source, config));
+
   if (config.hsm.module_path.empty()) return Bad(source, "hsm.module", "is required");
   if (config.hsm.token_label.empty() == config.hsm.token_serial.empty()) {
     return Bad(source, "hsm", "set exactly one of token_label and token_serial");
@@ -95,7 +257,21 @@ Result<Config> ParseConfig(std::string_view text, std::string_view source,
   config.hsm.pin_file = Resolve(data_dir, config.hsm.pin_file);
   config.hsm.softhsm_conf = Resolve(data_dir, config.hsm.softhsm_conf);
   config.store.sqlite_path = Resolve(data_dir, config.store.sqlite_path);
+  config.server.tls_certificate = Resolve(data_dir, config.server.tls_certificate);
+  config.server.tls_private_key = Resolve(data_dir, config.server.tls_private_key);
+  config.server.client_ca = Resolve(data_dir, config.server.client_ca);
   return config;
+}
+
+Result<Config> LoadConfigFile(const std::string& path, const std::string& data_dir) {
+  auto text = fs::ReadFile(path, 1024 * 1024);
+  if (!text.ok()) {
+    if (text.error().code() == ErrorCode::kNotFound) {
+      return NotFound("configuration file " + path + " does not exist");
+    }
+    return std::move(text).error();
+  }
+  return ParseConfig(ToString(*text), path, data_dir);
 }
 
 Result<Config> LoadDataDirConfig(const std::string& data_dir) {
@@ -122,7 +298,14 @@ std::string EmbeddedDefaultConfigText(std::string_view module_path) {
   t += "pin_file = \"" + std::string(kUserPinFileName) + "\"\n";
   t += "softhsm_conf = \"" + std::string(kSoftHsmConfigFileName) + "\"\n\n";
   t += "[store]\n";
-  t += "sqlite_path = \"" + std::string(kDatabaseFileName) + "\"\n";
+  t += "sqlite_path = \"" + std::string(kDatabaseFileName) + "\"\n\n";
+  t += "# `signet serve`: a self-signed localhost certificate for development; replace it (and\n";
+  t += "# the listen address) for production. Limits, [accounts] and [activation] use defaults.\n";
+  t += "[server]\n";
+  t += "listen = \"127.0.0.1:8443\"\n";
+  t += "tls_certificate = \"" + std::string(kTlsCertificateFileName) + "\"\n";
+  t += "tls_private_key = \"" + std::string(kTlsPrivateKeyFileName) + "\"\n";
+  t += "client_auth = \"none\"\n";
   return t;
 }
 

@@ -68,5 +68,106 @@ TEST(ConfigTest, MissingFileSaysRunInit) {
   EXPECT_NE(c.error().message().find("signet init"), std::string::npos);
 }
 
+constexpr std::string_view kHsm = "[hsm]\nmodule='/m.so'\ntoken_label='t'\n";
+
+Result<Config> ParseWithHsm(std::string_view extra) {
+  return ParseConfig(std::string(kHsm) + std::string(extra), "f.toml", "/d");
+}
+
+TEST(ConfigTest, ServiceDefaultsAreSafe) {
+  auto c = ParseWithHsm("");
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_EQ(c->server.host, "127.0.0.1");  // loopback unless configured otherwise
+  EXPECT_EQ(c->server.port, 8443);
+  EXPECT_EQ(c->server.tls_certificate, "/d/tls-server.crt");
+  EXPECT_EQ(c->server.tls_private_key, "/d/tls-server.key");
+  EXPECT_EQ(c->server.client_auth, ClientAuthMode::kNone);
+  EXPECT_TRUE(c->server.client_ca.empty());
+  EXPECT_EQ(c->limits.max_body_bytes, 1024 * 1024);
+  EXPECT_EQ(c->accounts.lockout_threshold, 5);
+  EXPECT_EQ(c->accounts.lockout_seconds, 900);
+  EXPECT_EQ(c->activation.sad_lifetime_seconds, 300);
+}
+
+TEST(ConfigTest, EmbeddedDefaultHasServerSection) {
+  auto c = ParseConfig(EmbeddedDefaultConfigText(), "signet.toml", "/srv/signet");
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_EQ(c->server.listen, "127.0.0.1:8443");
+  EXPECT_EQ(c->server.tls_certificate, "/srv/signet/tls-server.crt");
+  EXPECT_EQ(c->server.tls_private_key, "/srv/signet/tls-server.key");
+}
+
+TEST(ConfigTest, ServiceSectionsAreRead) {
+  auto c = ParseWithHsm(
+      "[server]\nlisten='[::1]:0'\ntls_certificate='/etc/c.pem'\ntls_private_key='k.pem'\n"
+      "client_ca='ca.pem'\nclient_auth='required'\nio_threads=3\nworker_threads=8\n"
+      "[limits]\nmax_body_bytes=2048\nmax_header_bytes=4096\nmax_connections=10\n"
+      "request_timeout_seconds=5\nidle_timeout_seconds=6\n"
+      "[accounts]\ntoken_lifetime_seconds=600\nlockout_threshold=3\nlockout_seconds=120\n"
+      "[activation]\nsad_lifetime_seconds=60\n");
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_EQ(c->server.host, "::1");
+  EXPECT_EQ(c->server.port, 0);
+  EXPECT_EQ(c->server.tls_certificate, "/etc/c.pem");
+  EXPECT_EQ(c->server.tls_private_key, "/d/k.pem");
+  EXPECT_EQ(c->server.client_ca, "/d/ca.pem");
+  EXPECT_EQ(c->server.client_auth, ClientAuthMode::kRequired);
+  EXPECT_EQ(c->server.io_threads, 3);
+  EXPECT_EQ(c->server.worker_threads, 8);
+  EXPECT_EQ(c->limits.max_body_bytes, 2048);
+  EXPECT_EQ(c->limits.max_header_bytes, 4096);
+  EXPECT_EQ(c->limits.max_connections, 10);
+  EXPECT_EQ(c->limits.request_timeout_seconds, 5);
+  EXPECT_EQ(c->limits.idle_timeout_seconds, 6);
+  EXPECT_EQ(c->accounts.token_lifetime_seconds, 600);
+  EXPECT_EQ(c->accounts.lockout_threshold, 3);
+  EXPECT_EQ(c->accounts.lockout_seconds, 120);
+  EXPECT_EQ(c->activation.sad_lifetime_seconds, 60);
+}
+
+// Each bad value is refused with a message naming the key.
+TEST(ConfigTest, BadServiceValuesNameTheKey) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"[server]\nlisten='localhost:8443'\n", "server.listen"},
+      {"[server]\nlisten='127.0.0.1'\n", "server.listen"},
+      {"[server]\nlisten='127.0.0.1:70000'\n", "server.listen"},
+      {"[server]\nlisten='::1:8443'\n", "server.listen"},
+      {"[server]\nclient_auth='sometimes'\n", "server.client_auth"},
+      {"[server]\nclient_auth='optional'\n", "server.client_ca"},
+      {"[server]\nclient_ca='ca.pem'\n", "server.client_ca"},
+      {"[server]\nio_threads=0\n", "server.io_threads"},
+      {"[server]\nworker_threads='4'\n", "server.worker_threads"},
+      {"[server]\ntls_certificate=''\n", "server.tls_certificate"},
+      {"[server]\nport=1\n", "server.port"},
+      {"[limits]\nmax_body_bytes=-1\n", "limits.max_body_bytes"},
+      {"[limits]\nidle_timeout_seconds=1.5\n", "limits.idle_timeout_seconds"},
+      {"[accounts]\nlockout_threshold=6\n", "accounts.lockout_threshold"},
+      {"[accounts]\nlockout=1\n", "accounts.lockout"},
+      {"[activation]\nsad_lifetime_seconds=0\n", "activation.sad_lifetime_seconds"},
+      {"server=1\n", "server"},
+  };
+  for (const auto& [text, key] : cases) {
+    auto c = ParseWithHsm(text);
+    ASSERT_FALSE(c.ok()) << text;
+    EXPECT_EQ(c.error().code(), ErrorCode::kInvalidArgument) << text;
+    EXPECT_NE(c.error().message().find(key), std::string::npos)
+        << text << " -> " << c.error().message();
+  }
+}
+
+TEST(ConfigTest, ListenAddressParsing) {
+  std::string host;
+  uint16_t port = 1;
+  ASSERT_TRUE(ParseListenAddress("0.0.0.0:0", "--listen", &host, &port).ok());
+  EXPECT_EQ(host, "0.0.0.0");
+  EXPECT_EQ(port, 0);
+  ASSERT_TRUE(ParseListenAddress("[::]:443", "--listen", &host, &port).ok());
+  EXPECT_EQ(host, "::");
+  EXPECT_EQ(port, 443);
+  auto bad = ParseListenAddress("127.0.0.1:", "--listen", &host, &port);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message().find("--listen"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace signet::config

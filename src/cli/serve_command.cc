@@ -1,0 +1,271 @@
+#include "cli/serve_command.h"
+
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+#include "cli/account_audit.h"
+#include "cli/data_dir.h"
+#include "cli/qr_terminal.h"
+#include "common/fs.h"
+#include "hsm/pkcs11/pkcs11_secret_sealer.h"
+#include "server/server.h"
+#include "service/accounts.h"
+#include "service/adapters/argon2_password_hasher.h"
+#include "service/adapters/oath_totp.h"
+#include "service/audit_sink.h"
+#include "service/signing.h"
+#ifdef SIGNET_HAVE_CSC
+#include "server/csc/csc_api.h"
+#endif
+
+namespace signet::cli {
+namespace {
+
+namespace stdfs = std::filesystem;
+
+constexpr std::string_view kBootstrapAdminName = "admin";
+
+std::string BootstrapFilePath(const config::Config& config) {
+  return (stdfs::path(config.data_dir) / config::kBootstrapAdminFileName).string();
+}
+
+// Removes the bootstrap file once the bootstrap admin no longer has a one-time password.
+void RemoveBootstrapFileIfDone(store::Store& store, const std::string& path) {
+  if (!fs::Exists(path)) return;
+  auto admin = store.GetAccountByName(kBootstrapAdminName);
+  if (!admin.ok() || admin->must_change_password) return;
+  std::error_code ec;
+  if (stdfs::remove(path, ec)) {
+    std::cerr << "signet: removed " << path << " (the bootstrap admin has changed its password)\n";
+  }
+}
+
+std::string BootstrapText(const service::NewPerson& admin, const std::string& qr) {
+  std::ostringstream t;
+  t << "signet bootstrap administrator (shown once; " << config::kBootstrapAdminFileName
+    << " is deleted after the first password change)\n\n"
+    << "  account            " << admin.account.name << " (role admin)\n"
+    << "  one-time password  " << admin.one_time_password.text_view() << "\n"
+    << "  TOTP secret        " << admin.totp.secret_base32.text_view() << "\n"
+    << "  TOTP URI           " << admin.totp.uri.text_view() << "\n\n"
+    << "Scan this with an authenticator app:\n\n"
+    << qr << "\n"
+    << "Log in as '" << admin.account.name
+    << "' with the one-time password and a TOTP code, then change the password.\n";
+  return t.str();
+}
+
+// On first start (no account at all) creates the person "admin" with the admin role and shows
+// its one-time password and TOTP enrolment once, on stdout and in <data>/bootstrap-admin.txt
+// (0600). On later starts removes that file if the admin has changed the password.
+Status BootstrapAdmin(store::Store& store, service::AccountService& accounts,
+                      const config::Config& config) {
+  const std::string path = BootstrapFilePath(config);
+  SIGNET_ASSIGN_OR_RETURN(auto existing, store.ListAccounts());
+  if (!existing.empty()) {
+    RemoveBootstrapFileIfDone(store, path);
+    return OkStatus();
+  }
+  SIGNET_ASSIGN_OR_RETURN(service::NewPerson admin,
+                          accounts.CreatePerson(service::SystemPrincipal(), kBootstrapAdminName,
+                                                store::RoleSet{store::Role::kAdmin}));
+  auto qr = RenderQrForTerminal(admin.totp.uri.text_view());
+  std::string text = BootstrapText(admin, qr.ok() ? *qr : "(QR code unavailable)\n");
+  // Shown first: the account exists now, so its credentials must not be lost if the file cannot
+  // be written.
+  std::cout << text << std::flush;
+  Status written = fs::WriteFileAtomic(path, AsBytes(text), 0600);
+  SecureWipe(text.data(), text.size());
+  if (!written.ok()) {
+    std::cerr << "signet: warning: could not write " << path << ": " << written.error().message()
+              << "\n";
+  }
+  return OkStatus();
+}
+
+server::ClientAuth ToClientAuth(config::ClientAuthMode mode) {
+  switch (mode) {
+    case config::ClientAuthMode::kNone:
+      return server::ClientAuth::kNone;
+    case config::ClientAuthMode::kOptional:
+      return server::ClientAuth::kOptional;
+    case config::ClientAuthMode::kRequired:
+      return server::ClientAuth::kRequired;
+  }
+  return server::ClientAuth::kNone;
+}
+
+server::ServerOptions ToServerOptions(const config::Config& c) {
+  server::ServerOptions o;
+  o.bind_address = c.server.host;
+  o.port = c.server.port;
+  o.tls.certificate_chain_file = c.server.tls_certificate;
+  o.tls.private_key_file = c.server.tls_private_key;
+  o.tls.client_ca_file = c.server.client_ca;
+  o.tls.client_auth = ToClientAuth(c.server.client_auth);
+  o.io_threads = static_cast<size_t>(c.server.io_threads);
+  o.worker_threads = static_cast<size_t>(c.server.worker_threads);
+  o.max_body_bytes = static_cast<size_t>(c.limits.max_body_bytes);
+  o.max_header_bytes = static_cast<size_t>(c.limits.max_header_bytes);
+  o.max_connections = static_cast<size_t>(c.limits.max_connections);
+  o.request_timeout = std::chrono::seconds(c.limits.request_timeout_seconds);
+  o.idle_timeout = std::chrono::seconds(c.limits.idle_timeout_seconds);
+  o.handle_signals = true;
+  return o;
+}
+
+// The effective configuration, for the config_startup event. Paths and numbers only: the PIN
+// file is named, never read into the event.
+std::map<std::string, std::string> EffectiveConfig(const config::Config& c,
+                                                   const hsm::TokenDescription& token) {
+  std::map<std::string, std::string> d;
+  d["data_dir"] = c.data_dir;
+  d["hsm.module"] = c.hsm.module_path;
+  d["hsm.token_label"] = token.label;
+  d["hsm.token_serial"] = token.serial;
+  d["hsm.pin_file"] = c.hsm.pin_file;
+  d["store.sqlite_path"] = c.store.sqlite_path;
+  d["server.listen"] = c.server.listen;
+  d["server.tls_certificate"] = c.server.tls_certificate;
+  d["server.tls_private_key"] = c.server.tls_private_key;
+  d["server.client_ca"] = c.server.client_ca;
+  d["server.client_auth"] = std::string(config::ClientAuthModeName(c.server.client_auth));
+  d["server.io_threads"] = std::to_string(c.server.io_threads);
+  d["server.worker_threads"] = std::to_string(c.server.worker_threads);
+  d["limits.max_body_bytes"] = std::to_string(c.limits.max_body_bytes);
+  d["limits.max_header_bytes"] = std::to_string(c.limits.max_header_bytes);
+  d["limits.max_connections"] = std::to_string(c.limits.max_connections);
+  d["limits.request_timeout_seconds"] = std::to_string(c.limits.request_timeout_seconds);
+  d["limits.idle_timeout_seconds"] = std::to_string(c.limits.idle_timeout_seconds);
+  d["accounts.token_lifetime_seconds"] = std::to_string(c.accounts.token_lifetime_seconds);
+  d["accounts.lockout_threshold"] = std::to_string(c.accounts.lockout_threshold);
+  d["accounts.lockout_seconds"] = std::to_string(c.accounts.lockout_seconds);
+  d["activation.sad_lifetime_seconds"] = std::to_string(c.activation.sad_lifetime_seconds);
+  return d;
+}
+
+Status RecordSystemEvent(service::AuditSink& audit, const Clock& clock, service::AuditAction action,
+                         std::map<std::string, std::string> details = {}) {
+  service::AuditEvent event;
+  event.time = clock.Now();
+  event.action = action;
+  event.actor.auth_method = service::AuthMethod::kSystem;
+  event.object = "signet";
+  event.details = std::move(details);
+  return audit.Record(event);
+}
+
+std::string UrlHost(const std::string& host) {
+  return host.find(':') == std::string::npos ? host : "[" + host + "]";
+}
+
+class ServeCommand final : public Command {
+ public:
+  void Configure(CLI::App& app) override {
+    app.add_option("--config", config_file_,
+                   "Read this configuration file instead of <data folder>/signet.toml");
+    app.add_option("--listen", listen_,
+                   "Override [server] listen, e.g. 127.0.0.1:8443 or 127.0.0.1:0 (any free port)");
+  }
+
+  Status Run(const GlobalOptions& global) override {
+    std::string host;
+    uint16_t port = 0;
+    if (!listen_.empty()) SIGNET_TRY(config::ParseListenAddress(listen_, "--listen", &host, &port));
+
+    const std::string dir = ResolveDataDir(global);
+    if (config_file_.empty() &&
+        !fs::Exists((stdfs::path(dir) / config::kConfigFileName).string())) {
+      SIGNET_ASSIGN_OR_RETURN(InitOutcome init, InitDataDir(global));
+      if (init.created) std::cout << "signet: initialised data folder " << init.data_dir << "\n";
+    }
+    SIGNET_ASSIGN_OR_RETURN(auto ctx, OpenLocal(global, config_file_));
+    config::Config& config = ctx->config;
+    if (!listen_.empty()) {
+      config.server.listen = listen_;
+      config.server.host = host;
+      config.server.port = port;
+    }
+    SIGNET_ASSIGN_OR_RETURN(bool made_tls, EnsureEmbeddedTlsIdentity(config, ctx->clock));
+    if (made_tls) {
+      std::cout << "signet: created a self-signed development TLS certificate "
+                << config.server.tls_certificate << "\n";
+    }
+
+    SIGNET_ASSIGN_OR_RETURN(auto sealer, hsm::Pkcs11SecretSealer::Open(*ctx->pkcs11));
+    service::StoreAuditSink audit(*ctx->store);
+    service::Argon2PasswordHasher hasher;
+    service::OathTotp totp;
+
+    service::AccountServiceOptions account_options;
+    account_options.token_lifetime = std::chrono::seconds(config.accounts.token_lifetime_seconds);
+    account_options.lockout_threshold = config.accounts.lockout_threshold;
+    account_options.lockout_duration = std::chrono::seconds(config.accounts.lockout_seconds);
+    // The bootstrap file goes once the bootstrap admin has changed the one-time password; the
+    // hook runs after the account_change event is recorded (and again at every start).
+    const std::string bootstrap_file = BootstrapFilePath(config);
+    store::Store& store = *ctx->store;
+    auto after = [&store, bootstrap_file](const service::AccountEvent& e) {
+      if (e.action == service::AccountAction::kAccountChange && e.succeeded() &&
+          e.object == kBootstrapAdminName) {
+        RemoveBootstrapFileIfDone(store, bootstrap_file);
+      }
+    };
+    service::AccountService accounts(*ctx->store, *sealer, hasher, totp, ctx->clock,
+                                     account_options,
+                                     MakeAccountAuditSink(*ctx->store, audit, after));
+
+    service::SigningOptions signing_options;
+    signing_options.sad_lifetime = std::chrono::seconds(config.activation.sad_lifetime_seconds);
+    service::SigningService signing(*ctx->key_store, *ctx->store, ctx->clock, audit,
+                                    signing_options);
+
+    SIGNET_TRY(RecordSystemEvent(audit, ctx->clock, service::AuditAction::kConfigStartup,
+                                 EffectiveConfig(config, ctx->token)));
+    SIGNET_TRY(BootstrapAdmin(*ctx->store, accounts, config));
+
+    server::Metrics metrics;
+    server::Router router;
+    hsm::KeyStore& key_store = *ctx->key_store;
+    SIGNET_TRY(server::AddHealthzRoute(router, {{"database", [&store] { return store.Ping(); }},
+                                                {"hsm", [&key_store]() -> Status {
+                                                   auto token = key_store.DescribeToken();
+                                                   if (!token.ok()) return std::move(token).error();
+                                                   return OkStatus();
+                                                 }}}));
+    SIGNET_TRY(server::AddMetricsRoute(router, metrics));
+#ifdef SIGNET_HAVE_CSC
+    SIGNET_TRY(server::csc::RegisterCscRoutes(
+        router, server::csc::CscDependencies{accounts, signing, *ctx->keys}));
+#endif
+
+    SIGNET_ASSIGN_OR_RETURN(
+        auto http, server::Server::Create(ToServerOptions(config), std::move(router), metrics));
+    SIGNET_ASSIGN_OR_RETURN(uint16_t bound, http->Start());
+    Status started =
+        RecordSystemEvent(audit, ctx->clock, service::AuditAction::kServiceStart,
+                          {{"listen", UrlHost(config.server.host) + ":" + std::to_string(bound)}});
+    if (!started.ok()) {
+      http->Stop();
+      http->Wait();
+      return started;
+    }
+    std::cout << "signet: listening on https://" << UrlHost(config.server.host) << ":" << bound
+              << std::endl;
+    http->Wait();
+    SIGNET_TRY(RecordSystemEvent(audit, ctx->clock, service::AuditAction::kServiceStop));
+    std::cout << "signet: stopped" << std::endl;
+    return OkStatus();
+  }
+
+ private:
+  std::string config_file_;
+  std::string listen_;
+};
+
+}  // namespace
+
+std::unique_ptr<Command> MakeServeCommand() { return std::make_unique<ServeCommand>(); }
+
+}  // namespace signet::cli

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# End-to-end test of `signet serve`: the real binary on a fresh data folder, checked with curl,
+# openssl s_client and the sqlite3 CLI. Every wait is bounded; the server is killed on exit.
+# Usage: serve_test.sh PATH_TO_SIGNET
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/lib.sh"
+SIGNET=${1:?usage: $0 path/to/signet}
+W=$(mktemp -d /tmp/signet-e2e-serve-XXXXXX)
+D=$W/data
+PID=
+cleanup() {
+  if [[ -n $PID ]] && kill -0 "$PID" 2>/dev/null; then kill -KILL "$PID" 2>/dev/null; fi
+  rm -rf "$W"
+}
+trap cleanup EXIT
+
+# start OUTFILE: starts the server in the background on a free port; sets PID and PORT.
+start() {
+  local out=$1
+  PORT=
+  "$SIGNET" serve --data-dir "$D" --listen 127.0.0.1:0 >"$out" 2>"$out.err" </dev/null &
+  PID=$!
+  for _ in $(seq 1 300); do  # up to 60 s: the first start creates a token and hashes a password
+    PORT=$(sed -n 's#^signet: listening on https://127\.0\.0\.1:\([0-9]*\)$#\1#p' "$out")
+    [[ -n $PORT ]] && return 0
+    kill -0 "$PID" 2>/dev/null || break
+    sleep 0.2
+  done
+  echo "server did not start; stdout/stderr:"; cat "$out" "$out.err"
+  return 1
+}
+
+# stop: SIGTERM, then waits up to 10 s; sets RC (124 if it did not exit in time).
+stop() {
+  kill -TERM "$PID"
+  RC=124
+  for _ in $(seq 1 100); do
+    if ! kill -0 "$PID" 2>/dev/null; then wait "$PID"; RC=$?; PID=; return; fi
+    sleep 0.1
+  done
+}
+
+# --- first start ----------------------------------------------------------------------------
+if start "$W/out1"; then ok "serve starts on a free port ($PORT)"; else bad "serve starts"; finish; exit 1; fi
+URL=https://127.0.0.1:$PORT
+
+code=$(curl -sk --max-time 10 -o "$W/health" -w '%{http_code}' "$URL/healthz")
+[[ $code == 200 ]] && grep -q '"ok"' "$W/health" && ok "/healthz is 200 ok" || bad "/healthz: $code $(cat "$W/health")"
+check "/metrics counts requests" bash -c "curl -sk --max-time 10 $URL/metrics | grep -q signet_http_requests_total"
+check "TLS 1.2 is accepted" bash -c "openssl s_client -connect 127.0.0.1:$PORT -tls1_2 </dev/null"
+if timeout 10 openssl s_client -connect 127.0.0.1:$PORT -tls1_1 -cipher DEFAULT@SECLEVEL=0 </dev/null >/dev/null 2>&1; then
+  bad "TLS 1.1 is refused"
+else
+  ok "TLS 1.1 is refused"
+fi
+
+B=$D/bootstrap-admin.txt
+[[ -f $B && $(stat -c %a "$B") == 600 ]] && ok "bootstrap-admin.txt exists, mode 600" || bad "bootstrap-admin.txt missing or not 600"
+check "bootstrap-admin.txt has the TOTP URI" grep -q 'otpauth://totp/' "$B"
+check "the enrolment is printed once with a QR code" grep -q "$(printf '\xe2\x96\x88')" "$W/out1"
+[[ -f $D/tls-server.crt && $(stat -c %a "$D/tls-server.key") == 600 ]] && ok "TLS key file is owner-only" || bad "TLS identity files"
+! grep -q "$(cat "$D/user.pin")" "$W/out1" "$W/out1.err" && ok "the user PIN is not printed" || bad "user PIN printed"
+
+stop
+[[ $RC == 0 ]] && ok "SIGTERM: exits 0 within 10 s" || bad "SIGTERM: exit $RC"
+
+# --- second start: no second admin, no second enrolment ---------------------------------------
+if start "$W/out2"; then ok "second start"; else bad "second start"; finish; exit 1; fi
+! grep -q otpauth "$W/out2" && ok "second start prints no enrolment" || bad "second start printed an enrolment"
+admins=$(sqlite3 "$D/signet.db" "SELECT count(*) FROM accounts")
+[[ $admins == 1 ]] && ok "still exactly one account" || bad "accounts: $admins"
+stop
+[[ $RC == 0 ]] && ok "second SIGTERM: exits 0" || bad "second SIGTERM: exit $RC"
+
+# --- audit trail --------------------------------------------------------------------------------
+n() { sqlite3 "$D/signet.db" "SELECT count(*) FROM audit_events WHERE action='$1'"; }
+[[ $(n service_start) == 2 && $(n service_stop) == 2 ]] && ok "service_start and service_stop recorded" || bad "service_start $(n service_start), service_stop $(n service_stop)"
+[[ $(n config_startup) == 2 ]] && ok "config_startup recorded" || bad "config_startup $(n config_startup)"
+[[ $(n account_create) == 1 ]] && ok "the admin's creation is audited" || bad "account_create $(n account_create)"
+! sqlite3 "$D/signet.db" "SELECT json FROM audit_events" | grep -q "$(cat "$D/user.pin")" && ok "no PIN in the audit trail" || bad "PIN in the audit trail"
+
+# --- a folder initialised before serve existed gets its TLS identity on first serve -----------
+rm -f "$D/tls-server.crt" "$D/tls-server.key"
+sed -i '/^\[server\]/,$d' "$D/signet.toml"
+if start "$W/out3"; then ok "serve recreates a missing embedded TLS identity"; else bad "serve without TLS files"; fi
+stop
+
+finish
