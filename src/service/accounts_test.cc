@@ -30,23 +30,7 @@ constexpr std::string_view kGeneric = "the account name, password or one-time co
 const std::string kFingerprint(64, 'a');
 const TimePoint kStart = FromUnixSeconds(1'700'000'010);
 
-// RFC 4648 base32 without padding, for turning an enrolment back into the seed an app would use.
-SecretBytes Base32Decode(std::string_view text) {
-  Bytes out;
-  uint32_t buffer = 0;
-  int bits = 0;
-  for (char c : text) {
-    uint32_t v = (c >= 'A' && c <= 'Z') ? static_cast<uint32_t>(c - 'A')
-                                        : static_cast<uint32_t>(c - '2' + 26);
-    buffer = (buffer << 5) | v;
-    bits += 5;
-    if (bits >= 8) {
-      out.push_back(static_cast<uint8_t>(buffer >> (bits - 8)));
-      bits -= 8;
-    }
-  }
-  return SecretBytes(ByteView(out));
-}
+using signet::testing::Base32Decode;
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -70,28 +70,9 @@ Bytes Sha256Of(std::string_view text) {
   return pki::ComputeDigest(HashAlgorithm::kSha256, AsBytes(text)).value();
 }
 
-// Verifies `sig` over `digest` with the key's public key, independently of the signing code.
 bool Verify(const store::KeyRecord& key, SignatureScheme scheme, HashAlgorithm hash,
             ByteView digest, ByteView sig) {
-  Bytes spki = Base64Decode(key.public_key_spki).value();
-  const unsigned char* p = spki.data();
-  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> pkey(
-      d2i_PUBKEY(nullptr, &p, static_cast<long>(spki.size())), EVP_PKEY_free);
-  if (!pkey) return false;
-  std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> ctx(
-      EVP_PKEY_CTX_new(pkey.get(), nullptr), EVP_PKEY_CTX_free);
-  const EVP_MD* md = hash == HashAlgorithm::kSha256   ? EVP_sha256()
-                     : hash == HashAlgorithm::kSha384 ? EVP_sha384()
-                                                      : EVP_sha512();
-  if (EVP_PKEY_verify_init(ctx.get()) <= 0) return false;
-  if (scheme == SignatureScheme::kRsaPss) {
-    EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PSS_PADDING);
-    EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx.get(), RSA_PSS_SALTLEN_DIGEST);
-  } else if (scheme == SignatureScheme::kRsaPkcs1v15) {
-    EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING);
-  }
-  if (EVP_PKEY_CTX_set_signature_md(ctx.get(), md) <= 0) return false;
-  return EVP_PKEY_verify(ctx.get(), sig.data(), sig.size(), digest.data(), digest.size()) == 1;
+  return signet::testing::VerifyWithPublicKey(key.public_key_spki, scheme, hash, digest, sig);
 }
 
 class SigningTest : public ::testing::Test {

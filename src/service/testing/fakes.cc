@@ -29,6 +29,49 @@ EVP_PKEY* SharedRsaKey(size_t bits) {
   return key.get();
 }
 
+bool VerifyWithPublicKey(std::string_view spki_base64, SignatureScheme scheme, HashAlgorithm hash,
+                         ByteView digest, ByteView signature) {
+  auto spki = Base64Decode(spki_base64);
+  if (!spki.ok()) return false;
+  const unsigned char* p = spki->data();
+  PkeyPtr pkey(d2i_PUBKEY(nullptr, &p, static_cast<long>(spki->size())));
+  if (!pkey) return false;
+  std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> ctx(
+      EVP_PKEY_CTX_new(pkey.get(), nullptr), EVP_PKEY_CTX_free);
+  const EVP_MD* md = hash == HashAlgorithm::kSha256   ? EVP_sha256()
+                     : hash == HashAlgorithm::kSha384 ? EVP_sha384()
+                                                      : EVP_sha512();
+  if (!ctx || EVP_PKEY_verify_init(ctx.get()) <= 0) return false;
+  if (scheme == SignatureScheme::kRsaPss) {
+    EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PSS_PADDING);
+    EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx.get(), RSA_PSS_SALTLEN_DIGEST);
+  } else if (scheme == SignatureScheme::kRsaPkcs1v15) {
+    EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING);
+  }
+  if (EVP_PKEY_CTX_set_signature_md(ctx.get(), md) <= 0) return false;
+  return EVP_PKEY_verify(ctx.get(), signature.data(), signature.size(), digest.data(),
+                         digest.size()) == 1;
+}
+
+SecretBytes Base32Decode(std::string_view text) {
+  Bytes out;
+  uint32_t buffer = 0;
+  int bits = 0;
+  for (char c : text) {
+    uint32_t v = (c >= 'A' && c <= 'Z') ? static_cast<uint32_t>(c - 'A')
+                                        : static_cast<uint32_t>(c - '2' + 26);
+    buffer = (buffer << 5) | v;
+    bits += 5;
+    if (bits >= 8) {
+      out.push_back(static_cast<uint8_t>(buffer >> (bits - 8)));
+      bits -= 8;
+    }
+  }
+  SecretBytes secret{ByteView(out)};
+  SecureWipe(out.data(), out.size());
+  return secret;
+}
+
 struct FakeKeyStore::Impl {
   std::mutex mu;
   int next_id = 1;                          // guarded by mu

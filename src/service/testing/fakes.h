@@ -18,6 +18,15 @@
 
 namespace signet::testing {
 
+// Checks `signature` over `digest` with the public key `spki_base64` (a KeyRecord's
+// public_key_spki) using OpenSSL directly, independently of the code that signed.
+bool VerifyWithPublicKey(std::string_view spki_base64, SignatureScheme scheme, HashAlgorithm hash,
+                         ByteView digest, ByteView signature);
+
+// RFC 4648 base32 without padding, for turning a TOTP enrolment back into the seed an
+// authenticator app would use.
+SecretBytes Base32Decode(std::string_view text);
+
 class FakeKeyStore final : public hsm::KeyStore {
  public:
   FakeKeyStore();
