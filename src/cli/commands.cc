@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
+
 #include <iostream>
 
 #include "cli/data_dir.h"
@@ -15,6 +17,16 @@ namespace {
 using nlohmann::json;
 
 void PrintJson(const json& j) { std::cout << j.dump(2) << "\n"; }
+
+// Who the log names for a local command: the operator at this machine, by OS user.
+service::Actor LocalActor() {
+  service::Actor actor;
+  const char* user = std::getenv("USER");
+  actor.account_id = "local";
+  actor.account_name = (user != nullptr && *user != '\0') ? user : "uid-" + std::to_string(::getuid());
+  actor.auth_method = service::AuthMethod::kLocalCli;
+  return actor;
+}
 
 class InitCommand final : public Command {
  public:
@@ -82,7 +94,7 @@ class KeyCreateCommand final : public Command {
     SIGNET_ASSIGN_OR_RETURN(KeyAlgorithm alg, ParseKeyAlgorithm(alg_));
     SIGNET_TRY(service::KeyService::ValidateKeyName(name_));
     SIGNET_ASSIGN_OR_RETURN(auto ctx, OpenLocal(global));
-    SIGNET_ASSIGN_OR_RETURN(store::KeyRecord key, ctx->keys->CreateKey(name_, alg, "local"));
+    SIGNET_ASSIGN_OR_RETURN(store::KeyRecord key, ctx->keys->CreateKey(LocalActor(), name_, alg, "local"));
     if (global.json) {
       PrintJson(KeyToJson(key));
     } else {
@@ -145,8 +157,8 @@ class KeyStateCommand final : public NamedKeyCommand {
   explicit KeyStateCommand(Action action) : action_(action) {}
   Status Run(const GlobalOptions& global) override {
     SIGNET_ASSIGN_OR_RETURN(auto ctx, OpenLocal(global));
-    auto key = action_ == Action::kDisable ? ctx->keys->DisableKey(name_)
-                                           : ctx->keys->EnableKey(name_);
+    auto key = action_ == Action::kDisable ? ctx->keys->DisableKey(LocalActor(), name_)
+                                           : ctx->keys->EnableKey(LocalActor(), name_);
     if (!key.ok()) return std::move(key).error();
     if (global.json) {
       PrintJson(KeyToJson(*key));
@@ -181,7 +193,7 @@ class KeyDestroyCommand final : public NamedKeyCommand {
       }
       if (answer != name_) return FailedPrecondition("confirmation did not match; nothing destroyed");
     }
-    SIGNET_ASSIGN_OR_RETURN(store::KeyRecord key, ctx->keys->DestroyKey(name_));
+    SIGNET_ASSIGN_OR_RETURN(store::KeyRecord key, ctx->keys->DestroyKey(LocalActor(), name_));
     if (global.json) {
       PrintJson(KeyToJson(key));
     } else {
@@ -204,7 +216,7 @@ class KeyCsrCommand final : public NamedKeyCommand {
   }
   Status Run(const GlobalOptions& global) override {
     SIGNET_ASSIGN_OR_RETURN(auto ctx, OpenLocal(global));
-    SIGNET_ASSIGN_OR_RETURN(std::string pem, ctx->keys->CreateCsr(name_, subject_));
+    SIGNET_ASSIGN_OR_RETURN(std::string pem, ctx->keys->CreateCsr(LocalActor(), name_, subject_));
     if (out_.empty()) {
       std::cout << pem;
       return OkStatus();
@@ -231,7 +243,7 @@ class KeyImportCertCommand final : public NamedKeyCommand {
     if (!pem.ok()) return pem.error().WithContext("reading the certificate chain");
     SIGNET_ASSIGN_OR_RETURN(auto ctx, OpenLocal(global));
     SIGNET_ASSIGN_OR_RETURN(store::KeyRecord key,
-                            ctx->keys->ImportCertificateChain(name_, ToString(*pem)));
+                            ctx->keys->ImportCertificateChain(LocalActor(), name_, ToString(*pem)));
     if (global.json) {
       PrintJson(KeyToJson(key));
     } else {

@@ -12,6 +12,7 @@
 #include "config/config.h"
 #include "hsm/key_store.h"
 #include "hsm/pkcs11/pkcs11_key_store.h"
+#include "service/audit_sink.h"
 #include "service/key_service.h"
 #include "store/store.h"
 
@@ -25,6 +26,7 @@ struct LocalContext {
   std::unique_ptr<hsm::KeyStore> key_store;
   hsm::Pkcs11KeyStore* pkcs11 = nullptr;  // the same object as key_store (for the SecretSealer)
   std::unique_ptr<store::Store> store;
+  std::unique_ptr<service::AuditSink> audit;  // events of local commands go to the store's log
   std::unique_ptr<service::KeyService> keys;
 };
 

@@ -194,7 +194,7 @@ class ServeCommand final : public Command {
     }
 
     SIGNET_ASSIGN_OR_RETURN(auto sealer, hsm::Pkcs11SecretSealer::Open(*ctx->pkcs11));
-    service::StoreAuditSink audit(*ctx->store);
+    service::AuditSink& audit = *ctx->audit;
     service::Argon2PasswordHasher hasher;
     service::OathTotp totp;
 

@@ -34,8 +34,34 @@ Result<Bytes> SpkiOf(const KeyRecord& r) {
 }  // namespace
 
 KeyService::KeyService(hsm::KeyStore& key_store, store::Store& store, const Clock& clock,
-                       TokenIdentity token)
-    : key_store_(key_store), store_(store), clock_(clock), token_(std::move(token)) {}
+                       AuditSink& audit, TokenIdentity token)
+    : key_store_(key_store),
+      store_(store),
+      clock_(clock),
+      audit_(audit),
+      token_(std::move(token)) {}
+
+Status KeyService::Record(const Actor& actor, AuditAction action, std::string_view object,
+                          std::string_view outcome, std::map<std::string, std::string> details) {
+  AuditEvent event;
+  event.time = clock_.Now();
+  event.actor = actor;
+  event.action = action;
+  event.object = std::string(object);
+  event.outcome = std::string(outcome);
+  event.details = std::move(details);
+  return audit_.Record(event);
+}
+
+Error KeyService::Refused(const Actor& actor, AuditAction action, std::string_view object,
+                          Error error) {
+  Status recorded = Record(actor, action, object, error.message());
+  if (!recorded.ok()) {
+    return error.WithContext("(the refusal could not be logged either: " +
+                             recorded.error().message() + ")");
+  }
+  return error;
+}
 
 Status KeyService::ValidateKeyName(std::string_view name) {
   if (name.empty() || name.size() > 64) {
@@ -56,50 +82,65 @@ Status KeyService::ValidateKeyName(std::string_view name) {
   return OkStatus();
 }
 
-Result<KeyRecord> KeyService::CreateKey(std::string_view name, KeyAlgorithm algorithm,
-                                        std::string_view owner) {
-  SIGNET_TRY(ValidateKeyName(name));
+Result<KeyRecord> KeyService::CreateKey(const Actor& actor, std::string_view name,
+                                        KeyAlgorithm algorithm, std::string_view owner) {
+  const auto refuse = [&](Error e) { return Refused(actor, AuditAction::kKeyCreate, name, e); };
+  if (Status valid = ValidateKeyName(name); !valid.ok()) return refuse(valid.error());
   if (!IsCodeSigningAlgorithm(algorithm)) {
-    return InvalidArgument("algorithm " + std::string(KeyAlgorithmName(algorithm)) +
-                           " is not allowed for code-signing keys; use rsa-3072, rsa-4096, "
-                           "ec-p256 or ec-p384");
+    return refuse(InvalidArgument("algorithm " + std::string(KeyAlgorithmName(algorithm)) +
+                                  " is not allowed for code-signing keys; use rsa-3072, rsa-4096, "
+                                  "ec-p256 or ec-p384"));
   }
   // Checked first so the common mistake costs no key generation; the unique index in the store
   // still decides races.
   auto existing = store_.GetKeyByName(name);
   if (existing.ok()) {
-    return AlreadyExists("a key named '" + std::string(name) + "' already exists (" +
-                         std::string(store::KeyStateName(existing->state)) + ")");
+    return refuse(AlreadyExists("a key named '" + std::string(name) + "' already exists (" +
+                                std::string(store::KeyStateName(existing->state)) + ")"));
   }
-  if (existing.error().code() != ErrorCode::kNotFound) return std::move(existing).error();
+  if (existing.error().code() != ErrorCode::kNotFound) return refuse(existing.error());
 
-  SIGNET_ASSIGN_OR_RETURN(std::string record_id, NewRecordId());
-  SIGNET_ASSIGN_OR_RETURN(hsm::GeneratedKey generated, key_store_.GenerateKey(algorithm, name));
+  auto record_id = NewRecordId();
+  if (!record_id.ok()) return refuse(record_id.error());
+  auto generated = key_store_.GenerateKey(algorithm, name);
+  if (!generated.ok()) return refuse(generated.error());
 
   TimePoint now = clock_.Now();
   KeyRecord record;
-  record.id = std::move(record_id);
+  record.id = std::move(*record_id);
   record.name = std::string(name);
   record.algorithm = std::string(KeyAlgorithmName(algorithm));
   record.state = KeyState::kActive;
   record.owner = std::string(owner);
   record.token_label = token_.label;
   record.token_serial = token_.serial;
-  record.hsm_key_id = HexEncode(generated.id.bytes);
-  record.public_key_spki = Base64Encode(generated.public_key_spki);
+  record.hsm_key_id = HexEncode(generated->id.bytes);
+  record.public_key_spki = Base64Encode(generated->public_key_spki);
   record.created_at = now;
   record.updated_at = now;
 
   Status inserted = store_.InsertKey(record);
   if (!inserted.ok()) {
     // No orphan keys in the HSM: undo the generation. If even that fails, say so.
-    Status undo = key_store_.DestroyKey(generated.id);
+    Status undo = key_store_.DestroyKey(generated->id);
     if (!undo.ok()) {
-      return inserted.error().WithContext(
+      return refuse(inserted.error().WithContext(
           "key generated in the HSM (CKA_ID " + record.hsm_key_id +
-          ") could not be recorded nor removed (" + undo.error().message() + ")");
+          ") could not be recorded nor removed (" + undo.error().message() + ")"));
     }
-    return std::move(inserted).error();
+    return refuse(inserted.error());
+  }
+  Status logged = Record(actor, AuditAction::kKeyCreate, name, "success",
+                         {{"key_id", record.id},
+                          {"algorithm", record.algorithm},
+                          {"owner", record.owner},
+                          {"hsm_key_id", record.hsm_key_id}});
+  if (!logged.ok()) {
+    // A key nobody can see in the log must not exist: retire the record, destroy the key.
+    (void)store_.UpdateKeyState(record.id, KeyState::kActive, KeyState::kDestroyed, now);
+    (void)key_store_.DestroyKey(generated->id);
+    return logged.error().WithContext("key '" + record.name +
+                                      "' was not kept because its creation could not be logged");
   }
   return record;
 }
@@ -124,40 +165,72 @@ Result<KeyDetails> KeyService::ShowKey(std::string_view name) {
   return details;
 }
 
-Result<KeyRecord> KeyService::Transition(std::string_view name, KeyState from, KeyState to,
+Result<KeyRecord> KeyService::Transition(const Actor& actor, std::string_view name,
+                                         KeyState from, KeyState to, AuditAction action,
                                          std::string_view verb) {
-  SIGNET_ASSIGN_OR_RETURN(KeyRecord record, store_.GetKeyByName(name));
+  auto found = store_.GetKeyByName(name);
+  if (!found.ok()) return Refused(actor, action, name, found.error());
+  KeyRecord record = std::move(*found);
   if (record.state != from) {
-    return FailedPrecondition("cannot " + std::string(verb) + " key '" + std::string(name) +
-                              "': it is " + std::string(store::KeyStateName(record.state)));
+    return Refused(actor, action, name,
+                   FailedPrecondition("cannot " + std::string(verb) + " key '" +
+                                      std::string(name) + "': it is " +
+                                      std::string(store::KeyStateName(record.state))));
   }
   TimePoint now = clock_.Now();
-  SIGNET_TRY(store_.UpdateKeyState(record.id, from, to, now));
+  if (Status moved = store_.UpdateKeyState(record.id, from, to, now); !moved.ok()) {
+    return Refused(actor, action, name, moved.error());
+  }
+  if (Status logged = Record(actor, action, name, "success", {{"key_id", record.id}});
+      !logged.ok()) {
+    (void)store_.UpdateKeyState(record.id, to, from, clock_.Now());
+    return logged.error().WithContext("key '" + record.name + "' was left " +
+                                      std::string(store::KeyStateName(from)) +
+                                      " because the change could not be logged");
+  }
   record.state = to;
   record.updated_at = now;
   return record;
 }
 
-Result<KeyRecord> KeyService::DisableKey(std::string_view name) {
-  return Transition(name, KeyState::kActive, KeyState::kDisabled, "disable");
+Result<KeyRecord> KeyService::DisableKey(const Actor& actor, std::string_view name) {
+  return Transition(actor, name, KeyState::kActive, KeyState::kDisabled, AuditAction::kKeyDisable,
+                    "disable");
 }
 
-Result<KeyRecord> KeyService::EnableKey(std::string_view name) {
-  return Transition(name, KeyState::kDisabled, KeyState::kActive, "enable");
+Result<KeyRecord> KeyService::EnableKey(const Actor& actor, std::string_view name) {
+  return Transition(actor, name, KeyState::kDisabled, KeyState::kActive, AuditAction::kKeyEnable,
+                    "enable");
 }
 
-Result<KeyRecord> KeyService::DestroyKey(std::string_view name) {
-  SIGNET_ASSIGN_OR_RETURN(KeyRecord record, store_.GetKeyByName(name));
-  SIGNET_ASSIGN_OR_RETURN(hsm::HsmKeyId id, HsmIdOf(record));
+Result<KeyRecord> KeyService::DestroyKey(const Actor& actor, std::string_view name) {
+  const auto refuse = [&](Error e) { return Refused(actor, AuditAction::kKeyDestroy, name, e); };
+  auto found = store_.GetKeyByName(name);
+  if (!found.ok()) return refuse(found.error());
+  KeyRecord record = std::move(*found);
+  auto id = HsmIdOf(record);
+  if (!id.ok()) return refuse(id.error());
   if (record.state != KeyState::kDestroyed) {
     // Mark first: a key the store calls destroyed can no longer be used even if the HSM step
-    // below fails; repeating the command finishes the job.
+    // below fails; repeating the command finishes the job. The event is recorded before the
+    // key material goes, so the log never lacks a destruction that happened.
+    const KeyState before = record.state;
     TimePoint now = clock_.Now();
-    SIGNET_TRY(store_.UpdateKeyState(record.id, record.state, KeyState::kDestroyed, now));
+    if (Status moved = store_.UpdateKeyState(record.id, before, KeyState::kDestroyed, now);
+        !moved.ok()) {
+      return refuse(moved.error());
+    }
+    if (Status logged = Record(actor, AuditAction::kKeyDestroy, name, "success",
+                               {{"key_id", record.id}, {"hsm_key_id", record.hsm_key_id}});
+        !logged.ok()) {
+      (void)store_.UpdateKeyState(record.id, KeyState::kDestroyed, before, clock_.Now());
+      return logged.error().WithContext("key '" + record.name +
+                                        "' was not destroyed because this could not be logged");
+    }
     record.state = KeyState::kDestroyed;
     record.updated_at = now;
   }
-  Status destroyed = key_store_.DestroyKey(id);
+  Status destroyed = key_store_.DestroyKey(*id);
   if (!destroyed.ok()) {
     return destroyed.error().WithContext("key '" + record.name +
                                          "' is marked destroyed but the HSM did not remove it; "
@@ -166,33 +239,64 @@ Result<KeyRecord> KeyService::DestroyKey(std::string_view name) {
   return record;
 }
 
-Result<std::string> KeyService::CreateCsr(std::string_view name, std::string_view subject) {
-  SIGNET_ASSIGN_OR_RETURN(pki::DistinguishedName dn, pki::ParseSubject(subject));
-  SIGNET_ASSIGN_OR_RETURN(KeyRecord record, store_.GetKeyByName(name));
+Result<std::string> KeyService::CreateCsr(const Actor& actor, std::string_view name,
+                                          std::string_view subject) {
+  const auto refuse = [&](Error e) { return Refused(actor, AuditAction::kKeyCsr, name, e); };
+  auto dn = pki::ParseSubject(subject);
+  if (!dn.ok()) return refuse(dn.error());
+  auto found = store_.GetKeyByName(name);
+  if (!found.ok()) return refuse(found.error());
+  const KeyRecord& record = *found;
   if (record.state != KeyState::kActive) {
-    return FailedPrecondition("cannot make a CSR for key '" + record.name + "': it is " +
-                              std::string(store::KeyStateName(record.state)));
+    return refuse(FailedPrecondition("cannot make a CSR for key '" + record.name + "': it is " +
+                                     std::string(store::KeyStateName(record.state))));
   }
-  SIGNET_ASSIGN_OR_RETURN(KeyAlgorithm alg, ParseKeyAlgorithm(record.algorithm));
-  SIGNET_ASSIGN_OR_RETURN(hsm::HsmKeyId id, HsmIdOf(record));
-  SIGNET_ASSIGN_OR_RETURN(Bytes spki, SpkiOf(record));
+  auto alg = ParseKeyAlgorithm(record.algorithm);
+  if (!alg.ok()) return refuse(alg.error());
+  auto id = HsmIdOf(record);
+  if (!id.ok()) return refuse(id.error());
+  auto spki = SpkiOf(record);
+  if (!spki.ok()) return refuse(spki.error());
   pki::DigestSigner signer = [&](SignatureScheme scheme, HashAlgorithm hash, ByteView digest) {
-    return key_store_.Sign(id, scheme, hash, digest);
+    return key_store_.Sign(*id, scheme, hash, digest);
   };
-  return pki::CreateCsrPem(spki, alg, dn, signer);
+  auto pem = pki::CreateCsrPem(*spki, *alg, *dn, signer);
+  if (!pem.ok()) return refuse(pem.error());
+  SIGNET_TRY(Record(actor, AuditAction::kKeyCsr, name, "success",
+                    {{"key_id", record.id}, {"subject", dn->ToString()}}));
+  return pem;
 }
 
-Result<KeyRecord> KeyService::ImportCertificateChain(std::string_view name, std::string_view pem) {
-  SIGNET_ASSIGN_OR_RETURN(KeyRecord record, store_.GetKeyByName(name));
+Result<KeyRecord> KeyService::ImportCertificateChain(const Actor& actor, std::string_view name,
+                                                     std::string_view pem) {
+  const auto refuse = [&](Error e) {
+    return Refused(actor, AuditAction::kKeyImportCert, name, e);
+  };
+  auto found = store_.GetKeyByName(name);
+  if (!found.ok()) return refuse(found.error());
+  KeyRecord record = std::move(*found);
   if (record.state == KeyState::kDestroyed) {
-    return FailedPrecondition("cannot import a certificate for key '" + record.name +
-                              "': it is destroyed");
+    return refuse(FailedPrecondition("cannot import a certificate for key '" + record.name +
+                                     "': it is destroyed"));
   }
-  SIGNET_ASSIGN_OR_RETURN(Bytes spki, SpkiOf(record));
-  auto chain = pki::ParseChainForKey(pem, spki);
-  if (!chain.ok()) return chain.error().WithContext("key '" + record.name + "'");
+  auto spki = SpkiOf(record);
+  if (!spki.ok()) return refuse(spki.error());
+  auto chain = pki::ParseChainForKey(pem, *spki);
+  if (!chain.ok()) return refuse(chain.error().WithContext("key '" + record.name + "'"));
   TimePoint now = clock_.Now();
-  SIGNET_TRY(store_.SetCertificateChain(record.id, chain->pem, now));
+  if (Status set = store_.SetCertificateChain(record.id, chain->pem, now); !set.ok()) {
+    return refuse(set.error());
+  }
+  if (Status logged = Record(actor, AuditAction::kKeyImportCert, name, "success",
+                             {{"key_id", record.id},
+                              {"leaf_subject", chain->leaf_subject},
+                              {"leaf_issuer", chain->leaf_issuer},
+                              {"leaf_serial", chain->leaf_serial_hex}});
+      !logged.ok()) {
+    (void)store_.SetCertificateChain(record.id, record.certificate_chain_pem, clock_.Now());
+    return logged.error().WithContext("the certificate chain of key '" + record.name +
+                                      "' was not changed because this could not be logged");
+  }
   record.certificate_chain_pem = chain->pem;
   record.updated_at = now;
   return record;

@@ -5,7 +5,10 @@
 //
 // Every operation either completes or leaves no trace: a key generated in the HSM whose record
 // cannot be stored is destroyed again, and state changes are compare-and-set in the Store.
-// Knows nothing of HTTP or the command line.
+// Every change (and every refused change) is recorded through the AuditSink before the method
+// returns; a change whose event cannot be recorded is undone and reported as an error (CSBR
+// 6.2.7.3: all access, operations and configuration changes are logged). Knows nothing of HTTP or
+// the command line.
 //
 // Threads: safe to call from many threads if the KeyStore, Store and Clock are (the adapters are).
 #pragma once
@@ -18,6 +21,7 @@
 #include "common/clock.h"
 #include "common/result.h"
 #include "hsm/key_store.h"
+#include "service/audit_sink.h"
 #include "store/store.h"
 
 namespace signet::service {
@@ -39,7 +43,7 @@ struct TokenIdentity {
 class KeyService {
  public:
   KeyService(hsm::KeyStore& key_store, store::Store& store, const Clock& clock,
-             TokenIdentity token);
+             AuditSink& audit, TokenIdentity token);
   KeyService(const KeyService&) = delete;  // Holds references to the ports; copies add nothing.
   KeyService& operator=(const KeyService&) = delete;
 
@@ -50,8 +54,8 @@ class KeyService {
   // active. InvalidArgument for a bad name or a non-code-signing algorithm; AlreadyExists if the
   // name is taken (by a key in any state: names are never reused, so log entries stay
   // unambiguous).
-  Result<store::KeyRecord> CreateKey(std::string_view name, KeyAlgorithm algorithm,
-                                     std::string_view owner);
+  Result<store::KeyRecord> CreateKey(const Actor& actor, std::string_view name,
+                                     KeyAlgorithm algorithm, std::string_view owner);
 
   Result<std::vector<store::KeyRecord>> ListKeys();
 
@@ -59,30 +63,39 @@ class KeyService {
   Result<KeyDetails> ShowKey(std::string_view name);
 
   // active → disabled / disabled → active. FailedPrecondition from any other state.
-  Result<store::KeyRecord> DisableKey(std::string_view name);
-  Result<store::KeyRecord> EnableKey(std::string_view name);
+  Result<store::KeyRecord> DisableKey(const Actor& actor, std::string_view name);
+  Result<store::KeyRecord> EnableKey(const Actor& actor, std::string_view name);
 
   // Marks the key destroyed, then destroys it in the HSM. The record stays for the log. Repeating
   // the call on a destroyed key retries the HSM destruction (idempotent).
-  Result<store::KeyRecord> DestroyKey(std::string_view name);
+  Result<store::KeyRecord> DestroyKey(const Actor& actor, std::string_view name);
 
   // A PKCS#10 CSR for an active key, subject like "/CN=Example/O=Example Ltd/C=GB", signed inside
   // the HSM. FailedPrecondition if the key is not active.
-  Result<std::string> CreateCsr(std::string_view name, std::string_view subject);
+  Result<std::string> CreateCsr(const Actor& actor, std::string_view name,
+                                std::string_view subject);
 
   // Checks the PEM chain (leaf first) against the key's public key and that it links, then stores
   // it. FailedPrecondition for a destroyed key; InvalidArgument for a chain that is not for the key
   // or does not link.
-  Result<store::KeyRecord> ImportCertificateChain(std::string_view name, std::string_view pem);
+  Result<store::KeyRecord> ImportCertificateChain(const Actor& actor, std::string_view name,
+                                                  std::string_view pem);
 
  private:
-  Result<store::KeyRecord> Transition(std::string_view name, store::KeyState from,
-                                      store::KeyState to, std::string_view verb);
+  Result<store::KeyRecord> Transition(const Actor& actor, std::string_view name,
+                                      store::KeyState from, store::KeyState to, AuditAction action,
+                                      std::string_view verb);
+  // Records `action` on key `object` with `outcome` ("success" or the refusal).
+  Status Record(const Actor& actor, AuditAction action, std::string_view object,
+                std::string_view outcome, std::map<std::string, std::string> details = {});
+  // Records a refusal and passes the error on (a failure to record it is not allowed to hide it).
+  Error Refused(const Actor& actor, AuditAction action, std::string_view object, Error error);
 
   // Constant after construction.
   hsm::KeyStore& key_store_;
   store::Store& store_;
   const Clock& clock_;
+  AuditSink& audit_;
   const TokenIdentity token_;
 };
 

@@ -4,23 +4,49 @@
 
 #include "service/testing/fakes.h"
 
+#include <optional>
+#include <vector>
+
 namespace signet::service {
 namespace {
+
+// Keeps every event; can be told to fail for one action.
+class RecordingSink final : public AuditSink {
+ public:
+  Status Record(const AuditEvent& event) override {
+    if (fail_action_ && *fail_action_ == event.action) return Unavailable("log unavailable");
+    events_.push_back(event);
+    return OkStatus();
+  }
+  void FailFor(std::optional<AuditAction> action) { fail_action_ = action; }
+  const std::vector<AuditEvent>& events() const { return events_; }
+  const AuditEvent& last() const { return events_.back(); }
+
+ private:
+  std::vector<AuditEvent> events_;
+  std::optional<AuditAction> fail_action_;
+};
 
 class KeyServiceTest : public ::testing::Test {
  protected:
   KeyServiceTest()
       : clock_(FromUnixSeconds(1'800'000'000)),
-        service_(keys_, store_, clock_, TokenIdentity{"fake-token", "0001"}) {}
+        service_(keys_, store_, clock_, audit_, TokenIdentity{"fake-token", "0001"}) {
+    actor_.account_id = "local";
+    actor_.account_name = "operator";
+    actor_.auth_method = AuthMethod::kLocalCli;
+  }
 
   testing::FakeKeyStore keys_;
   testing::MemoryStore store_;
   FakeClock clock_;
+  RecordingSink audit_;
+  Actor actor_;
   KeyService service_;
 };
 
 TEST_F(KeyServiceTest, CreateRecordsKeyWithItsPublicKey) {
-  auto k = service_.CreateKey("release", KeyAlgorithm::kEcP256, "alice");
+  auto k = service_.CreateKey(actor_, "release", KeyAlgorithm::kEcP256, "alice");
   ASSERT_TRUE(k.ok()) << k.error().message();
   EXPECT_EQ(k->name, "release");
   EXPECT_EQ(k->algorithm, "ec-p256");
@@ -35,8 +61,8 @@ TEST_F(KeyServiceTest, CreateRecordsKeyWithItsPublicKey) {
 }
 
 TEST_F(KeyServiceTest, DuplicateNameGeneratesNothing) {
-  ASSERT_TRUE(service_.CreateKey("a", KeyAlgorithm::kEcP256, "x").ok());
-  auto dup = service_.CreateKey("a", KeyAlgorithm::kEcP384, "x");
+  ASSERT_TRUE(service_.CreateKey(actor_, "a", KeyAlgorithm::kEcP256, "x").ok());
+  auto dup = service_.CreateKey(actor_, "a", KeyAlgorithm::kEcP384, "x");
   ASSERT_FALSE(dup.ok());
   EXPECT_EQ(dup.error().code(), ErrorCode::kAlreadyExists);
   EXPECT_EQ(keys_.KeyCount(), 1u);
@@ -44,7 +70,7 @@ TEST_F(KeyServiceTest, DuplicateNameGeneratesNothing) {
 
 TEST_F(KeyServiceTest, FailedInsertDestroysGeneratedKey) {
   store_.FailNextInsert(Unavailable("disk gone"));
-  auto k = service_.CreateKey("a", KeyAlgorithm::kEcP256, "x");
+  auto k = service_.CreateKey(actor_, "a", KeyAlgorithm::kEcP256, "x");
   ASSERT_FALSE(k.ok());
   EXPECT_EQ(k.error().code(), ErrorCode::kUnavailable);
   EXPECT_EQ(keys_.KeyCount(), 0u);
@@ -54,72 +80,129 @@ TEST_F(KeyServiceTest, FailedInsertDestroysGeneratedKey) {
 TEST_F(KeyServiceTest, FailedInsertAndFailedUndoSaysBoth) {
   store_.FailNextInsert(Unavailable("disk gone"));
   keys_.FailNextDestroy(Unavailable("hsm gone"));
-  auto k = service_.CreateKey("a", KeyAlgorithm::kEcP256, "x");
+  auto k = service_.CreateKey(actor_, "a", KeyAlgorithm::kEcP256, "x");
   ASSERT_FALSE(k.ok());
   EXPECT_NE(k.error().message().find("disk gone"), std::string::npos);
   EXPECT_NE(k.error().message().find("hsm gone"), std::string::npos);
 }
 
 TEST_F(KeyServiceTest, RejectsBadNamesAndAlgorithms) {
-  EXPECT_EQ(service_.CreateKey("", KeyAlgorithm::kEcP256, "x").error().code(),
+  EXPECT_EQ(service_.CreateKey(actor_, "", KeyAlgorithm::kEcP256, "x").error().code(),
             ErrorCode::kInvalidArgument);
-  EXPECT_EQ(service_.CreateKey("-lead", KeyAlgorithm::kEcP256, "x").error().code(),
+  EXPECT_EQ(service_.CreateKey(actor_, "-lead", KeyAlgorithm::kEcP256, "x").error().code(),
             ErrorCode::kInvalidArgument);
-  EXPECT_EQ(service_.CreateKey("a b", KeyAlgorithm::kEcP256, "x").error().code(),
+  EXPECT_EQ(service_.CreateKey(actor_, "a b", KeyAlgorithm::kEcP256, "x").error().code(),
             ErrorCode::kInvalidArgument);
-  EXPECT_EQ(service_.CreateKey(std::string(65, 'a'), KeyAlgorithm::kEcP256, "x").error().code(),
+  EXPECT_EQ(service_.CreateKey(actor_, std::string(65, 'a'), KeyAlgorithm::kEcP256, "x").error().code(),
             ErrorCode::kInvalidArgument);
-  EXPECT_EQ(service_.CreateKey("log", KeyAlgorithm::kEd25519, "x").error().code(),
+  EXPECT_EQ(service_.CreateKey(actor_, "log", KeyAlgorithm::kEd25519, "x").error().code(),
             ErrorCode::kInvalidArgument);
   EXPECT_EQ(keys_.KeyCount(), 0u);
 }
 
 TEST_F(KeyServiceTest, DisableEnableTransitions) {
-  ASSERT_TRUE(service_.CreateKey("a", KeyAlgorithm::kEcP256, "x").ok());
+  ASSERT_TRUE(service_.CreateKey(actor_, "a", KeyAlgorithm::kEcP256, "x").ok());
   clock_.Advance(std::chrono::seconds(5));
-  auto d = service_.DisableKey("a");
+  auto d = service_.DisableKey(actor_, "a");
   ASSERT_TRUE(d.ok());
   EXPECT_EQ(d->state, store::KeyState::kDisabled);
   EXPECT_EQ(d->updated_at, clock_.Now());
-  EXPECT_EQ(service_.DisableKey("a").error().code(), ErrorCode::kFailedPrecondition);
-  EXPECT_EQ(service_.CreateCsr("a", "/CN=x").error().code(), ErrorCode::kFailedPrecondition);
-  ASSERT_TRUE(service_.EnableKey("a").ok());
-  EXPECT_EQ(service_.EnableKey("a").error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(service_.DisableKey(actor_, "a").error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(service_.CreateCsr(actor_, "a", "/CN=x").error().code(), ErrorCode::kFailedPrecondition);
+  ASSERT_TRUE(service_.EnableKey(actor_, "a").ok());
+  EXPECT_EQ(service_.EnableKey(actor_, "a").error().code(), ErrorCode::kFailedPrecondition);
 }
 
 TEST_F(KeyServiceTest, DestroyMarksThenRemovesAndIsRepeatable) {
-  ASSERT_TRUE(service_.CreateKey("a", KeyAlgorithm::kEcP256, "x").ok());
+  ASSERT_TRUE(service_.CreateKey(actor_, "a", KeyAlgorithm::kEcP256, "x").ok());
   keys_.FailNextDestroy(Unavailable("hsm busy"));
-  auto first = service_.DestroyKey("a");
+  auto first = service_.DestroyKey(actor_, "a");
   ASSERT_FALSE(first.ok());
   EXPECT_NE(first.error().message().find("run the command again"), std::string::npos);
   EXPECT_EQ(store_.GetKeyByName("a")->state, store::KeyState::kDestroyed);
   EXPECT_EQ(keys_.KeyCount(), 1u);
-  ASSERT_TRUE(service_.DestroyKey("a").ok());
+  ASSERT_TRUE(service_.DestroyKey(actor_, "a").ok());
   EXPECT_EQ(keys_.KeyCount(), 0u);
-  EXPECT_EQ(service_.EnableKey("a").error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(service_.EnableKey(actor_, "a").error().code(), ErrorCode::kFailedPrecondition);
   auto shown = service_.ShowKey("a");
   ASSERT_TRUE(shown.ok());
   EXPECT_FALSE(shown->present_in_hsm);
-  EXPECT_EQ(service_.CreateKey("a", KeyAlgorithm::kEcP256, "x").error().code(),
+  EXPECT_EQ(service_.CreateKey(actor_, "a", KeyAlgorithm::kEcP256, "x").error().code(),
             ErrorCode::kAlreadyExists);
 }
 
 TEST_F(KeyServiceTest, CsrIsSignedByTheKey) {
-  ASSERT_TRUE(service_.CreateKey("a", KeyAlgorithm::kEcP384, "x").ok());
-  auto csr = service_.CreateCsr("a", "/CN=Example/O=Example Ltd/C=GB");
+  ASSERT_TRUE(service_.CreateKey(actor_, "a", KeyAlgorithm::kEcP384, "x").ok());
+  auto csr = service_.CreateCsr(actor_, "a", "/CN=Example/O=Example Ltd/C=GB");
   ASSERT_TRUE(csr.ok()) << csr.error().message();
   EXPECT_NE(csr->find("BEGIN CERTIFICATE REQUEST"), std::string::npos);
-  EXPECT_EQ(service_.CreateCsr("a", "no-slash").error().code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(service_.CreateCsr("missing", "/CN=x").error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(service_.CreateCsr(actor_, "a", "no-slash").error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(service_.CreateCsr(actor_, "missing", "/CN=x").error().code(), ErrorCode::kNotFound);
 }
 
 TEST_F(KeyServiceTest, ImportRefusesGarbageAndKeepsOldChain) {
-  ASSERT_TRUE(service_.CreateKey("a", KeyAlgorithm::kEcP256, "x").ok());
-  auto r = service_.ImportCertificateChain("a", "not a certificate");
+  ASSERT_TRUE(service_.CreateKey(actor_, "a", KeyAlgorithm::kEcP256, "x").ok());
+  auto r = service_.ImportCertificateChain(actor_, "a", "not a certificate");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);
   EXPECT_TRUE(store_.GetKeyByName("a")->certificate_chain_pem.empty());
+}
+
+TEST_F(KeyServiceTest, EveryChangeIsRecordedWithItsActor) {
+  ASSERT_TRUE(service_.CreateKey(actor_, "a", KeyAlgorithm::kEcP256, "x").ok());
+  ASSERT_TRUE(service_.CreateCsr(actor_, "a", "/CN=Example").ok());
+  ASSERT_TRUE(service_.DisableKey(actor_, "a").ok());
+  ASSERT_TRUE(service_.EnableKey(actor_, "a").ok());
+  ASSERT_TRUE(service_.DestroyKey(actor_, "a").ok());
+  std::vector<AuditAction> want = {AuditAction::kKeyCreate, AuditAction::kKeyCsr,
+                                   AuditAction::kKeyDisable, AuditAction::kKeyEnable,
+                                   AuditAction::kKeyDestroy};
+  ASSERT_EQ(audit_.events().size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(audit_.events()[i].action, want[i]);
+    EXPECT_EQ(audit_.events()[i].object, "a");
+    EXPECT_EQ(audit_.events()[i].outcome, "success");
+    EXPECT_EQ(audit_.events()[i].actor.account_name, "operator");
+  }
+  EXPECT_EQ(audit_.events()[0].details.at("algorithm"), "ec-p256");
+}
+
+TEST_F(KeyServiceTest, RefusalsAreRecordedWithTheReason) {
+  ASSERT_TRUE(service_.CreateKey(actor_, "a", KeyAlgorithm::kEcP256, "x").ok());
+  ASSERT_FALSE(service_.CreateKey(actor_, "a", KeyAlgorithm::kEcP256, "x").ok());
+  EXPECT_EQ(audit_.last().action, AuditAction::kKeyCreate);
+  EXPECT_NE(audit_.last().outcome.find("already exists"), std::string::npos);
+  ASSERT_FALSE(service_.EnableKey(actor_, "a").ok());
+  EXPECT_EQ(audit_.last().action, AuditAction::kKeyEnable);
+  EXPECT_NE(audit_.last().outcome, "success");
+}
+
+TEST_F(KeyServiceTest, CreateThatCannotBeLoggedLeavesNoUsableKey) {
+  audit_.FailFor(AuditAction::kKeyCreate);
+  auto k = service_.CreateKey(actor_, "a", KeyAlgorithm::kEcP256, "x");
+  ASSERT_FALSE(k.ok());
+  EXPECT_EQ(k.error().code(), ErrorCode::kUnavailable);
+  EXPECT_EQ(keys_.KeyCount(), 0u);
+  auto rec = store_.GetKeyByName("a");
+  ASSERT_TRUE(rec.ok());
+  EXPECT_EQ(rec->state, store::KeyState::kDestroyed);
+}
+
+TEST_F(KeyServiceTest, StateChangeThatCannotBeLoggedIsUndone) {
+  ASSERT_TRUE(service_.CreateKey(actor_, "a", KeyAlgorithm::kEcP256, "x").ok());
+  audit_.FailFor(AuditAction::kKeyDisable);
+  EXPECT_FALSE(service_.DisableKey(actor_, "a").ok());
+  EXPECT_EQ(store_.GetKeyByName("a")->state, store::KeyState::kActive);
+  audit_.FailFor(AuditAction::kKeyDestroy);
+  EXPECT_FALSE(service_.DestroyKey(actor_, "a").ok());
+  EXPECT_EQ(store_.GetKeyByName("a")->state, store::KeyState::kActive);
+  EXPECT_EQ(keys_.KeyCount(), 1u);
+}
+
+TEST_F(KeyServiceTest, CsrThatCannotBeLoggedIsNotReturned) {
+  ASSERT_TRUE(service_.CreateKey(actor_, "a", KeyAlgorithm::kEcP256, "x").ok());
+  audit_.FailFor(AuditAction::kKeyCsr);
+  EXPECT_FALSE(service_.CreateCsr(actor_, "a", "/CN=Example").ok());
 }
 
 }  // namespace

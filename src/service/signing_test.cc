@@ -79,7 +79,7 @@ class SigningTest : public ::testing::Test {
  protected:
   SigningTest()
       : clock_(FromUnixSeconds(1'800'000'000)),
-        keys_svc_(keys_, store_, clock_, TokenIdentity{"fake-token", "0001"}),
+        keys_svc_(keys_, store_, clock_, key_audit_, TokenIdentity{"fake-token", "0001"}),
         signing_(keys_, store_, clock_, audit_),
         alice_(MakeCaller("a_alice", {Role::kSigner})),
         bob_(MakeCaller("a_bob", {Role::kSigner})),
@@ -87,7 +87,7 @@ class SigningTest : public ::testing::Test {
         auditor_(MakeCaller("a_auditor", {Role::kAuditor})) {}
 
   void SetUp() override {
-    auto k = keys_svc_.CreateKey("release", KeyAlgorithm::kEcP256, "a_admin");
+    auto k = keys_svc_.CreateKey(admin_.actor, "release", KeyAlgorithm::kEcP256, "a_admin");
     ASSERT_TRUE(k.ok()) << k.error().message();
     key_ = *k;
     ASSERT_TRUE(signing_.Grant(admin_, "release", "a_alice").ok());
@@ -120,6 +120,7 @@ class SigningTest : public ::testing::Test {
   signet::testing::FakeKeyStore keys_;
   signet::testing::MemoryStore store_;
   RecordingAuditSink audit_;
+  RecordingAuditSink key_audit_;  // key lifecycle events, kept apart from the signing events
   KeyService keys_svc_;
   SigningService signing_;
   Caller alice_, bob_, admin_, auditor_;
@@ -151,7 +152,7 @@ TEST_F(SigningTest, CredentialCanBeGivenByKeyId) {
 }
 
 TEST_F(SigningTest, RsaKeySignsWithPkcs1AndPssThatVerify) {
-  auto rsa = keys_svc_.CreateKey("rsa", KeyAlgorithm::kRsa3072, "a_admin");
+  auto rsa = keys_svc_.CreateKey(admin_.actor, "rsa", KeyAlgorithm::kRsa3072, "a_admin");
   ASSERT_TRUE(rsa.ok());
   ASSERT_TRUE(signing_.Grant(admin_, "rsa", "a_alice").ok());
   const Bytes d384 = pki::ComputeDigest(HashAlgorithm::kSha384, AsBytes("x")).value();
@@ -198,7 +199,7 @@ TEST_F(SigningTest, SignEventListsCallerKeyAlgorithmAndEveryHash) {
 // ---- one test per refusal ----
 
 TEST_F(SigningTest, SadForAnotherCredentialIsRefused) {
-  ASSERT_TRUE(keys_svc_.CreateKey("other", KeyAlgorithm::kEcP256, "a_admin").ok());
+  ASSERT_TRUE(keys_svc_.CreateKey(admin_.actor, "other", KeyAlgorithm::kEcP256, "a_admin").ok());
   ASSERT_TRUE(signing_.Grant(admin_, "other", "a_alice").ok());
   Authorization a = AuthorizeOk(alice_, "release", {h1_});
   auto sigs = Sign(alice_, "other", a.sad, {h1_});
@@ -261,7 +262,7 @@ TEST_F(SigningTest, MoreSignaturesThanAuthorizedAreRefused) {
 
 TEST_F(SigningTest, DisabledKeyIsRefused) {
   Authorization a = AuthorizeOk(alice_, "release", {h1_});
-  ASSERT_TRUE(keys_svc_.DisableKey("release").ok());
+  ASSERT_TRUE(keys_svc_.DisableKey(admin_.actor, "release").ok());
   auto sigs = Sign(alice_, "release", a.sad, {h1_});
   ASSERT_FALSE(sigs.ok());
   EXPECT_EQ(sigs.error().code(), ErrorCode::kFailedPrecondition);
@@ -530,9 +531,9 @@ class SqliteSigningTest : public ::testing::Test {
     ASSERT_TRUE(s.ok()) << s.error().message();
     store_ = std::move(s).value();
     sink_ = std::make_unique<StoreAuditSink>(*store_);
-    keys_svc_ = std::make_unique<KeyService>(keys_, *store_, clock_, TokenIdentity{"t", "1"});
+    keys_svc_ = std::make_unique<KeyService>(keys_, *store_, clock_, *sink_, TokenIdentity{"t", "1"});
     signing_ = std::make_unique<SigningService>(keys_, *store_, clock_, *sink_);
-    auto k = keys_svc_->CreateKey("release", KeyAlgorithm::kEcP384, "a_admin");
+    auto k = keys_svc_->CreateKey(Actor{}, "release", KeyAlgorithm::kEcP384, "a_admin");
     ASSERT_TRUE(k.ok()) << k.error().message();
     key_ = *k;
     ASSERT_TRUE(signing_->Grant(admin_, "release", "a_alice").ok());

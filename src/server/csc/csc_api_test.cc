@@ -59,7 +59,7 @@ class CscApiTest : public ::testing::Test {
   CscApiTest()
       : clock_(FromUnixSeconds(ToUnixSeconds(std::chrono::system_clock::now()))),
         accounts_(store_, sealer_, hasher_, totp_, clock_),
-        key_service_(key_store_, store_, clock_, service::TokenIdentity{"fake", "0001"}),
+        key_service_(key_store_, store_, clock_, audit_, service::TokenIdentity{"fake", "0001"}),
         signing_(key_store_, store_, clock_, audit_) {}
 
   void SetUp() override {
@@ -67,13 +67,13 @@ class CscApiTest : public ::testing::Test {
         RegisterCscRoutes(router_, {accounts_, signing_, key_service_, "signet-test"}).ok());
     alice_ = MakePerson("alice");
     bob_ = MakePerson("bob");
-    auto ec = key_service_.CreateKey("ec", KeyAlgorithm::kEcP256, "a_admin");
+    auto ec = key_service_.CreateKey(service::Actor{}, "ec", KeyAlgorithm::kEcP256, "a_admin");
     ASSERT_TRUE(ec.ok()) << ec.error().message();
     ec_ = *ec;
-    auto rsa = key_service_.CreateKey("rsa", KeyAlgorithm::kRsa3072, "a_admin");
+    auto rsa = key_service_.CreateKey(service::Actor{}, "rsa", KeyAlgorithm::kRsa3072, "a_admin");
     ASSERT_TRUE(rsa.ok()) << rsa.error().message();
     rsa_ = *rsa;
-    auto other = key_service_.CreateKey("other", KeyAlgorithm::kEcP256, "a_admin");
+    auto other = key_service_.CreateKey(service::Actor{}, "other", KeyAlgorithm::kEcP256, "a_admin");
     ASSERT_TRUE(other.ok());
     service::Caller admin;
     admin.actor.account_id = "a_admin";
