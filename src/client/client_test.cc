@@ -1,0 +1,345 @@
+// HttpsClient against the real signet HTTPS server (server::Server) on 127.0.0.1, port 0, with a
+// fresh localhost certificate; certificates for the failure cases are made with the openssl
+// command.
+#include "client/client.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <thread>
+
+#include "common/clock.h"
+#include "common/fs.h"
+#include "pki/pki.h"
+#include "server/server.h"
+
+namespace signet::client {
+namespace {
+
+using ::testing::HasSubstr;
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+int RunQuiet(const std::string& command) {
+  int status = std::system((command + " >/dev/null 2>&1").c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+class ClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/signet-client-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    auto identity = pki::CreateLocalhostTlsIdentity(SystemClock().Now());
+    ASSERT_TRUE(identity.ok()) << identity.error().message();
+    cert_ = dir_ + "/server.crt";
+    key_ = dir_ + "/server.key";
+    ASSERT_TRUE(fs::WriteFileAtomic(cert_, AsBytes(identity->certificate_pem), 0644).ok());
+    ASSERT_TRUE(fs::WriteFileAtomic(key_, identity->private_key_pem.view(), 0600).ok());
+  }
+  void TearDown() override {
+    if (server_) {
+      server_->Stop();
+      server_->Wait();
+    }
+    std::filesystem::remove_all(dir_);
+  }
+
+  // Starts a server with /echo (body, client address, authorization, client certificate),
+  // /flaky (503 with Retry-After: 0 for the first `flaky_failures_` calls) and /denied (403).
+  void StartServer(server::ServerOptions options = {}) {
+    server::Router router;
+    ASSERT_TRUE(
+        router
+            .Add("POST", "/echo",
+                 [](const server::Request& r) {
+                   json j{{"body", r.body},
+                          {"client", r.client_address},
+                          {"content_type", std::string(r.Header("content-type").value_or(""))},
+                          {"authorization", std::string(r.Header("authorization").value_or(""))},
+                          {"client_cert", r.client_cert_sha256.value_or("")}};
+                   return server::Response{200, "application/json", j.dump(), {}};
+                 })
+            .ok());
+    ASSERT_TRUE(router
+                    .Add("POST", "/flaky",
+                         [this](const server::Request&) {
+                           if (flaky_calls_.fetch_add(1) < flaky_failures_) {
+                             return server::Response{503,
+                                                     "application/json",
+                                                     R"({"error":"temporarily_unavailable"})",
+                                                     {{"Retry-After", "0"}}};
+                           }
+                           return server::Response{200, "application/json", "{\"ok\":true}", {}};
+                         })
+                    .ok());
+    ASSERT_TRUE(router
+                    .Add("POST", "/denied",
+                         [](const server::Request&) {
+                           return server::JsonErrorResponse(403, "access_denied",
+                                                            "account 'bob' lacks the admin role");
+                         })
+                    .ok());
+    ASSERT_TRUE(router
+                    .Add("POST", "/notjson",
+                         [](const server::Request&) {
+                           return server::Response{200, "text/plain", "hello", {}};
+                         })
+                    .ok());
+    options.bind_address = "127.0.0.1";
+    options.port = 0;
+    options.tls.certificate_chain_file = cert_;
+    options.tls.private_key_file = key_;
+    auto created = server::Server::Create(std::move(options), std::move(router), metrics_);
+    ASSERT_TRUE(created.ok()) << created.error().message();
+    server_ = std::move(*created);
+    auto port = server_->Start();
+    ASSERT_TRUE(port.ok()) << port.error().message();
+    url_ = "https://127.0.0.1:" + std::to_string(*port);
+  }
+
+  std::unique_ptr<HttpsClient> Client(ClientOptions options = {}) {
+    if (options.server_url.empty()) options.server_url = url_;
+    if (options.ca_file.empty()) options.ca_file = cert_;
+    auto c = HttpsClient::Create(std::move(options));
+    EXPECT_TRUE(c.ok()) << c.error().message();
+    return c.ok() ? std::move(*c) : nullptr;
+  }
+
+  std::string dir_, cert_, key_, url_;
+  server::Metrics metrics_;
+  std::unique_ptr<server::Server> server_;
+  std::atomic<int> flaky_calls_{0};
+  int flaky_failures_ = 0;
+};
+
+TEST_F(ClientTest, CallJsonSendsBodyAndBearerAndReusesTheConnection) {
+  StartServer();
+  auto client = Client();
+  ASSERT_NE(client, nullptr);
+  auto first = CallJson(*client, "/echo", json{{"a", 1}}, "tok123");
+  ASSERT_TRUE(first.ok()) << first.error().message();
+  EXPECT_EQ((*first)["body"], R"({"a":1})");
+  EXPECT_EQ((*first)["authorization"], "Bearer tok123");
+  EXPECT_EQ((*first)["content_type"], "application/json");
+  EXPECT_EQ((*first)["client_cert"], "");
+  auto second = CallJson(*client, "/echo", json::object());
+  ASSERT_TRUE(second.ok()) << second.error().message();
+  EXPECT_EQ((*second)["authorization"], "");
+  // Same client address and port: one keep-alive connection.
+  EXPECT_EQ((*first)["client"], (*second)["client"]);
+}
+
+TEST_F(ClientTest, ErrorAnswersBecomeSignetErrors) {
+  StartServer();
+  auto client = Client();
+  ASSERT_NE(client, nullptr);
+  auto denied = CallJson(*client, "/denied", json::object());
+  ASSERT_FALSE(denied.ok());
+  EXPECT_EQ(denied.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_EQ(denied.error().message(), "account 'bob' lacks the admin role (access_denied)");
+  auto missing = CallJson(*client, "/nope", json::object());
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code(), ErrorCode::kNotFound);
+  auto not_json = CallJson(*client, "/notjson", json::object());
+  ASSERT_FALSE(not_json.ok());
+  EXPECT_EQ(not_json.error().code(), ErrorCode::kInternal);
+  EXPECT_THAT(not_json.error().message(), HasSubstr("not JSON"));
+}
+
+TEST_F(ClientTest, RetriesOverloadAnswersUpToTheLimit) {
+  flaky_failures_ = 2;
+  StartServer();
+  ClientOptions options;
+  options.max_retries = 2;
+  auto client = Client(options);
+  ASSERT_NE(client, nullptr);
+  auto ok = CallJson(*client, "/flaky", json::object());
+  ASSERT_TRUE(ok.ok()) << ok.error().message();
+  EXPECT_EQ(flaky_calls_.load(), 3);
+
+  flaky_calls_ = 0;
+  options.max_retries = 1;
+  auto impatient = Client(options);
+  ASSERT_NE(impatient, nullptr);
+  auto refused = CallJson(*impatient, "/flaky", json::object());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code(), ErrorCode::kUnavailable);
+  EXPECT_EQ(flaky_calls_.load(), 2);
+}
+
+TEST_F(ClientTest, ReconnectsWhenTheServerClosedAnIdleConnection) {
+  server::ServerOptions options;
+  options.idle_timeout = 200ms;
+  StartServer(options);
+  auto client = Client();
+  ASSERT_NE(client, nullptr);
+  auto first = CallJson(*client, "/echo", json::object());
+  ASSERT_TRUE(first.ok()) << first.error().message();
+  std::this_thread::sleep_for(600ms);
+  auto second = CallJson(*client, "/echo", json::object());
+  ASSERT_TRUE(second.ok()) << second.error().message();
+  EXPECT_NE((*first)["client"], (*second)["client"]);
+}
+
+TEST_F(ClientTest, RefusesAServerItCannotVerify) {
+  StartServer();
+  // Another self-signed localhost certificate as the only trusted CA.
+  auto other = pki::CreateLocalhostTlsIdentity(SystemClock().Now());
+  ASSERT_TRUE(other.ok());
+  const std::string other_cert = dir_ + "/other.crt";
+  ASSERT_TRUE(fs::WriteFileAtomic(other_cert, AsBytes(other->certificate_pem), 0644).ok());
+  ClientOptions options;
+  options.ca_file = other_cert;
+  auto client = Client(options);
+  ASSERT_NE(client, nullptr);
+  auto r = CallJson(*client, "/echo", json::object());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kUnavailable);
+  EXPECT_THAT(r.error().message(), HasSubstr("did not verify"));
+}
+
+TEST_F(ClientTest, RefusesACertificateForAnotherHost) {
+  // Self-signed for other.example only, served on 127.0.0.1 and trusted as a CA: the chain
+  // verifies but the name does not match.
+  const std::string cert = dir_ + "/wrong.crt", key = dir_ + "/wrong.key";
+  ASSERT_EQ(RunQuiet("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 "
+                     "-subj /CN=other.example -addext subjectAltName=DNS:other.example -keyout " +
+                     key + " -out " + cert),
+            0);
+  ASSERT_EQ(chmod(key.c_str(), 0600), 0);
+  cert_ = cert;
+  key_ = key;
+  StartServer();
+  auto client = Client();
+  ASSERT_NE(client, nullptr);
+  auto r = CallJson(*client, "/echo", json::object());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kUnavailable);
+  EXPECT_THAT(r.error().message(), HasSubstr("IP address mismatch"));
+}
+
+TEST_F(ClientTest, PresentsAClientCertificateForMutualTls) {
+  const std::string ca = dir_ + "/ca", cl = dir_ + "/client";
+  ASSERT_EQ(RunQuiet("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 "
+                     "-subj /CN=test-client-ca -keyout " +
+                     ca + ".key -out " + ca + ".crt"),
+            0);
+  ASSERT_EQ(RunQuiet("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+                     "-subj /CN=build-bot -keyout " +
+                     cl + ".key -out " + cl + ".csr"),
+            0);
+  ASSERT_TRUE(
+      fs::WriteFileAtomic(dir_ + "/client.ext", AsBytes("extendedKeyUsage=clientAuth\n"), 0644)
+          .ok());
+  ASSERT_EQ(
+      RunQuiet("openssl x509 -req -in " + cl + ".csr -CA " + ca + ".crt -CAkey " + ca +
+               ".key -CAcreateserial -days 1 -extfile " + dir_ + "/client.ext -out " + cl + ".crt"),
+      0);
+  ASSERT_EQ(chmod((cl + ".key").c_str(), 0600), 0);
+  server::ServerOptions options;
+  options.tls.client_ca_file = ca + ".crt";
+  options.tls.client_auth = server::ClientAuth::kRequired;
+  StartServer(options);
+
+  ClientOptions with_cert;
+  with_cert.client_certificate_file = cl + ".crt";
+  with_cert.client_private_key_file = cl + ".key";
+  auto client = Client(with_cert);
+  ASSERT_NE(client, nullptr);
+  auto r = CallJson(*client, "/echo", json::object());
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ((*r)["client_cert"].get<std::string>().size(), 64u);
+
+  auto without = Client();
+  ASSERT_NE(without, nullptr);
+  EXPECT_FALSE(CallJson(*without, "/echo", json::object()).ok());
+
+  // A loose client key is refused before any connection.
+  ASSERT_EQ(chmod((cl + ".key").c_str(), 0644), 0);
+  with_cert.server_url = url_;
+  with_cert.ca_file = cert_;
+  auto loose = HttpsClient::Create(with_cert);
+  ASSERT_FALSE(loose.ok());
+  EXPECT_EQ(loose.error().code(), ErrorCode::kPermissionDenied);
+}
+
+TEST_F(ClientTest, UnreachableAndSilentServersAreUnavailableWithinTheTimeout) {
+  // A port nobody listens on.
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(s, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(getsockname(s, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const std::string url = "https://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  ClientOptions options;
+  options.server_url = url;
+  options.timeout = 300ms;
+  auto refused = Client(options);
+  ASSERT_NE(refused, nullptr);
+  auto r = CallJson(*refused, "/echo", json::object());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kUnavailable);
+  EXPECT_THAT(r.error().message(), HasSubstr("cannot connect"));
+
+  // Now listening but never answering the TLS handshake.
+  ASSERT_EQ(listen(s, 4), 0);
+  auto silent = Client(options);
+  ASSERT_NE(silent, nullptr);
+  const auto start = std::chrono::steady_clock::now();
+  auto t = CallJson(*silent, "/echo", json::object());
+  const auto took = std::chrono::steady_clock::now() - start;
+  close(s);
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.error().code(), ErrorCode::kUnavailable);
+  EXPECT_LT(took, 5s);
+}
+
+TEST(ClientOptionsTest, RejectsBadServerUrls) {
+  for (const char* url : {"", "http://localhost", "https://", "https://host:0", "https://host:abc",
+                          "https://host:", "https://host/path", "https://[::1", "https://[::1]x",
+                          "https://user@host", "https://ho st", "https://host:70000"}) {
+    ClientOptions options;
+    options.server_url = url;
+    auto c = HttpsClient::Create(options);
+    ASSERT_FALSE(c.ok()) << url;
+    EXPECT_EQ(c.error().code(), ErrorCode::kInvalidArgument) << url;
+  }
+  for (const char* url : {"https://localhost", "https://localhost:8443/", "https://127.0.0.1:1",
+                          "https://[::1]:8443", "HTTPS://signet.example.com"}) {
+    ClientOptions options;
+    options.server_url = url;
+    auto c = HttpsClient::Create(options);
+    EXPECT_TRUE(c.ok()) << url << ": " << c.error().message();
+  }
+}
+
+TEST(ClientOptionsTest, RejectsAMissingOrUnusableCaFile) {
+  ClientOptions options;
+  options.server_url = "https://localhost";
+  options.ca_file = "/nonexistent/ca.pem";
+  auto missing = HttpsClient::Create(options);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code(), ErrorCode::kNotFound);
+  options.ca_file = "/etc/hostname";
+  auto garbage = HttpsClient::Create(options);
+  ASSERT_FALSE(garbage.ok());
+  EXPECT_EQ(garbage.error().code(), ErrorCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace signet::client
