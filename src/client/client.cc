@@ -253,8 +253,10 @@ struct HttpsClient::Impl {
     lowest.expires_after(options.timeout);
     http::async_write(*stream, req, [&ec](const boost::system::error_code& e, size_t) { ec = e; });
     RunToCompletion();
-    if (ec) return Unavailable("sending to " + options.server_url + " failed: " + ec.message());
+    const boost::system::error_code write_error = ec;
 
+    // Read the answer even when the write failed: a server may refuse a request early (413 for a
+    // declared body over its limit) and close without reading the rest; its answer is the error.
     http::response_parser<http::string_body> parser;
     parser.body_limit(kMaxResponseBody);
     parser.header_limit(kMaxResponseHeader);
@@ -266,8 +268,11 @@ struct HttpsClient::Impl {
                        received = n;
                      });
     RunToCompletion();
-    if (ec) {
+    if (ec && !parser.is_done()) {
       *nothing_received = received == 0 && !parser.got_some();
+      if (write_error) {
+        return Unavailable("sending to " + options.server_url + " failed: " + write_error.message());
+      }
       return Unavailable("reading the answer from " + options.server_url +
                          " failed: " + ec.message());
     }
@@ -279,7 +284,7 @@ struct HttpsClient::Impl {
     for (const auto& field : res) {
       out.headers.emplace_back(Lower(field.name_string()), std::string(field.value()));
     }
-    if (!res.keep_alive()) Disconnect();
+    if (write_error || !res.keep_alive()) Disconnect();
     return out;
   }
 

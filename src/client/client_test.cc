@@ -193,6 +193,24 @@ TEST_F(ClientTest, ReconnectsWhenTheServerClosedAnIdleConnection) {
   EXPECT_NE((*first)["client"], (*second)["client"]);
 }
 
+TEST_F(ClientTest, ReturnsTheServersAnswerToABodyOverItsLimit) {
+  server::ServerOptions options;
+  options.max_body_bytes = 1024;
+  StartServer(options);
+  auto client = Client();
+  ASSERT_NE(client, nullptr);
+  // Warm the connection first, so the refusal also happens on a reused connection.
+  ASSERT_TRUE(CallJson(*client, "/echo", json::object()).ok());
+  HttpRequest big;
+  big.target = "/echo";
+  big.body = "{\"x\":\"" + std::string(8 * 1024 * 1024, 'a') + "\"}";
+  auto r = client->Send(big);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(r->status, 413);
+  // The client is usable again afterwards.
+  EXPECT_TRUE(CallJson(*client, "/echo", json::object()).ok());
+}
+
 TEST_F(ClientTest, RefusesAServerItCannotVerify) {
   StartServer();
   // Another self-signed localhost certificate as the only trusted CA.
