@@ -466,6 +466,11 @@ Result<std::vector<AccountInfo>> AccountService::List(const Principal& actor) {
   return out;
 }
 
+Result<AccountInfo> AccountService::GetSelf(const Principal& who) {
+  SIGNET_ASSIGN_OR_RETURN(store::AccountRecord account, store_.GetAccountById(who.account_id));
+  return Info(account);
+}
+
 // ---- authentication ----
 
 Status AccountService::CountFailure(const store::AccountRecord& account, TimePoint now,

@@ -216,6 +216,8 @@ class AccountService {
   Result<AccountInfo> Get(const Principal& actor, std::string_view name);
   // Every account, by name. Admin or auditor.
   Result<std::vector<AccountInfo>> List(const Principal& actor);
+  // The account of `who` itself (any role; for "who am I"). NotFound if it no longer exists.
+  Result<AccountInfo> GetSelf(const Principal& who);
 
   // ---- authentication ----
 

@@ -556,6 +556,33 @@ TEST_F(AccountServiceTest, ChangePasswordChecksTheOldOneAndThePolicy) {
   EXPECT_TRUE(Login(alice).ok());
 }
 
+// serve's composition root deletes the bootstrap-admin file on exactly this event.
+TEST_F(AccountServiceTest, ChangePasswordReportsAccountChangeOnTheAccount) {
+  Person alice = CreatePerson("alice");
+  Result<BearerToken> token = Login(alice);
+  ASSERT_TRUE(token.ok());
+  ASSERT_TRUE(
+      service_->ChangePassword(token->principal, alice.password, SecretBytes("a long new password"))
+          .ok());
+  ASSERT_FALSE(events_.empty());
+  const AccountEvent& last = events_.back();
+  EXPECT_EQ(last.action, AccountAction::kAccountChange);
+  EXPECT_TRUE(last.succeeded());
+  EXPECT_EQ(last.object, "alice");
+  EXPECT_EQ(last.actor_name, "alice");
+}
+
+TEST_F(AccountServiceTest, GetSelfNeedsNoRole) {
+  Person alice = CreatePerson("alice");  // no role at all
+  Result<BearerToken> token = Login(alice);
+  ASSERT_TRUE(token.ok());
+  EXPECT_EQ(service_->Get(token->principal, "alice").error().code(), ErrorCode::kPermissionDenied);
+  Result<AccountInfo> me = service_->GetSelf(token->principal);
+  ASSERT_TRUE(me.ok()) << me.error().message();
+  EXPECT_EQ(me->name, "alice");
+  EXPECT_TRUE(me->must_change_password);
+}
+
 TEST_F(AccountServiceTest, ResetTotpReplacesTheSeed) {
   Person alice = CreatePerson("alice");
   Result<TotpEnrolment> enrolment = service_->ResetTotp(SystemPrincipal(), "alice");

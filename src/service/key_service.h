@@ -81,6 +81,13 @@ class KeyService {
   Result<store::KeyRecord> ImportCertificateChain(const Actor& actor, std::string_view name,
                                                   std::string_view pem);
 
+  // The methods above trust their caller to have checked the actor's role (the local CLI acts as
+  // the operator; the management API requires admin). When such a check refuses an operation on a
+  // key (one of the above, or a grant or policy change), the caller records the refusal here:
+  // `action` on key `object`, with the error's message as outcome. Returns `error`, with a note
+  // added if the refusal could not be recorded (that failure is not allowed to hide the refusal).
+  Error Refused(const Actor& actor, AuditAction action, std::string_view object, Error error);
+
  private:
   Result<store::KeyRecord> Transition(const Actor& actor, std::string_view name,
                                       store::KeyState from, store::KeyState to, AuditAction action,
@@ -88,8 +95,6 @@ class KeyService {
   // Records `action` on key `object` with `outcome` ("success" or the refusal).
   Status Record(const Actor& actor, AuditAction action, std::string_view object,
                 std::string_view outcome, std::map<std::string, std::string> details = {});
-  // Records a refusal and passes the error on (a failure to record it is not allowed to hide it).
-  Error Refused(const Actor& actor, AuditAction action, std::string_view object, Error error);
 
   // Constant after construction.
   hsm::KeyStore& key_store_;

@@ -248,9 +248,9 @@ Result<Authorization> SigningService::IssueAuthorization(
     activation.created_at = found->created_at;
     const TimePoint cap = found->created_at + options_.max_transaction_lifetime;
     if (cap <= now) {
-      return Unauthenticated("the transaction was authorized more than " +
-                             std::to_string(options_.max_transaction_lifetime.count()) +
-                             " s ago; authorize again");
+      return Unauthenticated(
+          std::string(kSadExpiredPrefix) + ": the transaction was authorized more than " +
+          std::to_string(options_.max_transaction_lifetime.count()) + " s ago; authorize again");
     }
     activation.expires_at = std::min(activation.expires_at, cap);
     event.details["extends_sad_sha256"] = HexEncode(old_sad_hash);
@@ -522,6 +522,22 @@ Result<KeyPolicy> SigningService::GetPolicy(const Caller& caller, std::string_vi
     }
   }
   return EffectivePolicy(key);
+}
+
+Result<std::vector<std::string>> SigningService::ListGrants(const Caller& caller,
+                                                            std::string_view credential) {
+  const store::RoleSet& roles = caller.actor.roles;
+  if (!roles.Has(store::Role::kAdmin) && !roles.Has(store::Role::kAuditor)) {
+    return PermissionDenied("account '" + caller.actor.account_id +
+                            "' lacks the admin or auditor role; only they list grants");
+  }
+  SIGNET_ASSIGN_OR_RETURN(store::KeyRecord key, ResolveKey(credential));
+  return store_.ListGrants(key.id);
+}
+
+bool SigningService::IsExpiredSad(const Error& error) {
+  return error.code() == ErrorCode::kUnauthenticated &&
+         std::string_view(error.message()).starts_with(kSadExpiredPrefix);
 }
 
 // ---- CSC credentials/list and credentials/info (server/csc) ----

@@ -21,7 +21,8 @@
 //                       account or credential, a hash not in the SAD, a hash used twice, more
 //                       signatures than authorized, an algorithm the key's policy forbids (CSC
 //                       access_denied / 403); the message says which
-//   Unauthenticated     "SAD expired", or a SAD that is not valid (unknown or replaced)
+//   Unauthenticated     the SAD expired (SigningService::IsExpiredSad tells this case apart, for
+//                       CSC's expired_token), or a SAD that is not valid (unknown or replaced)
 //   FailedPrecondition  the key is disabled or destroyed
 //   ResourceExhausted   a per-minute rate limit (retry in the next minute)
 //   Unavailable etc.    the Store, HSM or AuditSink failed
@@ -82,6 +83,12 @@ struct KeyPolicy {
 
 // The hard upper bound on hashes in one authorization or one signHash call.
 inline constexpr int64_t kMaxSignaturesPerAuthorization = 100000;
+
+// Every error that means "the SAD, or the transaction it belongs to, has expired" is
+// Unauthenticated and its message starts with this text: the store's activation check says
+// exactly this, and the transaction cap of ExtendTransaction adds its reason after it. Callers
+// test with SigningService::IsExpiredSad rather than reading messages.
+inline constexpr std::string_view kSadExpiredPrefix = store::kSadExpiredMessage;
 
 // A freshly issued SAD. The value exists only here and in the client's hands.
 struct Authorization {
@@ -150,6 +157,14 @@ class SigningService {
 
   // The policy a key of `algorithm` has when no admin set one.
   KeyPolicy DefaultPolicy(KeyAlgorithm algorithm) const;
+
+  // The ids of the accounts granted `credential` (a key id or name), ordered by id. Admins and
+  // auditors only (PermissionDenied otherwise); NotFound for an unknown key.
+  Result<std::vector<std::string>> ListGrants(const Caller& caller, std::string_view credential);
+
+  // True if `error` (from Authorize, ExtendTransaction or SignHash) says the SAD or its
+  // transaction expired, as opposed to a SAD that is unknown or replaced.
+  static bool IsExpiredSad(const Error& error);
 
   // ---- CSC credentials/list and credentials/info (server/csc) ----
   // The keys the caller holds a grant on, in any state but destroyed, ordered by name. Needs the

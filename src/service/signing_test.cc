@@ -248,6 +248,8 @@ TEST_F(SigningTest, ExpiredSadIsRefused) {
   ASSERT_FALSE(sigs.ok());
   EXPECT_EQ(sigs.error().code(), ErrorCode::kUnauthenticated);
   EXPECT_EQ(sigs.error().message(), "SAD expired");
+  // The CSC layer answers expired_token on this signal.
+  EXPECT_TRUE(SigningService::IsExpiredSad(sigs.error()));
   ExpectRefusalRecorded(AuditAction::kSignRefused, "SAD expired");
 }
 
@@ -479,6 +481,22 @@ TEST_F(SigningTest, GetPolicyIsForAdminsAuditorsAndGrantees) {
   EXPECT_EQ(signing_.GetPolicy(bob_, "release").error().code(), ErrorCode::kPermissionDenied);
 }
 
+TEST_F(SigningTest, ListGrantsIsForAdminsAndAuditors) {
+  ASSERT_TRUE(signing_.Grant(admin_, "release", "a_bob").ok());
+  auto grants = signing_.ListGrants(auditor_, "release");
+  ASSERT_TRUE(grants.ok()) << grants.error().message();
+  EXPECT_EQ(*grants, (std::vector<std::string>{"a_alice", "a_bob"}));
+  EXPECT_EQ(signing_.ListGrants(admin_, key_.id)->size(), 2u);
+  EXPECT_EQ(signing_.ListGrants(alice_, "release").error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_EQ(signing_.ListGrants(admin_, "nope").error().code(), ErrorCode::kNotFound);
+}
+
+TEST_F(SigningTest, IsExpiredSadNeedsUnauthenticatedAndThePrefix) {
+  EXPECT_TRUE(SigningService::IsExpiredSad(Unauthenticated(std::string(kSadExpiredPrefix))));
+  EXPECT_FALSE(SigningService::IsExpiredSad(PermissionDenied(std::string(kSadExpiredPrefix))));
+  EXPECT_FALSE(SigningService::IsExpiredSad(Unauthenticated("the bearer token expired")));
+}
+
 TEST_F(SigningTest, ExtendTransactionReplacesTheSad) {
   Authorization first = AuthorizeOk(alice_, "release", {h1_});
   ASSERT_TRUE(Sign(alice_, "release", first.sad, {h1_}).ok());
@@ -490,6 +508,7 @@ TEST_F(SigningTest, ExtendTransactionReplacesTheSad) {
   EXPECT_EQ(audit_.last().details["operation"], "extend_transaction");
   auto old = Sign(alice_, "release", first.sad, {h2_});
   EXPECT_EQ(old.error().code(), ErrorCode::kUnauthenticated);
+  EXPECT_FALSE(SigningService::IsExpiredSad(old.error()));  // replaced, not expired
   EXPECT_TRUE(Sign(alice_, "release", second->sad, {h2_}).ok());
 }
 
@@ -509,6 +528,7 @@ TEST_F(SigningTest, ExtendTransactionIsBoundToAccountAndCappedInTime) {
                                            {Sha256Of("n" + std::to_string(i))});
     if (clock_.Now() >= authorized_at + 1h) {
       EXPECT_EQ(next.error().code(), ErrorCode::kUnauthenticated);
+      EXPECT_TRUE(SigningService::IsExpiredSad(next.error())) << next.error().message();
       break;
     }
     ASSERT_TRUE(next.ok()) << i << ": " << next.error().message();
@@ -638,6 +658,7 @@ TEST_F(SqliteSigningTest, ExpiredSadIsRefusedAgainstSqlite) {
                                  HashAlgorithm::kSha384);
   ASSERT_FALSE(sigs.ok());
   EXPECT_EQ(sigs.error().message(), "SAD expired");
+  EXPECT_TRUE(SigningService::IsExpiredSad(sigs.error()));
   auto refused = Events("sign_refused");
   ASSERT_EQ(refused.size(), 1u);
   EXPECT_EQ(refused[0]["outcome"], "SAD expired");

@@ -154,7 +154,7 @@ Status CheckActivationBinding(const std::optional<ActivationRecord>& activation,
     return PermissionDenied("the SAD was issued for another credential, not for '" +
                             std::string(key_id) + "'");
   }
-  if (now >= activation->expires_at) return Unauthenticated("SAD expired");
+  if (now >= activation->expires_at) return Unauthenticated(std::string(kSadExpiredMessage));
   return OkStatus();
 }
 

@@ -182,6 +182,9 @@ Status CheckActivationConsumable(const std::optional<ActivationRecord>& activati
                                  const ConsumeActivationRequest& request,
                                  const SignatureCounts& counts_this_minute);
 
+// The message of the "SAD expired" error above; SigningService::IsExpiredSad is built on it.
+inline constexpr std::string_view kSadExpiredMessage = "SAD expired";
+
 // The first four rules above: the SAD exists, is bound to `account_id` and `key_id`, and has not
 // expired at `now`. Used alone by ReplaceActivation.
 Status CheckActivationBinding(const std::optional<ActivationRecord>& activation,

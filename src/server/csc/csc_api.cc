@@ -7,10 +7,8 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
-#include <cctype>
 #include <chrono>
 #include <ctime>
-#include <exception>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -24,11 +22,19 @@
 #include "common/clock.h"
 #include "common/encoding.h"
 #include "pki/pki.h"
+#include "server/internal/json_handler.h"
 
 namespace signet::server::csc {
 namespace {
 
 using json = nlohmann::json;
+using internal::AuthenticateBearer;
+using internal::AuthorizationParam;
+using internal::JsonResponse;
+using internal::OptBool;
+using internal::OptString;
+using internal::ReqInt;
+using internal::ReqString;
 
 constexpr std::string_view kPrefix = "/csc/v2/";
 constexpr std::string_view kSpecs = "2.0.0.2";
@@ -73,7 +79,8 @@ enum class Phase {
 //   PermissionDenied   -> access_denied
 //   Unauthenticated    -> login: invalid_authentication_data (AccountService does not say which
 //                         factor was wrong, by design, so invalid_otp is never sent);
-//                         bearer: invalid_token; SAD: expired_token if expired, else invalid_token
+//                         bearer: invalid_token; SAD: expired_token if
+//                         SigningService::IsExpiredSad, else invalid_token
 //   ResourceExhausted  -> too_many_requests (429)
 //   Unavailable        -> temporarily_unavailable (503)
 //   DataLoss, Internal -> server_error (500), with a generic description (messages may name
@@ -92,12 +99,8 @@ Response CscErrorResponse(const Error& error, Phase phase, std::string_view requ
       std::string_view csc = "invalid_token";
       if (phase == Phase::kLogin) {
         csc = "invalid_authentication_data";
-      } else if (phase == Phase::kSad) {
-        const std::string& m = error.message();
-        if (m.find("expired") != std::string::npos ||
-            m.starts_with("the transaction was authorized more than")) {
-          csc = "expired_token";
-        }
+      } else if (phase == Phase::kSad && service::SigningService::IsExpiredSad(error)) {
+        csc = "expired_token";
       }
       return JsonErrorResponse(status, csc, error.message());
     }
@@ -115,73 +118,6 @@ Response CscErrorResponse(const Error& error, Phase phase, std::string_view requ
 
 Response BadRequest(std::string_view description) {
   return CscErrorResponse(InvalidArgument(std::string(description)), Phase::kBearer);
-}
-
-Response JsonResponse(const json& body, int status = 200) {
-  Response r;
-  r.status = status;
-  r.body = body.dump();
-  r.headers.emplace_back("Cache-Control", "no-store");
-  return r;
-}
-
-// ---- request parsing
-// -----------------------------------------------------------------------------
-
-bool IsJsonContentType(const Request& request) {
-  auto ct = request.Header("content-type");
-  if (!ct) return false;
-  std::string_view v = *ct;
-  v = v.substr(0, v.find(';'));
-  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-  constexpr std::string_view kJson = "application/json";
-  if (v.size() != kJson.size()) return false;
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(v[i])) != kJson[i]) return false;
-  }
-  return true;
-}
-
-// The JSON object body. An empty body counts as {} (CSC clients send info/list without one).
-// Unknown fields are ignored (clientData, lang, ... are optional in CSC).
-Result<json> ParseBody(const Request& request) {
-  if (request.body.empty()) return json::object();
-  json body = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
-  if (body.is_discarded()) return InvalidArgument("the request body is not valid JSON");
-  if (!body.is_object()) return InvalidArgument("the request body must be a JSON object");
-  return body;
-}
-
-Result<std::optional<std::string>> OptString(const json& body, const char* field) {
-  auto it = body.find(field);
-  if (it == body.end() || it->is_null()) return std::optional<std::string>();
-  if (!it->is_string()) return InvalidArgument(std::string("'") + field + "' must be a string");
-  return std::optional<std::string>(it->get<std::string>());
-}
-
-Result<std::string> ReqString(const json& body, const char* field) {
-  SIGNET_ASSIGN_OR_RETURN(std::optional<std::string> v, OptString(body, field));
-  if (!v || v->empty()) return InvalidArgument(std::string("'") + field + "' is required");
-  return std::move(*v);
-}
-
-Result<std::optional<bool>> OptBool(const json& body, const char* field) {
-  auto it = body.find(field);
-  if (it == body.end() || it->is_null()) return std::optional<bool>();
-  if (!it->is_boolean()) return InvalidArgument(std::string("'") + field + "' must be a boolean");
-  return std::optional<bool>(it->get<bool>());
-}
-
-Result<int64_t> ReqInt(const json& body, const char* field) {
-  auto it = body.find(field);
-  if (it == body.end() || it->is_null()) {
-    return InvalidArgument(std::string("'") + field + "' is required");
-  }
-  if (!it->is_number_integer()) {
-    return InvalidArgument(std::string("'") + field + "' must be an integer");
-  }
-  return it->get<int64_t>();
 }
 
 Result<HashAlgorithm> ParseHashOid(std::string_view oid) {
@@ -333,64 +269,6 @@ Result<SignAlgo> ParseSignAlgo(const json& body) {
   return InvalidArgument("'signAlgo' " + algo + " is not supported");
 }
 
-// ---- authentication
-// ------------------------------------------------------------------------------
-
-// "Scheme value" with a case-insensitive scheme; nullopt if the header is another scheme.
-std::optional<std::string_view> AuthorizationParam(const Request& request,
-                                                   std::string_view scheme) {
-  auto h = request.Header("authorization");
-  if (!h) return std::nullopt;
-  std::string_view v = *h;
-  if (v.size() <= scheme.size() || v[scheme.size()] != ' ') return std::nullopt;
-  for (size_t i = 0; i < scheme.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(v[i])) !=
-        std::tolower(static_cast<unsigned char>(scheme[i]))) {
-      return std::nullopt;
-    }
-  }
-  v.remove_prefix(scheme.size());
-  while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
-  while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
-  return v;
-}
-
-service::Caller MakeCaller(const service::Principal& principal, const Request& request) {
-  service::Caller caller;
-  caller.actor.account_id = principal.account_id;
-  caller.actor.account_name = principal.name;
-  caller.actor.roles = principal.roles;
-  caller.actor.auth_method = principal.kind == service::AccountKind::kService
-                                 ? service::AuthMethod::kMtls
-                                 : service::AuthMethod::kPasswordTotp;
-  caller.actor.client_address = request.client_address;
-  caller.request_id = request.request_id;
-  return caller;
-}
-
-struct Authenticated {
-  service::Principal principal;
-  service::Caller caller;
-  std::string token;
-};
-
-// Authorization: Bearer -> principal and caller. A principal that must change its one-time
-// password may do nothing here but revoke its token (`allow_password_change_due`).
-Result<Authenticated> AuthenticateBearer(service::AccountService& accounts, const Request& request,
-                                         bool allow_password_change_due = false) {
-  auto token = AuthorizationParam(request, "Bearer");
-  if (!token || token->empty()) {
-    return Unauthenticated("an 'Authorization: Bearer <access_token>' header is required");
-  }
-  SIGNET_ASSIGN_OR_RETURN(service::Principal principal, accounts.Authenticate(*token));
-  if (principal.must_change_password && !allow_password_change_due) {
-    return PermissionDenied("account '" + principal.name +
-                            "' must change its one-time password first");
-  }
-  service::Caller caller = MakeCaller(principal, request);
-  return Authenticated{std::move(principal), std::move(caller), std::string(*token)};
-}
-
 // ---- credential descriptions
 // ---------------------------------------------------------------------
 
@@ -514,26 +392,6 @@ Result<json> CredentialInfo(service::SigningService& signing, const service::Cal
 
 // ---- the routes
 // ----------------------------------------------------------------------------------
-
-// Wraps a handler body: content type, JSON parsing, and no exception escapes.
-Handler JsonRoute(std::function<Response(const Request&, const json&)> body) {
-  return [body = std::move(body)](const Request& request) -> Response {
-    if (!request.body.empty() || request.Header("content-type")) {
-      if (!IsJsonContentType(request)) {
-        return JsonErrorResponse(415, "invalid_request",
-                                 "the Content-Type must be application/json");
-      }
-    }
-    auto parsed = ParseBody(request);
-    if (!parsed.ok()) return CscErrorResponse(parsed.error(), Phase::kBearer);
-    try {
-      return body(request, *parsed);
-    } catch (const std::exception&) {
-      return CscErrorResponse(InternalError("unexpected exception"), Phase::kBearer,
-                              request.request_id);
-    }
-  };
-}
 
 Response Info(const CscDependencies& deps) {
   json info;
@@ -765,6 +623,9 @@ Status RegisterCscRoutes(Router& router, CscDependencies deps) {
     std::function<Response(const CscDependencies&, const Request&, const json&)> fn;
     bool blocking;
   };
+  // Bodies are JSON objects (empty: {}; CSC clients send info/list without one). Unknown fields
+  // are ignored: clientData, lang, ... are optional in CSC. A principal that must change its
+  // one-time password may only revoke its token here.
   // Everything but info touches the database (and signHash the HSM): run on the worker pool.
   const std::vector<Entry> entries = {
       {"info", [](const CscDependencies& c, const Request&, const json&) { return Info(c); },
@@ -779,10 +640,13 @@ Status RegisterCscRoutes(Router& router, CscDependencies deps) {
   };
   for (const Entry& e : entries) {
     auto fn = e.fn;
-    SIGNET_TRY(
-        router.Add("POST", std::string(kPrefix) + std::string(e.name),
-                   JsonRoute([d, fn](const Request& r, const json& b) { return fn(*d, r, b); }),
-                   RouteOptions{.blocking = e.blocking}));
+    SIGNET_TRY(router.Add(
+        "POST", std::string(kPrefix) + std::string(e.name),
+        internal::JsonRoute([d, fn](const Request& r, const json& b) { return fn(*d, r, b); },
+                            [](const Error& error, const Request& r) {
+                              return CscErrorResponse(error, Phase::kBearer, r.request_id);
+                            }),
+        RouteOptions{.blocking = e.blocking}));
   }
   return OkStatus();
 }

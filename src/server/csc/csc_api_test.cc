@@ -413,6 +413,19 @@ TEST_F(CscApiTest, HashOfTheWrongLengthIsABadRequest) {
               400, "invalid_request");
 }
 
+TEST_F(CscApiTest, ExpiredSadIsExpiredToken) {
+  std::string token = Login(alice_);
+  std::string hash = B64Hash("late");
+  std::string sad = AuthorizeOk(token, ec_.id, {hash});
+  clock_.Advance(301s);  // past the default SAD lifetime, within the bearer token's
+  ExpectError(CallAs(token, "signatures/signHash",
+                     {{"credentialID", ec_.id},
+                      {"SAD", sad},
+                      {"hashes", {hash}},
+                      {"signAlgo", "1.2.840.10045.4.3.2"}}),
+              401, "expired_token");
+}
+
 TEST_F(CscApiTest, ExtendTransactionReplacesTheSad) {
   std::string token = Login(alice_);
   std::string old_sad = AuthorizeOk(token, ec_.id, {B64Hash("first")});

@@ -1,0 +1,150 @@
+#include "server/internal/json_handler.h"
+
+#include <cctype>
+#include <exception>
+#include <limits>
+#include <utility>
+
+namespace signet::server::internal {
+
+using json = nlohmann::json;
+
+namespace {
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string_view TrimSpaces(std::string_view v) {
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  return v;
+}
+
+}  // namespace
+
+std::optional<std::string_view> AuthorizationParam(const Request& request,
+                                                   std::string_view scheme) {
+  auto h = request.Header("authorization");
+  if (!h) return std::nullopt;
+  std::string_view v = *h;
+  if (v.size() <= scheme.size() || v[scheme.size()] != ' ') return std::nullopt;
+  if (!EqualsIgnoreCase(v.substr(0, scheme.size()), scheme)) return std::nullopt;
+  return TrimSpaces(v.substr(scheme.size()));
+}
+
+service::Caller MakeCaller(const service::Principal& principal, const Request& request) {
+  service::Caller caller;
+  caller.actor.account_id = principal.account_id;
+  caller.actor.account_name = principal.name;
+  caller.actor.roles = principal.roles;
+  caller.actor.auth_method = principal.kind == service::AccountKind::kService
+                                 ? service::AuthMethod::kMtls
+                                 : service::AuthMethod::kPasswordTotp;
+  caller.actor.client_address = request.client_address;
+  caller.request_id = request.request_id;
+  return caller;
+}
+
+Result<Authenticated> AuthenticateBearer(service::AccountService& accounts, const Request& request,
+                                         bool allow_password_change_due) {
+  auto token = AuthorizationParam(request, "Bearer");
+  if (!token || token->empty()) {
+    return Unauthenticated("an 'Authorization: Bearer <access_token>' header is required");
+  }
+  SIGNET_ASSIGN_OR_RETURN(service::Principal principal, accounts.Authenticate(*token));
+  if (principal.must_change_password && !allow_password_change_due) {
+    return PermissionDenied("account '" + principal.name +
+                            "' must change its one-time password first");
+  }
+  service::Caller caller = MakeCaller(principal, request);
+  return Authenticated{std::move(principal), std::move(caller), std::string(*token)};
+}
+
+bool IsJsonContentType(const Request& request) {
+  auto ct = request.Header("content-type");
+  if (!ct) return false;
+  std::string_view v = *ct;
+  return EqualsIgnoreCase(TrimSpaces(v.substr(0, v.find(';'))), "application/json");
+}
+
+Result<json> ParseJsonObject(const Request& request) {
+  if (request.body.empty()) return json::object();
+  json body = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
+  if (body.is_discarded()) return InvalidArgument("the request body is not valid JSON");
+  if (!body.is_object()) return InvalidArgument("the request body must be a JSON object");
+  return body;
+}
+
+Result<std::optional<std::string>> OptString(const json& body, const char* field) {
+  auto it = body.find(field);
+  if (it == body.end() || it->is_null()) return std::optional<std::string>();
+  if (!it->is_string()) return InvalidArgument(std::string("'") + field + "' must be a string");
+  return std::optional<std::string>(it->get<std::string>());
+}
+
+Result<std::string> ReqString(const json& body, const char* field) {
+  SIGNET_ASSIGN_OR_RETURN(std::optional<std::string> v, OptString(body, field));
+  if (!v || v->empty()) return InvalidArgument(std::string("'") + field + "' is required");
+  return std::move(*v);
+}
+
+Result<std::optional<bool>> OptBool(const json& body, const char* field) {
+  auto it = body.find(field);
+  if (it == body.end() || it->is_null()) return std::optional<bool>();
+  if (!it->is_boolean()) return InvalidArgument(std::string("'") + field + "' must be a boolean");
+  return std::optional<bool>(it->get<bool>());
+}
+
+Result<int64_t> ReqInt(const json& body, const char* field) {
+  auto it = body.find(field);
+  if (it == body.end() || it->is_null()) {
+    return InvalidArgument(std::string("'") + field + "' is required");
+  }
+  if (!it->is_number_integer()) {
+    return InvalidArgument(std::string("'") + field + "' must be an integer");
+  }
+  // nlohmann keeps integers above INT64_MAX as unsigned; they would wrap in get<int64_t>().
+  if (it->is_number_unsigned() &&
+      it->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+    return InvalidArgument(std::string("'") + field + "' is out of range");
+  }
+  return it->get<int64_t>();
+}
+
+Response JsonResponse(const json& body, int status) {
+  Response r;
+  r.status = status;
+  // Invalid UTF-8 in a string is replaced (U+FFFD) rather than thrown on.
+  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  r.headers.emplace_back("Cache-Control", "no-store");
+  return r;
+}
+
+Handler JsonRoute(JsonHandler handler, ErrorResponder on_error) {
+  return [handler = std::move(handler),
+          on_error = std::move(on_error)](const Request& request) -> Response {
+    if (!request.body.empty() || request.Header("content-type")) {
+      if (!IsJsonContentType(request)) {
+        return JsonErrorResponse(415, "invalid_request",
+                                 "the Content-Type must be application/json");
+      }
+    }
+    try {
+      auto parsed = ParseJsonObject(request);
+      if (!parsed.ok()) return on_error(parsed.error(), request);
+      return handler(request, *parsed);
+    } catch (const std::exception&) {
+      return on_error(InternalError("unexpected exception"), request);
+    }
+  };
+}
+
+}  // namespace signet::server::internal
