@@ -18,6 +18,7 @@ struct GlobalOptions {
   std::string token_serial;  // --token-serial: overrides [hsm] token_serial
   std::string pin_file;      // --pin-file: overrides [hsm] pin_file
   bool json = false;         // --json: machine-readable output where it makes sense
+  std::string server;        // --server: a signet server URL for remote commands (remote_context.h)
 };
 
 class Command {

@@ -1,12 +1,9 @@
 #include "cli/commands.h"
 
-#include <unistd.h>
-
-#include <cstdlib>
-
 #include <iostream>
 
 #include "cli/data_dir.h"
+#include "cli/key_backend.h"
 #include "cli/output.h"
 #include "cli/serve_command.h"
 #include "common/fs.h"
@@ -17,16 +14,6 @@ namespace {
 using nlohmann::json;
 
 void PrintJson(const json& j) { std::cout << j.dump(2) << "\n"; }
-
-// Who the log names for a local command: the operator at this machine, by OS user.
-service::Actor LocalActor() {
-  service::Actor actor;
-  const char* user = std::getenv("USER");
-  actor.account_id = "local";
-  actor.account_name = (user != nullptr && *user != '\0') ? user : "uid-" + std::to_string(::getuid());
-  actor.auth_method = service::AuthMethod::kLocalCli;
-  return actor;
-}
 
 class InitCommand final : public Command {
  public:
@@ -93,8 +80,8 @@ class KeyCreateCommand final : public Command {
     // Validate before opening anything so a typo costs nothing; the service checks the rest.
     SIGNET_ASSIGN_OR_RETURN(KeyAlgorithm alg, ParseKeyAlgorithm(alg_));
     SIGNET_TRY(service::KeyService::ValidateKeyName(name_));
-    SIGNET_ASSIGN_OR_RETURN(auto ctx, OpenLocal(global));
-    SIGNET_ASSIGN_OR_RETURN(store::KeyRecord key, ctx->keys->CreateKey(LocalActor(), name_, alg, "local"));
+    SIGNET_ASSIGN_OR_RETURN(auto keys, OpenKeyBackend(global));
+    SIGNET_ASSIGN_OR_RETURN(store::KeyRecord key, keys->CreateKey(name_, alg));
     if (global.json) {
       PrintJson(KeyToJson(key));
     } else {
@@ -113,8 +100,8 @@ class KeyListCommand final : public Command {
  public:
   void Configure(CLI::App&) override {}
   Status Run(const GlobalOptions& global) override {
-    SIGNET_ASSIGN_OR_RETURN(auto ctx, OpenLocal(global));
-    SIGNET_ASSIGN_OR_RETURN(auto keys, ctx->keys->ListKeys());
+    SIGNET_ASSIGN_OR_RETURN(auto backend, OpenKeyBackend(global));
+    SIGNET_ASSIGN_OR_RETURN(auto keys, backend->ListKeys());
     if (global.json) {
       json arr = json::array();
       for (const auto& k : keys) arr.push_back(KeyToJson(k));
@@ -140,8 +127,8 @@ class NamedKeyCommand : public Command {
 class KeyShowCommand final : public NamedKeyCommand {
  public:
   Status Run(const GlobalOptions& global) override {
-    SIGNET_ASSIGN_OR_RETURN(auto ctx, OpenLocal(global));
-    SIGNET_ASSIGN_OR_RETURN(service::KeyDetails d, ctx->keys->ShowKey(name_));
+    SIGNET_ASSIGN_OR_RETURN(auto keys, OpenKeyBackend(global));
+    SIGNET_ASSIGN_OR_RETURN(service::KeyDetails d, keys->ShowKey(name_));
     if (global.json) {
       PrintJson(KeyDetailsToJson(d));
     } else {
@@ -156,9 +143,8 @@ class KeyStateCommand final : public NamedKeyCommand {
   enum class Action { kDisable, kEnable };
   explicit KeyStateCommand(Action action) : action_(action) {}
   Status Run(const GlobalOptions& global) override {
-    SIGNET_ASSIGN_OR_RETURN(auto ctx, OpenLocal(global));
-    auto key = action_ == Action::kDisable ? ctx->keys->DisableKey(LocalActor(), name_)
-                                           : ctx->keys->EnableKey(LocalActor(), name_);
+    SIGNET_ASSIGN_OR_RETURN(auto keys, OpenKeyBackend(global));
+    auto key = action_ == Action::kDisable ? keys->DisableKey(name_) : keys->EnableKey(name_);
     if (!key.ok()) return std::move(key).error();
     if (global.json) {
       PrintJson(KeyToJson(*key));
@@ -180,8 +166,8 @@ class KeyDestroyCommand final : public NamedKeyCommand {
   }
   Status Run(const GlobalOptions& global) override {
     SIGNET_TRY(service::KeyService::ValidateKeyName(name_));
-    SIGNET_ASSIGN_OR_RETURN(auto ctx, OpenLocal(global));
-    SIGNET_TRY(ctx->store->GetKeyByName(name_));  // NotFound before asking anything
+    SIGNET_ASSIGN_OR_RETURN(auto keys, OpenKeyBackend(global));
+    SIGNET_TRY(keys->CheckKeyExists(name_));  // NotFound before asking anything
     if (!yes_) {
       std::cerr << "Destroying key '" << name_
                 << "' deletes it from the HSM for ever; signatures can no longer be made with it.\n"
@@ -193,7 +179,7 @@ class KeyDestroyCommand final : public NamedKeyCommand {
       }
       if (answer != name_) return FailedPrecondition("confirmation did not match; nothing destroyed");
     }
-    SIGNET_ASSIGN_OR_RETURN(store::KeyRecord key, ctx->keys->DestroyKey(LocalActor(), name_));
+    SIGNET_ASSIGN_OR_RETURN(store::KeyRecord key, keys->DestroyKey(name_));
     if (global.json) {
       PrintJson(KeyToJson(key));
     } else {
@@ -215,8 +201,8 @@ class KeyCsrCommand final : public NamedKeyCommand {
     app.add_option("--out,-o", out_, "Write the PEM CSR to this file instead of stdout");
   }
   Status Run(const GlobalOptions& global) override {
-    SIGNET_ASSIGN_OR_RETURN(auto ctx, OpenLocal(global));
-    SIGNET_ASSIGN_OR_RETURN(std::string pem, ctx->keys->CreateCsr(LocalActor(), name_, subject_));
+    SIGNET_ASSIGN_OR_RETURN(auto keys, OpenKeyBackend(global));
+    SIGNET_ASSIGN_OR_RETURN(std::string pem, keys->CreateCsr(name_, subject_));
     if (out_.empty()) {
       std::cout << pem;
       return OkStatus();
@@ -241,9 +227,9 @@ class KeyImportCertCommand final : public NamedKeyCommand {
   Status Run(const GlobalOptions& global) override {
     auto pem = fs::ReadFile(chain_, 1024 * 1024);
     if (!pem.ok()) return pem.error().WithContext("reading the certificate chain");
-    SIGNET_ASSIGN_OR_RETURN(auto ctx, OpenLocal(global));
+    SIGNET_ASSIGN_OR_RETURN(auto keys, OpenKeyBackend(global));
     SIGNET_ASSIGN_OR_RETURN(store::KeyRecord key,
-                            ctx->keys->ImportCertificateChain(LocalActor(), name_, ToString(*pem)));
+                            keys->ImportCertificateChain(name_, ToString(*pem)));
     if (global.json) {
       PrintJson(KeyToJson(key));
     } else {

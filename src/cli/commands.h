@@ -1,5 +1,7 @@
 // The `signet` subcommands available without a server: data-folder setup, status, and the key
-// lifecycle. Each is one small class; see command.h.
+// lifecycle. The key commands act on a signet server instead when the rule in remote_context.h
+// says so (key_backend.h); the remote-only commands are in remote_commands.h. Each is one small
+// class; see command.h.
 #pragma once
 
 #include <memory>

@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
+#include "cli/remote_commands.h"
 
 namespace signet::cli {
 
@@ -45,8 +46,21 @@ int Main(int argc, char** argv) {
   app.add_option("--pin-file", global.pin_file,
                  "File holding the token user PIN (or set SIGNET_PIN_FILE / SIGNET_PIN)");
   app.add_flag("--json", global.json, "Machine-readable JSON output");
+  app.add_option("--server", global.server,
+                 "signet server URL for 'login' and remote 'key' commands (or SIGNET_SERVER)");
+  app.footer(
+      "Local or remote: 'signet key ...' acts on a signet server when --server URL or "
+      "SIGNET_SERVER is given, or when neither --data-dir nor SIGNET_DATA_DIR is given and "
+      "'signet login' has saved a session ($XDG_CONFIG_HOME/signet/session.json, default "
+      "~/.config/signet/); otherwise on the local data folder. 'account', 'key grant|revoke|"
+      "grants|policy', 'password' and 'whoami' always use the session.\n"
+      "Secrets never come from the command line: passwords from --password-file, "
+      "SIGNET_PASSWORD_FILE or SIGNET_PASSWORD (new ones: --new-password-file, "
+      "SIGNET_NEW_PASSWORD_FILE, SIGNET_NEW_PASSWORD), else the terminal; a TOTP code from "
+      "--otp, SIGNET_OTP or the terminal.");
 
   std::vector<NamedCommand> commands = LocalCommands();
+  for (auto& remote : RemoteCommands()) commands.push_back(std::move(remote));
   std::map<std::string, CLI::App*> groups;
   std::vector<std::pair<CLI::App*, Command*>> subs;
   for (auto& c : commands) {
@@ -69,8 +83,10 @@ int Main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? kExitOk : kExitUsage;
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    // One line, like every other error (CLI11's own report adds a second).
+    std::cerr << "signet: " << e.what() << " (see signet --help)\n";
+    return kExitUsage;
   }
 
   for (auto& entry : subs) {

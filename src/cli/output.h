@@ -1,10 +1,9 @@
 // Rendering of records for people (aligned text) and scripts (JSON). Pure functions.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "hsm/key_store.h"
 #include "service/key_json.h"
@@ -20,6 +19,8 @@ using service::PublicKeyPem;
 
 nlohmann::json TokenToJson(const hsm::TokenDescription& token);
 
+// Rows as aligned columns (two spaces between columns), one line each; the first row is the header.
+std::string Table(const std::vector<std::vector<std::string>>& rows);
 std::string KeyTable(const std::vector<store::KeyRecord>& keys);
 std::string KeyDetailsText(const service::KeyDetails& details);
 

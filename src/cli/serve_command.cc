@@ -4,20 +4,14 @@
 #include <iostream>
 #include <sstream>
 
-#include "cli/account_audit.h"
 #include "cli/data_dir.h"
 #include "cli/qr_terminal.h"
+#include "cli/service_stack.h"
 #include "common/fs.h"
 #include "hsm/pkcs11/pkcs11_secret_sealer.h"
 #include "server/server.h"
 #include "service/accounts.h"
-#include "service/adapters/argon2_password_hasher.h"
-#include "service/adapters/oath_totp.h"
 #include "service/audit_sink.h"
-#include "service/signing.h"
-#ifdef SIGNET_HAVE_CSC
-#include "server/csc/csc_api.h"
-#endif
 
 namespace signet::cli {
 namespace {
@@ -195,65 +189,46 @@ class ServeCommand final : public Command {
 
     SIGNET_ASSIGN_OR_RETURN(auto sealer, hsm::Pkcs11SecretSealer::Open(*ctx->pkcs11));
     service::AuditSink& audit = *ctx->audit;
-    service::Argon2PasswordHasher hasher;
-    service::OathTotp totp;
 
-    service::AccountServiceOptions account_options;
-    account_options.token_lifetime = std::chrono::seconds(config.accounts.token_lifetime_seconds);
-    account_options.lockout_threshold = config.accounts.lockout_threshold;
-    account_options.lockout_duration = std::chrono::seconds(config.accounts.lockout_seconds);
+    ServiceStackOptions options;
+    options.accounts.token_lifetime = std::chrono::seconds(config.accounts.token_lifetime_seconds);
+    options.accounts.lockout_threshold = config.accounts.lockout_threshold;
+    options.accounts.lockout_duration = std::chrono::seconds(config.accounts.lockout_seconds);
+    options.signing.sad_lifetime = std::chrono::seconds(config.activation.sad_lifetime_seconds);
+    options.server = ToServerOptions(config);
     // The bootstrap file goes once the bootstrap admin has changed the one-time password; the
     // hook runs after the account_change event is recorded (and again at every start).
     const std::string bootstrap_file = BootstrapFilePath(config);
     store::Store& store = *ctx->store;
-    auto after = [&store, bootstrap_file](const service::AccountEvent& e) {
+    options.after_account_event = [&store, bootstrap_file](const service::AccountEvent& e) {
       if (e.action == service::AccountAction::kAccountChange && e.succeeded() &&
           e.object == kBootstrapAdminName) {
         RemoveBootstrapFileIfDone(store, bootstrap_file);
       }
     };
-    service::AccountService accounts(*ctx->store, *sealer, hasher, totp, ctx->clock,
-                                     account_options,
-                                     MakeAccountAuditSink(*ctx->store, audit, after));
-
-    service::SigningOptions signing_options;
-    signing_options.sad_lifetime = std::chrono::seconds(config.activation.sad_lifetime_seconds);
-    service::SigningService signing(*ctx->key_store, *ctx->store, ctx->clock, audit,
-                                    signing_options);
+    SIGNET_ASSIGN_OR_RETURN(
+        std::unique_ptr<ServiceStack> stack,
+        ServiceStack::Create(
+            ServicePorts{*ctx->key_store, *sealer, store, audit, ctx->clock,
+                         service::TokenIdentity{ctx->token.label, ctx->token.serial}},
+            std::move(options)));
 
     SIGNET_TRY(RecordSystemEvent(audit, ctx->clock, service::AuditAction::kConfigStartup,
                                  EffectiveConfig(config, ctx->token)));
-    SIGNET_TRY(BootstrapAdmin(*ctx->store, accounts, config));
+    SIGNET_TRY(BootstrapAdmin(store, stack->accounts(), config));
 
-    server::Metrics metrics;
-    server::Router router;
-    hsm::KeyStore& key_store = *ctx->key_store;
-    SIGNET_TRY(server::AddHealthzRoute(router, {{"database", [&store] { return store.Ping(); }},
-                                                {"hsm", [&key_store]() -> Status {
-                                                   auto token = key_store.DescribeToken();
-                                                   if (!token.ok()) return std::move(token).error();
-                                                   return OkStatus();
-                                                 }}}));
-    SIGNET_TRY(server::AddMetricsRoute(router, metrics));
-#ifdef SIGNET_HAVE_CSC
-    SIGNET_TRY(server::csc::RegisterCscRoutes(
-        router, server::csc::CscDependencies{accounts, signing, *ctx->keys}));
-#endif
-
-    SIGNET_ASSIGN_OR_RETURN(
-        auto http, server::Server::Create(ToServerOptions(config), std::move(router), metrics));
-    SIGNET_ASSIGN_OR_RETURN(uint16_t bound, http->Start());
+    SIGNET_ASSIGN_OR_RETURN(uint16_t bound, stack->Start());
     Status started =
         RecordSystemEvent(audit, ctx->clock, service::AuditAction::kServiceStart,
                           {{"listen", UrlHost(config.server.host) + ":" + std::to_string(bound)}});
     if (!started.ok()) {
-      http->Stop();
-      http->Wait();
+      stack->Stop();
+      stack->Wait();
       return started;
     }
     std::cout << "signet: listening on https://" << UrlHost(config.server.host) << ":" << bound
               << std::endl;
-    http->Wait();
+    stack->Wait();
     SIGNET_TRY(RecordSystemEvent(audit, ctx->clock, service::AuditAction::kServiceStop));
     std::cout << "signet: stopped" << std::endl;
     return OkStatus();

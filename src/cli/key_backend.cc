@@ -1,0 +1,72 @@
+#include "cli/key_backend.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "cli/data_dir.h"
+#include "cli/remote_context.h"
+
+namespace signet::cli {
+namespace {
+
+// Who the log names for a local command: the operator at this machine, by OS user.
+service::Actor LocalActor() {
+  service::Actor actor;
+  const char* user = std::getenv("USER");
+  actor.account_id = "local";
+  actor.account_name =
+      (user != nullptr && *user != '\0') ? user : "uid-" + std::to_string(::getuid());
+  actor.auth_method = service::AuthMethod::kLocalCli;
+  return actor;
+}
+
+// KeyService on the data folder's token and database.
+class LocalKeyBackend final : public KeyBackend {
+ public:
+  explicit LocalKeyBackend(std::unique_ptr<LocalContext> ctx) : ctx_(std::move(ctx)) {}
+
+  Result<store::KeyRecord> CreateKey(const std::string& name, KeyAlgorithm alg) override {
+    return ctx_->keys->CreateKey(LocalActor(), name, alg, "local");
+  }
+  Result<std::vector<store::KeyRecord>> ListKeys() override { return ctx_->keys->ListKeys(); }
+  Result<service::KeyDetails> ShowKey(const std::string& name) override {
+    return ctx_->keys->ShowKey(name);
+  }
+  Result<store::KeyRecord> DisableKey(const std::string& name) override {
+    return ctx_->keys->DisableKey(LocalActor(), name);
+  }
+  Result<store::KeyRecord> EnableKey(const std::string& name) override {
+    return ctx_->keys->EnableKey(LocalActor(), name);
+  }
+  Result<store::KeyRecord> DestroyKey(const std::string& name) override {
+    return ctx_->keys->DestroyKey(LocalActor(), name);
+  }
+  Status CheckKeyExists(const std::string& name) override {
+    SIGNET_TRY(ctx_->store->GetKeyByName(name));
+    return OkStatus();
+  }
+  Result<std::string> CreateCsr(const std::string& name, const std::string& subject) override {
+    return ctx_->keys->CreateCsr(LocalActor(), name, subject);
+  }
+  Result<store::KeyRecord> ImportCertificateChain(const std::string& name,
+                                                  const std::string& chain_pem) override {
+    return ctx_->keys->ImportCertificateChain(LocalActor(), name, chain_pem);
+  }
+
+ private:
+  std::unique_ptr<LocalContext> ctx_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<KeyBackend>> OpenKeyBackend(const GlobalOptions& global) {
+  if (ChooseKeyTarget(global) == KeyTarget::kRemote) {
+    SIGNET_ASSIGN_OR_RETURN(auto remote, RemoteContext::Open(global));
+    return MakeRemoteKeyBackend(std::move(remote));
+  }
+  SIGNET_ASSIGN_OR_RETURN(auto ctx, OpenLocal(global));
+  return std::unique_ptr<KeyBackend>(new LocalKeyBackend(std::move(ctx)));
+}
+
+}  // namespace signet::cli

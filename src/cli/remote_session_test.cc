@@ -1,0 +1,172 @@
+#include "cli/remote_session.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "common/fs.h"
+
+namespace signet::cli {
+namespace {
+
+class RemoteSessionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/signet-session-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    path_ = dir_ + "/config/signet/session.json";
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  static Session Sample(TimePoint expires) {
+    Session s;
+    s.server_url = "https://127.0.0.1:8443";
+    s.ca_file = "/etc/signet/ca.pem";
+    s.account = "alice";
+    s.access_token = SecretBytes(std::string_view("tok-0123456789abcdef"));
+    s.expires_at = expires;
+    return s;
+  }
+
+  static mode_t Mode(const std::string& p) {
+    struct stat st {};
+    EXPECT_EQ(::stat(p.c_str(), &st), 0) << p;
+    return st.st_mode & 0777;
+  }
+
+  std::string dir_;
+  std::string path_;
+  TimePoint now_ = FromUnixSeconds(1'800'000'000);
+};
+
+TEST(SessionFilePathTest, PrefersAbsoluteXdgConfigHome) {
+  EXPECT_EQ(*SessionFilePath("/x/cfg", "/home/u"), "/x/cfg/signet/session.json");
+}
+
+TEST(SessionFilePathTest, FallsBackToHomeForMissingOrRelativeXdg) {
+  EXPECT_EQ(*SessionFilePath(nullptr, "/home/u"), "/home/u/.config/signet/session.json");
+  EXPECT_EQ(*SessionFilePath("", "/home/u"), "/home/u/.config/signet/session.json");
+  EXPECT_EQ(*SessionFilePath("rel/cfg", "/home/u"), "/home/u/.config/signet/session.json");
+}
+
+TEST(SessionFilePathTest, FailsWithoutAnAbsoluteFolder) {
+  auto p = SessionFilePath(nullptr, nullptr);
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_FALSE(SessionFilePath("rel", "also-rel").ok());
+}
+
+TEST_F(RemoteSessionTest, SaveCreatesOwnerOnlyFolderAndFile) {
+  ASSERT_TRUE(SaveSession(path_, Sample(now_)).ok());
+  EXPECT_EQ(Mode(dir_ + "/config/signet"), 0700u);
+  EXPECT_EQ(Mode(path_), 0600u);
+}
+
+TEST_F(RemoteSessionTest, SaveAndLoadRoundTrip) {
+  Session s = Sample(now_ + std::chrono::minutes(15));
+  s.client_certificate_file = "/certs/svc.pem";
+  s.client_private_key_file = "/certs/svc.key";
+  ASSERT_TRUE(SaveSession(path_, s).ok());
+  auto loaded = LoadSession(path_);
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message();
+  EXPECT_EQ(loaded->server_url, s.server_url);
+  EXPECT_EQ(loaded->ca_file, s.ca_file);
+  EXPECT_EQ(loaded->client_certificate_file, s.client_certificate_file);
+  EXPECT_EQ(loaded->client_private_key_file, s.client_private_key_file);
+  EXPECT_EQ(loaded->account, "alice");
+  EXPECT_TRUE(loaded->access_token.Equals(s.access_token));
+  EXPECT_EQ(loaded->expires_at, s.expires_at);
+}
+
+TEST_F(RemoteSessionTest, SaveReplacesAndLeavesNoTemporaryFiles) {
+  ASSERT_TRUE(SaveSession(path_, Sample(now_)).ok());
+  Session second = Sample(now_);
+  second.account = "bob";
+  ASSERT_TRUE(SaveSession(path_, second).ok());
+  EXPECT_EQ(LoadSession(path_)->account, "bob");
+  size_t files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir_ + "/config/signet")) {
+    (void)e;
+    ++files;
+  }
+  EXPECT_EQ(files, 1u);
+}
+
+TEST_F(RemoteSessionTest, SaveTightensALooseExistingFolder) {
+  ASSERT_TRUE(fs::EnsureDirectory(dir_ + "/config/signet", 0755).ok());
+  ASSERT_EQ(::chmod((dir_ + "/config/signet").c_str(), 0755), 0);
+  ASSERT_TRUE(SaveSession(path_, Sample(now_)).ok());
+  EXPECT_EQ(Mode(dir_ + "/config/signet"), 0700u);
+}
+
+TEST_F(RemoteSessionTest, SaveRefusesAnEmptyToken) {
+  Session s = Sample(now_);
+  s.access_token = SecretBytes();
+  auto r = SaveSession(path_, s);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_FALSE(fs::Exists(path_));
+}
+
+TEST_F(RemoteSessionTest, LoadRefusesAFileOthersCanRead) {
+  ASSERT_TRUE(SaveSession(path_, Sample(now_)).ok());
+  for (mode_t loose : {0640, 0604, 0620, 0602}) {
+    ASSERT_EQ(::chmod(path_.c_str(), loose), 0);
+    auto r = LoadSession(path_);
+    ASSERT_FALSE(r.ok()) << std::oct << loose;
+    EXPECT_EQ(r.error().code(), ErrorCode::kPermissionDenied);
+    EXPECT_NE(r.error().message().find("chmod 600"), std::string::npos) << r.error().message();
+  }
+  ASSERT_EQ(::chmod(path_.c_str(), 0600), 0);
+  EXPECT_TRUE(LoadSession(path_).ok());
+}
+
+TEST_F(RemoteSessionTest, MissingFileMeansNotLoggedIn) {
+  auto r = LoadSession(path_);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kNotFound);
+  auto active = LoadActiveSession(path_, now_);
+  ASSERT_FALSE(active.ok());
+  EXPECT_EQ(active.error().code(), ErrorCode::kUnauthenticated);
+  EXPECT_EQ(active.error().message(), "not logged in; run 'signet login --server URL'");
+}
+
+TEST_F(RemoteSessionTest, ExpiredSessionIsRefusedWithAClearMessage) {
+  ASSERT_TRUE(SaveSession(path_, Sample(now_)).ok());
+  EXPECT_TRUE(LoadActiveSession(path_, now_ - std::chrono::seconds(1)).ok());
+  auto r = LoadActiveSession(path_, now_);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kUnauthenticated);
+  EXPECT_EQ(r.error().message(), "session expired; run 'signet login'");
+  EXPECT_TRUE(LoadSession(path_).ok());  // still readable, e.g. for logout
+}
+
+TEST_F(RemoteSessionTest, CorruptFilesAreRefused) {
+  ASSERT_TRUE(fs::EnsureDirectory(dir_ + "/config/signet").ok());
+  for (std::string text :
+       {"not json", "[]", R"({"version":2,"server":"https://h","account":"a",
+          "access_token":"t","expires_at":1})",
+        R"({"version":1,"server":"https://h","account":"a","expires_at":1})",
+        R"({"version":1,"server":"https://h","account":"a","access_token":"t"})",
+        R"({"version":1,"server":"https://h","account":"a","access_token":"t","expires_at":1,
+          "client_certificate_file":"/c.pem"})"}) {
+    ASSERT_TRUE(fs::WriteFileAtomic(path_, AsBytes(text)).ok());
+    auto r = LoadSession(path_);
+    ASSERT_FALSE(r.ok()) << text;
+    EXPECT_EQ(r.error().code(), ErrorCode::kFailedPrecondition) << text;
+    EXPECT_NE(r.error().message().find("signet login"), std::string::npos);
+  }
+}
+
+TEST_F(RemoteSessionTest, DeleteReportsWhetherThereWasASession) {
+  ASSERT_TRUE(SaveSession(path_, Sample(now_)).ok());
+  EXPECT_TRUE(*DeleteSession(path_));
+  EXPECT_FALSE(fs::Exists(path_));
+  EXPECT_FALSE(*DeleteSession(path_));
+}
+
+}  // namespace
+}  // namespace signet::cli
