@@ -45,6 +45,7 @@
 #include "hsm/pkcs11/testing/signature_check.h"
 #include "hsm/pkcs11/testing/softhsm_sandbox.h"
 #include "pki/pki.h"
+#include "pki/testing/test_ca.h"
 #include "service/adapters/oath_totp.h"
 #include "service/audit_sink.h"
 #include "service/testing/fakes.h"
@@ -62,10 +63,6 @@ template <typename T, void (*Free)(T*)>
 struct Deleter {
   void operator()(T* p) const { Free(p); }
 };
-using BioPtr = std::unique_ptr<BIO, Deleter<BIO, BIO_free_all>>;
-using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY, EVP_PKEY_free>>;
-using X509Ptr = std::unique_ptr<X509, Deleter<X509, X509_free>>;
-using X509ReqPtr = std::unique_ptr<X509_REQ, Deleter<X509_REQ, X509_REQ_free>>;
 using SslCtxPtr = std::unique_ptr<SSL_CTX, Deleter<SSL_CTX, SSL_CTX_free>>;
 using SslPtr = std::unique_ptr<SSL, Deleter<SSL, SSL_free>>;
 
@@ -115,102 +112,6 @@ Bytes PssParams(HashAlgorithm h) {
   const Bytes salt_field = {0xa2, 0x03, 0x02, 0x01, salt};
   out.insert(out.end(), salt_field.begin(), salt_field.end());
   return out;
-}
-
-// ---- the test CA ----
-
-bool AddExtension(X509* cert, X509* issuer, int nid, const char* value) {
-  X509V3_CTX ctx;
-  X509V3_set_ctx_nodb(&ctx);
-  X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
-  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
-  if (ext == nullptr) return false;
-  const bool added = X509_add_ext(cert, ext, -1) == 1;
-  X509_EXTENSION_free(ext);
-  return added;
-}
-
-bool SetValidity(X509* cert) {
-  return X509_gmtime_adj(X509_getm_notBefore(cert), -3600) != nullptr &&
-         X509_gmtime_adj(X509_getm_notAfter(cert), 30L * 24 * 3600) != nullptr;
-}
-
-std::string CertificatePem(X509* cert) {
-  BioPtr bio(BIO_new(BIO_s_mem()));
-  if (!bio || PEM_write_bio_X509(bio.get(), cert) != 1) return "";
-  char* data = nullptr;
-  const long n = BIO_get_mem_data(bio.get(), &data);
-  return std::string(data, static_cast<size_t>(n));
-}
-
-// A self-signed ECDSA P-256 CA that issues code-signing certificates for CSRs.
-class TestCa {
- public:
-  bool Init() {
-    key_.reset(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
-    cert_.reset(X509_new());
-    if (!key_ || !cert_) return false;
-    X509* c = cert_.get();
-    X509_NAME* name = X509_get_subject_name(c);
-    return X509_set_version(c, X509_VERSION_3) == 1 &&
-           ASN1_INTEGER_set(X509_get_serialNumber(c), 1) == 1 && SetValidity(c) &&
-           X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                                      reinterpret_cast<const unsigned char*>("signet e2e test CA"),
-                                      -1, -1, 0) == 1 &&
-           X509_set_issuer_name(c, name) == 1 && X509_set_pubkey(c, key_.get()) == 1 &&
-           AddExtension(c, c, NID_basic_constraints, "critical,CA:TRUE") &&
-           AddExtension(c, c, NID_key_usage, "critical,keyCertSign,cRLSign") &&
-           AddExtension(c, c, NID_subject_key_identifier, "hash") &&
-           X509_sign(c, key_.get(), EVP_sha256()) > 0;
-  }
-
-  // The PEM chain (leaf, then this CA) for the key of `csr_pem`; empty on failure.
-  std::string Issue(const std::string& csr_pem) {
-    BioPtr in(BIO_new_mem_buf(csr_pem.data(), static_cast<int>(csr_pem.size())));
-    X509ReqPtr req(PEM_read_bio_X509_REQ(in.get(), nullptr, nullptr, nullptr));
-    if (!req) return "";
-    EVP_PKEY* pub = X509_REQ_get0_pubkey(req.get());
-    if (pub == nullptr || X509_REQ_verify(req.get(), pub) != 1) return "";
-    X509Ptr leaf(X509_new());
-    X509* c = leaf.get();
-    const bool ok = c != nullptr && X509_set_version(c, X509_VERSION_3) == 1 &&
-                    ASN1_INTEGER_set(X509_get_serialNumber(c), ++serial_) == 1 && SetValidity(c) &&
-                    X509_set_subject_name(c, X509_REQ_get_subject_name(req.get())) == 1 &&
-                    X509_set_issuer_name(c, X509_get_subject_name(cert_.get())) == 1 &&
-                    X509_set_pubkey(c, pub) == 1 &&
-                    AddExtension(c, cert_.get(), NID_basic_constraints, "critical,CA:FALSE") &&
-                    AddExtension(c, cert_.get(), NID_key_usage, "critical,digitalSignature") &&
-                    AddExtension(c, cert_.get(), NID_ext_key_usage, "codeSigning") &&
-                    AddExtension(c, cert_.get(), NID_authority_key_identifier, "keyid:always") &&
-                    X509_sign(c, key_.get(), EVP_sha256()) > 0;
-    if (!ok) return "";
-    return CertificatePem(c) + CertificatePem(cert_.get());
-  }
-
-  // Whether `der` is a certificate this CA signed.
-  bool Issued(ByteView der) const {
-    const unsigned char* p = der.data();
-    X509Ptr cert(d2i_X509(nullptr, &p, static_cast<long>(der.size())));
-    return cert && X509_verify(cert.get(), key_.get()) == 1;
-  }
-
- private:
-  EvpPkeyPtr key_;
-  X509Ptr cert_;
-  long serial_ = 1;
-};
-
-// The DER SubjectPublicKeyInfo of a DER certificate; empty if it does not parse.
-Bytes SpkiOfCertificate(ByteView der) {
-  const unsigned char* p = der.data();
-  X509Ptr cert(d2i_X509(nullptr, &p, static_cast<long>(der.size())));
-  if (!cert) return {};
-  unsigned char* out = nullptr;
-  const int n = i2d_PUBKEY(X509_get0_pubkey(cert.get()), &out);
-  if (n <= 0) return {};
-  Bytes spki(out, out + n);
-  OPENSSL_free(out);
-  return spki;
 }
 
 // ---- raw TLS, for what HttpsClient rightly cannot do ----
@@ -350,7 +251,7 @@ class Env {
   std::string tls_certificate_file;
   FakeClock clock{FromUnixSeconds(ToUnixSeconds(std::chrono::system_clock::now()))};
   service::OathTotp totp;
-  TestCa ca;
+  std::unique_ptr<pki::testing::TestCodeSigningCa> ca;
   std::unique_ptr<hsm::Pkcs11KeyStore> hsm_store;
   std::unique_ptr<hsm::Pkcs11SecretSealer> sealer;
   std::unique_ptr<store::SqliteStore> db;
@@ -586,7 +487,9 @@ std::string Env::Init() {
   }
 
   // Keys: generated in the HSM, certified by the test CA, granted.
-  if (!ca.Init()) return "test CA";
+  auto made_ca = pki::testing::TestCodeSigningCa::Create("signet e2e test CA");
+  if (!made_ca.ok()) return "test CA: " + made_ca.error().message();
+  ca = std::move(*made_ca);
   const std::vector<std::pair<std::string, KeyAlgorithm>> key_specs = {
       {"e2e-rsa", KeyAlgorithm::kRsa3072},
       {"e2e-p256", KeyAlgorithm::kEcP256},
@@ -597,9 +500,10 @@ std::string Env::Init() {
     if (!key.ok()) return "key " + name + ": " + key.error().message();
     auto csr = stack->keys().CreateCsr(admin_actor, name, "/CN=signet e2e " + name + "/C=XX");
     if (!csr.ok()) return "csr " + name + ": " + csr.error().message();
-    const std::string chain = ca.Issue(*csr);
-    if (chain.empty()) return "the test CA could not certify " + name;
-    auto imported = stack->keys().ImportCertificateChain(admin_actor, name, chain);
+    auto chain = ca->Issue(*csr);
+    if (!chain.ok())
+      return "the test CA could not certify " + name + ": " + chain.error().message();
+    auto imported = stack->keys().ImportCertificateChain(admin_actor, name, *chain);
     if (!imported.ok()) return "chain " + name + ": " + imported.error().message();
     keys.emplace(name, Key{*imported, alg});
   }
@@ -668,10 +572,11 @@ class CscHttpsTest : public ::testing::Test {
     ASSERT_TRUE(i.contains("cert") && i["cert"]["certificates"].size() == 2) << info.body;
     auto leaf = Base64Decode(i["cert"]["certificates"][0].get<std::string>());
     ASSERT_TRUE(leaf.ok());
-    ASSERT_TRUE(env->ca.Issued(*leaf)) << "credentials/info returned a certificate the CA did not "
-                                          "issue";
-    const Bytes spki = SpkiOfCertificate(*leaf);
-    ASSERT_FALSE(spki.empty());
+    ASSERT_TRUE(env->ca->Issued(*leaf)) << "credentials/info returned a certificate the CA did not "
+                                           "issue";
+    auto spki_result = pki::testing::SubjectPublicKeyInfoOf(*leaf);
+    ASSERT_TRUE(spki_result.ok()) << spki_result.error().message();
+    const Bytes spki = std::move(*spki_result);
 
     std::vector<Bytes> hashes;
     for (size_t n = 0; n < count; ++n) hashes.push_back(NewHash(h));

@@ -1,0 +1,120 @@
+#include "pki/testing/test_ca.h"
+
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "pki/internal/openssl_ptr.h"
+
+namespace signet::pki::testing {
+namespace {
+
+using internal::UniquePtr;
+
+bool AddExtension(X509* cert, X509* issuer, int nid, const char* value) {
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
+  UniquePtr<X509_EXTENSION> ext(X509V3_EXT_conf_nid(nullptr, &ctx, nid, value));
+  return ext && X509_add_ext(cert, ext.get(), -1) == 1;
+}
+
+bool SetValidity(X509* cert) {
+  return X509_gmtime_adj(X509_getm_notBefore(cert), -3600) != nullptr &&
+         X509_gmtime_adj(X509_getm_notAfter(cert), 30L * 24 * 3600) != nullptr;
+}
+
+std::string ToPem(X509* cert) {
+  UniquePtr<BIO> bio(BIO_new(BIO_s_mem()));
+  if (!bio || PEM_write_bio_X509(bio.get(), cert) != 1) return "";
+  char* data = nullptr;
+  const long n = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<size_t>(n));
+}
+
+UniquePtr<X509> ParseDer(ByteView der) {
+  const unsigned char* p = der.data();
+  return UniquePtr<X509>(d2i_X509(nullptr, &p, static_cast<long>(der.size())));
+}
+
+}  // namespace
+
+struct TestCodeSigningCa::Impl {
+  UniquePtr<EVP_PKEY> key;
+  UniquePtr<X509> cert;
+  long serial = 1;
+};
+
+TestCodeSigningCa::TestCodeSigningCa(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+TestCodeSigningCa::~TestCodeSigningCa() = default;
+
+Result<std::unique_ptr<TestCodeSigningCa>> TestCodeSigningCa::Create(
+    const std::string& common_name) {
+  auto impl = std::make_unique<Impl>();
+  impl->key.reset(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
+  impl->cert.reset(X509_new());
+  if (!impl->key || !impl->cert) return InternalError("cannot create the test CA key");
+  X509* c = impl->cert.get();
+  X509_NAME* name = X509_get_subject_name(c);
+  const bool ok =
+      X509_set_version(c, X509_VERSION_3) == 1 &&
+      ASN1_INTEGER_set(X509_get_serialNumber(c), 1) == 1 && SetValidity(c) &&
+      X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
+                                 reinterpret_cast<const unsigned char*>(common_name.c_str()), -1,
+                                 -1, 0) == 1 &&
+      X509_set_issuer_name(c, name) == 1 && X509_set_pubkey(c, impl->key.get()) == 1 &&
+      AddExtension(c, c, NID_basic_constraints, "critical,CA:TRUE") &&
+      AddExtension(c, c, NID_key_usage, "critical,keyCertSign,cRLSign") &&
+      AddExtension(c, c, NID_subject_key_identifier, "hash") &&
+      X509_sign(c, impl->key.get(), EVP_sha256()) > 0;
+  if (!ok) return InternalError("cannot create the test CA certificate");
+  return std::unique_ptr<TestCodeSigningCa>(new TestCodeSigningCa(std::move(impl)));
+}
+
+Result<std::string> TestCodeSigningCa::Issue(const std::string& csr_pem) {
+  UniquePtr<BIO> in(BIO_new_mem_buf(csr_pem.data(), static_cast<int>(csr_pem.size())));
+  UniquePtr<X509_REQ> req(in ? PEM_read_bio_X509_REQ(in.get(), nullptr, nullptr, nullptr)
+                             : nullptr);
+  if (!req) return InvalidArgument("the test CA got no PEM certificate request");
+  EVP_PKEY* pub = X509_REQ_get0_pubkey(req.get());
+  if (pub == nullptr || X509_REQ_verify(req.get(), pub) != 1) {
+    return InvalidArgument("the certificate request's signature does not verify");
+  }
+  UniquePtr<X509> leaf(X509_new());
+  X509* c = leaf.get();
+  X509* ca = impl_->cert.get();
+  const bool ok =
+      c != nullptr && X509_set_version(c, X509_VERSION_3) == 1 &&
+      ASN1_INTEGER_set(X509_get_serialNumber(c), ++impl_->serial) == 1 && SetValidity(c) &&
+      X509_set_subject_name(c, X509_REQ_get_subject_name(req.get())) == 1 &&
+      X509_set_issuer_name(c, X509_get_subject_name(ca)) == 1 && X509_set_pubkey(c, pub) == 1 &&
+      AddExtension(c, ca, NID_basic_constraints, "critical,CA:FALSE") &&
+      AddExtension(c, ca, NID_key_usage, "critical,digitalSignature") &&
+      AddExtension(c, ca, NID_ext_key_usage, "codeSigning") &&
+      AddExtension(c, ca, NID_authority_key_identifier, "keyid:always") &&
+      X509_sign(c, impl_->key.get(), EVP_sha256()) > 0;
+  if (!ok) return InternalError("the test CA could not issue the certificate");
+  return ToPem(c) + ToPem(ca);
+}
+
+bool TestCodeSigningCa::Issued(ByteView der) const {
+  auto cert = ParseDer(der);
+  return cert && X509_verify(cert.get(), impl_->key.get()) == 1;
+}
+
+std::string TestCodeSigningCa::certificate_pem() const { return ToPem(impl_->cert.get()); }
+
+Result<Bytes> SubjectPublicKeyInfoOf(ByteView certificate_der) {
+  auto cert = ParseDer(certificate_der);
+  if (!cert) return InvalidArgument("not a DER certificate");
+  unsigned char* out = nullptr;
+  const int n = i2d_PUBKEY(X509_get0_pubkey(cert.get()), &out);
+  if (n <= 0) return InvalidArgument("the certificate has no usable public key");
+  Bytes spki(out, out + n);
+  OPENSSL_free(out);
+  return spki;
+}
+
+}  // namespace signet::pki::testing
