@@ -418,6 +418,11 @@ Error ErrorFromResponse(const HttpResponse& response) {
   } else {
     message = "the server answered HTTP " + std::to_string(response.status);
   }
+  // A well-formed request that does not fit the current state is 400 like a malformed one; the
+  // management API names it, so callers can tell the two apart (CLI exit codes 6 and 2).
+  if (response.status == 400 && name == "failed_precondition") {
+    return FailedPrecondition(std::move(message));
+  }
   return ErrorFromCode(response.status, std::move(message));
 }
 

@@ -34,7 +34,9 @@ constexpr std::string_view kPrefix = "/api/v1/";
 
 // THE mapping of signet errors to management API error bodies (docs/api.md "Errors"); the HTTP
 // status comes from HttpStatusFor:
-//   InvalidArgument, FailedPrecondition -> invalid_request (400)
+//   InvalidArgument                     -> invalid_request (400)
+//   FailedPrecondition                  -> failed_precondition (400): the request is well formed
+//                                          but does not fit the object's state (a disabled key)
 //   NotFound                            -> not_found (404)
 //   AlreadyExists                       -> already_exists (409)
 //   PermissionDenied                    -> access_denied (403)
@@ -49,8 +51,9 @@ Response ApiErrorResponse(const Error& error, std::string_view request_id) {
   const int status = HttpStatusFor(error.code());
   switch (error.code()) {
     case ErrorCode::kInvalidArgument:
-    case ErrorCode::kFailedPrecondition:
       return JsonErrorResponse(status, "invalid_request", error.message());
+    case ErrorCode::kFailedPrecondition:
+      return JsonErrorResponse(status, "failed_precondition", error.message());
     case ErrorCode::kNotFound:
       return JsonErrorResponse(status, "not_found", error.message());
     case ErrorCode::kAlreadyExists:

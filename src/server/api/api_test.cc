@@ -528,7 +528,7 @@ TEST_F(ApiTest, DisableAndEnableAnAccount) {
   json disabled = Ok(admin_, "accounts/disable", {{"name", "alice"}});
   EXPECT_EQ(disabled["account"]["state"], "disabled");
   ExpectError(CallAs(alice_, "auth/whoami"), 401, "invalid_token");  // tokens revoked
-  ExpectError(CallAs(admin_, "accounts/disable", {{"name", "alice"}}), 400, "invalid_request");
+  ExpectError(CallAs(admin_, "accounts/disable", {{"name", "alice"}}), 400, "failed_precondition");
   json enabled = Ok(admin_, "accounts/enable", {{"name", "alice"}});
   EXPECT_EQ(enabled["account"]["state"], "active");
 }
@@ -617,7 +617,7 @@ TEST_F(ApiTest, DisableEnableAndDestroyAKey) {
   EXPECT_EQ(Ok(admin_, "keys/destroy", {{"name", "ec"}})["key"]["state"], "destroyed");
   EXPECT_EQ(key_store_.KeyCount(), 0u);
   // A destroyed key is a state conflict.
-  ExpectError(CallAs(admin_, "keys/enable", {{"name", "ec"}}), 400, "invalid_request");
+  ExpectError(CallAs(admin_, "keys/enable", {{"name", "ec"}}), 400, "failed_precondition");
 }
 
 TEST_F(ApiTest, CsrIsSignedByTheKey) {
