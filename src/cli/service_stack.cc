@@ -43,7 +43,7 @@ Status ServiceStack::BuildServer(server::ServerOptions options) {
                                                }}}));
   SIGNET_TRY(server::AddMetricsRoute(router, metrics_));
   SIGNET_TRY(server::csc::RegisterCscRoutes(
-      router, server::csc::CscDependencies{accounts_, signing_, keys_}));
+      router, server::csc::CscDependencies{accounts_, signing_, keys_, clock_}));
   SIGNET_TRY(server::api::RegisterApiRoutes(
       router, server::api::ApiDependencies{accounts_, signing_, keys_}));
   SIGNET_ASSIGN_OR_RETURN(server_,

@@ -306,11 +306,11 @@ Result<json> KeyInfo(const store::KeyRecord& key) {
 }
 
 // cert{} for a key with a stored chain; `mode` is CSC's certificates: none / single / chain.
-Result<json> CertInfo(const store::KeyRecord& key, std::string_view mode, bool cert_info) {
+Result<json> CertInfo(const store::KeyRecord& key, std::string_view mode, bool cert_info,
+                      TimePoint now) {
   SIGNET_ASSIGN_OR_RETURN(Bytes spki, Base64Decode(key.public_key_spki));
   SIGNET_ASSIGN_OR_RETURN(pki::CertificateChain chain,
                           pki::ParseChainForKey(key.certificate_chain_pem, spki));
-  const TimePoint now = std::chrono::system_clock::now();
   json c;
   c["status"] = (now < chain.not_before || now >= chain.not_after) ? "expired" : "valid";
   if (mode != "none") {
@@ -355,11 +355,12 @@ Result<InfoOptions> ParseInfoOptions(const json& body) {
 
 Result<json> CredentialInfo(service::SigningService& signing, const service::Caller& caller,
                             const service::Principal& principal, const store::KeyRecord& key,
-                            const InfoOptions& options) {
+                            const InfoOptions& options, TimePoint now) {
   json info;
   SIGNET_ASSIGN_OR_RETURN(info["key"], KeyInfo(key));
   if (!key.certificate_chain_pem.empty()) {
-    SIGNET_ASSIGN_OR_RETURN(info["cert"], CertInfo(key, options.certificates, options.cert_info));
+    SIGNET_ASSIGN_OR_RETURN(info["cert"],
+                            CertInfo(key, options.certificates, options.cert_info, now));
   }
   json auth;
   auth["mode"] = "explicit";
@@ -446,8 +447,8 @@ Response Login(const CscDependencies& deps, const Request& request, const json& 
     return r;
   }
   if (!token.ok()) return CscErrorResponse(token.error(), Phase::kLogin, request.request_id);
-  auto seconds = std::chrono::duration_cast<std::chrono::seconds>(token->expires_at -
-                                                                  std::chrono::system_clock::now());
+  auto seconds =
+      std::chrono::duration_cast<std::chrono::seconds>(token->expires_at - deps.clock.Now());
   json out;
   out["access_token"] = std::string(token->token.text_view());
   out["expires_in"] = std::max<int64_t>(0, seconds.count());
@@ -509,7 +510,8 @@ Response ListCredentials(const CscDependencies& deps, const Request& request, co
     if (only_valid->value_or(false) && key.state != store::KeyState::kActive) continue;
     ids.push_back(key.id);
     if (with_info->value_or(false)) {
-      auto info = CredentialInfo(deps.signing, who->caller, who->principal, key, *options);
+      auto info = CredentialInfo(deps.signing, who->caller, who->principal, key, *options,
+                                 deps.clock.Now());
       if (!info.ok()) return CscErrorResponse(info.error(), Phase::kBearer, request.request_id);
       (*info)["credentialID"] = key.id;
       infos.push_back(std::move(*info));
@@ -532,7 +534,8 @@ Response CredentialInfoRoute(const CscDependencies& deps, const Request& request
   if (!options.ok()) return CscErrorResponse(options.error(), Phase::kBearer);
   auto key = deps.signing.GetGrantedCredential(who->caller, *credential);
   if (!key.ok()) return CscErrorResponse(key.error(), Phase::kBearer, request.request_id);
-  auto info = CredentialInfo(deps.signing, who->caller, who->principal, *key, *options);
+  auto info =
+      CredentialInfo(deps.signing, who->caller, who->principal, *key, *options, deps.clock.Now());
   if (!info.ok()) return CscErrorResponse(info.error(), Phase::kBearer, request.request_id);
   return JsonResponse(*info);
 }

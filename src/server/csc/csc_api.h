@@ -19,6 +19,7 @@
 
 #include <string>
 
+#include "common/clock.h"
 #include "common/result.h"
 #include "server/server.h"
 #include "service/accounts.h"
@@ -31,6 +32,8 @@ struct CscDependencies {
   service::AccountService& accounts;
   service::SigningService& signing;
   service::KeyService& keys;
+  // The services' clock: login's expires_in and a certificate's validity are judged by it.
+  const Clock& clock;
   std::string service_name = "signet";
 };
 
