@@ -176,7 +176,10 @@ class SqliteStore final : public Store {
 
   // ---- activations, grants, policies, audit events (migration 3) ----
   // Read helpers for use inside a transaction; mu_ must be held.
-  Result<std::optional<ActivationRecord>> LoadActivationLocked(ByteView sad_hash);
+  // The activation and all its hashes, or, with `only`, just those of its hashes listed there
+  // (the ones it holds; a listed hash it does not hold is simply absent).
+  Result<std::optional<ActivationRecord>> LoadActivationLocked(
+      ByteView sad_hash, const std::vector<Bytes>* only = nullptr);
   Status InsertActivationLocked(const ActivationRecord& activation);
   Result<bool> KeyExistsLocked(std::string_view key_id);
   // ---- end of activations, grants, policies, audit events ----

@@ -15,8 +15,8 @@
 namespace signet::store {
 namespace {
 
-using sqlite_internal::Connection;
 using sqlite_internal::BindAll;
+using sqlite_internal::Connection;
 using sqlite_internal::Query;
 using sqlite_internal::Transaction;
 
@@ -62,6 +62,9 @@ constexpr std::string_view kSelectActivation =
     " expires_at FROM activations WHERE sad_hash = ?1";
 constexpr std::string_view kSelectActivationHashes =
     "SELECT hash, consumed_at FROM activation_hashes WHERE sad_hash = ?1 ORDER BY rowid";
+// One hash of a SAD, by the (sad_hash, hash) primary key.
+constexpr std::string_view kSelectActivationHash =
+    "SELECT consumed_at FROM activation_hashes WHERE sad_hash = ?1 AND hash = ?2";
 constexpr std::string_view kInsertActivation =
     "INSERT INTO activations (sad_hash, account_id, key_id, hash_algorithm, num_signatures,"
     " signatures_used, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
@@ -131,7 +134,8 @@ Result<bool> SqliteStore::KeyExistsLocked(std::string_view key_id) {
   return query.Step();
 }
 
-Result<std::optional<ActivationRecord>> SqliteStore::LoadActivationLocked(ByteView sad_hash) {
+Result<std::optional<ActivationRecord>> SqliteStore::LoadActivationLocked(
+    ByteView sad_hash, const std::vector<Bytes>* only) {
   static constexpr std::string_view kContext = "cannot read activation";
   ActivationRecord a;
   {
@@ -147,6 +151,20 @@ Result<std::optional<ActivationRecord>> SqliteStore::LoadActivationLocked(ByteVi
     a.signatures_used = query.Int64(4);
     a.created_at = FromUnixSeconds(query.Int64(5));
     a.expires_at = FromUnixSeconds(query.Int64(6));
+  }
+  if (only != nullptr) {
+    // Point lookups: a signHash of one hash from a SAD of thousands reads one row, not all.
+    for (const Bytes& hash : *only) {
+      SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(kSelectActivationHash, kContext));
+      SIGNET_TRY(BindAll(query, sad_hash, ByteView(hash)));
+      SIGNET_ASSIGN_OR_RETURN(bool row, query.Step());
+      if (!row) continue;
+      ActivationHash h;
+      h.hash = hash;
+      if (!query.IsNull(0)) h.consumed_at = FromUnixSeconds(query.Int64(0));
+      a.hashes.push_back(std::move(h));
+    }
+    return std::optional<ActivationRecord>(std::move(a));
   }
   SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(kSelectActivationHashes, kContext));
   SIGNET_TRY(query.Bind(1, sad_hash));
@@ -168,8 +186,8 @@ Status SqliteStore::InsertActivationLocked(const ActivationRecord& a) {
   {
     SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(kInsertActivation, kContext));
     SIGNET_TRY(BindAll(query, ByteView(a.sad_hash), a.account_id, a.key_id, a.hash_algorithm,
-                    a.num_signatures, a.signatures_used, ToUnixSeconds(a.created_at),
-                    ToUnixSeconds(a.expires_at)));
+                       a.num_signatures, a.signatures_used, ToUnixSeconds(a.created_at),
+                       ToUnixSeconds(a.expires_at)));
     SIGNET_TRY(query.Run());
   }
   for (const ActivationHash& h : a.hashes) {
@@ -192,8 +210,7 @@ Status SqliteStore::InsertActivationLocked(const ActivationRecord& a) {
 Status SqliteStore::InsertActivation(const ActivationRecord& activation) {
   SIGNET_TRY(CheckActivationShape(activation));
   std::lock_guard lock(mu_);
-  SIGNET_ASSIGN_OR_RETURN(Transaction tx,
-                          Transaction::Begin(*conn_, "cannot store activation"));
+  SIGNET_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*conn_, "cannot store activation"));
   SIGNET_TRY(InsertActivationLocked(activation));
   return tx.Commit();
 }
@@ -233,8 +250,9 @@ Status SqliteStore::ConsumeActivationHashes(const ConsumeActivationRequest& requ
   // The write lock is taken before the first read, so no other connection can consume a hash
   // between the check below and the updates after it.
   SIGNET_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*conn_, kContext));
+  // Only the requested hashes are read: CheckActivationConsumable looks at no others.
   SIGNET_ASSIGN_OR_RETURN(std::optional<ActivationRecord> activation,
-                          LoadActivationLocked(request.sad_hash));
+                          LoadActivationLocked(request.sad_hash, &request.hashes));
   SignatureCounts counts;
   {
     SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(kSelectCounts, kContext));
@@ -360,8 +378,9 @@ Status SqliteStore::PutKeyPolicy(const KeyPolicyRecord& policy) {
   {
     SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(kUpsertPolicy, kContext));
     SIGNET_TRY(BindAll(query, policy.key_id, JoinNames(policy.allowed_sign_algos),
-                    JoinNames(policy.allowed_hash_algos), policy.max_signatures_per_authorization,
-                    policy.rate_per_minute_key, policy.rate_per_minute_account));
+                       JoinNames(policy.allowed_hash_algos),
+                       policy.max_signatures_per_authorization, policy.rate_per_minute_key,
+                       policy.rate_per_minute_account));
     SIGNET_TRY(query.Run());
   }
   return tx.Commit();
