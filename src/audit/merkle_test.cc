@@ -745,8 +745,8 @@ TEST(VerifyConsistencyTest, NamesWhichRootFailed) {
 constexpr uint64_t kSeed = 0x5167e7a0d17ULL;  // Fixed, so a failure reproduces.
 
 TEST(MerklePropertyTest, EveryInclusionProofVerifiesAndEveryTamperingFails) {
-  constexpr size_t kMaxSize = 300;
-  // Leaves up to 512 so that sizes reached by flipping a bit of a size <= 300 have true roots.
+  constexpr size_t kMaxSize = 160;
+  // Leaves up to 512 so that sizes reached by flipping a bit of a size <= 160 have true roots.
   const std::vector<Sha256Digest> leaves = TestLeaves(512);
   const std::vector<Sha256Digest> roots = PrefixRoots(leaves);
   NodeTable table(leaves);
@@ -767,9 +767,9 @@ TEST(MerklePropertyTest, EveryInclusionProofVerifiesAndEveryTamperingFails) {
       ASSERT_TRUE(VerifyInclusion(leaves[m], LeafIndex(m), TreeSize(n), *proof, root).ok())
           << m << " of " << n;
       ++proofs;
-      // Tampering is checked for every leaf of trees up to 100 entries and for every third leaf
+      // Tampering is checked for every leaf of trees up to 64 entries and for every third leaf
       // (and the last) of larger ones, to keep the sanitizer run short.
-      if (n > 100 && m % 3 != 0 && m != n - 1) continue;
+      if (n > 64 && m % 3 != 0 && m != n - 1) continue;
 
       // The description is only built on failure: this runs millions of times.
       auto expect_rejected = [&](const Status& s, const char* what, size_t detail) {
@@ -805,7 +805,7 @@ TEST(MerklePropertyTest, EveryInclusionProofVerifiesAndEveryTamperingFails) {
       });
       // Every bit of the index (against the true root), and every bit of the size against the
       // true root of that other size: a proof never authenticates a statement about a genuine
-      // checkpoint other than its own. Above bit 9 both are out of range for n <= 300, which
+      // checkpoint other than its own. Above bit 9 both are out of range for n <= 160, which
       // all 64 bits of the trees up to 64 leaves cover; the rest flip the bits that matter.
       const int index_bits = n <= 64 ? 64 : 10;
       for (int bit = 0; bit < index_bits; ++bit) {
@@ -838,7 +838,7 @@ TEST(MerklePropertyTest, EveryInclusionProofVerifiesAndEveryTamperingFails) {
 }
 
 TEST(MerklePropertyTest, EveryConsistencyProofVerifiesAndEveryTamperingFails) {
-  constexpr size_t kMaxSize = 100;
+  constexpr size_t kMaxSize = 64;
   const std::vector<Sha256Digest> leaves = TestLeaves(256);
   const std::vector<Sha256Digest> roots = PrefixRoots(leaves);
   NodeTable table(leaves);
