@@ -45,13 +45,14 @@ release: deps
 # Benchmarks print their numbers next to the comparison measured in the same run.
 bench: release
 	build/release/bench/keystore_bench
+	build/release/bench/csc_bench
 
 # Each fuzzer runs for FUZZ_SECONDS on its seed corpus (copied, so the committed seeds stay small).
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	cmake --preset fuzz
 	cmake --build --preset fuzz -j $(JOBS)
-	for t in common/encoding pki/chain pki/subject server/query; do \
+	for t in common/encoding pki/chain pki/subject server/query audit/note audit/proof; do \
 	  c=$${t%/*}; n=$${t#*/}; mkdir -p build/fuzz/corpus/$$n; \
 	  cp -n src/$$c/fuzz/corpus/$$n/* build/fuzz/corpus/$$n/; \
 	  build/fuzz/src/$$c/$${c}_$${n}_fuzz -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus/$$n || exit 1; \
