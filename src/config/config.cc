@@ -39,6 +39,18 @@ Status ReadString(const toml::table& table, std::string_view section, std::strin
   return OkStatus();
 }
 
+// Reads boolean `key` of `table` into `out`; absent keys leave `out` unchanged.
+Status ReadBool(const toml::table& table, std::string_view section, std::string_view key,
+                std::string_view source, bool& out) {
+  const toml::node* node = table.get(key);
+  if (node == nullptr) return OkStatus();
+  if (!node->is_boolean()) {
+    return Bad(source, std::string(section) + "." + std::string(key), "must be true or false");
+  }
+  out = node->value<bool>().value_or(false);
+  return OkStatus();
+}
+
 // Reads integer `key` of `table` into `out`, which must lie in [min, max]; absent keys leave `out`
 // unchanged.
 Status ReadInt(const toml::table& table, std::string_view section, std::string_view key,
@@ -168,6 +180,29 @@ Status ParseServiceSections(const toml::table& root, std::string_view source, Co
     SIGNET_TRY(ReadInt(*activation, "activation", "sad_lifetime_seconds", source, 10, 3600,
                        config.activation.sad_lifetime_seconds));
   }
+
+  SIGNET_ASSIGN_OR_RETURN(
+      const toml::table* log,
+      Section(root, "log",
+              {"origin", "public", "checkpoint_interval_ms", "verify_interval_seconds"}, source));
+  if (log != nullptr) {
+    LogConfig& l = config.log;
+    SIGNET_TRY(ReadString(*log, "log", "origin", source, l.origin));
+    for (unsigned char c : l.origin) {
+      // The signed-note key-name rules (audit/note.h), checked here for a clear message early.
+      if (c <= 0x20 || c == 0x7f || c == '+') {
+        return Bad(source, "log.origin",
+                   "must not contain spaces, control characters or '+' (e.g. "
+                   "\"signet.example/prod\")");
+      }
+    }
+    if (l.origin.size() > 256) return Bad(source, "log.origin", "must be at most 256 bytes");
+    SIGNET_TRY(ReadBool(*log, "log", "public", source, l.public_read));
+    SIGNET_TRY(ReadInt(*log, "log", "checkpoint_interval_ms", source, 50, 60000,
+                       l.checkpoint_interval_ms));
+    SIGNET_TRY(ReadInt(*log, "log", "verify_interval_seconds", source, 1, 86400,
+                       l.verify_interval_seconds));
+  }
   return OkStatus();
 }
 
@@ -224,7 +259,8 @@ Result<Config> ParseConfig(std::string_view text, std::string_view source,
                            std::to_string(where.column) + ": " + std::string(e.description()));
   }
   SIGNET_TRY(
-      CheckKeys(root, "", {"hsm", "store", "server", "limits", "accounts", "activation"}, source));
+      CheckKeys(root, "", {"hsm", "store", "server", "limits", "accounts", "activation", "log"},
+                source));
 
   Config config;
   config.data_dir = data_dir;
@@ -306,6 +342,8 @@ std::string EmbeddedDefaultConfigText(std::string_view module_path) {
   t += "tls_certificate = \"" + std::string(kTlsCertificateFileName) + "\"\n";
   t += "tls_private_key = \"" + std::string(kTlsPrivateKeyFileName) + "\"\n";
   t += "client_auth = \"none\"\n";
+  t += "\n# The audit log (signet audit key / verify): its origin is \"<host name>/signet\" unless a\n";
+  t += "# [log] section sets one before the first start, e.g. origin = \"signet.example/prod\".\n";
   return t;
 }
 

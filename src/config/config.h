@@ -1,6 +1,7 @@
 // signet's configuration: what `signet.toml` may say, with safe defaults, and how the embedded
 // default data folder is laid out: [hsm], [store], and for `signet serve` [server] (listen address,
-// TLS), [limits], [accounts] (tokens, lockout) and [activation] (SAD lifetime).
+// TLS), [limits], [accounts] (tokens, lockout), [activation] (SAD lifetime) and
+// [log] (the audit log's origin, public reading, checkpoint and verification intervals).
 //
 // Loading is strict: an unknown section or key, a value of the wrong type or a missing required
 // value is an InvalidArgument naming the file, the key and what is expected. Pure functions,
@@ -78,6 +79,18 @@ struct ActivationConfig {
   int64_t sad_lifetime_seconds = 300;  // 10 .. 3600
 };
 
+// The audit log (issue 4): its identity, who may read it, and how often it is checkpointed and
+// re-verified.
+struct LogConfig {
+  // [log] origin: the checkpoint origin and signed-note key name, e.g. "signet.example/prod".
+  // Empty: the origin the log key was created with, or for a new log "<host name>/signet".
+  // Fixed once the log key exists (the service refuses to start with a different one).
+  std::string origin;
+  bool public_read = false;               // [log] public: serve /log/ without a token
+  int64_t checkpoint_interval_ms = 500;   // [log] checkpoint_interval_ms: 50 .. 60000
+  int64_t verify_interval_seconds = 60;   // [log] verify_interval_seconds: 1 .. 86400
+};
+
 struct Config {
   std::string data_dir;  // absolute path of the data folder the file was read from
   HsmConfig hsm;
@@ -86,6 +99,7 @@ struct Config {
   LimitsConfig limits;
   AccountsConfig accounts;
   ActivationConfig activation;
+  LogConfig log;
 };
 
 // Parses "HOST:PORT" / "[IPv6]:PORT" (the [server] listen syntax, also --listen). `key` names the

@@ -87,6 +87,10 @@ TEST(ConfigTest, ServiceDefaultsAreSafe) {
   EXPECT_EQ(c->accounts.lockout_threshold, 5);
   EXPECT_EQ(c->accounts.lockout_seconds, 900);
   EXPECT_EQ(c->activation.sad_lifetime_seconds, 300);
+  EXPECT_TRUE(c->log.origin.empty());
+  EXPECT_FALSE(c->log.public_read);
+  EXPECT_EQ(c->log.checkpoint_interval_ms, 500);
+  EXPECT_EQ(c->log.verify_interval_seconds, 60);
 }
 
 TEST(ConfigTest, EmbeddedDefaultHasServerSection) {
@@ -104,7 +108,9 @@ TEST(ConfigTest, ServiceSectionsAreRead) {
       "[limits]\nmax_body_bytes=2048\nmax_header_bytes=4096\nmax_connections=10\n"
       "request_timeout_seconds=5\nidle_timeout_seconds=6\n"
       "[accounts]\ntoken_lifetime_seconds=600\nlockout_threshold=3\nlockout_seconds=120\n"
-      "[activation]\nsad_lifetime_seconds=60\n");
+      "[activation]\nsad_lifetime_seconds=60\n"
+      "[log]\norigin='signet.example/prod'\npublic=true\ncheckpoint_interval_ms=250\n"
+      "verify_interval_seconds=30\n");
   ASSERT_TRUE(c.ok()) << c.error().message();
   EXPECT_EQ(c->server.host, "::1");
   EXPECT_EQ(c->server.port, 0);
@@ -123,6 +129,10 @@ TEST(ConfigTest, ServiceSectionsAreRead) {
   EXPECT_EQ(c->accounts.lockout_threshold, 3);
   EXPECT_EQ(c->accounts.lockout_seconds, 120);
   EXPECT_EQ(c->activation.sad_lifetime_seconds, 60);
+  EXPECT_EQ(c->log.origin, "signet.example/prod");
+  EXPECT_TRUE(c->log.public_read);
+  EXPECT_EQ(c->log.checkpoint_interval_ms, 250);
+  EXPECT_EQ(c->log.verify_interval_seconds, 30);
 }
 
 // Each bad value is refused with a message naming the key.
@@ -144,6 +154,12 @@ TEST(ConfigTest, BadServiceValuesNameTheKey) {
       {"[accounts]\nlockout_threshold=6\n", "accounts.lockout_threshold"},
       {"[accounts]\nlockout=1\n", "accounts.lockout"},
       {"[activation]\nsad_lifetime_seconds=0\n", "activation.sad_lifetime_seconds"},
+      {"[log]\norigin='signet example'\n", "log.origin"},
+      {"[log]\norigin='a+b'\n", "log.origin"},
+      {"[log]\npublic='yes'\n", "log.public"},
+      {"[log]\ncheckpoint_interval_ms=10\n", "log.checkpoint_interval_ms"},
+      {"[log]\nverify_interval_seconds=0\n", "log.verify_interval_seconds"},
+      {"[log]\nwitness=1\n", "log.witness"},
       {"server=1\n", "server"},
   };
   for (const auto& [text, key] : cases) {
