@@ -7,8 +7,11 @@
 // may be used from many threads at once.
 #pragma once
 
+#include <cstddef>
+#include <functional>
 #include <initializer_list>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -28,15 +31,15 @@ Result<KeyState> ParseKeyState(std::string_view name);
 // A code-signing key as the service knows it. The private key itself is in the HSM, named by
 // (token_serial, hsm_key_id).
 struct KeyRecord {
-  std::string id;          // signet's identifier, e.g. "k_3f2a9c0d1e5b4a7c"; never reused
-  std::string name;        // unique, chosen by the user
-  std::string algorithm;   // KeyAlgorithmName(), e.g. "rsa-3072"
+  std::string id;         // signet's identifier, e.g. "k_3f2a9c0d1e5b4a7c"; never reused
+  std::string name;       // unique, chosen by the user
+  std::string algorithm;  // KeyAlgorithmName(), e.g. "rsa-3072"
   KeyState state = KeyState::kActive;
-  std::string owner;       // account that owns the key ("local" for CLI-created keys)
-  std::string token_label;    // PKCS#11 token holding the key
+  std::string owner;        // account that owns the key ("local" for CLI-created keys)
+  std::string token_label;  // PKCS#11 token holding the key
   std::string token_serial;
-  std::string hsm_key_id;     // CKA_ID, lower-case hex
-  std::string public_key_spki;  // DER SubjectPublicKeyInfo, base64
+  std::string hsm_key_id;             // CKA_ID, lower-case hex
+  std::string public_key_spki;        // DER SubjectPublicKeyInfo, base64
   std::string certificate_chain_pem;  // leaf first; empty until imported
   TimePoint created_at;
   TimePoint updated_at;
@@ -175,8 +178,8 @@ struct SignatureCounts {
 //   hash algorithm differs from the authorized one -> PermissionDenied
 //   no hashes, or one hash twice in the request   -> InvalidArgument
 //   more hashes than signatures left              -> PermissionDenied "more signatures than ..."
-//   a hash not bound to the SAD                   -> PermissionDenied "... not authorized by the SAD"
-//   a hash already consumed                       -> PermissionDenied "... already used ..."
+//   a hash not bound to the SAD                   -> PermissionDenied "... not authorized by the
+//   SAD" a hash already consumed                       -> PermissionDenied "... already used ..."
 //   a rate limit would be exceeded                -> ResourceExhausted
 Status CheckActivationConsumable(const std::optional<ActivationRecord>& activation,
                                  const ConsumeActivationRequest& request,
@@ -214,6 +217,75 @@ struct AuditEventRow {
 
 // ---- end of activations, grants, policies, audit events ----
 
+// ---- the audit log (migration 4) ----
+
+// The largest entry the log accepts, in bytes: C2SP tlog-tiles entry bundles prefix each entry
+// with a big-endian uint16 length.
+inline constexpr size_t kMaxLogEntrySize = 65535;
+
+// One entry to append to the Merkle log. The store assigns the index (0, 1, 2, ... in append
+// order) inside the append transaction and calls `render` with it, so the index can be part of
+// the bytes that are hashed. `render` must be a cheap pure function of its argument (it runs with
+// the store's write lock held) and may be called more than once if the store retries.
+struct LogEntryAppend {
+  TimePoint time;
+  std::string action;      // the entry's action name, for queries; never empty
+  std::string key_id;      // KeyRecord::id the entry concerns, or "" (for queries)
+  std::string account_id;  // AccountRecord::id of the actor, or "" (for queries)
+  std::function<Result<std::string>(int64_t index)> render;
+};
+
+// One stored entry. `data` is exactly the bytes that were hashed into leaf `index`.
+struct LogEntryRow {
+  int64_t index = 0;
+  TimePoint time;
+  std::string action;
+  std::string key_id;
+  std::string account_id;
+  std::string data;
+};
+
+// A search of the log. Empty strings and nullopt match everything; all given conditions must hold.
+struct LogEntryQuery {
+  std::optional<TimePoint> since;  // time >= since
+  std::optional<TimePoint> until;  // time < until
+  std::string key_id;
+  std::string account_id;
+  std::string action;
+  int64_t after_index = -1;  // only entries with index > after_index (for paging)
+  int64_t limit = 100;       // at most this many, in index order; 1 .. 10000
+};
+
+// A C2SP tlog-tiles hash tile: `width` (1..256) consecutive node hashes of tree level
+// 8 * `level`, starting at node 256 * `index`. Full tiles (width 256) never change; the store
+// keeps only the widest partial tile of each (level, index), since a narrower one is its prefix.
+struct LogTileRow {
+  int level = 0;
+  int64_t index = 0;
+  int width = 0;
+  Bytes hashes;  // 32 * width bytes
+};
+
+// A signed checkpoint of the log (c2sp.org/tlog-checkpoint in a signed note).
+struct LogCheckpointRow {
+  int64_t size = 0;          // tree size it commits to
+  Bytes root;                // 32-byte root hash at that size
+  std::string note;          // the signed note, exactly as served at /log/checkpoint
+  TimePoint time;            // when it was signed
+  int64_t entry_index = -1;  // index of the log entry that records it (set by the store)
+};
+
+// The HSM key that signs checkpoints: one per log, created once.
+struct LogKeyRecord {
+  std::string origin;        // checkpoint origin and signed-note key name
+  std::string token_serial;  // PKCS#11 token holding the private key
+  std::string hsm_key_id;    // CKA_ID, lower-case hex
+  Bytes public_key;          // 32-byte Ed25519 public key
+  TimePoint created_at;
+};
+
+// ---- end of the audit log ----
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -230,8 +302,7 @@ class Store {
 
   // Moves key `id` from state `from` to `to` and sets updated_at. FailedPrecondition if the key is
   // not in state `from` (compare-and-set, so two concurrent changes cannot both succeed).
-  virtual Status UpdateKeyState(std::string_view id, KeyState from, KeyState to,
-                                TimePoint now) = 0;
+  virtual Status UpdateKeyState(std::string_view id, KeyState from, KeyState to, TimePoint now) = 0;
 
   // Replaces the certificate chain of key `id` and sets updated_at.
   virtual Status SetCertificateChain(std::string_view id, std::string_view chain_pem,
@@ -330,10 +401,60 @@ class Store {
   virtual Result<int64_t> AppendAuditEvent(TimePoint time, std::string_view action,
                                            std::string_view json) = 0;
   // Up to `limit` events with seq > `after_seq`, in seq order.
-  virtual Result<std::vector<AuditEventRow>> ListAuditEvents(int64_t after_seq,
-                                                             int64_t limit) = 0;
+  virtual Result<std::vector<AuditEventRow>> ListAuditEvents(int64_t after_seq, int64_t limit) = 0;
 
   // ---- end of activations, grants, policies, audit events ----
+
+  // ---- the audit log (migration 4). Entries and checkpoints have no update or delete path. ----
+
+  // Appends `entries` in one transaction, at consecutive indices, and returns the first index once
+  // they are durable. The next index is read inside the transaction, so appends from other
+  // processes on the same database also get consecutive, unique indices. All or nothing, and the
+  // failed batch's indices go to the next append. Errors, naming the entry ("entry 2 of 5 (action
+  // 'sign')"): InvalidArgument if `entries` is empty, an entry has no action or no render, or a
+  // render returns an empty entry or one over kMaxLogEntrySize; a failing render's own error
+  // (its code kept) with that context.
+  virtual Result<int64_t> AppendLogEntries(std::span<const LogEntryAppend> entries) = 0;
+  // Number of entries (the index the next append gets).
+  virtual Result<int64_t> LogSize() = 0;
+  // Up to `limit` entries with index >= `from`, in index order. InvalidArgument if from < 0 or
+  // limit < 1 (there is no upper bound: the caller chooses how much to hold in memory).
+  virtual Result<std::vector<LogEntryRow>> ReadLogEntries(int64_t from, int64_t limit) = 0;
+  // Entries matching `query`, in index order. InvalidArgument for a limit out of range.
+  virtual Result<std::vector<LogEntryRow>> QueryLogEntries(const LogEntryQuery& query) = 0;
+
+  // The hashes of tile (level, index) cut to its first `width` nodes, or nullopt if no stored
+  // tile is that wide. InvalidArgument for a level outside 0..63, a negative index or a width
+  // outside 1..256.
+  virtual Result<std::optional<Bytes>> GetLogTile(int level, int64_t index, int width) = 0;
+
+  // In one transaction: stores `tiles`, inserts `checkpoint`, and appends `entry` (the entry that
+  // records the checkpoint) at the next index, which it stores as the checkpoint's entry_index and
+  // returns. A tile where none is stored is inserted; otherwise the stored and the new tile must
+  // agree on the hashes they share (else DataLoss: entries or tiles changed under the log), and a
+  // wider partial tile replaces a narrower one, while an identical or narrower one changes nothing.
+  // Errors, all leaving everything as it was:
+  //   InvalidArgument    a tile with a level outside 0..63, a negative index, a width outside
+  //                      1..256 or hashes not 32 * width bytes, or given twice; a negative size,
+  //                      a root not 32 bytes or an empty note; `entry` as for AppendLogEntries
+  //   FailedPrecondition a checkpoint of this size or larger exists (another integrator got there
+  //                      first), or checkpoint.size exceeds the log size
+  //   DataLoss           a tile disagrees with the stored one
+  virtual Result<int64_t> PublishLogCheckpoint(std::span<const LogTileRow> tiles,
+                                               const LogCheckpointRow& checkpoint,
+                                               const LogEntryAppend& entry) = 0;
+  // The checkpoint with the largest size, or nullopt before the first.
+  virtual Result<std::optional<LogCheckpointRow>> LatestLogCheckpoint() = 0;
+  // Up to `limit` checkpoints with size > `after_size`, by size. InvalidArgument if limit < 1.
+  virtual Result<std::vector<LogCheckpointRow>> ListLogCheckpoints(int64_t after_size,
+                                                                   int64_t limit) = 0;
+
+  // The checkpoint-signing key: inserted once (AlreadyExists if a key exists), never replaced.
+  // InvalidArgument for an empty origin or hsm_key_id, or a public key that is not 32 bytes.
+  virtual Status InsertLogKey(const LogKeyRecord& key) = 0;
+  virtual Result<std::optional<LogKeyRecord>> GetLogKey() = 0;
+
+  // ---- end of the audit log ----
 };
 
 }  // namespace signet::store

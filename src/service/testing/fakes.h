@@ -5,12 +5,18 @@
 // Thread-safe (one mutex each).
 #pragma once
 
+#include <algorithm>
+#include <cstddef>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
+#include <span>
+#include <string>
 #include <tuple>
+#include <utility>
+#include <vector>
 
 #include "hsm/key_store.h"
 #include "hsm/secret_sealer.h"
@@ -67,8 +73,7 @@ class MemoryStore final : public store::Store {
   Result<std::vector<store::AccountRecord>> ListAccounts() override;
   Result<bool> RecordTotpStep(std::string_view id, int64_t step, TimePoint now) override;
   Result<store::LoginFailureState> RecordLoginFailure(std::string_view id, int64_t lock_threshold,
-                                                      TimePoint lock_until,
-                                                      TimePoint now) override;
+                                                      TimePoint lock_until, TimePoint now) override;
   Status ClearLoginFailures(std::string_view id, TimePoint now) override;
   Status UpdateAccountState(std::string_view id, store::AccountState from, store::AccountState to,
                             TimePoint now) override;
@@ -105,6 +110,30 @@ class MemoryStore final : public store::Store {
   void FailNextAuditAppend(Error e);
   // ---- end of activations, grants, policies, audit events ----
 
+  // ---- the audit log (migration 4) ----
+  // The same contract and validation as SqliteStore, without durability; defined inline below.
+  // `render` runs with mu_ held and must not call back into this store.
+  Result<int64_t> AppendLogEntries(std::span<const store::LogEntryAppend> entries) override;
+  Result<int64_t> LogSize() override;
+  Result<std::vector<store::LogEntryRow>> ReadLogEntries(int64_t from, int64_t limit) override;
+  Result<std::vector<store::LogEntryRow>> QueryLogEntries(
+      const store::LogEntryQuery& query) override;
+  Result<std::optional<Bytes>> GetLogTile(int level, int64_t index, int width) override;
+  Result<int64_t> PublishLogCheckpoint(std::span<const store::LogTileRow> tiles,
+                                       const store::LogCheckpointRow& checkpoint,
+                                       const store::LogEntryAppend& entry) override;
+  Result<std::optional<store::LogCheckpointRow>> LatestLogCheckpoint() override;
+  Result<std::vector<store::LogCheckpointRow>> ListLogCheckpoints(int64_t after_size,
+                                                                  int64_t limit) override;
+  Status InsertLogKey(const store::LogKeyRecord& key) override;
+  Result<std::optional<store::LogKeyRecord>> GetLogKey() override;
+  // The next AppendLogEntries or PublishLogCheckpoint fails with `e` and changes nothing, as a
+  // database outage would.
+  void FailNextLogWrite(Error e);
+  // Counts AppendLogEntries calls that committed, to observe group commit from tests.
+  int64_t LogAppendCalls();
+  // ---- end of the audit log ----
+
   void FailNextInsert(Error e);
 
  private:
@@ -112,17 +141,28 @@ class MemoryStore final : public store::Store {
   std::map<std::string, store::KeyRecord> by_id_;  // guarded by mu_
   std::optional<Error> fail_insert_;               // guarded by mu_
   // ---- accounts and bearer tokens (migration 2) ----
-  std::map<std::string, store::AccountRecord> accounts_by_id_;     // guarded by mu_
-  std::map<Bytes, store::BearerTokenRecord> tokens_by_hash_;       // guarded by mu_
+  std::map<std::string, store::AccountRecord> accounts_by_id_;  // guarded by mu_
+  std::map<Bytes, store::BearerTokenRecord> tokens_by_hash_;    // guarded by mu_
   // ---- end of accounts and bearer tokens ----
   // ---- activations, grants, policies, audit events (migration 3) ----
-  std::map<Bytes, store::ActivationRecord> activations_;                  // guarded by mu_
-  std::set<std::pair<std::string, std::string>> grants_;                  // (key, account); mu_
-  std::map<std::string, store::KeyPolicyRecord> policies_;                // guarded by mu_
-  std::vector<store::AuditEventRow> audit_events_;                        // guarded by mu_
+  std::map<Bytes, store::ActivationRecord> activations_;    // guarded by mu_
+  std::set<std::pair<std::string, std::string>> grants_;    // (key, account); mu_
+  std::map<std::string, store::KeyPolicyRecord> policies_;  // guarded by mu_
+  std::vector<store::AuditEventRow> audit_events_;          // guarded by mu_
   std::map<std::tuple<std::string, std::string, int64_t>, int64_t> signature_counts_;  // mu_
-  std::optional<Error> fail_audit_append_;                                // guarded by mu_
+  std::optional<Error> fail_audit_append_;  // guarded by mu_
   // ---- end of activations, grants, policies, audit events ----
+  // ---- the audit log (migration 4) ----
+  // Renders every entry of a batch at `first`, first + 1, ... into `out`; nothing is stored.
+  static Status RenderLogEntries(std::span<const store::LogEntryAppend> entries, int64_t first,
+                                 std::vector<store::LogEntryRow>& out);
+  std::vector<store::LogEntryRow> log_entries_;                     // guarded by mu_
+  std::map<std::pair<int, int64_t>, store::LogTileRow> log_tiles_;  // guarded by mu_
+  std::map<int64_t, store::LogCheckpointRow> log_checkpoints_;      // by size; mu_
+  std::optional<store::LogKeyRecord> log_key_;                      // guarded by mu_
+  std::optional<Error> fail_log_write_;                             // guarded by mu_
+  int64_t log_append_calls_ = 0;                                    // guarded by mu_
+  // ---- end of the audit log ----
 };
 
 // ---- accounts and bearer tokens (migration 2) ----
@@ -138,5 +178,199 @@ class FakeSecretSealer final : public hsm::SecretSealer {
   SecretBytes key_;  // constant after construction
 };
 // ---- end of accounts and bearer tokens ----
+
+// ---- the audit log (migration 4) ----
+// MemoryStore's log methods are defined here rather than in fakes.cc: they are small, and tests
+// of audit/ read them next to the contract they fake.
+
+inline Status MemoryStore::RenderLogEntries(std::span<const store::LogEntryAppend> entries,
+                                            int64_t first, std::vector<store::LogEntryRow>& out) {
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const store::LogEntryAppend& e = entries[i];
+    const std::string which = "log entry " + std::to_string(i + 1) + " of " +
+                              std::to_string(entries.size()) + " (action '" + e.action + "')";
+    if (e.action.empty()) return InvalidArgument(which + " has no action name");
+    if (!e.render) return InvalidArgument(which + " has no render function");
+    const int64_t index = first + static_cast<int64_t>(i);
+    Result<std::string> data = e.render(index);
+    if (!data.ok()) return data.error().WithContext("cannot render " + which);
+    if (data->empty() || data->size() > store::kMaxLogEntrySize) {
+      return InvalidArgument(which + " renders " + std::to_string(data->size()) +
+                             " bytes; an entry has 1.." + std::to_string(store::kMaxLogEntrySize));
+    }
+    out.push_back({index, e.time, e.action, e.key_id, e.account_id, std::move(*data)});
+  }
+  return OkStatus();
+}
+
+inline Result<int64_t> MemoryStore::AppendLogEntries(
+    std::span<const store::LogEntryAppend> entries) {
+  if (entries.empty()) return InvalidArgument("cannot append to the log: no entries given");
+  std::lock_guard lock(mu_);
+  if (fail_log_write_) {
+    Error e = *fail_log_write_;
+    fail_log_write_.reset();
+    return e;
+  }
+  const auto first = static_cast<int64_t>(log_entries_.size());
+  std::vector<store::LogEntryRow> rows;
+  SIGNET_TRY(RenderLogEntries(entries, first, rows));  // all or nothing: nothing stored yet
+  for (store::LogEntryRow& row : rows) log_entries_.push_back(std::move(row));
+  ++log_append_calls_;
+  return first;
+}
+
+inline Result<int64_t> MemoryStore::LogSize() {
+  std::lock_guard lock(mu_);
+  return static_cast<int64_t>(log_entries_.size());
+}
+
+inline Result<std::vector<store::LogEntryRow>> MemoryStore::ReadLogEntries(int64_t from,
+                                                                           int64_t limit) {
+  if (from < 0 || limit < 1) return InvalidArgument("cannot read log entries: bad from or limit");
+  std::lock_guard lock(mu_);
+  std::vector<store::LogEntryRow> out;
+  for (auto i = static_cast<size_t>(from);
+       i < log_entries_.size() && static_cast<int64_t>(out.size()) < limit; ++i) {
+    out.push_back(log_entries_[i]);
+  }
+  return out;
+}
+
+inline Result<std::vector<store::LogEntryRow>> MemoryStore::QueryLogEntries(
+    const store::LogEntryQuery& q) {
+  if (q.limit < 1 || q.limit > 10000) {
+    return InvalidArgument("cannot query log entries: limit must be 1..10000");
+  }
+  if (q.after_index < -1) {
+    return InvalidArgument("cannot query log entries: after_index must be -1 or more");
+  }
+  // Whole seconds, as SqliteStore compares them: `since` rounded down, `until` up.
+  const auto seconds = [](TimePoint t) { return FromUnixSeconds(ToUnixSeconds(t)); };
+  std::lock_guard lock(mu_);
+  std::vector<store::LogEntryRow> out;
+  for (const store::LogEntryRow& row : log_entries_) {
+    if (static_cast<int64_t>(out.size()) >= q.limit) break;
+    const TimePoint t = seconds(row.time);
+    if (row.index <= q.after_index) continue;
+    if (q.since && t < seconds(*q.since)) continue;
+    if (q.until && !(t < *q.until)) continue;
+    if (!q.key_id.empty() && row.key_id != q.key_id) continue;
+    if (!q.account_id.empty() && row.account_id != q.account_id) continue;
+    if (!q.action.empty() && row.action != q.action) continue;
+    out.push_back(row);
+  }
+  return out;
+}
+
+inline Result<std::optional<Bytes>> MemoryStore::GetLogTile(int level, int64_t index, int width) {
+  if (level < 0 || level > 63 || index < 0 || width < 1 || width > 256) {
+    return InvalidArgument("no such log tile: level 0..63, index >= 0 and width 1..256");
+  }
+  std::lock_guard lock(mu_);
+  auto it = log_tiles_.find({level, index});
+  if (it == log_tiles_.end() || it->second.width < width) return std::optional<Bytes>();
+  const Bytes& h = it->second.hashes;
+  return std::optional<Bytes>(Bytes(h.begin(), h.begin() + 32 * width));
+}
+
+inline Result<int64_t> MemoryStore::PublishLogCheckpoint(std::span<const store::LogTileRow> tiles,
+                                                         const store::LogCheckpointRow& checkpoint,
+                                                         const store::LogEntryAppend& entry) {
+  std::set<std::pair<int, int64_t>> seen;
+  for (const store::LogTileRow& t : tiles) {
+    if (t.level < 0 || t.level > 63 || t.index < 0 || t.width < 1 || t.width > 256 ||
+        t.hashes.size() != 32 * static_cast<size_t>(t.width) ||
+        !seen.insert({t.level, t.index}).second) {
+      return InvalidArgument("malformed or repeated log tile " + std::to_string(t.level) + "/" +
+                             std::to_string(t.index));
+    }
+  }
+  if (checkpoint.size < 0 || checkpoint.root.size() != 32 || checkpoint.note.empty()) {
+    return InvalidArgument("a checkpoint needs a size >= 0, a 32-byte root and a note");
+  }
+  std::lock_guard lock(mu_);
+  if (fail_log_write_) {
+    Error e = *fail_log_write_;
+    fail_log_write_.reset();
+    return e;
+  }
+  if (!log_checkpoints_.empty() && log_checkpoints_.rbegin()->first >= checkpoint.size) {
+    return FailedPrecondition("a checkpoint of size " +
+                              std::to_string(log_checkpoints_.rbegin()->first) + " exists already");
+  }
+  const auto entry_index = static_cast<int64_t>(log_entries_.size());
+  if (checkpoint.size > entry_index) {
+    return FailedPrecondition("the log has only " + std::to_string(entry_index) + " entries");
+  }
+  // Everything is checked before anything changes, so a failure leaves the store as it was.
+  std::vector<const store::LogTileRow*> to_store;
+  for (const store::LogTileRow& t : tiles) {
+    auto it = log_tiles_.find({t.level, t.index});
+    if (it == log_tiles_.end()) {
+      to_store.push_back(&t);
+      continue;
+    }
+    const size_t shared = 32 * static_cast<size_t>(std::min(it->second.width, t.width));
+    if (!std::equal(t.hashes.begin(), t.hashes.begin() + static_cast<std::ptrdiff_t>(shared),
+                    it->second.hashes.begin())) {
+      return DataLoss("log tile " + std::to_string(t.level) + "/" + std::to_string(t.index) +
+                      " disagrees with the stored one");
+    }
+    if (t.width > it->second.width) to_store.push_back(&t);
+  }
+  std::vector<store::LogEntryRow> rows;
+  SIGNET_TRY(RenderLogEntries({&entry, 1}, entry_index, rows));
+  for (const store::LogTileRow* t : to_store) log_tiles_[{t->level, t->index}] = *t;
+  log_entries_.push_back(std::move(rows.front()));
+  store::LogCheckpointRow stored = checkpoint;
+  stored.entry_index = entry_index;
+  log_checkpoints_[checkpoint.size] = std::move(stored);
+  return entry_index;
+}
+
+inline Result<std::optional<store::LogCheckpointRow>> MemoryStore::LatestLogCheckpoint() {
+  std::lock_guard lock(mu_);
+  if (log_checkpoints_.empty()) return std::optional<store::LogCheckpointRow>();
+  return std::optional<store::LogCheckpointRow>(log_checkpoints_.rbegin()->second);
+}
+
+inline Result<std::vector<store::LogCheckpointRow>> MemoryStore::ListLogCheckpoints(
+    int64_t after_size, int64_t limit) {
+  if (limit < 1) return InvalidArgument("cannot list log checkpoints: limit must be at least 1");
+  std::lock_guard lock(mu_);
+  std::vector<store::LogCheckpointRow> out;
+  for (auto it = log_checkpoints_.upper_bound(after_size);
+       it != log_checkpoints_.end() && static_cast<int64_t>(out.size()) < limit; ++it) {
+    out.push_back(it->second);
+  }
+  return out;
+}
+
+inline Status MemoryStore::InsertLogKey(const store::LogKeyRecord& key) {
+  if (key.origin.empty() || key.hsm_key_id.empty() || key.public_key.size() != 32) {
+    return InvalidArgument("the log key needs an origin, an HSM key id and a 32-byte public key");
+  }
+  std::lock_guard lock(mu_);
+  if (log_key_) return AlreadyExists("the log already has its checkpoint-signing key");
+  log_key_ = key;
+  return OkStatus();
+}
+
+inline Result<std::optional<store::LogKeyRecord>> MemoryStore::GetLogKey() {
+  std::lock_guard lock(mu_);
+  return log_key_;
+}
+
+inline void MemoryStore::FailNextLogWrite(Error e) {
+  std::lock_guard lock(mu_);
+  fail_log_write_ = std::move(e);
+}
+
+inline int64_t MemoryStore::LogAppendCalls() {
+  std::lock_guard lock(mu_);
+  return log_append_calls_;
+}
+// ---- end of the audit log ----
 
 }  // namespace signet::testing

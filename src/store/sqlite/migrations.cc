@@ -122,10 +122,103 @@ BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END;
 )sql";
 // ---- end of activations, grants, policies, audit events ----
 
+// ---- the audit log (migration 4) ----
+// The Merkle-tree log (DESIGN.md §3 "audit invariant", issue 4). log_entries holds each leaf's
+// exact bytes at its index; log_tiles the C2SP tlog-tiles hash tiles the integrator computed;
+// log_checkpoints the signed checkpoints; log_key the one checkpoint-signing key.
+//
+// The triggers make every table append-only for any connection, not only signet's (which has no
+// UPDATE or DELETE statement for them): a slip at an sqlite3 prompt fails instead of silently
+// rewriting history. They are a guard rail, not the security argument: whoever can write the file
+// can also drop a trigger. What makes a rewrite detectable is the Merkle tree and the signed
+// checkpoints that outsiders keep.
+//
+// INSERT OR REPLACE resolves a conflict by deleting the old row WITHOUT firing delete triggers
+// (unless recursive_triggers is on), so each table also has a BEFORE INSERT trigger that refuses
+// any insert that could conflict: entries only at the next index, checkpoints only larger than
+// every existing one, a tile only where none is stored, the key only once.
+//
+// Tiles: a full tile (width 256) never changes; a partial one may only be replaced by a wider one
+// that starts with the same hashes (the narrower tile is a prefix of every later one).
+//
+// audit_events (migration 3) stays as it is: no released version wrote it.
+constexpr std::string_view kCreateLog = R"sql(
+CREATE TABLE log_entries (
+  idx        INTEGER PRIMARY KEY CHECK (idx >= 0),
+  time       INTEGER NOT NULL,
+  action     TEXT    NOT NULL CHECK (length(action) > 0),
+  key_id     TEXT    NOT NULL DEFAULT '',
+  account_id TEXT    NOT NULL DEFAULT '',
+  data       BLOB    NOT NULL CHECK (length(data) BETWEEN 1 AND 65535)
+) STRICT;
+CREATE INDEX log_entries_by_time ON log_entries (time);
+CREATE INDEX log_entries_by_key ON log_entries (key_id) WHERE key_id != '';
+CREATE INDEX log_entries_by_account ON log_entries (account_id) WHERE account_id != '';
+CREATE INDEX log_entries_by_action ON log_entries (action);
+CREATE TRIGGER log_entries_next_index_only BEFORE INSERT ON log_entries
+WHEN NEW.idx IS NOT (SELECT coalesce(max(idx) + 1, 0) FROM log_entries)
+BEGIN SELECT RAISE(ABORT, 'log_entries is append-only: entries go at the next index'); END;
+CREATE TRIGGER log_entries_no_update BEFORE UPDATE ON log_entries
+BEGIN SELECT RAISE(ABORT, 'log_entries is append-only'); END;
+CREATE TRIGGER log_entries_no_delete BEFORE DELETE ON log_entries
+BEGIN SELECT RAISE(ABORT, 'log_entries is append-only'); END;
+
+CREATE TABLE log_tiles (
+  level  INTEGER NOT NULL CHECK (level BETWEEN 0 AND 63),
+  idx    INTEGER NOT NULL CHECK (idx >= 0),
+  width  INTEGER NOT NULL CHECK (width BETWEEN 1 AND 256),
+  hashes BLOB    NOT NULL CHECK (length(hashes) = 32 * width),
+  PRIMARY KEY (level, idx)
+) STRICT;
+CREATE TRIGGER log_tiles_insert_new_only BEFORE INSERT ON log_tiles
+WHEN EXISTS (SELECT 1 FROM log_tiles WHERE level = NEW.level AND idx = NEW.idx)
+BEGIN SELECT RAISE(ABORT, 'log_tiles: this tile exists; only a wider partial tile may replace it'); END;
+CREATE TRIGGER log_tiles_only_widen BEFORE UPDATE ON log_tiles
+WHEN OLD.width = 256 OR NEW.width <= OLD.width OR NEW.level IS NOT OLD.level
+  OR NEW.idx IS NOT OLD.idx OR substr(NEW.hashes, 1, 32 * OLD.width) IS NOT OLD.hashes
+BEGIN SELECT RAISE(ABORT, 'log_tiles: a full tile never changes; a partial one only widens'); END;
+CREATE TRIGGER log_tiles_no_delete BEFORE DELETE ON log_tiles
+BEGIN SELECT RAISE(ABORT, 'log_tiles: tiles are never deleted'); END;
+
+CREATE TABLE log_checkpoints (
+  size        INTEGER NOT NULL PRIMARY KEY CHECK (size >= 0),
+  root        BLOB    NOT NULL CHECK (length(root) = 32),
+  note        TEXT    NOT NULL CHECK (length(note) > 0),
+  time        INTEGER NOT NULL,
+  entry_index INTEGER NOT NULL REFERENCES log_entries (idx),
+  CHECK (entry_index >= size)
+) STRICT;
+CREATE TRIGGER log_checkpoints_only_grow BEFORE INSERT ON log_checkpoints
+WHEN NEW.size <= (SELECT max(size) FROM log_checkpoints)
+BEGIN SELECT RAISE(ABORT, 'log_checkpoints is append-only: each checkpoint is larger than the last'); END;
+CREATE TRIGGER log_checkpoints_no_update BEFORE UPDATE ON log_checkpoints
+BEGIN SELECT RAISE(ABORT, 'log_checkpoints is append-only'); END;
+CREATE TRIGGER log_checkpoints_no_delete BEFORE DELETE ON log_checkpoints
+BEGIN SELECT RAISE(ABORT, 'log_checkpoints is append-only'); END;
+
+CREATE TABLE log_key (
+  id           INTEGER PRIMARY KEY CHECK (id = 1),
+  origin       TEXT    NOT NULL CHECK (length(origin) > 0),
+  token_serial TEXT    NOT NULL,
+  hsm_key_id   TEXT    NOT NULL CHECK (length(hsm_key_id) > 0),
+  public_key   BLOB    NOT NULL CHECK (length(public_key) = 32),
+  created_at   INTEGER NOT NULL
+) STRICT;
+CREATE TRIGGER log_key_once BEFORE INSERT ON log_key
+WHEN EXISTS (SELECT 1 FROM log_key)
+BEGIN SELECT RAISE(ABORT, 'log_key: the log key is created once and never replaced'); END;
+CREATE TRIGGER log_key_no_update BEFORE UPDATE ON log_key
+BEGIN SELECT RAISE(ABORT, 'log_key is never changed'); END;
+CREATE TRIGGER log_key_no_delete BEFORE DELETE ON log_key
+BEGIN SELECT RAISE(ABORT, 'log_key is never deleted'); END;
+)sql";
+// ---- end of the audit log ----
+
 constexpr std::array kMigrations = {
     Migration{1, "create keys table", kCreateKeys},
     Migration{2, "create accounts and bearer_tokens tables", kCreateAccounts},
     Migration{3, "create activation, grant, policy and audit tables", kCreateActivations},
+    Migration{4, "create the audit log tables", kCreateLog},
 };
 
 }  // namespace

@@ -147,6 +147,29 @@ class SqliteStore final : public Store {
   Result<std::vector<AuditEventRow>> ListAuditEvents(int64_t after_seq, int64_t limit) override;
   // ---- end of activations, grants, policies, audit events ----
 
+  // ---- the audit log (migration 4; sqlite_store_log.cc) ----
+  // Error codes as documented on Store. AppendLogEntries and PublishLogCheckpoint run in one
+  // BEGIN IMMEDIATE transaction that reads the next index inside it, so appends from other
+  // SqliteStore objects or processes on the same file also get consecutive, unique indices; they
+  // commit with synchronous=FULL (durable when they return). Entry, checkpoint and key times are
+  // stored at second precision (the exact time is inside the entry's bytes); QueryLogEntries
+  // compares at that precision (`since` rounded down, `until` rounded up to whole seconds).
+  // `render` runs with mu_ held and must not call back into this store.
+  Result<int64_t> AppendLogEntries(std::span<const LogEntryAppend> entries) override;
+  Result<int64_t> LogSize() override;
+  Result<std::vector<LogEntryRow>> ReadLogEntries(int64_t from, int64_t limit) override;
+  Result<std::vector<LogEntryRow>> QueryLogEntries(const LogEntryQuery& query) override;
+  Result<std::optional<Bytes>> GetLogTile(int level, int64_t index, int width) override;
+  Result<int64_t> PublishLogCheckpoint(std::span<const LogTileRow> tiles,
+                                       const LogCheckpointRow& checkpoint,
+                                       const LogEntryAppend& entry) override;
+  Result<std::optional<LogCheckpointRow>> LatestLogCheckpoint() override;
+  Result<std::vector<LogCheckpointRow>> ListLogCheckpoints(int64_t after_size,
+                                                           int64_t limit) override;
+  Status InsertLogKey(const LogKeyRecord& key) override;
+  Result<std::optional<LogKeyRecord>> GetLogKey() override;
+  // ---- end of the audit log ----
+
  private:
   friend class SqliteStoreTestPeer;
   enum class OpenMode { kCreateIfMissing, kExistingOnly };
@@ -183,6 +206,17 @@ class SqliteStore final : public Store {
   Status InsertActivationLocked(const ActivationRecord& activation);
   Result<bool> KeyExistsLocked(std::string_view key_id);
   // ---- end of activations, grants, policies, audit events ----
+
+  // ---- the audit log (migration 4) ----
+  // Helpers for use inside a write transaction; mu_ must be held.
+  // The index the next entry gets: max(idx) + 1, or 0 for an empty log.
+  Result<int64_t> NextLogIndexLocked();
+  // Renders `entry` at `index` and inserts it; errors name it as entry i + 1 of n.
+  Status InsertLogEntryLocked(const LogEntryAppend& entry, int64_t index, size_t i, size_t n);
+  // Stores one tile under the rules of PublishLogCheckpoint (identical full tile kept, wider
+  // partial replaces, DataLoss when hashes disagree).
+  Status PutLogTileLocked(const LogTileRow& tile);
+  // ---- end of the audit log ----
 
   // Constant after construction.
   const std::string path_;

@@ -1,0 +1,434 @@
+// SqliteStore: the Merkle-tree audit log (schema migration 4): entries, hash tiles, checkpoints and
+// the checkpoint-signing key.
+//
+// Index assignment is the heart of this file. An append reads max(idx) + 1 INSIDE a
+// BEGIN IMMEDIATE transaction, which holds the database's write lock from its first statement,
+// so no other connection (another SqliteStore on the file, or the local CLI in another process
+// next to a running server) can commit between the read and the insert: indices are consecutive
+// and unique across processes, not just across this object's threads. The commit is durable when
+// it returns (WAL + synchronous=FULL, sqlite_store.cc Configure), which is what lets the
+// sequencer answer "your entry has index i" only once that is true (DESIGN.md §3 "audit
+// invariant"). A BEFORE INSERT trigger (migrations.cc) refuses any other index, as a backstop.
+#include <algorithm>
+#include <cstddef>
+#include <exception>
+#include <set>
+#include <string>
+#include <utility>
+
+#include "store/sqlite/internal/sqlite_handles.h"
+#include "store/sqlite/sqlite_store.h"
+
+namespace signet::store {
+namespace {
+
+using sqlite_internal::BindAll;
+using sqlite_internal::Query;
+using sqlite_internal::Transaction;
+
+constexpr int kFullTileWidth = 256;
+constexpr int kMaxTileLevel = 63;  // c2sp.org/tlog-tiles: L is 0..63
+constexpr int64_t kMaxQueryLimit = 10000;
+
+constexpr std::string_view kNextLogIndex = "SELECT coalesce(max(idx) + 1, 0) FROM log_entries";
+constexpr std::string_view kInsertLogEntry =
+    "INSERT INTO log_entries (idx, time, action, key_id, account_id, data)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+constexpr std::string_view kReadLogEntries =
+    "SELECT idx, time, action, key_id, account_id, data FROM log_entries"
+    " WHERE idx >= ?1 ORDER BY idx LIMIT ?2";
+constexpr std::string_view kSelectTile =
+    "SELECT width, hashes FROM log_tiles WHERE level = ?1 AND idx = ?2";
+constexpr std::string_view kInsertTile =
+    "INSERT INTO log_tiles (level, idx, width, hashes) VALUES (?1, ?2, ?3, ?4)";
+constexpr std::string_view kWidenTile =
+    "UPDATE log_tiles SET width = ?3, hashes = ?4 WHERE level = ?1 AND idx = ?2";
+constexpr std::string_view kMaxCheckpointSize = "SELECT max(size) FROM log_checkpoints";
+constexpr std::string_view kInsertCheckpoint =
+    "INSERT INTO log_checkpoints (size, root, note, time, entry_index)"
+    " VALUES (?1, ?2, ?3, ?4, ?5)";
+constexpr std::string_view kLatestCheckpoint =
+    "SELECT size, root, note, time, entry_index FROM log_checkpoints ORDER BY size DESC LIMIT 1";
+constexpr std::string_view kListCheckpoints =
+    "SELECT size, root, note, time, entry_index FROM log_checkpoints WHERE size > ?1"
+    " ORDER BY size LIMIT ?2";
+constexpr std::string_view kLogKeyExists = "SELECT 1 FROM log_key";
+constexpr std::string_view kInsertLogKey =
+    "INSERT INTO log_key (id, origin, token_serial, hsm_key_id, public_key, created_at)"
+    " VALUES (1, ?1, ?2, ?3, ?4, ?5)";
+constexpr std::string_view kSelectLogKey =
+    "SELECT origin, token_serial, hsm_key_id, public_key, created_at FROM log_key WHERE id = 1";
+
+// "entry 3 of 5 (action 'sign')", or "entry (action 'sign')" alone, for errors about one entry
+// of a batch. Only built once something failed: appends are the hot path.
+std::string Position(size_t i, size_t n, std::string_view action) {
+  std::string out = "entry ";
+  if (n > 1) out += std::to_string(i + 1) + " of " + std::to_string(n) + " ";
+  return out + "(action '" + std::string(action) + "')";
+}
+
+// What can be checked before the write lock is taken, so a malformed request never holds it.
+Status CheckEntryShape(const LogEntryAppend& entry, size_t i, size_t n) {
+  if (entry.action.empty()) {
+    return InvalidArgument("log " + Position(i, n, entry.action) + " has no action name");
+  }
+  if (!entry.render) {
+    return InvalidArgument("log " + Position(i, n, entry.action) + " has no render function");
+  }
+  return OkStatus();
+}
+
+Status CheckTileShape(const LogTileRow& tile) {
+  const std::string name = "tile " + std::to_string(tile.level) + "/" + std::to_string(tile.index);
+  if (tile.level < 0 || tile.level > kMaxTileLevel) {
+    return InvalidArgument(name + ": level must be 0.." + std::to_string(kMaxTileLevel));
+  }
+  if (tile.index < 0) return InvalidArgument(name + ": index must not be negative");
+  if (tile.width < 1 || tile.width > kFullTileWidth) {
+    return InvalidArgument(name + ": width " + std::to_string(tile.width) + " is not in 1..256");
+  }
+  if (tile.hashes.size() != 32 * static_cast<size_t>(tile.width)) {
+    return InvalidArgument(name + ": " + std::to_string(tile.hashes.size()) +
+                           " bytes of hashes for width " + std::to_string(tile.width) +
+                           " (needs 32 per hash)");
+  }
+  return OkStatus();
+}
+
+Status CheckLimit(int64_t limit, int64_t max, std::string_view what) {
+  if (limit < 1 || limit > max) {
+    return InvalidArgument(std::string(what) + ": limit " + std::to_string(limit) +
+                           " is not in 1.." + std::to_string(max));
+  }
+  return OkStatus();
+}
+
+// Reads the row the query is on (columns as in kReadLogEntries).
+LogEntryRow ReadEntryRow(const Query& query) {
+  LogEntryRow row;
+  row.index = query.Int64(0);
+  row.time = FromUnixSeconds(query.Int64(1));
+  row.action = query.Text(2);
+  row.key_id = query.Text(3);
+  row.account_id = query.Text(4);
+  row.data = ToString(query.Blob(5));
+  return row;
+}
+
+// Reads the row the query is on (columns as in kLatestCheckpoint).
+LogCheckpointRow ReadCheckpointRow(const Query& query) {
+  LogCheckpointRow row;
+  row.size = query.Int64(0);
+  row.root = query.Blob(1);
+  row.note = query.Text(2);
+  row.time = FromUnixSeconds(query.Int64(3));
+  row.entry_index = query.Int64(4);
+  return row;
+}
+
+// Whole seconds for an exclusive upper bound: the smallest s with every stored time (truncated to
+// seconds) of an event before `t` below s. Truncating `t` instead would drop events from the
+// fraction of a second before it.
+int64_t CeilUnixSeconds(TimePoint t) {
+  int64_t s = ToUnixSeconds(t);
+  if (FromUnixSeconds(s) < t) ++s;
+  return s;
+}
+
+}  // namespace
+
+// ---- helpers (mu_ held, inside a write transaction) ----
+
+Result<int64_t> SqliteStore::NextLogIndexLocked() {
+  SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(kNextLogIndex, "cannot read the log size"));
+  SIGNET_ASSIGN_OR_RETURN(bool row, query.Step());
+  if (!row) return InternalError("cannot read the log size of " + path_ + ": no row");
+  return query.Int64(0);
+}
+
+Status SqliteStore::InsertLogEntryLocked(const LogEntryAppend& entry, int64_t index, size_t i,
+                                         size_t n) {
+  // The render is the caller's code; an exception from it is turned into an error here, at the
+  // adapter's edge, and the transaction rolls back as for any other failure.
+  Result<std::string> data = InternalError("no render result");
+  try {
+    data = entry.render(index);
+  } catch (const std::exception& e) {
+    data = InternalError(std::string("the render function threw: ") + e.what());
+  }
+  if (!data.ok()) {
+    return data.error().WithContext("cannot render log " + Position(i, n, entry.action) +
+                                    " at index " + std::to_string(index));
+  }
+  if (data->empty() || data->size() > kMaxLogEntrySize) {
+    return InvalidArgument("log " + Position(i, n, entry.action) + " renders " +
+                           std::to_string(data->size()) + " bytes at index " +
+                           std::to_string(index) + "; an entry has 1.." +
+                           std::to_string(kMaxLogEntrySize) + " bytes");
+  }
+  SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(kInsertLogEntry, "cannot append to the log"));
+  SIGNET_TRY(BindAll(query, index, ToUnixSeconds(entry.time), std::string_view(entry.action),
+                     std::string_view(entry.key_id), std::string_view(entry.account_id),
+                     AsBytes(*data)));
+  SIGNET_TRY(query.Run());
+  return OkStatus();
+}
+
+Status SqliteStore::PutLogTileLocked(const LogTileRow& tile) {
+  const std::string name = "tile " + std::to_string(tile.level) + "/" + std::to_string(tile.index);
+  const std::string context = "cannot store log " + name;
+  int64_t stored_width = 0;
+  Bytes stored;
+  {
+    SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(kSelectTile, context));
+    SIGNET_TRY(BindAll(query, static_cast<int64_t>(tile.level), tile.index));
+    SIGNET_ASSIGN_OR_RETURN(bool row, query.Step());
+    if (row) {
+      stored_width = query.Int64(0);
+      stored = query.Blob(1);
+    }
+  }
+  if (stored_width == 0) {
+    SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(kInsertTile, context));
+    SIGNET_TRY(BindAll(query, static_cast<int64_t>(tile.level), tile.index,
+                       static_cast<int64_t>(tile.width), ByteView(tile.hashes)));
+    SIGNET_TRY(query.Run());
+    return OkStatus();
+  }
+  // Both are prefixes of the same full tile, so they must agree on the hashes they share. If they
+  // do not, the tree computed now differs from the one computed before: either the entries
+  // changed under the log or the integrator is wrong. Neither may be papered over.
+  const size_t shared = 32 * static_cast<size_t>(std::min<int64_t>(stored_width, tile.width));
+  if (stored.size() < shared ||
+      !std::equal(stored.begin(), stored.begin() + static_cast<std::ptrdiff_t>(shared),
+                  tile.hashes.begin())) {
+    return DataLoss(path_ + ": log " + name + " (width " + std::to_string(stored_width) +
+                    ") disagrees with the new one (width " + std::to_string(tile.width) +
+                    "); the log's entries or tiles were changed; run `signet audit verify`");
+  }
+  if (tile.width <= stored_width) return OkStatus();  // already as wide: nothing to add
+  SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(kWidenTile, context));
+  SIGNET_TRY(BindAll(query, static_cast<int64_t>(tile.level), tile.index,
+                     static_cast<int64_t>(tile.width), ByteView(tile.hashes)));
+  SIGNET_TRY(query.Run());
+  return OkStatus();
+}
+
+// ---- entries ----
+
+Result<int64_t> SqliteStore::AppendLogEntries(std::span<const LogEntryAppend> entries) {
+  if (entries.empty()) return InvalidArgument("cannot append to the log: no entries given");
+  for (size_t i = 0; i < entries.size(); ++i) {
+    SIGNET_TRY(CheckEntryShape(entries[i], i, entries.size()));
+  }
+  static constexpr std::string_view kContext = "cannot append to the log";
+  std::lock_guard lock(mu_);
+  SIGNET_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*conn_, kContext));
+  SIGNET_ASSIGN_OR_RETURN(int64_t first, NextLogIndexLocked());
+  for (size_t i = 0; i < entries.size(); ++i) {
+    // Any error returns before Commit; the Transaction's destructor rolls the whole batch back.
+    SIGNET_TRY(
+        InsertLogEntryLocked(entries[i], first + static_cast<int64_t>(i), i, entries.size()));
+  }
+  SIGNET_TRY(tx.Commit());
+  return first;
+}
+
+Result<int64_t> SqliteStore::LogSize() {
+  std::lock_guard lock(mu_);
+  return NextLogIndexLocked();
+}
+
+Result<std::vector<LogEntryRow>> SqliteStore::ReadLogEntries(int64_t from, int64_t limit) {
+  if (from < 0) return InvalidArgument("cannot read log entries from negative index");
+  if (limit < 1) return InvalidArgument("cannot read log entries: limit must be at least 1");
+  std::lock_guard lock(mu_);
+  SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(kReadLogEntries, "cannot read log entries"));
+  SIGNET_TRY(BindAll(query, from, limit));
+  std::vector<LogEntryRow> out;
+  for (;;) {
+    SIGNET_ASSIGN_OR_RETURN(bool row, query.Step());
+    if (!row) break;
+    out.push_back(ReadEntryRow(query));
+  }
+  return out;
+}
+
+Result<std::vector<LogEntryRow>> SqliteStore::QueryLogEntries(const LogEntryQuery& q) {
+  SIGNET_TRY(CheckLimit(q.limit, kMaxQueryLimit, "cannot query log entries"));
+  if (q.after_index < -1) {
+    return InvalidArgument("cannot query log entries: after_index must be -1 or more");
+  }
+  // The SQL text depends only on which filters are set (at most 16 shapes), never on their values,
+  // so the connection's statement cache holds each shape once. The literal `key_id != ''` terms
+  // repeat the WHERE of the partial indexes (migrations.cc), which SQLite needs to see before it
+  // uses them; the filter values are never empty, so the terms change no result.
+  std::string sql =
+      "SELECT idx, time, action, key_id, account_id, data FROM log_entries WHERE idx > ?1";
+  if (q.since) sql += " AND time >= ?2";
+  if (q.until) sql += " AND time < ?3";
+  if (!q.key_id.empty()) sql += " AND key_id != '' AND key_id = ?4";
+  if (!q.account_id.empty()) sql += " AND account_id != '' AND account_id = ?5";
+  if (!q.action.empty()) sql += " AND action = ?6";
+  sql += " ORDER BY idx LIMIT ?7";
+
+  std::lock_guard lock(mu_);
+  SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(sql, "cannot query log entries"));
+  SIGNET_TRY(query.Bind(1, q.after_index));
+  if (q.since) SIGNET_TRY(query.Bind(2, ToUnixSeconds(*q.since)));
+  if (q.until) SIGNET_TRY(query.Bind(3, CeilUnixSeconds(*q.until)));
+  if (!q.key_id.empty()) SIGNET_TRY(query.Bind(4, std::string_view(q.key_id)));
+  if (!q.account_id.empty()) SIGNET_TRY(query.Bind(5, std::string_view(q.account_id)));
+  if (!q.action.empty()) SIGNET_TRY(query.Bind(6, std::string_view(q.action)));
+  SIGNET_TRY(query.Bind(7, q.limit));
+  std::vector<LogEntryRow> out;
+  for (;;) {
+    SIGNET_ASSIGN_OR_RETURN(bool row, query.Step());
+    if (!row) break;
+    out.push_back(ReadEntryRow(query));
+  }
+  return out;
+}
+
+// ---- tiles and checkpoints ----
+
+Result<std::optional<Bytes>> SqliteStore::GetLogTile(int level, int64_t index, int width) {
+  if (level < 0 || level > kMaxTileLevel || index < 0 || width < 1 || width > kFullTileWidth) {
+    return InvalidArgument("no log tile " + std::to_string(level) + "/" + std::to_string(index) +
+                           " of width " + std::to_string(width) + ": level must be 0.." +
+                           std::to_string(kMaxTileLevel) + ", index 0 or more and width 1..256");
+  }
+  std::lock_guard lock(mu_);
+  SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(kSelectTile, "cannot read log tile"));
+  SIGNET_TRY(BindAll(query, static_cast<int64_t>(level), index));
+  SIGNET_ASSIGN_OR_RETURN(bool row, query.Step());
+  if (!row || query.Int64(0) < width) return std::optional<Bytes>();
+  Bytes hashes = query.Blob(1);
+  const size_t want = 32 * static_cast<size_t>(width);
+  if (hashes.size() < want) {
+    return DataLoss(path_ + ": log tile " + std::to_string(level) + "/" + std::to_string(index) +
+                    " holds fewer hashes than its width says");
+  }
+  hashes.resize(want);
+  return std::optional<Bytes>(std::move(hashes));
+}
+
+Result<int64_t> SqliteStore::PublishLogCheckpoint(std::span<const LogTileRow> tiles,
+                                                  const LogCheckpointRow& checkpoint,
+                                                  const LogEntryAppend& entry) {
+  std::set<std::pair<int, int64_t>> seen;
+  for (const LogTileRow& tile : tiles) {
+    SIGNET_TRY(CheckTileShape(tile));
+    if (!seen.insert({tile.level, tile.index}).second) {
+      return InvalidArgument("tile " + std::to_string(tile.level) + "/" +
+                             std::to_string(tile.index) + " is given twice");
+    }
+  }
+  if (checkpoint.size < 0) return InvalidArgument("a checkpoint's size must not be negative");
+  if (checkpoint.root.size() != 32) {
+    return InvalidArgument("a checkpoint's root hash must be 32 bytes, not " +
+                           std::to_string(checkpoint.root.size()));
+  }
+  if (checkpoint.note.empty()) return InvalidArgument("a checkpoint needs its signed note");
+  SIGNET_TRY(CheckEntryShape(entry, 0, 1));
+
+  const std::string context =
+      "cannot publish the log checkpoint of size " + std::to_string(checkpoint.size);
+  std::lock_guard lock(mu_);
+  SIGNET_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*conn_, context));
+  SIGNET_ASSIGN_OR_RETURN(int64_t entry_index, NextLogIndexLocked());
+  {
+    SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(kMaxCheckpointSize, context));
+    SIGNET_ASSIGN_OR_RETURN(bool row, query.Step());
+    if (row && !query.IsNull(0) && query.Int64(0) >= checkpoint.size) {
+      return FailedPrecondition(context + ": a checkpoint of size " +
+                                std::to_string(query.Int64(0)) +
+                                " exists already (another integrator published first)");
+    }
+  }
+  if (checkpoint.size > entry_index) {
+    return FailedPrecondition(context + ": the log has only " + std::to_string(entry_index) +
+                              " entries");
+  }
+  for (const LogTileRow& tile : tiles) SIGNET_TRY(PutLogTileLocked(tile));
+  SIGNET_TRY(InsertLogEntryLocked(entry, entry_index, 0, 1));
+  {
+    SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(kInsertCheckpoint, context));
+    SIGNET_TRY(BindAll(query, checkpoint.size, ByteView(checkpoint.root),
+                       std::string_view(checkpoint.note), ToUnixSeconds(checkpoint.time),
+                       entry_index));
+    SIGNET_TRY(query.Run());
+  }
+  SIGNET_TRY(tx.Commit());
+  return entry_index;
+}
+
+Result<std::optional<LogCheckpointRow>> SqliteStore::LatestLogCheckpoint() {
+  std::lock_guard lock(mu_);
+  SIGNET_ASSIGN_OR_RETURN(Query query,
+                          conn_->Prepare(kLatestCheckpoint, "cannot read the latest checkpoint"));
+  SIGNET_ASSIGN_OR_RETURN(bool row, query.Step());
+  if (!row) return std::optional<LogCheckpointRow>();
+  return std::optional<LogCheckpointRow>(ReadCheckpointRow(query));
+}
+
+Result<std::vector<LogCheckpointRow>> SqliteStore::ListLogCheckpoints(int64_t after_size,
+                                                                      int64_t limit) {
+  if (limit < 1) return InvalidArgument("cannot list log checkpoints: limit must be at least 1");
+  std::lock_guard lock(mu_);
+  SIGNET_ASSIGN_OR_RETURN(Query query,
+                          conn_->Prepare(kListCheckpoints, "cannot list log checkpoints"));
+  SIGNET_TRY(BindAll(query, after_size, limit));
+  std::vector<LogCheckpointRow> out;
+  for (;;) {
+    SIGNET_ASSIGN_OR_RETURN(bool row, query.Step());
+    if (!row) break;
+    out.push_back(ReadCheckpointRow(query));
+  }
+  return out;
+}
+
+// ---- the checkpoint-signing key ----
+
+Status SqliteStore::InsertLogKey(const LogKeyRecord& key) {
+  if (key.origin.empty()) return InvalidArgument("the log key needs an origin");
+  if (key.hsm_key_id.empty()) return InvalidArgument("the log key needs its HSM key id");
+  if (key.public_key.size() != 32) {
+    return InvalidArgument("the log key's Ed25519 public key must be 32 bytes, not " +
+                           std::to_string(key.public_key.size()));
+  }
+  static constexpr std::string_view kContext = "cannot store the log key";
+  std::lock_guard lock(mu_);
+  SIGNET_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*conn_, kContext));
+  {
+    // Checked first so the caller gets AlreadyExists; the log_key_once trigger would refuse the
+    // insert too, but with a constraint error.
+    SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(kLogKeyExists, kContext));
+    SIGNET_ASSIGN_OR_RETURN(bool exists, query.Step());
+    if (exists) return AlreadyExists("the log already has its checkpoint-signing key");
+  }
+  {
+    SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(kInsertLogKey, kContext));
+    SIGNET_TRY(BindAll(query, std::string_view(key.origin), std::string_view(key.token_serial),
+                       std::string_view(key.hsm_key_id), ByteView(key.public_key),
+                       ToUnixSeconds(key.created_at)));
+    SIGNET_TRY(query.Run());
+  }
+  return tx.Commit();
+}
+
+Result<std::optional<LogKeyRecord>> SqliteStore::GetLogKey() {
+  std::lock_guard lock(mu_);
+  SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(kSelectLogKey, "cannot read the log key"));
+  SIGNET_ASSIGN_OR_RETURN(bool row, query.Step());
+  if (!row) return std::optional<LogKeyRecord>();
+  LogKeyRecord key;
+  key.origin = query.Text(0);
+  key.token_serial = query.Text(1);
+  key.hsm_key_id = query.Text(2);
+  key.public_key = query.Blob(3);
+  key.created_at = FromUnixSeconds(query.Int64(4));
+  return std::optional<LogKeyRecord>(std::move(key));
+}
+
+}  // namespace signet::store
