@@ -1,0 +1,243 @@
+#include "audit/entry.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace signet::audit {
+namespace {
+
+using nlohmann::json;
+
+// The definition of canonical (entry.h): dump() of the parse equals the text; plus the depth limit.
+bool CanonicalByDefinition(std::string_view text) {
+  int depth = 0;
+  int max_depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      max_depth = std::max(max_depth, ++depth);
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+  if (max_depth > kMaxEntryDepth) return false;
+  json doc = json::parse(text, nullptr, false);
+  if (doc.is_discarded()) return false;
+  try {
+    return doc.dump(-1, ' ', false, json::error_handler_t::strict) == text;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+const std::string kEntry =
+    R"({"action":"sign","actor":{"account_id":"a1","auth_method":"mtls","roles":["signer"]},)"
+    R"("details":{},"index":42,"object":"release-key","outcome":"success",)"
+    R"("signature":{"hashes":["9f86d081"]},"time_unix":1795440201})";
+
+TEST(EntryTest, ReadsIndexAndAction) {
+  auto fields = ParseEntryFields(kEntry);
+  ASSERT_TRUE(fields.ok()) << fields.error().message();
+  EXPECT_EQ(fields->index.value(), 42u);
+  EXPECT_EQ(fields->action, "sign");
+  EXPECT_FALSE(fields->checkpoint_note.has_value());
+}
+
+TEST(EntryTest, ReadsCheckpointNoteDecoded) {
+  const std::string note = "signet.test/log\n7\nabc=\n\n\xE2\x80\x94 signet.test/log AAAA\n";
+  json entry = {{"action", "log_checkpoint"},
+                {"details", {{"checkpoint", note}, {"size", "7"}}},
+                {"index", 9}};
+  auto fields = ParseEntryFields(entry.dump());
+  ASSERT_TRUE(fields.ok()) << fields.error().message();
+  EXPECT_EQ(fields->index.value(), 9u);
+  ASSERT_TRUE(fields->checkpoint_note.has_value());
+  EXPECT_EQ(*fields->checkpoint_note, note);
+}
+
+TEST(EntryTest, ReadsFieldsThroughTheSlowPath) {
+  // A fraction elsewhere in the entry sends it to parse + dump; the fields come out the same.
+  json entry = {{"action", "log_checkpoint"},
+                {"details", {{"checkpoint", "n\n"}, {"ratio", 0.5}}},
+                {"index", 3}};
+  const std::string text = entry.dump();
+  ASSERT_NE(text.find("0.5"), std::string::npos);
+  auto fields = ParseEntryFields(text);
+  ASSERT_TRUE(fields.ok()) << fields.error().message();
+  EXPECT_EQ(fields->index.value(), 3u);
+  EXPECT_EQ(fields->checkpoint_note, std::optional<std::string>("n\n"));
+}
+
+TEST(EntryTest, RejectsCheckpointEntryWithoutNote) {
+  auto fields = ParseEntryFields(R"({"action":"log_checkpoint","details":{},"index":1})");
+  ASSERT_FALSE(fields.ok());
+  EXPECT_NE(fields.error().message().find("checkpoint"), std::string::npos);
+}
+
+TEST(EntryTest, RejectsMissingOrWrongFields) {
+  for (const char* text : {
+           R"({"action":"sign"})",              // no index
+           R"({"action":"sign","index":-1})",   // negative
+           R"({"action":"sign","index":"1"})",  // a string
+           R"({"action":"sign","index":1.0})",  // canonical, but not an integer
+           R"({"index":1})",                    // no action
+           R"({"action":"","index":1})",        // empty action
+           R"({"action":7,"index":1})",         // not a string
+           R"([{"action":"sign","index":1}])",  // not an object
+       }) {
+    auto fields = ParseEntryFields(text);
+    EXPECT_FALSE(fields.ok()) << text;
+    if (!fields.ok()) {
+      EXPECT_EQ(fields.error().code(), ErrorCode::kInvalidArgument) << text;
+    }
+  }
+}
+
+TEST(EntryTest, RejectsEmptyAndOversizedEntries) {
+  EXPECT_FALSE(ParseEntryFields("").ok());
+  std::string big =
+      R"({"action":"sign","details":{"x":")" + std::string(kMaxEntrySize, 'a') + R"("},"index":1})";
+  auto fields = ParseEntryFields(big);
+  ASSERT_FALSE(fields.ok());
+  EXPECT_NE(fields.error().message().find("65535"), std::string::npos);
+}
+
+TEST(EntryTest, RejectsNonCanonicalJson) {
+  for (const char* text : {
+           R"({"index":1,"action":"sign"})",                 // keys out of order
+           R"({"action":"sign","action":"x","index":1})",    // a key twice
+           R"({"action":"sign", "index":1})",                // whitespace
+           R"( {"action":"sign","index":1})",                // leading whitespace
+           R"({"action":"sign","index":1} )",                // trailing whitespace
+           R"({"action":"sign","index":01})",                // leading zero
+           R"({"action":"sign","index":1,"x":-0})",          // "-0"
+           R"({"action":"si\/gn","index":1})",               // needless escape
+           R"({"action":"\u0073ign","index":1})",            // needless \u escape
+           R"({"action":"a\u001Fb","index":1})",             // upper-case hex
+           R"({"action":"a\u000ab","index":1})",             // \u000a for \n
+           "{\"action\":\"a\x01\",\"index\":1}",             // raw control character
+           "{\"action\":\"\xC3\",\"index\":1}",              // truncated UTF-8
+           "{\"action\":\"\xC0\xAF\",\"index\":1}",          // overlong UTF-8
+           "{\"action\":\"\xED\xA0\x80\",\"index\":1}",      // a surrogate in UTF-8
+           "\xEF\xBB\xBF{\"action\":\"sign\",\"index\":1}",  // byte-order mark
+           R"({"action":"sign","index":1}{})",               // trailing bytes
+           R"({"action":"sign","index":1,"x":1e2})",         // dump writes 100.0
+       }) {
+    auto fields = ParseEntryFields(text);
+    EXPECT_FALSE(fields.ok()) << text;
+    EXPECT_FALSE(CanonicalByDefinition(text)) << text;
+  }
+}
+
+TEST(EntryTest, AcceptsCanonicalEscapesAndUnicode) {
+  json entry = {
+      {"action", "sign"},
+      {"index", 5},
+      {"object", "tab\there \"quoted\" back\\slash \x01 \x7f caf\xC3\xA9 \xF0\x9F\x94\x91"}};
+  const std::string text = entry.dump();
+  auto fields = ParseEntryFields(text);
+  EXPECT_TRUE(fields.ok()) << text << ": " << fields.error().message();
+}
+
+TEST(EntryTest, RefusesDeepNesting) {
+  std::string deep = R"({"action":"sign","index":1,"x":)";
+  for (int i = 0; i < kMaxEntryDepth; ++i) deep += "[";
+  for (int i = 0; i < kMaxEntryDepth; ++i) deep += "]";
+  deep += "}";
+  auto fields = ParseEntryFields(deep);
+  ASSERT_FALSE(fields.ok());
+  EXPECT_NE(fields.error().message().find("nested"), std::string::npos);
+}
+
+TEST(EntryTest, CheckCanonicalJsonAgreesWithDefinitionOnSamples) {
+  for (const char* text : {
+           "0",
+           "-1",
+           "123456789012345678",
+           "1234567890123456789",
+           "18446744073709551615",
+           "18446744073709551616",
+           "-9223372036854775808",
+           "1.5",
+           "1.0",
+           "-0.0",
+           "1e5",
+           "true",
+           "null",
+           "[]",
+           "{}",
+           "[1,2]",
+           "[1, 2]",
+           R"({"a":1,"b":2})",
+           R"({"b":1,"a":2})",
+           R"({"\u0061":1})",
+           R"({"a\nb":1,"a\tb":2})",
+           R"("\u00e9")",
+           "\"\xC3\xA9\"",
+           R"(["\ud83d\ude00"])",
+           R"(["\b\f\n\r\t"])",
+           "\"\x7f\"",
+           R"({"a":{}})",
+           "",
+           "[",
+           "]",
+           "nul",
+           R"({"a":1,})",
+           R"([1,])",
+       }) {
+    EXPECT_EQ(CheckCanonicalJson(text).ok(), CanonicalByDefinition(text)) << text;
+  }
+}
+
+// Random edits of a real entry: the single pass and the definition must always agree.
+TEST(EntryTest, CheckCanonicalJsonAgreesWithDefinitionOnMutations) {
+  json entry = {{"action", "sign"},
+                {"actor", {{"account_name", "build \"bot\""}, {"roles", {"signer", "auditor"}}}},
+                {"details", {{"note", "caf\xC3\xA9\n"}, {"ratio", 0.25}}},
+                {"index", 12345},
+                {"time_unix", 1795440201}};
+  const std::string base = entry.dump();
+  const std::string alphabet = "{}[]\":,\\/ 0123456789-+.eEtrufalsn\n\x01\x7f\xC3\xA9\xED\xF0ux";
+  std::mt19937 rng(20261122);
+  int disagreements = 0;
+  for (int round = 0; round < 20000; ++round) {
+    std::string text = base;
+    const int edits = 1 + static_cast<int>(rng() % 3);
+    for (int e = 0; e < edits && !text.empty(); ++e) {
+      const size_t at = rng() % text.size();
+      const char c = alphabet[rng() % alphabet.size()];
+      switch (rng() % 3) {
+        case 0:
+          text[at] = c;
+          break;
+        case 1:
+          text.insert(text.begin() + static_cast<std::ptrdiff_t>(at), c);
+          break;
+        default:
+          text.erase(at, 1);
+          break;
+      }
+    }
+    if (CheckCanonicalJson(text).ok() != CanonicalByDefinition(text)) {
+      ++disagreements;
+      ADD_FAILURE() << "disagree on: " << text;
+      if (disagreements > 5) break;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace signet::audit

@@ -1,0 +1,145 @@
+#include "audit/export.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "audit/testing/test_log.h"
+
+namespace signet::audit {
+namespace {
+
+using testing::TestEd25519Key;
+using testing::TestLog;
+
+class ExportTest : public ::testing::Test {
+ protected:
+  ExportTest() : log_("signet.test/export", key_) {
+    for (int c = 0; c < 6; ++c) {
+      log_.Grow(300, 0);
+      log_.AppendCheckpoint(c % 2);
+    }
+    log_.Grow(11, 0);
+    std::string dir_template = (std::filesystem::temp_directory_path() / "export-XXXXXX").string();
+    if (::mkdtemp(dir_template.data()) == nullptr) std::abort();
+    dir_ = dir_template;
+  }
+  ~ExportTest() override { std::filesystem::remove_all(dir_); }
+
+  // Writes the export of entries `entries` with the latest checkpoint.
+  std::string Write(const std::vector<std::string>& lines, const std::string& name = "log.jsonl") {
+    const std::string path = dir_ + "/" + name;
+    std::ofstream out(path, std::ios::binary);
+    for (const std::string& line : lines) out << line;
+    return path;
+  }
+
+  std::vector<std::string> Lines() const {
+    std::vector<std::string> lines;
+    lines.push_back(ExportHeaderLine({log_.origin(), log_.entries().size()}));
+    for (size_t i = 0; i < log_.entries().size(); ++i) {
+      lines.push_back(ExportEntryLine(i, log_.entries()[i]));
+    }
+    lines.push_back(ExportCheckpointLine(log_.Latest().note));
+    return lines;
+  }
+
+  VerifyReport VerifyFile(const std::string& path) {
+    auto reader = ExportReader::Open(path);
+    EXPECT_TRUE(reader.ok()) << reader.error().message();
+    if (!reader.ok()) return VerifyReport{};
+    VerifyOptions options;
+    options.trusted_keys = {log_.verifier_key()};
+    if ((*reader)->checkpoint())
+      options.latest_checkpoint = LatestCheckpoint{*(*reader)->checkpoint(), {}};
+    auto report = Verify(**reader, options);
+    EXPECT_TRUE(report.ok()) << report.error().message();
+    return report.ok() ? std::move(*report) : VerifyReport{};
+  }
+
+  TestEd25519Key key_;
+  TestLog log_;
+  std::string dir_;
+};
+
+TEST_F(ExportTest, LinesHaveTheDocumentedForm) {
+  EXPECT_EQ(ExportHeaderLine({"o", 3}),
+            "{\"format\":\"signet-audit-export/1\",\"origin\":\"o\",\"size\":3}\n");
+  EXPECT_EQ(ExportEntryLine(7, "{}"), "{\"index\":7,\"entry_b64\":\"e30=\"}\n");
+  EXPECT_EQ(ExportCheckpointLine(std::string("a\n")), "{\"checkpoint\":\"a\\n\"}\n");
+  EXPECT_EQ(ExportCheckpointLine(std::nullopt), "{\"checkpoint\":null}\n");
+}
+
+TEST_F(ExportTest, ExportedLogVerifies) {
+  VerifyReport report = VerifyFile(Write(Lines()));
+  EXPECT_TRUE(report.ok()) << report.failure->message;
+  EXPECT_EQ(report.entries_checked, log_.entries().size());
+  EXPECT_EQ(report.checkpoints_checked, 6u);
+  EXPECT_TRUE(report.latest_checked);
+}
+
+TEST_F(ExportTest, ReaderReadsAnywhere) {
+  auto reader = ExportReader::Open(Write(Lines()));
+  ASSERT_TRUE(reader.ok()) << reader.error().message();
+  EXPECT_EQ((*reader)->header().origin, log_.origin());
+  EntryBatch batch;
+  for (uint64_t begin : {uint64_t{0}, uint64_t{1500}, uint64_t{3}, uint64_t{700}, uint64_t{1809}}) {
+    ASSERT_TRUE((*reader)->Read(begin, 10, batch).ok());
+    const uint64_t expected = std::min<uint64_t>(10, log_.entries().size() - begin);
+    ASSERT_EQ(batch.size(), expected) << begin;
+    for (size_t k = 0; k < batch.size(); ++k) EXPECT_EQ(batch[k], log_.entries()[begin + k]);
+  }
+}
+
+TEST_F(ExportTest, DeletedLineIsNamed) {
+  std::vector<std::string> lines = Lines();
+  lines.erase(lines.begin() + 1 + 1000);  // entry 1000
+  VerifyReport report = VerifyFile(Write(lines));
+  ASSERT_FALSE(report.ok());
+  EXPECT_EQ(report.failure->kind, FailureKind::kIndexMismatch);
+  EXPECT_EQ(report.failure->index, std::optional<uint64_t>(1000));
+}
+
+TEST_F(ExportTest, MissingTailIsNamed) {
+  std::vector<std::string> lines = Lines();
+  lines.erase(lines.end() - 301, lines.end() - 1);  // the last 300 entries, keep the checkpoint
+  VerifyReport report = VerifyFile(Write(lines));
+  ASSERT_FALSE(report.ok());
+  EXPECT_EQ(report.failure->kind, FailureKind::kTruncated);
+  EXPECT_EQ(report.failure->index, std::optional<uint64_t>(log_.entries().size() - 300));
+}
+
+TEST_F(ExportTest, CutFileIsRefused) {
+  std::vector<std::string> lines = Lines();
+  lines.pop_back();
+  lines.back().pop_back();  // no final newline either
+  auto reader = ExportReader::Open(Write(lines));
+  ASSERT_FALSE(reader.ok());
+  EXPECT_EQ(reader.error().code(), ErrorCode::kInvalidArgument);
+}
+
+TEST_F(ExportTest, DamagedBase64IsDataLoss) {
+  std::vector<std::string> lines = Lines();
+  lines[5] = "{\"index\":4,\"entry_b64\":\"!!!\"}\n";
+  auto reader = ExportReader::Open(Write(lines));
+  ASSERT_TRUE(reader.ok());
+  VerifyOptions options;
+  options.trusted_keys = {log_.verifier_key()};
+  auto report = Verify(**reader, options);
+  ASSERT_FALSE(report.ok());
+  EXPECT_EQ(report.error().code(), ErrorCode::kDataLoss);
+}
+
+TEST_F(ExportTest, MissingFileIsNotFound) {
+  auto reader = ExportReader::Open(dir_ + "/nothing.jsonl");
+  ASSERT_FALSE(reader.ok());
+  EXPECT_EQ(reader.error().code(), ErrorCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace signet::audit

@@ -1,0 +1,373 @@
+#include "audit/verifier.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <optional>
+#include <regex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "audit/testing/test_log.h"
+
+namespace signet::audit {
+namespace {
+
+using testing::TestEd25519Key;
+using testing::TestLog;
+
+constexpr char kOrigin[] = "signet.test/verifier";
+
+// 20 checkpoints, one after every 100 events; every third is published while 5 more events
+// arrive (so its entry sits at j > N); then an unsigned tail of 37 events.
+void BuildLog(TestLog& log, std::optional<uint64_t> diverge_at = std::nullopt) {
+  for (int c = 0; c < 20; ++c) {
+    for (int e = 0; e < 100; ++e) {
+      const bool forked = diverge_at && log.entries().size() >= *diverge_at;
+      log.AppendEvent(forked ? 480 : 400);
+    }
+    log.AppendCheckpoint(c % 3 == 1 ? 5 : 0);
+  }
+  for (int e = 0; e < 37; ++e) log.AppendEvent();
+}
+
+// Replaces the value of "index" in a rendered entry.
+std::string WithIndex(const std::string& entry, uint64_t index) {
+  return std::regex_replace(entry, std::regex("\"index\":[0-9]+"),
+                            "\"index\":" + std::to_string(index),
+                            std::regex_constants::format_first_only);
+}
+
+class VerifierTest : public ::testing::Test {
+ protected:
+  VerifierTest() : log_(kOrigin, key_) { BuildLog(log_); }
+
+  VerifyReport Run(const VerifyOptions& options) {
+    MemoryLogReader reader(log_.entries());
+    auto report = Verify(reader, options);
+    EXPECT_TRUE(report.ok()) << report.error().message();
+    if (!report.ok()) return VerifyReport{};
+    return std::move(*report);
+  }
+
+  // Only the key: no latest checkpoint, stored list or tiles.
+  VerifyOptions KeyOnly() const {
+    VerifyOptions options;
+    options.trusted_keys = {log_.verifier_key()};
+    return options;
+  }
+
+  // The smallest checkpoint that covers entry `index`, and the one before it.
+  std::pair<uint64_t, uint64_t> SignedRangeOf(uint64_t index) const {
+    uint64_t begin = 0;
+    for (const StoredCheckpoint& cp : log_.checkpoints()) {
+      if (cp.size > index) return {begin, cp.size};
+      begin = cp.size;
+    }
+    ADD_FAILURE() << "no checkpoint covers " << index;
+    return {0, 0};
+  }
+
+  const StoredCheckpoint& Checkpoint(size_t c) const { return log_.checkpoints().at(c); }
+
+  static void ExpectFailure(const VerifyReport& report, FailureKind kind, uint64_t index) {
+    ASSERT_TRUE(report.failure.has_value()) << "the log verified";
+    EXPECT_EQ(FailureKindName(report.failure->kind), FailureKindName(kind))
+        << report.failure->message;
+    EXPECT_EQ(report.failure->index, std::optional<uint64_t>(index)) << report.failure->message;
+    EXPECT_NE(report.failure->message.find(std::to_string(index)), std::string::npos)
+        << report.failure->message;
+  }
+
+  TestEd25519Key key_;
+  TestLog log_;
+};
+
+TEST_F(VerifierTest, GoodLogPassesWithEverythingChecked) {
+  VerifyOptions options = log_.FullOptions();
+  options.trusted_checkpoint = Checkpoint(7).note;
+  VerifyReport report = Run(options);
+  ASSERT_TRUE(report.ok()) << report.failure->message;
+  EXPECT_EQ(report.entries_checked, log_.entries().size());
+  EXPECT_EQ(report.checkpoints_checked, log_.checkpoints().size());
+  EXPECT_EQ(report.size.value(), log_.entries().size());
+  EXPECT_EQ(report.root, log_.RootAt(log_.entries().size()));
+  EXPECT_EQ(report.signed_size.value(), log_.checkpoints().back().size);
+  EXPECT_TRUE(report.latest_checked);
+  EXPECT_TRUE(report.trusted_checked);
+  EXPECT_TRUE(report.consistency_proof_checked);
+  EXPECT_TRUE(report.stored_checkpoints_checked);
+  uint64_t bytes = 0;
+  for (const auto& e : log_.entries()) bytes += e.size();
+  EXPECT_EQ(report.bytes_checked, bytes);
+}
+
+TEST_F(VerifierTest, GoodLogPassesWithOnlyTheKey) {
+  VerifyReport report = Run(KeyOnly());
+  ASSERT_TRUE(report.ok()) << report.failure->message;
+  EXPECT_EQ(report.checkpoints_checked, log_.checkpoints().size());
+}
+
+TEST_F(VerifierTest, GoodLogPassesInSmallBatches) {
+  VerifyOptions options = log_.FullOptions();
+  options.batch_size = 7;
+  EXPECT_TRUE(Run(options).ok());
+}
+
+TEST_F(VerifierTest, EmptyLogPasses) {
+  TestLog empty(kOrigin, key_);
+  MemoryLogReader reader(empty.entries());
+  auto report = Verify(reader, empty.FullOptions());
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->ok());
+  EXPECT_EQ(report->root, EmptyRoot());
+}
+
+TEST_F(VerifierTest, RefusesOptionsWithoutKey) {
+  MemoryLogReader reader(log_.entries());
+  auto report = Verify(reader, VerifyOptions{});
+  ASSERT_FALSE(report.ok());
+  EXPECT_EQ(report.error().code(), ErrorCode::kInvalidArgument);
+}
+
+TEST_F(VerifierTest, RefusesTrustedCheckpointFromAnotherKey) {
+  TestEd25519Key other;
+  VerifyOptions options = KeyOnly();
+  options.trusted_checkpoint =
+      log_.SignCheckpointNote(Checkpoint(3).size, Checkpoint(3).root, &other);
+  MemoryLogReader reader(log_.entries());
+  auto report = Verify(reader, options);
+  ASSERT_FALSE(report.ok());
+  EXPECT_EQ(report.error().code(), ErrorCode::kUnauthenticated);
+}
+
+TEST_F(VerifierTest, ChangedByteIsNamedExactlyWithTiles) {
+  const uint64_t k = 550;
+  std::string& entry = log_.entries()[k];
+  entry[entry.find("release-key")] = 's';  // still canonical JSON, with the right index
+  VerifyReport report = Run(log_.FullOptions());
+  ExpectFailure(report, FailureKind::kChangedEntry, k);
+}
+
+TEST_F(VerifierTest, ChangedByteWithoutTilesNamesTheSignedRange) {
+  const uint64_t k = 550;
+  std::string& entry = log_.entries()[k];
+  entry[entry.find("release-key")] = 's';
+  VerifyReport report = Run(KeyOnly());
+  const auto [begin, end] = SignedRangeOf(k);
+  ExpectFailure(report, FailureKind::kRootMismatch, begin);
+  EXPECT_EQ(report.failure->range_end, std::optional<uint64_t>(end));
+  EXPECT_LE(begin, k);
+  EXPECT_LT(k, end);
+}
+
+TEST_F(VerifierTest, ChangedByteThatBreaksTheJsonIsNamed) {
+  const uint64_t k = 1234;
+  log_.entries()[k][0] = ' ';
+  ExpectFailure(Run(KeyOnly()), FailureKind::kMalformedEntry, k);
+}
+
+TEST_F(VerifierTest, DeletedEntryIsNamed) {
+  const uint64_t k = 777;
+  log_.entries().erase(log_.entries().begin() + k);
+  ExpectFailure(Run(log_.FullOptions()), FailureKind::kIndexMismatch, k);
+}
+
+TEST_F(VerifierTest, SwappedEntriesAreNamed) {
+  const uint64_t a = 300;
+  const uint64_t b = 1800;
+  std::swap(log_.entries()[a], log_.entries()[b]);
+  ExpectFailure(Run(log_.FullOptions()), FailureKind::kIndexMismatch, a);
+}
+
+TEST_F(VerifierTest, SwappedEntriesWithRewrittenIndicesAreNamedByTiles) {
+  const uint64_t a = 301;
+  const uint64_t b = 302;
+  auto& entries = log_.entries();
+  std::swap(entries[a], entries[b]);
+  entries[a] = WithIndex(entries[a], a);
+  entries[b] = WithIndex(entries[b], b);
+  ExpectFailure(Run(log_.FullOptions()), FailureKind::kChangedEntry, a);
+}
+
+TEST_F(VerifierTest, TruncatedTailIsNamedByTheLatestCheckpoint) {
+  const uint64_t cut = Checkpoint(17).entry_index;
+  log_.entries().resize(cut);
+  VerifyOptions options = KeyOnly();
+  options.latest_checkpoint = log_.Latest();
+  ExpectFailure(Run(options), FailureKind::kTruncated, cut);
+}
+
+TEST_F(VerifierTest, TruncatedTailIsNamedByTheStoredCheckpoints) {
+  const uint64_t cut = Checkpoint(17).entry_index;
+  log_.entries().resize(cut);
+  VerifyOptions options = KeyOnly();
+  options.stored_checkpoints = log_.StoredCheckpointLister();
+  ExpectFailure(Run(options), FailureKind::kTruncated, cut);
+}
+
+TEST_F(VerifierTest, TruncatedTailIsNamedByTheTrustedCheckpoint) {
+  const uint64_t cut = Checkpoint(17).entry_index;
+  VerifyOptions options = KeyOnly();
+  options.trusted_checkpoint = Checkpoint(18).note;
+  log_.entries().resize(cut);
+  ExpectFailure(Run(options), FailureKind::kTruncated, cut);
+}
+
+TEST_F(VerifierTest, CheckpointEntrySignedByAnotherKeyIsNamed) {
+  TestEd25519Key other;
+  const StoredCheckpoint& cp = Checkpoint(9);
+  log_.entries()[cp.entry_index] =
+      log_.RenderCheckpointEntry(cp.entry_index, log_.SignCheckpointNote(cp.size, cp.root, &other));
+  ExpectFailure(Run(log_.FullOptions()), FailureKind::kBadCheckpoint, cp.entry_index);
+}
+
+TEST_F(VerifierTest, CheckpointEntryWithWrongRootIsNamedByTheStoredList) {
+  const StoredCheckpoint& cp = Checkpoint(4);  // recorded 5 entries after its size
+  ASSERT_GT(cp.entry_index, cp.size);
+  Sha256Digest wrong = cp.root;
+  wrong[0] ^= 1;
+  log_.entries()[cp.entry_index] =
+      log_.RenderCheckpointEntry(cp.entry_index, log_.SignCheckpointNote(cp.size, wrong));
+  ExpectFailure(Run(log_.FullOptions()), FailureKind::kRootMismatch, cp.entry_index);
+}
+
+TEST_F(VerifierTest, CheckpointEntryWithWrongRootIsNamedByTheTiles) {
+  const StoredCheckpoint& cp = Checkpoint(4);
+  Sha256Digest wrong = cp.root;
+  wrong[0] ^= 1;
+  log_.entries()[cp.entry_index] =
+      log_.RenderCheckpointEntry(cp.entry_index, log_.SignCheckpointNote(cp.size, wrong));
+  VerifyOptions options = KeyOnly();
+  options.level0_tiles = log_.TileFetcher();
+  ExpectFailure(Run(options), FailureKind::kChangedEntry, cp.entry_index);
+}
+
+TEST_F(VerifierTest, CheckpointEntryWithWrongRootAloneNamesTheRange) {
+  const StoredCheckpoint& cp = Checkpoint(4);
+  const uint64_t previous_size = Checkpoint(3).size;
+  Sha256Digest wrong = cp.root;
+  wrong[0] ^= 1;
+  log_.entries()[cp.entry_index] =
+      log_.RenderCheckpointEntry(cp.entry_index, log_.SignCheckpointNote(cp.size, wrong));
+  VerifyReport report = Run(KeyOnly());
+  ExpectFailure(report, FailureKind::kRootMismatch, previous_size);
+  EXPECT_NE(report.failure->message.find("checkpoint entry " + std::to_string(cp.entry_index)),
+            std::string::npos)
+      << report.failure->message;
+}
+
+TEST_F(VerifierTest, ReplayedOlderCheckpointIsNamed) {
+  const StoredCheckpoint& older = Checkpoint(5);
+  const StoredCheckpoint& cp = Checkpoint(6);
+  log_.entries()[cp.entry_index] = log_.RenderCheckpointEntry(cp.entry_index, older.note);
+  ExpectFailure(Run(KeyOnly()), FailureKind::kCheckpointOrder, cp.entry_index);
+}
+
+TEST_F(VerifierTest, ReplacedStoredCheckpointRowIsNamed) {
+  StoredCheckpoint& row = log_.checkpoints().at(11);
+  const uint64_t j = row.entry_index;
+  row.root[0] ^= 1;
+  row.note = log_.SignCheckpointNote(row.size, row.root);
+  VerifyOptions options = KeyOnly();
+  options.stored_checkpoints = log_.StoredCheckpointLister();
+  ExpectFailure(Run(options), FailureKind::kStoredCheckpointMismatch, j);
+}
+
+TEST_F(VerifierTest, StoredRowWithAnotherSignatureIsNamed) {
+  TestEd25519Key other;
+  StoredCheckpoint& row = log_.checkpoints().at(11);
+  const uint64_t j = row.entry_index;
+  row.note = log_.SignCheckpointNote(row.size, row.root, &other);
+  VerifyOptions options = KeyOnly();
+  options.stored_checkpoints = log_.StoredCheckpointLister();
+  ExpectFailure(Run(options), FailureKind::kStoredCheckpointMismatch, j);
+}
+
+TEST_F(VerifierTest, DeletedStoredCheckpointRowIsNamed) {
+  const uint64_t j = Checkpoint(11).entry_index;
+  log_.checkpoints().erase(log_.checkpoints().begin() + 11);
+  VerifyOptions options = KeyOnly();
+  options.stored_checkpoints = log_.StoredCheckpointLister();
+  ExpectFailure(Run(options), FailureKind::kStoredCheckpointMismatch, j);
+}
+
+TEST_F(VerifierTest, StoredRowPointingAtAnOrdinaryEntryIsNamed) {
+  StoredCheckpoint& row = log_.checkpoints().at(2);
+  row.entry_index -= 3;
+  const uint64_t j = row.entry_index;
+  VerifyOptions options = KeyOnly();
+  options.stored_checkpoints = log_.StoredCheckpointLister();
+  ExpectFailure(Run(options), FailureKind::kStoredCheckpointMismatch, j);
+}
+
+TEST_F(VerifierTest, TrustedCheckpointFromTheSameLogIsProvedConsistent) {
+  for (size_t c : {0, 6, 13}) {
+    VerifyOptions options = log_.FullOptions();
+    options.trusted_checkpoint = Checkpoint(c).note;
+    VerifyReport report = Run(options);
+    EXPECT_TRUE(report.ok()) << report.failure->message;
+    EXPECT_TRUE(report.trusted_checked);
+    EXPECT_TRUE(report.consistency_proof_checked);
+  }
+}
+
+TEST_F(VerifierTest, TrustedCheckpointFromAForkedLogFails) {
+  const uint64_t fork_at = 1234;
+  TestLog forked(kOrigin, key_);
+  BuildLog(forked, fork_at);
+  const StoredCheckpoint& trusted = forked.checkpoints().at(15);
+  ASSERT_GT(trusted.size, fork_at);
+  ASSERT_EQ(forked.RootAt(fork_at), log_.RootAt(fork_at));  // the same history up to the fork
+
+  VerifyOptions options = log_.FullOptions();
+  options.trusted_checkpoint = trusted.note;
+  VerifyReport report = Run(options);
+  ExpectFailure(report, FailureKind::kTrustedCheckpointMismatch, 0);
+  EXPECT_EQ(report.failure->range_end, std::optional<uint64_t>(trusted.size));
+}
+
+TEST_F(VerifierTest, RollbackBehindTheTrustedCheckpointIsNamed) {
+  VerifyOptions options = log_.FullOptions();
+  options.latest_checkpoint = LatestCheckpoint{Checkpoint(10).note, Checkpoint(10).entry_index};
+  options.trusted_checkpoint = Checkpoint(12).note;
+  ExpectFailure(Run(options), FailureKind::kRollback, Checkpoint(10).size);
+}
+
+TEST_F(VerifierTest, LatestCheckpointThatDoesNotOpenIsNamed) {
+  TestEd25519Key other;
+  const StoredCheckpoint& last = log_.checkpoints().back();
+  VerifyOptions options = KeyOnly();
+  options.latest_checkpoint =
+      LatestCheckpoint{log_.SignCheckpointNote(last.size, last.root, &other), last.entry_index};
+  ExpectFailure(Run(options), FailureKind::kBadCheckpoint, last.entry_index);
+}
+
+TEST_F(VerifierTest, LatestCheckpointWithWrongRootNamesTheRange) {
+  const StoredCheckpoint& last = log_.checkpoints().back();
+  Sha256Digest wrong = last.root;
+  wrong[5] ^= 0x40;
+  VerifyOptions options = KeyOnly();
+  options.latest_checkpoint = LatestCheckpoint{log_.SignCheckpointNote(last.size, wrong), {}};
+  VerifyReport report = Run(options);
+  ExpectFailure(report, FailureKind::kRootMismatch,
+                log_.checkpoints()[log_.checkpoints().size() - 2].size);
+}
+
+// A reader that fails: its error ends verification and is returned, not reported.
+class FailingReader final : public LogReader {
+ public:
+  Result<uint64_t> Size() override { return uint64_t{10}; }
+  Status Read(uint64_t, uint64_t, EntryBatch&) override { return Unavailable("disk gone"); }
+};
+
+TEST_F(VerifierTest, ReaderErrorsAreReturned) {
+  FailingReader reader;
+  auto report = Verify(reader, KeyOnly());
+  ASSERT_FALSE(report.ok());
+  EXPECT_EQ(report.error().code(), ErrorCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace signet::audit
