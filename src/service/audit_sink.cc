@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
+#include "common/encoding.h"
+
 namespace signet::service {
 namespace {
 
@@ -43,7 +45,36 @@ constexpr std::array kActions = {
     ActionEntry{AuditAction::kConfigChange, "config_change"},
     ActionEntry{AuditAction::kServiceStart, "service_start"},
     ActionEntry{AuditAction::kServiceStop, "service_stop"},
+    ActionEntry{AuditAction::kLogCheckpoint, "log_checkpoint"},
 };
+
+std::string Dump(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// Cuts `text` to kMaxAuditFieldSize bytes (at a UTF-8 boundary) and says how long it was.
+void Bound(std::string& text) {
+  if (text.size() <= kMaxAuditFieldSize) return;
+  size_t cut = kMaxAuditFieldSize;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  const size_t full = text.size();
+  text.resize(cut);
+  text += "...(cut, " + std::to_string(full) + " bytes)";
+}
+
+// The entry's render function: `body` plus "index", dumped canonically. nlohmann's default object
+// keeps keys sorted, so the result is canonical whatever the order of insertion.
+std::function<Result<std::string>(int64_t)> Renderer(nlohmann::json body) {
+  return [body = std::move(body)](int64_t index) -> Result<std::string> {
+    try {
+      nlohmann::json j = body;
+      j["index"] = index;
+      return Dump(j);
+    } catch (const std::exception& e) {
+      return InternalError(std::string("cannot serialise audit entry: ") + e.what());
+    }
+  };
+}
 
 }  // namespace
 
@@ -107,20 +138,100 @@ nlohmann::json ToJson(const AuditEvent& event) {
   return j;
 }
 
-std::string ToCanonicalJson(const AuditEvent& event) {
-  return ToJson(event).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+std::string ToCanonicalJson(const AuditEvent& event) { return Dump(ToJson(event)); }
+
+LogAppendFn DirectLogAppender(store::Store& store) {
+  return [&store](std::vector<store::LogEntryAppend> entries) {
+    return store.AppendLogEntries(entries);
+  };
 }
 
-Status StoreAuditSink::Record(const AuditEvent& event) {
-  std::string json;
+std::vector<store::LogEntryAppend> ToLogEntries(const AuditEvent& original) {
+  AuditEvent event = original;
+  Bound(event.object);
+  Bound(event.request_id);
+  Bound(event.actor.account_name);
+  Bound(event.actor.client_address);
+  for (auto& [k, v] : event.details) Bound(v);
+
+  std::string key_id;
+  if (event.signature.has_value()) {
+    key_id = event.signature->key_id;
+    Bound(event.signature->key_id);
+    Bound(event.signature->key_name);
+  } else if (auto it = event.details.find("key_id"); it != event.details.end()) {
+    key_id = it->second;
+  }
+  Bound(key_id);
+  auto entry = [&](nlohmann::json body) {
+    return store::LogEntryAppend{event.time, std::string(AuditActionName(event.action)), key_id,
+                                 event.actor.account_id, Renderer(std::move(body))};
+  };
+
+  nlohmann::json j = ToJson(event);
+  // Room for "index":<up to 19 digits> and the part counters.
+  constexpr size_t kReserve = 128;
+  const size_t whole = Dump(j).size();
+  if (!event.signature.has_value() || whole + kReserve <= store::kMaxLogEntrySize) {
+    return {entry(std::move(j))};
+  }
+
+  // Split the hashes: every part repeats the rest of the event, so each entry stands alone.
+  const std::vector<std::string>& hashes = event.signature->hashes;
+  j["signature"]["hashes"] = nlohmann::json::array();
+  const size_t base = Dump(j).size() + kReserve;
+  std::vector<store::LogEntryAppend> out;
+  size_t i = 0;
+  std::vector<std::pair<size_t, size_t>> slices;  // [begin, end) of each part
+  while (i < hashes.size()) {
+    size_t used = base;
+    size_t end = i;
+    // At least one hash per part; a single hash never exceeds the bound (it is hex of a digest).
+    while (end < hashes.size() &&
+           (end == i || used + hashes[end].size() + 3 <= store::kMaxLogEntrySize)) {
+      used += hashes[end].size() + 3;  // quotes and comma
+      ++end;
+    }
+    slices.emplace_back(i, end);
+    i = end;
+  }
+  for (size_t p = 0; p < slices.size(); ++p) {
+    nlohmann::json part = j;
+    nlohmann::json& sig = part["signature"];
+    sig["hashes"] =
+        std::vector<std::string>(hashes.begin() + static_cast<ptrdiff_t>(slices[p].first),
+                                 hashes.begin() + static_cast<ptrdiff_t>(slices[p].second));
+    sig["hashes_part"] = p + 1;
+    sig["hashes_parts"] = slices.size();
+    sig["hashes_total"] = hashes.size();
+    out.push_back(entry(std::move(part)));
+  }
+  return out;
+}
+
+Result<std::string> RenderCheckpointEntry(int64_t index, const store::LogCheckpointRow& checkpoint,
+                                          std::string_view origin) {
+  AuditEvent event;
+  event.time = checkpoint.time;
+  event.action = AuditAction::kLogCheckpoint;
+  event.actor.auth_method = AuthMethod::kSystem;
+  event.object = std::string(origin);
+  event.details["checkpoint"] = checkpoint.note;
+  event.details["root"] = Base64Encode(checkpoint.root);
+  event.details["size"] = std::to_string(checkpoint.size);
+  return Renderer(ToJson(event))(index);
+}
+
+Status LogAuditSink::Record(const AuditEvent& event) {
+  std::vector<store::LogEntryAppend> entries;
   try {
-    json = ToCanonicalJson(event);
+    entries = ToLogEntries(event);
   } catch (const std::exception& e) {
     // nlohmann reports errors as exceptions; none is expected with the replace handler, but none
     // may cross the component boundary either.
     return InternalError(std::string("cannot serialise audit event: ") + e.what());
   }
-  auto seq = store_.AppendAuditEvent(event.time, AuditActionName(event.action), json);
+  auto seq = append_(std::move(entries));
   if (!seq.ok()) {
     return seq.error().WithContext("cannot record audit event '" +
                                    std::string(AuditActionName(event.action)) + "'");

@@ -4,14 +4,17 @@
 // that is about to release a signature must not release it if Record failed ("no signature leaves
 // the service unless the log entry that records it is durable").
 //
-// StoreAuditSink appends events to the Store's append-only audit_events table; the Merkle log of
-// the next issue (audit/) will implement the same port. Events are canonical JSON (sorted keys, no
-// insignificant whitespace), so the text that is stored is the text that will be hashed.
+// LogAuditSink appends events to the Merkle log (audit/, Store "the audit log") as canonical JSON
+// entries (sorted keys, no insignificant whitespace), so the text that is stored is the text that
+// is hashed.
 //
 // Threads: AuditEvent is a plain value. AuditSink implementations must be safe to call from many
-// threads at once (StoreAuditSink is, if its Store is).
+// threads at once (LogAuditSink is, if its append function is).
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <map>
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
@@ -74,13 +77,15 @@ enum class AuditAction {
   kConfigChange,
   kServiceStart,
   kServiceStop,
+  kLogCheckpoint,
 };
 
 // "login_success", "login_failure", "lockout", "unlock", "token_revoke", "authorize",
 // "authorize_refused", "sign", "sign_refused", "key_create", "key_enable", "key_disable",
 // "key_destroy", "key_csr", "key_import_cert", "grant", "revoke_grant", "policy_change",
 // "account_create", "account_change", "account_disable", "account_enable", "account_reset_totp",
-// "account_roles", "config_startup", "config_change", "service_start", "service_stop".
+// "account_roles", "config_startup", "config_change", "service_start", "service_stop",
+// "log_checkpoint".
 std::string_view AuditActionName(AuditAction action);
 // Parses the names above; InvalidArgument for any other text.
 Result<AuditAction> ParseAuditAction(std::string_view name);
@@ -131,19 +136,42 @@ class AuditSink {
   virtual Status Record(const AuditEvent& event) = 0;
 };
 
-// Appends each event to the Store (Store::AppendAuditEvent) as canonical JSON. Holds a reference
-// to the store, which must outlive it.
-class StoreAuditSink final : public AuditSink {
- public:
-  explicit StoreAuditSink(store::Store& store) : store_(store) {}
-  StoreAuditSink(const StoreAuditSink&) = delete;  // Holds a reference; copies add nothing.
-  StoreAuditSink& operator=(const StoreAuditSink&) = delete;
+// Appends entries to the Merkle log consecutively, all or nothing, and returns the first index
+// once they are durable: audit::Sequencer::Append (concurrent calls grouped into one transaction)
+// in the service, Store::AppendLogEntries (one transaction per call) in one-shot CLI commands.
+using LogAppendFn = std::function<Result<int64_t>(std::vector<store::LogEntryAppend>)>;
 
-  // The Store's error, with context, if the append fails.
+// Appends straight to the store, one transaction per event. `store` must outlive the function.
+LogAppendFn DirectLogAppender(store::Store& store);
+
+// The log entries that record `event` (DESIGN.md "audit format"): ToJson(event) plus "index", the
+// leaf index the store assigns, rendered canonically. One entry normally; a signature event whose
+// hashes would not fit in store::kMaxLogEntrySize is split into consecutive entries that each
+// carry a slice of the hashes and "signature": {"hashes_part": i (1-based), "hashes_parts": n,
+// "hashes_total": all}. Strings of the object, the details, the actor's name and the request id
+// longer than kMaxAuditFieldSize bytes are cut there (with a note of the full length), so no
+// client-supplied text can make an event too large to record. The query columns are the key
+// (signature key_id, else details["key_id"]) and the actor's account id.
+std::vector<store::LogEntryAppend> ToLogEntries(const AuditEvent& event);
+inline constexpr size_t kMaxAuditFieldSize = 2048;
+
+// The entry recording a signed checkpoint (action "log_checkpoint", actor "system", object the
+// origin, details {"checkpoint": the signed note, "root": base64, "size": decimal}) at `index`;
+// what audit::Integrator's render_checkpoint_entry is given.
+Result<std::string> RenderCheckpointEntry(int64_t index, const store::LogCheckpointRow& checkpoint,
+                                          std::string_view origin);
+
+// Records each event in the Merkle log through `append`. The event is durable when Record returns
+// OK (the append function returns only then).
+class LogAuditSink final : public AuditSink {
+ public:
+  explicit LogAuditSink(LogAppendFn append) : append_(std::move(append)) {}
+
+  // The append's error, with context, if the event cannot be recorded.
   Status Record(const AuditEvent& event) override;
 
  private:
-  store::Store& store_;  // constant after construction
+  const LogAppendFn append_;
 };
 
 }  // namespace signet::service

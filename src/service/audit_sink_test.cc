@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
@@ -29,7 +30,7 @@ AuditEvent SampleEvent() {
 
 TEST(AuditActionTest, EveryActionHasAUniqueNameThatParsesBack) {
   std::set<std::string> names;
-  for (int i = 0; i <= static_cast<int>(AuditAction::kServiceStop); ++i) {
+  for (int i = 0; i <= static_cast<int>(AuditAction::kLogCheckpoint); ++i) {
     const auto action = static_cast<AuditAction>(i);
     const std::string name(AuditActionName(action));
     EXPECT_NE(name, "unknown");
@@ -38,7 +39,7 @@ TEST(AuditActionTest, EveryActionHasAUniqueNameThatParsesBack) {
     ASSERT_TRUE(parsed.ok());
     EXPECT_EQ(*parsed, action);
   }
-  EXPECT_EQ(names.size(), 28u);
+  EXPECT_EQ(names.size(), 29u);
   EXPECT_EQ(AuditActionName(AuditAction::kSignRefused), "sign_refused");
   EXPECT_EQ(AuditActionName(AuditAction::kAccountResetTotp), "account_reset_totp");
   EXPECT_FALSE(ParseAuditAction("sign ").ok());
@@ -75,27 +76,115 @@ TEST(AuditJsonTest, InvalidUtf8IsReplacedInsteadOfFailing) {
   EXPECT_TRUE(nlohmann::json::accept(json));
 }
 
-TEST(StoreAuditSinkTest, AppendsCanonicalJsonWithActionAndTime) {
-  signet::testing::MemoryStore store;
-  StoreAuditSink sink(store);
-  ASSERT_TRUE(sink.Record(SampleEvent()).ok());
-  auto rows = store.ListAuditEvents(0, 10);
-  ASSERT_TRUE(rows.ok());
-  ASSERT_EQ(rows->size(), 1u);
-  EXPECT_EQ((*rows)[0].action, "sign");
-  EXPECT_EQ((*rows)[0].time, SampleEvent().time);
-  EXPECT_EQ((*rows)[0].json, ToCanonicalJson(SampleEvent()));
+// The canonical JSON of `event` with "index" added, as the log stores it.
+std::string WithIndex(const AuditEvent& event, int64_t index) {
+  nlohmann::json j = ToJson(event);
+  j["index"] = index;
+  return j.dump();
 }
 
-TEST(StoreAuditSinkTest, StoreFailureIsReturned) {
+TEST(LogAuditSinkTest, AppendsCanonicalJsonWithIndexActionTimeAndQueryColumns) {
   signet::testing::MemoryStore store;
-  StoreAuditSink sink(store);
-  store.FailNextAuditAppend(Unavailable("disk gone"));
+  LogAuditSink sink(DirectLogAppender(store));
+  ASSERT_TRUE(sink.Record(SampleEvent()).ok());
+  AuditEvent second = SampleEvent();
+  second.action = AuditAction::kKeyDisable;
+  second.signature.reset();
+  second.details = {{"key_id", "k_9"}};
+  ASSERT_TRUE(sink.Record(second).ok());
+
+  auto rows = store.ReadLogEntries(0, 10);
+  ASSERT_TRUE(rows.ok()) << rows.error().message();
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ((*rows)[0].index, 0);
+  EXPECT_EQ((*rows)[0].action, "sign");
+  EXPECT_EQ((*rows)[0].time, SampleEvent().time);
+  EXPECT_EQ((*rows)[0].key_id, "k_1");
+  EXPECT_EQ((*rows)[0].account_id, "a_1");
+  EXPECT_EQ((*rows)[0].data, WithIndex(SampleEvent(), 0));
+  EXPECT_EQ((*rows)[1].index, 1);
+  EXPECT_EQ((*rows)[1].action, "key_disable");
+  EXPECT_EQ((*rows)[1].key_id, "k_9");
+  EXPECT_EQ((*rows)[1].data, WithIndex(second, 1));
+  // "index" sorts between "details" and "object": still canonical.
+  EXPECT_NE((*rows)[1].data.find(R"("details":{"key_id":"k_9"},"index":1,"object")"),
+            std::string::npos)
+      << (*rows)[1].data;
+}
+
+TEST(LogAuditSinkTest, AppendFailureIsReturned) {
+  LogAuditSink sink([](std::vector<store::LogEntryAppend>) -> Result<int64_t> {
+    return Unavailable("disk gone");
+  });
   Status s = sink.Record(SampleEvent());
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.error().code(), ErrorCode::kUnavailable);
   EXPECT_NE(s.error().message().find("disk gone"), std::string::npos);
-  EXPECT_TRUE(store.ListAuditEvents(0, 10)->empty());
+  EXPECT_NE(s.error().message().find("'sign'"), std::string::npos);
+}
+
+// 5000 SHA-512 hashes (640 KB of hex) cannot be one tlog-tiles entry: they are split into
+// consecutive parts, each within the limit, that together hold every hash once, in order.
+TEST(LogAuditSinkTest, LargeSignatureEventsAreSplitIntoParts) {
+  AuditEvent e = SampleEvent();
+  e.signature->hash_algorithm = "sha512";
+  e.signature->hashes.clear();
+  for (int i = 0; i < 5000; ++i) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%08x", i);
+    e.signature->hashes.push_back(std::string(buf) + std::string(120, 'a'));
+  }
+  std::vector<store::LogEntryAppend> entries = ToLogEntries(e);
+  ASSERT_GT(entries.size(), 9u);
+  std::vector<std::string> seen;
+  for (size_t p = 0; p < entries.size(); ++p) {
+    auto text = entries[p].render(static_cast<int64_t>(1'000'000'000'000 + p));
+    ASSERT_TRUE(text.ok());
+    EXPECT_LE(text->size(), store::kMaxLogEntrySize);
+    auto j = nlohmann::json::parse(*text);
+    EXPECT_EQ(j.dump(), *text);  // canonical
+    EXPECT_EQ(j["signature"]["hashes_part"], p + 1);
+    EXPECT_EQ(j["signature"]["hashes_parts"], entries.size());
+    EXPECT_EQ(j["signature"]["hashes_total"], 5000);
+    EXPECT_EQ(j["action"], "sign");
+    EXPECT_EQ(entries[p].key_id, "k_1");
+    for (const auto& h : j["signature"]["hashes"]) seen.push_back(h.get<std::string>());
+  }
+  EXPECT_EQ(seen, e.signature->hashes);
+}
+
+// A client-chosen name of a megabyte (bodies may be that large) is cut, so the refusal that
+// records it still fits in one entry.
+TEST(LogAuditSinkTest, HugeClientTextIsCutNotRefused) {
+  AuditEvent e = SampleEvent();
+  e.action = AuditAction::kSignRefused;
+  e.object = std::string(1 << 20, 'x');
+  e.details["error"] = std::string(1 << 20, 'y');
+  std::vector<store::LogEntryAppend> entries = ToLogEntries(e);
+  ASSERT_EQ(entries.size(), 1u);
+  auto text = entries[0].render(7);
+  ASSERT_TRUE(text.ok());
+  EXPECT_LE(text->size(), 3 * kMaxAuditFieldSize + 1024);
+  EXPECT_NE(text->find("(cut, 1048576 bytes)"), std::string::npos);
+}
+
+TEST(LogAuditSinkTest, CheckpointEntry) {
+  store::LogCheckpointRow row;
+  row.size = 42;
+  row.root = Bytes(32, 0x11);
+  row.note = "signet.example/t\n42\nERERERERERERERERERERERERERERERERERERERERERE=\n\n- sig\n";
+  row.time = FromUnixSeconds(1'800'000'000);
+  auto text = RenderCheckpointEntry(50, row, "signet.example/t");
+  ASSERT_TRUE(text.ok());
+  auto j = nlohmann::json::parse(*text);
+  EXPECT_EQ(j.dump(), *text);
+  EXPECT_EQ(j["index"], 50);
+  EXPECT_EQ(j["action"], "log_checkpoint");
+  EXPECT_EQ(j["object"], "signet.example/t");
+  EXPECT_EQ(j["details"]["checkpoint"], row.note);
+  EXPECT_EQ(j["details"]["size"], "42");
+  EXPECT_EQ(j["details"]["root"], "ERERERERERERERERERERERERERERERERERERERERERE=");
+  EXPECT_EQ(j["actor"]["auth_method"], "system");
 }
 
 }  // namespace

@@ -550,8 +550,9 @@ class SqliteSigningTest : public ::testing::Test {
     auto s = store::SqliteStore::Open((dir_ / "signet.db").string());
     ASSERT_TRUE(s.ok()) << s.error().message();
     store_ = std::move(s).value();
-    sink_ = std::make_unique<StoreAuditSink>(*store_);
-    keys_svc_ = std::make_unique<KeyService>(keys_, *store_, clock_, *sink_, TokenIdentity{"t", "1"});
+    sink_ = std::make_unique<LogAuditSink>(DirectLogAppender(*store_));
+    keys_svc_ =
+        std::make_unique<KeyService>(keys_, *store_, clock_, *sink_, TokenIdentity{"t", "1"});
     signing_ = std::make_unique<SigningService>(keys_, *store_, clock_, *sink_);
     auto k = keys_svc_->CreateKey(Actor{}, "release", KeyAlgorithm::kEcP384, "a_admin");
     ASSERT_TRUE(k.ok()) << k.error().message();
@@ -568,11 +569,11 @@ class SqliteSigningTest : public ::testing::Test {
 
   std::vector<nlohmann::json> Events(std::string_view action) {
     std::vector<nlohmann::json> out;
-    auto rows = store_->ListAuditEvents(0, 1000);
+    auto rows = store_->ReadLogEntries(0, 1000);
     EXPECT_TRUE(rows.ok());
     if (!rows.ok()) return out;
     for (const auto& row : *rows) {
-      if (row.action == action) out.push_back(nlohmann::json::parse(row.json));
+      if (row.action == action) out.push_back(nlohmann::json::parse(row.data));
     }
     return out;
   }
@@ -581,7 +582,7 @@ class SqliteSigningTest : public ::testing::Test {
   FakeClock clock_{FromUnixSeconds(1'800'000'000)};
   signet::testing::FakeKeyStore keys_;
   std::unique_ptr<store::SqliteStore> store_;
-  std::unique_ptr<StoreAuditSink> sink_;
+  std::unique_ptr<LogAuditSink> sink_;
   std::unique_ptr<KeyService> keys_svc_;
   std::unique_ptr<SigningService> signing_;
   store::KeyRecord key_;
@@ -631,13 +632,15 @@ TEST_F(SqliteSigningTest, SignEventIsDurableCanonicalJsonWithEveryHash) {
   auto sigs = signing_->SignHash(alice_, "release", a->sad, {h1, h2}, SignatureScheme::kEcdsa,
                                  HashAlgorithm::kSha384);
   ASSERT_TRUE(sigs.ok()) << sigs.error().message();
-  auto rows = store_->ListAuditEvents(0, 1000);
+  auto rows = store_->ReadLogEntries(0, 1000);
   ASSERT_TRUE(rows.ok());
   ASSERT_FALSE(rows->empty());
-  const store::AuditEventRow& last = rows->back();
+  const store::LogEntryRow& last = rows->back();
   EXPECT_EQ(last.action, "sign");
-  nlohmann::json j = nlohmann::json::parse(last.json);
-  EXPECT_EQ(j.dump(), last.json);  // stored text is already canonical
+  EXPECT_EQ(last.key_id, key_.id);
+  nlohmann::json j = nlohmann::json::parse(last.data);
+  EXPECT_EQ(j.dump(), last.data);  // stored text is already canonical
+  EXPECT_EQ(j["index"], last.index);
   EXPECT_EQ(j["actor"]["account_id"], "a_alice");
   EXPECT_EQ(j["signature"]["key_name"], "release");
   EXPECT_EQ(j["signature"]["algorithm"], "ecdsa");
