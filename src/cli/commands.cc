@@ -2,6 +2,7 @@
 
 #include <iostream>
 
+#include "cli/audit_commands.h"
 #include "cli/data_dir.h"
 #include "cli/key_backend.h"
 #include "cli/output.h"
@@ -116,9 +117,7 @@ class KeyListCommand final : public Command {
 // Base for commands that take one positional key name.
 class NamedKeyCommand : public Command {
  public:
-  void Configure(CLI::App& app) override {
-    app.add_option("name", name_, "Key name")->required();
-  }
+  void Configure(CLI::App& app) override { app.add_option("name", name_, "Key name")->required(); }
 
  protected:
   std::string name_;
@@ -174,10 +173,12 @@ class KeyDestroyCommand final : public NamedKeyCommand {
                 << "Type the key name to confirm: " << std::flush;
       std::string answer;
       if (!std::getline(std::cin, answer)) {
-        return FailedPrecondition("no confirmation received (stdin closed); pass --yes to "
-                                  "destroy without asking");
+        return FailedPrecondition(
+            "no confirmation received (stdin closed); pass --yes to "
+            "destroy without asking");
       }
-      if (answer != name_) return FailedPrecondition("confirmation did not match; nothing destroyed");
+      if (answer != name_)
+        return FailedPrecondition("confirmation did not match; nothing destroyed");
     }
     SIGNET_ASSIGN_OR_RETURN(store::KeyRecord key, keys->DestroyKey(name_));
     if (global.json) {
@@ -246,27 +247,39 @@ class KeyImportCertCommand final : public NamedKeyCommand {
 
 std::vector<NamedCommand> LocalCommands() {
   std::vector<NamedCommand> c;
-  c.push_back({{"init"}, "Create the embedded default (SoftHSM2 token + SQLite) in the data folder",
+  c.push_back({{"init"},
+               "Create the embedded default (SoftHSM2 token + SQLite) in the data folder",
                std::make_unique<InitCommand>()});
-  c.push_back({{"status"}, "Show the token, database and keys of the data folder",
+  c.push_back({{"status"},
+               "Show the token, database and keys of the data folder",
                std::make_unique<StatusCommand>()});
-  c.push_back({{"serve"}, "Run the signing service (HTTPS, CSC API v2); initialises the folder "
-               "if needed", MakeServeCommand()});
-  c.push_back({{"key", "create"}, "Generate a code-signing key inside the HSM",
+  c.push_back({{"serve"},
+               "Run the signing service (HTTPS, CSC API v2); initialises the folder "
+               "if needed",
+               MakeServeCommand()});
+  c.push_back({{"key", "create"},
+               "Generate a code-signing key inside the HSM",
                std::make_unique<KeyCreateCommand>()});
   c.push_back({{"key", "list"}, "List keys", std::make_unique<KeyListCommand>()});
-  c.push_back({{"key", "show"}, "Show a key, with the protection attributes the HSM reports",
+  c.push_back({{"key", "show"},
+               "Show a key, with the protection attributes the HSM reports",
                std::make_unique<KeyShowCommand>()});
-  c.push_back({{"key", "disable"}, "Disable a key (no signing until enabled)",
+  c.push_back({{"key", "disable"},
+               "Disable a key (no signing until enabled)",
                std::make_unique<KeyStateCommand>(KeyStateCommand::Action::kDisable)});
-  c.push_back({{"key", "enable"}, "Enable a disabled key",
+  c.push_back({{"key", "enable"},
+               "Enable a disabled key",
                std::make_unique<KeyStateCommand>(KeyStateCommand::Action::kEnable)});
-  c.push_back({{"key", "destroy"}, "Destroy a key in the HSM (asks for confirmation)",
+  c.push_back({{"key", "destroy"},
+               "Destroy a key in the HSM (asks for confirmation)",
                std::make_unique<KeyDestroyCommand>()});
-  c.push_back({{"key", "csr"}, "Write a PKCS#10 certificate request signed inside the HSM",
+  c.push_back({{"key", "csr"},
+               "Write a PKCS#10 certificate request signed inside the HSM",
                std::make_unique<KeyCsrCommand>()});
-  c.push_back({{"key", "import-cert"}, "Attach the key's certificate chain (checked against the key)",
+  c.push_back({{"key", "import-cert"},
+               "Attach the key's certificate chain (checked against the key)",
                std::make_unique<KeyImportCertCommand>()});
+  for (auto& audit : AuditCommands()) c.push_back(std::move(audit));
   return c;
 }
 

@@ -191,7 +191,7 @@ Result<std::unique_ptr<LocalContext>> OpenLocal(const GlobalOptions& global,
   ctx->key_store = std::move(*key_store);
   SIGNET_ASSIGN_OR_RETURN(ctx->token, ctx->key_store->DescribeToken());
 
-  ctx->audit = std::make_unique<service::StoreAuditSink>(*ctx->store);
+  ctx->audit = std::make_unique<service::LogAuditSink>(service::DirectLogAppender(*ctx->store));
   ctx->keys = std::make_unique<service::KeyService>(
       *ctx->key_store, *ctx->store, ctx->clock, *ctx->audit,
       service::TokenIdentity{ctx->token.label, ctx->token.serial});

@@ -1,7 +1,13 @@
 #include "cli/serve_command.h"
 
+#include <unistd.h>
+
+#include <exception>
 #include <filesystem>
 #include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
 #include "cli/data_dir.h"
@@ -112,8 +118,13 @@ server::ServerOptions ToServerOptions(const config::Config& c) {
 // The effective configuration, for the config_startup event. Paths and numbers only: the PIN
 // file is named, never read into the event.
 std::map<std::string, std::string> EffectiveConfig(const config::Config& c,
-                                                   const hsm::TokenDescription& token) {
+                                                   const hsm::TokenDescription& token,
+                                                   const std::string& log_origin) {
   std::map<std::string, std::string> d;
+  d["log.origin"] = log_origin;
+  d["log.public"] = c.log.public_read ? "true" : "false";
+  d["log.checkpoint_interval_ms"] = std::to_string(c.log.checkpoint_interval_ms);
+  d["log.verify_interval_seconds"] = std::to_string(c.log.verify_interval_seconds);
   d["data_dir"] = c.data_dir;
   d["hsm.module"] = c.hsm.module_path;
   d["hsm.token_label"] = token.label;
@@ -137,6 +148,77 @@ std::map<std::string, std::string> EffectiveConfig(const config::Config& c,
   d["accounts.lockout_seconds"] = std::to_string(c.accounts.lockout_seconds);
   d["activation.sad_lifetime_seconds"] = std::to_string(c.activation.sad_lifetime_seconds);
   return d;
+}
+
+// The effective configuration recorded by the newest config_startup entry of the log, or nullopt
+// if there is none (first start).
+Result<std::optional<std::map<std::string, std::string>>> LastStartupConfig(store::Store& store) {
+  store::LogEntryQuery query;
+  query.action = std::string(service::AuditActionName(service::AuditAction::kConfigStartup));
+  query.limit = 1000;
+  std::optional<store::LogEntryRow> last;
+  for (;;) {
+    SIGNET_ASSIGN_OR_RETURN(std::vector<store::LogEntryRow> page, store.QueryLogEntries(query));
+    if (page.empty()) break;
+    query.after_index = page.back().index;
+    last = std::move(page.back());
+  }
+  if (!last.has_value()) return std::optional<std::map<std::string, std::string>>();
+  std::map<std::string, std::string> out;
+  try {
+    nlohmann::json j = nlohmann::json::parse(last->data);
+    for (const auto& [k, v] : j.at("details").items()) out[k] = v.get<std::string>();
+  } catch (const std::exception& e) {
+    return DataLoss("log entry " + std::to_string(last->index) +
+                    " (config_startup) is not a valid audit entry: " + e.what());
+  }
+  return std::optional<std::map<std::string, std::string>>(std::move(out));
+}
+
+// The settings that differ between two effective configurations, as details of a config_change
+// event: "<setting>": "<old> -> <new>" ("(unset)" for a setting one side lacks), and "changed":
+// the list of settings.
+std::map<std::string, std::string> ConfigDiff(const std::map<std::string, std::string>& before,
+                                              const std::map<std::string, std::string>& after) {
+  std::map<std::string, std::string> out;
+  std::string changed;
+  auto note = [&](const std::string& key, const std::string& from, const std::string& to) {
+    out[key] = from + " -> " + to;
+    changed += (changed.empty() ? "" : ",") + key;
+  };
+  for (const auto& [k, v] : after) {
+    auto it = before.find(k);
+    if (it == before.end()) {
+      note(k, "(unset)", v);
+    } else if (it->second != v) {
+      note(k, it->second, v);
+    }
+  }
+  for (const auto& [k, v] : before) {
+    if (after.count(k) == 0) note(k, v, "(unset)");
+  }
+  out["changed"] = changed;
+  return out;
+}
+
+// The log's origin: [log] origin if set, else the one the log key was created with, else
+// "<host name>/signet" for a new log. A configured origin that differs from the log key's is
+// refused later by audit::EnsureLogKey.
+Result<std::string> LogOrigin(store::Store& store, const config::LogConfig& log) {
+  if (!log.origin.empty()) return log.origin;
+  SIGNET_ASSIGN_OR_RETURN(std::optional<store::LogKeyRecord> key, store.GetLogKey());
+  if (key.has_value()) return key->origin;
+  char host[256] = {};
+  std::string name = ::gethostname(host, sizeof host - 1) == 0 ? std::string(host) : "";
+  std::string clean;
+  for (char c : name) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+        c == '-') {
+      clean += c;
+    }
+  }
+  if (clean.empty()) clean = "localhost";
+  return clean + "/signet";
 }
 
 Status RecordSystemEvent(service::AuditSink& audit, const Clock& clock, service::AuditAction action,
@@ -188,7 +270,7 @@ class ServeCommand final : public Command {
     }
 
     SIGNET_ASSIGN_OR_RETURN(auto sealer, hsm::Pkcs11SecretSealer::Open(*ctx->pkcs11));
-    service::AuditSink& audit = *ctx->audit;
+    SIGNET_ASSIGN_OR_RETURN(std::string origin, LogOrigin(*ctx->store, config.log));
 
     ServiceStackOptions options;
     options.accounts.token_lifetime = std::chrono::seconds(config.accounts.token_lifetime_seconds);
@@ -196,6 +278,10 @@ class ServeCommand final : public Command {
     options.accounts.lockout_duration = std::chrono::seconds(config.accounts.lockout_seconds);
     options.signing.sad_lifetime = std::chrono::seconds(config.activation.sad_lifetime_seconds);
     options.server = ToServerOptions(config);
+    options.log.origin = origin;
+    options.log.public_read = config.log.public_read;
+    options.log.checkpoint_interval = std::chrono::milliseconds(config.log.checkpoint_interval_ms);
+    options.log.verify_interval = std::chrono::seconds(config.log.verify_interval_seconds);
     // The bootstrap file goes once the bootstrap admin has changed the one-time password; the
     // hook runs after the account_change event is recorded (and again at every start).
     const std::string bootstrap_file = BootstrapFilePath(config);
@@ -209,12 +295,19 @@ class ServeCommand final : public Command {
     SIGNET_ASSIGN_OR_RETURN(
         std::unique_ptr<ServiceStack> stack,
         ServiceStack::Create(
-            ServicePorts{*ctx->key_store, *sealer, store, audit, ctx->clock,
+            ServicePorts{*ctx->key_store, *sealer, store, ctx->clock,
                          service::TokenIdentity{ctx->token.label, ctx->token.serial}},
             std::move(options)));
+    service::AuditSink& audit = stack->audit();
 
-    SIGNET_TRY(RecordSystemEvent(audit, ctx->clock, service::AuditAction::kConfigStartup,
-                                 EffectiveConfig(config, ctx->token)));
+    std::map<std::string, std::string> effective = EffectiveConfig(config, ctx->token, origin);
+    SIGNET_ASSIGN_OR_RETURN(auto previous, LastStartupConfig(store));
+    SIGNET_TRY(
+        RecordSystemEvent(audit, ctx->clock, service::AuditAction::kConfigStartup, effective));
+    if (previous.has_value() && *previous != effective) {
+      SIGNET_TRY(RecordSystemEvent(audit, ctx->clock, service::AuditAction::kConfigChange,
+                                   ConfigDiff(*previous, effective)));
+    }
     SIGNET_TRY(BootstrapAdmin(store, stack->accounts(), config));
 
     SIGNET_ASSIGN_OR_RETURN(uint16_t bound, stack->Start());

@@ -5,6 +5,7 @@
 #include "cli/account_audit.h"
 #include "server/api/api.h"
 #include "server/csc/csc_api.h"
+#include "server/log/log_routes.h"
 
 namespace signet::cli {
 
@@ -13,39 +14,77 @@ ServiceStack::ServiceStack(ServicePorts ports, ServiceStackOptions options)
       clock_(ports.clock),
       key_store_(ports.key_store, metrics_),
       sealer_(ports.sealer, metrics_),
-      audit_(ports.audit, &ports.store, metrics_),
+      sequencer_(ports.store),
+      log_sink_([this](std::vector<store::LogEntryAppend> entries) {
+        return sequencer_.Append(std::move(entries));
+      }),
+      audit_(options.decorate_audit ? options.decorate_audit(log_sink_) : log_sink_, &ports.store,
+             metrics_),
       hasher_(options.argon2),
       accounts_(store_, sealer_, hasher_, totp_, clock_, options.accounts,
                 MakeAccountAuditSink(store_, audit_, std::move(options.after_account_event))),
       signing_(key_store_, store_, clock_, audit_, options.signing),
       keys_(key_store_, store_, clock_, audit_, std::move(ports.token)),
       housekeeper_(StoreHousekeepingTasks(store_), clock_, metrics_, options.housekeeping.interval),
-      housekeeping_enabled_(options.housekeeping.enabled) {
+      housekeeping_enabled_(options.housekeeping.enabled),
+      log_background_(options.log.background),
+      checkpoint_interval_(options.log.checkpoint_interval),
+      verify_interval_(options.log.verify_interval) {
   DeclareServiceMetrics(metrics_);
 }
 
 Result<std::unique_ptr<ServiceStack>> ServiceStack::Create(ServicePorts ports,
                                                            ServiceStackOptions options) {
   server::ServerOptions server_options = options.server;
+  LogOptions log_options = options.log;
   std::unique_ptr<ServiceStack> stack(new ServiceStack(std::move(ports), std::move(options)));
-  SIGNET_TRY(stack->BuildServer(std::move(server_options)));
+  SIGNET_TRY(stack->BuildLog(log_options));
+  SIGNET_TRY(stack->BuildServer(std::move(server_options), log_options));
   return stack;
 }
 
-Status ServiceStack::BuildServer(server::ServerOptions options) {
+Status ServiceStack::BuildLog(const LogOptions& options) {
+  audit::IntegratorOptions integrator;
+  integrator.origin = options.origin;
+  integrator.interval = options.checkpoint_interval;
+  const std::string origin = options.origin;
+  integrator.render_checkpoint_entry = [origin](int64_t index,
+                                                const store::LogCheckpointRow& checkpoint) {
+    return service::RenderCheckpointEntry(index, checkpoint, origin);
+  };
+  SIGNET_ASSIGN_OR_RETURN(integrator_,
+                          audit::Integrator::Create(store_, key_store_, clock_, integrator));
+  // Wakes the integrator early when many entries wait (1024 by default) instead of at the tick.
+  audit::Integrator* wake = integrator_.get();
+  sequencer_.SetOnAppended([wake](int64_t new_size) { wake->Notify(new_size); });
+  server::log::DeclareLogMetrics(metrics_);
+  audit::LogMonitorOptions monitor;
+  monitor.on_check = [this](const audit::LogCheck& check) {
+    server::log::RecordLogMetrics(check, metrics_);
+  };
+  monitor_ = std::make_unique<audit::LogMonitor>(store_, clock_, std::move(monitor));
+  return OkStatus();
+}
+
+Status ServiceStack::BuildServer(server::ServerOptions options, const LogOptions& log) {
   server::Router router;
   // Through the counting decorator, so a failing health check shows in signet_hsm_errors_total.
-  SIGNET_TRY(server::AddHealthzRoute(router, {{"database", [this] { return store_.Ping(); }},
-                                              {"hsm", [this]() -> Status {
-                                                 auto token = key_store_.DescribeToken();
-                                                 if (!token.ok()) return std::move(token).error();
-                                                 return OkStatus();
-                                               }}}));
+  std::vector<server::HealthCheck> checks = {{"database", [this] { return store_.Ping(); }},
+                                             {"hsm", [this]() -> Status {
+                                                auto token = key_store_.DescribeToken();
+                                                if (!token.ok()) return std::move(token).error();
+                                                return OkStatus();
+                                              }}};
+  // The monitor's verdict, when it runs (log.background).
+  if (log_background_) checks.push_back(server::log::LogHealthCheck(*monitor_));
+  SIGNET_TRY(server::AddHealthzRoute(router, std::move(checks)));
   SIGNET_TRY(server::AddMetricsRoute(router, metrics_));
   SIGNET_TRY(server::csc::RegisterCscRoutes(
       router, server::csc::CscDependencies{accounts_, signing_, keys_, clock_}));
   SIGNET_TRY(server::api::RegisterApiRoutes(
       router, server::api::ApiDependencies{accounts_, signing_, keys_}));
+  SIGNET_TRY(server::log::RegisterLogRoutes(
+      router, server::log::LogRouteDependencies{store_, accounts_, log.public_read}));
   SIGNET_ASSIGN_OR_RETURN(server_,
                           server::Server::Create(std::move(options), std::move(router), metrics_));
   return OkStatus();
@@ -67,6 +106,18 @@ Result<uint16_t> ServiceStack::Start() {
       return started.error();
     }
   }
+  if (log_background_) {
+    integrator_->Start();
+    Status monitoring = monitor_->Start(verify_interval_);
+    if (!monitoring.ok()) {
+      integrator_->Stop();
+      housekeeper_.Stop();
+      server_->Stop();
+      server_->Wait();
+      return monitoring.error();
+    }
+    log_started_ = true;
+  }
   return bound;
 }
 
@@ -78,6 +129,14 @@ void ServiceStack::Stop() {
 void ServiceStack::Wait() {
   if (server_) server_->Wait();
   housekeeper_.Stop();
+  if (log_started_) {
+    log_started_ = false;
+    monitor_->Stop();
+    integrator_->Stop();
+    // One last round, so what the last requests logged is covered by a checkpoint before exit;
+    // if it fails, the next start integrates it.
+    (void)integrator_->IntegrateOnce();
+  }
 }
 
 uint16_t ServiceStack::port() const { return server_ ? server_->port() : 0; }
