@@ -127,13 +127,14 @@ objs=$(p11 --list-objects 2>/dev/null | grep -c "ID: *$id")
 check "destroy --yes of a destroyed key is repeatable" s key destroy k-rsa-4096 --yes
 expect_error "a destroyed key's name is not reused" 4 "already exists" s key create --name k-rsa-4096 --alg ec-p256
 
-# --- every key change is in the audit table of the database ----------------------------------
-events=$(sqlite3 $D/signet.db "select action || ':' || json_extract(json,'$.outcome') from audit_events")
+# --- every key change is in the audit log of the database, and the log verifies ---------------
+events=$(sqlite3 $D/signet.db "select action || ':' || json_extract(data,'$.outcome') from log_entries order by idx")
 n_create=$(grep -c '^key_create:success$' <<<"$events")
 n_destroy=$(grep -c '^key_destroy:success$' <<<"$events")
 [[ $n_create == 4 && $n_destroy == 1 ]] && grep -q '^key_import_cert:success$' <<<"$events" && grep -q '^key_disable:success$' <<<"$events" \
-  && ok "key create, import, disable and destroy are in audit_events" || bad "audit_events: $(tr '\n' ' ' <<<"$events")"
+  && ok "key create, import, disable and destroy are in the audit log" || bad "log_entries: $(tr '\n' ' ' <<<"$events")"
 grep -q '^key_import_cert:.*public key' <<<"$events" && ok "a refused import is logged with its reason" || bad "refused import not logged"
+expect_error "audit verify before the first serve says there is no log key yet" 3 "no checkpoint key yet" s audit verify
 
 # --- bad input: one clear line, non-zero exit, nothing changed --------------------------------
 count_objs() { p11 --list-objects 2>/dev/null | grep -c "Object"; }

@@ -1,6 +1,6 @@
 // End to end over real HTTPS with real SoftHSM2 (issue 3, "Must show"): a cli::ServiceStack built
 // in-process on a throwaway SoftHSM2 token (Pkcs11KeyStore + Pkcs11SecretSealer), an SqliteStore
-// in a temporary folder, the StoreAuditSink and a FakeClock, serving HTTPS on 127.0.0.1 port 0
+// in a temporary folder, the Merkle audit log and a FakeClock, serving HTTPS on 127.0.0.1 port 0
 // with a fresh localhost certificate; the client side is client::HttpsClient verifying that
 // certificate. Keys are made by KeyService (RSA-3072, P-256, P-384), certified by a test CA built
 // here with OpenSSL, and granted; people log in with HTTP Basic + TOTP codes computed by OathTotp
@@ -32,6 +32,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -222,7 +223,6 @@ class Env {
   std::string Init();
   ~Env() {
     stack.reset();  // stop serving before the ports go away
-    audit.reset();
     sealer.reset();
     hsm_store.reset();
     db.reset();
@@ -255,7 +255,6 @@ class Env {
   std::unique_ptr<hsm::Pkcs11KeyStore> hsm_store;
   std::unique_ptr<hsm::Pkcs11SecretSealer> sealer;
   std::unique_ptr<store::SqliteStore> db;
-  std::unique_ptr<service::StoreAuditSink> audit;
   std::unique_ptr<cli::ServiceStack> stack;
   uint16_t port = 0;
   std::map<std::string, Person> people;
@@ -414,7 +413,6 @@ std::string Env::Init() {
   auto store = store::SqliteStore::Open(dir + "/signet.db");
   if (!store.ok()) return "store: " + store.error().message();
   db = std::move(*store);
-  audit = std::make_unique<service::StoreAuditSink>(*db);
 
   // The localhost TLS identity; the client trusts the self-signed certificate itself.
   auto tls = pki::CreateLocalhostTlsIdentity(clock.Now());
@@ -442,8 +440,12 @@ std::string Env::Init() {
   options.accounts.lockout_duration = 24h;
   options.signing.sad_lifetime = kSadLifetime;
   options.housekeeping.enabled = false;  // the clock is fake; expiry is checked by the service
+  options.log.origin = "signet.test/e2e";
+  options.log.checkpoint_interval = 100ms;
+  // The fake clock jumps by minutes; a monitor on it would call every check stale.
+  options.log.verify_interval = 24h * 365;
   auto stack_or = cli::ServiceStack::Create(
-      cli::ServicePorts{*hsm_store, *sealer, *db, *audit, clock,
+      cli::ServicePorts{*hsm_store, *sealer, *db, clock,
                         service::TokenIdentity{described->label, described->serial}},
       std::move(options));
   if (!stack_or.ok()) return "stack: " + stack_or.error().message();
@@ -887,13 +889,14 @@ TEST_F(CscHttpsTest, AuditTrailHoldsTheSignEvents) {
   ASSERT_EQ(SignHash(*client_, alice, K("e2e-p256"), sad, {h}).status, 200);
   ASSERT_EQ(SignHash(*client_, alice, K("e2e-p256"), sad, {h}).status, 403);
 
-  auto rows = env->db->ListAuditEvents(0, 1000000);
+  auto rows = env->db->ReadLogEntries(0, 1000000);
   ASSERT_TRUE(rows.ok()) << rows.error().message();
   int signed_events = 0;
   int refused_events = 0;
-  for (const store::AuditEventRow& row : *rows) {
+  for (const store::LogEntryRow& row : *rows) {
     if (row.action != "sign" && row.action != "sign_refused") continue;
-    json e = json::parse(row.json);
+    json e = json::parse(row.data);
+    EXPECT_EQ(e["index"], row.index);
     const json hashes = e["signature"]["hashes"];
     if (std::find(hashes.begin(), hashes.end(), json(HexEncode(h))) == hashes.end()) continue;
     EXPECT_EQ(e["actor"]["account_name"], "alice");
@@ -915,13 +918,103 @@ TEST_F(CscHttpsTest, AuditTrailHoldsTheSignEvents) {
   EXPECT_EQ(refused_events, 1);
 }
 
-TEST_F(CscHttpsTest, HealthzChecksTheStoreAndTheHsm) {
+// Every action of the closed list (service/audit_sink.h) that the service itself produces is
+// produced here, through the stack's services or over HTTPS, and lands in the Merkle log with its
+// index. The four the `signet serve` command produces (config_startup, config_change,
+// service_start, service_stop) are checked on the real binary by e2e_audit_crash_test.
+TEST_F(CscHttpsTest, EveryServiceAuditActionIsInTheLog) {
+  service::AccountService& accounts = env->stack->accounts();
+  const service::Principal& admin = env->admin_principal;
+  service::Caller admin_caller;
+  admin_caller.actor = env->admin_actor;
+
+  // Accounts: create, wrong passwords up to a lockout, unlock, change password, token revoke,
+  // roles, TOTP reset, disable, enable.
+  auto frank = accounts.CreatePerson(admin, "frank", store::RoleSet{store::Role::kSigner});
+  ASSERT_TRUE(frank.ok()) << frank.error().message();
+  Person f{frank->account.id, "frank", "frank has a long passphrase",
+           testing::Base32Decode(frank->totp.secret_base32.text_view()), ""};
+  for (int i = 0; i < 5; ++i) {
+    auto bad = accounts.LoginWithPassword("frank", SecretBytes(std::string_view("wrong one!")),
+                                          env->NextCode(f), "192.0.2.9:1");
+    ASSERT_FALSE(bad.ok());
+  }
+  ASSERT_TRUE(accounts.Unlock(admin, "frank").ok());
+  auto first = accounts.LoginWithPassword("frank", frank->one_time_password, env->NextCode(f),
+                                          "192.0.2.9:2");
+  ASSERT_TRUE(first.ok()) << first.error().message();
+  ASSERT_TRUE(accounts
+                  .ChangePassword(first->principal, frank->one_time_password,
+                                  SecretBytes(std::string_view(f.password)))
+                  .ok());
+  ASSERT_TRUE(accounts.RevokeToken(first->token.text_view()).ok());
+  ASSERT_TRUE(
+      accounts.SetRoles(admin, "frank", store::RoleSet{store::Role::kSigner, store::Role::kAuditor})
+          .ok());
+  ASSERT_TRUE(accounts.ResetTotp(admin, "frank").ok());
+  ASSERT_TRUE(accounts.Disable(admin, "frank").ok());
+  ASSERT_TRUE(accounts.Enable(admin, "frank").ok());
+
+  // Keys, grants, policy: a key made for this test and destroyed at its end.
+  service::KeyService& keys = env->stack->keys();
+  ASSERT_TRUE(keys.CreateKey(env->admin_actor, "e2e-doomed", KeyAlgorithm::kEcP256,
+                             env->admin_actor.account_id)
+                  .ok());
+  auto csr = keys.CreateCsr(env->admin_actor, "e2e-doomed", "/CN=signet e2e doomed/C=XX");
+  ASSERT_TRUE(csr.ok()) << csr.error().message();
+  auto chain = env->ca->Issue(*csr);
+  ASSERT_TRUE(chain.ok());
+  ASSERT_TRUE(keys.ImportCertificateChain(env->admin_actor, "e2e-doomed", *chain).ok());
+  ASSERT_TRUE(env->stack->signing().Grant(admin_caller, "e2e-doomed", f.id).ok());
+  auto policy = env->stack->signing().GetPolicy(admin_caller, "e2e-doomed");
+  ASSERT_TRUE(policy.ok()) << policy.error().message();
+  ASSERT_TRUE(env->stack->signing().SetPolicy(admin_caller, "e2e-doomed", *policy).ok());
+  ASSERT_TRUE(env->stack->signing().Revoke(admin_caller, "e2e-doomed", f.id).ok());
+  ASSERT_TRUE(keys.DisableKey(env->admin_actor, "e2e-doomed").ok());
+  ASSERT_TRUE(keys.EnableKey(env->admin_actor, "e2e-doomed").ok());
+  ASSERT_TRUE(keys.DisableKey(env->admin_actor, "e2e-doomed").ok());
+  ASSERT_TRUE(keys.DestroyKey(env->admin_actor, "e2e-doomed").ok());
+
+  // Signing over HTTPS: authorize, sign, and a refusal of each.
+  const Person& alice = P("alice");
+  const Bytes h = NewHash();
+  const std::string sad = Sad(Authorize(*client_, alice, K("e2e-p256"), {h}));
+  ASSERT_EQ(SignHash(*client_, alice, K("e2e-p256"), sad, {h}).status, 200);
+  ASSERT_NE(SignHash(*client_, alice, K("e2e-p256"), sad, {h}).status, 200);
+  ASSERT_NE(Authorize(*client_, P("audrey"), K("e2e-p256"), {NewHash()}).status, 200);
+
+  // The integrator checkpoints within its 100 ms interval.
+  std::set<std::string> seen;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    seen.clear();
+    auto rows = env->db->ReadLogEntries(0, 1000000);
+    ASSERT_TRUE(rows.ok()) << rows.error().message();
+    for (const store::LogEntryRow& row : *rows) {
+      json e = json::parse(row.data);
+      ASSERT_EQ(e["index"], row.index);
+      ASSERT_EQ(e["action"], row.action);
+      seen.insert(row.action);
+    }
+    if (seen.count("log_checkpoint") != 0 && seen.count("key_destroy") != 0) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  const std::set<std::string> by_serve = {"config_startup", "config_change", "service_start",
+                                          "service_stop"};
+  for (int i = 0; i <= static_cast<int>(service::AuditAction::kLogCheckpoint); ++i) {
+    const std::string name(service::AuditActionName(static_cast<service::AuditAction>(i)));
+    if (by_serve.count(name) != 0) continue;
+    EXPECT_EQ(seen.count(name), 1u) << "no '" << name << "' entry in the log";
+  }
+}
+
+TEST_F(CscHttpsTest, HealthzChecksTheStoreTheHsmAndTheLog) {
   client::HttpRequest r;
   r.method = "GET";
   r.target = "/healthz";
   client::HttpResponse h = Send(*client_, r);
   EXPECT_EQ(h.status, 200) << h.body;
-  EXPECT_EQ(Body(h), json::parse(R"({"status":"ok","checks":{"database":"ok","hsm":"ok"}})"))
+  EXPECT_EQ(Body(h),
+            json::parse(R"({"status":"ok","checks":{"database":"ok","hsm":"ok","log":"ok"}})"))
       << h.body;
 }
 

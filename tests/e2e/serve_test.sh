@@ -73,11 +73,11 @@ stop
 [[ $RC == 0 ]] && ok "second SIGTERM: exits 0" || bad "second SIGTERM: exit $RC"
 
 # --- audit trail --------------------------------------------------------------------------------
-n() { sqlite3 "$D/signet.db" "SELECT count(*) FROM audit_events WHERE action='$1'"; }
+n() { sqlite3 "$D/signet.db" "SELECT count(*) FROM log_entries WHERE action='$1'"; }
 [[ $(n service_start) == 2 && $(n service_stop) == 2 ]] && ok "service_start and service_stop recorded" || bad "service_start $(n service_start), service_stop $(n service_stop)"
 [[ $(n config_startup) == 2 ]] && ok "config_startup recorded" || bad "config_startup $(n config_startup)"
 [[ $(n account_create) == 1 ]] && ok "the admin's creation is audited" || bad "account_create $(n account_create)"
-! sqlite3 "$D/signet.db" "SELECT json FROM audit_events" | grep -q "$(cat "$D/user.pin")" && ok "no PIN in the audit trail" || bad "PIN in the audit trail"
+! sqlite3 "$D/signet.db" "SELECT data FROM log_entries" | grep -q "$(cat "$D/user.pin")" && ok "no PIN in the audit trail" || bad "PIN in the audit trail"
 
 # --- a folder initialised before serve existed gets its TLS identity on first serve -----------
 rm -f "$D/tls-server.crt" "$D/tls-server.key"
