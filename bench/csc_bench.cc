@@ -5,12 +5,12 @@
 // One process builds what `signet serve` runs (cli::ServiceStack, production settings except the
 // Argon2id cost, which only makes the setup logins faster): a throwaway SoftHSM2 token
 // (Pkcs11KeyStore + Pkcs11SecretSealer), an SqliteStore in a data folder ON DISK (WAL,
-// synchronous=FULL, as in production), the StoreAuditSink, the system clock and a fresh localhost
-// TLS identity, serving on 127.0.0.1 port 0. Keys (RSA-3072, P-256) are generated in the token,
-// certified by a test CA made here with OpenSSL, and granted to one signer account per client
-// thread; each account logs in over HTTPS with password + TOTP (CSC auth/login). Rate limits are
-// off (key policies with rate 0, SigningOptions::rate_per_minute_account = 0) so that only the
-// service's work is measured.
+// synchronous=FULL, as in production), the Merkle audit log (group commit, integrator), the system
+// clock and a fresh localhost TLS identity, serving on 127.0.0.1 port 0. Keys (RSA-3072, P-256) are
+// generated in the token, certified by a test CA made here with OpenSSL, and granted to one signer
+// account per client thread; each account logs in over HTTPS with password + TOTP (CSC auth/login).
+// Rate limits are off (key policies with rate 0, SigningOptions::rate_per_minute_account = 0) so
+// that only the service's work is measured.
 //
 // Per scenario (RSA-3072 PKCS#1 v1.5 x 1 hash/request, P-256 ECDSA x 64, P-256 ECDSA x 1; all
 // SHA-256) it alternates timed blocks raw, e2e, raw, e2e, ..., raw with C threads each:
@@ -677,7 +677,6 @@ class Bench {
     stack_.reset();  // stop serving before the ports go away
     timing_audit_.reset();
     timing_keys_.reset();
-    audit_.reset();
     db_.reset();
     sealer_.reset();
     keys_.reset();
@@ -716,7 +715,6 @@ class Bench {
   std::unique_ptr<hsm::Pkcs11KeyStore> keys_;
   std::unique_ptr<hsm::Pkcs11SecretSealer> sealer_;
   std::unique_ptr<store::SqliteStore> db_;
-  std::unique_ptr<service::StoreAuditSink> audit_;
   std::unique_ptr<TimingKeyStore> timing_keys_;
   std::unique_ptr<TimingAuditSink> timing_audit_;
   SystemClock clock_;
@@ -761,14 +759,10 @@ Status Bench::SetUp() {
       probe_.sqlite_commit_p50_ms, probe_.sqlite_commit_p99_ms);
 
   SIGNET_ASSIGN_OR_RETURN(db_, store::SqliteStore::Open(dir_ + "/signet.db"));
-  audit_ = std::make_unique<service::StoreAuditSink>(*db_);
   hsm::KeyStore* key_port = keys_.get();
-  service::AuditSink* audit_port = audit_.get();
   if (options_.breakdown) {
     timing_keys_ = std::make_unique<TimingKeyStore>(*keys_);
-    timing_audit_ = std::make_unique<TimingAuditSink>(*audit_);
     key_port = timing_keys_.get();
-    audit_port = timing_audit_.get();
   }
 
   // The localhost TLS identity; the clients trust the self-signed certificate itself.
@@ -787,6 +781,13 @@ Status Bench::SetUp() {
   o.server.tls.private_key_file = key_file;
   o.argon2 = {.iterations = 1, .memory_kib = 8 * 1024, .parallelism = 1};
   o.signing.rate_per_minute_account = 0;
+  o.log.origin = "signet.bench/csc";
+  if (options_.breakdown) {
+    o.decorate_audit = [this](service::AuditSink& log) -> service::AuditSink& {
+      timing_audit_ = std::make_unique<TimingAuditSink>(log);
+      return *timing_audit_;
+    };
+  }
   std::printf(
       "service: cli::ServiceStack with production settings (io_threads %zu, worker_threads %zu, "
       "SAD lifetime %llds, SQLite WAL synchronous=FULL, audit before answer); Argon2id reduced "
@@ -797,7 +798,7 @@ Status Bench::SetUp() {
       options_.breakdown ? "; --breakdown: timing decorators around KeyStore and AuditSink" : "");
   SIGNET_ASSIGN_OR_RETURN(
       stack_, cli::ServiceStack::Create(
-                  cli::ServicePorts{*key_port, *sealer_, *db_, *audit_port, clock_,
+                  cli::ServicePorts{*key_port, *sealer_, *db_, clock_,
                                     service::TokenIdentity{described.label, described.serial}},
                   std::move(o)));
   SIGNET_ASSIGN_OR_RETURN(port_, stack_->Start());
@@ -1105,18 +1106,18 @@ int Bench::Run() {
   // Every successful signHash must have left exactly one durable `sign` event.
   int64_t sign_events = 0;
   int64_t refused_events = 0;
-  for (int64_t after = 0;;) {
-    Result<std::vector<store::AuditEventRow>> page = db_->ListAuditEvents(after, 5000);
+  for (int64_t from = 0;;) {
+    Result<std::vector<store::LogEntryRow>> page = db_->ReadLogEntries(from, 5000);
     if (!page.ok()) {
       std::fprintf(stderr, "csc_bench: %s\n", page.error().message().c_str());
       return 1;
     }
     if (page->empty()) break;
-    for (const store::AuditEventRow& row : *page) {
+    for (const store::LogEntryRow& row : *page) {
       if (row.action == "sign") ++sign_events;
       if (row.action == "sign_refused") ++refused_events;
     }
-    after = page->back().seq;
+    from = page->back().index + 1;
   }
   const int64_t successes = g_successful_sign_requests.load();
   std::printf(
