@@ -1,10 +1,9 @@
 // signet: the command-line entry point. Parses arguments with CLI11, runs exactly one subcommand,
 // and turns its Status into one line on stderr ("signet: <message>") and an exit code.
 
+#include <CLI/CLI.hpp>
 #include <iostream>
 #include <map>
-
-#include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
@@ -14,16 +13,24 @@ namespace signet::cli {
 
 int ExitCodeFor(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kInvalidArgument: return 2;
-    case ErrorCode::kNotFound: return 3;
-    case ErrorCode::kAlreadyExists: return 4;
+    case ErrorCode::kInvalidArgument:
+      return 2;
+    case ErrorCode::kNotFound:
+      return 3;
+    case ErrorCode::kAlreadyExists:
+      return 4;
     case ErrorCode::kPermissionDenied:
-    case ErrorCode::kUnauthenticated: return 5;
-    case ErrorCode::kFailedPrecondition: return 6;
+    case ErrorCode::kUnauthenticated:
+      return 5;
+    case ErrorCode::kFailedPrecondition:
+      return 6;
     case ErrorCode::kUnavailable:
-    case ErrorCode::kResourceExhausted: return 7;
-    case ErrorCode::kDataLoss: return 8;
-    case ErrorCode::kInternal: return 1;
+    case ErrorCode::kResourceExhausted:
+      return 7;
+    case ErrorCode::kDataLoss:
+      return 8;
+    case ErrorCode::kInternal:
+      return 1;
   }
   return 1;
 }
@@ -68,7 +75,9 @@ int Main(int argc, char** argv) {
     for (size_t i = 0; i + 1 < c.path.size(); ++i) {
       auto& g = groups[c.path[i]];
       if (g == nullptr) {
-        g = app.add_subcommand(c.path[i], "Manage " + c.path[i] + "s");
+        g = app.add_subcommand(c.path[i], c.path[i] == "audit"
+                                              ? "Verify, export and follow the audit log"
+                                              : "Manage " + c.path[i] + "s");
         g->require_subcommand(1);
         g->fallthrough();
       }
