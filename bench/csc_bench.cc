@@ -1160,9 +1160,9 @@ int Bench::Run() {
       "cpu r / cpu e: cores this process kept busy in the raw / e2e blocks (medians; %u "
       "hardware threads); oth r / oth e: cores other processes took meanwhile (medians; near 0 "
       "on a quiet machine; in e2e blocks they may just use what the service leaves idle). Each "
-      "signHash makes 2 durable commits (the SAD's hashes consumed before signing, the `sign` "
-      "audit event before the answer) through the store's one SQLite connection, one at a "
-      "time.\n",
+      "signHash makes 2 durable commits through the store's one SQLite connection: the SAD's "
+      "hashes consumed before signing (one commit per request), and the `sign` log entry before "
+      "the answer (group commit: concurrent requests share one).\n",
       std::thread::hardware_concurrency());
   std::printf("load average at the end: %s\n", LoadAverage().c_str());
   if (missed.empty()) {
