@@ -52,7 +52,8 @@ FUZZ_SECONDS ?= 60
 fuzz: deps
 	cmake --preset fuzz
 	cmake --build --preset fuzz -j $(JOBS)
-	for t in common/encoding pki/chain pki/subject server/query audit/note audit/proof; do \
+	for t in common/encoding pki/chain pki/subject server/query audit/note audit/proof \
+	         audit/tile_path audit/entry; do \
 	  c=$${t%/*}; n=$${t#*/}; mkdir -p build/fuzz/corpus/$$n; \
 	  cp -n src/$$c/fuzz/corpus/$$n/* build/fuzz/corpus/$$n/; \
 	  build/fuzz/src/$$c/$${c}_$${n}_fuzz -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus/$$n || exit 1; \
