@@ -1,6 +1,6 @@
 // The management API handlers (docs/api.md): authenticate, check the body's fields and the
-// caller's role, call one service, answer JSON. The error table is ApiErrorResponse below; the
-// route table (who may call what, with which fields) is in RegisterApiRoutes.
+// caller's role, call one service, answer JSON. The error table is internal::ApiErrorResponse
+// (json_handler.h); the route table (who may call what, with which fields) is in RegisterApiRoutes.
 #include "server/api/api.h"
 
 #include <algorithm>
@@ -32,50 +32,9 @@ constexpr std::string_view kPrefix = "/api/v1/";
 
 // ---- errors -------------------------------------------------------------------------------------
 
-// THE mapping of signet errors to management API error bodies (docs/api.md "Errors"); the HTTP
-// status comes from HttpStatusFor:
-//   InvalidArgument                     -> invalid_request (400)
-//   FailedPrecondition                  -> failed_precondition (400): the request is well formed
-//                                          but does not fit the object's state (a disabled key)
-//   NotFound                            -> not_found (404)
-//   AlreadyExists                       -> already_exists (409)
-//   PermissionDenied                    -> access_denied (403)
-//   Unauthenticated                     -> invalid_token (401), with WWW-Authenticate (RFC 6750 §3)
-//   ResourceExhausted                   -> too_many_requests (429)
-//   Unavailable                         -> temporarily_unavailable (503)
-//   DataLoss, Internal                  -> server_error (500) with a generic description that
-//                                          carries the request id (messages may name internals)
-// 413 and 415 are the transport's and JsonRoute's. Handlers that get Unauthenticated for anything
-// but the bearer token (a wrong current password) turn it into PermissionDenied first.
-Response ApiErrorResponse(const Error& error, std::string_view request_id) {
-  const int status = HttpStatusFor(error.code());
-  switch (error.code()) {
-    case ErrorCode::kInvalidArgument:
-      return JsonErrorResponse(status, "invalid_request", error.message());
-    case ErrorCode::kFailedPrecondition:
-      return JsonErrorResponse(status, "failed_precondition", error.message());
-    case ErrorCode::kNotFound:
-      return JsonErrorResponse(status, "not_found", error.message());
-    case ErrorCode::kAlreadyExists:
-      return JsonErrorResponse(status, "already_exists", error.message());
-    case ErrorCode::kPermissionDenied:
-      return JsonErrorResponse(status, "access_denied", error.message());
-    case ErrorCode::kUnauthenticated: {
-      Response r = JsonErrorResponse(status, "invalid_token", error.message());
-      r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"signet\"");
-      return r;
-    }
-    case ErrorCode::kResourceExhausted:
-      return JsonErrorResponse(status, "too_many_requests", error.message());
-    case ErrorCode::kUnavailable:
-      return JsonErrorResponse(status, "temporarily_unavailable", error.message());
-    case ErrorCode::kDataLoss:
-    case ErrorCode::kInternal:
-      break;
-  }
-  return JsonErrorResponse(status, "server_error",
-                           "internal error; request id " + std::string(request_id));
-}
+// The error table is internal::ApiErrorResponse (server/internal/json_handler.h), shared with the
+// log routes.
+using internal::ApiErrorResponse;
 
 // ---- reading bodies -----------------------------------------------------------------------------
 

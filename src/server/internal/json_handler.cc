@@ -147,4 +147,34 @@ Handler JsonRoute(JsonHandler handler, ErrorResponder on_error) {
   };
 }
 
+Response ApiErrorResponse(const Error& error, std::string_view request_id) {
+  const int status = HttpStatusFor(error.code());
+  switch (error.code()) {
+    case ErrorCode::kInvalidArgument:
+      return JsonErrorResponse(status, "invalid_request", error.message());
+    case ErrorCode::kFailedPrecondition:
+      return JsonErrorResponse(status, "failed_precondition", error.message());
+    case ErrorCode::kNotFound:
+      return JsonErrorResponse(status, "not_found", error.message());
+    case ErrorCode::kAlreadyExists:
+      return JsonErrorResponse(status, "already_exists", error.message());
+    case ErrorCode::kPermissionDenied:
+      return JsonErrorResponse(status, "access_denied", error.message());
+    case ErrorCode::kUnauthenticated: {
+      Response r = JsonErrorResponse(status, "invalid_token", error.message());
+      r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"signet\"");
+      return r;
+    }
+    case ErrorCode::kResourceExhausted:
+      return JsonErrorResponse(status, "too_many_requests", error.message());
+    case ErrorCode::kUnavailable:
+      return JsonErrorResponse(status, "temporarily_unavailable", error.message());
+    case ErrorCode::kDataLoss:
+    case ErrorCode::kInternal:
+      break;
+  }
+  return JsonErrorResponse(status, "server_error",
+                           "internal error; request id " + std::string(request_id));
+}
+
 }  // namespace signet::server::internal

@@ -75,4 +75,22 @@ using JsonHandler = std::function<Response(const Request& request, const nlohman
 //  - an exception escaping `handler` becomes on_error(Internal) instead of leaving the handler.
 Handler JsonRoute(JsonHandler handler, ErrorResponder on_error);
 
+// THE mapping of signet errors to management API error bodies (docs/api.md "Errors"); the HTTP
+// status comes from HttpStatusFor:
+//   InvalidArgument                     -> invalid_request (400)
+//   FailedPrecondition                  -> failed_precondition (400): the request is well formed
+//                                          but does not fit the object's state (a disabled key)
+//   NotFound                            -> not_found (404)
+//   AlreadyExists                       -> already_exists (409)
+//   PermissionDenied                    -> access_denied (403)
+//   Unauthenticated                     -> invalid_token (401), with WWW-Authenticate (RFC 6750 §3)
+//   ResourceExhausted                   -> too_many_requests (429)
+//   Unavailable                         -> temporarily_unavailable (503)
+//   DataLoss, Internal                  -> server_error (500) with a generic description that
+//                                          carries the request id (messages may name internals)
+// Used by the management API and the log routes. 413 and 415 are the transport's and JsonRoute's.
+// Handlers that get Unauthenticated for anything but the bearer token (a wrong current password)
+// turn it into PermissionDenied first.
+Response ApiErrorResponse(const Error& error, std::string_view request_id);
+
 }  // namespace signet::server::internal

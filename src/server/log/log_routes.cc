@@ -42,39 +42,10 @@ constexpr std::string_view kCheckpointCache = "no-cache";
 
 // ---- errors -------------------------------------------------------------------------------------
 
-// The management API's error names and statuses (docs/api.md "Errors"; api.cc ApiErrorResponse),
-// for the log routes. DataLoss and Internal carry only the request id: their messages name
-// internals (and DataLoss here means the stored log does not hold what a checkpoint covers).
+// The management API's error table (internal::ApiErrorResponse, docs/api.md "Errors"), never
+// cached.
 Response LogErrorResponse(const Error& error, std::string_view request_id) {
-  const int status = HttpStatusFor(error.code());
-  Response r = [&] {
-    switch (error.code()) {
-      case ErrorCode::kInvalidArgument:
-        return JsonErrorResponse(status, "invalid_request", error.message());
-      case ErrorCode::kFailedPrecondition:
-        return JsonErrorResponse(status, "failed_precondition", error.message());
-      case ErrorCode::kNotFound:
-        return JsonErrorResponse(status, "not_found", error.message());
-      case ErrorCode::kAlreadyExists:
-        return JsonErrorResponse(status, "already_exists", error.message());
-      case ErrorCode::kPermissionDenied:
-        return JsonErrorResponse(status, "access_denied", error.message());
-      case ErrorCode::kUnauthenticated: {
-        Response u = JsonErrorResponse(status, "invalid_token", error.message());
-        u.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"signet\"");
-        return u;
-      }
-      case ErrorCode::kResourceExhausted:
-        return JsonErrorResponse(status, "too_many_requests", error.message());
-      case ErrorCode::kUnavailable:
-        return JsonErrorResponse(status, "temporarily_unavailable", error.message());
-      case ErrorCode::kDataLoss:
-      case ErrorCode::kInternal:
-        break;
-    }
-    return JsonErrorResponse(status, "server_error",
-                             "internal error; request id " + std::string(request_id));
-  }();
+  Response r = internal::ApiErrorResponse(error, request_id);
   // A 404 for a tile beyond the checkpoint turns into a 200 later: never cache an error.
   r.headers.emplace_back("Cache-Control", "no-store");
   return r;
