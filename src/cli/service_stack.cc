@@ -8,6 +8,16 @@
 #include "server/log/log_routes.h"
 
 namespace signet::cli {
+namespace {
+
+// Every event the services record goes through the sequencer into the log on ports.store (a
+// decorate_audit hook only wraps that sink), committed durably before Record returns.
+service::SigningOptions AuditCommitsToStore(service::SigningOptions options) {
+  options.audit_commits_to_store = true;
+  return options;
+}
+
+}  // namespace
 
 ServiceStack::ServiceStack(ServicePorts ports, ServiceStackOptions options)
     : store_(ports.store),
@@ -23,7 +33,7 @@ ServiceStack::ServiceStack(ServicePorts ports, ServiceStackOptions options)
       hasher_(options.argon2),
       accounts_(store_, sealer_, hasher_, totp_, clock_, options.accounts,
                 MakeAccountAuditSink(store_, audit_, std::move(options.after_account_event))),
-      signing_(key_store_, store_, clock_, audit_, options.signing),
+      signing_(key_store_, store_, clock_, audit_, AuditCommitsToStore(options.signing)),
       keys_(key_store_, store_, clock_, audit_, std::move(ports.token)),
       housekeeper_(StoreHousekeepingTasks(store_), clock_, metrics_, options.housekeeping.interval),
       housekeeping_enabled_(options.housekeeping.enabled),

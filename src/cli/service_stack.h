@@ -102,7 +102,9 @@ struct ServiceStackOptions {
   // the bootstrap admin changed its password). Must be thread-safe. May be empty.
   std::function<void(const service::AccountEvent&)> after_account_event;
   // Benchmarks only: given the log's sink, returns the sink the services use instead (e.g. a
-  // timing decorator the caller owns around it; it must outlive the stack). Empty: the log's.
+  // timing decorator the caller owns around it; it must outlive the stack). It must pass every
+  // event to `log` and succeed only if that did: the signing service counts on the log's durable
+  // commit (SigningOptions::audit_commits_to_store). Empty: the log's.
   std::function<service::AuditSink&(service::AuditSink& log)> decorate_audit;
 };
 

@@ -374,6 +374,7 @@ Result<std::vector<Bytes>> SigningService::SignHashUnrecorded(
   consume.limits.per_key = policy.rate_per_minute_key;
   consume.limits.per_account_key = policy.rate_per_minute_account;
   consume.limits.per_account = options_.rate_per_minute_account;
+  consume.flush_with_next_commit = options_.audit_commits_to_store;
   // From here on the hashes are spent, whatever happens next (see signing.h).
   SIGNET_TRY(store_.ConsumeActivationHashes(consume));
 

@@ -68,6 +68,13 @@ struct SigningOptions {
   int64_t default_rate_per_minute_account = 3000;
   // Per account over all keys, in addition to the key policies; 0: no limit.
   int64_t rate_per_minute_account = 6000;
+  // Set only when the AuditSink commits every event durably to the same Store as the activations
+  // (cli::ServiceStack: the Merkle log's sequencer). SignHash then lets the consumption of the
+  // hashes reach the disk with the `sign` entry's commit, which follows it and precedes the
+  // answer, instead of flushing it on its own (store::ConsumeActivationRequest::
+  // flush_with_next_commit): one disk flush per signHash instead of two. A crash between the two
+  // may undo the consumption, but then no signature was released.
+  bool audit_commits_to_store = false;
 };
 
 // What an admin allows on one key.

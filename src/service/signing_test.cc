@@ -145,6 +145,21 @@ TEST_F(SigningTest, AuthorizeThenSignReturnsSignaturesThatVerify) {
   EXPECT_FALSE(Verify(key_, SignatureScheme::kEcdsa, HashAlgorithm::kSha256, h1_, (*sigs)[0]));
 }
 
+// The consumption's flush is left to the audit commit only when the wiring says the sink commits
+// to the same store; otherwise it is flushed on its own.
+TEST_F(SigningTest, ConsumptionIsFlushedAloneUnlessTheAuditCommitsToTheStore) {
+  auto a = AuthorizeOk(alice_, "release", {h1_, h2_});
+  ASSERT_TRUE(Sign(alice_, "release", a.sad, {h1_}).ok());
+  SigningOptions options;
+  options.audit_commits_to_store = true;
+  SigningService relaxed(keys_, store_, clock_, audit_, options);
+  ASSERT_TRUE(relaxed
+                  .SignHash(alice_, "release", a.sad, {h2_}, SignatureScheme::kEcdsa,
+                            HashAlgorithm::kSha256)
+                  .ok());
+  EXPECT_EQ(store_.ConsumeFlushModes(), (std::vector<bool>{false, true}));
+}
+
 TEST_F(SigningTest, CredentialCanBeGivenByKeyId) {
   Authorization a = AuthorizeOk(alice_, key_.id, {h1_});
   auto sigs = Sign(alice_, key_.id, a.sad, {h1_});

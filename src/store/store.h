@@ -159,6 +159,14 @@ struct ConsumeActivationRequest {
   std::vector<Bytes> hashes;   // the hashes to be signed now, in the order asked
   TimePoint now;
   SignatureRateLimits limits;
+  // false (the default): the consumption is on disk when the call returns. true: it is atomic and
+  // visible to every later call at once, as always, but reaches the disk with the next durable
+  // commit on this store; a power loss or OS crash before that commit may undo it. Only for a
+  // caller that makes a durable commit to this same store before anything depends on the
+  // consumption surviving a crash: the SigningService, whose `sign` audit entry is committed to
+  // the store's log before any signature leaves (SigningOptions::audit_commits_to_store). A
+  // consumption undone that way released no signature. Saves one disk flush per signHash.
+  bool flush_with_next_commit = false;
 };
 
 // Signatures counted in the current minute, for the rate checks.

@@ -533,6 +533,7 @@ Result<store::ActivationRecord> MemoryStore::GetActivation(ByteView sad_hash) {
 
 Status MemoryStore::ConsumeActivationHashes(const store::ConsumeActivationRequest& request) {
   std::lock_guard lock(mu_);
+  consume_flush_modes_.push_back(request.flush_with_next_commit);
   auto it = activations_.find(request.sad_hash);
   std::optional<store::ActivationRecord> found;
   if (it != activations_.end()) found = it->second;

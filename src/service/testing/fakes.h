@@ -135,6 +135,8 @@ class MemoryStore final : public store::Store {
   // ---- end of the audit log ----
 
   void FailNextInsert(Error e);
+  // The flush_with_next_commit of every ConsumeActivationHashes call, in order.
+  std::vector<bool> ConsumeFlushModes();
 
  private:
   std::mutex mu_;
@@ -162,6 +164,7 @@ class MemoryStore final : public store::Store {
   std::optional<store::LogKeyRecord> log_key_;                      // guarded by mu_
   std::optional<Error> fail_log_write_;                             // guarded by mu_
   int64_t log_append_calls_ = 0;                                    // guarded by mu_
+  std::vector<bool> consume_flush_modes_;                            // guarded by mu_
   // ---- end of the audit log ----
 };
 
@@ -365,6 +368,11 @@ inline Result<std::optional<store::LogKeyRecord>> MemoryStore::GetLogKey() {
 inline void MemoryStore::FailNextLogWrite(Error e) {
   std::lock_guard lock(mu_);
   fail_log_write_ = std::move(e);
+}
+
+inline std::vector<bool> MemoryStore::ConsumeFlushModes() {
+  std::lock_guard lock(mu_);
+  return consume_flush_modes_;
 }
 
 inline int64_t MemoryStore::LogAppendCalls() {

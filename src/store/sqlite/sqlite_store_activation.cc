@@ -5,6 +5,7 @@
 // same rows even when other processes write to the file between them.
 #include <sqlite3.h>
 
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -17,6 +18,7 @@ namespace {
 
 using sqlite_internal::BindAll;
 using sqlite_internal::Connection;
+using sqlite_internal::FlushDeferredScope;
 using sqlite_internal::Query;
 using sqlite_internal::Transaction;
 
@@ -247,6 +249,12 @@ Status SqliteStore::ConsumeActivationHashes(const ConsumeActivationRequest& requ
   const int64_t minute = RateMinute(request.now);
   const auto n = static_cast<int64_t>(request.hashes.size());
   std::lock_guard lock(mu_);
+  // Declared before the transaction, so synchronous=FULL is back once it has ended.
+  std::optional<FlushDeferredScope> deferred;
+  if (request.flush_with_next_commit) {
+    SIGNET_ASSIGN_OR_RETURN(FlushDeferredScope scope, FlushDeferredScope::Enter(*conn_, kContext));
+    deferred.emplace(std::move(scope));
+  }
   // The write lock is taken before the first read, so no other connection can consume a hash
   // between the check below and the updates after it.
   SIGNET_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*conn_, kContext));

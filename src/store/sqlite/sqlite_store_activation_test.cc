@@ -26,6 +26,14 @@ class SqliteStoreTestPeer {
                                                        std::span<const Migration> migrations) {
     return SqliteStore::OpenWith(path, SqliteStore::OpenMode::kCreateIfMissing, {}, migrations);
   }
+  // The store connection's PRAGMA synchronous (2 = FULL, 1 = NORMAL), or -1.
+  static int64_t Synchronous(SqliteStore& store) {
+    std::lock_guard lock(store.mu_);
+    auto query = store.conn_->Prepare("PRAGMA synchronous", "test");
+    if (!query.ok()) return -1;
+    auto row = query->Step();
+    return row.ok() && *row ? query->Int64(0) : -1;
+  }
 };
 
 namespace {
@@ -169,6 +177,35 @@ TEST_F(ActivationStoreTest, ConsumeMarksHashesAndCountsSignatures) {
   EXPECT_FALSE(a->hashes[0].consumed_at.has_value());
   ASSERT_TRUE(a->hashes[1].consumed_at.has_value());
   EXPECT_EQ(*a->hashes[1].consumed_at, kT0 + 1min);
+}
+
+// The signing service's mode (the `sign` log entry's commit flushes the consumption): the same
+// rules and atomicity, visible to other connections at once, and every later commit on the
+// connection is flushed again, after a success and after a refusal alike.
+TEST_F(ActivationStoreTest, ConsumeFlushedWithNextCommitIsAtomicVisibleAndRestoresFullSync) {
+  ASSERT_EQ(SqliteStoreTestPeer::Synchronous(*store_), 2);
+  ASSERT_TRUE(store_->InsertActivation(Activation(1, {Digest(0xa1), Digest(0xa2)})).ok());
+  ConsumeActivationRequest r = Consume(1, {Digest(0xa1)});
+  r.flush_with_next_commit = true;
+  Status s = store_->ConsumeActivationHashes(r);
+  ASSERT_TRUE(s.ok()) << s.error().message();
+  EXPECT_EQ(SqliteStoreTestPeer::Synchronous(*store_), 2);
+
+  auto other = SqliteStore::Open(path_);  // another connection, as another process would have
+  ASSERT_TRUE(other.ok()) << other.error().message();
+  auto seen = (*other)->GetActivation(Bytes(32, 1));
+  ASSERT_TRUE(seen.ok());
+  EXPECT_EQ(seen->signatures_used, 1);
+  EXPECT_TRUE(seen->hashes[0].consumed_at.has_value());
+  Status again = (*other)->ConsumeActivationHashes(Consume(1, {Digest(0xa1)}));
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code(), ErrorCode::kPermissionDenied) << again.error().message();
+
+  Status refused = store_->ConsumeActivationHashes(r);  // the same hash again
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message().find("already used"), std::string::npos)
+      << refused.error().message();
+  EXPECT_EQ(SqliteStoreTestPeer::Synchronous(*store_), 2);
 }
 
 TEST_F(ActivationStoreTest, ConsumeUnknownSadIsUnauthenticated) {

@@ -1,6 +1,8 @@
 #include "store/sqlite/internal/sqlite_handles.h"
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <utility>
 
@@ -214,6 +216,26 @@ Bytes Query::Blob(int column) const {
 }
 
 bool Query::IsNull(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
+
+namespace {
+// Run through Exec, never a cached Prepare: SQLite applies PRAGMA synchronous while compiling the
+// statement, so re-stepping a prepared copy would change nothing.
+constexpr char kSyncNormal[] = "PRAGMA synchronous=NORMAL";
+constexpr char kSyncFull[] = "PRAGMA synchronous=FULL";
+}  // namespace
+
+Result<FlushDeferredScope> FlushDeferredScope::Enter(Connection& conn, std::string_view context) {
+  SIGNET_TRY(conn.Exec(kSyncNormal, context));
+  return FlushDeferredScope(&conn);
+}
+
+FlushDeferredScope::~FlushDeferredScope() {
+  if (conn_ == nullptr) return;
+  Status restored = conn_->Exec(kSyncFull, "cannot restore synchronous=FULL");
+  if (restored.ok()) return;
+  std::fprintf(stderr, "signet: fatal: %s\n", restored.error().message().c_str());
+  std::abort();
+}
 
 Result<Transaction> Transaction::Begin(Connection& conn, std::string_view context) {
   SIGNET_TRY(conn.Exec("BEGIN IMMEDIATE", context));

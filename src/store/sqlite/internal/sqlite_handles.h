@@ -132,6 +132,29 @@ class Query {
   std::string context_;
 };
 
+// For its lifetime, commits on `conn` are written to the WAL but not flushed (PRAGMA
+// synchronous=NORMAL); the destructor restores synchronous=FULL. In WAL mode such a commit is
+// atomic and visible to every connection at once, and the next commit under FULL flushes the WAL
+// file up to its own end, this commit's frames included; until then a power loss or OS crash (not a
+// process crash) may undo it. Declare it before the Transaction it covers, so the transaction ends
+// first. If SQLite refused to restore FULL (it only sets a flag), the connection would silently
+// stop flushing every later commit, so that aborts (a broken invariant, not an input error).
+class FlushDeferredScope {
+ public:
+  static Result<FlushDeferredScope> Enter(Connection& conn, std::string_view context);
+  FlushDeferredScope(FlushDeferredScope&& other) noexcept
+      : conn_(std::exchange(other.conn_, nullptr)) {}
+  FlushDeferredScope& operator=(FlushDeferredScope&&) = delete;
+  // Deleted: two guards would restore the same connection twice.
+  FlushDeferredScope(const FlushDeferredScope&) = delete;
+  FlushDeferredScope& operator=(const FlushDeferredScope&) = delete;
+  ~FlushDeferredScope();
+
+ private:
+  explicit FlushDeferredScope(Connection* conn) : conn_(conn) {}
+  Connection* conn_;  // nullptr once moved from
+};
+
 // A write transaction taken with BEGIN IMMEDIATE: the write lock is acquired at the start (waiting
 // on the busy timeout), so no statement inside it can fail on a lock upgrade. Rolls back on
 // destruction unless Commit() succeeded. Used by every SqliteStore source file.
