@@ -1058,7 +1058,7 @@ Status Bench::RunScenario(Scenario& s) {
     std::printf(
         "  breakdown per signHash (means): round trip %.2f ms = HSM signing %.2f ms + "
         "`sign` audit commit %.2f ms + the rest %.2f ms (TLS, HTTP, JSON, bearer and key "
-        "look-ups, consuming the SAD's hashes in their own commit, queueing); "
+        "look-ups, consuming the SAD's hashes (committed unflushed), queueing); "
         "authorize-side audit commits: %lld, mean %.2f ms; wall %.2f s\n",
         mean_ms, per_request_hsm, audit_ms, mean_ms - per_request_hsm - audit_ms,
         static_cast<long long>(timing_audit_->other.calls.load()), timing_audit_->other.MeanMs(),
@@ -1160,9 +1160,9 @@ int Bench::Run() {
       "cpu r / cpu e: cores this process kept busy in the raw / e2e blocks (medians; %u "
       "hardware threads); oth r / oth e: cores other processes took meanwhile (medians; near 0 "
       "on a quiet machine; in e2e blocks they may just use what the service leaves idle). Each "
-      "signHash makes 2 durable commits through the store's one SQLite connection: the SAD's "
-      "hashes consumed before signing (one commit per request), and the `sign` log entry before "
-      "the answer (group commit: concurrent requests share one).\n",
+      "signHash makes 2 commits through the store's one SQLite connection: the SAD's hashes "
+      "consumed before signing (written, not flushed), then the `sign` log entry before the "
+      "answer, whose disk flush covers both (group commit: concurrent requests share one).\n",
       std::thread::hardware_concurrency());
   std::printf("load average at the end: %s\n", LoadAverage().c_str());
   if (missed.empty()) {

@@ -237,14 +237,24 @@ FlushDeferredScope::~FlushDeferredScope() {
   std::abort();
 }
 
+namespace {
+// BEGIN and COMMIT act when stepped, so the cached statement is reused instead of compiling the
+// text on every transaction as Exec would.
+Status RunCached(Connection& conn, std::string_view sql, std::string_view context) {
+  SIGNET_ASSIGN_OR_RETURN(Query query, conn.Prepare(sql, context));
+  SIGNET_TRY(query.Run());
+  return OkStatus();
+}
+}  // namespace
+
 Result<Transaction> Transaction::Begin(Connection& conn, std::string_view context) {
-  SIGNET_TRY(conn.Exec("BEGIN IMMEDIATE", context));
+  SIGNET_TRY(RunCached(conn, "BEGIN IMMEDIATE", context));
   return Transaction(&conn, context);
 }
 
 Status Transaction::Commit() {
   Connection* conn = std::exchange(conn_, nullptr);
-  Status status = conn->Exec("COMMIT", context_);
+  Status status = RunCached(*conn, "COMMIT", context_);
   if (!status.ok()) Rollback(conn);
   return status;
 }
