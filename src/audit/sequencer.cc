@@ -1,6 +1,7 @@
 #include "audit/sequencer.h"
 
 #include <algorithm>
+#include <atomic>
 #include <exception>
 #include <optional>
 #include <span>
@@ -23,8 +24,15 @@ struct Sequencer::Request {
   explicit Request(std::vector<store::LogEntryAppend> e) : entries(std::move(e)) {}
   std::vector<store::LogEntryAppend> entries;  // moved into the batch by the leader
   Result<int64_t> result = InternalError("audit log request was not committed");
-  bool done = false;           // guarded by mu_; result is final once done
-  std::condition_variable cv;  // waited on with mu_
+  // kWaiting until the leader of its group sets kDone (result is final, written before) or the
+  // previous leader sets kLeading (this request is now at the front of the queue). The caller
+  // waits on it without mu_: a finished follower never touches the sequencer again, so waking a
+  // group costs one wake-up per follower and no convoy on mu_. Shared with the leader, which
+  // may still be notifying after the follower has returned.
+  std::atomic<int> state{kWaiting};
+  static constexpr int kWaiting = 0;
+  static constexpr int kLeading = 1;
+  static constexpr int kDone = 2;
 };
 
 namespace {
@@ -94,7 +102,7 @@ Result<int64_t> Sequencer::Append(std::vector<store::LogEntryAppend> entries) {
                                 " has no render function");
     }
   }
-  Request request(std::move(entries));
+  auto request = std::make_shared<Request>(std::move(entries));
 
   std::unique_lock lock(mu_);
   if (invalid || closing_) {
@@ -103,50 +111,66 @@ Result<int64_t> Sequencer::Append(std::vector<store::LogEntryAppend> entries) {
     return Unavailable("the audit log is shutting down; the entry was not appended");
   }
   ++callers_;
-  queue_.push_back(&request);
-  request.cv.wait(lock, [&] { return request.done || queue_.front() == &request; });
+  queue_.push_back(request);
+  // Alone in the queue: nobody is leading, so this caller leads at once (no thread switch).
+  if (queue_.size() == 1) request->state.store(Request::kLeading, std::memory_order_relaxed);
+  lock.unlock();
 
-  if (!request.done) {
-    // This thread leads: the group is the front of the queue, in arrival order.
-    std::vector<Request*> group;
-    size_t group_entries = 0;
-    for (Request* r : queue_) {
-      if (!group.empty() && group_entries + r->entries.size() > options_.max_batch_entries) break;
-      group.push_back(r);
-      group_entries += r->entries.size();
-    }
-    lock.unlock();
-    SequencerStats delta;
-    const int64_t new_size = CommitGroup(group, delta);
-    lock.lock();
-
-    stats_.batches += delta.batches;
-    stats_.entries += delta.entries;
-    stats_.largest_batch = std::max(stats_.largest_batch, delta.largest_batch);
-    stats_.retried_groups += delta.retried_groups;
-    for (size_t i = 0; i < group.size(); ++i) queue_.pop_front();
-    for (Request* r : group) {
-      ++(r->result.ok() ? stats_.requests : stats_.failed_requests);
-      r->done = true;
-      // A follower may return (and destroy its Request) as soon as mu_ is released: r is not
-      // touched after this.
-      if (r != &request) r->cv.notify_one();
-    }
-    if (!queue_.empty()) queue_.front()->cv.notify_one();  // the next leader
-    if (new_size >= 0 && on_appended_ != nullptr) {
-      std::shared_ptr<const std::function<void(int64_t)>> on_appended = on_appended_;
-      lock.unlock();
-      (*on_appended)(new_size);
-      lock.lock();
-    }
+  int state = request->state.load(std::memory_order_acquire);
+  while (state == Request::kWaiting) {
+    request->state.wait(Request::kWaiting, std::memory_order_acquire);
+    state = request->state.load(std::memory_order_acquire);
   }
+  // A follower: the leader wrote the result, counted it and took it out of callers_.
+  if (state == Request::kDone) return std::move(request->result);
 
-  Result<int64_t> result = std::move(request.result);
+  // This thread leads: the group is the front of the queue, in arrival order.
+  lock.lock();
+  std::vector<std::shared_ptr<Request>> group;
+  size_t group_entries = 0;
+  for (const std::shared_ptr<Request>& r : queue_) {
+    if (!group.empty() && group_entries + r->entries.size() > options_.max_batch_entries) break;
+    group.push_back(r);
+    group_entries += r->entries.size();
+  }
+  lock.unlock();
+  SequencerStats delta;
+  const int64_t new_size = CommitGroup(group, delta);
+  lock.lock();
+
+  stats_.batches += delta.batches;
+  stats_.entries += delta.entries;
+  stats_.largest_batch = std::max(stats_.largest_batch, delta.largest_batch);
+  stats_.retried_groups += delta.retried_groups;
+  for (size_t i = 0; i < group.size(); ++i) queue_.pop_front();
+  for (const std::shared_ptr<Request>& r : group) {
+    ++(r->result.ok() ? stats_.requests : stats_.failed_requests);
+  }
+  callers_ -= static_cast<int>(group.size()) - 1;  // the followers; this thread below
+  std::shared_ptr<Request> next = queue_.empty() ? nullptr : queue_.front();
+  std::shared_ptr<const std::function<void(int64_t)>> on_appended = on_appended_;
+  lock.unlock();
+
+  // Outside mu_: `group` and `next` keep the requests alive while they are woken.
+  for (const std::shared_ptr<Request>& r : group) {
+    if (r == request) continue;
+    r->state.store(Request::kDone, std::memory_order_release);
+    r->state.notify_one();
+  }
+  if (next != nullptr) {
+    next->state.store(Request::kLeading, std::memory_order_release);
+    next->state.notify_one();
+  }
+  if (new_size >= 0 && on_appended != nullptr) (*on_appended)(new_size);
+
+  Result<int64_t> result = std::move(request->result);
+  lock.lock();
   if (--callers_ == 0 && closing_) idle_.notify_all();
   return result;
 }
 
-int64_t Sequencer::CommitGroup(const std::vector<Request*>& group, SequencerStats& delta) {
+int64_t Sequencer::CommitGroup(const std::vector<std::shared_ptr<Request>>& group,
+                               SequencerStats& delta) {
   // One part per request, in order, and the combined batch the store gets. Each entry's render is
   // wrapped so that a failure names the request (and the entry within it) that caused it, and so
   // that an empty or oversized entry is charged to its request before the store sees it.
@@ -157,7 +181,8 @@ int64_t Sequencer::CommitGroup(const std::vector<Request*>& group, SequencerStat
   std::vector<Part> parts;
   std::vector<store::LogEntryAppend> batch;
   Blame blame;
-  for (Request* r : group) {
+  for (const std::shared_ptr<Request>& shared : group) {
+    Request* r = shared.get();
     parts.push_back({r, r->entries.size()});
     const size_t n = r->entries.size();
     for (size_t k = 0; k < n; ++k) {

@@ -94,7 +94,7 @@ class Sequencer {
   // counting batches, entries and retries into `delta`. Runs without mu_ held; only the leader
   // calls it, and there is one leader at a time. Returns the log size after the last successful
   // commit, or -1 if nothing was committed.
-  int64_t CommitGroup(const std::vector<Request*>& group, SequencerStats& delta);
+  int64_t CommitGroup(const std::vector<std::shared_ptr<Request>>& group, SequencerStats& delta);
 
   // Constant after construction.
   store::Store& store_;
@@ -103,11 +103,12 @@ class Sequencer {
   mutable std::mutex mu_;
   // Guarded by mu_.
   // Requests waiting or being committed, in arrival order. The front one is the leader: it
-  // commits the group at the front of the queue while the others wait on their own condition
-  // variable (one each, so finishing a group wakes exactly its members and the next leader).
-  std::deque<Request*> queue_;
+  // commits the group at the front of the queue while the others wait on their own state word
+  // (one each, so finishing a group wakes exactly its members and the next leader, and a woken
+  // follower returns without taking mu_).
+  std::deque<std::shared_ptr<Request>> queue_;
   bool closing_ = false;          // the destructor has started
-  int callers_ = 0;               // threads inside Append; the destructor waits for 0
+  int callers_ = 0;  // threads inside Append and not yet answered; the destructor waits for 0
   std::condition_variable idle_;  // signalled when callers_ drops to 0 while closing_
   SequencerStats stats_;
   std::shared_ptr<const std::function<void(int64_t)>> on_appended_;
