@@ -46,6 +46,8 @@ release: deps
 bench: release
 	build/release/bench/keystore_bench
 	build/release/bench/csc_bench
+	build/release/bench/log_append_bench
+	build/release/bench/log_verify_bench
 
 # Each fuzzer runs for FUZZ_SECONDS on its seed corpus (copied, so the committed seeds stay small).
 FUZZ_SECONDS ?= 60
