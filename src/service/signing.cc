@@ -419,6 +419,16 @@ Result<std::vector<Bytes>> SigningService::SignHash(
   return signatures;
 }
 
+Error SigningService::RecordMalformedRequest(const Caller& caller, AuditAction action,
+                                             std::string_view credential, Error error) {
+  if (action != AuditAction::kAuthorizeRefused && action != AuditAction::kSignRefused) {
+    return InvalidArgument("a malformed request is recorded as authorize_refused or sign_refused");
+  }
+  AuditEvent event = NewEvent(caller, action, credential);
+  event.details["stage"] = "request";
+  return RecordRefusal(audit_, event, std::move(error));
+}
+
 // ---- grants and policies ----
 
 Status SigningService::ChangeAsAdmin(const Caller& admin, AuditAction action,

@@ -169,6 +169,15 @@ class SigningService {
   // auditors only (PermissionDenied otherwise); NotFound for an unknown key.
   Result<std::vector<std::string>> ListGrants(const Caller& caller, std::string_view credential);
 
+  // Records a request the transport refused before it reached Authorize, ExtendTransaction or
+  // SignHash because its body was malformed (a missing field, bad base64, an unknown algorithm):
+  // `authorize_refused` for the first two, `sign_refused` for SignHash (`action` must be
+  // kAuthorizeRefused or kSignRefused; InvalidArgument otherwise), with `credential` as object
+  // (empty if the body did not say) and the error as outcome, so an authenticated caller's every
+  // attempt is in the log. Returns `error`, with a note appended if it could not be recorded.
+  Error RecordMalformedRequest(const Caller& caller, AuditAction action,
+                               std::string_view credential, Error error);
+
   // True if `error` (from Authorize, ExtendTransaction or SignHash) says the SAD or its
   // transaction expired, as opposed to a SAD that is unknown or replaced.
   static bool IsExpiredSad(const Error& error);

@@ -160,6 +160,25 @@ TEST_F(SigningTest, ConsumptionIsFlushedAloneUnlessTheAuditCommitsToTheStore) {
   EXPECT_EQ(store_.ConsumeFlushModes(), (std::vector<bool>{false, true}));
 }
 
+TEST_F(SigningTest, MalformedRequestIsRecordedAsItsRefusalOnly) {
+  Error e = signing_.RecordMalformedRequest(alice_, AuditAction::kSignRefused, "release",
+                                            InvalidArgument("'hashes' must be an array"));
+  EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(e.message(), "'hashes' must be an array");
+  AuditEvent last = audit_.last();
+  EXPECT_EQ(AuditActionName(last.action), "sign_refused");
+  EXPECT_EQ(last.object, "release");
+  EXPECT_EQ(last.outcome, "'hashes' must be an array");
+  EXPECT_EQ(last.details["error"], "invalid_argument");
+  // Only the two refusal actions: a malformed request never records a success.
+  Error wrong = signing_.RecordMalformedRequest(alice_, AuditAction::kSign, "release",
+                                                InvalidArgument("x"));
+  EXPECT_EQ(wrong.code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(wrong.message().find("authorize_refused or sign_refused"), std::string::npos);
+  EXPECT_EQ(AuditActionName(audit_.last().action), "sign_refused");
+  EXPECT_EQ(audit_.last().outcome, "'hashes' must be an array");
+}
+
 TEST_F(SigningTest, CredentialCanBeGivenByKeyId) {
   Authorization a = AuthorizeOk(alice_, key_.id, {h1_});
   auto sigs = Sign(alice_, key_.id, a.sad, {h1_});

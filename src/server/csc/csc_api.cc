@@ -547,23 +547,46 @@ json SadJson(const service::Authorization& a) {
   return out;
 }
 
+// A body the service never saw is still an attempt by an authenticated caller, so it is recorded
+// (authorize_refused / sign_refused, with the reason) before the error goes back.
+class MalformedRecorder {
+ public:
+  MalformedRecorder(const CscDependencies& deps, const service::Caller& caller,
+                    service::AuditAction action)
+      : deps_(deps), caller_(caller), action_(action) {}
+  void set_credential(std::string credential) { credential_ = std::move(credential); }
+  Response operator()(Error error) const {
+    return CscErrorResponse(
+        deps_.signing.RecordMalformedRequest(caller_, action_, credential_, std::move(error)),
+        Phase::kBearer);
+  }
+
+ private:
+  const CscDependencies& deps_;
+  const service::Caller& caller_;
+  service::AuditAction action_;
+  std::string credential_;  // once the body named one
+};
+
 Response Authorize(const CscDependencies& deps, const Request& request, const json& body) {
   auto who = AuthenticateBearer(deps.accounts, request);
   if (!who.ok()) return CscErrorResponse(who.error(), Phase::kBearer, request.request_id);
+  MalformedRecorder refuse(deps, who->caller, service::AuditAction::kAuthorizeRefused);
   auto credential = ReqString(body, "credentialID");
-  if (!credential.ok()) return CscErrorResponse(credential.error(), Phase::kBearer);
+  if (!credential.ok()) return refuse(credential.error());
+  refuse.set_credential(*credential);
   auto num = ReqInt(body, "numSignatures");
-  if (!num.ok()) return CscErrorResponse(num.error(), Phase::kBearer);
+  if (!num.ok()) return refuse(num.error());
   auto oid = ReqString(body, "hashAlgorithmOID");
-  if (!oid.ok()) return CscErrorResponse(oid.error(), Phase::kBearer);
+  if (!oid.ok()) return refuse(oid.error());
   auto hash = ParseHashOid(*oid);
-  if (!hash.ok()) return CscErrorResponse(hash.error(), Phase::kBearer);
+  if (!hash.ok()) return refuse(hash.error());
   auto hashes = ReqHashes(body, *hash);
-  if (!hashes.ok()) return CscErrorResponse(hashes.error(), Phase::kBearer);
+  if (!hashes.ok()) return refuse(hashes.error());
   auto description = OptString(body, "description");
-  if (!description.ok()) return CscErrorResponse(description.error(), Phase::kBearer);
+  if (!description.ok()) return refuse(description.error());
   if (description->has_value() && (*description)->size() > 500) {
-    return BadRequest("'description' is longer than 500 characters");
+    return refuse(InvalidArgument("'description' is longer than 500 characters"));
   }
   auto a = deps.signing.Authorize(who->caller, *credential, *hash, *hashes, *num);
   if (!a.ok()) return CscErrorResponse(a.error(), Phase::kSad, request.request_id);
@@ -573,16 +596,18 @@ Response Authorize(const CscDependencies& deps, const Request& request, const js
 Response Extend(const CscDependencies& deps, const Request& request, const json& body) {
   auto who = AuthenticateBearer(deps.accounts, request);
   if (!who.ok()) return CscErrorResponse(who.error(), Phase::kBearer, request.request_id);
+  MalformedRecorder refuse(deps, who->caller, service::AuditAction::kAuthorizeRefused);
   auto credential = ReqString(body, "credentialID");
-  if (!credential.ok()) return CscErrorResponse(credential.error(), Phase::kBearer);
+  if (!credential.ok()) return refuse(credential.error());
+  refuse.set_credential(*credential);
   auto sad = ReqString(body, "SAD");
-  if (!sad.ok()) return CscErrorResponse(sad.error(), Phase::kBearer);
+  if (!sad.ok()) return refuse(sad.error());
   auto oid = ReqString(body, "hashAlgorithmOID");
-  if (!oid.ok()) return CscErrorResponse(oid.error(), Phase::kBearer);
+  if (!oid.ok()) return refuse(oid.error());
   auto hash = ParseHashOid(*oid);
-  if (!hash.ok()) return CscErrorResponse(hash.error(), Phase::kBearer);
+  if (!hash.ok()) return refuse(hash.error());
   auto hashes = ReqHashes(body, *hash);
-  if (!hashes.ok()) return CscErrorResponse(hashes.error(), Phase::kBearer);
+  if (!hashes.ok()) return refuse(hashes.error());
   SecretBytes sad_secret{std::string_view(*sad)};
   auto a = deps.signing.ExtendTransaction(who->caller, *credential, sad_secret, *hash, *hashes);
   if (!a.ok()) return CscErrorResponse(a.error(), Phase::kSad, request.request_id);
@@ -592,19 +617,22 @@ Response Extend(const CscDependencies& deps, const Request& request, const json&
 Response SignHash(const CscDependencies& deps, const Request& request, const json& body) {
   auto who = AuthenticateBearer(deps.accounts, request);
   if (!who.ok()) return CscErrorResponse(who.error(), Phase::kBearer, request.request_id);
+  MalformedRecorder refuse(deps, who->caller, service::AuditAction::kSignRefused);
   auto credential = ReqString(body, "credentialID");
-  if (!credential.ok()) return CscErrorResponse(credential.error(), Phase::kBearer);
+  if (!credential.ok()) return refuse(credential.error());
+  refuse.set_credential(*credential);
   auto sad = ReqString(body, "SAD");
-  if (!sad.ok()) return CscErrorResponse(sad.error(), Phase::kBearer);
+  if (!sad.ok()) return refuse(sad.error());
   auto mode = OptString(body, "operationMode");
-  if (!mode.ok()) return CscErrorResponse(mode.error(), Phase::kBearer);
+  if (!mode.ok()) return refuse(mode.error());
   if (mode->has_value() && **mode != "S") {
-    return BadRequest("'operationMode' must be S (asynchronous signing is not supported)");
+    return refuse(
+        InvalidArgument("'operationMode' must be S (asynchronous signing is not supported)"));
   }
   auto algo = ParseSignAlgo(body);
-  if (!algo.ok()) return CscErrorResponse(algo.error(), Phase::kBearer);
+  if (!algo.ok()) return refuse(algo.error());
   auto hashes = ReqHashes(body, algo->hash);
-  if (!hashes.ok()) return CscErrorResponse(hashes.error(), Phase::kBearer);
+  if (!hashes.ok()) return refuse(hashes.error());
   SecretBytes sad_secret{std::string_view(*sad)};
   auto sigs = deps.signing.SignHash(who->caller, *credential, sad_secret, *hashes, algo->scheme,
                                     algo->hash);

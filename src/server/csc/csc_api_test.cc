@@ -31,9 +31,22 @@ constexpr service::Argon2Parameters kFastArgon2{
 constexpr std::string_view kSha256Oid = "2.16.840.1.101.3.4.2.1";
 const std::string kFingerprint(64, 'c');
 
-class NullAuditSink final : public service::AuditSink {
+// Keeps every event, so tests can look at what the handlers had recorded.
+class KeepingAuditSink final : public service::AuditSink {
  public:
-  Status Record(const service::AuditEvent&) override { return OkStatus(); }
+  Status Record(const service::AuditEvent& event) override {
+    std::lock_guard lock(mu_);
+    events_.push_back(event);
+    return OkStatus();
+  }
+  std::vector<service::AuditEvent> events() {
+    std::lock_guard lock(mu_);
+    return events_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<service::AuditEvent> events_;
 };
 
 using signet::testing::Base32Decode;
@@ -168,7 +181,7 @@ class CscApiTest : public ::testing::Test {
   service::Argon2PasswordHasher hasher_{kFastArgon2};
   service::OathTotp totp_;
   signet::testing::FakeKeyStore key_store_;
-  NullAuditSink audit_;
+  KeepingAuditSink audit_;
   service::AccountService accounts_;
   service::KeyService key_service_;
   service::SigningService signing_;
@@ -271,6 +284,59 @@ TEST_F(CscApiTest, FieldOfTheWrongTypeIsNamed) {
                        {"hashAlgorithmOID", kSha256Oid}});
   ExpectError(r, 400, "invalid_request");
   EXPECT_NE(r.body.find("numSignatures"), std::string::npos);
+}
+
+// A body the service never saw is still recorded: who tried, on which credential, and why it was
+// refused (issue 3 "Events": every authorization and signature attempt).
+TEST_F(CscApiTest, MalformedAuthorizeAndSignHashBodiesAreRecordedAsRefusals) {
+  std::string token = Login(alice_);
+  const std::string sad = AuthorizeOk(token, ec_.id, {B64Hash("x")});
+  struct Case {
+    std::string route;
+    json body;
+    std::string action;
+    std::string object;
+    std::string reason;
+  };
+  const std::vector<Case> cases = {
+      {"credentials/authorize",
+       {{"credentialID", ec_.id}, {"numSignatures", "one"}, {"hashes", {B64Hash("a")}},
+        {"hashAlgorithmOID", kSha256Oid}},
+       "authorize_refused", ec_.id, "numSignatures"},
+      {"credentials/authorize", {{"numSignatures", 1}}, "authorize_refused", "", "credentialID"},
+      {"credentials/extendTransaction",
+       {{"credentialID", ec_.id}, {"SAD", sad}, {"hashAlgorithmOID", "1.2.3"}, {"hashes", {}}},
+       "authorize_refused", ec_.id, "1.2.3"},
+      {"signatures/signHash",
+       {{"credentialID", ec_.id}, {"SAD", sad}, {"hashes", {"not base64!"}},
+        {"signAlgo", "1.2.840.10045.4.3.2"}},
+       "sign_refused", ec_.id, "base64"},
+      {"signatures/signHash",
+       {{"credentialID", ec_.id}, {"SAD", sad}, {"operationMode", "A"}, {"hashes", {B64Hash("x")}},
+        {"signAlgo", "1.2.840.10045.4.3.2"}},
+       "sign_refused", ec_.id, "operationMode"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.route + " " + c.body.dump());
+    const size_t before = audit_.events().size();
+    ExpectError(CallAs(token, c.route, c.body), 400, "invalid_request");
+    std::vector<service::AuditEvent> events = audit_.events();
+    ASSERT_EQ(events.size(), before + 1);
+    service::AuditEvent e = events.back();
+    EXPECT_EQ(service::AuditActionName(e.action), c.action);
+    EXPECT_EQ(e.actor.account_id, alice_.id);
+    EXPECT_EQ(e.object, c.object);
+    EXPECT_EQ(e.request_id, std::string(32, 'f'));
+    EXPECT_NE(e.outcome.find(c.reason), std::string::npos) << e.outcome;
+    EXPECT_EQ(e.details["stage"], "request");
+  }
+  // The SAD was not touched: its hash still signs.
+  Response r = CallAs(token, "signatures/signHash",
+                      {{"credentialID", ec_.id},
+                       {"SAD", sad},
+                       {"hashes", {B64Hash("x")}},
+                       {"signAlgo", "1.2.840.10045.4.3.2"}});
+  EXPECT_EQ(r.status, 200) << r.body;
 }
 
 TEST_F(CscApiTest, ListShowsOnlyGrantedCredentials) {
