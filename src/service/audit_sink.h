@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/clock.h"
@@ -44,6 +45,17 @@ struct Actor {
   store::RoleSet roles;
   AuthMethod auth_method = AuthMethod::kSystem;
   std::string client_address;  // e.g. "192.0.2.7:51234"; empty for local and system actors
+};
+
+// Who is calling, as the transport authenticated it (bearer token or mTLS), and the request id the
+// transport assigned, for the audit trail. An Actor alone converts to a Caller without a request
+// id: the local CLI and the system act outside any request.
+struct Caller {
+  Caller() = default;
+  Caller(Actor a, std::string id = {})  // NOLINT(google-explicit-constructor): see above
+      : actor(std::move(a)), request_id(std::move(id)) {}
+  Actor actor;
+  std::string request_id;
 };
 
 // The closed set of audited actions. Their names (AuditActionName) are stable: they are stored

@@ -41,11 +41,12 @@ KeyService::KeyService(hsm::KeyStore& key_store, store::Store& store, const Cloc
       audit_(audit),
       token_(std::move(token)) {}
 
-Status KeyService::Record(const Actor& actor, AuditAction action, std::string_view object,
+Status KeyService::Record(const Caller& caller, AuditAction action, std::string_view object,
                           std::string_view outcome, std::map<std::string, std::string> details) {
   AuditEvent event;
   event.time = clock_.Now();
-  event.actor = actor;
+  event.actor = caller.actor;
+  event.request_id = caller.request_id;
   event.action = action;
   event.object = std::string(object);
   event.outcome = std::string(outcome);
@@ -53,9 +54,9 @@ Status KeyService::Record(const Actor& actor, AuditAction action, std::string_vi
   return audit_.Record(event);
 }
 
-Error KeyService::Refused(const Actor& actor, AuditAction action, std::string_view object,
+Error KeyService::Refused(const Caller& caller, AuditAction action, std::string_view object,
                           Error error) {
-  Status recorded = Record(actor, action, object, error.message());
+  Status recorded = Record(caller, action, object, error.message());
   if (!recorded.ok()) {
     return error.WithContext("(the refusal could not be logged either: " +
                              recorded.error().message() + ")");
@@ -82,9 +83,9 @@ Status KeyService::ValidateKeyName(std::string_view name) {
   return OkStatus();
 }
 
-Result<KeyRecord> KeyService::CreateKey(const Actor& actor, std::string_view name,
+Result<KeyRecord> KeyService::CreateKey(const Caller& caller, std::string_view name,
                                         KeyAlgorithm algorithm, std::string_view owner) {
-  const auto refuse = [&](Error e) { return Refused(actor, AuditAction::kKeyCreate, name, e); };
+  const auto refuse = [&](Error e) { return Refused(caller, AuditAction::kKeyCreate, name, e); };
   if (Status valid = ValidateKeyName(name); !valid.ok()) return refuse(valid.error());
   if (!IsCodeSigningAlgorithm(algorithm)) {
     return refuse(InvalidArgument("algorithm " + std::string(KeyAlgorithmName(algorithm)) +
@@ -130,7 +131,7 @@ Result<KeyRecord> KeyService::CreateKey(const Actor& actor, std::string_view nam
     }
     return refuse(inserted.error());
   }
-  Status logged = Record(actor, AuditAction::kKeyCreate, name, "success",
+  Status logged = Record(caller, AuditAction::kKeyCreate, name, "success",
                          {{"key_id", record.id},
                           {"algorithm", record.algorithm},
                           {"owner", record.owner},
@@ -165,23 +166,23 @@ Result<KeyDetails> KeyService::ShowKey(std::string_view name) {
   return details;
 }
 
-Result<KeyRecord> KeyService::Transition(const Actor& actor, std::string_view name,
+Result<KeyRecord> KeyService::Transition(const Caller& caller, std::string_view name,
                                          KeyState from, KeyState to, AuditAction action,
                                          std::string_view verb) {
   auto found = store_.GetKeyByName(name);
-  if (!found.ok()) return Refused(actor, action, name, found.error());
+  if (!found.ok()) return Refused(caller, action, name, found.error());
   KeyRecord record = std::move(*found);
   if (record.state != from) {
-    return Refused(actor, action, name,
+    return Refused(caller, action, name,
                    FailedPrecondition("cannot " + std::string(verb) + " key '" +
                                       std::string(name) + "': it is " +
                                       std::string(store::KeyStateName(record.state))));
   }
   TimePoint now = clock_.Now();
   if (Status moved = store_.UpdateKeyState(record.id, from, to, now); !moved.ok()) {
-    return Refused(actor, action, name, moved.error());
+    return Refused(caller, action, name, moved.error());
   }
-  if (Status logged = Record(actor, action, name, "success", {{"key_id", record.id}});
+  if (Status logged = Record(caller, action, name, "success", {{"key_id", record.id}});
       !logged.ok()) {
     (void)store_.UpdateKeyState(record.id, to, from, clock_.Now());
     return logged.error().WithContext("key '" + record.name + "' was left " +
@@ -193,18 +194,18 @@ Result<KeyRecord> KeyService::Transition(const Actor& actor, std::string_view na
   return record;
 }
 
-Result<KeyRecord> KeyService::DisableKey(const Actor& actor, std::string_view name) {
-  return Transition(actor, name, KeyState::kActive, KeyState::kDisabled, AuditAction::kKeyDisable,
+Result<KeyRecord> KeyService::DisableKey(const Caller& caller, std::string_view name) {
+  return Transition(caller, name, KeyState::kActive, KeyState::kDisabled, AuditAction::kKeyDisable,
                     "disable");
 }
 
-Result<KeyRecord> KeyService::EnableKey(const Actor& actor, std::string_view name) {
-  return Transition(actor, name, KeyState::kDisabled, KeyState::kActive, AuditAction::kKeyEnable,
+Result<KeyRecord> KeyService::EnableKey(const Caller& caller, std::string_view name) {
+  return Transition(caller, name, KeyState::kDisabled, KeyState::kActive, AuditAction::kKeyEnable,
                     "enable");
 }
 
-Result<KeyRecord> KeyService::DestroyKey(const Actor& actor, std::string_view name) {
-  const auto refuse = [&](Error e) { return Refused(actor, AuditAction::kKeyDestroy, name, e); };
+Result<KeyRecord> KeyService::DestroyKey(const Caller& caller, std::string_view name) {
+  const auto refuse = [&](Error e) { return Refused(caller, AuditAction::kKeyDestroy, name, e); };
   auto found = store_.GetKeyByName(name);
   if (!found.ok()) return refuse(found.error());
   KeyRecord record = std::move(*found);
@@ -220,7 +221,7 @@ Result<KeyRecord> KeyService::DestroyKey(const Actor& actor, std::string_view na
         !moved.ok()) {
       return refuse(moved.error());
     }
-    if (Status logged = Record(actor, AuditAction::kKeyDestroy, name, "success",
+    if (Status logged = Record(caller, AuditAction::kKeyDestroy, name, "success",
                                {{"key_id", record.id}, {"hsm_key_id", record.hsm_key_id}});
         !logged.ok()) {
       (void)store_.UpdateKeyState(record.id, KeyState::kDestroyed, before, clock_.Now());
@@ -239,9 +240,9 @@ Result<KeyRecord> KeyService::DestroyKey(const Actor& actor, std::string_view na
   return record;
 }
 
-Result<std::string> KeyService::CreateCsr(const Actor& actor, std::string_view name,
+Result<std::string> KeyService::CreateCsr(const Caller& caller, std::string_view name,
                                           std::string_view subject) {
-  const auto refuse = [&](Error e) { return Refused(actor, AuditAction::kKeyCsr, name, e); };
+  const auto refuse = [&](Error e) { return Refused(caller, AuditAction::kKeyCsr, name, e); };
   auto dn = pki::ParseSubject(subject);
   if (!dn.ok()) return refuse(dn.error());
   auto found = store_.GetKeyByName(name);
@@ -262,15 +263,15 @@ Result<std::string> KeyService::CreateCsr(const Actor& actor, std::string_view n
   };
   auto pem = pki::CreateCsrPem(*spki, *alg, *dn, signer);
   if (!pem.ok()) return refuse(pem.error());
-  SIGNET_TRY(Record(actor, AuditAction::kKeyCsr, name, "success",
+  SIGNET_TRY(Record(caller, AuditAction::kKeyCsr, name, "success",
                     {{"key_id", record.id}, {"subject", dn->ToString()}}));
   return pem;
 }
 
-Result<KeyRecord> KeyService::ImportCertificateChain(const Actor& actor, std::string_view name,
+Result<KeyRecord> KeyService::ImportCertificateChain(const Caller& caller, std::string_view name,
                                                      std::string_view pem) {
   const auto refuse = [&](Error e) {
-    return Refused(actor, AuditAction::kKeyImportCert, name, e);
+    return Refused(caller, AuditAction::kKeyImportCert, name, e);
   };
   auto found = store_.GetKeyByName(name);
   if (!found.ok()) return refuse(found.error());
@@ -287,7 +288,7 @@ Result<KeyRecord> KeyService::ImportCertificateChain(const Actor& actor, std::st
   if (Status set = store_.SetCertificateChain(record.id, chain->pem, now); !set.ok()) {
     return refuse(set.error());
   }
-  if (Status logged = Record(actor, AuditAction::kKeyImportCert, name, "success",
+  if (Status logged = Record(caller, AuditAction::kKeyImportCert, name, "success",
                              {{"key_id", record.id},
                               {"leaf_subject", chain->leaf_subject},
                               {"leaf_issuer", chain->leaf_issuer},

@@ -54,7 +54,7 @@ class KeyService {
   // active. InvalidArgument for a bad name or a non-code-signing algorithm; AlreadyExists if the
   // name is taken (by a key in any state: names are never reused, so log entries stay
   // unambiguous).
-  Result<store::KeyRecord> CreateKey(const Actor& actor, std::string_view name,
+  Result<store::KeyRecord> CreateKey(const Caller& caller, std::string_view name,
                                      KeyAlgorithm algorithm, std::string_view owner);
 
   Result<std::vector<store::KeyRecord>> ListKeys();
@@ -63,22 +63,22 @@ class KeyService {
   Result<KeyDetails> ShowKey(std::string_view name);
 
   // active → disabled / disabled → active. FailedPrecondition from any other state.
-  Result<store::KeyRecord> DisableKey(const Actor& actor, std::string_view name);
-  Result<store::KeyRecord> EnableKey(const Actor& actor, std::string_view name);
+  Result<store::KeyRecord> DisableKey(const Caller& caller, std::string_view name);
+  Result<store::KeyRecord> EnableKey(const Caller& caller, std::string_view name);
 
   // Marks the key destroyed, then destroys it in the HSM. The record stays for the log. Repeating
   // the call on a destroyed key retries the HSM destruction (idempotent).
-  Result<store::KeyRecord> DestroyKey(const Actor& actor, std::string_view name);
+  Result<store::KeyRecord> DestroyKey(const Caller& caller, std::string_view name);
 
   // A PKCS#10 CSR for an active key, subject like "/CN=Example/O=Example Ltd/C=GB", signed inside
   // the HSM. FailedPrecondition if the key is not active.
-  Result<std::string> CreateCsr(const Actor& actor, std::string_view name,
+  Result<std::string> CreateCsr(const Caller& caller, std::string_view name,
                                 std::string_view subject);
 
   // Checks the PEM chain (leaf first) against the key's public key and that it links, then stores
   // it. FailedPrecondition for a destroyed key; InvalidArgument for a chain that is not for the key
   // or does not link.
-  Result<store::KeyRecord> ImportCertificateChain(const Actor& actor, std::string_view name,
+  Result<store::KeyRecord> ImportCertificateChain(const Caller& caller, std::string_view name,
                                                   std::string_view pem);
 
   // The methods above trust their caller to have checked the actor's role (the local CLI acts as
@@ -86,14 +86,14 @@ class KeyService {
   // key (one of the above, or a grant or policy change), the caller records the refusal here:
   // `action` on key `object`, with the error's message as outcome. Returns `error`, with a note
   // added if the refusal could not be recorded (that failure is not allowed to hide the refusal).
-  Error Refused(const Actor& actor, AuditAction action, std::string_view object, Error error);
+  Error Refused(const Caller& caller, AuditAction action, std::string_view object, Error error);
 
  private:
-  Result<store::KeyRecord> Transition(const Actor& actor, std::string_view name,
+  Result<store::KeyRecord> Transition(const Caller& caller, std::string_view name,
                                       store::KeyState from, store::KeyState to, AuditAction action,
                                       std::string_view verb);
   // Records `action` on key `object` with `outcome` ("success" or the refusal).
-  Status Record(const Actor& actor, AuditAction action, std::string_view object,
+  Status Record(const Caller& caller, AuditAction action, std::string_view object,
                 std::string_view outcome, std::map<std::string, std::string> details = {});
 
   // Constant after construction.

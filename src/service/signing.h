@@ -49,13 +49,6 @@
 
 namespace signet::service {
 
-// Who is calling, as the transport authenticated it (bearer token or mTLS), and the request id the
-// transport assigned, for the audit trail.
-struct Caller {
-  Actor actor;
-  std::string request_id;
-};
-
 struct SigningOptions {
   // How long a SAD is valid. CSC's default is 3600 s; signet defaults short.
   std::chrono::seconds sad_lifetime{300};

@@ -225,7 +225,7 @@ Status CheckAccess(const RouteSpec& route, const Call& call) {
   auto name = call.body.find("name");
   const std::string object =
       (name != call.body.end() && name->is_string()) ? name->get<std::string>() : std::string();
-  return call.deps.keys.Refused(call.caller().actor, *route.refused_as, object, *refused);
+  return call.deps.keys.Refused(call.caller(), *route.refused_as, object, *refused);
 }
 
 // ---- auth/ --------------------------------------------------------------------------------------
@@ -346,23 +346,23 @@ Result<json> CreateKey(const Call& c) {
   auto alg = ParseKeyAlgorithm(algorithm);
   if (!alg.ok()) return alg.error().WithContext("'algorithm'");
   SIGNET_ASSIGN_OR_RETURN(store::KeyRecord key,
-                          c.deps.keys.CreateKey(c.caller().actor, name, *alg, c.principal().name));
+                          c.deps.keys.CreateKey(c.caller(), name, *alg, c.principal().name));
   return KeyAnswer(key);
 }
 
 // keys/disable, enable, destroy: one KeyService method on {"name"}.
-template <Result<store::KeyRecord> (service::KeyService::*Method)(const service::Actor&,
+template <Result<store::KeyRecord> (service::KeyService::*Method)(const service::Caller&,
                                                                   std::string_view)>
 Result<json> ChangeKey(const Call& c) {
   SIGNET_ASSIGN_OR_RETURN(std::string name, ReqKeyName(c.body));
-  SIGNET_ASSIGN_OR_RETURN(store::KeyRecord key, (c.deps.keys.*Method)(c.caller().actor, name));
+  SIGNET_ASSIGN_OR_RETURN(store::KeyRecord key, (c.deps.keys.*Method)(c.caller(), name));
   return KeyAnswer(key);
 }
 
 Result<json> CreateCsr(const Call& c) {
   SIGNET_ASSIGN_OR_RETURN(std::string name, ReqKeyName(c.body));
   SIGNET_ASSIGN_OR_RETURN(std::string subject, ReqString(c.body, "subject"));
-  SIGNET_ASSIGN_OR_RETURN(std::string pem, c.deps.keys.CreateCsr(c.caller().actor, name, subject));
+  SIGNET_ASSIGN_OR_RETURN(std::string pem, c.deps.keys.CreateCsr(c.caller(), name, subject));
   return json{{"csr_pem", std::move(pem)}};
 }
 
@@ -370,7 +370,7 @@ Result<json> ImportChain(const Call& c) {
   SIGNET_ASSIGN_OR_RETURN(std::string name, ReqKeyName(c.body));
   SIGNET_ASSIGN_OR_RETURN(std::string pem, ReqString(c.body, "chain_pem"));
   SIGNET_ASSIGN_OR_RETURN(store::KeyRecord key,
-                          c.deps.keys.ImportCertificateChain(c.caller().actor, name, pem));
+                          c.deps.keys.ImportCertificateChain(c.caller(), name, pem));
   return KeyAnswer(key);
 }
 

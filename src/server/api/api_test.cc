@@ -375,8 +375,22 @@ TEST_F(ApiTest, RefusedKeyChangeIsRecordedWithActorAndKey) {
   EXPECT_EQ(last.object, "ec");
   EXPECT_EQ(last.actor.account_name, "alice");
   EXPECT_EQ(last.actor.client_address, "192.0.2.9:4444");
+  EXPECT_EQ(last.request_id, std::string(32, 'a'));
   EXPECT_FALSE(last.succeeded());
   EXPECT_FALSE(store_.HasGrant(ec_.id, alice_.id).value());
+}
+
+// Key lifecycle events carry the request that caused them, like signatures do.
+TEST_F(ApiTest, KeyChangesAreRecordedWithTheRequestId) {
+  Ok(admin_, "keys/create", {{"name", "k2"}, {"algorithm", "ec-p256"}});
+  service::AuditEvent created = audit_.events().back();
+  EXPECT_EQ(created.action, AuditAction::kKeyCreate);
+  EXPECT_EQ(created.object, "k2");
+  EXPECT_EQ(created.request_id, std::string(32, 'a'));
+  Ok(admin_, "keys/disable", {{"name", "k2"}});
+  service::AuditEvent disabled = audit_.events().back();
+  EXPECT_EQ(disabled.action, AuditAction::kKeyDisable);
+  EXPECT_EQ(disabled.request_id, std::string(32, 'a'));
 }
 
 TEST_F(ApiTest, SignerIsRefusedReadRoutes) {
