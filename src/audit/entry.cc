@@ -1,6 +1,7 @@
 #include "audit/entry.h"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cstring>
 #include <exception>
@@ -60,13 +61,17 @@ bool NameIs(const char* name, size_t size, const char (&word)[N]) {
   return size == N - 1 && std::memcmp(name, word, N - 1) == 0;
 }
 
+// One pass over the text, without recursion: the open objects and arrays are kept on a stack of
+// at most kMaxEntryDepth frames and the position and the value being read live in locals, so the
+// loop over an entry's ~40 tokens is one function whose state stays in registers. (A recursive
+// descent spent more time entering and leaving functions than looking at bytes.)
 class Scanner {
  public:
   explicit Scanner(std::string_view data) : data_(data) {}
 
   // Scans the whole input as one value. `top_is_entry`: capture the entry's fields.
   Verdict Scan(bool top_is_entry) {
-    if (!Value(0, top_is_entry ? ObjectRole::kTop : ObjectRole::kOther)) return verdict_;
+    if (!Run(top_is_entry ? ObjectRole::kTop : ObjectRole::kOther)) return verdict_;
     if (pos_ != data_.size()) {
       Reject("text after the JSON value");
       return verdict_;
@@ -82,165 +87,238 @@ class Scanner {
   const Capture& checkpoint() const { return checkpoint_; }
 
  private:
-  bool Reject(std::string reason) {
+  // An object or array being scanned. Every field is set when it opens (no initialisers: a scan
+  // must not pay for clearing kMaxEntryDepth frames it mostly does not use).
+  struct Frame {
+    size_t begin;          // the offset of its '{' or '['
+    Capture* slot;         // where its own capture goes when it closes (nullptr: nowhere)
+    const char* previous;  // object: the previous member's name (nullptr: none yet)
+    size_t previous_size;
+    ObjectRole role;  // object: its role for field extraction
+    bool object;
+  };
+
+  // Where a string or number ends, returned in registers.
+  struct End {
+    size_t pos = 0;     // string: the closing '"'; number: just after the last digit
+    bool ok = false;    // false: the verdict is set
+    bool flag = false;  // string: it holds an escape; number: it is negative
+  };
+
+  // The ways out of a scan are cold: marking them so keeps their string building out of the hot
+  // loop.
+  [[gnu::cold, gnu::noinline]] bool Reject(std::string reason) {
     verdict_ = Verdict::kRejected;
     reason_ = std::move(reason);
     return false;
   }
-  bool RejectAt(size_t pos, std::string reason) {
+  [[gnu::cold, gnu::noinline]] bool RejectAt(size_t pos, std::string reason) {
     pos_ = pos;
     return Reject(std::move(reason));
   }
-  bool Undecided() {
+  [[gnu::cold, gnu::noinline]] End RejectEnd(size_t pos, std::string reason) {
+    RejectAt(pos, std::move(reason));
+    return End{};
+  }
+  [[gnu::cold, gnu::noinline]] bool RejectTooDeep(size_t pos) {
+    return RejectAt(pos, "nested deeper than " + std::to_string(kMaxEntryDepth) + " levels");
+  }
+  [[gnu::cold, gnu::noinline]] bool RejectOrder(size_t pos, const char* name, size_t size,
+                                                int order) {
+    const std::string text(name, size);
+    return RejectAt(pos, order == 0
+                             ? "member \"" + text + "\" appears twice"
+                             : "member \"" + text + "\" is out of order (keys must be sorted)");
+  }
+  [[gnu::cold, gnu::noinline]] bool Undecided(size_t pos) {
+    pos_ = pos;
     verdict_ = Verdict::kUndecided;
     return false;
   }
-  bool AtEnd() const { return pos_ >= data_.size(); }
-  char Peek() const { return data_[pos_]; }
-
-  bool Value(int depth, ObjectRole role) {
-    if (AtEnd()) return Reject("unexpected end of input");
-    const char c = Peek();
-    switch (c) {
-      case '{':
-        return Object(depth + 1, role);
-      case '[':
-        return Array(depth + 1);
-      case '"':
-        return String(&last_);
-      case 't':
-        return Literal("true");
-      case 'f':
-        return Literal("false");
-      case 'n':
-        return Literal("null");
-      default:
-        if (c == '-' || IsDigit(c)) return Number();
-        if (c == ' ' || c == '\t' || c == '\n' || c == '\r') return Reject("whitespace");
-        return Reject("not a JSON value");
-    }
+  [[gnu::cold, gnu::noinline]] End UndecidedEnd(size_t pos) {
+    Undecided(pos);
+    return End{};
   }
 
-  bool Object(int depth, ObjectRole role) {
-    if (depth > kMaxEntryDepth) {
-      return Reject("nested deeper than " + std::to_string(kMaxEntryDepth) + " levels");
-    }
-    if (depth == 1) top_is_object_ = true;
-    const size_t begin = pos_;
-    ++pos_;  // '{'
-    if (!AtEnd() && Peek() == '}') {
-      ++pos_;
-      last_ = Capture{ValueKind::kObject, begin, pos_};
-      return true;
-    }
-    const char* previous = nullptr;  // the previous member's name (nullptr: none yet)
-    size_t previous_size = 0;
+  // The whole text as one value, with captures per `top_role`. On success pos_ is just after it.
+  bool Run(ObjectRole top_role) {
+    const char* const text = data_.data();
+    const size_t size = data_.size();
+    constexpr size_t kMaxDepth = kMaxEntryDepth;
+    // NOLINTNEXTLINE(cppcoreguidelines-pro-type-member-init): see Frame.
+    std::array<Frame, kMaxDepth> stack;
+    size_t depth = 0;  // frames in use
+    size_t pos = 0;
+    // The next value's role (if it is an object) and where it is captured.
+    ObjectRole role = top_role;
+    Capture* slot = nullptr;
     while (true) {
-      if (AtEnd()) return Reject("unexpected end of input in an object");
-      if (Peek() != '"') {
-        return Reject(Peek() == ' ' || Peek() == '\n' ? "whitespace" : "expected a member name");
-      }
-      Capture key;
-      if (!String(&key)) return false;
-      // A key's order is that of its decoded bytes; with escapes in it the raw text does not say.
-      if (key.escaped) return Undecided();
-      const char* name = data_.data() + key.begin;
-      const size_t name_size = key.end - key.begin;
-      if (previous != nullptr) {
-        const int order = CompareNames(name, name_size, previous, previous_size);
-        if (order <= 0) {
-          const std::string text(name, name_size);
-          return Reject(order == 0
-                            ? "member \"" + text + "\" appears twice"
-                            : "member \"" + text + "\" is out of order (keys must be sorted)");
+      // A value starts at `pos`; once read, it is `kind` over [begin, end).
+      if (pos >= size) return RejectAt(pos, "unexpected end of input");
+      const char c = text[pos];
+      ValueKind kind = ValueKind::kNone;
+      size_t begin = pos;
+      bool escaped = false;
+      bool negative = false;
+      if (c == '"') {
+        const End end = String(pos);
+        if (!end.ok) return false;
+        kind = ValueKind::kString;
+        begin = pos + 1;
+        escaped = end.flag;
+        pos = end.pos + 1;
+      } else if (c == '{' || c == '[') {
+        if (depth == kMaxDepth) return RejectTooDeep(pos);
+        const bool object = c == '{';
+        if (object && depth == 0) top_is_object_ = true;
+        Frame& frame = stack[depth++];
+        frame.begin = pos;
+        frame.slot = slot;
+        frame.previous = nullptr;
+        frame.role = role;
+        frame.object = object;
+        ++pos;
+        if (pos < size && text[pos] == (object ? '}' : ']')) {
+          ++pos;
+          --depth;
+          kind = object ? ValueKind::kObject : ValueKind::kArray;
+        } else if (object) {
+          if (!MemberName(frame, pos, role, slot)) return false;
+          continue;  // the first member's value
+        } else {
+          role = ObjectRole::kOther;
+          slot = nullptr;
+          continue;  // the first element
         }
+      } else if (c == '-' || IsDigit(c)) {
+        const End end = Number(pos);
+        if (!end.ok) return false;
+        kind = ValueKind::kInteger;
+        negative = end.flag;
+        pos = end.pos;
+      } else if (c == 't' || c == 'f' || c == 'n') {
+        const std::string_view word = c == 't' ? "true" : (c == 'f' ? "false" : "null");
+        if (data_.substr(pos, word.size()) != word) return RejectAt(pos, "not a JSON value");
+        kind = ValueKind::kLiteral;
+        pos += word.size();
+      } else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+        return RejectAt(pos, "whitespace");
+      } else {
+        return RejectAt(pos, "not a JSON value");
       }
-      previous = name;
-      previous_size = name_size;
-      if (AtEnd() || Peek() != ':') return Reject("expected ':' after a member name");
-      ++pos_;
-      ObjectRole child = ObjectRole::kOther;
-      if (role == ObjectRole::kTop && NameIs(name, name_size, "details")) {
-        child = ObjectRole::kDetails;
+
+      // A value ended: capture it, then read what follows it in its container (closing
+      // containers, each a value that ends in turn, for as long as they close).
+      while (true) {
+        if (slot != nullptr) {
+          // A string's capture is between its quotes.
+          *slot =
+              Capture{kind, begin, kind == ValueKind::kString ? pos - 1 : pos, escaped, negative};
+        }
+        if (depth == 0) {
+          pos_ = pos;
+          return true;
+        }
+        Frame& frame = stack[depth - 1];
+        if (pos >= size) {
+          return RejectAt(pos, frame.object ? "unexpected end of input in an object"
+                                            : "unexpected end of input in an array");
+        }
+        const char d = text[pos];
+        if (d == ',') {
+          ++pos;
+          if (frame.object) {
+            if (!MemberName(frame, pos, role, slot)) return false;
+          } else {
+            role = ObjectRole::kOther;
+            slot = nullptr;
+          }
+          break;  // the next value
+        }
+        if (d != (frame.object ? '}' : ']')) {
+          return RejectAt(pos, frame.object ? "expected ',' or '}' in an object"
+                                            : "expected ',' or ']' in an array");
+        }
+        ++pos;
+        --depth;
+        kind = frame.object ? ValueKind::kObject : ValueKind::kArray;
+        begin = frame.begin;
+        escaped = false;
+        negative = false;
+        slot = frame.slot;
       }
-      if (!Value(depth, child)) return false;
-      if (role == ObjectRole::kTop) {
-        if (NameIs(name, name_size, "index")) index_ = last_;
-        if (NameIs(name, name_size, "action")) action_ = last_;
-      } else if (role == ObjectRole::kDetails && NameIs(name, name_size, "checkpoint")) {
-        checkpoint_ = last_;
-      }
-      if (AtEnd()) return Reject("unexpected end of input in an object");
-      if (Peek() == ',') {
-        ++pos_;
-        continue;
-      }
-      if (Peek() == '}') {
-        ++pos_;
-        last_ = Capture{ValueKind::kObject, begin, pos_};
-        return true;
-      }
-      return Reject("expected ',' or '}' in an object");
     }
   }
 
-  bool Array(int depth) {
-    if (depth > kMaxEntryDepth) {
-      return Reject("nested deeper than " + std::to_string(kMaxEntryDepth) + " levels");
+  // A member name and its ':' at `pos` in the object `frame`; sets the role and capture slot of
+  // the member's value, which follows.
+  [[gnu::always_inline]] bool MemberName(Frame& frame, size_t& pos, ObjectRole& role,
+                                         Capture*& slot) {
+    const char* const text = data_.data();
+    if (pos >= data_.size()) return RejectAt(pos, "unexpected end of input in an object");
+    if (text[pos] != '"') {
+      return RejectAt(
+          pos, text[pos] == ' ' || text[pos] == '\n' ? "whitespace" : "expected a member name");
     }
-    const size_t begin = pos_;
-    ++pos_;  // '['
-    if (!AtEnd() && Peek() == ']') {
-      ++pos_;
-      last_ = Capture{ValueKind::kArray, begin, pos_};
-      return true;
+    const End end = String(pos);
+    if (!end.ok) return false;
+    const char* name = text + pos + 1;
+    const size_t name_size = end.pos - pos - 1;
+    pos = end.pos + 1;
+    // A key's order is that of its decoded bytes; with escapes in it the raw text does not say.
+    if (end.flag) return Undecided(pos);
+    if (frame.previous != nullptr) {
+      const int order = CompareNames(name, name_size, frame.previous, frame.previous_size);
+      if (order <= 0) return RejectOrder(pos, name, name_size, order);
     }
-    while (true) {
-      if (!Value(depth, ObjectRole::kOther)) return false;
-      if (AtEnd()) return Reject("unexpected end of input in an array");
-      if (Peek() == ',') {
-        ++pos_;
-        continue;
+    frame.previous = name;
+    frame.previous_size = name_size;
+    if (pos >= data_.size() || text[pos] != ':') {
+      return RejectAt(pos, "expected ':' after a member name");
+    }
+    ++pos;
+    role = ObjectRole::kOther;
+    slot = nullptr;
+    if (frame.role == ObjectRole::kTop) {
+      if (NameIs(name, name_size, "details")) {
+        role = ObjectRole::kDetails;
+      } else if (NameIs(name, name_size, "index")) {
+        slot = &index_;
+      } else if (NameIs(name, name_size, "action")) {
+        slot = &action_;
       }
-      if (Peek() == ']') {
-        ++pos_;
-        last_ = Capture{ValueKind::kArray, begin, pos_};
-        return true;
-      }
-      return Reject("expected ',' or ']' in an array");
+    } else if (frame.role == ObjectRole::kDetails && NameIs(name, name_size, "checkpoint")) {
+      slot = &checkpoint_;
     }
-  }
-
-  bool Literal(std::string_view word) {
-    if (data_.substr(pos_, word.size()) != word) return Reject("not a JSON value");
-    last_ = Capture{ValueKind::kLiteral, pos_, pos_ + word.size()};
-    pos_ += word.size();
     return true;
   }
 
-  // dump() writes integers as plain decimals ("-0" becomes "0"); anything with a fraction or an
-  // exponent, and integers too long to be sure they fit 64 bits, are left to the definition.
-  bool Number() {
-    const size_t begin = pos_;
-    const bool negative = Peek() == '-';
-    if (negative) ++pos_;
-    if (AtEnd() || !IsDigit(Peek())) return Reject("a '-' not followed by a digit");
-    const size_t digits_begin = pos_;
-    if (Peek() == '0') {
-      ++pos_;
-      if (!AtEnd() && IsDigit(Peek())) return Reject("a number with a leading zero");
+  // An integer at `begin` as dump() writes it: plain decimal ("-0" becomes "0"). Anything with a
+  // fraction or an exponent, and integers too long to be sure they fit 64 bits, are left to the
+  // definition.
+  End Number(size_t begin) {
+    const char* const text = data_.data();
+    const size_t size = data_.size();
+    size_t pos = begin;
+    const bool negative = text[pos] == '-';
+    if (negative) ++pos;
+    if (pos >= size || !IsDigit(text[pos])) return RejectEnd(pos, "a '-' not followed by a digit");
+    const size_t digits_begin = pos;
+    if (text[pos] == '0') {
+      ++pos;
+      if (pos < size && IsDigit(text[pos])) return RejectEnd(pos, "a number with a leading zero");
     } else {
-      while (!AtEnd() && IsDigit(Peek())) ++pos_;
+      while (pos < size && IsDigit(text[pos])) ++pos;
     }
-    if (!AtEnd() && (Peek() == '.' || Peek() == 'e' || Peek() == 'E')) return Undecided();
-    const size_t digits = pos_ - digits_begin;
-    if (digits > 18) return Undecided();
-    if (negative && digits == 1 && data_[digits_begin] == '0') {
-      pos_ = begin;
-      return Reject("\"-0\" (canonical form is \"0\")");
+    if (pos < size && (text[pos] == '.' || text[pos] == 'e' || text[pos] == 'E')) {
+      return UndecidedEnd(pos);
     }
-    last_ = Capture{ValueKind::kInteger, begin, pos_, false, negative};
-    return true;
+    const size_t digits = pos - digits_begin;
+    if (digits > 18) return UndecidedEnd(pos);
+    if (negative && digits == 1 && text[digits_begin] == '0') {
+      return RejectEnd(begin, "\"-0\" (canonical form is \"0\")");
+    }
+    return End{pos, true, negative};
   }
 
   static int HexValue(char c) {
@@ -250,73 +328,102 @@ class Scanner {
     return -1;
   }
 
-  // A string as dump() writes it: raw UTF-8 (well-formed, Unicode table 3-7), the two-character
-  // escapes for " \ b f n r t, "\u00xx" (lower-case) for the other control characters, and no
-  // other escape.
-  bool String(Capture* out) {
-    // The position lives in a local while scanning: stores through `out` could otherwise alias it
-    // and force reloads in the loop.
-    size_t pos = pos_ + 1;  // after the opening '"'
-    const size_t begin = pos;
+  // A string as dump() writes it, from its opening '"' at `open`: raw UTF-8 (well-formed, Unicode
+  // table 3-7), the two-character escapes for " \ b f n r t, "\u00xx" (lower-case) for the other
+  // control characters, and no other escape.
+  //
+  // Nearly every string in an entry is printable ASCII up to its closing quote: that case is
+  // decided here, inline; anything else (an escape, a control character, non-ASCII, the last 16
+  // bytes of the text) continues in StringRest, by the full rules.
+  [[gnu::always_inline]] End String(size_t open) {
+    size_t at = open + 1;
+#if defined(__SSE2__)
+    const size_t size = data_.size();
+    const auto* bytes = reinterpret_cast<const unsigned char*>(data_.data());
+    // Skip 16 plain bytes at a time: one signed compare flags both controls (< 0x20) and
+    // non-ASCII (>= 0x80, negative as signed) bytes.
+    const __m128i quote = _mm_set1_epi8('"');
+    const __m128i backslash = _mm_set1_epi8('\\');
+    const __m128i space = _mm_set1_epi8(0x20);
+    while (at + 16 <= size) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(bytes + at));
+      const auto quotes = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, quote)));
+      const auto others = static_cast<unsigned>(
+          _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, backslash), _mm_cmplt_epi8(v, space))));
+      const unsigned special = quotes | others;
+      if (special != 0) {
+        const unsigned first = special & (0u - special);  // the lowest set bit
+        if ((first & quotes) != 0) {
+          return End{at + static_cast<size_t>(__builtin_ctz(special)), true, false};
+        }
+        at += static_cast<size_t>(__builtin_ctz(special));
+        break;
+      }
+      at += 16;
+    }
+#endif
+    return StringRest(at);
+  }
+
+  // The rest of a string from `at`, where everything before `at` is plain.
+  [[gnu::noinline]] End StringRest(size_t at) {
     bool escaped = false;
     const size_t size = data_.size();
     const auto* bytes = reinterpret_cast<const unsigned char*>(data_.data());
     while (true) {
 #if defined(__SSE2__)
-      // Skip 16 plain bytes at a time: one signed compare flags both controls (< 0x20) and
-      // non-ASCII (>= 0x80, negative as signed) bytes.
       const __m128i quote = _mm_set1_epi8('"');
       const __m128i backslash = _mm_set1_epi8('\\');
       const __m128i space = _mm_set1_epi8(0x20);
-      while (pos + 16 <= size) {
-        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(bytes + pos));
+      while (at + 16 <= size) {
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(bytes + at));
         const __m128i special =
             _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
                          _mm_cmplt_epi8(v, space));
         const auto mask = static_cast<unsigned>(_mm_movemask_epi8(special));
         if (mask == 0) {
-          pos += 16;
+          at += 16;
           continue;
         }
-        pos += static_cast<size_t>(__builtin_ctz(mask));
+        at += static_cast<size_t>(__builtin_ctz(mask));
         break;
       }
 #endif
-      if (pos >= size) return RejectAt(pos, "unterminated string");
-      const unsigned char c = bytes[pos];
+      if (at >= size) return RejectEnd(at, "unterminated string");
+      const unsigned char c = bytes[at];
       if (c == '"') break;
       if (c >= 0x20 && c < 0x80 && c != '\\') {
-        ++pos;
+        ++at;
         continue;
       }
-      if (c < 0x20) return RejectAt(pos, "a raw control character in a string");
+      if (c < 0x20) return RejectEnd(at, "a raw control character in a string");
       if (c == '\\') {
         escaped = true;
-        if (pos + 1 >= size) return RejectAt(pos, "unterminated string");
-        const char e = static_cast<char>(bytes[pos + 1]);
+        if (at + 1 >= size) return RejectEnd(at, "unterminated string");
+        const char e = static_cast<char>(bytes[at + 1]);
         if (e == '"' || e == '\\' || e == 'b' || e == 'f' || e == 'n' || e == 'r' || e == 't') {
-          pos += 2;
+          at += 2;
           continue;
         }
         if (e != 'u') {
-          return RejectAt(pos,
-                          e == '/' ? "\"\\/\" (canonical form is \"/\")" : "an invalid escape");
+          return RejectEnd(at,
+                           e == '/' ? "\"\\/\" (canonical form is \"/\")" : "an invalid escape");
         }
-        if (pos + 6 > size) return RejectAt(pos, "a truncated \\u escape");
+        if (at + 6 > size) return RejectEnd(at, "a truncated \\u escape");
         int code = 0;
         bool lower = true;
         for (size_t k = 2; k < 6; ++k) {
-          const char h = static_cast<char>(bytes[pos + k]);
+          const char h = static_cast<char>(bytes[at + k]);
           const int v = HexValue(h);
-          if (v < 0) return RejectAt(pos, "an invalid \\u escape");
+          if (v < 0) return RejectEnd(at, "an invalid \\u escape");
           if (h >= 'A' && h <= 'F') lower = false;
           code = code * 16 + v;
         }
         if (code >= 0x20 || code == 0x08 || code == 0x09 || code == 0x0a || code == 0x0c ||
             code == 0x0d || !lower) {
-          return RejectAt(pos, "a \\u escape where the canonical form writes the character");
+          return RejectEnd(at, "a \\u escape where the canonical form writes the character");
         }
-        pos += 6;
+        at += 6;
         continue;
       }
       // UTF-8 (c >= 0x80).
@@ -334,27 +441,24 @@ class Scanner {
         if (c == 0xf0) low = 0x90;
         if (c == 0xf4) high = 0x8f;
       } else {
-        return RejectAt(pos, "invalid UTF-8");
+        return RejectEnd(at, "invalid UTF-8");
       }
-      if (pos + length > size) return RejectAt(pos, "invalid UTF-8");
-      const unsigned char second = bytes[pos + 1];
-      if (second < low || second > high) return RejectAt(pos, "invalid UTF-8");
+      if (at + length > size) return RejectEnd(at, "invalid UTF-8");
+      const unsigned char second = bytes[at + 1];
+      if (second < low || second > high) return RejectEnd(at, "invalid UTF-8");
       for (size_t k = 2; k < length; ++k) {
-        if (bytes[pos + k] < 0x80 || bytes[pos + k] > 0xbf) return RejectAt(pos, "invalid UTF-8");
+        if (bytes[at + k] < 0x80 || bytes[at + k] > 0xbf) return RejectEnd(at, "invalid UTF-8");
       }
-      pos += length;
+      at += length;
     }
-    *out = Capture{ValueKind::kString, begin, pos, escaped};
-    pos_ = pos + 1;  // after the closing '"'
-    return true;
+    return End{at, true, escaped};
   }
 
   std::string_view data_;
-  size_t pos_ = 0;
+  size_t pos_ = 0;  // after a scan: where it ended or failed
   Verdict verdict_ = Verdict::kCanonical;
   std::string reason_;
   bool top_is_object_ = false;
-  Capture last_;
   Capture index_;
   Capture action_;
   Capture checkpoint_;

@@ -162,6 +162,45 @@ TEST(EntryTest, RefusesDeepNesting) {
   EXPECT_NE(fields.error().message().find("nested"), std::string::npos);
 }
 
+TEST(EntryTest, AcceptsNestingUpToTheLimit) {
+  // The entry object is level 1, so kMaxEntryDepth - 1 containers inside it (arrays and objects
+  // by turns) reach the limit exactly; one more is refused.
+  for (int extra = 0; extra <= 1; ++extra) {
+    std::string open = R"({"action":"sign","index":1,"x":)";
+    std::string close = "}";
+    for (int level = 2; level <= kMaxEntryDepth + extra; ++level) {
+      open += level % 2 == 0 ? "[" : R"({"a":)";
+      close.insert(0, level % 2 == 0 ? "]" : "}");
+    }
+    const std::string deep = open + "0" + close;
+    ASSERT_EQ(CheckCanonicalJson(deep).ok(), CanonicalByDefinition(deep));
+    auto fields = ParseEntryFields(deep);
+    if (extra == 0) {
+      ASSERT_TRUE(fields.ok()) << fields.error().message();
+      EXPECT_EQ(fields->index.value(), 1u);
+    } else {
+      ASSERT_FALSE(fields.ok());
+      EXPECT_NE(fields.error().message().find("nested"), std::string::npos);
+    }
+  }
+}
+
+TEST(EntryTest, ReadsFieldsAfterNestedValues) {
+  // Captures of the top-level members must not be confused by members of the same name deeper
+  // down, nor by containers closing just before them.
+  json entry = {{"a", {{"action", "inner"}, {"index", 7}, {"x", {{"y", json::array({1, 2})}}}}},
+                {"action", "log_checkpoint"},
+                {"b", json::array({json::object(), json::array()})},
+                {"details", {{"a", {{"checkpoint", "inner"}}}, {"checkpoint", "outer\n"}}},
+                {"index", 12},
+                {"z", {{"details", {{"checkpoint", "other"}}}}}};
+  auto fields = ParseEntryFields(entry.dump());
+  ASSERT_TRUE(fields.ok()) << fields.error().message();
+  EXPECT_EQ(fields->index.value(), 12u);
+  EXPECT_EQ(fields->action, "log_checkpoint");
+  EXPECT_EQ(fields->checkpoint_note, std::optional<std::string>("outer\n"));
+}
+
 TEST(EntryTest, CheckCanonicalJsonAgreesWithDefinitionOnSamples) {
   for (const char* text : {
            "0",

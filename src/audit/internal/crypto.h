@@ -2,10 +2,9 @@
 // verification of Ed25519 and ECDSA P-256 signatures. Private to audit/. crypto.cc is the only
 // file of the component that includes OpenSSL, and it owns every OpenSSL handle it uses.
 //
-// Threads: all functions are safe to call concurrently. SHA-256 keeps one reusable OpenSSL digest
-// context per thread (creating one per call costs about as much as hashing a node); it is created
-// on first use and freed at thread exit. Allocation failure inside OpenSSL aborts, as bad_alloc
-// would.
+// Threads: all functions are safe to call concurrently. SHA-256 keeps no state between calls (its
+// context is on the stack, see crypto.cc for why it bypasses EVP). Allocation failure inside
+// OpenSSL aborts, as bad_alloc would.
 #pragma once
 
 #include <array>
