@@ -28,8 +28,10 @@
 // thread commits the group, with the store's write lock held; they must not call Append.
 //
 // Shutdown: once the destructor has started, Append returns Unavailable; requests already waiting
-// are committed first, and the destructor returns after every Append in progress has returned.
-// Calling Append after the destructor has returned is, as for any object, undefined.
+// are committed first, and the destructor returns once every Append in progress has its result
+// (a caller that has its result no longer touches the sequencer, only its own request, which it
+// shares with the leader). Calling Append after the destructor has returned is, as for any object,
+// undefined.
 #pragma once
 
 #include <condition_variable>
