@@ -33,7 +33,6 @@
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <stdlib.h>
-#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -54,6 +53,7 @@
 #include "audit/sequencer.h"
 #include "common/clock.h"
 #include "store/sqlite/sqlite_store.h"
+#include "machine.h"
 
 namespace signet::bench {
 namespace {
@@ -113,43 +113,12 @@ std::optional<Options> ParseOptions(int argc, char** argv) {
   }
   if (o.seconds <= 0 || o.rounds < 1) return std::nullopt;
   if (o.data_parent.empty()) {
-    std::error_code ec;
-    std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-    o.data_parent = ec ? "." : exe.parent_path().string();
+    o.data_parent = ExecutableFolder();
   }
   return o;
 }
 
 // ---- machine ---------------------------------------------------------------------------------
-
-std::string FileSystemType(const std::string& path) {
-  struct statfs s;
-  if (statfs(path.c_str(), &s) != 0) return "unknown";
-  switch (static_cast<unsigned long>(s.f_type)) {
-    case 0xEF53:
-      return "ext4";
-    case 0x01021994:
-      return "tmpfs";
-    case 0x58465342:
-      return "xfs";
-    case 0x9123683E:
-      return "btrfs";
-    case 0x794C7630:
-      return "overlayfs";
-    default: {
-      char buf[32];
-      std::snprintf(buf, sizeof buf, "magic 0x%lx", static_cast<unsigned long>(s.f_type));
-      return buf;
-    }
-  }
-}
-
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 double Seconds(Steady::duration d) { return std::chrono::duration<double>(d).count(); }
 
