@@ -78,6 +78,7 @@
 #include "hsm/pkcs11/pkcs11_secret_sealer.h"
 #include "hsm/pkcs11/testing/signature_check.h"
 #include "hsm/pkcs11/testing/softhsm_sandbox.h"
+#include "machine.h"
 #include "pki/pki.h"
 #include "pki/testing/test_ca.h"
 #include "service/adapters/oath_totp.h"
@@ -85,7 +86,6 @@
 #include "service/signing.h"
 #include "service/testing/fakes.h"
 #include "store/sqlite/sqlite_store.h"
-#include "machine.h"
 
 namespace signet::bench {
 namespace {
@@ -786,7 +786,7 @@ Status Bench::SetUpAccounts() {
     SIGNET_ASSIGN_OR_RETURN(SecretBytes code, totp_.Generate(seed, now));
     SIGNET_ASSIGN_OR_RETURN(
         service::BearerToken first,
-        accounts.LoginWithPassword(c.account_name, person.one_time_password, code.text_view(), ""));
+        accounts.LoginWithPassword(c.account_name, person.one_time_password, code.text_view(), {}));
     const std::string password = c.account_name + " uses a long passphrase";
     SIGNET_TRY(accounts.ChangePassword(first.principal, person.one_time_password,
                                        SecretBytes(std::string_view(password))));

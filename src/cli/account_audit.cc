@@ -43,6 +43,7 @@ AuditEvent ToAuditEvent(const AccountEvent& event, store::Store* store) {
     }
   }
   out.object = event.object;
+  out.request_id = event.request_id;
   out.outcome = event.succeeded() ? std::string(service::kOutcomeSuccess)
                                   : std::string(service::AccountReasonName(event.reason));
   for (const auto& [k, v] : event.details) out.details[k] = v;

@@ -54,9 +54,11 @@ TEST_F(AccountAuditTest, LoginFailureKeepsReasonAndLock) {
   e.actor_name = "alice";
   e.auth_method = "password+totp";
   e.client_address = "127.0.0.1:5";
+  e.request_id = "0123456789abcdef0123456789abcdef";
   e.object = "alice";
   e.locked_until = FromUnixSeconds(1700000900);
   auto a = ToAuditEvent(e, store_.get());
+  EXPECT_EQ(a.request_id, "0123456789abcdef0123456789abcdef");
   EXPECT_EQ(a.action, AuditAction::kLockout);
   EXPECT_EQ(a.outcome, "wrong_password");
   EXPECT_EQ(a.actor.auth_method, AuthMethod::kPasswordTotp);

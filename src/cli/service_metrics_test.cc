@@ -263,7 +263,7 @@ TEST(MetricsAuditSinkServiceTest, CountsWhatTheAccountServiceRecords) {
   ASSERT_TRUE(alice.ok());
   const SecretBytes wrong("not the password");
   for (int i = 0; i < 5; ++i) {
-    ASSERT_FALSE(accounts.LoginWithPassword("alice", wrong, "000000", "192.0.2.1:1").ok());
+    ASSERT_FALSE(accounts.LoginWithPassword("alice", wrong, "000000", {"192.0.2.1:1"}).ok());
   }
   ASSERT_FALSE(accounts.Authenticate(std::string(43, 'x')).ok());
 

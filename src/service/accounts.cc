@@ -11,7 +11,9 @@ namespace signet::service {
 namespace {
 
 // Bearer tokens are stored and looked up only by their SHA-256 digest.
-Result<Bytes> TokenHash(ByteView token) { return pki::ComputeDigest(HashAlgorithm::kSha256, token); }
+Result<Bytes> TokenHash(ByteView token) {
+  return pki::ComputeDigest(HashAlgorithm::kSha256, token);
+}
 
 // For lookups: a digest that cannot be computed matches no stored token.
 Bytes TokenHashOrEmpty(ByteView token) {
@@ -172,7 +174,8 @@ Status AccountService::ValidateFingerprint(std::string_view fingerprint) {
 // ---- events ----
 
 AccountEvent AccountService::MakeEvent(AccountAction action, AccountReason reason,
-                                       const Principal& actor, std::string_view object) const {
+                                       const AccountCaller& caller, std::string_view object) const {
+  const Principal& actor = caller.principal;
   AccountEvent event;
   event.time = clock_.Now();
   event.action = action;
@@ -181,6 +184,8 @@ AccountEvent AccountService::MakeEvent(AccountAction action, AccountReason reaso
   event.actor_name = actor.name;
   event.actor_roles = actor.roles;
   event.auth_method = actor.account_id == "system" ? "system" : "bearer";
+  event.client_address = caller.client_address;
+  event.request_id = caller.request_id;
   event.object = std::string(object);
   return event;
 }
@@ -218,12 +223,13 @@ Error AccountService::Fail(AccountEvent event, Error error) {
   return error;
 }
 
-Status AccountService::RequireAdmin(const Principal& actor, AccountAction action,
+Status AccountService::RequireAdmin(const AccountCaller& actor, AccountAction action,
                                     std::string_view object) {
-  if (actor.Has(Role::kAdmin) && !actor.must_change_password) return OkStatus();
-  std::string why = actor.must_change_password
-                        ? "account '" + actor.name + "' must change its password first"
-                        : "account '" + actor.name + "' lacks the admin role";
+  const Principal& p = actor.principal;
+  if (p.Has(Role::kAdmin) && !p.must_change_password) return OkStatus();
+  std::string why = p.must_change_password
+                        ? "account '" + p.name + "' must change its password first"
+                        : "account '" + p.name + "' lacks the admin role";
   return Fail(MakeEvent(action, AccountReason::kPermissionDenied, actor, object),
               PermissionDenied(std::move(why)));
 }
@@ -283,7 +289,7 @@ Status AccountService::CheckNotLastAdmin(const store::AccountRecord& account, bo
 
 // ---- administration ----
 
-Result<NewPerson> AccountService::CreatePerson(const Principal& actor, std::string_view name,
+Result<NewPerson> AccountService::CreatePerson(const AccountCaller& actor, std::string_view name,
                                                RoleSet roles) {
   SIGNET_TRY(RequireAdmin(actor, AccountAction::kAccountCreate, name));
   AccountEvent event =
@@ -328,7 +334,7 @@ Result<NewPerson> AccountService::CreatePerson(const Principal& actor, std::stri
   return NewPerson{Info(record), std::move(*password), std::move(*enrolment)};
 }
 
-Result<AccountInfo> AccountService::CreateService(const Principal& actor, std::string_view name,
+Result<AccountInfo> AccountService::CreateService(const AccountCaller& actor, std::string_view name,
                                                   RoleSet roles,
                                                   std::string_view mtls_fingerprint) {
   SIGNET_TRY(RequireAdmin(actor, AccountAction::kAccountCreate, name));
@@ -370,7 +376,7 @@ Result<AccountInfo> AccountService::CreateService(const Principal& actor, std::s
 
 // An admin operation on one existing account: finds it, runs `change`, reports the outcome.
 template <typename Change>
-Result<AccountInfo> AccountService::AdminChange(const Principal& actor, AccountAction action,
+Result<AccountInfo> AccountService::AdminChange(const AccountCaller& actor, AccountAction action,
                                                 std::string_view name, Change change) {
   SIGNET_TRY(RequireAdmin(actor, action, name));
   AccountEvent event = MakeEvent(action, AccountReason::kSuccess, actor, name);
@@ -383,7 +389,7 @@ Result<AccountInfo> AccountService::AdminChange(const Principal& actor, AccountA
   return Reload(account->id);
 }
 
-Result<AccountInfo> AccountService::Disable(const Principal& actor, std::string_view name) {
+Result<AccountInfo> AccountService::Disable(const AccountCaller& actor, std::string_view name) {
   return AdminChange(
       actor, AccountAction::kAccountDisable, name,
       [&](const store::AccountRecord& account, TimePoint now, AccountEvent& event) -> Status {
@@ -396,7 +402,7 @@ Result<AccountInfo> AccountService::Disable(const Principal& actor, std::string_
       });
 }
 
-Result<AccountInfo> AccountService::Enable(const Principal& actor, std::string_view name) {
+Result<AccountInfo> AccountService::Enable(const AccountCaller& actor, std::string_view name) {
   return AdminChange(
       actor, AccountAction::kAccountEnable, name,
       [&](const store::AccountRecord& account, TimePoint now, AccountEvent&) -> Status {
@@ -405,7 +411,7 @@ Result<AccountInfo> AccountService::Enable(const Principal& actor, std::string_v
       });
 }
 
-Result<AccountInfo> AccountService::Unlock(const Principal& actor, std::string_view name) {
+Result<AccountInfo> AccountService::Unlock(const AccountCaller& actor, std::string_view name) {
   return AdminChange(
       actor, AccountAction::kUnlock, name,
       [&](const store::AccountRecord& account, TimePoint now, AccountEvent& event) -> Status {
@@ -415,7 +421,7 @@ Result<AccountInfo> AccountService::Unlock(const Principal& actor, std::string_v
       });
 }
 
-Result<AccountInfo> AccountService::SetRoles(const Principal& actor, std::string_view name,
+Result<AccountInfo> AccountService::SetRoles(const AccountCaller& actor, std::string_view name,
                                              RoleSet roles) {
   return AdminChange(
       actor, AccountAction::kAccountRoles, name,
@@ -427,7 +433,7 @@ Result<AccountInfo> AccountService::SetRoles(const Principal& actor, std::string
       });
 }
 
-Result<TotpEnrolment> AccountService::ResetTotp(const Principal& actor, std::string_view name) {
+Result<TotpEnrolment> AccountService::ResetTotp(const AccountCaller& actor, std::string_view name) {
   std::optional<TotpEnrolment> enrolment;
   Result<AccountInfo> changed =
       AdminChange(actor, AccountAction::kAccountResetTotp, name,
@@ -531,13 +537,14 @@ Result<BearerToken> AccountService::IssueToken(const store::AccountRecord& accou
 Result<BearerToken> AccountService::LoginWithPassword(std::string_view name,
                                                       const SecretBytes& password,
                                                       std::string_view totp_code,
-                                                      std::string_view client_address) {
+                                                      CallOrigin origin) {
   const TimePoint now = clock_.Now();
   AccountEvent event;
   event.time = now;
   event.action = AccountAction::kLoginFailure;
   event.auth_method = "password+totp";
-  event.client_address = std::string(client_address);
+  event.client_address = std::string(origin.client_address);
+  event.request_id = std::string(origin.request_id);
   event.actor_name = std::string(name.substr(0, kMaxNameLength));
   event.object = event.actor_name;
   const Error generic = Unauthenticated(std::string(kGenericLoginError));
@@ -644,12 +651,13 @@ Result<BearerToken> AccountService::LoginWithPassword(std::string_view name,
 }
 
 Result<BearerToken> AccountService::LoginWithClientCertificate(std::string_view fingerprint,
-                                                               std::string_view client_address) {
+                                                               CallOrigin origin) {
   AccountEvent event;
   event.time = clock_.Now();
   event.action = AccountAction::kLoginFailure;
   event.auth_method = "mtls";
-  event.client_address = std::string(client_address);
+  event.client_address = std::string(origin.client_address);
+  event.request_id = std::string(origin.request_id);
   event.details["mtls_fingerprint"] = std::string(fingerprint.substr(0, 64));
   const Error generic = Unauthenticated("the client certificate belongs to no service account");
   if (!ValidateFingerprint(fingerprint).ok()) {
@@ -686,12 +694,14 @@ Result<BearerToken> AccountService::LoginWithClientCertificate(std::string_view 
   return token;
 }
 
-Result<Principal> AccountService::Authenticate(std::string_view bearer_token) {
+Result<Principal> AccountService::Authenticate(std::string_view bearer_token, CallOrigin origin) {
   const TimePoint now = clock_.Now();
   AccountEvent event;
   event.time = now;
   event.action = AccountAction::kTokenRejected;
   event.auth_method = "bearer";
+  event.client_address = std::string(origin.client_address);
+  event.request_id = std::string(origin.request_id);
   const Error invalid = Unauthenticated(std::string(kInvalidTokenError));
   auto refuse = [&](AccountReason reason) {
     event.reason = reason;
@@ -724,12 +734,14 @@ Result<Principal> AccountService::Authenticate(std::string_view bearer_token) {
   return PrincipalOf(*account);
 }
 
-Status AccountService::RevokeToken(std::string_view bearer_token) {
+Status AccountService::RevokeToken(std::string_view bearer_token, CallOrigin origin) {
   const TimePoint now = clock_.Now();
   AccountEvent event;
   event.time = now;
   event.action = AccountAction::kTokenRevoke;
   event.auth_method = "bearer";
+  event.client_address = std::string(origin.client_address);
+  event.request_id = std::string(origin.request_id);
   const Error invalid = Unauthenticated(std::string(kInvalidTokenError));
   if (bearer_token.size() != kTokenTextLength) {
     event.reason = AccountReason::kUnknownToken;
@@ -750,13 +762,13 @@ Status AccountService::RevokeToken(std::string_view bearer_token) {
   return Emit(std::move(event));
 }
 
-Status AccountService::ChangePassword(const Principal& who, const SecretBytes& old_password,
+Status AccountService::ChangePassword(const AccountCaller& who, const SecretBytes& old_password,
                                       const SecretBytes& new_password) {
   const TimePoint now = clock_.Now();
   AccountEvent event =
-      MakeEvent(AccountAction::kAccountChange, AccountReason::kSuccess, who, who.name);
+      MakeEvent(AccountAction::kAccountChange, AccountReason::kSuccess, who, who.principal.name);
   event.details["change"] = "password";
-  Result<store::AccountRecord> account = store_.GetAccountById(who.account_id);
+  Result<store::AccountRecord> account = store_.GetAccountById(who.principal.account_id);
   if (!account.ok()) {
     event.reason = AccountReason::kError;
     return Fail(event, account.error());

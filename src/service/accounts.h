@@ -73,6 +73,25 @@ struct Principal {
   bool Has(Role role) const { return roles.Has(role); }
 };
 
+// Where a call came from, for the audit trail only: the peer's address (e.g. "192.0.2.7:51234") and
+// the request id the transport assigned. Both empty for the local CLI and the system. Views: valid
+// for the duration of the call they are passed to, never kept.
+struct CallOrigin {
+  std::string_view client_address = {};
+  std::string_view request_id = {};
+};
+
+// An authenticated principal making one call: what the operations that change accounts take, so
+// that their events carry the call's origin. A Principal alone converts to one with an empty
+// origin (the local CLI, the system).
+struct AccountCaller {
+  AccountCaller(Principal p, CallOrigin o = {})  // NOLINT(google-explicit-constructor): see above
+      : principal(std::move(p)), client_address(o.client_address), request_id(o.request_id) {}
+  Principal principal;
+  std::string client_address;
+  std::string request_id;
+};
+
 // signet acting on its own behalf (creating the embedded default's bootstrap admin from the
 // composition root): account id "system", admin role. Never returned by Authenticate.
 Principal SystemPrincipal();
@@ -161,7 +180,8 @@ struct AccountEvent {
   RoleSet actor_roles;
   std::string auth_method;  // "password+totp", "mtls", "bearer", "system"
   std::string client_address;
-  std::string object;  // the account acted on, by name
+  std::string request_id;  // the transport's id for the request, if any
+  std::string object;      // the account acted on, by name
   std::optional<TimePoint> locked_until;
   std::map<std::string, std::string> details;  // e.g. "roles", "error"; never secrets
 
@@ -197,21 +217,21 @@ class AccountService {
 
   // A person with a random one-time password (must_change_password set) and a fresh TOTP seed.
   // InvalidArgument for a bad name; AlreadyExists if the name is taken; PermissionDenied.
-  Result<NewPerson> CreatePerson(const Principal& actor, std::string_view name, RoleSet roles);
+  Result<NewPerson> CreatePerson(const AccountCaller& actor, std::string_view name, RoleSet roles);
   // A service account identified by its client certificate's SHA-256 (hex). No password.
   // AlreadyExists if the name or the certificate is taken.
-  Result<AccountInfo> CreateService(const Principal& actor, std::string_view name, RoleSet roles,
-                                    std::string_view mtls_fingerprint);
+  Result<AccountInfo> CreateService(const AccountCaller& actor, std::string_view name,
+                                    RoleSet roles, std::string_view mtls_fingerprint);
   // Disabling also revokes the account's bearer tokens. FailedPrecondition if already in that
   // state, or when it would leave no active admin.
-  Result<AccountInfo> Disable(const Principal& actor, std::string_view name);
-  Result<AccountInfo> Enable(const Principal& actor, std::string_view name);
+  Result<AccountInfo> Disable(const AccountCaller& actor, std::string_view name);
+  Result<AccountInfo> Enable(const AccountCaller& actor, std::string_view name);
   // Lifts a lock and resets the failure count.
-  Result<AccountInfo> Unlock(const Principal& actor, std::string_view name);
+  Result<AccountInfo> Unlock(const AccountCaller& actor, std::string_view name);
   // A new TOTP seed for a person (the old one stops working). InvalidArgument for a service.
-  Result<TotpEnrolment> ResetTotp(const Principal& actor, std::string_view name);
+  Result<TotpEnrolment> ResetTotp(const AccountCaller& actor, std::string_view name);
   // FailedPrecondition when it would leave no active admin.
-  Result<AccountInfo> SetRoles(const Principal& actor, std::string_view name, RoleSet roles);
+  Result<AccountInfo> SetRoles(const AccountCaller& actor, std::string_view name, RoleSet roles);
   // NotFound for an unknown name (admins and auditors only: this does reveal names).
   Result<AccountInfo> Get(const Principal& actor, std::string_view name);
   // Every account, by name. Admin or auditor.
@@ -225,32 +245,31 @@ class AccountService {
   // code is wrong" for every failure (see the header comment); PermissionDenied "account '<n>'
   // is locked until <RFC 3339>" / "account '<n>' is disabled" only with both factors correct.
   Result<BearerToken> LoginWithPassword(std::string_view name, const SecretBytes& password,
-                                        std::string_view totp_code,
-                                        std::string_view client_address);
+                                        std::string_view totp_code, CallOrigin origin);
   // Server-to-server login: `fingerprint` is the SHA-256 (hex) of the client certificate the TLS
   // layer verified. Unauthenticated for an unknown certificate; PermissionDenied for a disabled
   // service account (the certificate already proved who it is, so naming the state leaks
   // nothing).
-  Result<BearerToken> LoginWithClientCertificate(std::string_view fingerprint,
-                                                 std::string_view client_address);
+  Result<BearerToken> LoginWithClientCertificate(std::string_view fingerprint, CallOrigin origin);
   // The account behind a bearer token. Unauthenticated "the bearer token is not valid" for an
   // unknown, expired or revoked token, or one whose account is disabled or locked.
-  Result<Principal> Authenticate(std::string_view bearer_token);
+  // `origin` only goes into the event of a refusal.
+  Result<Principal> Authenticate(std::string_view bearer_token, CallOrigin origin = {});
   // Logout: revokes the token (repeating succeeds). Unauthenticated for an unknown token.
-  Status RevokeToken(std::string_view bearer_token);
+  Status RevokeToken(std::string_view bearer_token, CallOrigin origin = {});
   // Changes the principal's own password and clears must_change_password. Unauthenticated (and
   // counted as a failed attempt) if `old_password` is wrong; InvalidArgument if the new one is
   // shorter than the minimum, longer than the maximum, equal to the old one or to the name.
-  Status ChangePassword(const Principal& who, const SecretBytes& old_password,
+  Status ChangePassword(const AccountCaller& who, const SecretBytes& old_password,
                         const SecretBytes& new_password);
 
  private:
-  Status RequireAdmin(const Principal& actor, AccountAction action, std::string_view object);
+  Status RequireAdmin(const AccountCaller& actor, AccountAction action, std::string_view object);
   template <typename Change>
-  Result<AccountInfo> AdminChange(const Principal& actor, AccountAction action,
+  Result<AccountInfo> AdminChange(const AccountCaller& actor, AccountAction action,
                                   std::string_view name, Change change);
   Status Emit(AccountEvent event);
-  AccountEvent MakeEvent(AccountAction action, AccountReason reason, const Principal& actor,
+  AccountEvent MakeEvent(AccountAction action, AccountReason reason, const AccountCaller& actor,
                          std::string_view object) const;
   // Returns `error` after reporting it (or the sink's error if reporting fails).
   Error Fail(AccountEvent event, Error error);

@@ -79,7 +79,7 @@ TEST_F(AccountServiceHsmTest, SeedSealedInTheHsmOpensForLogin) {
   Result<SecretBytes> code = totp_.Generate(*seed, clock_.Now());
   ASSERT_TRUE(code.ok());
   Result<BearerToken> token = service_->LoginWithPassword("alice", alice->one_time_password,
-                                                          code->text_view(), "127.0.0.1:1");
+                                                          code->text_view(), {"127.0.0.1:1"});
   ASSERT_TRUE(token.ok()) << token.error().message();
   Result<Principal> who = service_->Authenticate(token->token.text_view());
   ASSERT_TRUE(who.ok());
@@ -94,7 +94,7 @@ TEST_F(AccountServiceHsmTest, TamperedSealedSeedIsDataLoss) {
   tampered[20] ^= 0x40;
   ASSERT_TRUE(store_->SetTotpSeed(record->id, tampered, clock_.Now()).ok());
   Result<BearerToken> token =
-      service_->LoginWithPassword("alice", alice->one_time_password, "123456", "127.0.0.1:1");
+      service_->LoginWithPassword("alice", alice->one_time_password, "123456", {"127.0.0.1:1"});
   ASSERT_FALSE(token.ok());
   EXPECT_EQ(token.error().code(), ErrorCode::kDataLoss);
   EXPECT_EQ(token.error().message(), "sealed secret failed its integrity check");

@@ -75,12 +75,13 @@ class AccountServiceTest : public ::testing::Test {
   }
 
   Result<BearerToken> Login(const Person& p, std::chrono::seconds code_offset = 0s) {
-    return service_->LoginWithPassword(p.name, p.password, Code(p, code_offset), "192.0.2.7:5000");
+    return service_->LoginWithPassword(p.name, p.password, Code(p, code_offset),
+                                       {"192.0.2.7:5000"});
   }
 
   Result<BearerToken> LoginWrongPassword(const Person& p) {
     return service_->LoginWithPassword(p.name, SecretBytes("not the password"), Code(p),
-                                       "192.0.2.7:5000");
+                                       {"192.0.2.7:5000"});
   }
 
   // Moves to the next TOTP step, so a fresh code exists.
@@ -246,7 +247,7 @@ TEST_F(AccountServiceTest, WrongPasswordAndUnknownNameGiveTheSameError) {
   EXPECT_EQ(LastEvent().reason, AccountReason::kWrongPassword);
   EXPECT_EQ(LastEvent().actor_id, store_.GetAccountByName("alice")->id);
   Result<BearerToken> unknown =
-      service_->LoginWithPassword("mallory", alice.password, Code(alice), "192.0.2.9:1");
+      service_->LoginWithPassword("mallory", alice.password, Code(alice), {"192.0.2.9:1"});
   ExpectGeneric(unknown);
   EXPECT_EQ(LastEvent().reason, AccountReason::kUnknownAccount);
   EXPECT_EQ(LastEvent().actor_id, "");
@@ -256,17 +257,17 @@ TEST_F(AccountServiceTest, WrongPasswordAndUnknownNameGiveTheSameError) {
 TEST_F(AccountServiceTest, WrongTotpIsRefused) {
   Person alice = CreatePerson("alice");
   Result<BearerToken> r =
-      service_->LoginWithPassword("alice", alice.password, "000000", "192.0.2.7:5000");
+      service_->LoginWithPassword("alice", alice.password, "000000", {"192.0.2.7:5000"});
   if (Code(alice) == "000000") GTEST_SKIP() << "the one code in a million";
   ExpectGeneric(r);
   EXPECT_EQ(LastEvent().reason, AccountReason::kWrongTotp);
-  ExpectGeneric(service_->LoginWithPassword("alice", alice.password, "", "x"));
+  ExpectGeneric(service_->LoginWithPassword("alice", alice.password, "", {"x"}));
 }
 
 TEST_F(AccountServiceTest, BothFactorsAreRequired) {
   Person alice = CreatePerson("alice");
-  ExpectGeneric(service_->LoginWithPassword("alice", SecretBytes(), Code(alice), "x"));
-  ExpectGeneric(service_->LoginWithPassword("alice", alice.password, "", "x"));
+  ExpectGeneric(service_->LoginWithPassword("alice", SecretBytes(), Code(alice), {"x"}));
+  ExpectGeneric(service_->LoginWithPassword("alice", alice.password, "", {"x"}));
 }
 
 TEST_F(AccountServiceTest, ATotpCodeIsAcceptedOnlyOnce) {
@@ -321,7 +322,7 @@ TEST_F(AccountServiceTest, LockIsOnlyNamedToWhoeverHasBothFactors) {
   // Wrong password, or right password with a wrong code: the generic error, not the lock.
   ExpectGeneric(LoginWrongPassword(alice));
   EXPECT_EQ(LastEvent().reason, AccountReason::kAccountLocked);
-  ExpectGeneric(service_->LoginWithPassword("alice", alice.password, "999999", "x"));
+  ExpectGeneric(service_->LoginWithPassword("alice", alice.password, "999999", {"x"}));
   // Attempts while locked neither count nor extend the lock.
   Result<store::AccountRecord> record = store_.GetAccountByName("alice");
   ASSERT_TRUE(record.ok());
@@ -351,6 +352,43 @@ TEST_F(AccountServiceTest, AdminUnlockEndsTheLockAtOnce) {
   EXPECT_TRUE(Login(alice).ok());
 }
 
+// Every event names the call that caused it: address and request id, as the transport gave them.
+TEST_F(AccountServiceTest, EventsCarryTheCallOrigin) {
+  Person alice = CreatePerson("alice", RoleSet{Role::kSigner});
+  Result<BearerToken> token = Login(alice);
+  ASSERT_TRUE(token.ok()) << token.error().message();
+  const CallOrigin origin{"198.51.100.4:443", "feedfacefeedfacefeedfacefeedface"};
+  auto expect_origin = [&](AccountAction action) {
+    EXPECT_EQ(LastEvent().action, action);
+    EXPECT_EQ(LastEvent().client_address, "198.51.100.4:443") << AccountActionName(action);
+    EXPECT_EQ(LastEvent().request_id, "feedfacefeedfacefeedfacefeedface")
+        << AccountActionName(action);
+  };
+  const AccountCaller admin(SystemPrincipal(), origin);
+  ASSERT_TRUE(service_->SetRoles(admin, "alice", RoleSet{Role::kAuditor}).ok());
+  expect_origin(AccountAction::kAccountRoles);
+  ASSERT_TRUE(service_->Disable(admin, "alice").ok());
+  expect_origin(AccountAction::kAccountDisable);
+  ASSERT_TRUE(service_->Enable(admin, "alice").ok());
+  expect_origin(AccountAction::kAccountEnable);
+  ASSERT_TRUE(service_->Unlock(admin, "alice").ok());
+  expect_origin(AccountAction::kUnlock);
+  ASSERT_TRUE(service_->ResetTotp(admin, "alice").ok());
+  expect_origin(AccountAction::kAccountResetTotp);
+  ASSERT_TRUE(service_->CreatePerson(admin, "bob", {}).ok());
+  expect_origin(AccountAction::kAccountCreate);
+  Principal carol{"", "carol", AccountKind::kPerson, RoleSet{}, false};
+  EXPECT_FALSE(service_->Disable(AccountCaller(carol, origin), "bob").ok());  // not an admin
+  expect_origin(AccountAction::kAccountDisable);
+  ExpectGeneric(
+      service_->LoginWithPassword("alice", SecretBytes("not the password"), "000000", origin));
+  expect_origin(AccountAction::kLoginFailure);
+  EXPECT_FALSE(service_->Authenticate(std::string(43, 'A'), origin).ok());
+  expect_origin(AccountAction::kTokenRejected);
+  ASSERT_TRUE(service_->RevokeToken(token->token.text_view(), origin).ok());
+  expect_origin(AccountAction::kTokenRevoke);
+}
+
 TEST_F(AccountServiceTest, SuccessResetsTheFailureCount) {
   Person alice = CreatePerson("alice");
   for (int i = 0; i < 4; ++i) ExpectGeneric(LoginWrongPassword(alice));
@@ -373,7 +411,7 @@ TEST_F(AccountServiceTest, WrongAndReplayedCodesCountTowardsTheLock) {
 TEST_F(AccountServiceTest, UnknownNamesNeverLock) {
   Person alice = CreatePerson("alice");
   for (int i = 0; i < 8; ++i) {
-    ExpectGeneric(service_->LoginWithPassword("ghost", alice.password, Code(alice), "x"));
+    ExpectGeneric(service_->LoginWithPassword("ghost", alice.password, Code(alice), {"x"}));
   }
   EXPECT_EQ(LastEvent().reason, AccountReason::kUnknownAccount);
 }
@@ -482,7 +520,7 @@ TEST_F(AccountServiceTest, ServiceAccountLogsInByCertificateFingerprint) {
       service_->CreateService(SystemPrincipal(), "ci", RoleSet{Role::kSigner}, kFingerprint);
   ASSERT_TRUE(ci.ok()) << ci.error().message();
   EXPECT_EQ(ci->kind, AccountKind::kService);
-  Result<BearerToken> token = service_->LoginWithClientCertificate(kFingerprint, "10.0.0.1:1");
+  Result<BearerToken> token = service_->LoginWithClientCertificate(kFingerprint, {"10.0.0.1:1"});
   ASSERT_TRUE(token.ok()) << token.error().message();
   EXPECT_EQ(token->principal.name, "ci");
   EXPECT_EQ(LastEvent().auth_method, "mtls");
@@ -494,7 +532,7 @@ TEST_F(AccountServiceTest, ServiceAccountLogsInByCertificateFingerprint) {
 
 TEST_F(AccountServiceTest, UnknownCertificateIsUnauthenticated) {
   for (const std::string& fp : {std::string(64, 'b'), std::string("not hex"), std::string()}) {
-    Result<BearerToken> token = service_->LoginWithClientCertificate(fp, "10.0.0.1:1");
+    Result<BearerToken> token = service_->LoginWithClientCertificate(fp, {"10.0.0.1:1"});
     ASSERT_FALSE(token.ok());
     EXPECT_EQ(token.error().code(), ErrorCode::kUnauthenticated);
     EXPECT_EQ(LastEvent().reason, AccountReason::kUnknownCertificate);
@@ -504,14 +542,14 @@ TEST_F(AccountServiceTest, UnknownCertificateIsUnauthenticated) {
 TEST_F(AccountServiceTest, DisabledServiceAccountIsPermissionDenied) {
   ASSERT_TRUE(service_->CreateService(SystemPrincipal(), "ci", {}, kFingerprint).ok());
   ASSERT_TRUE(service_->Disable(SystemPrincipal(), "ci").ok());
-  Result<BearerToken> token = service_->LoginWithClientCertificate(kFingerprint, "10.0.0.1:1");
+  Result<BearerToken> token = service_->LoginWithClientCertificate(kFingerprint, {"10.0.0.1:1"});
   ASSERT_FALSE(token.ok());
   EXPECT_EQ(token.error().code(), ErrorCode::kPermissionDenied);
 }
 
 TEST_F(AccountServiceTest, ServiceAccountHasNoPasswordLogin) {
   ASSERT_TRUE(service_->CreateService(SystemPrincipal(), "ci", {}, kFingerprint).ok());
-  ExpectGeneric(service_->LoginWithPassword("ci", SecretBytes("anything at all"), "123456", "x"));
+  ExpectGeneric(service_->LoginWithPassword("ci", SecretBytes("anything at all"), "123456", {"x"}));
   EXPECT_EQ(LastEvent().reason, AccountReason::kNotAPerson);
 }
 
@@ -605,7 +643,7 @@ TEST_F(AccountServiceTest, SeedSealedForOneAccountDoesNotOpenForAnother) {
   Result<store::AccountRecord> a = store_.GetAccountByName("alice");
   Result<store::AccountRecord> b = store_.GetAccountByName("bob");
   ASSERT_TRUE(store_.SetTotpSeed(b->id, *a->totp_seed_sealed, clock_.Now()).ok());
-  Result<BearerToken> r = service_->LoginWithPassword("bob", bob.password, Code(alice), "x");
+  Result<BearerToken> r = service_->LoginWithPassword("bob", bob.password, Code(alice), {"x"});
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code(), ErrorCode::kDataLoss);
   EXPECT_EQ(LastEvent().reason, AccountReason::kError);
@@ -652,7 +690,7 @@ TEST_F(AccountServiceSqliteTest, ConcurrentLoginsWithTheSameCodeSucceedExactlyOn
     std::barrier start(2);
     auto attempt = [&](AccountService* service) {
       start.arrive_and_wait();
-      Result<BearerToken> r = service->LoginWithPassword("alice", alice.password, code, "x");
+      Result<BearerToken> r = service->LoginWithPassword("alice", alice.password, code, {"x"});
       if (r.ok()) {
         ++successes;
       } else if (r.error().code() == ErrorCode::kUnauthenticated) {

@@ -469,7 +469,7 @@ std::string Env::Init() {
     if (!created.ok()) return "create " + name + ": " + created.error().message();
     Person p{created->account.id, name, name + " uses a long passphrase",
              testing::Base32Decode(created->totp.secret_base32.text_view()), ""};
-    auto first = accounts.LoginWithPassword(name, created->one_time_password, NextCode(p), "");
+    auto first = accounts.LoginWithPassword(name, created->one_time_password, NextCode(p), {});
     if (!first.ok()) return "first login " + name + ": " + first.error().message();
     Status changed = accounts.ChangePassword(first->principal, created->one_time_password,
                                              SecretBytes(std::string_view(p.password)));
@@ -936,12 +936,12 @@ TEST_F(CscHttpsTest, EveryServiceAuditActionIsInTheLog) {
            testing::Base32Decode(frank->totp.secret_base32.text_view()), ""};
   for (int i = 0; i < 5; ++i) {
     auto bad = accounts.LoginWithPassword("frank", SecretBytes(std::string_view("wrong one!")),
-                                          env->NextCode(f), "192.0.2.9:1");
+                                          env->NextCode(f), {"192.0.2.9:1"});
     ASSERT_FALSE(bad.ok());
   }
   ASSERT_TRUE(accounts.Unlock(admin, "frank").ok());
   auto first = accounts.LoginWithPassword("frank", frank->one_time_password, env->NextCode(f),
-                                          "192.0.2.9:2");
+                                          {"192.0.2.9:2"});
   ASSERT_TRUE(first.ok()) << first.error().message();
   ASSERT_TRUE(accounts
                   .ChangePassword(first->principal, frank->one_time_password,

@@ -186,6 +186,10 @@ struct Call {
 
   const service::Principal& principal() const { return who.principal; }
   const service::Caller& caller() const { return who.caller; }
+  // The principal with the request's origin, for AccountService's changes.
+  service::AccountCaller account_caller() const {
+    return {who.principal, {who.caller.actor.client_address, who.caller.request_id}};
+  }
 };
 
 struct RouteSpec {
@@ -242,7 +246,7 @@ Result<json> ChangePassword(const Call& c) {
   SIGNET_ASSIGN_OR_RETURN(std::string new_text, ReqString(c.body, "new_password"));
   SecretBytes new_password{std::string_view(new_text)};
   SecureWipe(new_text.data(), new_text.size());
-  Status changed = c.deps.accounts.ChangePassword(c.principal(), old_password, new_password);
+  Status changed = c.deps.accounts.ChangePassword(c.account_caller(), old_password, new_password);
   if (!changed.ok()) {
     // The bearer token is fine; it is the current password that is wrong (docs/api.md: 403).
     if (changed.error().code() == ErrorCode::kUnauthenticated) {
@@ -282,7 +286,7 @@ Result<json> CreateAccount(const Call& c) {
       return InvalidArgument("'client_cert_sha256' is only for service accounts");
     }
     SIGNET_ASSIGN_OR_RETURN(service::NewPerson person,
-                            c.deps.accounts.CreatePerson(c.principal(), name, roles));
+                            c.deps.accounts.CreatePerson(c.account_caller(), name, roles));
     return json{{"account", AccountJson(person.account)},
                 {"one_time_password", std::string(person.one_time_password.text_view())},
                 {"totp_secret", std::string(person.totp.secret_base32.text_view())},
@@ -293,24 +297,26 @@ Result<json> CreateAccount(const Call& c) {
         "'client_cert_sha256' is required for a service account: the SHA-256 of its TLS client "
         "certificate (DER) as 64 lower-case hex digits");
   }
-  SIGNET_ASSIGN_OR_RETURN(service::AccountInfo a,
-                          c.deps.accounts.CreateService(c.principal(), name, roles, *fingerprint));
+  SIGNET_ASSIGN_OR_RETURN(
+      service::AccountInfo a,
+      c.deps.accounts.CreateService(c.account_caller(), name, roles, *fingerprint));
   return AccountAnswer(a);
 }
 
 // accounts/disable, enable, unlock: one AccountService method on {"name"}.
-template <Result<service::AccountInfo> (service::AccountService::*Method)(const service::Principal&,
-                                                                          std::string_view)>
+template <Result<service::AccountInfo> (service::AccountService::*Method)(
+    const service::AccountCaller&, std::string_view)>
 Result<json> ChangeAccount(const Call& c) {
   SIGNET_ASSIGN_OR_RETURN(std::string name, ReqString(c.body, "name"));
-  SIGNET_ASSIGN_OR_RETURN(service::AccountInfo a, (c.deps.accounts.*Method)(c.principal(), name));
+  SIGNET_ASSIGN_OR_RETURN(service::AccountInfo a,
+                          (c.deps.accounts.*Method)(c.account_caller(), name));
   return AccountAnswer(a);
 }
 
 Result<json> ResetTotp(const Call& c) {
   SIGNET_ASSIGN_OR_RETURN(std::string name, ReqString(c.body, "name"));
   SIGNET_ASSIGN_OR_RETURN(service::TotpEnrolment totp,
-                          c.deps.accounts.ResetTotp(c.principal(), name));
+                          c.deps.accounts.ResetTotp(c.account_caller(), name));
   SIGNET_ASSIGN_OR_RETURN(service::AccountInfo a, c.deps.accounts.Get(c.principal(), name));
   return json{{"account", AccountJson(a)},
               {"totp_secret", std::string(totp.secret_base32.text_view())},
@@ -321,7 +327,7 @@ Result<json> SetRoles(const Call& c) {
   SIGNET_ASSIGN_OR_RETURN(std::string name, ReqString(c.body, "name"));
   SIGNET_ASSIGN_OR_RETURN(store::RoleSet roles, ReqRoles(c.body));
   SIGNET_ASSIGN_OR_RETURN(service::AccountInfo a,
-                          c.deps.accounts.SetRoles(c.principal(), name, roles));
+                          c.deps.accounts.SetRoles(c.account_caller(), name, roles));
   return AccountAnswer(a);
 }
 

@@ -149,7 +149,7 @@ class ApiTest : public ::testing::Test {
   Result<service::BearerToken> Login(const Person& p) {
     auto code = totp_.Generate(p.seed, clock_.Now());
     auto token = accounts_.LoginWithPassword(p.name, SecretBytes(std::string_view(p.password)),
-                                             code->text_view(), "192.0.2.1:1");
+                                             code->text_view(), {"192.0.2.1:1"});
     clock_.Advance(30s);
     return token;
   }
@@ -393,6 +393,31 @@ TEST_F(ApiTest, KeyChangesAreRecordedWithTheRequestId) {
   EXPECT_EQ(disabled.request_id, std::string(32, 'a'));
 }
 
+// So do account changes, refused ones, password changes and rejected tokens.
+TEST_F(ApiTest, AccountChangesAreRecordedWithTheRequestAndAddress) {
+  Person fresh = MakePerson("fresh", {Role::kAuditor}, /*change_password=*/false);
+  const size_t before = AccountEvents().size();
+  Ok(admin_, "accounts/disable", {{"name", "alice"}});
+  Ok(admin_, "accounts/enable", {{"name", "alice"}});
+  Ok(admin_, "accounts/roles", {{"name", "alice"}, {"roles", {"signer", "auditor"}}});
+  ExpectError(CallAs(auditor_, "accounts/unlock", {{"name", "alice"}}), 403, "access_denied");
+  Ok(fresh, "auth/password",
+     {{"old_password", fresh.password}, {"new_password", "a brand new password"}});
+  Person ghost;
+  ghost.name = "ghost";
+  ghost.token = std::string(43, 'A');
+  ExpectError(CallAs(ghost, "auth/whoami"), 401, "invalid_token");
+  std::vector<service::AccountEvent> events = AccountEvents();
+  ASSERT_EQ(events.size() - before, 6u);
+  for (size_t i = before; i < events.size(); ++i) {
+    EXPECT_EQ(events[i].request_id, std::string(32, 'a'))
+        << service::AccountActionName(events[i].action);
+    EXPECT_EQ(events[i].client_address, "192.0.2.9:4444")
+        << service::AccountActionName(events[i].action);
+  }
+  EXPECT_EQ(events.back().action, AccountAction::kTokenRejected);
+}
+
 TEST_F(ApiTest, SignerIsRefusedReadRoutes) {
   for (const auto& [route, body] :
        std::vector<std::pair<std::string, json>>{{"accounts/list", json::object()},
@@ -552,7 +577,7 @@ TEST_F(ApiTest, UnlockLiftsALock) {
     auto code = totp_.Generate(alice_.seed, clock_.Now());
     EXPECT_FALSE(accounts_
                      .LoginWithPassword("alice", SecretBytes(std::string_view("wrong password")),
-                                        code->text_view(), "x")
+                                        code->text_view(), {"x"})
                      .ok());
   }
   json locked = Ok(admin_, "accounts/show", {{"name", "alice"}})["account"];

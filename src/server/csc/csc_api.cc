@@ -430,14 +430,14 @@ Response Login(const CscDependencies& deps, const Request& request, const json& 
     }
     SecretBytes password{text.substr(colon + 1)};
     token = deps.accounts.LoginWithPassword(text.substr(0, colon), password, **otp,
-                                            request.client_address);
+                                            {request.client_address, request.request_id});
   } else if (request.Header("authorization")) {
     return CscErrorResponse(
         Unauthenticated("auth/login takes HTTP Basic credentials or a TLS client certificate"),
         Phase::kLogin);
   } else if (request.client_cert_sha256) {
     token = deps.accounts.LoginWithClientCertificate(*request.client_cert_sha256,
-                                                     request.client_address);
+                                                     {request.client_address, request.request_id});
   } else {
     Response r = CscErrorResponse(
         Unauthenticated("auth/login needs HTTP Basic credentials and 'otp', or a TLS client "
@@ -479,7 +479,7 @@ Response Revoke(const CscDependencies& deps, const Request& request, const json&
       return r;
     }
   }
-  Status s = deps.accounts.RevokeToken(target);
+  Status s = deps.accounts.RevokeToken(target, {request.client_address, request.request_id});
   if (!s.ok()) return CscErrorResponse(s.error(), Phase::kBearer, request.request_id);
   Response r;
   r.status = 204;

@@ -105,7 +105,7 @@ class CscApiTest : public ::testing::Test {
         accounts_.CreatePerson(service::SystemPrincipal(), name, store::RoleSet{Role::kSigner});
     EXPECT_TRUE(created.ok());
     Person p{created->account.id, name, "", Base32Decode(created->totp.secret_base32.text_view())};
-    auto token = accounts_.LoginWithPassword(name, created->one_time_password, Code(p), "x");
+    auto token = accounts_.LoginWithPassword(name, created->one_time_password, Code(p), {"x"});
     EXPECT_TRUE(token.ok()) << token.error().message();
     p.password = name + " has a long password";
     EXPECT_TRUE(accounts_

@@ -59,7 +59,9 @@ Result<Authenticated> AuthenticateBearer(service::AccountService& accounts, cons
   if (!token || token->empty()) {
     return Unauthenticated("an 'Authorization: Bearer <access_token>' header is required");
   }
-  SIGNET_ASSIGN_OR_RETURN(service::Principal principal, accounts.Authenticate(*token));
+  SIGNET_ASSIGN_OR_RETURN(
+      service::Principal principal,
+      accounts.Authenticate(*token, {request.client_address, request.request_id}));
   if (principal.must_change_password && !allow_password_change_due) {
     return PermissionDenied("account '" + principal.name +
                             "' must change its one-time password first");

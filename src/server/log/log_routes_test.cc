@@ -93,7 +93,7 @@ class LogRoutesTest : public ::testing::Test {
     auto login = [&]() -> Result<service::BearerToken> {
       auto code = totp_.Generate(seed, clock_.Now());
       auto token = accounts_.LoginWithPassword(name, SecretBytes(std::string_view(password)),
-                                               code->text_view(), "192.0.2.1:1");
+                                               code->text_view(), {"192.0.2.1:1"});
       clock_.Advance(30s);
       return token;
     };
