@@ -575,8 +575,9 @@ struct DiskProbe {
   double sqlite_commit_p99_ms = 0;
 };
 
-// `probes` appends of 4 KiB + fdatasync to a file, and `probes` AppendAuditEvent calls (one
-// synchronous=FULL WAL commit each) on a scratch SqliteStore, both alone on one thread.
+// `probes` appends of 4 KiB + fdatasync to a file, and `probes` one-entry AppendLogEntries calls
+// (one synchronous=FULL WAL commit each, the store's audit-log append) on a scratch SqliteStore,
+// both alone on one thread.
 Result<DiskProbe> ProbeDisk(const std::string& dir, int probes) {
   DiskProbe f;
   std::vector<double> ms;
@@ -611,10 +612,15 @@ Result<DiskProbe> ProbeDisk(const std::string& dir, int probes) {
     ms.clear();
     const std::string event(600, 'e');  // about the size of a one-hash `sign` event
     for (int i = 0; i < probes; ++i) {
+      store::LogEntryAppend entry;
+      entry.time = std::chrono::system_clock::now();
+      entry.action = "probe";
+      entry.render = [&event](int64_t index) -> Result<std::string> {
+        return "{\"index\":" + std::to_string(index) + ",\"probe\":\"" + event + "\"}";
+      };
       Steady::time_point start = Steady::now();
-      Result<int64_t> seq = (*db)->AppendAuditEvent(std::chrono::system_clock::now(), "probe",
-                                                    "{\"probe\":\"" + event + "\"}");
-      if (!seq.ok()) return seq.error();
+      Result<int64_t> index = (*db)->AppendLogEntries({&entry, 1});
+      if (!index.ok()) return index.error();
       ms.push_back(Seconds(Steady::now() - start) * 1e3);
     }
     db->reset();

@@ -119,7 +119,7 @@ struct LoginFailureState {
 
 // ---- end of accounts and bearer tokens ----
 
-// ---- activations, grants, policies, audit events (migration 3) ----
+// ---- activations, grants, policies (migration 3) ----
 
 // One hash bound to an activation (CSC API v2 SCAL 2), usable once.
 struct ActivationHash {
@@ -214,16 +214,7 @@ struct KeyPolicyRecord {
   int64_t rate_per_minute_account = 0;  // per account on this key; 0: no limit
 };
 
-// One appended audit event: its position, when it happened, its action name and its canonical
-// JSON text (service/audit_sink.h).
-struct AuditEventRow {
-  int64_t seq = 0;  // 1, 2, 3, ... in append order
-  TimePoint time;
-  std::string action;
-  std::string json;
-};
-
-// ---- end of activations, grants, policies, audit events ----
+// ---- end of activations, grants, policies ----
 
 // ---- the audit log (migration 4) ----
 
@@ -364,7 +355,7 @@ class Store {
 
   // ---- end of accounts and bearer tokens ----
 
-  // ---- activations, grants, policies, audit events (migration 3) ----
+  // ---- activations, grants, policies (migration 3) ----
 
   // Stores a new activation with all its hashes unconsumed. AlreadyExists if the SAD hash is
   // taken; InvalidArgument if it has no hashes or a hash twice; NotFound if there is no such key.
@@ -404,14 +395,7 @@ class Store {
   // nullopt if no policy was ever set for the key (the service then applies its defaults).
   virtual Result<std::optional<KeyPolicyRecord>> GetKeyPolicy(std::string_view key_id) = 0;
 
-  // Appends one audit event and returns its seq once it is durable. There is deliberately no
-  // method that changes or removes an event.
-  virtual Result<int64_t> AppendAuditEvent(TimePoint time, std::string_view action,
-                                           std::string_view json) = 0;
-  // Up to `limit` events with seq > `after_seq`, in seq order.
-  virtual Result<std::vector<AuditEventRow>> ListAuditEvents(int64_t after_seq, int64_t limit) = 0;
-
-  // ---- end of activations, grants, policies, audit events ----
+  // ---- end of activations, grants, policies ----
 
   // ---- the audit log (migration 4). Entries and checkpoints have no update or delete path. ----
 

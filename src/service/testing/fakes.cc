@@ -490,7 +490,7 @@ Result<SecretBytes> FakeSecretSealer::Unseal(ByteView sealed, ByteView aad) {
 
 // ---- end of accounts and bearer tokens ----
 
-// ---- activations, grants, policies, audit events (migration 3) ----
+// ---- activations, grants, policies (migration 3) ----
 
 namespace signet::testing {
 
@@ -622,34 +622,6 @@ Result<std::optional<store::KeyPolicyRecord>> MemoryStore::GetKeyPolicy(std::str
   return std::optional<store::KeyPolicyRecord>(it->second);
 }
 
-Result<int64_t> MemoryStore::AppendAuditEvent(TimePoint time, std::string_view action,
-                                              std::string_view json) {
-  std::lock_guard lock(mu_);
-  if (fail_audit_append_) {
-    Error e = *fail_audit_append_;
-    fail_audit_append_.reset();
-    return e;
-  }
-  const auto seq = static_cast<int64_t>(audit_events_.size()) + 1;
-  audit_events_.push_back({seq, time, std::string(action), std::string(json)});
-  return seq;
-}
-
-Result<std::vector<store::AuditEventRow>> MemoryStore::ListAuditEvents(int64_t after_seq,
-                                                                       int64_t limit) {
-  std::lock_guard lock(mu_);
-  std::vector<store::AuditEventRow> out;
-  for (const auto& row : audit_events_) {
-    if (row.seq > after_seq && static_cast<int64_t>(out.size()) < limit) out.push_back(row);
-  }
-  return out;
-}
-
-void MemoryStore::FailNextAuditAppend(Error e) {
-  std::lock_guard lock(mu_);
-  fail_audit_append_ = std::move(e);
-}
-
 }  // namespace signet::testing
 
-// ---- end of activations, grants, policies, audit events ----
+// ---- end of activations, grants, policies ----

@@ -88,7 +88,7 @@ class MemoryStore final : public store::Store {
   Result<int64_t> DeleteExpiredBearerTokens(TimePoint cutoff) override;
   // ---- end of accounts and bearer tokens ----
 
-  // ---- activations, grants, policies, audit events (migration 3) ----
+  // ---- activations, grants, policies (migration 3) ----
   Status InsertActivation(const store::ActivationRecord& activation) override;
   Result<int64_t> DeleteExpiredActivations(TimePoint cutoff) override;
   Result<store::ActivationRecord> GetActivation(ByteView sad_hash) override;
@@ -102,13 +102,7 @@ class MemoryStore final : public store::Store {
   Result<std::vector<std::string>> ListGrants(std::string_view key_id) override;
   Status PutKeyPolicy(const store::KeyPolicyRecord& policy) override;
   Result<std::optional<store::KeyPolicyRecord>> GetKeyPolicy(std::string_view key_id) override;
-  Result<int64_t> AppendAuditEvent(TimePoint time, std::string_view action,
-                                   std::string_view json) override;
-  Result<std::vector<store::AuditEventRow>> ListAuditEvents(int64_t after_seq,
-                                                            int64_t limit) override;
-  // The next AppendAuditEvent fails with `e` and appends nothing.
-  void FailNextAuditAppend(Error e);
-  // ---- end of activations, grants, policies, audit events ----
+  // ---- end of activations, grants, policies ----
 
   // ---- the audit log (migration 4) ----
   // The same contract and validation as SqliteStore, without durability; defined inline below.
@@ -146,14 +140,12 @@ class MemoryStore final : public store::Store {
   std::map<std::string, store::AccountRecord> accounts_by_id_;  // guarded by mu_
   std::map<Bytes, store::BearerTokenRecord> tokens_by_hash_;    // guarded by mu_
   // ---- end of accounts and bearer tokens ----
-  // ---- activations, grants, policies, audit events (migration 3) ----
+  // ---- activations, grants, policies (migration 3) ----
   std::map<Bytes, store::ActivationRecord> activations_;    // guarded by mu_
   std::set<std::pair<std::string, std::string>> grants_;    // (key, account); mu_
   std::map<std::string, store::KeyPolicyRecord> policies_;  // guarded by mu_
-  std::vector<store::AuditEventRow> audit_events_;          // guarded by mu_
   std::map<std::tuple<std::string, std::string, int64_t>, int64_t> signature_counts_;  // mu_
-  std::optional<Error> fail_audit_append_;  // guarded by mu_
-  // ---- end of activations, grants, policies, audit events ----
+  // ---- end of activations, grants, policies ----
   // ---- the audit log (migration 4) ----
   // Renders every entry of a batch at `first`, first + 1, ... into `out`; nothing is stored.
   static Status RenderLogEntries(std::span<const store::LogEntryAppend> entries, int64_t first,

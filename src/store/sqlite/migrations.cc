@@ -65,8 +65,8 @@ CREATE INDEX bearer_tokens_by_expiry ON bearer_tokens (expires_at);
 // ---- activations, grants, policies, audit events (migration 3) ----
 // SADs and bearer hashes are kept only as SHA-256 (DESIGN.md §3). activation_hashes rows are
 // reserved once (consumed_at set) by SqliteStore::ConsumeActivationHashes. audit_events is
-// append-only: the triggers refuse UPDATE and DELETE from any connection, not only from signet's
-// own code (which has no such statement).
+// append-only: the triggers refuse UPDATE and DELETE from any connection. It is no longer written
+// or read (the Merkle log of migration 4 replaced it); it stays so that no row is ever dropped.
 constexpr std::string_view kCreateActivations = R"sql(
 CREATE TABLE key_grants (
   key_id     TEXT    NOT NULL REFERENCES keys (id),
@@ -141,7 +141,7 @@ BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END;
 // Tiles: a full tile (width 256) never changes; a partial one may only be replaced by a wider one
 // that starts with the same hashes (the narrower tile is a prefix of every later one).
 //
-// audit_events (migration 3) stays as it is: no released version wrote it.
+// audit_events (migration 3) stays as it is; nothing writes it any more.
 constexpr std::string_view kCreateLog = R"sql(
 CREATE TABLE log_entries (
   idx        INTEGER PRIMARY KEY CHECK (idx >= 0),

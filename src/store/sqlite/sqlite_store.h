@@ -125,10 +125,9 @@ class SqliteStore final : public Store {
   Result<int64_t> DeleteExpiredBearerTokens(TimePoint cutoff) override;
   // ---- end of accounts and bearer tokens ----
 
-  // ---- activations, grants, policies, audit events (migration 3; sqlite_store_activation.cc) --
+  // ---- activations, grants, policies (migration 3; sqlite_store_activation.cc) --
   // Error codes as documented on Store. ConsumeActivationHashes and ReplaceActivation run in one
   // BEGIN IMMEDIATE transaction, so they are atomic also between processes sharing the file.
-  // AppendAuditEvent commits with synchronous=FULL: the event is on disk when it returns.
   Status InsertActivation(const ActivationRecord& activation) override;
   Result<int64_t> DeleteExpiredActivations(TimePoint cutoff) override;
   Result<ActivationRecord> GetActivation(ByteView sad_hash) override;
@@ -142,10 +141,7 @@ class SqliteStore final : public Store {
   Result<std::vector<std::string>> ListGrants(std::string_view key_id) override;
   Status PutKeyPolicy(const KeyPolicyRecord& policy) override;
   Result<std::optional<KeyPolicyRecord>> GetKeyPolicy(std::string_view key_id) override;
-  Result<int64_t> AppendAuditEvent(TimePoint time, std::string_view action,
-                                   std::string_view json) override;
-  Result<std::vector<AuditEventRow>> ListAuditEvents(int64_t after_seq, int64_t limit) override;
-  // ---- end of activations, grants, policies, audit events ----
+  // ---- end of activations, grants, policies ----
 
   // ---- the audit log (migration 4; sqlite_store_log.cc) ----
   // Error codes as documented on Store. AppendLogEntries and PublishLogCheckpoint run in one
@@ -197,7 +193,7 @@ class SqliteStore final : public Store {
                           const std::function<Status(sqlite_internal::Query&)>& bind);
   // ---- end of accounts and bearer tokens ----
 
-  // ---- activations, grants, policies, audit events (migration 3) ----
+  // ---- activations, grants, policies (migration 3) ----
   // Read helpers for use inside a transaction; mu_ must be held.
   // The activation and all its hashes, or, with `only`, just those of its hashes listed there
   // (the ones it holds; a listed hash it does not hold is simply absent).
@@ -205,7 +201,7 @@ class SqliteStore final : public Store {
       ByteView sad_hash, const std::vector<Bytes>* only = nullptr);
   Status InsertActivationLocked(const ActivationRecord& activation);
   Result<bool> KeyExistsLocked(std::string_view key_id);
-  // ---- end of activations, grants, policies, audit events ----
+  // ---- end of activations, grants, policies ----
 
   // ---- the audit log (migration 4) ----
   // Helpers for use inside a write transaction; mu_ must be held.

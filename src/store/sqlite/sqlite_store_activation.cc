@@ -120,11 +120,6 @@ constexpr std::string_view kUpsertPolicy =
 constexpr std::string_view kSelectPolicy =
     "SELECT allowed_sign_algos, allowed_hash_algos, max_signatures_per_authorization,"
     " rate_per_minute_key, rate_per_minute_account FROM key_policies WHERE key_id = ?1";
-constexpr std::string_view kAppendAuditEvent =
-    "INSERT INTO audit_events (time, action, json) VALUES (?1, ?2, ?3)";
-constexpr std::string_view kLastRowId = "SELECT last_insert_rowid()";
-constexpr std::string_view kListAuditEvents =
-    "SELECT seq, time, action, json FROM audit_events WHERE seq > ?1 ORDER BY seq LIMIT ?2";
 
 }  // namespace
 
@@ -408,44 +403,6 @@ Result<std::optional<KeyPolicyRecord>> SqliteStore::GetKeyPolicy(std::string_vie
   p.rate_per_minute_key = query.Int64(3);
   p.rate_per_minute_account = query.Int64(4);
   return std::optional<KeyPolicyRecord>(std::move(p));
-}
-
-// ---- audit events ----
-
-Result<int64_t> SqliteStore::AppendAuditEvent(TimePoint time, std::string_view action,
-                                              std::string_view json) {
-  static constexpr std::string_view kContext = "cannot append audit event";
-  std::lock_guard lock(mu_);
-  SIGNET_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*conn_, kContext));
-  {
-    SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(kAppendAuditEvent, kContext));
-    SIGNET_TRY(BindAll(query, ToUnixSeconds(time), action, json));
-    SIGNET_TRY(query.Run());
-  }
-  int64_t seq = 0;
-  {
-    SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(kLastRowId, kContext));
-    SIGNET_ASSIGN_OR_RETURN(bool row, query.Step());
-    if (!row) return InternalError("cannot read the seq of the appended audit event");
-    seq = query.Int64(0);
-  }
-  // synchronous=FULL (sqlite_store.cc Configure): the event is on disk once COMMIT returns.
-  SIGNET_TRY(tx.Commit());
-  return seq;
-}
-
-Result<std::vector<AuditEventRow>> SqliteStore::ListAuditEvents(int64_t after_seq, int64_t limit) {
-  std::lock_guard lock(mu_);
-  SIGNET_ASSIGN_OR_RETURN(Query query,
-                          conn_->Prepare(kListAuditEvents, "cannot list audit events"));
-  SIGNET_TRY(BindAll(query, after_seq, limit));
-  std::vector<AuditEventRow> out;
-  for (;;) {
-    SIGNET_ASSIGN_OR_RETURN(bool row, query.Step());
-    if (!row) break;
-    out.push_back({query.Int64(0), FromUnixSeconds(query.Int64(1)), query.Text(2), query.Text(3)});
-  }
-  return out;
 }
 
 }  // namespace signet::store
