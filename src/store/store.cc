@@ -89,8 +89,8 @@ Result<RoleSet> RoleSet::Parse(std::string_view text) {
   size_t start = 0;
   for (;;) {
     size_t comma = text.find(',', start);
-    std::string_view part =
-        text.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    std::string_view part = text.substr(
+        start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
     SIGNET_ASSIGN_OR_RETURN(Role role, ParseRole(part));
     if (static_cast<int>(role) <= last) {
       return InvalidArgument("roles '" + std::string(text) +
@@ -140,8 +140,7 @@ int64_t RateMinute(TimePoint t) {
 }
 
 Status CheckActivationBinding(const std::optional<ActivationRecord>& activation,
-                              std::string_view account_id, std::string_view key_id,
-                              TimePoint now) {
+                              std::string_view account_id, std::string_view key_id, TimePoint now) {
   if (!activation.has_value()) {
     return Unauthenticated(
         "the SAD is not valid (unknown, or replaced by extendTransaction); authorize again");
@@ -158,9 +157,11 @@ Status CheckActivationBinding(const std::optional<ActivationRecord>& activation,
   return OkStatus();
 }
 
-Status CheckActivationConsumable(const std::optional<ActivationRecord>& activation,
-                                 const ConsumeActivationRequest& request,
-                                 const SignatureCounts& counts) {
+namespace {
+
+// The rules before the per-hash ones, in CheckActivationConsumable's order.
+Status CheckActivationHead(const std::optional<ActivationRecord>& activation,
+                           const ConsumeActivationRequest& request) {
   SIGNET_TRY(CheckActivationBinding(activation, request.account_id, request.key_id, request.now));
   const ActivationRecord& a = *activation;
   if (a.hash_algorithm != request.hash_algorithm) {
@@ -168,10 +169,20 @@ Status CheckActivationConsumable(const std::optional<ActivationRecord>& activati
                             request.hash_algorithm);
   }
   if (request.hashes.empty()) return InvalidArgument("no hashes to sign");
-  std::set<Bytes> seen;
-  for (const Bytes& h : request.hashes) {
-    if (!seen.insert(h).second) {
-      return InvalidArgument("hash " + ShortHex(h) + " is listed twice in the request");
+  // Sorted views find a repeated hash in O(k log k) without copying one.
+  std::vector<const Bytes*> sorted;
+  sorted.reserve(request.hashes.size());
+  for (const Bytes& h : request.hashes) sorted.push_back(&h);
+  std::sort(sorted.begin(), sorted.end(), [](const Bytes* x, const Bytes* y) { return *x < *y; });
+  for (size_t i = 1; i < sorted.size(); ++i) {
+    if (*sorted[i] == *sorted[i - 1]) {
+      // Named as the first repeat in request order, as before.
+      std::set<Bytes> seen;
+      for (const Bytes& h : request.hashes) {
+        if (!seen.insert(h).second) {
+          return InvalidArgument("hash " + ShortHex(h) + " is listed twice in the request");
+        }
+      }
     }
   }
   const int64_t requested = static_cast<int64_t>(request.hashes.size());
@@ -181,6 +192,27 @@ Status CheckActivationConsumable(const std::optional<ActivationRecord>& activati
                             " requested, " + std::to_string(left > 0 ? left : 0) + " of " +
                             std::to_string(a.num_signatures) + " left on the SAD");
   }
+  return OkStatus();
+}
+
+// The rules after the per-hash ones.
+Status CheckActivationRates(const ConsumeActivationRequest& request,
+                            const SignatureCounts& counts) {
+  const int64_t requested = static_cast<int64_t>(request.hashes.size());
+  SIGNET_TRY(CheckRate(counts.key, requested, request.limits.per_key, "on this key"));
+  SIGNET_TRY(CheckRate(counts.account_key, requested, request.limits.per_account_key,
+                       "for this account on this key"));
+  SIGNET_TRY(CheckRate(counts.account, requested, request.limits.per_account, "for this account"));
+  return OkStatus();
+}
+
+}  // namespace
+
+Status CheckActivationConsumable(const std::optional<ActivationRecord>& activation,
+                                 const ConsumeActivationRequest& request,
+                                 const SignatureCounts& counts) {
+  SIGNET_TRY(CheckActivationHead(activation, request));
+  const ActivationRecord& a = *activation;
   for (const Bytes& h : request.hashes) {
     auto it = std::find_if(a.hashes.begin(), a.hashes.end(),
                            [&](const ActivationHash& ah) { return ah.hash == h; });
@@ -193,12 +225,14 @@ Status CheckActivationConsumable(const std::optional<ActivationRecord>& activati
                               "; each authorized hash can be signed once");
     }
   }
-  SIGNET_TRY(CheckRate(counts.key, requested, request.limits.per_key, "on this key"));
-  SIGNET_TRY(CheckRate(counts.account_key, requested, request.limits.per_account_key,
-                       "for this account on this key"));
-  SIGNET_TRY(CheckRate(counts.account, requested, request.limits.per_account,
-                       "for this account"));
-  return OkStatus();
+  return CheckActivationRates(request, counts);
+}
+
+Status CheckActivationRequest(const std::optional<ActivationRecord>& activation,
+                              const ConsumeActivationRequest& request,
+                              const SignatureCounts& counts) {
+  SIGNET_TRY(CheckActivationHead(activation, request));
+  return CheckActivationRates(request, counts);
 }
 
 }  // namespace signet::store

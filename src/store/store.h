@@ -193,6 +193,14 @@ Status CheckActivationConsumable(const std::optional<ActivationRecord>& activati
                                  const ConsumeActivationRequest& request,
                                  const SignatureCounts& counts_this_minute);
 
+// Every rule above except the two about each hash's row (bound to the SAD, not yet consumed): for
+// an adapter that checks those two by a conditional update ("set consumed where not consumed")
+// and, when anything fails, asks CheckActivationConsumable for the reason. OK here and all rows
+// updated is exactly CheckActivationConsumable's OK. `activation` needs no hash rows.
+Status CheckActivationRequest(const std::optional<ActivationRecord>& activation,
+                              const ConsumeActivationRequest& request,
+                              const SignatureCounts& counts_this_minute);
+
 // The message of the "SAD expired" error above; SigningService::IsExpiredSad is built on it.
 inline constexpr std::string_view kSadExpiredMessage = "SAD expired";
 

@@ -244,52 +244,69 @@ Status SqliteStore::ConsumeActivationHashes(const ConsumeActivationRequest& requ
   const int64_t minute = RateMinute(request.now);
   const auto n = static_cast<int64_t>(request.hashes.size());
   std::lock_guard lock(mu_);
-  // Declared before the transaction, so synchronous=FULL is back once it has ended.
+  // Declared before the transactions, so synchronous=FULL is back once they have ended.
   std::optional<FlushDeferredScope> deferred;
   if (request.flush_with_next_commit) {
     SIGNET_ASSIGN_OR_RETURN(FlushDeferredScope scope, FlushDeferredScope::Enter(*conn_, kContext));
     deferred.emplace(std::move(scope));
   }
-  // The write lock is taken before the first read, so no other connection can consume a hash
-  // between the check below and the updates after it.
-  SIGNET_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*conn_, kContext));
-  // Only the requested hashes are read: CheckActivationConsumable looks at no others.
-  SIGNET_ASSIGN_OR_RETURN(std::optional<ActivationRecord> activation,
-                          LoadActivationLocked(request.sad_hash, &request.hashes));
-  SignatureCounts counts;
-  {
+  auto read_counts = [&]() -> Result<SignatureCounts> {
+    SignatureCounts counts;
     SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(kSelectCounts, kContext));
     SIGNET_TRY(BindAll(query, request.key_id, request.account_id, minute));
     SIGNET_ASSIGN_OR_RETURN(bool row, query.Step());
     if (row) counts = {query.Int64(0), query.Int64(1), query.Int64(2)};
-  }
+    return counts;
+  };
+  // Each transaction takes the write lock before its first read, so no other connection can
+  // consume a hash between a check and an update.
+  //
+  // The common case in one pass: only the activation row is read and checked
+  // (CheckActivationRequest), then each hash is consumed by an update that matches only a bound,
+  // unconsumed row. If a rule or an update fails, that transaction is rolled back and the full
+  // check, reading the requested hash rows, names the reason: the same error, with the same
+  // precedence, as checking everything first.
+  {
+    SIGNET_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*conn_, kContext));
+    static const std::vector<Bytes> kNoHashes;
+    SIGNET_ASSIGN_OR_RETURN(std::optional<ActivationRecord> activation,
+                            LoadActivationLocked(request.sad_hash, &kNoHashes));
+    SIGNET_ASSIGN_OR_RETURN(SignatureCounts counts, read_counts());
+    bool allowed = CheckActivationRequest(activation, request, counts).ok();
+    for (size_t i = 0; allowed && i < request.hashes.size(); ++i) {
+      SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(kConsumeHash, kContext));
+      SIGNET_TRY(BindAll(query, now, ByteView(request.sad_hash), ByteView(request.hashes[i])));
+      SIGNET_ASSIGN_OR_RETURN(int64_t changed, query.Run());
+      allowed = changed == 1;
+    }
+    if (allowed) {
+      {
+        SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(kAddSignaturesUsed, kContext));
+        SIGNET_TRY(BindAll(query, n, ByteView(request.sad_hash)));
+        SIGNET_ASSIGN_OR_RETURN(int64_t changed, query.Run());
+        if (changed != 1) {
+          return InternalError("activation count changed during its own transaction");
+        }
+      }
+      {
+        SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(kPruneCounts, kContext));
+        SIGNET_TRY(query.Bind(1, minute - 1));
+        SIGNET_TRY(query.Run());
+      }
+      {
+        SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(kAddCount, kContext));
+        SIGNET_TRY(BindAll(query, request.key_id, request.account_id, minute, n));
+        SIGNET_TRY(query.Run());
+      }
+      return tx.Commit();
+    }
+  }  // rolled back: nothing was consumed
+  SIGNET_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*conn_, kContext));
+  SIGNET_ASSIGN_OR_RETURN(std::optional<ActivationRecord> activation,
+                          LoadActivationLocked(request.sad_hash, &request.hashes));
+  SIGNET_ASSIGN_OR_RETURN(SignatureCounts counts, read_counts());
   SIGNET_TRY(CheckActivationConsumable(activation, request, counts));
-
-  for (const Bytes& hash : request.hashes) {
-    SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(kConsumeHash, kContext));
-    SIGNET_TRY(BindAll(query, now, ByteView(request.sad_hash), ByteView(hash)));
-    SIGNET_ASSIGN_OR_RETURN(int64_t changed, query.Run());
-    // Checked above inside the same transaction; a mismatch means the rows changed under a lock
-    // we hold, so refuse rather than sign.
-    if (changed != 1) return InternalError("activation hash changed during its own transaction");
-  }
-  {
-    SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(kAddSignaturesUsed, kContext));
-    SIGNET_TRY(BindAll(query, n, ByteView(request.sad_hash)));
-    SIGNET_ASSIGN_OR_RETURN(int64_t changed, query.Run());
-    if (changed != 1) return InternalError("activation count changed during its own transaction");
-  }
-  {
-    SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(kPruneCounts, kContext));
-    SIGNET_TRY(query.Bind(1, minute - 1));
-    SIGNET_TRY(query.Run());
-  }
-  {
-    SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(kAddCount, kContext));
-    SIGNET_TRY(BindAll(query, request.key_id, request.account_id, minute, n));
-    SIGNET_TRY(query.Run());
-  }
-  return tx.Commit();
+  return InternalError("the SAD's hashes could not be consumed, yet every rule allows it");
 }
 
 Status SqliteStore::ReplaceActivation(ByteView old_sad_hash, std::string_view account_id,

@@ -260,6 +260,22 @@ TEST_F(ActivationStoreTest, ConsumeHashTwiceIsPermissionDenied) {
   EXPECT_NE(s.error().message().find("already used"), std::string::npos);
 }
 
+// A used hash after a fresh one: the fresh one's update is rolled back with the rest.
+TEST_F(ActivationStoreTest, ConsumeWithOneUsedHashConsumesNoneOfTheOthers) {
+  ASSERT_TRUE(
+      store_->InsertActivation(Activation(1, {Digest(0xa1), Digest(0xa2), Digest(0xa3)})).ok());
+  ASSERT_TRUE(store_->ConsumeActivationHashes(Consume(1, {Digest(0xa2)})).ok());
+  Status s = store_->ConsumeActivationHashes(Consume(1, {Digest(0xa1), Digest(0xa2)}));
+  EXPECT_EQ(s.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_NE(s.error().message().find("already used"), std::string::npos) << s.error().message();
+  auto a = store_->GetActivation(Bytes(32, 1));
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->signatures_used, 1);
+  EXPECT_FALSE(a->hashes[0].consumed_at.has_value());
+  EXPECT_TRUE(a->hashes[1].consumed_at.has_value());
+  ASSERT_TRUE(store_->ConsumeActivationHashes(Consume(1, {Digest(0xa1), Digest(0xa3)})).ok());
+}
+
 TEST_F(ActivationStoreTest, ConsumeSameHashTwiceInOneRequestIsInvalidArgument) {
   ASSERT_TRUE(store_->InsertActivation(Activation(1, {Digest(0xa1), Digest(0xa2)})).ok());
   Status s = store_->ConsumeActivationHashes(Consume(1, {Digest(0xa1), Digest(0xa1)}));
