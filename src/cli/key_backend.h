@@ -51,7 +51,5 @@ std::unique_ptr<KeyBackend> MakeRemoteKeyBackend(std::unique_ptr<RemoteContext> 
 Result<store::KeyRecord> KeyRecordFromJson(const nlohmann::json& j);
 Result<service::KeyDetails> KeyDetailsFromJson(const nlohmann::json& j);
 
-// Parses "2026-11-22T13:23:21Z" (the FormatRfc3339 form: UTC, second precision).
-Result<TimePoint> ParseRfc3339Utc(std::string_view text);
 
 }  // namespace signet::cli

@@ -31,23 +31,6 @@ TEST(KeyTargetTest, ServerUrlsCompareWithoutTrailingSlash) {
   EXPECT_EQ(NormalizeServerUrl("https://h:1"), "https://h:1");
 }
 
-TEST(Rfc3339Test, ParsesWhatFormatRfc3339Writes) {
-  TimePoint t = FromUnixSeconds(1'795'872'201);
-  auto parsed = ParseRfc3339Utc(FormatRfc3339(t));
-  ASSERT_TRUE(parsed.ok()) << parsed.error().message();
-  EXPECT_EQ(*parsed, t);
-  EXPECT_EQ(*ParseRfc3339Utc("1970-01-01T00:00:00Z"), FromUnixSeconds(0));
-  EXPECT_EQ(*ParseRfc3339Utc("2024-02-29T23:59:59Z"), FromUnixSeconds(1'709'251'199));
-}
-
-TEST(Rfc3339Test, RejectsOtherShapesAndImpossibleDates) {
-  for (const char* bad : {"2026-02-30T00:00:00Z", "2026-01-01 00:00:00Z", "2026-01-01T00:00:00",
-                          "2026-01-01T24:00:00Z", "2026-13-01T00:00:00Z", "2026-1-01T00:00:00Z",
-                          "2026-01-01T00:00:00+01:00", ""}) {
-    EXPECT_FALSE(ParseRfc3339Utc(bad).ok()) << bad;
-  }
-}
-
 store::KeyRecord SampleKey() {
   store::KeyRecord r;
   r.id = "k_3f2a9c0d1e5b4a7c";

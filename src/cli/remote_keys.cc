@@ -18,9 +18,12 @@ Result<bool> BoolMember(const json& j, const char* name) { return AnswerBool(j, 
 
 Result<TimePoint> TimeMember(const json& j, const char* name) {
   SIGNET_ASSIGN_OR_RETURN(std::string text, StringMember(j, name));
-  auto t = ParseRfc3339Utc(text);
-  if (!t.ok()) return BadAnswer(std::string("'") + name + "': " + t.error().message());
-  return t;
+  std::optional<TimePoint> t = ParseRfc3339(text);
+  if (!t) {
+    return BadAnswer(std::string("'") + name + "': '" + text +
+                     "' is not a UTC time like 2026-11-22T13:23:21Z");
+  }
+  return *t;
 }
 
 // The base64 body of a "PUBLIC KEY" PEM block (what KeyRecord::public_key_spki holds).
@@ -116,37 +119,6 @@ class RemoteKeyBackend final : public KeyBackend {
 
 std::unique_ptr<KeyBackend> MakeRemoteKeyBackend(std::unique_ptr<RemoteContext> remote) {
   return std::make_unique<RemoteKeyBackend>(std::move(remote));
-}
-
-Result<TimePoint> ParseRfc3339Utc(std::string_view text) {
-  // YYYY-MM-DDTHH:MM:SSZ
-  auto bad = [&] {
-    return InvalidArgument("'" + std::string(text) +
-                           "' is not a UTC time like 2026-11-22T13:23:21Z");
-  };
-  if (text.size() != 20 || text[4] != '-' || text[7] != '-' || text[10] != 'T' || text[13] != ':' ||
-      text[16] != ':' || text[19] != 'Z') {
-    return bad();
-  }
-  auto number = [&](size_t pos, size_t len, int* out) {
-    int v = 0;
-    for (size_t i = pos; i < pos + len; ++i) {
-      if (text[i] < '0' || text[i] > '9') return false;
-      v = v * 10 + (text[i] - '0');
-    }
-    *out = v;
-    return true;
-  };
-  int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0;
-  if (!number(0, 4, &y) || !number(5, 2, &mo) || !number(8, 2, &d) || !number(11, 2, &h) ||
-      !number(14, 2, &mi) || !number(17, 2, &s)) {
-    return bad();
-  }
-  using namespace std::chrono;
-  const year_month_day date{year{y}, month{static_cast<unsigned>(mo)},
-                            day{static_cast<unsigned>(d)}};
-  if (!date.ok() || h > 23 || mi > 59 || s > 59) return bad();
-  return TimePoint(sys_days{date} + hours{h} + minutes{mi} + seconds{s});
 }
 
 Result<store::KeyRecord> KeyRecordFromJson(const json& j) {

@@ -10,6 +10,26 @@ int64_t ToUnixSeconds(TimePoint t) {
 
 TimePoint FromUnixSeconds(int64_t seconds) { return TimePoint(std::chrono::seconds(seconds)); }
 
+std::optional<TimePoint> ParseRfc3339(std::string_view text) {
+  static constexpr std::string_view kShape = "dddd-dd-ddTdd:dd:ddZ";
+  if (text.size() != kShape.size()) return std::nullopt;
+  for (size_t i = 0; i < kShape.size(); ++i) {
+    const bool digit = text[i] >= '0' && text[i] <= '9';
+    if (kShape[i] == 'd' ? !digit : text[i] != kShape[i]) return std::nullopt;
+  }
+  auto number = [&](size_t at, size_t length) {
+    int v = 0;
+    for (size_t i = at; i < at + length; ++i) v = v * 10 + (text[i] - '0');
+    return v;
+  };
+  using namespace std::chrono;
+  const year_month_day date{year{number(0, 4)}, month{static_cast<unsigned>(number(5, 2))},
+                            day{static_cast<unsigned>(number(8, 2))}};
+  const int h = number(11, 2), mi = number(14, 2), s = number(17, 2);
+  if (!date.ok() || h > 23 || mi > 59 || s > 59) return std::nullopt;
+  return TimePoint(sys_days{date}) + hours{h} + minutes{mi} + seconds{s};
+}
+
 std::string FormatRfc3339(TimePoint t) {
   std::time_t secs = static_cast<std::time_t>(ToUnixSeconds(t));
   std::tm tm{};

@@ -5,7 +5,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace signet {
 
@@ -41,5 +43,9 @@ int64_t ToUnixSeconds(TimePoint t);
 TimePoint FromUnixSeconds(int64_t seconds);
 // RFC 3339 UTC with second precision, e.g. "2026-11-22T13:23:21Z".
 std::string FormatRfc3339(TimePoint t);
+// The inverse: exactly the FormatRfc3339 form (20 characters, "Z", no fraction, no offset) of a
+// real calendar date and time; nullopt for anything else. Callers say what was wrong in their
+// own terms (a query parameter, a server's answer, a flag).
+std::optional<TimePoint> ParseRfc3339(std::string_view text);
 
 }  // namespace signet

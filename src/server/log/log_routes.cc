@@ -120,27 +120,12 @@ Result<int64_t> ReqCount(const Request& request, std::string_view name) {
 // "2026-11-22T13:23:21Z" exactly (RFC 3339 in UTC with second precision, the form the entries
 // carry), a real calendar date.
 Result<TimePoint> ParseTime(std::string_view name, std::string_view text) {
-  const Error bad = InvalidArgument("'" + std::string(name) +
-                                    "' must be an RFC 3339 UTC time such as "
-                                    "2026-11-22T13:23:21Z");
-  static constexpr std::string_view kShape = "dddd-dd-ddTdd:dd:ddZ";
-  if (text.size() != kShape.size()) return bad;
-  for (size_t i = 0; i < kShape.size(); ++i) {
-    const bool digit = text[i] >= '0' && text[i] <= '9';
-    if (kShape[i] == 'd' ? !digit : text[i] != kShape[i]) return bad;
+  std::optional<TimePoint> t = ParseRfc3339(text);
+  if (!t) {
+    return InvalidArgument("'" + std::string(name) +
+                           "' must be an RFC 3339 UTC time such as 2026-11-22T13:23:21Z");
   }
-  auto number = [&](size_t at, size_t len) {
-    int v = 0;
-    for (size_t i = at; i < at + len; ++i) v = v * 10 + (text[i] - '0');
-    return v;
-  };
-  const std::chrono::year_month_day date{std::chrono::year{number(0, 4)},
-                                         std::chrono::month{static_cast<unsigned>(number(5, 2))},
-                                         std::chrono::day{static_cast<unsigned>(number(8, 2))}};
-  const int hour = number(11, 2), minute = number(14, 2), second = number(17, 2);
-  if (!date.ok() || hour > 23 || minute > 59 || second > 59) return bad;
-  return TimePoint(std::chrono::sys_days(date)) + std::chrono::hours(hour) +
-         std::chrono::minutes(minute) + std::chrono::seconds(second);
+  return *t;
 }
 
 Result<std::optional<TimePoint>> OptTime(const Request& request, std::string_view name) {
