@@ -28,6 +28,17 @@ struct termios g_saved_termios {};
 struct sigaction g_previous_actions[std::size(kRestoreSignals)]{};
 bool g_installed[std::size(kRestoreSignals)] = {};
 
+// Suspension (Ctrl-Z) while echo is off: the handler only notes it, the blocked read() returns
+// EINTR (the handler is installed without SA_RESTART), and ReadSecret restores the terminal, stops
+// the process with the default action and, once continued, asks again. Stopping with echo off
+// would leave the shell without echo, and on `fg` the shell does not turn it off again, so the
+// rest of the secret would be shown as it is typed.
+volatile std::sig_atomic_t g_stop_signal = 0;
+struct sigaction g_previous_stop_action {};
+bool g_stop_installed = false;
+
+extern "C" void NoteStop(int sig) { g_stop_signal = sig; }
+
 extern "C" void RestoreTerminalAndReraise(int sig) {
   // Only async-signal-safe calls: tcsetattr, sigaction, raise.
   const int fd = g_echo_off_fd;
@@ -71,10 +82,32 @@ class EchoOffGuard {
       return Unavailable(std::string("cannot turn off echo on the terminal: ") +
                          std::strerror(errno));
     }
+    // Only after echo is off (a background process's tcsetattr may itself stop it with SIGTTOU,
+    // by default), and only where the default action would stop the process: a program that
+    // ignores or handles SIGTSTP keeps its choice.
+    g_stop_signal = 0;
+    struct sigaction previous_stop {};
+    if (::sigaction(SIGTSTP, nullptr, &previous_stop) == 0 && previous_stop.sa_handler == SIG_DFL) {
+      struct sigaction action {};
+      action.sa_handler = NoteStop;
+      sigemptyset(&action.sa_mask);
+      action.sa_flags = 0;  // no SA_RESTART: the read must return
+      g_previous_stop_action = previous_stop;
+      if (::sigaction(SIGTSTP, &action, nullptr) == 0) g_stop_installed = true;
+    }
     return guard;
   }
 
+  // The stop signal that arrived while echo was off (0: none), cleared.
+  static int TakeStopSignal() {
+    const int sig = g_stop_signal;
+    g_stop_signal = 0;
+    return sig;
+  }
+
   ~EchoOffGuard() {
+    if (g_stop_installed) ::sigaction(SIGTSTP, &g_previous_stop_action, nullptr);
+    g_stop_installed = false;
     ::tcsetattr(fd_, TCSANOW, &g_saved_termios);
     for (size_t i = 0; i < std::size(kRestoreSignals); ++i) {
       if (g_installed[i]) ::sigaction(kRestoreSignals[i], &g_previous_actions[i], nullptr);
@@ -101,18 +134,28 @@ class DevTty final : public Terminal {
   DevTty& operator=(const DevTty&) = delete;
 
   Result<SecretBytes> ReadSecret(std::string_view prompt) override {
-    SIGNET_ASSIGN_OR_RETURN(auto guard, EchoOffGuard::Engage(fd_));
-    SIGNET_TRY(Write(prompt));
     std::array<uint8_t, kMaxLine + 1> buf{};
-    auto len = ReadRawLine(buf.data(), buf.size());
-    guard.reset();
-    if (!len.ok()) {
+    for (;;) {
+      SIGNET_ASSIGN_OR_RETURN(auto guard, EchoOffGuard::Engage(fd_));
+      Status shown = Write(prompt);
+      auto len = shown.ok() ? ReadRawLine(buf.data(), buf.size(), /*stop_on_signal=*/true)
+                            : Result<size_t>(shown.error());
+      const int stop = EchoOffGuard::TakeStopSignal();
+      guard.reset();  // echo back on, SIGTSTP back to its default
+      if (stop != 0) {
+        SecureWipe(buf.data(), buf.size());
+        (void)Write("\n");
+        ::raise(stop);  // stops here, echo on; returns once the process is continued
+        continue;       // ask again
+      }
+      if (!len.ok()) {
+        SecureWipe(buf.data(), buf.size());
+        return std::move(len).error();
+      }
+      SecretBytes out(ByteView(buf.data(), *len));
       SecureWipe(buf.data(), buf.size());
-      return std::move(len).error();
+      return out;
     }
-    SecretBytes out(ByteView(buf.data(), *len));
-    SecureWipe(buf.data(), buf.size());
-    return out;
   }
 
   Result<std::string> ReadLine(std::string_view prompt) override {
@@ -137,13 +180,17 @@ class DevTty final : public Terminal {
   }
 
   // Reads up to a newline into buf (without it, and without a trailing CR); returns the length.
-  Result<size_t> ReadRawLine(uint8_t* buf, size_t cap) {
+  // `stop_on_signal`: a read interrupted after NoteStop ran returns (the caller takes the signal).
+  Result<size_t> ReadRawLine(uint8_t* buf, size_t cap, bool stop_on_signal = false) {
     size_t len = 0;
     for (;;) {
       uint8_t c = 0;
       ssize_t n = ::read(fd_, &c, 1);
       if (n < 0) {
-        if (errno == EINTR) continue;
+        if (errno == EINTR) {
+          if (stop_on_signal && g_stop_signal != 0) return len;
+          continue;
+        }
         return Unavailable(std::string("cannot read from the terminal: ") + std::strerror(errno));
       }
       if (n == 0) {

@@ -34,6 +34,8 @@ class Terminal {
   // Shows `prompt` and reads one line with echo off; the terminal's settings are restored before
   // this returns, on every path. The line ends at a newline (not included) or end of input.
   // InvalidArgument if nothing was entered (end of input at once) or the line is over 4 KiB.
+  // Suspending the process (Ctrl-Z, SIGTSTP) while it waits turns echo back on before it stops;
+  // once continued it asks again from the start (what was typed before is discarded).
   virtual Result<SecretBytes> ReadSecret(std::string_view prompt) = 0;
   // The same with echo on, for answers that are not secret.
   virtual Result<std::string> ReadLine(std::string_view prompt) = 0;

@@ -309,5 +309,40 @@ TEST_F(PtyTest, ASignalWhilePromptingRestoresEchoBeforeTheProcessEnds) {
   EXPECT_TRUE(EchoOn());
 }
 
+// Ctrl-Z while the secret is being typed: the process stops with echo back on (the shell would
+// otherwise be left without echo, and after `fg` the rest of the secret would show), and once
+// continued it asks again with echo off.
+TEST_F(PtyTest, SuspendingWhilePromptingStopsWithEchoOnAndAsksAgain) {
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // Its own process group, whose parent is in another group of the session: not orphaned, so
+    // SIGTSTP's default action does stop it.
+    ::setpgid(0, 0);
+    auto tty = OpenTerminal(slave_path_);
+    if (!tty.ok()) ::_exit(3);
+    auto secret = (*tty)->ReadSecret("Password: ");
+    if (!secret.ok()) ::_exit(4);
+    ::_exit(secret->text_view() == "after-resume" ? 0 : 5);
+  }
+  ASSERT_TRUE(WaitForEcho(false));
+  ASSERT_EQ(::kill(child, SIGTSTP), 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, WUNTRACED), child);
+  ASSERT_TRUE(WIFSTOPPED(status)) << status;
+  EXPECT_TRUE(EchoOn());  // stopped, and the terminal is usable
+  ASSERT_EQ(::kill(child, SIGCONT), 0);
+  ASSERT_TRUE(WaitForEcho(false));  // asking again
+  Type("after-resume\n");
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_TRUE(EchoOn());
+  const std::string shown = Shown();
+  const size_t first = shown.find("Password: ");
+  ASSERT_NE(first, std::string::npos) << shown;
+  EXPECT_NE(shown.find("Password: ", first + 1), std::string::npos) << shown;
+  EXPECT_EQ(shown.find("after-resume"), std::string::npos) << shown;
+}
+
 }  // namespace
 }  // namespace signet::cli
