@@ -377,6 +377,10 @@ TEST_F(AccountServiceTest, EventsCarryTheCallOrigin) {
   expect_origin(AccountAction::kAccountResetTotp);
   ASSERT_TRUE(service_->CreatePerson(admin, "bob", {}).ok());
   expect_origin(AccountAction::kAccountCreate);
+  ASSERT_TRUE(service_->CreateService(admin, "svc", {}, std::string(64, 'c')).ok());
+  expect_origin(AccountAction::kAccountCreate);
+  ASSERT_FALSE(service_->LoginWithClientCertificate(std::string(64, 'e'), origin).ok());
+  expect_origin(AccountAction::kLoginFailure);
   Principal carol{"", "carol", AccountKind::kPerson, RoleSet{}, false};
   EXPECT_FALSE(service_->Disable(AccountCaller(carol, origin), "bob").ok());  // not an admin
   expect_origin(AccountAction::kAccountDisable);

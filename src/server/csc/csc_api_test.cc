@@ -71,7 +71,12 @@ class CscApiTest : public ::testing::Test {
  protected:
   CscApiTest()
       : clock_(FromUnixSeconds(ToUnixSeconds(std::chrono::system_clock::now()))),
-        accounts_(store_, sealer_, hasher_, totp_, clock_),
+        accounts_(store_, sealer_, hasher_, totp_, clock_, {},
+                  [this](const service::AccountEvent& e) {
+                    std::lock_guard lock(account_events_mu_);
+                    account_events_.push_back(e);
+                    return OkStatus();
+                  }),
         key_service_(key_store_, store_, clock_, audit_, service::TokenIdentity{"fake", "0001"}),
         signing_(key_store_, store_, clock_, audit_) {}
 
@@ -182,6 +187,8 @@ class CscApiTest : public ::testing::Test {
   service::OathTotp totp_;
   signet::testing::FakeKeyStore key_store_;
   KeepingAuditSink audit_;
+  std::mutex account_events_mu_;
+  std::vector<service::AccountEvent> account_events_;  // guarded by account_events_mu_
   service::AccountService accounts_;
   service::KeyService key_service_;
   service::SigningService signing_;
@@ -243,6 +250,11 @@ TEST_F(CscApiTest, LoginWithClientCertificate) {
   client_cert_ = kFingerprint;
   Response r = Call("auth/login", "");
   ASSERT_EQ(r.status, 200) << r.body;
+  ASSERT_FALSE(account_events_.empty());
+  EXPECT_EQ(account_events_.back().action, service::AccountAction::kLoginSuccess);
+  EXPECT_EQ(account_events_.back().auth_method, "mtls");
+  EXPECT_EQ(account_events_.back().request_id, std::string(32, 'f'));
+  EXPECT_EQ(account_events_.back().client_address, "192.0.2.9:4444");
   client_cert_ = std::string(64, 'd');
   ExpectError(Call("auth/login", ""), 401, "invalid_authentication_data");
 }
@@ -251,6 +263,27 @@ TEST_F(CscApiTest, NoBearerTokenIsUnauthorized) {
   ExpectError(Call("credentials/list", "{}"), 401, "invalid_token");
   ExpectError(Call("credentials/list", "{}", {{"authorization", "Bearer nonsense"}}), 401,
               "invalid_token");
+}
+
+// Logins, revocations and rejected tokens name the request and the peer in their events.
+TEST_F(CscApiTest, AccountEventsCarryTheRequestAndAddress) {
+  const size_t before = account_events_.size();
+  std::string token = Login(alice_);
+  EXPECT_EQ(LoginResponse(alice_, "wrong password", Code(alice_)).status, 401);
+  // Revoking a token that is not valid: a rejected token, answered 204 (RFC 7009).
+  EXPECT_EQ(CallAs(token, "auth/revoke", {{"token", std::string(43, 'B')}}).status, 204);
+  EXPECT_EQ(CallAs(token, "auth/revoke", json::object()).status, 204);
+  std::vector<service::AccountEvent> events = account_events_;
+  ASSERT_EQ(events.size() - before, 4u);
+  const std::vector<service::AccountAction> expected = {
+      service::AccountAction::kLoginSuccess, service::AccountAction::kLoginFailure,
+      service::AccountAction::kTokenRejected, service::AccountAction::kTokenRevoke};
+  for (size_t i = 0; i < expected.size(); ++i) {
+    const service::AccountEvent& e = events[before + i];
+    EXPECT_EQ(e.action, expected[i]) << i;
+    EXPECT_EQ(e.request_id, std::string(32, 'f')) << i;
+    EXPECT_EQ(e.client_address, "192.0.2.9:4444") << i;
+  }
 }
 
 TEST_F(CscApiTest, RevokedTokenStopsWorking) {
@@ -300,21 +333,36 @@ TEST_F(CscApiTest, MalformedAuthorizeAndSignHashBodiesAreRecordedAsRefusals) {
   };
   const std::vector<Case> cases = {
       {"credentials/authorize",
-       {{"credentialID", ec_.id}, {"numSignatures", "one"}, {"hashes", {B64Hash("a")}},
+       {{"credentialID", ec_.id},
+        {"numSignatures", "one"},
+        {"hashes", {B64Hash("a")}},
         {"hashAlgorithmOID", kSha256Oid}},
-       "authorize_refused", ec_.id, "numSignatures"},
+       "authorize_refused",
+       ec_.id,
+       "numSignatures"},
       {"credentials/authorize", {{"numSignatures", 1}}, "authorize_refused", "", "credentialID"},
       {"credentials/extendTransaction",
        {{"credentialID", ec_.id}, {"SAD", sad}, {"hashAlgorithmOID", "1.2.3"}, {"hashes", {}}},
-       "authorize_refused", ec_.id, "1.2.3"},
+       "authorize_refused",
+       ec_.id,
+       "1.2.3"},
       {"signatures/signHash",
-       {{"credentialID", ec_.id}, {"SAD", sad}, {"hashes", {"not base64!"}},
+       {{"credentialID", ec_.id},
+        {"SAD", sad},
+        {"hashes", {"not base64!"}},
         {"signAlgo", "1.2.840.10045.4.3.2"}},
-       "sign_refused", ec_.id, "base64"},
+       "sign_refused",
+       ec_.id,
+       "base64"},
       {"signatures/signHash",
-       {{"credentialID", ec_.id}, {"SAD", sad}, {"operationMode", "A"}, {"hashes", {B64Hash("x")}},
+       {{"credentialID", ec_.id},
+        {"SAD", sad},
+        {"operationMode", "A"},
+        {"hashes", {B64Hash("x")}},
         {"signAlgo", "1.2.840.10045.4.3.2"}},
-       "sign_refused", ec_.id, "operationMode"},
+       "sign_refused",
+       ec_.id,
+       "operationMode"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.route + " " + c.body.dump());

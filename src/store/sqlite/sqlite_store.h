@@ -126,8 +126,9 @@ class SqliteStore final : public Store {
   // ---- end of accounts and bearer tokens ----
 
   // ---- activations, grants, policies (migration 3; sqlite_store_activation.cc) --
-  // Error codes as documented on Store. ConsumeActivationHashes and ReplaceActivation run in one
-  // BEGIN IMMEDIATE transaction, so they are atomic also between processes sharing the file.
+  // Error codes as documented on Store. ConsumeActivationHashes decides and commits in one
+  // BEGIN IMMEDIATE transaction (a refusal is rolled back, then explained from a second one) and
+  // ReplaceActivation runs in one, so both are atomic also between processes sharing the file.
   Status InsertActivation(const ActivationRecord& activation) override;
   Result<int64_t> DeleteExpiredActivations(TimePoint cutoff) override;
   Result<ActivationRecord> GetActivation(ByteView sad_hash) override;

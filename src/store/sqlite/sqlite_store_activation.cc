@@ -1,8 +1,10 @@
-// SqliteStore: activations (SADs), grants, key policies, rate counts and audit events (schema
-// migration 3). The rules of consuming an activation live in store.cc
-// (CheckActivationConsumable), shared with every adapter; this file loads what they need and
-// applies the result inside one BEGIN IMMEDIATE transaction, so the check and the update see the
-// same rows even when other processes write to the file between them.
+// SqliteStore: activations (SADs), grants, key policies and rate counts (schema migration 3). The
+// rules of consuming an activation live in store.cc (CheckActivationRequest,
+// CheckActivationConsumable), shared with every adapter. A consumption is decided and written in
+// one BEGIN IMMEDIATE transaction (the rules on the activation row, then the per-hash rules by
+// conditional updates), so the checks and the updates see the same rows even when other
+// processes write to the file; a refusal rolls that transaction back and a second one reads the
+// requested rows to name the reason.
 #include <sqlite3.h>
 
 #include <optional>
