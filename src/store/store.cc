@@ -169,20 +169,10 @@ Status CheckActivationHead(const std::optional<ActivationRecord>& activation,
                             request.hash_algorithm);
   }
   if (request.hashes.empty()) return InvalidArgument("no hashes to sign");
-  // Sorted views find a repeated hash in O(k log k) without copying one.
-  std::vector<const Bytes*> sorted;
-  sorted.reserve(request.hashes.size());
-  for (const Bytes& h : request.hashes) sorted.push_back(&h);
-  std::sort(sorted.begin(), sorted.end(), [](const Bytes* x, const Bytes* y) { return *x < *y; });
-  for (size_t i = 1; i < sorted.size(); ++i) {
-    if (*sorted[i] == *sorted[i - 1]) {
-      // Named as the first repeat in request order, as before.
-      std::set<Bytes> seen;
-      for (const Bytes& h : request.hashes) {
-        if (!seen.insert(h).second) {
-          return InvalidArgument("hash " + ShortHex(h) + " is listed twice in the request");
-        }
-      }
+  std::set<Bytes> seen;
+  for (const Bytes& h : request.hashes) {
+    if (!seen.insert(h).second) {
+      return InvalidArgument("hash " + ShortHex(h) + " is listed twice in the request");
     }
   }
   const int64_t requested = static_cast<int64_t>(request.hashes.size());
