@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <openssl/x509.h>
+#include <sodium.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -97,18 +98,28 @@ Digest32 Sha256(std::initializer_list<ByteView> parts) {
 }
 #pragma GCC diagnostic pop
 
+// Ed25519 through libsodium rather than OpenSSL. The verifier checks the signature of every
+// checkpoint in a log (about one per 1024 entries), and on this project's reference machine
+// OpenSSL 3.0's Ed25519 verification takes 157 us (`openssl speed ed25519`: 6 360 verify/s)
+// against 68 us for libsodium's crypto_sign_verify_detached: about a tenth of `signet audit
+// verify`'s time on a million-entry log went to OpenSSL's (bench/log_verify_bench.cc). Both
+// implement RFC 8032 §5.1.7 without a cofactor; libsodium additionally refuses a non-canonical or
+// small-order public key and a small-order R, which no honest signer produces. Only public data is
+// handled here.
 bool VerifyEd25519(ByteView public_key, ByteView message, ByteView signature) {
+  static_assert(kEd25519PublicKeySize == crypto_sign_PUBLICKEYBYTES);
+  static_assert(kEd25519SignatureSize == crypto_sign_BYTES);
   if (public_key.size() != kEd25519PublicKeySize || signature.size() != kEd25519SignatureSize) {
     return false;
   }
-  EvpPkeyPtr key(
-      EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, public_key.data(), public_key.size()));
-  if (key == nullptr) {
-    ERR_clear_error();
-    return false;
-  }
-  // Ed25519 is one-shot: no digest (NULL) and the whole message at once.
-  return DigestVerify(key.get(), nullptr, message, signature);
+  // sodium_init is idempotent and thread-safe; it fails only if the library cannot initialise
+  // its random source, which verification does not use, but an uninitialised library is not used.
+  static const bool initialised = sodium_init() >= 0;
+  if (!initialised) std::abort();
+  static constexpr uint8_t kNothing = 0;  // libsodium gets a valid pointer for an empty message
+  const uint8_t* text = message.empty() ? &kNothing : message.data();
+  return crypto_sign_verify_detached(signature.data(), text, message.size(), public_key.data()) ==
+         0;
 }
 
 Status CheckEcdsaP256Spki(ByteView spki_der) {

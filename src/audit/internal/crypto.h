@@ -1,10 +1,11 @@
 // The cryptography audit/ needs, behind plain C++ signatures: SHA-256 over several parts, and
 // verification of Ed25519 and ECDSA P-256 signatures. Private to audit/. crypto.cc is the only
-// file of the component that includes OpenSSL, and it owns every OpenSSL handle it uses.
+// file of the component that includes OpenSSL or libsodium (Ed25519, for speed: see crypto.cc),
+// and it owns every OpenSSL handle it uses.
 //
 // Threads: all functions are safe to call concurrently. SHA-256 keeps no state between calls (its
 // context is on the stack, see crypto.cc for why it bypasses EVP). Allocation failure inside
-// OpenSSL aborts, as bad_alloc would.
+// OpenSSL, or a libsodium that cannot initialise, aborts, as bad_alloc would.
 #pragma once
 
 #include <array>
