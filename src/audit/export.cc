@@ -119,6 +119,7 @@ Result<std::unique_ptr<ExportReader>> ExportReader::Open(const std::string& path
     reader->checkpoint_ = final_line["checkpoint"].get<std::string>();
   }
   reader->entries_end_ = file_size - tail_size + begin;
+  if (reader->header_.size == 0) SIGNET_TRY(reader->CheckNoEntryAfterSize());
   SIGNET_TRY(reader->SeekTo(0));
   return reader;
 }
@@ -167,6 +168,15 @@ Status ExportReader::ParseEntryLine(const std::string& line, std::string& entry)
   return OkStatus();
 }
 
+Status ExportReader::CheckNoEntryAfterSize() const {
+  if (next_offset_ < entries_end_ || (header_.size == 0 && entries_begin_ < entries_end_)) {
+    return DataLoss(path_ + " holds entry lines after the " + Str(header_.size) +
+                    " entries its header announces: lines were added to the export (or its "
+                    "header's size was changed), so it is not the log it claims to be");
+  }
+  return OkStatus();
+}
+
 Status ExportReader::Read(uint64_t begin, uint64_t count, EntryBatch& out) {
   out.Clear();
   if (begin != next_position_) SIGNET_TRY(SeekTo(begin));
@@ -184,6 +194,8 @@ Status ExportReader::Read(uint64_t begin, uint64_t count, EntryBatch& out) {
     next_offset_ += line_.size() + 1;
     ++next_position_;
   }
+  // The verifier reads exactly the header's size; what follows must be the checkpoint line.
+  if (next_position_ >= header_.size) SIGNET_TRY(CheckNoEntryAfterSize());
   return OkStatus();
 }
 

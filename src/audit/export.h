@@ -49,7 +49,8 @@ class ExportReader final : public LogReader {
  public:
   // Opens `path` and reads its header and final checkpoint line. NotFound / PermissionDenied for
   // the file; InvalidArgument if the first line is not a signet-audit-export/1 header or the last
-  // line is not a checkpoint line.
+  // line is not a checkpoint line; DataLoss if the header announces no entries but entry lines
+  // follow.
   static Result<std::unique_ptr<ExportReader>> Open(const std::string& path);
 
   const ExportHeader& header() const { return header_; }
@@ -59,12 +60,16 @@ class ExportReader final : public LogReader {
   // The header's size.
   Result<uint64_t> Size() override;
   // Entries by position among the entry lines. DataLoss naming the line for a line that is not an
-  // entry line or whose base64 does not decode; Unavailable for a read error.
+  // entry line or whose base64 does not decode, and DataLoss when a read reaches the header's size
+  // and more entry lines follow (Open says so already for size 0); Unavailable for a read
+  // error.
   Status Read(uint64_t begin, uint64_t count, EntryBatch& out) override;
 
  private:
   ExportReader() = default;
   Status SeekTo(uint64_t position);
+  // DataLoss if entry lines remain once the header's size has been read (or, for size 0, at all).
+  Status CheckNoEntryAfterSize() const;
   Status ParseEntryLine(const std::string& line, std::string& entry) const;
 
   std::string path_;

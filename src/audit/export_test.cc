@@ -135,6 +135,35 @@ TEST_F(ExportTest, DamagedBase64IsDataLoss) {
   EXPECT_EQ(report.error().code(), ErrorCode::kDataLoss);
 }
 
+// The header's size is what the verifier reads; entry lines after it would otherwise never be
+// looked at, so a file with lines added past it is refused rather than verified as the shorter log.
+TEST_F(ExportTest, EntryLinesAfterTheHeaderSizeAreRefused) {
+  std::vector<std::string> lines = Lines();
+  const size_t size = log_.entries().size();
+  lines.insert(lines.end() - 1, "{\"index\":" + std::to_string(size) + ",\"entry_b64\":\"e30=\"}\n");
+  lines.insert(lines.end() - 1, "this is not json\n");
+  auto reader = ExportReader::Open(Write(lines));
+  ASSERT_TRUE(reader.ok()) << reader.error().message();
+  VerifyOptions options;
+  options.trusted_keys = {log_.verifier_key()};
+  options.latest_checkpoint = LatestCheckpoint{*(*reader)->checkpoint(), {}};
+  auto report = Verify(**reader, options);
+  ASSERT_FALSE(report.ok()) << "an export with lines past its header's size verified";
+  EXPECT_EQ(report.error().code(), ErrorCode::kDataLoss);
+  EXPECT_NE(report.error().message().find("after the " + std::to_string(size) + " entries"),
+            std::string::npos)
+      << report.error().message();
+}
+
+TEST_F(ExportTest, EntriesUnderAHeaderOfSizeZeroAreRefused) {
+  std::vector<std::string> lines = Lines();
+  lines.front() = ExportHeaderLine({log_.origin(), 0});
+  lines.back() = ExportCheckpointLine(std::nullopt);
+  auto reader = ExportReader::Open(Write(lines));
+  ASSERT_FALSE(reader.ok()) << "an export of size 0 with entry lines opened";
+  EXPECT_EQ(reader.error().code(), ErrorCode::kDataLoss);
+}
+
 TEST_F(ExportTest, MissingFileIsNotFound) {
   auto reader = ExportReader::Open(dir_ + "/nothing.jsonl");
   ASSERT_FALSE(reader.ok());

@@ -1,7 +1,11 @@
 // audit/monitor: the service's own watch over its Merkle log (issue 4 "Monitoring"; CSBR 6.2.7.4.1
 // and NCSSR 3.1.2 ask for log integrity to be monitored). Each check re-verifies the newest part
-// of the log as stored, the way an outside auditor would, so an operator who edits the database
-// (a tile, an entry, a checkpoint) is noticed on the next check rather than at the next audit:
+// of the log as stored, the way an outside auditor would, so an operator who edits what the
+// newest checkpoint covers (its stored row, the tiles on the tree's right edge, the entries added
+// since the previous checkpoint) is noticed on the next check rather than at the next audit.
+// Older entries and tiles are held in place by the signed checkpoints that cover them, which a
+// full `signet audit verify` re-checks; the monitor does not repeat that walk on every check, so an
+// edit deep in the past is found by verify, not by the monitor. What a check does:
 //
 //  1. the latest stored checkpoint's signed note opens with the log's own key (Store::GetLogKey:
 //     origin and Ed25519 public key; c2sp.org/signed-note, c2sp.org/tlog-checkpoint), and the size

@@ -133,14 +133,17 @@ class Verification {
     if (options_.latest_checkpoint) {
       auto opened =
           OpenCheckpoint(options_.latest_checkpoint->note, origin_, options_.trusted_keys);
-      if (!opened.ok()) {
+      if (opened.ok()) {
+        latest_ = opened->checkpoint;
+      } else {
+        // Reported after the entries are read, unless an earlier entry disagrees first: the
+        // report names the first index where anything does.
         const auto& at = options_.latest_checkpoint->entry_index;
-        Fail(FailureKind::kBadCheckpoint, at,
-             "the log's latest checkpoint" + (at ? " (recorded at entry " + Str(*at) + ")" : "") +
-                 " does not verify: " + opened.error().message());
-        return OkStatus();
+        bad_latest_ = VerifyFailure{
+            FailureKind::kBadCheckpoint, at, std::nullopt,
+            "the log's latest checkpoint" + (at ? " (recorded at entry " + Str(*at) + ")" : "") +
+                " does not verify: " + opened.error().message()};
       }
-      latest_ = opened->checkpoint;
     }
     SIGNET_ASSIGN_OR_RETURN(size_, reader_.Size());
     stored_bound_ = latest_ ? latest_->size.value() : std::numeric_limits<uint64_t>::max();
@@ -156,6 +159,16 @@ class Verification {
       }
     };
 
+    if (bad_latest_) {
+      // Without a latest checkpoint to bound it, the stored list is compared in full; the entries
+      // are still checked for form, order and their own checkpoints.
+      stored_bound_ = std::numeric_limits<uint64_t>::max();
+      SIGNET_TRY(Stream());
+      const bool earlier = failed() && report_.failure->index &&
+                           (!bad_latest_->index || *report_.failure->index < *bad_latest_->index);
+      if (!earlier) report_.failure = std::move(bad_latest_);
+      return OkStatus();
+    }
     SIGNET_TRY(Stream());
     if (failed()) return OkStatus();
     return FinalChecks();
@@ -283,8 +296,12 @@ class Verification {
                               " for size " + Str(n) + ", but the entries give " + RootText(root)));
       return OkStatus();
     }
-    // The entry agrees with the tree; now the stored row, if the list is being compared.
-    if (options_.stored_checkpoints && n <= stored_bound_) {
+    // The entry agrees with the tree; now the stored row, if the list is being compared. A
+    // checkpoint newer than the latest one read before the entries is matched at the end
+    // (CheckNewerStoredRows), against a fresh read of the list.
+    if (options_.stored_checkpoints && n > stored_bound_) {
+      newer_checkpoints_.push_back(StoredCheckpoint{n, cp.root, note, i});
+    } else if (options_.stored_checkpoints) {
       if (row == nullptr || row->entry_index != i) {
         Fail(FailureKind::kStoredCheckpointMismatch, i,
              "the checkpoint in entry " + Str(i) + " (size " + Str(n) +
@@ -475,6 +492,11 @@ class Verification {
                Str(latest_->size.value() - 1) + " are missing (the tail was truncated)");
       return OkStatus();
     }
+    // The log publishes a checkpoint older than the trusted one. When the log holds nothing past
+    // that checkpoint (a server's log is read up to its latest checkpoint), the missing entries
+    // are the rollback itself, so it is named as one rather than as a truncated tail.
+    const bool rolled_back = trusted_ && latest_ && latest_->size < trusted_->size;
+    if (rolled_back && held <= latest_->size.value()) return FailRollback();
     if (trusted_ && trusted_->size.value() > held) {
       Fail(FailureKind::kTruncated, held,
            "the trusted checkpoint signs " + Str(trusted_->size.value()) +
@@ -491,14 +513,74 @@ class Verification {
       return OkStatus();
     }
     // The log holds everything the trusted checkpoint signs, but publishes an older checkpoint.
-    if (trusted_ && latest_ && latest_->size < trusted_->size) {
-      Fail(FailureKind::kRollback, latest_->size.value(),
-           "the log's latest checkpoint signs " + Str(latest_->size.value()) +
-               " entries, fewer than the trusted checkpoint's " + Str(trusted_->size.value()) +
-               ": the log was rolled back");
+    if (rolled_back) return FailRollback();
+    SIGNET_TRY(CheckNewerStoredRows(held));
+    if (failed()) return OkStatus();
+    if (trusted_ && latest_) SIGNET_TRY(CheckConsistencyProof());
+    return OkStatus();
+  }
+
+  Status FailRollback() {
+    Fail(FailureKind::kRollback, latest_->size.value(),
+         "the log's latest checkpoint signs " + Str(latest_->size.value()) +
+             " entries, fewer than the trusted checkpoint's " + Str(trusted_->size.value()) +
+             ": the log was rolled back");
+    return OkStatus();
+  }
+
+  // The checkpoint entries read that sign more than the latest checkpoint (which was read before
+  // the entries, as the bound of the stored list) must each have their row now: an entry and its
+  // row are committed in one transaction and rows are never removed. A missing row means the
+  // newest stored checkpoints were deleted, so the log's latest checkpoint (the newest row) shows
+  // an older state than its own entries. Rows read here that sign fewer than `held` entries must
+  // match those entries too; rows recorded at or after `held` are newer than what was read and
+  // are left alone.
+  Status CheckNewerStoredRows(uint64_t held) {
+    if (!options_.stored_checkpoints || stored_bound_ == std::numeric_limits<uint64_t>::max()) {
       return OkStatus();
     }
-    if (trusted_ && latest_) SIGNET_TRY(CheckConsistencyProof());
+    auto missing = [this](const StoredCheckpoint& entry) {
+      Fail(FailureKind::kStoredCheckpointMismatch, entry.entry_index,
+           "the checkpoint in entry " + Str(entry.entry_index) + " (size " + Str(entry.size) +
+               ") has no row in the stored checkpoint list, whose newest row signs only " +
+               Str(stored_bound_) +
+               " entries: the newest stored checkpoints were deleted, and the log's latest "
+               "checkpoint shows an older state than its entries");
+    };
+    size_t next = 0;
+    int64_t after = static_cast<int64_t>(stored_bound_);
+    while (true) {
+      auto page = options_.stored_checkpoints(after, 256);
+      if (!page.ok()) return page.error().WithContext("reading the stored checkpoints again");
+      if (page->empty()) break;
+      for (const StoredCheckpoint& row : *page) {
+        if (static_cast<int64_t>(row.size) <= after) {
+          return DataLoss("the stored checkpoint list is not ordered by size (size " +
+                          Str(row.size) + " after " + std::to_string(after) + ")");
+        }
+        after = static_cast<int64_t>(row.size);
+        if (row.size >= held) break;
+        // Published after the log's size was read (its entry was not read): newer, not ours.
+        if (row.entry_index >= held) continue;
+        if (next < newer_checkpoints_.size() && newer_checkpoints_[next].size < row.size) {
+          missing(newer_checkpoints_[next]);
+          return OkStatus();
+        }
+        if (next >= newer_checkpoints_.size() || newer_checkpoints_[next].size != row.size ||
+            newer_checkpoints_[next].entry_index != row.entry_index ||
+            newer_checkpoints_[next].root != row.root || newer_checkpoints_[next].note != row.note) {
+          Fail(FailureKind::kStoredCheckpointMismatch, row.entry_index,
+               "the stored checkpoint of size " + Str(row.size) + " says entry " +
+                   Str(row.entry_index) +
+                   " records it, but that entry does not record this checkpoint: the stored "
+                   "checkpoint list was altered");
+          return OkStatus();
+        }
+        ++next;
+      }
+      if (after >= static_cast<int64_t>(held)) break;
+    }
+    if (next < newer_checkpoints_.size()) missing(newer_checkpoints_[next]);
     return OkStatus();
   }
 
@@ -554,6 +636,10 @@ class Verification {
   size_t stored_pos_ = 0;
   int64_t stored_after_ = -1;  // the largest size read so far (-1: none)
   bool stored_done_ = false;
+  // Checkpoint entries newer than stored_bound_, in order, for CheckNewerStoredRows.
+  std::vector<StoredCheckpoint> newer_checkpoints_;
+  // The latest checkpoint did not open: reported unless an earlier index fails.
+  std::optional<VerifyFailure> bad_latest_;
 
   VerifyReport report_;
 };

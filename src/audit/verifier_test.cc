@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <optional>
 #include <regex>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -43,8 +44,11 @@ class VerifierTest : public ::testing::Test {
  protected:
   VerifierTest() : log_(kOrigin, key_) { BuildLog(log_); }
 
-  VerifyReport Run(const VerifyOptions& options) {
-    MemoryLogReader reader(log_.entries());
+  VerifyReport Run(const VerifyOptions& options) { return RunOn(log_.entries(), options); }
+
+  // Verifies only `entries` (a prefix of the log, as a reader that read the size earlier sees).
+  VerifyReport RunOn(std::span<const std::string> entries, const VerifyOptions& options) {
+    MemoryLogReader reader(entries);
     auto report = Verify(reader, options);
     EXPECT_TRUE(report.ok()) << report.error().message();
     if (!report.ok()) return VerifyReport{};
@@ -293,6 +297,58 @@ TEST_F(VerifierTest, DeletedStoredCheckpointRowIsNamed) {
   ExpectFailure(Run(options), FailureKind::kStoredCheckpointMismatch, j);
 }
 
+// The data folder's latest checkpoint is its newest stored row. Deleting the newest rows makes the
+// log present an older state (what /log/checkpoint serves), while the entries still record the
+// newer checkpoints: named at the first checkpoint entry without its row.
+TEST_F(VerifierTest, DeletedNewestStoredCheckpointRowsAreNamed) {
+  auto& rows = log_.checkpoints();
+  const uint64_t j = rows.at(rows.size() - 3).entry_index;
+  rows.erase(rows.end() - 3, rows.end());
+  VerifyOptions options = KeyOnly();
+  options.stored_checkpoints = log_.StoredCheckpointLister();
+  options.latest_checkpoint = log_.Latest();
+  VerifyReport report = Run(options);
+  ExpectFailure(report, FailureKind::kStoredCheckpointMismatch, j);
+  ASSERT_TRUE(report.failure.has_value());
+  EXPECT_NE(report.failure->message.find("newest stored checkpoints were deleted"),
+            std::string::npos)
+      << report.failure->message;
+}
+
+// A checkpoint the integrator publishes while verify runs: after the latest was read (so it is
+// beyond the bound) and before or after the log's size was read. Neither is a failure.
+TEST_F(VerifierTest, CheckpointPublishedDuringVerificationIsAccepted) {
+  const auto& rows = log_.checkpoints();
+  const StoredCheckpoint newest = rows.back();
+  const StoredCheckpoint before = rows.at(rows.size() - 2);
+  VerifyOptions options = KeyOnly();
+  options.stored_checkpoints = log_.StoredCheckpointLister();
+  options.latest_checkpoint = LatestCheckpoint{before.note, before.entry_index};
+
+  // Its entry was read: matched against its row, read again at the end.
+  VerifyReport report = Run(options);
+  EXPECT_TRUE(report.ok()) << report.failure->message;
+  EXPECT_EQ(report.checkpoints_checked, rows.size());
+
+  // Its entry came after the size was read: only the row is there, and it is newer.
+  std::span<const std::string> prefix(log_.entries().data(), newest.entry_index);
+  report = RunOn(prefix, options);
+  EXPECT_TRUE(report.ok()) << report.failure->message;
+  EXPECT_EQ(report.checkpoints_checked, rows.size() - 1);
+}
+
+TEST_F(VerifierTest, ReplacedStoredRowNewerThanTheLatestIsNamed) {
+  auto& rows = log_.checkpoints();
+  const StoredCheckpoint before = rows.at(rows.size() - 2);
+  StoredCheckpoint& newest = rows.back();
+  newest.root[3] ^= 1;
+  newest.note = log_.SignCheckpointNote(newest.size, newest.root);
+  VerifyOptions options = KeyOnly();
+  options.stored_checkpoints = log_.StoredCheckpointLister();
+  options.latest_checkpoint = LatestCheckpoint{before.note, before.entry_index};
+  ExpectFailure(Run(options), FailureKind::kStoredCheckpointMismatch, newest.entry_index);
+}
+
 TEST_F(VerifierTest, StoredRowPointingAtAnOrdinaryEntryIsNamed) {
   StoredCheckpoint& row = log_.checkpoints().at(2);
   row.entry_index -= 3;
@@ -342,6 +398,29 @@ TEST_F(VerifierTest, LatestCheckpointThatDoesNotOpenIsNamed) {
   options.latest_checkpoint =
       LatestCheckpoint{log_.SignCheckpointNote(last.size, last.root, &other), last.entry_index};
   ExpectFailure(Run(options), FailureKind::kBadCheckpoint, last.entry_index);
+}
+
+// The report names the first index where anything disagrees: an entry changed before the latest
+// checkpoint's entry wins over that checkpoint failing to open.
+TEST_F(VerifierTest, EarlierDamageIsNamedBeforeALatestCheckpointThatDoesNotOpen) {
+  TestEd25519Key other;
+  const StoredCheckpoint& last = log_.checkpoints().back();
+  log_.entries()[40] = WithIndex(log_.entries()[40], 41);
+  VerifyOptions options = KeyOnly();
+  options.latest_checkpoint =
+      LatestCheckpoint{log_.SignCheckpointNote(last.size, last.root, &other), last.entry_index};
+  ExpectFailure(Run(options), FailureKind::kIndexMismatch, 40);
+}
+
+// Read from a server, the log holds what its latest checkpoint covers; a trusted checkpoint
+// beyond that is a rollback, not a truncated tail.
+TEST_F(VerifierTest, ServerRolledBackBehindTheTrustedCheckpointIsARollback) {
+  const StoredCheckpoint& latest = Checkpoint(10);
+  VerifyOptions options = KeyOnly();
+  options.latest_checkpoint = LatestCheckpoint{latest.note, std::nullopt};
+  options.trusted_checkpoint = Checkpoint(12).note;
+  std::span<const std::string> served(log_.entries().data(), latest.size);
+  ExpectFailure(RunOn(served, options), FailureKind::kRollback, latest.size);
 }
 
 TEST_F(VerifierTest, LatestCheckpointWithWrongRootNamesTheRange) {

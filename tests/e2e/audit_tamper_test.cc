@@ -413,6 +413,20 @@ TEST_F(AuditTamperTest, TruncatedTailWithItsCheckpointRowsIsNamedByAKeptCheckpoi
   ExpectNamed(dir, audit::FailureKind::kTruncated, cut, last.note, kept);
 }
 
+TEST_F(AuditTamperTest, DeletedNewestCheckpointRowsAreNamed) {
+  // Only the two newest stored checkpoint rows deleted, every entry kept: the data folder's latest
+  // checkpoint (what /log/checkpoint serves) goes back two checkpoints, while the entries still
+  // record the deleted ones.
+  const std::string dir = Copy();
+  const store::LogCheckpointRow& first_deleted = g_log->checkpoints[4];
+  {
+    RawDb db(dir + "/signet.db");
+    db.DropTriggers();
+    db.Exec("DELETE FROM log_checkpoints WHERE size >= " + std::to_string(first_deleted.size));
+  }
+  ExpectNamed(dir, audit::FailureKind::kStoredCheckpointMismatch, first_deleted.entry_index);
+}
+
 TEST_F(AuditTamperTest, ReplacedCheckpointEntryIsNamed) {
   // The entry of checkpoint 3 replaced by checkpoint 2's entry, renumbered to fit: a valid
   // signature, but a checkpoint older than the one before it.
