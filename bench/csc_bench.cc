@@ -2,13 +2,13 @@
 // against raw KeyStore signing on the same token and key, measured in the same run (issue 3,
 // "Must show"; DESIGN.md §3 "benchmarks": every figure next to its comparison).
 //
-// One process builds what `signet serve` runs (cli::ServiceStack, production settings except the
-// Argon2id cost, which only makes the setup logins faster): a throwaway SoftHSM2 token
-// (Pkcs11KeyStore + Pkcs11SecretSealer), an SqliteStore in a data folder ON DISK (WAL,
-// synchronous=FULL, as in production), the Merkle audit log (group commit, integrator), the system
+// One process builds what `signet serve` runs (cli::ServiceStack, production settings): a
+// throwaway SoftHSM2 token (Pkcs11KeyStore + Pkcs11SecretSealer), an SqliteStore in a data folder
+// ON DISK (WAL, synchronous=FULL, as in production), the Merkle audit log (group commit, integrator), the system
 // clock and a fresh localhost TLS identity, serving on 127.0.0.1 port 0. Keys (RSA-3072, P-256) are
 // generated in the token, certified by a test CA made here with OpenSSL, and granted to one signer
-// account per client thread; each account logs in over HTTPS with password + TOTP (CSC auth/login).
+// service account per client thread (server-to-server: a person would need a fresh TOTP code for
+// every credentials/authorize), whose bearer token comes from an in-process certificate login.
 // Rate limits are off (key policies with rate 0, SigningOptions::rate_per_minute_account = 0) so
 // that only the service's work is measured.
 //
@@ -81,7 +81,6 @@
 #include "machine.h"
 #include "pki/pki.h"
 #include "pki/testing/test_ca.h"
-#include "service/adapters/oath_totp.h"
 #include "service/audit_sink.h"
 #include "service/signing.h"
 #include "service/testing/fakes.h"
@@ -683,7 +682,6 @@ class Bench {
   std::unique_ptr<TimingKeyStore> timing_keys_;
   std::unique_ptr<TimingAuditSink> timing_audit_;
   SystemClock clock_;
-  service::OathTotp totp_;
   std::unique_ptr<pki::testing::TestCodeSigningCa> ca_;
   std::unique_ptr<cli::ServiceStack> stack_;
   uint16_t port_ = 0;
@@ -738,14 +736,12 @@ Status Bench::SetUp() {
   SIGNET_TRY(fs::WriteFileAtomic(tls_certificate_file_, AsBytes(tls.certificate_pem), 0644));
   SIGNET_TRY(fs::WriteFileAtomic(key_file, tls.private_key_pem.view(), 0600));
 
-  // Production settings (the defaults `signet serve` uses) except: Argon2id cost (setup speed
-  // only; no login happens inside a timed block) and rate limits off.
+  // Production settings (the defaults `signet serve` uses) except rate limits, which are off.
   cli::ServiceStackOptions o;
   o.server.bind_address = "127.0.0.1";
   o.server.port = 0;
   o.server.tls.certificate_chain_file = tls_certificate_file_;
   o.server.tls.private_key_file = key_file;
-  o.argon2 = {.iterations = 1, .memory_kib = 8 * 1024, .parallelism = 1};
   o.signing.rate_per_minute_account = 0;
   o.log.origin = "signet.bench/csc";
   if (options_.breakdown) {
@@ -756,9 +752,9 @@ Status Bench::SetUp() {
   }
   std::printf(
       "service: cli::ServiceStack with production settings (io_threads %zu, worker_threads %zu, "
-      "SAD lifetime %llds, SQLite WAL synchronous=FULL, audit before answer); Argon2id reduced "
-      "to t=1 m=8 MiB for setup speed (logins are not timed); rate limits OFF (policy rates 0, "
-      "per-account rate 0)%s\n",
+      "SAD lifetime %llds, SQLite WAL synchronous=FULL, audit before answer); rate limits OFF "
+      "(policy rates 0, per-account rate 0); clients are service accounts (server-to-server) "
+      "with tokens from an in-process certificate login%s\n",
       o.server.io_threads, o.server.worker_threads,
       static_cast<long long>(o.signing.sad_lifetime.count()),
       options_.breakdown ? "; --breakdown: timing decorators around KeyStore and AuditSink" : "");
@@ -783,41 +779,27 @@ Status Bench::SetUpAccounts() {
     Client c;
     c.index = i;
     c.account_name = "bench-signer-" + std::to_string(i);
-    SIGNET_ASSIGN_OR_RETURN(service::NewPerson person,
-                            accounts.CreatePerson(service::SystemPrincipal(), c.account_name,
-                                                  store::RoleSet{store::Role::kSigner}));
-    SecretBytes seed = testing::Base32Decode(person.totp.secret_base32.text_view());
-    // First login in-process with the one-time password and the code of this 30 s step, then the
-    // password change every person must make ...
-    const TimePoint now = clock_.Now();
-    SIGNET_ASSIGN_OR_RETURN(SecretBytes code, totp_.Generate(seed, now));
-    SIGNET_ASSIGN_OR_RETURN(
-        service::BearerToken first,
-        accounts.LoginWithPassword(c.account_name, person.one_time_password, code.text_view(), {}));
-    const std::string password = c.account_name + " uses a long passphrase";
-    SIGNET_TRY(accounts.ChangePassword(first.principal, person.one_time_password,
-                                       SecretBytes(std::string_view(password))));
-    // ... then CSC auth/login over HTTPS with the code of the next step (a code is accepted once;
-    // one step of skew is allowed).
+    // A service account (CSBR "server-to-server"): high-volume signing is a machine's job, and a
+    // person must give a fresh TOTP code with every credentials/authorize (one code per 30 s
+    // step), which no client re-authorizing every second could do. Its bearer token comes from
+    // the certificate login, made in-process with the fingerprint the account is bound to (the
+    // login is not timed; the TLS connection carries no client certificate).
+    SIGNET_ASSIGN_OR_RETURN(Bytes digest, pki::ComputeDigest(HashAlgorithm::kSha256,
+                                                             AsBytes(c.account_name)));
+    const std::string fingerprint = HexEncode(digest);
+    SIGNET_ASSIGN_OR_RETURN(service::AccountInfo account,
+                            accounts.CreateService(service::SystemPrincipal(), c.account_name,
+                                                   store::RoleSet{store::Role::kSigner},
+                                                   fingerprint));
+    (void)account;
+    SIGNET_ASSIGN_OR_RETURN(service::BearerToken token,
+                            accounts.LoginWithClientCertificate(fingerprint, {}));
+    c.token = std::string(token.token.text_view());
     client::ClientOptions co;
     co.server_url = "https://127.0.0.1:" + std::to_string(port_);
     co.ca_file = tls_certificate_file_;
     co.max_retries = 0;  // a 503 or 429 is an error here, not something to hide
     SIGNET_ASSIGN_OR_RETURN(c.http, client::HttpsClient::Create(std::move(co)));
-    SIGNET_ASSIGN_OR_RETURN(SecretBytes next_code,
-                            totp_.Generate(seed, clock_.Now() + std::chrono::seconds(30)));
-    client::HttpRequest login;
-    login.target = "/csc/v2/auth/login";
-    login.body = json{{"otp", std::string(next_code.text_view())}}.dump();
-    login.headers.emplace_back("Authorization",
-                               "Basic " + Base64Encode(AsBytes(c.account_name + ":" + password)));
-    SIGNET_ASSIGN_OR_RETURN(client::HttpResponse answer, c.http->Send(login));
-    if (answer.status != 200) return client::ErrorFromResponse(answer);
-    json body = json::parse(answer.body, nullptr, false);
-    if (body.is_discarded() || !body.contains("access_token")) {
-      return InternalError("auth/login answered without an access_token");
-    }
-    c.token = body["access_token"].get<std::string>();
     clients_.push_back(std::move(c));
   }
   return OkStatus();
@@ -1047,7 +1029,7 @@ int Bench::Run() {
     std::fprintf(stderr, "csc_bench: setup failed: %s\n", setup.error().message().c_str());
     return 1;
   }
-  std::printf("listening on https://127.0.0.1:%u; %d signer accounts logged in over HTTPS\n",
+  std::printf("listening on https://127.0.0.1:%u; %d signer service accounts with tokens\n",
               static_cast<unsigned>(port_), options_.clients);
 
   std::vector<Scenario> scenarios = {

@@ -29,6 +29,7 @@ constexpr size_t kOneTimePasswordBytes = 18;  // 24 base64url characters
 constexpr std::string_view kGenericLoginError =
     "the account name, password or one-time code is wrong";
 constexpr std::string_view kInvalidTokenError = "the bearer token is not valid";
+constexpr std::string_view kGenericActivationError = "the PIN (password) or one-time code is wrong";
 
 // Associated data that binds a sealed seed to its account: a seed row copied onto another account
 // does not open.
@@ -534,48 +535,14 @@ Result<BearerToken> AccountService::IssueToken(const store::AccountRecord& accou
   return BearerToken{std::move(token), record.expires_at, PrincipalOf(account)};
 }
 
-Result<BearerToken> AccountService::LoginWithPassword(std::string_view name,
-                                                      const SecretBytes& password,
-                                                      std::string_view totp_code,
-                                                      CallOrigin origin) {
-  const TimePoint now = clock_.Now();
-  AccountEvent event;
-  event.time = now;
-  event.action = AccountAction::kLoginFailure;
-  event.auth_method = "password+totp";
-  event.client_address = std::string(origin.client_address);
-  event.request_id = std::string(origin.request_id);
-  event.actor_name = std::string(name.substr(0, kMaxNameLength));
-  event.object = event.actor_name;
-  const Error generic = Unauthenticated(std::string(kGenericLoginError));
-  auto refuse = [&](AccountReason reason) {
-    event.reason = reason;
-    return Fail(event, generic);
-  };
-  // Burns the same Argon2id work as a real verification, so timing does not tell unknown names
-  // from known ones.
-  auto dummy_verify = [&] {
-    if (!dummy_hash_.empty()) (void)hasher_.Verify(dummy_hash_, password);
-  };
-
-  Result<store::AccountRecord> found = ValidateAccountName(name).ok()
-                                           ? store_.GetAccountByName(name)
-                                           : Result<store::AccountRecord>(NotFound("bad name"));
-  if (!found.ok()) {
-    if (found.error().code() != ErrorCode::kNotFound) {
-      event.reason = AccountReason::kError;
-      return Fail(event, found.error());
-    }
-    dummy_verify();
-    return refuse(AccountReason::kUnknownAccount);
-  }
-  const store::AccountRecord& account = *found;
-  event.actor_id = account.id;
-  event.actor_roles = account.roles;
-  if (account.kind != AccountKind::kPerson || !account.password_hash) {
-    dummy_verify();
-    return refuse(AccountReason::kNotAPerson);
-  }
+// Both factors of a person (the login policy in accounts.h): password, then a fresh TOTP code;
+// the lock, the failure count and the disabled state. On any refusal `event` (a login_failure or
+// lockout) has been emitted and its error is returned; on success the failure count is cleared and
+// nothing is emitted yet.
+Status AccountService::CheckPersonFactors(const store::AccountRecord& account,
+                                          const SecretBytes& password, std::string_view totp_code,
+                                          TimePoint now, AccountEvent& event,
+                                          const Error& generic) {
   const bool locked = IsLockedAt(account, now);
 
   bool password_ok = false;
@@ -587,7 +554,7 @@ Result<BearerToken> AccountService::LoginWithPassword(std::string_view name,
     }
     password_ok = *verified;
   } else {
-    dummy_verify();
+    if (!dummy_hash_.empty()) (void)hasher_.Verify(dummy_hash_, password);
   }
 
   AccountReason reason = AccountReason::kWrongPassword;
@@ -638,6 +605,52 @@ Result<BearerToken> AccountService::LoginWithPassword(std::string_view name,
       return Fail(event, cleared.error());
     }
   }
+  return OkStatus();
+}
+
+Result<BearerToken> AccountService::LoginWithPassword(std::string_view name,
+                                                      const SecretBytes& password,
+                                                      std::string_view totp_code,
+                                                      CallOrigin origin) {
+  const TimePoint now = clock_.Now();
+  AccountEvent event;
+  event.time = now;
+  event.action = AccountAction::kLoginFailure;
+  event.auth_method = "password+totp";
+  event.client_address = std::string(origin.client_address);
+  event.request_id = std::string(origin.request_id);
+  event.actor_name = std::string(name.substr(0, kMaxNameLength));
+  event.object = event.actor_name;
+  const Error generic = Unauthenticated(std::string(kGenericLoginError));
+  auto refuse = [&](AccountReason reason) {
+    event.reason = reason;
+    return Fail(event, generic);
+  };
+  // Burns the same Argon2id work as a real verification, so timing does not tell unknown names
+  // from known ones.
+  auto dummy_verify = [&] {
+    if (!dummy_hash_.empty()) (void)hasher_.Verify(dummy_hash_, password);
+  };
+
+  Result<store::AccountRecord> found = ValidateAccountName(name).ok()
+                                           ? store_.GetAccountByName(name)
+                                           : Result<store::AccountRecord>(NotFound("bad name"));
+  if (!found.ok()) {
+    if (found.error().code() != ErrorCode::kNotFound) {
+      event.reason = AccountReason::kError;
+      return Fail(event, found.error());
+    }
+    dummy_verify();
+    return refuse(AccountReason::kUnknownAccount);
+  }
+  const store::AccountRecord& account = *found;
+  event.actor_id = account.id;
+  event.actor_roles = account.roles;
+  if (account.kind != AccountKind::kPerson || !account.password_hash) {
+    dummy_verify();
+    return refuse(AccountReason::kNotAPerson);
+  }
+  SIGNET_TRY(CheckPersonFactors(account, password, totp_code, now, event, generic));
   AccountEvent success = event;
   success.action = AccountAction::kLoginSuccess;
   success.reason = AccountReason::kSuccess;
@@ -648,6 +661,46 @@ Result<BearerToken> AccountService::LoginWithPassword(std::string_view name,
     return Fail(event, token.error());
   }
   return token;
+}
+
+Status AccountService::VerifyActivationFactors(const Principal& who, const SecretBytes& password,
+                                               std::string_view totp_code, CallOrigin origin) {
+  const TimePoint now = clock_.Now();
+  AccountEvent event;
+  event.time = now;
+  event.action = AccountAction::kLoginFailure;
+  event.auth_method = "password+totp";
+  event.client_address = std::string(origin.client_address);
+  event.request_id = std::string(origin.request_id);
+  event.actor_id = who.account_id;
+  event.actor_name = who.name;
+  event.actor_roles = who.roles;
+  event.object = who.name;
+  event.details["purpose"] = "activation";
+  const Error generic = Unauthenticated(std::string(kGenericActivationError));
+  if (who.kind != AccountKind::kPerson) {
+    event.reason = AccountReason::kNotAPerson;
+    return Fail(event, InvalidArgument("account '" + who.name +
+                                       "' is a service account: its mTLS login is its "
+                                       "authentication, it has no PIN or one-time code"));
+  }
+  Result<store::AccountRecord> found = store_.GetAccountById(who.account_id);
+  if (!found.ok()) {
+    const bool gone = found.error().code() == ErrorCode::kNotFound;
+    event.reason = gone ? AccountReason::kUnknownAccount : AccountReason::kError;
+    return Fail(event, gone ? generic : found.error());
+  }
+  const store::AccountRecord& account = *found;
+  event.actor_roles = account.roles;
+  if (account.kind != AccountKind::kPerson || !account.password_hash) {
+    event.reason = AccountReason::kNotAPerson;
+    return Fail(event, generic);
+  }
+  SIGNET_TRY(CheckPersonFactors(account, password, totp_code, now, event, generic));
+  AccountEvent success = std::move(event);
+  success.action = AccountAction::kLoginSuccess;
+  success.reason = AccountReason::kSuccess;
+  return Emit(std::move(success));
 }
 
 Result<BearerToken> AccountService::LoginWithClientCertificate(std::string_view fingerprint,

@@ -246,6 +246,19 @@ class AccountService {
   // is locked until <RFC 3339>" / "account '<n>' is disabled" only with both factors correct.
   Result<BearerToken> LoginWithPassword(std::string_view name, const SecretBytes& password,
                                         std::string_view totp_code, CallOrigin origin);
+  // The second authentication a person gives for each activation (CSC credentials/authorize,
+  // before a SAD is issued): CSBR 6.2.7.3 asks for multi-factor authentication for every use of a
+  // Signing Service key, and a bearer token alone is one factor that lives for minutes. `who` is
+  // the bearer token's principal; `password` is its password (CSC "PIN") and `totp_code` a fresh
+  // code (CSC "OTP"), under the login policy above: each code accepted once (a code already used
+  // at login or at an earlier activation is refused), failures counted towards the lockout, a
+  // success resets the count. Events: login_success / login_failure / lockout with
+  // details["purpose"] = "activation". Unauthenticated "the PIN (password) or one-time code is
+  // wrong" for any wrong factor; PermissionDenied for a locked or disabled account (only with
+  // both factors correct, as at login); InvalidArgument for a service account, whose
+  // activations rest on its mTLS login (CSBR "server-to-server").
+  Status VerifyActivationFactors(const Principal& who, const SecretBytes& password,
+                                 std::string_view totp_code, CallOrigin origin);
   // Server-to-server login: `fingerprint` is the SHA-256 (hex) of the client certificate the TLS
   // layer verified. Unauthenticated for an unknown certificate; PermissionDenied for a disabled
   // service account (the certificate already proved who it is, so naming the state leaks
@@ -278,6 +291,11 @@ class AccountService {
   Result<BearerToken> IssueToken(const store::AccountRecord& account, AccountEvent success);
   Result<bool> CheckTotp(const store::AccountRecord& account, std::string_view code, TimePoint now,
                          AccountReason* reason);
+  // The factor checks of LoginWithPassword and VerifyActivationFactors (see CheckPersonFactors
+  // in accounts.cc); `generic` is the error every wrong factor gets.
+  Status CheckPersonFactors(const store::AccountRecord& account, const SecretBytes& password,
+                            std::string_view totp_code, TimePoint now, AccountEvent& event,
+                            const Error& generic);
   // Counts a failed attempt; sets *locked_until if it locked the account.
   Status CountFailure(const store::AccountRecord& account, TimePoint now,
                       std::optional<TimePoint>* locked_until);

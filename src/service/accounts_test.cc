@@ -519,6 +519,74 @@ TEST_F(AccountServiceTest, DisabledAccountCannotLogInOrUseItsTokens) {
 
 // ---- service accounts ----
 
+// ---- activation (credentials/authorize): PIN and OTP again ----
+
+TEST_F(AccountServiceTest, ActivationNeedsThePasswordAndAFreshCode) {
+  Person alice = CreatePerson("alice", RoleSet{Role::kSigner});
+  Result<BearerToken> token = Login(alice);
+  ASSERT_TRUE(token.ok()) << token.error().message();
+  const Principal who = token->principal;
+
+  // The code the login used is spent.
+  Status replayed = service_->VerifyActivationFactors(who, alice.password, Code(alice), {"a:1"});
+  ASSERT_FALSE(replayed.ok());
+  EXPECT_EQ(replayed.error().code(), ErrorCode::kUnauthenticated);
+  EXPECT_EQ(replayed.error().message(), "the PIN (password) or one-time code is wrong");
+  EXPECT_EQ(LastEvent().action, AccountAction::kLoginFailure);
+  EXPECT_EQ(LastEvent().reason, AccountReason::kTotpReplayed);
+  EXPECT_EQ(LastEvent().details.at("purpose"), "activation");
+
+  NextStep();
+  Status wrong = service_->VerifyActivationFactors(who, SecretBytes("not the password"),
+                                                   Code(alice), {"a:1"});
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(wrong.error().code(), ErrorCode::kUnauthenticated);
+  EXPECT_EQ(LastEvent().reason, AccountReason::kWrongPassword);
+
+  Status ok = service_->VerifyActivationFactors(who, alice.password, Code(alice),
+                                                {"192.0.2.7:5000", "req-1"});
+  ASSERT_TRUE(ok.ok()) << ok.error().message();
+  EXPECT_EQ(LastEvent().action, AccountAction::kLoginSuccess);
+  EXPECT_EQ(LastEvent().auth_method, "password+totp");
+  EXPECT_EQ(LastEvent().request_id, "req-1");
+  EXPECT_EQ(LastEvent().details.at("purpose"), "activation");
+  // ... and that code is spent now too.
+  EXPECT_FALSE(service_->VerifyActivationFactors(who, alice.password, Code(alice), {}).ok());
+}
+
+TEST_F(AccountServiceTest, FailedActivationsCountTowardsTheLockAndEndTheToken) {
+  Person alice = CreatePerson("alice", RoleSet{Role::kSigner});
+  Result<BearerToken> token = Login(alice);
+  ASSERT_TRUE(token.ok()) << token.error().message();
+  for (int i = 0; i < 5; ++i) {
+    NextStep();
+    EXPECT_FALSE(service_
+                     ->VerifyActivationFactors(token->principal, SecretBytes("guess"), Code(alice),
+                                               {})
+                     .ok());
+  }
+  EXPECT_EQ(LastEvent().action, AccountAction::kLockout);
+  // Locked: the token stops working, and the owner with both factors is told why.
+  EXPECT_FALSE(service_->Authenticate(token->token.text_view()).ok());
+  NextStep();
+  Status locked =
+      service_->VerifyActivationFactors(token->principal, alice.password, Code(alice), {});
+  ASSERT_FALSE(locked.ok());
+  EXPECT_EQ(locked.error().code(), ErrorCode::kPermissionDenied);
+}
+
+TEST_F(AccountServiceTest, ServiceAccountsHaveNoActivationFactors) {
+  ASSERT_TRUE(
+      service_->CreateService(SystemPrincipal(), "ci", RoleSet{Role::kSigner}, kFingerprint).ok());
+  Result<BearerToken> token = service_->LoginWithClientCertificate(kFingerprint, {});
+  ASSERT_TRUE(token.ok()) << token.error().message();
+  Status refused =
+      service_->VerifyActivationFactors(token->principal, SecretBytes("x"), "123456", {});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(LastEvent().reason, AccountReason::kNotAPerson);
+}
+
 TEST_F(AccountServiceTest, ServiceAccountLogsInByCertificateFingerprint) {
   Result<AccountInfo> ci =
       service_->CreateService(SystemPrincipal(), "ci", RoleSet{Role::kSigner}, kFingerprint);

@@ -326,6 +326,12 @@ json B64List(const std::vector<Bytes>& hashes) {
   return list;
 }
 
+// The authData of one activation by `who` (CSC "PIN AND OTP"): the password and a fresh code.
+json AuthData(const Person& who) {
+  return json::array({{{"id", "PIN"}, {"value", who.password}},
+                      {{"id", "OTP"}, {"value", env->NextCode(who)}}});
+}
+
 client::HttpResponse Authorize(client::HttpsClient& c, const Person& who, const Key& key,
                                const std::vector<Bytes>& hashes,
                                HashAlgorithm h = HashAlgorithm::kSha256) {
@@ -333,7 +339,8 @@ client::HttpResponse Authorize(client::HttpsClient& c, const Person& who, const 
               {{"credentialID", key.record.id},
                {"numSignatures", hashes.size()},
                {"hashes", B64List(hashes)},
-               {"hashAlgorithmOID", HashOid(h)}},
+               {"hashAlgorithmOID", HashOid(h)},
+               {"authData", AuthData(who)}},
               who.token);
 }
 
@@ -672,6 +679,28 @@ TEST_F(CscHttpsTest, LocksAnAccountAfterFiveFailuresUntilAnAdminUnlocksIt) {
 }
 
 // ---- refused activations and signatures ----
+
+// Every activation needs the PIN and a fresh OTP again; the bearer token alone gets no SAD, and a
+// code that was already used (here: replayed with the same request) is refused.
+TEST_F(CscHttpsTest, RefusesAnActivationWithoutFreshFactors) {
+  const Person& alice = P("alice");
+  const Key& key = K("e2e-p256");
+  json body = {{"credentialID", key.record.id},
+               {"numSignatures", 1},
+               {"hashes", B64List({NewHash()})},
+               {"hashAlgorithmOID", kSha256Oid}};
+  EXPECT_CSC_ERROR(Post(*client_, "/csc/v2/credentials/authorize", body, alice.token), 400,
+                   "invalid_request", "authData");
+  body["authData"] = AuthData(alice);
+  EXPECT_EQ(Post(*client_, "/csc/v2/credentials/authorize", body, alice.token).status, 200);
+  body["hashes"] = B64List({NewHash()});
+  EXPECT_CSC_ERROR(Post(*client_, "/csc/v2/credentials/authorize", body, alice.token), 400,
+                   "invalid_request", "one-time code");
+  body["authData"] = json::array({{{"id", "PIN"}, {"value", "not alice's password"}},
+                                  {{"id", "OTP"}, {"value", env->NextCode(alice)}}});
+  EXPECT_CSC_ERROR(Post(*client_, "/csc/v2/credentials/authorize", body, alice.token), 400,
+                   "invalid_request", "PIN");
+}
 
 TEST_F(CscHttpsTest, RefusesASadForAnotherCredential) {
   const Person& alice = P("alice");

@@ -69,9 +69,10 @@ std::optional<HashAlgorithm> HashFromOid(std::string_view oid) {
 
 // Where an error arose; only Unauthenticated is read differently in each.
 enum class Phase {
-  kLogin,   // auth/login: the presented password/TOTP/certificate is wrong
-  kBearer,  // Authorization: Bearer: the access token is wrong
-  kSad,     // a use case that checks a SAD: the SAD is wrong or expired
+  kLogin,       // auth/login: the presented password/TOTP/certificate is wrong
+  kBearer,      // Authorization: Bearer: the access token is wrong
+  kSad,         // a use case that checks a SAD: the SAD is wrong or expired
+  kActivation,  // credentials/authorize: the PIN or OTP in authData is wrong
 };
 
 // THE mapping of signet errors to CSC error bodies. HTTP status from HttpStatusFor; CSC error:
@@ -80,7 +81,9 @@ enum class Phase {
 //   Unauthenticated    -> login: invalid_authentication_data (AccountService does not say which
 //                         factor was wrong, by design, so invalid_otp is never sent);
 //                         bearer: invalid_token; SAD: expired_token if
-//                         SigningService::IsExpiredSad, else invalid_token
+//                         SigningService::IsExpiredSad, else invalid_token;
+//                         activation (authorize's PIN/OTP): 400 invalid_request, not 401, so
+//                         that a client does not take its still valid access token for bad
 //   ResourceExhausted  -> too_many_requests (429)
 //   Unavailable        -> temporarily_unavailable (503)
 //   DataLoss, Internal -> server_error (500), with a generic description (messages may name
@@ -96,6 +99,9 @@ Response CscErrorResponse(const Error& error, Phase phase, std::string_view requ
     case ErrorCode::kPermissionDenied:
       return JsonErrorResponse(status, "access_denied", error.message());
     case ErrorCode::kUnauthenticated: {
+      if (phase == Phase::kActivation) {
+        return JsonErrorResponse(400, "invalid_request", error.message());
+      }
       std::string_view csc = "invalid_token";
       if (phase == Phase::kLogin) {
         csc = "invalid_authentication_data";
@@ -365,7 +371,8 @@ Result<json> CredentialInfo(service::SigningService& signing, const service::Cal
   json auth;
   auth["mode"] = "explicit";
   if (principal.kind == service::AccountKind::kPerson) {
-    // Both factors are presented at auth/login (Basic password + "otp"), not in authorize.
+    // Both factors are presented at auth/login (Basic password + "otp") and again, as authData,
+    // with every credentials/authorize.
     auth["expression"] = "PIN AND OTP";
     if (options.auth_info) {
       auth["objects"] = json::array(
@@ -373,13 +380,16 @@ Result<json> CredentialInfo(service::SigningService& signing, const service::Cal
             {"id", "PIN"},
             {"format", "A"},
             {"label", "Password"},
-            {"description", "account password, presented with auth/login (HTTP Basic)"}},
+            {"description",
+             "account password: HTTP Basic at auth/login, authData PIN at authorize"}},
            {{"type", "Password"},
             {"id", "OTP"},
             {"format", "N"},
             {"generator", "totp"},
             {"label", "One-time code"},
-            {"description", "TOTP code, presented with auth/login (field \"otp\")"}}});
+            {"description",
+             "a fresh TOTP code: field \"otp\" at auth/login, authData OTP at authorize; "
+             "each code is accepted once"}}});
     }
   } else {
     auth["description"] = "mutual TLS client certificate, presented with auth/login";
@@ -555,10 +565,10 @@ class MalformedRecorder {
                     service::AuditAction action)
       : deps_(deps), caller_(caller), action_(action) {}
   void set_credential(std::string credential) { credential_ = std::move(credential); }
-  Response operator()(Error error) const {
+  Response operator()(Error error, Phase phase = Phase::kBearer) const {
     return CscErrorResponse(
         deps_.signing.RecordMalformedRequest(caller_, action_, credential_, std::move(error)),
-        Phase::kBearer);
+        phase);
   }
 
  private:
@@ -567,6 +577,42 @@ class MalformedRecorder {
   service::AuditAction action_;
   std::string credential_;  // once the body named one
 };
+
+// A person's second authentication for this activation, from CSC "authData": the objects
+// credentials/info lists, [{"id":"PIN","value":<password>},{"id":"OTP","value":<TOTP code>}].
+struct ActivationFactors {
+  SecretBytes pin;
+  std::string otp;
+};
+
+Result<ActivationFactors> ParseAuthData(const json& body) {
+  constexpr std::string_view kNeeded =
+      "a person authorizes with 'authData' holding {\"id\":\"PIN\",\"value\":<the account "
+      "password>} and {\"id\":\"OTP\",\"value\":<a fresh one-time code>}";
+  auto it = body.find("authData");
+  if (it == body.end() || it->is_null()) return InvalidArgument(std::string(kNeeded));
+  if (!it->is_array()) return InvalidArgument("'authData' must be an array of {id, value}");
+  std::optional<SecretBytes> pin;
+  std::optional<std::string> otp;
+  for (const json& item : *it) {
+    if (!item.is_object() || !item.contains("id") || !item["id"].is_string() ||
+        !item.contains("value") || !item["value"].is_string()) {
+      return InvalidArgument("each 'authData' item must be {\"id\": string, \"value\": string}");
+    }
+    const std::string& id = item["id"].get_ref<const std::string&>();
+    const std::string& value = item["value"].get_ref<const std::string&>();
+    if (id == "PIN" && !pin) {
+      pin.emplace(std::string_view(value));
+    } else if (id == "OTP" && !otp) {
+      otp = value;
+    } else {
+      return InvalidArgument("'authData' holds an unknown or repeated id (only PIN and OTP, "
+                             "once each)");
+    }
+  }
+  if (!pin || !otp) return InvalidArgument(std::string(kNeeded));
+  return ActivationFactors{std::move(*pin), std::move(*otp)};
+}
 
 Response Authorize(const CscDependencies& deps, const Request& request, const json& body) {
   auto who = AuthenticateBearer(deps.accounts, request);
@@ -587,6 +633,15 @@ Response Authorize(const CscDependencies& deps, const Request& request, const js
   if (!description.ok()) return refuse(description.error());
   if (description->has_value() && (*description)->size() > 500) {
     return refuse(InvalidArgument("'description' is longer than 500 characters"));
+  }
+  // Every activation is a fresh multi-factor authentication for people (CSBR 6.2.7.3); a service
+  // account's rests on its mTLS login (server-to-server), and any authData it sends is unused.
+  if (who->principal.kind == service::AccountKind::kPerson) {
+    auto factors = ParseAuthData(body);
+    if (!factors.ok()) return refuse(factors.error());
+    Status verified = deps.accounts.VerifyActivationFactors(
+        who->principal, factors->pin, factors->otp, {request.client_address, request.request_id});
+    if (!verified.ok()) return refuse(verified.error(), Phase::kActivation);
   }
   auto a = deps.signing.Authorize(who->caller, *credential, *hash, *hashes, *num);
   if (!a.ok()) return CscErrorResponse(a.error(), Phase::kSad, request.request_id);

@@ -9,9 +9,15 @@
 //  - auth/login, service: on an mTLS connection (Request::client_cert_sha256 set) without an
 //    Authorization header, the verified client certificate is the credential.
 //  - Every other route except info needs "Authorization: Bearer <access_token>".
-//  - credentials/authorize: the signer's second factor was already presented at login
-//    (password + TOTP, or mTLS), so CSC's "authData"/"PIN"/"OTP" fields are not needed and are
-//    ignored if sent; the returned SAD is bound to the account, the credential and the hashes.
+//  - credentials/authorize: a person authenticates again, with both factors, for every
+//    activation (CSBR 6.2.7.3: multi-factor authentication for every use of a key): "authData"
+//    [{"id":"PIN","value":<password>},{"id":"OTP","value":<fresh TOTP code>}], the auth objects
+//    credentials/info lists ("PIN AND OTP"); AccountService::VerifyActivationFactors applies the
+//    login policy (each code once, failures count towards the lockout). A wrong factor is 400
+//    invalid_request. A service account's activation rests on its mTLS login (server-to-server);
+//    authData is not used. The returned SAD is bound to the account, the credential and the
+//    hashes. extendTransaction, which CSC gives no authData, rebinds within the transaction the
+//    authorization opened.
 //
 // Errors: {"error","error_description"} with the CSC error strings; see csc_api.cc
 // (CscErrorFor) for the one table mapping signet ErrorCode to them.

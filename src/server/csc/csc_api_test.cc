@@ -7,6 +7,7 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include <map>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -158,16 +159,35 @@ class CscApiTest : public ::testing::Test {
     Response r = LoginResponse(p, p.password, Code(p));
     EXPECT_EQ(r.status, 200) << r.body;
     clock_.Advance(30s);
-    return json::parse(r.body).value("access_token", "");
+    std::string token = json::parse(r.body).value("access_token", "");
+    people_by_token_[token] = &p;
+    return token;
+  }
+
+  // The authData of one activation by `p`: the password and the current step's code; the clock
+  // then moves to the next step, so the next call has a fresh code.
+  json AuthData(const Person& p, const std::string& pin = "") {
+    json data = json::array({{{"id", "PIN"}, {"value", pin.empty() ? p.password : pin}},
+                             {{"id", "OTP"}, {"value", Code(p)}}});
+    clock_.Advance(30s);
+    return data;
+  }
+
+  Response AuthorizeAs(const std::string& token, const std::string& credential,
+                       const std::vector<std::string>& hashes) {
+    json body = {{"credentialID", credential},
+                 {"numSignatures", hashes.size()},
+                 {"hashes", hashes},
+                 {"hashAlgorithmOID", kSha256Oid}};
+    if (auto it = people_by_token_.find(token); it != people_by_token_.end()) {
+      body["authData"] = AuthData(*it->second);
+    }
+    return CallAs(token, "credentials/authorize", body);
   }
 
   std::string AuthorizeOk(const std::string& token, const std::string& credential,
                           const std::vector<std::string>& hashes) {
-    Response r = CallAs(token, "credentials/authorize",
-                        {{"credentialID", credential},
-                         {"numSignatures", hashes.size()},
-                         {"hashes", hashes},
-                         {"hashAlgorithmOID", kSha256Oid}});
+    Response r = AuthorizeAs(token, credential, hashes);
     EXPECT_EQ(r.status, 200) << r.body;
     return json::parse(r.body).value("SAD", "");
   }
@@ -195,6 +215,8 @@ class CscApiTest : public ::testing::Test {
   Router router_;
   std::optional<std::string> client_cert_;
   Person alice_, bob_;
+  // Whose token it is, for authData (the people outlive their tokens: fixture members or locals).
+  std::map<std::string, const Person*> people_by_token_;
   store::KeyRecord ec_, rsa_;
 };
 
@@ -498,6 +520,64 @@ TEST_F(CscApiTest, AHashIsSignedOnce) {
                {"signAlgo", "1.2.840.10045.4.3.2"}};
   ASSERT_EQ(CallAs(token, "signatures/signHash", body).status, 200);
   ExpectError(CallAs(token, "signatures/signHash", body), 403, "access_denied");
+}
+
+// A person authenticates again for every activation (CSBR 6.2.7.3): the bearer token alone does
+// not get a SAD.
+TEST_F(CscApiTest, AuthorizeNeedsThePinAndAFreshOtp) {
+  std::string token = Login(alice_);
+  json body = {{"credentialID", ec_.id},
+               {"numSignatures", 1},
+               {"hashes", {B64Hash("x")}},
+               {"hashAlgorithmOID", kSha256Oid}};
+  // No authData.
+  Response missing = CallAs(token, "credentials/authorize", body);
+  ExpectError(missing, 400, "invalid_request");
+  EXPECT_NE(missing.body.find("authData"), std::string::npos) << missing.body;
+
+  // A wrong PIN: refused, and counted as a failed authentication.
+  body["authData"] = AuthData(alice_, "not alice's password");
+  ExpectError(CallAs(token, "credentials/authorize", body), 400, "invalid_request");
+  ASSERT_FALSE(account_events_.empty());
+  EXPECT_EQ(account_events_.back().action, service::AccountAction::kLoginFailure);
+  EXPECT_EQ(account_events_.back().details.at("purpose"), "activation");
+  EXPECT_EQ(account_events_.back().request_id, std::string(32, 'f'));
+
+  // The right factors: a SAD, and a login_success for the activation.
+  json good = AuthData(alice_);
+  body["authData"] = good;
+  Response ok = CallAs(token, "credentials/authorize", body);
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(account_events_.back().action, service::AccountAction::kLoginSuccess);
+  EXPECT_EQ(account_events_.back().details.at("purpose"), "activation");
+
+  // The same code again (an attacker replaying the request with another hash): refused.
+  body["hashes"] = {B64Hash("y")};
+  ExpectError(CallAs(token, "credentials/authorize", body), 400, "invalid_request");
+  EXPECT_EQ(account_events_.back().reason, service::AccountReason::kTotpReplayed);
+
+  // Items that are not {id, value} strings, or unknown ids.
+  body["authData"] = json::array({{{"id", "PIN"}, {"value", 1234}}});
+  ExpectError(CallAs(token, "credentials/authorize", body), 400, "invalid_request");
+  body["authData"] = json::array({{{"id", "PUK"}, {"value", "1"}}});
+  ExpectError(CallAs(token, "credentials/authorize", body), 400, "invalid_request");
+}
+
+// A service account's activation rests on its mTLS login (server-to-server): no authData.
+TEST_F(CscApiTest, ServiceAccountAuthorizesWithoutAuthData) {
+  auto ci = accounts_.CreateService(service::SystemPrincipal(), "ci",
+                                    store::RoleSet{Role::kSigner}, kFingerprint);
+  ASSERT_TRUE(ci.ok()) << ci.error().message();
+  service::Caller admin;
+  admin.actor.account_id = "a_admin";
+  admin.actor.roles = store::RoleSet{Role::kAdmin};
+  ASSERT_TRUE(signing_.Grant(admin, "ec", ci->id).ok());
+  client_cert_ = kFingerprint;
+  Response login = Call("auth/login", "");
+  ASSERT_EQ(login.status, 200) << login.body;
+  const std::string token = json::parse(login.body).value("access_token", "");
+  std::string sad = AuthorizeOk(token, ec_.id, {B64Hash("built by ci")});
+  EXPECT_FALSE(sad.empty());
 }
 
 TEST_F(CscApiTest, AnotherAccountsSadIsRefused) {
