@@ -663,6 +663,20 @@ Result<BearerToken> AccountService::LoginWithPassword(std::string_view name,
   return token;
 }
 
+Status AccountService::RecordRefusedLogin(std::string_view why, CallOrigin origin,
+                                          std::string_view name) {
+  AccountEvent event;
+  event.time = clock_.Now();
+  event.action = AccountAction::kLoginFailure;
+  event.reason = AccountReason::kInvalidArgument;
+  event.client_address = std::string(origin.client_address);
+  event.request_id = std::string(origin.request_id);
+  event.actor_name = std::string(name.substr(0, kMaxNameLength));
+  event.object = event.actor_name;
+  event.details["error"] = std::string(why);
+  return Emit(std::move(event));
+}
+
 Status AccountService::VerifyActivationFactors(const Principal& who, const SecretBytes& password,
                                                std::string_view totp_code, CallOrigin origin) {
   const TimePoint now = clock_.Now();

@@ -259,6 +259,12 @@ class AccountService {
   // activations rest on its mTLS login (CSBR "server-to-server").
   Status VerifyActivationFactors(const Principal& who, const SecretBytes& password,
                                  std::string_view totp_code, CallOrigin origin);
+  // Records a login attempt the transport refused before any credential could be checked (no
+  // credentials, malformed HTTP Basic, no code with a password, an unsupported scheme): a
+  // login_failure with reason invalid_argument and `why` in details["error"], so every
+  // authentication attempt is in the log. `name` is the account name if one could be read. Not
+  // counted towards the lockout (no credential was tried). Returns the sink's error, if any.
+  Status RecordRefusedLogin(std::string_view why, CallOrigin origin, std::string_view name = {});
   // Server-to-server login: `fingerprint` is the SHA-256 (hex) of the client certificate the TLS
   // layer verified. Unauthenticated for an unknown certificate; PermissionDenied for a disabled
   // service account (the certificate already proved who it is, so naming the state leaks

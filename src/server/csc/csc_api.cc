@@ -255,6 +255,13 @@ Result<SignAlgo> ParseSignAlgo(const json& body) {
     if (!given) return InvalidArgument("'hashAlgorithmOID' is required with rsaEncryption");
     return SignAlgo{SignatureScheme::kRsaPkcs1v15, *given};
   }
+  // ecPublicKey, which credentials/info lists for EC keys, names ECDSA without a hash; the hash
+  // comes from hashAlgorithmOID, as with rsaEncryption.
+  if (algo == kOidEcPublicKey) {
+    if (params_b64) return InvalidArgument("'signAlgoParams' is only used with RSASSA-PSS");
+    if (!given) return InvalidArgument("'hashAlgorithmOID' is required with ecPublicKey");
+    return SignAlgo{SignatureScheme::kEcdsa, *given};
+  }
   if (algo == kOidRsaPss) {
     if (!params_b64) {
       // Without parameters: the message hash from hashAlgorithmOID, MGF1 with it, salt = hash
@@ -424,32 +431,45 @@ Response Info(const CscDependencies& deps) {
 }
 
 Response Login(const CscDependencies& deps, const Request& request, const json& body) {
+  const service::CallOrigin origin{request.client_address, request.request_id};
+  // A refusal before any credential is checked is still an authentication attempt: recorded,
+  // then answered (or, if the log cannot record it, the log's error is the answer).
+  auto refuse = [&](Error error, Phase phase, std::string_view name = {}) {
+    Status recorded = deps.accounts.RecordRefusedLogin(error.message(), origin, name);
+    if (!recorded.ok()) return CscErrorResponse(recorded.error(), phase, request.request_id);
+    return CscErrorResponse(error, phase, request.request_id);
+  };
   Result<service::BearerToken> token = InternalError("unreachable");
   if (auto basic = AuthorizationParam(request, "Basic")) {
     auto decoded = Base64Decode(*basic);
-    if (!decoded.ok()) return BadRequest("the Basic credentials are not valid base64");
+    if (!decoded.ok()) {
+      return refuse(InvalidArgument("the Basic credentials are not valid base64"), Phase::kBearer);
+    }
     SecretBytes pair{ByteView(*decoded)};
     std::fill(decoded->begin(), decoded->end(), uint8_t{0});
     std::string_view text = pair.text_view();
     size_t colon = text.find(':');
-    if (colon == std::string_view::npos) return BadRequest("the Basic credentials lack a ':'");
+    if (colon == std::string_view::npos) {
+      return refuse(InvalidArgument("the Basic credentials lack a ':'"), Phase::kBearer);
+    }
+    const std::string_view name = text.substr(0, colon);
     auto otp = OptString(body, "otp");
-    if (!otp.ok()) return CscErrorResponse(otp.error(), Phase::kBearer);
+    if (!otp.ok()) return refuse(otp.error(), Phase::kBearer, name);
     if (!otp->has_value() || (*otp)->empty()) {
-      return BadRequest("'otp' (the TOTP code) is required with Basic authentication");
+      return refuse(
+          InvalidArgument("'otp' (the TOTP code) is required with Basic authentication"),
+          Phase::kBearer, name);
     }
     SecretBytes password{text.substr(colon + 1)};
-    token = deps.accounts.LoginWithPassword(text.substr(0, colon), password, **otp,
-                                            {request.client_address, request.request_id});
+    token = deps.accounts.LoginWithPassword(name, password, **otp, origin);
   } else if (request.Header("authorization")) {
-    return CscErrorResponse(
+    return refuse(
         Unauthenticated("auth/login takes HTTP Basic credentials or a TLS client certificate"),
         Phase::kLogin);
   } else if (request.client_cert_sha256) {
-    token = deps.accounts.LoginWithClientCertificate(*request.client_cert_sha256,
-                                                     {request.client_address, request.request_id});
+    token = deps.accounts.LoginWithClientCertificate(*request.client_cert_sha256, origin);
   } else {
-    Response r = CscErrorResponse(
+    Response r = refuse(
         Unauthenticated("auth/login needs HTTP Basic credentials and 'otp', or a TLS client "
                         "certificate"),
         Phase::kLogin);

@@ -258,6 +258,44 @@ TEST_F(CscApiTest, LoginWithoutOtpIsABadRequest) {
               "invalid_request");
 }
 
+// Every authentication attempt is recorded, also those refused before a credential is checked.
+TEST_F(CscApiTest, LoginRefusalsBeforeAnyCredentialAreRecorded) {
+  struct Case {
+    std::vector<std::pair<std::string, std::string>> headers;
+    int status;
+    std::string name;   // the account name the event names, if any
+    std::string error;  // a phrase of details["error"]
+  };
+  const std::string basic = Base64Encode(AsBytes(alice_.name + ":" + alice_.password));
+  const std::vector<Case> cases = {
+      {{{"authorization", "Basic " + basic}}, 400, "alice", "'otp'"},
+      {{{"authorization", "Basic !!!"}}, 400, "", "base64"},
+      {{{"authorization", "Basic " + Base64Encode(AsBytes("no colon"))}}, 400, "", "':'"},
+      {{{"authorization", "Bearer something"}}, 401, "", "HTTP Basic"},
+      {{}, 401, "", "TLS client certificate"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.error);
+    const size_t before = account_events_.size();
+    Response r = Call("auth/login", "{}", c.headers);
+    EXPECT_EQ(r.status, c.status) << r.body;
+    ASSERT_EQ(account_events_.size(), before + 1) << "the attempt was not recorded";
+    const service::AccountEvent& e = account_events_.back();
+    EXPECT_EQ(e.action, service::AccountAction::kLoginFailure);
+    EXPECT_EQ(e.reason, service::AccountReason::kInvalidArgument);
+    EXPECT_EQ(e.actor_name, c.name);
+    EXPECT_EQ(e.request_id, std::string(32, 'f'));
+    EXPECT_NE(e.details.at("error").find(c.error), std::string::npos) << e.details.at("error");
+  }
+  // None of them counts towards alice's lockout.
+  service::Principal alice;
+  alice.account_id = alice_.id;
+  alice.name = alice_.name;
+  auto info = accounts_.GetSelf(alice);
+  ASSERT_TRUE(info.ok()) << info.error().message();
+  EXPECT_EQ(info->failed_attempts, 0);
+}
+
 TEST_F(CscApiTest, AnOtpIsAcceptedOnce) {
   std::string code = Code(alice_);
   ASSERT_EQ(LoginResponse(alice_, alice_.password, code).status, 200);
@@ -453,6 +491,25 @@ TEST_F(CscApiTest, AuthorizeAndSignWithEcdsa) {
     EXPECT_TRUE(Verify(ec_, SignatureScheme::kEcdsa, HashAlgorithm::kSha256,
                        Base64Decode(hashes[i]).value(), Base64Decode(sigs[i]).value()));
   }
+}
+
+// credentials/info lists ecPublicKey among an EC key's algorithms, so signHash takes it, with the
+// hash named by hashAlgorithmOID (and refuses it without one).
+TEST_F(CscApiTest, SignWithEcPublicKeyAndAHashOid) {
+  std::string token = Login(alice_);
+  std::vector<std::string> hashes = {B64Hash("ec-public-key")};
+  std::string sad = AuthorizeOk(token, ec_.id, hashes);
+  json body = {{"credentialID", ec_.id},
+               {"SAD", sad},
+               {"hashes", hashes},
+               {"signAlgo", "1.2.840.10045.2.1"}};
+  ExpectError(CallAs(token, "signatures/signHash", body), 400, "invalid_request");
+  body["hashAlgorithmOID"] = kSha256Oid;
+  Response r = CallAs(token, "signatures/signHash", body);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(Verify(ec_, SignatureScheme::kEcdsa, HashAlgorithm::kSha256,
+                     Base64Decode(hashes[0]).value(),
+                     Base64Decode(json::parse(r.body)["signatures"][0].get<std::string>()).value()));
 }
 
 TEST_F(CscApiTest, SignWithRsaPkcs1AndPss) {
