@@ -480,6 +480,19 @@ Result<AccountInfo> AccountService::GetSelf(const Principal& who) {
 
 // ---- authentication ----
 
+AccountEvent AccountService::LoginAttempt(std::string_view auth_method, CallOrigin origin,
+                                          std::string_view name) const {
+  AccountEvent event;
+  event.time = clock_.Now();
+  event.action = AccountAction::kLoginFailure;
+  event.auth_method = std::string(auth_method);
+  event.client_address = std::string(origin.client_address);
+  event.request_id = std::string(origin.request_id);
+  event.actor_name = std::string(name.substr(0, kMaxNameLength));
+  event.object = event.actor_name;
+  return event;
+}
+
 Status AccountService::CountFailure(const store::AccountRecord& account, TimePoint now,
                                     std::optional<TimePoint>* locked_until) {
   SIGNET_ASSIGN_OR_RETURN(store::LoginFailureState state,
@@ -612,15 +625,8 @@ Result<BearerToken> AccountService::LoginWithPassword(std::string_view name,
                                                       const SecretBytes& password,
                                                       std::string_view totp_code,
                                                       CallOrigin origin) {
-  const TimePoint now = clock_.Now();
-  AccountEvent event;
-  event.time = now;
-  event.action = AccountAction::kLoginFailure;
-  event.auth_method = "password+totp";
-  event.client_address = std::string(origin.client_address);
-  event.request_id = std::string(origin.request_id);
-  event.actor_name = std::string(name.substr(0, kMaxNameLength));
-  event.object = event.actor_name;
+  AccountEvent event = LoginAttempt("password+totp", origin, name);
+  const TimePoint now = event.time;
   const Error generic = Unauthenticated(std::string(kGenericLoginError));
   auto refuse = [&](AccountReason reason) {
     event.reason = reason;
@@ -665,31 +671,18 @@ Result<BearerToken> AccountService::LoginWithPassword(std::string_view name,
 
 Status AccountService::RecordRefusedLogin(std::string_view why, CallOrigin origin,
                                           std::string_view name) {
-  AccountEvent event;
-  event.time = clock_.Now();
-  event.action = AccountAction::kLoginFailure;
+  AccountEvent event = LoginAttempt("", origin, name);
   event.reason = AccountReason::kInvalidArgument;
-  event.client_address = std::string(origin.client_address);
-  event.request_id = std::string(origin.request_id);
-  event.actor_name = std::string(name.substr(0, kMaxNameLength));
-  event.object = event.actor_name;
   event.details["error"] = std::string(why);
   return Emit(std::move(event));
 }
 
 Status AccountService::VerifyActivationFactors(const Principal& who, const SecretBytes& password,
                                                std::string_view totp_code, CallOrigin origin) {
-  const TimePoint now = clock_.Now();
-  AccountEvent event;
-  event.time = now;
-  event.action = AccountAction::kLoginFailure;
-  event.auth_method = "password+totp";
-  event.client_address = std::string(origin.client_address);
-  event.request_id = std::string(origin.request_id);
+  AccountEvent event = LoginAttempt("password+totp", origin, who.name);
+  const TimePoint now = event.time;
   event.actor_id = who.account_id;
-  event.actor_name = who.name;
   event.actor_roles = who.roles;
-  event.object = who.name;
   event.details["purpose"] = "activation";
   const Error generic = Unauthenticated(std::string(kGenericActivationError));
   if (who.kind != AccountKind::kPerson) {
@@ -719,12 +712,7 @@ Status AccountService::VerifyActivationFactors(const Principal& who, const Secre
 
 Result<BearerToken> AccountService::LoginWithClientCertificate(std::string_view fingerprint,
                                                                CallOrigin origin) {
-  AccountEvent event;
-  event.time = clock_.Now();
-  event.action = AccountAction::kLoginFailure;
-  event.auth_method = "mtls";
-  event.client_address = std::string(origin.client_address);
-  event.request_id = std::string(origin.request_id);
+  AccountEvent event = LoginAttempt("mtls", origin, "");
   event.details["mtls_fingerprint"] = std::string(fingerprint.substr(0, 64));
   const Error generic = Unauthenticated("the client certificate belongs to no service account");
   if (!ValidateFingerprint(fingerprint).ok()) {

@@ -290,6 +290,10 @@ class AccountService {
   Status Emit(AccountEvent event);
   AccountEvent MakeEvent(AccountAction action, AccountReason reason, const AccountCaller& actor,
                          std::string_view object) const;
+  // A login_failure event for an attempt by `auth_method` from `origin`, naming `name` (cut to
+  // the longest valid name) as actor and object; the caller fills in the rest.
+  AccountEvent LoginAttempt(std::string_view auth_method, CallOrigin origin,
+                            std::string_view name) const;
   // Returns `error` after reporting it (or the sink's error if reporting fails).
   Error Fail(AccountEvent event, Error error);
   Result<TotpEnrolment> NewTotpSeed(std::string_view account_id, std::string_view name,
