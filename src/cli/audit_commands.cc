@@ -657,6 +657,22 @@ class AuditTailCommand final : public Command {
 
   // One page of /api/v1/log/entries after `after` (all pages when `drain`); advances `after`.
   // Returns whether the page was full.
+  // Prints one entry exactly as it is hashed: "entry_b64", the stored bytes. A server that
+  // predates it sends only "entry", parsed JSON; entries are canonical JSON, so its dump() gives
+  // the same bytes for an untouched entry (a damaged one would be shown repaired).
+  static Status PrintEntry(const json& e) {
+    if (e.contains("entry_b64") && e["entry_b64"].is_string()) {
+      auto bytes = Base64Decode(e["entry_b64"].get<std::string>());
+      if (!bytes.ok()) return UnexpectedAnswer("an entry whose \"entry_b64\" is not base64");
+      std::cout.write(reinterpret_cast<const char*>(bytes->data()),
+                      static_cast<std::streamsize>(bytes->size()));
+      std::cout << "\n";
+      return OkStatus();
+    }
+    std::cout << e["entry"].dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
+    return OkStatus();
+  }
+
   static Result<bool> Page(ServerLog& server, int64_t& after, bool print, bool drain) {
     while (true) {
       std::string target = "/api/v1/log/entries?limit=1000";
@@ -672,9 +688,7 @@ class AuditTailCommand final : public Command {
             !e.contains("entry")) {
           return UnexpectedAnswer("an entry without \"index\" and \"entry\"");
         }
-        // Entries are canonical JSON: dump() with sorted keys gives back the hashed bytes.
-        if (print)
-          std::cout << e["entry"].dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
+        if (print) SIGNET_TRY(PrintEntry(e));
         after = e["index"].get<int64_t>();
       }
       std::cout.flush();

@@ -339,7 +339,11 @@ Result<Response> QueryEntries(const LogRouteDependencies& deps, const Request& r
     if (!entry.is_object()) {
       return DataLoss("log entry " + std::to_string(row.index) + " is not a JSON object");
     }
-    entries.push_back(json{{"index", row.index}, {"entry", std::move(entry)}});
+    // "entry" for reading; "entry_b64" is the exact stored bytes, the ones hashed into the tree,
+    // for clients that print or check entries (a JSON value would be re-serialised on the way).
+    entries.push_back(json{{"index", row.index},
+                           {"entry", std::move(entry)},
+                           {"entry_b64", Base64Encode(AsBytes(row.data))}});
   }
   // A full page may have a successor; a short one is the end (for now).
   json next_after = nullptr;

@@ -463,6 +463,9 @@ class LogEntriesTest : public LogRoutesTest {
       EXPECT_TRUE(stored.ok() && stored->size() == 1u);
       if (stored.ok() && stored->size() == 1u) {
         EXPECT_EQ(e["entry"].dump(), (*stored)[0].data) << index;
+        auto exact = Base64Decode(e.value("entry_b64", ""));
+        EXPECT_TRUE(exact.ok() && std::string(exact->begin(), exact->end()) == (*stored)[0].data)
+            << index;
       }
     }
     return out;
