@@ -119,8 +119,8 @@ Result<std::unique_ptr<ExportReader>> ExportReader::Open(const std::string& path
     reader->checkpoint_ = final_line["checkpoint"].get<std::string>();
   }
   reader->entries_end_ = file_size - tail_size + begin;
-  if (reader->header_.size == 0) SIGNET_TRY(reader->CheckNoEntryAfterSize());
   SIGNET_TRY(reader->SeekTo(0));
+  if (reader->header_.size == 0) SIGNET_TRY(reader->CheckNoEntryAfterSize());
   return reader;
 }
 
@@ -169,7 +169,7 @@ Status ExportReader::ParseEntryLine(const std::string& line, std::string& entry)
 }
 
 Status ExportReader::CheckNoEntryAfterSize() const {
-  if (next_offset_ < entries_end_ || (header_.size == 0 && entries_begin_ < entries_end_)) {
+  if (next_offset_ < entries_end_) {
     return DataLoss(path_ + " holds entry lines after the " + Str(header_.size) +
                     " entries its header announces: lines were added to the export (or its "
                     "header's size was changed), so it is not the log it claims to be");

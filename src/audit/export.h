@@ -68,7 +68,7 @@ class ExportReader final : public LogReader {
  private:
   ExportReader() = default;
   Status SeekTo(uint64_t position);
-  // DataLoss if entry lines remain once the header's size has been read (or, for size 0, at all).
+  // DataLoss if entry lines remain at the read position, which must be the header's size.
   Status CheckNoEntryAfterSize() const;
   Status ParseEntryLine(const std::string& line, std::string& entry) const;
 

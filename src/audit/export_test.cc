@@ -155,6 +155,17 @@ TEST_F(ExportTest, EntryLinesAfterTheHeaderSizeAreRefused) {
       << report.error().message();
 }
 
+// A log with no entries yet exports as a header and {"checkpoint":null}, and verifies.
+TEST_F(ExportTest, EmptyLogExportVerifies) {
+  const std::string path = Write(
+      {ExportHeaderLine({log_.origin(), 0}), ExportCheckpointLine(std::nullopt)}, "empty.jsonl");
+  auto reader = ExportReader::Open(path);
+  ASSERT_TRUE(reader.ok()) << reader.error().message();
+  VerifyReport report = VerifyFile(path);
+  EXPECT_TRUE(report.ok()) << report.failure->message;
+  EXPECT_EQ(report.entries_checked, 0u);
+}
+
 TEST_F(ExportTest, EntriesUnderAHeaderOfSizeZeroAreRefused) {
   std::vector<std::string> lines = Lines();
   lines.front() = ExportHeaderLine({log_.origin(), 0});
