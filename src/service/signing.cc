@@ -221,7 +221,8 @@ Status SigningService::CheckHashes(const std::vector<Bytes>& hashes, HashAlgorit
 
 Result<Authorization> SigningService::IssueAuthorization(
     const Caller& caller, const store::KeyRecord& key, HashAlgorithm hash_algorithm,
-    const std::vector<Bytes>& hashes, const SecretBytes* old_sad, AuditEvent& event) {
+    const std::vector<Bytes>& hashes, const KeyPolicy& policy, const SecretBytes* old_sad,
+    AuditEvent& event) {
   const TimePoint now = clock_.Now();
   store::ActivationRecord activation;
   activation.account_id = caller.actor.account_id;
@@ -254,6 +255,9 @@ Result<Authorization> SigningService::IssueAuthorization(
     }
     activation.expires_at = std::min(activation.expires_at, cap);
     event.details["extends_sad_sha256"] = HexEncode(old_sad_hash);
+    // A SAD's num_signatures never changes, so this is what ReplaceActivation will store.
+    event.details["transaction_num_signatures"] =
+        std::to_string(found->num_signatures + activation.num_signatures);
   }
 
   // The SAD: 256 random bits, base64url. Only its SHA-256 is stored.
@@ -266,8 +270,10 @@ Result<Authorization> SigningService::IssueAuthorization(
   SIGNET_ASSIGN_OR_RETURN(activation.sad_hash, SadHash(sad));
 
   if (old_sad != nullptr) {
-    SIGNET_TRY(
-        store_.ReplaceActivation(old_sad_hash, caller.actor.account_id, key.id, now, activation));
+    const int64_t max_signatures =
+        std::min(policy.max_signatures_per_authorization, kMaxSignaturesPerAuthorization);
+    SIGNET_TRY(store_.ReplaceActivation(old_sad_hash, caller.actor.account_id, key.id, now,
+                                        activation, max_signatures));
   } else {
     SIGNET_TRY(store_.InsertActivation(activation));
   }
@@ -305,7 +311,7 @@ Result<Authorization> SigningService::Authorize(const Caller& caller, std::strin
     }
     SIGNET_ASSIGN_OR_RETURN(KeyPolicy policy, EffectivePolicy(key));
     SIGNET_TRY(CheckHashes(hashes, hash_algorithm, policy, key));
-    return IssueAuthorization(caller, key, hash_algorithm, hashes, nullptr, event);
+    return IssueAuthorization(caller, key, hash_algorithm, hashes, policy, nullptr, event);
   }();
   if (!result.ok()) {
     event.action = AuditAction::kAuthorizeRefused;
@@ -331,7 +337,7 @@ Result<Authorization> SigningService::ExtendTransaction(const Caller& caller,
     event.signature->key_name = key.name;
     SIGNET_ASSIGN_OR_RETURN(KeyPolicy policy, EffectivePolicy(key));
     SIGNET_TRY(CheckHashes(hashes, hash_algorithm, policy, key));
-    return IssueAuthorization(caller, key, hash_algorithm, hashes, &sad, event);
+    return IssueAuthorization(caller, key, hash_algorithm, hashes, policy, &sad, event);
   }();
   if (!result.ok()) {
     event.action = AuditAction::kAuthorizeRefused;

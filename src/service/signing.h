@@ -133,8 +133,11 @@ class SigningService {
   // CSC credentials/extendTransaction: checks `sad` as SignHash does (account, credential,
   // expiry) and the new hashes as Authorize does, then atomically replaces the old SAD by a new
   // one bound to `hashes` (the old SAD stops working). The new SAD expires after sad_lifetime but
-  // not after the original authorization time + max_transaction_lifetime. Recorded as
-  // `authorize` with details "operation": "extend_transaction".
+  // not after the original authorization time + max_transaction_lifetime, and the transaction
+  // (the first authorization and all its extensions) never allows more signatures than the key's
+  // policy allows per authorization (PermissionDenied): without fresh factors, an extension
+  // changes which hashes may be signed, not how many. Recorded as `authorize` with details
+  // "operation": "extend_transaction".
   Result<Authorization> ExtendTransaction(const Caller& caller, std::string_view credential,
                                           const SecretBytes& sad, HashAlgorithm hash_algorithm,
                                           const std::vector<Bytes>& hashes);
@@ -194,7 +197,8 @@ class SigningService {
   Result<Authorization> IssueAuthorization(const Caller& caller, const store::KeyRecord& key,
                                            HashAlgorithm hash_algorithm,
                                            const std::vector<Bytes>& hashes,
-                                           const SecretBytes* old_sad, AuditEvent& event);
+                                           const KeyPolicy& policy, const SecretBytes* old_sad,
+                                           AuditEvent& event);
   Result<std::vector<Bytes>> SignHashUnrecorded(const Caller& caller, std::string_view credential,
                                                 const SecretBytes& sad,
                                                 const std::vector<Bytes>& hashes,

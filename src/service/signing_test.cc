@@ -571,6 +571,36 @@ TEST_F(SigningTest, ExtendTransactionIsBoundToAccountAndCappedInTime) {
   }
 }
 
+TEST_F(SigningTest, ExtensionsNeverAllowMoreSignaturesThanOneAuthorization) {
+  KeyPolicy p = signing_.DefaultPolicy(KeyAlgorithm::kEcP256);
+  p.max_signatures_per_authorization = 3;
+  ASSERT_TRUE(signing_.SetPolicy(admin_, "release", p).ok());
+  Authorization first = AuthorizeOk(alice_, "release", {h1_, h2_});
+  ASSERT_TRUE(Sign(alice_, "release", first.sad, {h1_}).ok());
+  auto second =
+      signing_.ExtendTransaction(alice_, "release", first.sad, HashAlgorithm::kSha256, {h3_});
+  ASSERT_TRUE(second.ok()) << second.error().message();
+  EXPECT_EQ(audit_.last().details["transaction_num_signatures"], "3");
+  ASSERT_TRUE(Sign(alice_, "release", second->sad, {h3_}).ok());
+  // A fourth signature in the same transaction needs a new authorization (fresh factors).
+  auto third = signing_.ExtendTransaction(alice_, "release", second->sad, HashAlgorithm::kSha256,
+                                          {Sha256Of("fourth")});
+  ASSERT_FALSE(third.ok());
+  EXPECT_EQ(third.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_NE(third.error().message().find("would bring it to 4 (3 authorized so far); at most 3"),
+            std::string::npos)
+      << third.error().message();
+  ExpectRefusalRecorded(AuditAction::kAuthorizeRefused, "at most 3");
+  // The refused extension changed nothing: the second SAD is still the transaction's.
+  auto still = store_.GetActivation(
+      pki::ComputeDigest(HashAlgorithm::kSha256, second->sad.view()).value());
+  ASSERT_TRUE(still.ok()) << still.error().message();
+  EXPECT_EQ(still->num_signatures, 3);
+  EXPECT_EQ(still->signatures_used, 2);
+  EXPECT_EQ(Sign(alice_, "release", second->sad, {h3_}).error().code(),
+            ErrorCode::kPermissionDenied);  // h3 was used, not replaced
+}
+
 // ---- with the real SQLite store ----
 
 class SqliteSigningTest : public ::testing::Test {

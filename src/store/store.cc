@@ -157,6 +157,30 @@ Status CheckActivationBinding(const std::optional<ActivationRecord>& activation,
   return OkStatus();
 }
 
+Result<ActivationRecord> ContinueTransaction(const ActivationRecord& old,
+                                             const ActivationRecord& replacement,
+                                             int64_t max_transaction_signatures) {
+  if (max_transaction_signatures <= 0) {
+    return InvalidArgument("a transaction needs a positive signature limit");
+  }
+  if (replacement.num_signatures <= 0 || replacement.signatures_used != 0) {
+    return InvalidArgument("an extension carries the count of its own hashes, none used yet");
+  }
+  const int64_t total = old.num_signatures + replacement.num_signatures;
+  if (total > max_transaction_signatures) {
+    return PermissionDenied(
+        "extending the transaction by " + std::to_string(replacement.num_signatures) +
+        " signatures would bring it to " + std::to_string(total) + " (" +
+        std::to_string(old.num_signatures) + " authorized so far); at most " +
+        std::to_string(max_transaction_signatures) +
+        " are allowed per authorization, extensions included; authorize again");
+  }
+  ActivationRecord next = replacement;
+  next.num_signatures = total;
+  next.signatures_used = old.signatures_used;
+  return next;
+}
+
 namespace {
 
 // The rules before the per-hash ones, in CheckActivationConsumable's order.

@@ -135,7 +135,10 @@ struct ActivationRecord {
   std::string account_id;
   std::string key_id;          // KeyRecord::id
   std::string hash_algorithm;  // HashAlgorithmName(), e.g. "sha256"
-  int64_t num_signatures = 0;  // how many signatures the SAD allows in all
+  // How many signatures the transaction allows and has made in all: the first authorization's,
+  // plus those of every extendTransaction that replaced its SAD (ReplaceActivation). The hashes
+  // are the current SAD's only, so they, not the count, decide what can still be signed.
+  int64_t num_signatures = 0;
   int64_t signatures_used = 0;
   TimePoint created_at;  // when the account authorized the transaction (kept by extensions)
   TimePoint expires_at;  // the SAD is refused from this instant on
@@ -208,6 +211,15 @@ inline constexpr std::string_view kSadExpiredMessage = "SAD expired";
 // expired at `now`. Used alone by ReplaceActivation.
 Status CheckActivationBinding(const std::optional<ActivationRecord>& activation,
                               std::string_view account_id, std::string_view key_id, TimePoint now);
+
+// What ReplaceActivation stores for `replacement` (counts of its own hashes only) continuing the
+// transaction of `old`: the same record with old's counts added. PermissionDenied, naming both
+// numbers, if the transaction would then allow more than `max_transaction_signatures` (> 0)
+// signatures: an extension trades the old SAD for new hashes, never for more signatures than
+// one authorization may carry.
+Result<ActivationRecord> ContinueTransaction(const ActivationRecord& old,
+                                             const ActivationRecord& replacement,
+                                             int64_t max_transaction_signatures);
 
 // The unit of the rate windows: floor(unix seconds / 60).
 int64_t RateMinute(TimePoint t);
@@ -383,10 +395,15 @@ class Store {
 
   // CSC extendTransaction: in one transaction, checks that `old_sad_hash` is an activation of
   // `account_id` for `key_id` that has not expired at `now` (the first four rules of
-  // CheckActivationConsumable), deletes it, and inserts `replacement`. Changes nothing on error.
+  // CheckActivationConsumable), deletes it, and inserts `replacement` as the continuation of its
+  // transaction (ContinueTransaction: the counts add up, and PermissionDenied if the transaction
+  // would then allow more than `max_transaction_signatures`). `replacement` carries the counts of
+  // its own hashes only (num_signatures = their number, signatures_used = 0). Changes nothing on
+  // error.
   virtual Status ReplaceActivation(ByteView old_sad_hash, std::string_view account_id,
                                    std::string_view key_id, TimePoint now,
-                                   const ActivationRecord& replacement) = 0;
+                                   const ActivationRecord& replacement,
+                                   int64_t max_transaction_signatures) = 0;
 
   // Grants `account_id` the use of key `key_id`. AlreadyExists if granted already; NotFound if
   // there is no such key.

@@ -560,17 +560,21 @@ Status MemoryStore::ConsumeActivationHashes(const store::ConsumeActivationReques
 
 Status MemoryStore::ReplaceActivation(ByteView old_sad_hash, std::string_view account_id,
                                       std::string_view key_id, TimePoint now,
-                                      const store::ActivationRecord& replacement) {
+                                      const store::ActivationRecord& replacement,
+                                      int64_t max_transaction_signatures) {
   std::lock_guard lock(mu_);
   auto it = activations_.find(Bytes(old_sad_hash.begin(), old_sad_hash.end()));
   std::optional<store::ActivationRecord> found;
   if (it != activations_.end()) found = it->second;
   SIGNET_TRY(store::CheckActivationBinding(found, account_id, key_id, now));
-  if (activations_.count(replacement.sad_hash) != 0) {
+  SIGNET_ASSIGN_OR_RETURN(
+      store::ActivationRecord next,
+      store::ContinueTransaction(*found, replacement, max_transaction_signatures));
+  if (activations_.count(next.sad_hash) != 0) {
     return AlreadyExists("an activation with this SAD hash exists");
   }
   activations_.erase(it);
-  activations_.emplace(replacement.sad_hash, replacement);
+  activations_.emplace(next.sad_hash, std::move(next));
   return OkStatus();
 }
 

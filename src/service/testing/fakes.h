@@ -95,7 +95,8 @@ class MemoryStore final : public store::Store {
   Status ConsumeActivationHashes(const store::ConsumeActivationRequest& request) override;
   Status ReplaceActivation(ByteView old_sad_hash, std::string_view account_id,
                            std::string_view key_id, TimePoint now,
-                           const store::ActivationRecord& replacement) override;
+                           const store::ActivationRecord& replacement,
+                           int64_t max_transaction_signatures) override;
   Status InsertGrant(std::string_view key_id, std::string_view account_id, TimePoint now) override;
   Status DeleteGrant(std::string_view key_id, std::string_view account_id) override;
   Result<bool> HasGrant(std::string_view key_id, std::string_view account_id) override;

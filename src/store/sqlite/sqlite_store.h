@@ -135,7 +135,8 @@ class SqliteStore final : public Store {
   Status ConsumeActivationHashes(const ConsumeActivationRequest& request) override;
   Status ReplaceActivation(ByteView old_sad_hash, std::string_view account_id,
                            std::string_view key_id, TimePoint now,
-                           const ActivationRecord& replacement) override;
+                           const ActivationRecord& replacement,
+                           int64_t max_transaction_signatures) override;
   Status InsertGrant(std::string_view key_id, std::string_view account_id, TimePoint now) override;
   Status DeleteGrant(std::string_view key_id, std::string_view account_id) override;
   Result<bool> HasGrant(std::string_view key_id, std::string_view account_id) override;

@@ -313,7 +313,8 @@ Status SqliteStore::ConsumeActivationHashes(const ConsumeActivationRequest& requ
 
 Status SqliteStore::ReplaceActivation(ByteView old_sad_hash, std::string_view account_id,
                                       std::string_view key_id, TimePoint now,
-                                      const ActivationRecord& replacement) {
+                                      const ActivationRecord& replacement,
+                                      int64_t max_transaction_signatures) {
   static constexpr std::string_view kContext = "cannot replace activation";
   SIGNET_TRY(CheckActivationShape(replacement));
   std::lock_guard lock(mu_);
@@ -321,12 +322,14 @@ Status SqliteStore::ReplaceActivation(ByteView old_sad_hash, std::string_view ac
   SIGNET_ASSIGN_OR_RETURN(std::optional<ActivationRecord> old, LoadActivationLocked(old_sad_hash));
   // The binding rules only: account, credential, expiry (no hash is consumed here).
   SIGNET_TRY(CheckActivationBinding(old, account_id, key_id, now));
+  SIGNET_ASSIGN_OR_RETURN(ActivationRecord next,
+                          ContinueTransaction(*old, replacement, max_transaction_signatures));
   for (std::string_view sql : {kDeleteActivationHashes, kDeleteActivation}) {
     SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(sql, kContext));
     SIGNET_TRY(query.Bind(1, old_sad_hash));
     SIGNET_TRY(query.Run());
   }
-  SIGNET_TRY(InsertActivationLocked(replacement));
+  SIGNET_TRY(InsertActivationLocked(next));
   return tx.Commit();
 }
 

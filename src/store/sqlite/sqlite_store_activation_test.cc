@@ -428,7 +428,7 @@ TEST_F(ActivationStoreTest, EightThreadsConsumingDistinctHashesAllSucceed) {
 TEST_F(ActivationStoreTest, ReplaceActivationDeletesOldAndStoresNew) {
   ASSERT_TRUE(store_->InsertActivation(Activation(1, {Digest(0xa1)})).ok());
   Status s = store_->ReplaceActivation(Bytes(32, 1), "a_alice", "k_1", kT0 + 1min,
-                                       Activation(2, {Digest(0xb1)}));
+                                       Activation(2, {Digest(0xb1)}), 1000);
   ASSERT_TRUE(s.ok()) << s.error().message();
   EXPECT_EQ(store_->GetActivation(Bytes(32, 1)).error().code(), ErrorCode::kNotFound);
   EXPECT_TRUE(store_->GetActivation(Bytes(32, 2)).ok());
@@ -436,15 +436,48 @@ TEST_F(ActivationStoreTest, ReplaceActivationDeletesOldAndStoresNew) {
             ErrorCode::kUnauthenticated);
 }
 
+TEST_F(ActivationStoreTest, ReplaceActivationContinuesTheTransactionsCounts) {
+  ASSERT_TRUE(store_->InsertActivation(Activation(1, {Digest(0xa1), Digest(0xa2)})).ok());
+  ASSERT_TRUE(store_->ConsumeActivationHashes(Consume(1, {Digest(0xa1)})).ok());
+  // 2 authorized + 2 new > 3: refused, and nothing changes.
+  Status s = store_->ReplaceActivation(Bytes(32, 1), "a_alice", "k_1", kT0 + 1min,
+                                       Activation(2, {Digest(0xb1), Digest(0xb2)}), 3);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_NE(s.error().message().find("would bring it to 4 (2 authorized so far); at most 3"),
+            std::string::npos)
+      << s.error().message();
+  EXPECT_TRUE(store_->GetActivation(Bytes(32, 1)).ok());
+  EXPECT_EQ(store_->GetActivation(Bytes(32, 2)).error().code(), ErrorCode::kNotFound);
+  // 2 + 1 = 3: stored with the transaction's counts; only the new hash can be signed.
+  s = store_->ReplaceActivation(Bytes(32, 1), "a_alice", "k_1", kT0 + 1min,
+                                Activation(2, {Digest(0xb1)}), 3);
+  ASSERT_TRUE(s.ok()) << s.error().message();
+  auto next = store_->GetActivation(Bytes(32, 2));
+  ASSERT_TRUE(next.ok()) << next.error().message();
+  EXPECT_EQ(next->num_signatures, 3);
+  EXPECT_EQ(next->signatures_used, 1);
+  EXPECT_EQ(store_->ConsumeActivationHashes(Consume(2, {Digest(0xa2)})).error().code(),
+            ErrorCode::kPermissionDenied);
+  EXPECT_TRUE(store_->ConsumeActivationHashes(Consume(2, {Digest(0xb1)})).ok());
+  // A replacement that claims counts of its own is a caller's error.
+  ActivationRecord used = Activation(3, {Digest(0xc1)});
+  used.signatures_used = 1;
+  EXPECT_EQ(store_->ReplaceActivation(Bytes(32, 2), "a_alice", "k_1", kT0 + 1min, used, 10)
+                .error()
+                .code(),
+            ErrorCode::kInvalidArgument);
+}
+
 TEST_F(ActivationStoreTest, ReplaceActivationOfAnotherAccountChangesNothing) {
   ASSERT_TRUE(store_->InsertActivation(Activation(1, {Digest(0xa1)})).ok());
   Status s = store_->ReplaceActivation(Bytes(32, 1), "a_mallory", "k_1", kT0 + 1min,
-                                       Activation(2, {Digest(0xb1)}));
+                                       Activation(2, {Digest(0xb1)}), 1000);
   EXPECT_EQ(s.error().code(), ErrorCode::kPermissionDenied);
   EXPECT_TRUE(store_->GetActivation(Bytes(32, 1)).ok());
   EXPECT_EQ(store_->GetActivation(Bytes(32, 2)).error().code(), ErrorCode::kNotFound);
   s = store_->ReplaceActivation(Bytes(32, 1), "a_alice", "k_1", kT0 + 6min,
-                                Activation(2, {Digest(0xb1)}));
+                                Activation(2, {Digest(0xb1)}), 1000);
   EXPECT_EQ(s.error().code(), ErrorCode::kUnauthenticated);
 }
 
