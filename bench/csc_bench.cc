@@ -46,6 +46,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -655,6 +657,8 @@ class Bench {
  private:
   Status SetUp();
   Status SetUpAccounts();
+  Status MakeClientCertificates();
+  std::string ClientCertificateBase(int index) const;
   Status SetUpKeys();
   Status RunScenario(Scenario& s);
 
@@ -742,6 +746,11 @@ Status Bench::SetUp() {
   o.server.port = 0;
   o.server.tls.certificate_chain_file = tls_certificate_file_;
   o.server.tls.private_key_file = key_file;
+  // mTLS for the service-account clients, as `signet serve` with [tls] client_ca_file: each
+  // client's token works only on a connection that presents its certificate.
+  SIGNET_TRY(MakeClientCertificates());
+  o.server.tls.client_ca_file = dir_ + "/client-ca.crt";
+  o.server.tls.client_auth = server::ClientAuth::kOptional;
   o.signing.rate_per_minute_account = 0;
   o.log.origin = "signet.bench/csc";
   if (options_.breakdown) {
@@ -754,7 +763,8 @@ Status Bench::SetUp() {
       "service: cli::ServiceStack with production settings (io_threads %zu, worker_threads %zu, "
       "SAD lifetime %llds, SQLite WAL synchronous=FULL, audit before answer); rate limits OFF "
       "(policy rates 0, per-account rate 0); clients are service accounts (server-to-server) "
-      "with tokens from an in-process certificate login%s\n",
+      "on mTLS connections (P-256 client certificates from a bench CA), logged in with "
+      "auth/login over them%s\n",
       o.server.io_threads, o.server.worker_threads,
       static_cast<long long>(o.signing.sad_lifetime.count()),
       options_.breakdown ? "; --breakdown: timing decorators around KeyStore and AuditSink" : "");
@@ -773,6 +783,42 @@ Status Bench::SetUp() {
   return SetUpKeys();
 }
 
+std::string Bench::ClientCertificateBase(int index) const {
+  return dir_ + "/client-" + std::to_string(index);
+}
+
+// A client CA and one P-256 client certificate per client thread, made with the openssl command
+// (as the tests of client/ do): files client-ca.crt, client-N.{crt,key,der} in the data folder.
+Status Bench::MakeClientCertificates() {
+  auto run = [](const std::string& command) -> Status {
+    int status = std::system((command + " >/dev/null 2>&1").c_str());
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      return Unavailable("making the bench's client certificates failed: " + command);
+    }
+    return OkStatus();
+  };
+  const std::string ca = dir_ + "/client-ca";
+  SIGNET_TRY(run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
+                 "-subj /CN=signet-csc-bench-client-ca -keyout " +
+                 ca + ".key -out " + ca + ".crt"));
+  SIGNET_TRY(fs::WriteFileAtomic(dir_ + "/client.ext", AsBytes("extendedKeyUsage=clientAuth\n"),
+                                 0644));
+  for (int i = 0; i < options_.clients; ++i) {
+    const std::string c = ClientCertificateBase(i);
+    SIGNET_TRY(run("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+                   "-subj /CN=bench-signer-" +
+                   std::to_string(i) + " -keyout " + c + ".key -out " + c + ".csr"));
+    SIGNET_TRY(run("openssl x509 -req -in " + c + ".csr -CA " + ca + ".crt -CAkey " + ca +
+                   ".key -CAcreateserial -days 2 -extfile " + dir_ + "/client.ext -out " + c +
+                   ".crt"));
+    SIGNET_TRY(run("openssl x509 -in " + c + ".crt -outform DER -out " + c + ".der"));
+    if (::chmod((c + ".key").c_str(), 0600) != 0) {
+      return Unavailable("cannot make " + c + ".key owner-only");
+    }
+  }
+  return OkStatus();
+}
+
 Status Bench::SetUpAccounts() {
   service::AccountService& accounts = stack_->accounts();
   for (int i = 0; i < options_.clients; ++i) {
@@ -781,25 +827,28 @@ Status Bench::SetUpAccounts() {
     c.account_name = "bench-signer-" + std::to_string(i);
     // A service account (CSBR "server-to-server"): high-volume signing is a machine's job, and a
     // person must give a fresh TOTP code with every credentials/authorize (one code per 30 s
-    // step), which no client re-authorizing every second could do. Its bearer token comes from
-    // the certificate login, made in-process with the fingerprint the account is bound to (the
-    // login is not timed; the TLS connection carries no client certificate).
-    SIGNET_ASSIGN_OR_RETURN(Bytes digest, pki::ComputeDigest(HashAlgorithm::kSha256,
-                                                             AsBytes(c.account_name)));
-    const std::string fingerprint = HexEncode(digest);
+    // step), which no client re-authorizing every second could do. It is bound to its client
+    // certificate's fingerprint, logs in over its mTLS connection (not timed), and keeps that
+    // connection, on which alone its token works.
+    const std::string cert = ClientCertificateBase(i);
+    SIGNET_ASSIGN_OR_RETURN(Bytes der, fs::ReadFile(cert + ".der"));
+    SIGNET_ASSIGN_OR_RETURN(Bytes digest, pki::ComputeDigest(HashAlgorithm::kSha256, der));
     SIGNET_ASSIGN_OR_RETURN(service::AccountInfo account,
                             accounts.CreateService(service::SystemPrincipal(), c.account_name,
                                                    store::RoleSet{store::Role::kSigner},
-                                                   fingerprint));
+                                                   HexEncode(digest)));
     (void)account;
-    SIGNET_ASSIGN_OR_RETURN(service::BearerToken token,
-                            accounts.LoginWithClientCertificate(fingerprint, {}));
-    c.token = std::string(token.token.text_view());
     client::ClientOptions co;
     co.server_url = "https://127.0.0.1:" + std::to_string(port_);
     co.ca_file = tls_certificate_file_;
+    co.client_certificate_file = cert + ".crt";
+    co.client_private_key_file = cert + ".key";
     co.max_retries = 0;  // a 503 or 429 is an error here, not something to hide
     SIGNET_ASSIGN_OR_RETURN(c.http, client::HttpsClient::Create(std::move(co)));
+    Result<json> login = client::CallJson(*c.http, "/csc/v2/auth/login", json::object());
+    if (!login.ok()) return login.error().WithContext(c.account_name + ": mTLS login");
+    c.token = login->value("access_token", "");
+    if (c.token.empty()) return InternalError(c.account_name + ": login gave no access_token");
     clients_.push_back(std::move(c));
   }
   return OkStatus();

@@ -90,6 +90,8 @@ std::string_view AccountReasonName(AccountReason reason) {
       return "token_expired";
     case AccountReason::kTokenRevoked:
       return "token_revoked";
+    case AccountReason::kCertificateMismatch:
+      return "certificate_mismatch";
     case AccountReason::kPermissionDenied:
       return "permission_denied";
     case AccountReason::kInvalidArgument:
@@ -785,6 +787,18 @@ Result<Principal> AccountService::Authenticate(std::string_view bearer_token, Ca
   if (IsLockedAt(*account, now)) {
     event.locked_until = account->locked_until;
     return refuse(AccountReason::kAccountLocked);
+  }
+  // Fingerprints are stored and reported by the transport as lower-case hex.
+  if (account->kind == AccountKind::kService &&
+      (origin.client_cert_sha256.empty() ||
+       origin.client_cert_sha256 != account->mtls_fingerprint.value_or(""))) {
+    event.reason = AccountReason::kCertificateMismatch;
+    event.details["mtls_fingerprint"] = origin.client_cert_sha256.empty()
+                                            ? std::string("none")
+                                            : std::string(origin.client_cert_sha256.substr(0, 64));
+    return Fail(event, Unauthenticated("the access token of service account '" + account->name +
+                                       "' is bound to its client certificate; send it over a "
+                                       "TLS connection that presents that certificate"));
   }
   return PrincipalOf(*account);
 }

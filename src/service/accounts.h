@@ -73,12 +73,15 @@ struct Principal {
   bool Has(Role role) const { return roles.Has(role); }
 };
 
-// Where a call came from, for the audit trail only: the peer's address (e.g. "192.0.2.7:51234") and
-// the request id the transport assigned. Both empty for the local CLI and the system. Views: valid
-// for the duration of the call they are passed to, never kept.
+// Where a call came from: the peer's address (e.g. "192.0.2.7:51234") and the request id the
+// transport assigned, for the audit trail; and the SHA-256 (hex) of the TLS client certificate the
+// transport verified, empty without one, which Authenticate checks for service accounts. All
+// empty for the local CLI and the system. Views: valid for the duration of the call they are
+// passed to, never kept.
 struct CallOrigin {
   std::string_view client_address = {};
   std::string_view request_id = {};
+  std::string_view client_cert_sha256 = {};
 };
 
 // An authenticated principal making one call: what the operations that change accounts take, so
@@ -146,6 +149,8 @@ enum class AccountReason {
   kUnknownToken,        // "unknown_token"
   kTokenExpired,        // "token_expired"
   kTokenRevoked,        // "token_revoked"
+  kCertificateMismatch,  // "certificate_mismatch": a service account's token without its
+                         // client certificate on the connection
   kPermissionDenied,    // "permission_denied": the actor lacks the role
   kInvalidArgument,     // "invalid_argument": bad name, weak password, ...
   kError,               // "error": a dependency failed (store, HSM); see details["error"]
@@ -271,8 +276,11 @@ class AccountService {
   // nothing).
   Result<BearerToken> LoginWithClientCertificate(std::string_view fingerprint, CallOrigin origin);
   // The account behind a bearer token. Unauthenticated "the bearer token is not valid" for an
-  // unknown, expired or revoked token, or one whose account is disabled or locked.
-  // `origin` only goes into the event of a refusal.
+  // unknown, expired or revoked token, or one whose account is disabled or locked. A service
+  // account's token is bound to its client certificate (as RFC 8705 binds tokens): it works only
+  // when `origin.client_cert_sha256` is that account's fingerprint, so every use of it is
+  // server-to-server authenticated, not just the login (Unauthenticated, saying so, otherwise).
+  // The rest of `origin` only goes into the event of a refusal.
   Result<Principal> Authenticate(std::string_view bearer_token, CallOrigin origin = {});
   // Logout: revokes the token (repeating succeeds). Unauthenticated for an unknown token.
   Status RevokeToken(std::string_view bearer_token, CallOrigin origin = {});

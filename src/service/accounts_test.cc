@@ -596,10 +596,41 @@ TEST_F(AccountServiceTest, ServiceAccountLogsInByCertificateFingerprint) {
   ASSERT_TRUE(token.ok()) << token.error().message();
   EXPECT_EQ(token->principal.name, "ci");
   EXPECT_EQ(LastEvent().auth_method, "mtls");
-  Result<Principal> who = service_->Authenticate(token->token.text_view());
-  ASSERT_TRUE(who.ok());
+  Result<Principal> who =
+      service_->Authenticate(token->token.text_view(), {"10.0.0.1:1", "", kFingerprint});
+  ASSERT_TRUE(who.ok()) << who.error().message();
   EXPECT_EQ(who->kind, AccountKind::kService);
   EXPECT_TRUE(who->Has(Role::kSigner));
+}
+
+// Every use of a service account's token is server-to-server authenticated, not only the login.
+TEST_F(AccountServiceTest, ServiceAccountTokenIsBoundToItsCertificate) {
+  ASSERT_TRUE(
+      service_->CreateService(SystemPrincipal(), "ci", RoleSet{Role::kSigner}, kFingerprint).ok());
+  const std::string other(64, 'e');
+  ASSERT_TRUE(service_->CreateService(SystemPrincipal(), "ci2", {}, other).ok());
+  Result<BearerToken> token = service_->LoginWithClientCertificate(kFingerprint, {"10.0.0.1:1"});
+  ASSERT_TRUE(token.ok()) << token.error().message();
+  for (std::string_view presented : {std::string_view(), std::string_view(other)}) {
+    Result<Principal> who =
+        service_->Authenticate(token->token.text_view(), {"10.0.0.2:2", "", presented});
+    ASSERT_FALSE(who.ok()) << presented;
+    EXPECT_EQ(who.error().code(), ErrorCode::kUnauthenticated);
+    EXPECT_NE(who.error().message().find("bound to its client certificate"), std::string::npos)
+        << who.error().message();
+    AccountEvent e = LastEvent();
+    EXPECT_EQ(e.reason, AccountReason::kCertificateMismatch);
+    EXPECT_EQ(e.actor_name, "ci");
+    EXPECT_EQ(e.details["mtls_fingerprint"], presented.empty() ? "none" : other);
+  }
+  EXPECT_TRUE(service_->Authenticate(token->token.text_view(), {"", "", kFingerprint}).ok());
+  // A person's token does not depend on the connection's certificate.
+  Person alice = CreatePerson("alice", RoleSet{Role::kSigner});
+  Result<BearerToken> person =
+      service_->LoginWithPassword("alice", alice.password, Code(alice), {"10.0.0.3:3"});
+  ASSERT_TRUE(person.ok()) << person.error().message();
+  EXPECT_TRUE(service_->Authenticate(person->token.text_view(), {"", "", other}).ok());
+  EXPECT_TRUE(service_->Authenticate(person->token.text_view()).ok());
 }
 
 TEST_F(AccountServiceTest, UnknownCertificateIsUnauthenticated) {

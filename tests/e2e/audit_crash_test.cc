@@ -3,10 +3,10 @@
 // received is recorded in the log, and `signet audit verify` passes.
 //
 // The data folder is made by `signet init`; the signing key by `signet key create` (local CLI).
-// The signer account, its grant and a bearer token are written straight into the database before
-// the server starts (a login needs a fresh TOTP step per attempt, which a crash test has no use
-// for). Clients are client::HttpsClient, four threads, each authorizing and signing fresh hashes
-// until the connection dies.
+// The signer is a service account bound to a client certificate from an openssl test CA (the
+// server runs with optional mTLS); the account, its grant and a bearer token are written straight
+// into the database before the server starts. Clients are client::HttpsClient presenting that
+// certificate, four threads, each authorizing and signing fresh hashes until the connection dies.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -168,6 +168,42 @@ TEST_F(AuditCrashTest, EverySignatureAClientReceivedIsInTheLogAfterKill9) {
             0)
       << out;
 
+  // mTLS: a client CA the server trusts, and the signer's certificate.
+  const std::string pki = (dir_ / "pki").string();
+  std::filesystem::create_directories(pki);
+  const std::string ca = pki + "/client-ca", cert = pki + "/signer";
+  std::ofstream(pki + "/client.ext") << "extendedKeyUsage=clientAuth\n";
+  for (const std::vector<std::string>& command : std::vector<std::vector<std::string>>{
+           {"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+            "-nodes", "-days", "2", "-subj", "/CN=crash test client CA", "-keyout", ca + ".key",
+            "-out", data_ + "/client-ca.pem"},
+           {"openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+            "-nodes", "-subj", "/CN=crash-signer", "-keyout", cert + ".key", "-out",
+            cert + ".csr"},
+           {"openssl", "x509", "-req", "-in", cert + ".csr", "-CA", data_ + "/client-ca.pem",
+            "-CAkey", ca + ".key", "-CAcreateserial", "-days", "2", "-extfile",
+            pki + "/client.ext", "-out", cert + ".crt"},
+           {"openssl", "x509", "-in", cert + ".crt", "-outform", "DER", "-out", cert + ".der"},
+           {"chmod", "600", cert + ".key"},
+           {"sed", "-i",
+            "s/^client_auth = \"none\"$/client_auth = \"optional\"\\nclient_ca = "
+            "\"client-ca.pem\"/",
+            data_ + "/signet.toml"}}) {
+    ASSERT_EQ(RunCommand(command, &out), 0) << out;
+  }
+  {
+    std::ifstream toml(data_ + "/signet.toml");
+    std::string text(std::istreambuf_iterator<char>(toml), {});
+    ASSERT_NE(text.find("client_ca = \"client-ca.pem\""), std::string::npos) << text;
+  }
+  std::string fingerprint;
+  {
+    std::ifstream der_in(cert + ".der", std::ios::binary);
+    std::string der(std::istreambuf_iterator<char>(der_in), {});
+    ASSERT_FALSE(der.empty());
+    fingerprint = HexEncode(*pki::ComputeDigest(HashAlgorithm::kSha256, AsBytes(der)));
+  }
+
   // The signer: account, grant, bearer token, straight into the database.
   Bytes raw(32);
   ASSERT_TRUE(RandomBytes(raw).ok());
@@ -185,7 +221,7 @@ TEST_F(AuditCrashTest, EverySignatureAClientReceivedIsInTheLogAfterKill9) {
     account.name = "crash-signer";
     account.kind = store::AccountKind::kService;
     account.roles = store::RoleSet{store::Role::kSigner, store::Role::kAuditor};
-    account.mtls_fingerprint = std::string(64, 'c');
+    account.mtls_fingerprint = fingerprint;
     account.created_at = account.updated_at = now;
     ASSERT_TRUE((*db)->InsertAccount(account).ok());
     ASSERT_TRUE((*db)->InsertGrant(key_id, account.id, now).ok());
@@ -209,6 +245,8 @@ TEST_F(AuditCrashTest, EverySignatureAClientReceivedIsInTheLogAfterKill9) {
     client::ClientOptions options;
     options.server_url = "https://127.0.0.1:" + std::to_string(server.port());
     options.ca_file = data_ + "/tls-server.crt";
+    options.client_certificate_file = cert + ".crt";
+    options.client_private_key_file = cert + ".key";
     options.timeout = 10s;
     options.max_retries = 0;
     auto c = client::HttpsClient::Create(options);

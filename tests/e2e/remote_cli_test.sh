@@ -330,6 +330,17 @@ if v login --server "$URL" --ca-file "$CA" --client-cert "$P/svc.pem" --client-k
 else
   bad "service account mTLS login: $(cat "$W/bot.out")"
 fi
+# Its token is bound to the certificate: the same session without the certificate is refused.
+mkdir -p "$W/bot2-config/signet" && chmod 700 "$W/bot2-config" "$W/bot2-config/signet"
+sed -e 's#"client_certificate_file": "[^"]*"#"client_certificate_file": ""#' \
+  -e 's#"client_private_key_file": "[^"]*"#"client_private_key_file": ""#' \
+  "$W/bot-config/signet/session.json" >"$W/bot2-config/signet/session.json"
+chmod 600 "$W/bot2-config/signet/session.json"
+grep -q '"client_certificate_file": ""' "$W/bot2-config/signet/session.json" \
+  && ok "a copy of the bot's session without its certificate" || bad "session copy: $(cat "$W/bot2-config/signet/session.json")"
+v2() { XDG_CONFIG_HOME=$W/bot2-config setsid -w "$SIGNET" "$@"; }
+expect_error "the bot's token without its client certificate is refused" 5 "session expired or revoked" v2 whoami
+v whoami | grep -q "name: *build-bot" && ok "with the certificate it still works" || bad "bot whoami after: $(v whoami 2>&1)"
 
 # --- the audit log over HTTPS: verify, export and tail through the server ----------------------
 KEY=$(s audit key --data-dir "$D" 2>"$W/key.err") && [[ $KEY == *+*+* ]] \

@@ -498,7 +498,8 @@ Response Revoke(const CscDependencies& deps, const Request& request, const json&
   std::string target = token->value_or(who->token);
   if (target != who->token) {
     // Only the caller's own tokens may be revoked here.
-    auto owner = deps.accounts.Authenticate(target, {request.client_address, request.request_id});
+    auto owner = deps.accounts.Authenticate(target, {request.client_address, request.request_id,
+                                                     request.client_cert_sha256.value_or("")});
     if (owner.ok() && owner->account_id != who->principal.account_id) {
       return CscErrorResponse(PermissionDenied("the token belongs to another account"),
                               Phase::kBearer);

@@ -635,6 +635,18 @@ TEST_F(CscApiTest, ServiceAccountAuthorizesWithoutAuthData) {
   const std::string token = json::parse(login.body).value("access_token", "");
   std::string sad = AuthorizeOk(token, ec_.id, {B64Hash("built by ci")});
   EXPECT_FALSE(sad.empty());
+  // The token works only on a connection that presents the account's certificate.
+  json sign = {{"credentialID", ec_.id},
+               {"SAD", sad},
+               {"hashes", {B64Hash("built by ci")}},
+               {"signAlgo", "1.2.840.10045.4.3.2"}};
+  for (std::optional<std::string> cert : {std::optional<std::string>(),
+                                          std::optional<std::string>(std::string(64, 'd'))}) {
+    client_cert_ = cert;
+    ExpectError(CallAs(token, "signatures/signHash", sign), 401, "invalid_token");
+  }
+  client_cert_ = kFingerprint;
+  EXPECT_EQ(CallAs(token, "signatures/signHash", sign).status, 200);
 }
 
 TEST_F(CscApiTest, AnotherAccountsSadIsRefused) {

@@ -61,7 +61,8 @@ Result<Authenticated> AuthenticateBearer(service::AccountService& accounts, cons
   }
   SIGNET_ASSIGN_OR_RETURN(
       service::Principal principal,
-      accounts.Authenticate(*token, {request.client_address, request.request_id}));
+      accounts.Authenticate(*token, {request.client_address, request.request_id,
+                                     request.client_cert_sha256.value_or("")}));
   if (principal.must_change_password && !allow_password_change_due) {
     return PermissionDenied("account '" + principal.name +
                             "' must change its one-time password first");
