@@ -7,6 +7,7 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <memory>
@@ -295,27 +296,68 @@ std::string GeneralizedTime(TimePoint t) {
   return std::string(buf, n);
 }
 
-Result<json> KeyInfo(const store::KeyRecord& key) {
+// key{} of credentials/info. `algo` lists the signAlgo OIDs the key's policy lets signHash accept
+// (for RSA PKCS#1 v1.5 also rsaEncryption, which takes the hash from hashAlgorithmOID; for ECDSA
+// also ecPublicKey), so that a client picks one that will not be refused.
+Result<json> KeyInfo(const store::KeyRecord& key, const service::KeyPolicy& policy) {
   SIGNET_ASSIGN_OR_RETURN(KeyAlgorithm alg, ParseKeyAlgorithm(key.algorithm));
+  auto scheme_allowed = [&](SignatureScheme s) {
+    return std::find(policy.allowed_sign_schemes.begin(), policy.allowed_sign_schemes.end(), s) !=
+           policy.allowed_sign_schemes.end();
+  };
+  auto hash_allowed = [&](HashAlgorithm h) {
+    return std::find(policy.allowed_hash_algorithms.begin(), policy.allowed_hash_algorithms.end(),
+                     h) != policy.allowed_hash_algorithms.end();
+  };
+  struct ByHash {
+    HashAlgorithm hash;
+    std::string_view oid;
+  };
   json k;
   k["status"] = key.state == store::KeyState::kActive ? "enabled" : "disabled";
+  json algos = json::array();
   switch (alg) {
     case KeyAlgorithm::kRsa3072:
     case KeyAlgorithm::kRsa4096:
-      k["algo"] = {kOidRsaEncryption, kOidSha256WithRsa, kOidSha384WithRsa, kOidSha512WithRsa,
-                   kOidRsaPss};
+      if (scheme_allowed(SignatureScheme::kRsaPkcs1v15)) {
+        algos.push_back(kOidRsaEncryption);
+        for (const ByHash& b : {ByHash{HashAlgorithm::kSha256, kOidSha256WithRsa},
+                                ByHash{HashAlgorithm::kSha384, kOidSha384WithRsa},
+                                ByHash{HashAlgorithm::kSha512, kOidSha512WithRsa}}) {
+          if (hash_allowed(b.hash)) algos.push_back(b.oid);
+        }
+      }
+      if (scheme_allowed(SignatureScheme::kRsaPss)) algos.push_back(kOidRsaPss);
       k["len"] = alg == KeyAlgorithm::kRsa3072 ? 3072 : 4096;
       break;
     case KeyAlgorithm::kEcP256:
     case KeyAlgorithm::kEcP384:
-      k["algo"] = {kOidEcPublicKey, kOidEcdsaSha256, kOidEcdsaSha384, kOidEcdsaSha512};
+      if (scheme_allowed(SignatureScheme::kEcdsa)) {
+        algos.push_back(kOidEcPublicKey);
+        for (const ByHash& b : {ByHash{HashAlgorithm::kSha256, kOidEcdsaSha256},
+                                ByHash{HashAlgorithm::kSha384, kOidEcdsaSha384},
+                                ByHash{HashAlgorithm::kSha512, kOidEcdsaSha512}}) {
+          if (hash_allowed(b.hash)) algos.push_back(b.oid);
+        }
+      }
       k["len"] = alg == KeyAlgorithm::kEcP256 ? 256 : 384;
       k["curve"] = alg == KeyAlgorithm::kEcP256 ? kOidP256 : kOidP384;
       break;
     case KeyAlgorithm::kEd25519:
       return InvalidArgument("key '" + key.name + "' is not a code-signing key");
   }
+  k["algo"] = std::move(algos);
   return k;
+}
+
+// Whether a signature by `key` at `now` can be valid (CSC credentials/list onlyValid): the key
+// is enabled and has a certificate chain whose leaf is within its validity period.
+Result<bool> UsableForValidSignatures(const store::KeyRecord& key, TimePoint now) {
+  if (key.state != store::KeyState::kActive || key.certificate_chain_pem.empty()) return false;
+  SIGNET_ASSIGN_OR_RETURN(Bytes spki, Base64Decode(key.public_key_spki));
+  SIGNET_ASSIGN_OR_RETURN(pki::CertificateChain chain,
+                          pki::ParseChainForKey(key.certificate_chain_pem, spki));
+  return now >= chain.not_before && now < chain.not_after;
 }
 
 // cert{} for a key with a stored chain; `mode` is CSC's certificates: none / single / chain.
@@ -370,7 +412,8 @@ Result<json> CredentialInfo(service::SigningService& signing, const service::Cal
                             const service::Principal& principal, const store::KeyRecord& key,
                             const InfoOptions& options, TimePoint now) {
   json info;
-  SIGNET_ASSIGN_OR_RETURN(info["key"], KeyInfo(key));
+  SIGNET_ASSIGN_OR_RETURN(service::KeyPolicy policy, signing.GetPolicy(caller, key.id));
+  SIGNET_ASSIGN_OR_RETURN(info["key"], KeyInfo(key, policy));
   if (!key.certificate_chain_pem.empty()) {
     SIGNET_ASSIGN_OR_RETURN(info["cert"],
                             CertInfo(key, options.certificates, options.cert_info, now));
@@ -399,11 +442,12 @@ Result<json> CredentialInfo(service::SigningService& signing, const service::Cal
              "each code is accepted once"}}});
     }
   } else {
-    auth["description"] = "mutual TLS client certificate, presented with auth/login";
+    auth["description"] =
+        "mutual TLS client certificate, presented at auth/login and on the connection of every "
+        "request (the access token is bound to it)";
   }
   info["auth"] = std::move(auth);
   info["SCAL"] = "2";
-  SIGNET_ASSIGN_OR_RETURN(service::KeyPolicy policy, signing.GetPolicy(caller, key.id));
   info["multisign"] = policy.max_signatures_per_authorization;
   return info;
 }
@@ -537,12 +581,17 @@ Response ListCredentials(const CscDependencies& deps, const Request& request, co
   if (!keys.ok()) return CscErrorResponse(keys.error(), Phase::kBearer, request.request_id);
   json ids = json::array();
   json infos = json::array();
+  const TimePoint now = deps.clock.Now();
   for (const store::KeyRecord& key : *keys) {
-    if (only_valid->value_or(false) && key.state != store::KeyState::kActive) continue;
+    if (only_valid->value_or(false)) {
+      // A stored chain that no longer parses is not usable either; it is not this call's error.
+      auto usable = UsableForValidSignatures(key, now);
+      if (!usable.ok() || !*usable) continue;
+    }
     ids.push_back(key.id);
     if (with_info->value_or(false)) {
-      auto info = CredentialInfo(deps.signing, who->caller, who->principal, key, *options,
-                                 deps.clock.Now());
+      auto info =
+          CredentialInfo(deps.signing, who->caller, who->principal, key, *options, now);
       if (!info.ok()) return CscErrorResponse(info.error(), Phase::kBearer, request.request_id);
       (*info)["credentialID"] = key.id;
       infos.push_back(std::move(*info));

@@ -16,6 +16,7 @@
 
 #include "common/encoding.h"
 #include "pki/pki.h"
+#include "pki/testing/test_ca.h"
 #include "service/adapters/argon2_password_hasher.h"
 #include "service/adapters/oath_totp.h"
 #include "service/testing/fakes.h"
@@ -457,6 +458,72 @@ TEST_F(CscApiTest, ListShowsOnlyGrantedCredentials) {
   EXPECT_EQ(ids, want);
   ASSERT_EQ(body["credentialInfos"].size(), 2u);
   EXPECT_EQ(body["credentialInfos"][0]["key"]["curve"], "1.2.840.10045.3.1.7");
+}
+
+// onlyValid: only credentials that can make a valid signature now: enabled, with a certificate
+// whose validity period holds.
+TEST_F(CscApiTest, ListOnlyValidNeedsAnEnabledKeyWithACurrentCertificate) {
+  service::Actor admin;
+  admin.account_id = "a_admin";
+  admin.roles = store::RoleSet{Role::kAdmin};
+  auto ca = pki::testing::TestCodeSigningCa::Create("csc test CA");
+  ASSERT_TRUE(ca.ok()) << ca.error().message();
+  auto csr = key_service_.CreateCsr(admin, "ec", "/CN=ec");
+  ASSERT_TRUE(csr.ok()) << csr.error().message();
+  auto chain = (*ca)->Issue(*csr);
+  ASSERT_TRUE(chain.ok()) << chain.error().message();
+  ASSERT_TRUE(key_service_.ImportCertificateChain(admin, "ec", *chain).ok());
+
+  std::string token = Login(alice_);
+  auto listed = [&]() -> std::vector<std::string> {
+    Response r = CallAs(token, "credentials/list", {{"onlyValid", true}});
+    EXPECT_EQ(r.status, 200) << r.body;
+    json body = json::parse(r.body);
+    EXPECT_EQ(body["onlyValid"], true);
+    return body["credentialIDs"];
+  };
+  // rsa has no certificate; ec's is valid now.
+  EXPECT_EQ(listed(), std::vector<std::string>{ec_.id});
+  std::vector<std::string> all =
+      json::parse(CallAs(token, "credentials/list", json::object()).body)["credentialIDs"];
+  EXPECT_EQ(all, (std::vector<std::string>{ec_.id, rsa_.id}));
+  // Disabled: not usable.
+  ASSERT_TRUE(key_service_.DisableKey(admin, "ec").ok());
+  EXPECT_TRUE(listed().empty());
+  ASSERT_TRUE(key_service_.EnableKey(admin, "ec").ok());
+  EXPECT_EQ(listed(), std::vector<std::string>{ec_.id});
+  // The test CA's certificates hold for 30 days; after that the key is not listed.
+  clock_.Advance(31 * 24h);
+  token = Login(alice_);
+  EXPECT_TRUE(listed().empty());
+}
+
+// key.algo lists only what the key's policy lets signHash accept.
+TEST_F(CscApiTest, CredentialInfoAlgorithmsFollowThePolicy) {
+  std::string token = Login(alice_);
+  auto algos = [&](const std::string& id) -> std::vector<std::string> {
+    Response r = CallAs(token, "credentials/info", {{"credentialID", id}});
+    EXPECT_EQ(r.status, 200) << r.body;
+    return json::parse(r.body)["key"]["algo"];
+  };
+  EXPECT_EQ(algos("rsa"), (std::vector<std::string>{"1.2.840.113549.1.1.1", "1.2.840.113549.1.1.11",
+                                                    "1.2.840.113549.1.1.12", "1.2.840.113549.1.1.13",
+                                                    "1.2.840.113549.1.1.10"}));
+  EXPECT_EQ(algos("ec"), (std::vector<std::string>{"1.2.840.10045.2.1", "1.2.840.10045.4.3.2",
+                                                   "1.2.840.10045.4.3.3", "1.2.840.10045.4.3.4"}));
+  service::Caller admin;
+  admin.actor.account_id = "a_admin";
+  admin.actor.roles = store::RoleSet{Role::kAdmin};
+  service::KeyPolicy pss = signing_.DefaultPolicy(KeyAlgorithm::kRsa3072);
+  pss.allowed_sign_schemes = {SignatureScheme::kRsaPss};
+  pss.allowed_hash_algorithms = {HashAlgorithm::kSha384};
+  ASSERT_TRUE(signing_.SetPolicy(admin, "rsa", pss).ok());
+  EXPECT_EQ(algos("rsa"), std::vector<std::string>{"1.2.840.113549.1.1.10"});
+  service::KeyPolicy ec = signing_.DefaultPolicy(KeyAlgorithm::kEcP256);
+  ec.allowed_hash_algorithms = {HashAlgorithm::kSha256};
+  ASSERT_TRUE(signing_.SetPolicy(admin, "ec", ec).ok());
+  EXPECT_EQ(algos("ec"),
+            (std::vector<std::string>{"1.2.840.10045.2.1", "1.2.840.10045.4.3.2"}));
 }
 
 TEST_F(CscApiTest, CredentialInfoDescribesTheKey) {
