@@ -28,8 +28,9 @@ constexpr std::array kAccountReasons = {
     service::AccountReason::kTotpNotEnrolled, service::AccountReason::kAccountLocked,
     service::AccountReason::kAccountDisabled, service::AccountReason::kUnknownCertificate,
     service::AccountReason::kUnknownToken,    service::AccountReason::kTokenExpired,
-    service::AccountReason::kTokenRevoked,    service::AccountReason::kPermissionDenied,
-    service::AccountReason::kInvalidArgument, service::AccountReason::kError};
+    service::AccountReason::kTokenRevoked,    service::AccountReason::kCertificateMismatch,
+    service::AccountReason::kPermissionDenied, service::AccountReason::kInvalidArgument,
+    service::AccountReason::kError};
 
 // The outcome of a signing-service event as a bounded label: "success", or the error code name
 // the service put in details["error"] when it recorded the refusal (signing.cc RecordRefusal);

@@ -168,7 +168,13 @@ TEST_F(MetricsAuditSinkTest, CountsLoginsFailuresAndLockoutsButNotTokenRejection
   AuditEvent rejected = login(AuditAction::kLoginFailure, "token_expired");
   rejected.details["account_action"] = "token_rejected";
   ASSERT_TRUE(sink_.Record(rejected).ok());
+  AuditEvent unbound = login(AuditAction::kLoginFailure, "certificate_mismatch");
+  unbound.actor.auth_method = service::AuthMethod::kMtls;
+  unbound.details["account_action"] = "token_rejected";
+  ASSERT_TRUE(sink_.Record(unbound).ok());
 
+  EXPECT_EQ(V("signet_bearer_token_rejections_total", {{"reason", "certificate_mismatch"}}), 1);
+  EXPECT_EQ(V("signet_bearer_token_rejections_total", {{"reason", "other"}}), 0);
   EXPECT_EQ(V("signet_logins_total", {{"method", "password+totp"}, {"outcome", "wrong_password"}}),
             1);
   EXPECT_EQ(V("signet_logins_total", {{"method", "password+totp"}, {"outcome", "totp_replayed"}}),

@@ -796,11 +796,36 @@ Result<Principal> AccountService::Authenticate(std::string_view bearer_token, Ca
     event.details["mtls_fingerprint"] = origin.client_cert_sha256.empty()
                                             ? std::string("none")
                                             : std::string(origin.client_cert_sha256.substr(0, 64));
-    return Fail(event, Unauthenticated("the access token of service account '" + account->name +
-                                       "' is bound to its client certificate; send it over a "
-                                       "TLS connection that presents that certificate"));
+    // The generic answer: telling the holder of a stolen token why would confirm it is live.
+    return Fail(event, invalid);
   }
   return PrincipalOf(*account);
+}
+
+Result<std::optional<std::string>> AccountService::TokenOwner(std::string_view bearer_token,
+                                                              CallOrigin origin) {
+  AccountEvent event;
+  event.time = clock_.Now();
+  event.action = AccountAction::kTokenRejected;
+  event.auth_method = "bearer";
+  event.client_address = std::string(origin.client_address);
+  event.request_id = std::string(origin.request_id);
+  auto unknown = [&](AccountReason reason) -> Result<std::optional<std::string>> {
+    event.reason = reason;
+    SIGNET_TRY(Emit(std::move(event)));
+    return std::optional<std::string>();
+  };
+  if (bearer_token.size() != kTokenTextLength) return unknown(AccountReason::kUnknownToken);
+  Result<store::BearerTokenRecord> token =
+      store_.GetBearerToken(TokenHashOrEmpty(AsBytes(bearer_token)));
+  if (!token.ok()) {
+    if (token.error().code() == ErrorCode::kNotFound) return unknown(AccountReason::kUnknownToken);
+    return token.error();
+  }
+  event.actor_id = token->account_id;
+  if (token->revoked_at) return unknown(AccountReason::kTokenRevoked);
+  if (event.time >= token->expires_at) return unknown(AccountReason::kTokenExpired);
+  return std::optional<std::string>(token->account_id);
 }
 
 Status AccountService::RevokeToken(std::string_view bearer_token, CallOrigin origin) {

@@ -279,9 +279,16 @@ class AccountService {
   // unknown, expired or revoked token, or one whose account is disabled or locked. A service
   // account's token is bound to its client certificate (as RFC 8705 binds tokens): it works only
   // when `origin.client_cert_sha256` is that account's fingerprint, so every use of it is
-  // server-to-server authenticated, not just the login (Unauthenticated, saying so, otherwise).
-  // The rest of `origin` only goes into the event of a refusal.
+  // server-to-server authenticated, not just the login (the same generic error otherwise; the
+  // event says certificate_mismatch). The rest of `origin` only goes into the event of a
+  // refusal.
   Result<Principal> Authenticate(std::string_view bearer_token, CallOrigin origin = {});
+  // The id of the account a bearer token was issued to, if the token is known, unexpired and not
+  // revoked; nullopt otherwise, recorded as a token rejection. For auth/revoke, which must tell
+  // another account's live token (refused) from an unknown one (RFC 7009: not an error): naming
+  // a live token is not a use of it, so it gets no binding check and no event.
+  Result<std::optional<std::string>> TokenOwner(std::string_view bearer_token,
+                                                CallOrigin origin = {});
   // Logout: revokes the token (repeating succeeds). Unauthenticated for an unknown token.
   Status RevokeToken(std::string_view bearer_token, CallOrigin origin = {});
   // Changes the principal's own password and clears must_change_password. Unauthenticated (and

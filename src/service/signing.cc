@@ -234,6 +234,7 @@ Result<Authorization> SigningService::IssueAuthorization(
   for (const Bytes& h : hashes) activation.hashes.push_back({h, std::nullopt});
 
   Bytes old_sad_hash;
+  int64_t transaction_num_signatures = activation.num_signatures;
   if (old_sad != nullptr) {
     SIGNET_ASSIGN_OR_RETURN(old_sad_hash, SadHash(*old_sad));
     auto old = store_.GetActivation(old_sad_hash);
@@ -256,8 +257,7 @@ Result<Authorization> SigningService::IssueAuthorization(
     activation.expires_at = std::min(activation.expires_at, cap);
     event.details["extends_sad_sha256"] = HexEncode(old_sad_hash);
     // A SAD's num_signatures never changes, so this is what ReplaceActivation will store.
-    event.details["transaction_num_signatures"] =
-        std::to_string(found->num_signatures + activation.num_signatures);
+    transaction_num_signatures = found->num_signatures + activation.num_signatures;
   }
 
   // The SAD: 256 random bits, base64url. Only its SHA-256 is stored.
@@ -274,6 +274,7 @@ Result<Authorization> SigningService::IssueAuthorization(
         std::min(policy.max_signatures_per_authorization, kMaxSignaturesPerAuthorization);
     SIGNET_TRY(store_.ReplaceActivation(old_sad_hash, caller.actor.account_id, key.id, now,
                                         activation, max_signatures));
+    event.details["transaction_num_signatures"] = std::to_string(transaction_num_signatures);
   } else {
     SIGNET_TRY(store_.InsertActivation(activation));
   }

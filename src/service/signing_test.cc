@@ -591,6 +591,7 @@ TEST_F(SigningTest, ExtensionsNeverAllowMoreSignaturesThanOneAuthorization) {
             std::string::npos)
       << third.error().message();
   ExpectRefusalRecorded(AuditAction::kAuthorizeRefused, "at most 3");
+  EXPECT_EQ(audit_.last().details.count("transaction_num_signatures"), 0u);
   // The refused extension changed nothing: the second SAD is still the transaction's.
   auto still = store_.GetActivation(
       pki::ComputeDigest(HashAlgorithm::kSha256, second->sad.view()).value());

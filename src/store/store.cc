@@ -178,6 +178,7 @@ Result<ActivationRecord> ContinueTransaction(const ActivationRecord& old,
   ActivationRecord next = replacement;
   next.num_signatures = total;
   next.signatures_used = old.signatures_used;
+  next.created_at = old.created_at;  // the transaction's start, whatever the caller passed
   return next;
 }
 
@@ -203,8 +204,9 @@ Status CheckActivationHead(const std::optional<ActivationRecord>& activation,
   const int64_t left = a.num_signatures - a.signatures_used;
   if (requested > left) {
     return PermissionDenied("more signatures than authorized: " + std::to_string(requested) +
-                            " requested, " + std::to_string(left > 0 ? left : 0) + " of " +
-                            std::to_string(a.num_signatures) + " left on the SAD");
+                            " requested, " + std::to_string(left > 0 ? left : 0) + " of the " +
+                            std::to_string(a.num_signatures) +
+                            " this SAD's transaction allows are left");
   }
   return OkStatus();
 }

@@ -213,7 +213,8 @@ Status CheckActivationBinding(const std::optional<ActivationRecord>& activation,
                               std::string_view account_id, std::string_view key_id, TimePoint now);
 
 // What ReplaceActivation stores for `replacement` (counts of its own hashes only) continuing the
-// transaction of `old`: the same record with old's counts added. PermissionDenied, naming both
+// transaction of `old`: the same record with old's counts added and old's created_at (the
+// transaction's start). PermissionDenied, naming both
 // numbers, if the transaction would then allow more than `max_transaction_signatures` (> 0)
 // signatures: an extension trades the old SAD for new hashes, never for more signatures than
 // one authorization may carry.

@@ -172,7 +172,11 @@ TEST_F(AuditCrashTest, EverySignatureAClientReceivedIsInTheLogAfterKill9) {
   const std::string pki = (dir_ / "pki").string();
   std::filesystem::create_directories(pki);
   const std::string ca = pki + "/client-ca", cert = pki + "/signer";
-  std::ofstream(pki + "/client.ext") << "extendedKeyUsage=clientAuth\n";
+  {
+    std::ofstream ext(pki + "/client.ext");
+    ext << "extendedKeyUsage=clientAuth\n";
+    ASSERT_TRUE(ext.good()) << "cannot write client.ext";
+  }
   for (const std::vector<std::string>& command : std::vector<std::vector<std::string>>{
            {"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
             "-nodes", "-days", "2", "-subj", "/CN=crash test client CA", "-keyout", ca + ".key",
@@ -184,24 +188,33 @@ TEST_F(AuditCrashTest, EverySignatureAClientReceivedIsInTheLogAfterKill9) {
             "-CAkey", ca + ".key", "-CAcreateserial", "-days", "2", "-extfile",
             pki + "/client.ext", "-out", cert + ".crt"},
            {"openssl", "x509", "-in", cert + ".crt", "-outform", "DER", "-out", cert + ".der"},
-           {"chmod", "600", cert + ".key"},
-           {"sed", "-i",
-            "s/^client_auth = \"none\"$/client_auth = \"optional\"\\nclient_ca = "
-            "\"client-ca.pem\"/",
-            data_ + "/signet.toml"}}) {
+           {"chmod", "600", cert + ".key"}}) {
     ASSERT_EQ(RunCommand(command, &out), 0) << out;
   }
   {
-    std::ifstream toml(data_ + "/signet.toml");
-    std::string text(std::istreambuf_iterator<char>(toml), {});
-    ASSERT_NE(text.find("client_ca = \"client-ca.pem\""), std::string::npos) << text;
+    // The server asks for client certificates from that CA (mTLS optional).
+    std::string text;
+    {
+      std::ifstream toml(data_ + "/signet.toml");
+      text.assign(std::istreambuf_iterator<char>(toml), {});
+    }
+    const std::string from = "\nclient_auth = \"none\"\n";
+    const size_t at = text.find(from);
+    ASSERT_NE(at, std::string::npos) << text;
+    text.replace(at, from.size(),
+                 "\nclient_auth = \"optional\"\nclient_ca = \"client-ca.pem\"\n");
+    std::ofstream toml(data_ + "/signet.toml", std::ios::trunc);
+    toml << text;
+    ASSERT_TRUE(toml.good()) << "cannot rewrite signet.toml";
   }
   std::string fingerprint;
   {
     std::ifstream der_in(cert + ".der", std::ios::binary);
     std::string der(std::istreambuf_iterator<char>(der_in), {});
     ASSERT_FALSE(der.empty());
-    fingerprint = HexEncode(*pki::ComputeDigest(HashAlgorithm::kSha256, AsBytes(der)));
+    auto digest = pki::ComputeDigest(HashAlgorithm::kSha256, AsBytes(der));
+    ASSERT_TRUE(digest.ok()) << digest.error().message();
+    fingerprint = HexEncode(*digest);
   }
 
   // The signer: account, grant, bearer token, straight into the database.

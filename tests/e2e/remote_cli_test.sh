@@ -340,6 +340,8 @@ grep -q '"client_certificate_file": ""' "$W/bot2-config/signet/session.json" \
   && ok "a copy of the bot's session without its certificate" || bad "session copy: $(cat "$W/bot2-config/signet/session.json")"
 v2() { XDG_CONFIG_HOME=$W/bot2-config setsid -w "$SIGNET" "$@"; }
 expect_error "the bot's token without its client certificate is refused" 5 "session expired or revoked" v2 whoami
+n=$(sqlite3 "$D/signet.db" "select count(*) from log_entries where json_extract(data, '$.outcome') = 'certificate_mismatch'")
+[[ $n -ge 1 ]] && ok "the refusal is in the log as certificate_mismatch" || bad "certificate_mismatch entries: $n"
 v whoami | grep -q "name: *build-bot" && ok "with the certificate it still works" || bad "bot whoami after: $(v whoami 2>&1)"
 
 # --- the audit log over HTTPS: verify, export and tail through the server ----------------------

@@ -8,16 +8,20 @@
 //    "rememberMe" is accepted and ignored. Returns {"access_token","expires_in"}.
 //  - auth/login, service: on an mTLS connection (Request::client_cert_sha256 set) without an
 //    Authorization header, the verified client certificate is the credential.
-//  - Every other route except info needs "Authorization: Bearer <access_token>".
+//  - Every other route except info needs "Authorization: Bearer <access_token>". A service
+//    account's token works only on a connection that presents its certificate (bound to it).
 //  - credentials/authorize: a person authenticates again, with both factors, for every
 //    activation (CSBR 6.2.7.3: multi-factor authentication for every use of a key): "authData"
 //    [{"id":"PIN","value":<password>},{"id":"OTP","value":<fresh TOTP code>}], the auth objects
 //    credentials/info lists ("PIN AND OTP"); AccountService::VerifyActivationFactors applies the
 //    login policy (each code once, failures count towards the lockout). A wrong factor is 400
-//    invalid_request. A service account's activation rests on its mTLS login (server-to-server);
-//    authData is not used. The returned SAD is bound to the account, the credential and the
-//    hashes. extendTransaction, which CSC gives no authData, rebinds within the transaction the
-//    authorization opened.
+//    invalid_request. A service account's activation rests on its certificate, presented on the
+//    connection of every request (server-to-server); authData is not used. The returned SAD is
+//    bound to the account, the credential and the hashes. extendTransaction, which CSC gives no
+//    authData, rebinds within the transaction the authorization opened: for at most an hour and
+//    never to more signatures in all than the key's policy allows per authorization.
+//  - credentials/list onlyValid: only enabled keys whose leaf certificate is within its validity
+//    period. credentials/info key.algo: only the signAlgo OIDs the key's policy allows.
 //
 // Errors: {"error","error_description"} with the CSC error strings; see csc_api.cc
 // (CscErrorFor) for the one table mapping signet ErrorCode to them.

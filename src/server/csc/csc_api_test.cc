@@ -347,6 +347,25 @@ TEST_F(CscApiTest, AccountEventsCarryTheRequestAndAddress) {
   }
 }
 
+// Naming another account's live token at auth/revoke is refused (403), also for a service
+// account's certificate-bound token, and is not recorded as a use of that token.
+TEST_F(CscApiTest, RevokingAnotherAccountsBoundTokenIsRefused) {
+  auto ci = accounts_.CreateService(service::SystemPrincipal(), "ci",
+                                    store::RoleSet{Role::kSigner}, kFingerprint);
+  ASSERT_TRUE(ci.ok()) << ci.error().message();
+  client_cert_ = kFingerprint;
+  Response login = Call("auth/login", "");
+  ASSERT_EQ(login.status, 200) << login.body;
+  const std::string ci_token = json::parse(login.body).value("access_token", "");
+  client_cert_.reset();
+  std::string alice_token = Login(alice_);
+  const size_t before = account_events_.size();
+  ExpectError(CallAs(alice_token, "auth/revoke", {{"token", ci_token}}), 403, "access_denied");
+  EXPECT_EQ(account_events_.size(), before);  // no token_rejected / certificate_mismatch
+  client_cert_ = kFingerprint;
+  EXPECT_EQ(CallAs(ci_token, "credentials/list", json::object()).status, 200);  // still live
+}
+
 TEST_F(CscApiTest, RevokedTokenStopsWorking) {
   std::string token = Login(alice_);
   Response r = CallAs(token, "auth/revoke", json::object());
@@ -491,6 +510,11 @@ TEST_F(CscApiTest, ListOnlyValidNeedsAnEnabledKeyWithACurrentCertificate) {
   ASSERT_TRUE(key_service_.DisableKey(admin, "ec").ok());
   EXPECT_TRUE(listed().empty());
   ASSERT_TRUE(key_service_.EnableKey(admin, "ec").ok());
+  EXPECT_EQ(listed(), std::vector<std::string>{ec_.id});
+  // Not yet valid (the test CA's certificates start an hour before they are issued).
+  clock_.Advance(-3h);
+  EXPECT_TRUE(listed().empty());
+  clock_.Advance(3h);
   EXPECT_EQ(listed(), std::vector<std::string>{ec_.id});
   // The test CA's certificates hold for 30 days; after that the key is not listed.
   clock_.Advance(31 * 24h);

@@ -39,7 +39,8 @@ struct Authenticated {
 
 // "Authorization: Bearer <access_token>" -> the principal behind it. Unauthenticated if the header
 // is missing or empty, or AccountService::Authenticate refuses the token (unknown, expired,
-// revoked, account disabled or locked). A principal that must change its one-time password is
+// revoked, account disabled or locked, or a service account's token on a connection without that
+// account's client certificate). A principal that must change its one-time password is
 // refused with PermissionDenied unless `allow_password_change_due`.
 Result<Authenticated> AuthenticateBearer(service::AccountService& accounts, const Request& request,
                                          bool allow_password_change_due = false);
