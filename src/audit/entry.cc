@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <system_error>
+#include <tuple>
 #include <utility>
 
 #if defined(__SSE2__)
@@ -85,6 +86,8 @@ class Scanner {
   const Capture& index() const { return index_; }
   const Capture& action() const { return action_; }
   const Capture& checkpoint() const { return checkpoint_; }
+  const Capture& checkpoint_size() const { return checkpoint_size_; }
+  const Capture& checkpoint_root() const { return checkpoint_root_; }
 
  private:
   // An object or array being scanned. Every field is set when it opens (no initialisers: a scan
@@ -287,8 +290,14 @@ class Scanner {
       } else if (NameIs(name, name_size, "action")) {
         slot = &action_;
       }
-    } else if (frame.role == ObjectRole::kDetails && NameIs(name, name_size, "checkpoint")) {
-      slot = &checkpoint_;
+    } else if (frame.role == ObjectRole::kDetails) {
+      if (NameIs(name, name_size, "checkpoint")) {
+        slot = &checkpoint_;
+      } else if (NameIs(name, name_size, "size")) {
+        slot = &checkpoint_size_;
+      } else if (NameIs(name, name_size, "root")) {
+        slot = &checkpoint_root_;
+      }
     }
     return true;
   }
@@ -462,6 +471,8 @@ class Scanner {
   Capture index_;
   Capture action_;
   Capture checkpoint_;
+  Capture checkpoint_size_;
+  Capture checkpoint_root_;
 };
 
 // The decoded text of a string the scanner accepted (so only the canonical escapes occur).
@@ -560,6 +571,11 @@ Error ScannerError(const Scanner& scanner) {
                          scanner.reason());
 }
 
+Error CheckpointDetailNotAString(std::string_view name) {
+  return InvalidArgument("a \"log_checkpoint\" entry's \"details\".\"" + std::string(name) +
+                         "\", if present, must be a string");
+}
+
 Result<EntryFields> FieldsFromDocument(const json& doc) {
   if (!doc.is_object()) return InvalidArgument("an entry must be a JSON object");
   EntryFields fields;
@@ -587,6 +603,13 @@ Result<EntryFields> FieldsFromDocument(const json& doc) {
           "signed note, as a string");
     }
     fields.checkpoint_note = note->get<std::string>();
+    for (auto [name, out] : {std::pair{"size", &fields.checkpoint_size},
+                             std::pair{"root", &fields.checkpoint_root}}) {
+      auto it = details->find(name);
+      if (it == details->end()) continue;
+      if (!it->is_string()) return CheckpointDetailNotAString(name);
+      *out = it->get<std::string>();
+    }
   }
   return fields;
 }
@@ -656,6 +679,14 @@ Result<EntryFields> ParseEntryFields(std::string_view data) {
     }
     fields.checkpoint_note =
         DecodeString(data.substr(note.begin, note.end - note.begin), note.escaped);
+    for (auto [name, capture, out] :
+         {std::tuple{"size", &scanner.checkpoint_size(), &fields.checkpoint_size},
+          std::tuple{"root", &scanner.checkpoint_root(), &fields.checkpoint_root}}) {
+      if (capture->kind == ValueKind::kNone) continue;
+      if (capture->kind != ValueKind::kString) return CheckpointDetailNotAString(name);
+      *out = DecodeString(data.substr(capture->begin, capture->end - capture->begin),
+                          capture->escaped);
+    }
   }
   return fields;
 }

@@ -46,6 +46,11 @@ struct EntryFields {
   // "details"."checkpoint" of a kCheckpointAction entry (the signed note, unverified); nullopt for
   // every other action. A checkpoint entry without it is refused.
   std::optional<std::string> checkpoint_note;
+  // "details"."size" and "details"."root" of a checkpoint entry, when present (they must then be
+  // strings): what the entry claims the note signs, the size in decimal and the root in base64.
+  // The verifier holds them to the note.
+  std::optional<std::string> checkpoint_size;
+  std::optional<std::string> checkpoint_root;
   friend bool operator==(const EntryFields&, const EntryFields&) = default;
 };
 
@@ -53,7 +58,7 @@ struct EntryFields {
 // errors, the byte offset) if the entry is empty or over kMaxEntrySize bytes, is not JSON, is not
 // canonical, is not an object, nests deeper than kMaxEntryDepth, has no non-negative integer
 // "index" or no non-empty string "action", or is a checkpoint entry without a string
-// "details"."checkpoint".
+// "details"."checkpoint" or with a "details"."size" or "details"."root" that is not a string.
 Result<EntryFields> ParseEntryFields(std::string_view data);
 
 // Whether `data` is canonical JSON by the rule above (any JSON value, any size): OK or

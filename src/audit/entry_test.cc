@@ -66,6 +66,36 @@ TEST(EntryTest, ReadsCheckpointNoteDecoded) {
   EXPECT_EQ(fields->index.value(), 9u);
   ASSERT_TRUE(fields->checkpoint_note.has_value());
   EXPECT_EQ(*fields->checkpoint_note, note);
+  EXPECT_EQ(fields->checkpoint_size, std::optional<std::string>("7"));
+  EXPECT_FALSE(fields->checkpoint_root.has_value());
+}
+
+// "size" and "root" beside the note, when present, are strings; only a checkpoint entry's count.
+TEST(EntryTest, CheckpointSizeAndRootMustBeStringsOnBothPaths) {
+  for (const char* extra : {"", R"(,"ratio":0.5)"}) {  // fast path, then parse + dump
+    const std::string good = std::string(R"({"action":"log_checkpoint","details":{"checkpoint":"n\n")") +
+                             extra + R"(,"root":"AAA=","size":"3"},"index":4})";
+    auto fields = ParseEntryFields(good);
+    ASSERT_TRUE(fields.ok()) << good << ": " << fields.error().message();
+    EXPECT_EQ(fields->checkpoint_root, std::optional<std::string>("AAA=")) << good;
+    EXPECT_EQ(fields->checkpoint_size, std::optional<std::string>("3")) << good;
+    for (const char* bad : {R"("size":3)", R"("size":{})", R"("root":null)"}) {
+      std::string text = std::string(R"({"action":"log_checkpoint","details":{"checkpoint":"n\n")") +
+                         extra + "," + bad + R"(},"index":4})";
+      if (std::string(bad).find("root") != std::string::npos) {
+        text = std::string(R"({"action":"log_checkpoint","details":{"checkpoint":"n\n")") + extra +
+               "," + bad + R"(,"size":"3"},"index":4})";
+      }
+      auto refused = ParseEntryFields(text);
+      ASSERT_FALSE(refused.ok()) << text;
+      EXPECT_NE(refused.error().message().find("must be a string"), std::string::npos)
+          << text << ": " << refused.error().message();
+    }
+  }
+  // Another action's details may hold anything under those names.
+  auto sign = ParseEntryFields(R"({"action":"sign","details":{"size":3},"index":1})");
+  ASSERT_TRUE(sign.ok()) << sign.error().message();
+  EXPECT_FALSE(sign->checkpoint_size.has_value());
 }
 
 TEST(EntryTest, ReadsFieldsThroughTheSlowPath) {

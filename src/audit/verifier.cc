@@ -260,10 +260,11 @@ class Verification {
       }
       return OkStatus();
     }
-    return CheckCheckpointEntry(i, *fields->checkpoint_note, row);
+    return CheckCheckpointEntry(i, *fields, row);
   }
 
-  Status CheckCheckpointEntry(uint64_t i, const std::string& note, const StoredCheckpoint* row) {
+  Status CheckCheckpointEntry(uint64_t i, const EntryFields& fields, const StoredCheckpoint* row) {
+    const std::string& note = *fields.checkpoint_note;
     auto opened = OpenCheckpoint(note, origin_, options_.trusted_keys);
     if (!opened.ok()) {
       Fail(FailureKind::kBadCheckpoint, i,
@@ -273,6 +274,17 @@ class Verification {
     }
     const Checkpoint& cp = opened->checkpoint;
     const uint64_t n = cp.size.value();
+    // The size and root the entry states beside its note (what a reader of the entry sees) must
+    // be the ones the note signs.
+    if ((fields.checkpoint_size && *fields.checkpoint_size != Str(n)) ||
+        (fields.checkpoint_root && *fields.checkpoint_root != RootText(cp.root))) {
+      Fail(FailureKind::kBadCheckpoint, i,
+           "entry " + Str(i) + " states size " + fields.checkpoint_size.value_or("(none)") +
+               " and root " + fields.checkpoint_root.value_or("(none)") +
+               ", but the checkpoint it records signs size " + Str(n) + " and root " +
+               RootText(cp.root));
+      return OkStatus();
+    }
     if (has_checkpoint_ && n <= last_checkpoint_size_) {
       Fail(FailureKind::kCheckpointOrder, i,
            "the checkpoint in entry " + Str(i) + " signs size " + Str(n) +

@@ -7,7 +7,8 @@
 //   - every checkpoint entry ("log_checkpoint") carries a signed note that opens with a trusted key
 //     (c2sp.org/signed-note), names the log's origin (c2sp.org/tlog-checkpoint), signs a size
 //     larger than the previous checkpoint's and no larger than its own index, and whose root equals
-//     the root recomputed at that size. Recomputing every checkpoint's root from the same leaves
+//     the root recomputed at that size; the size and root the entry states beside the note, if
+//     any, are the note's. Recomputing every checkpoint's root from the same leaves
 //     proves the consistency of all of them at once;
 //   - the stored list of checkpoints (a data folder's log_checkpoints table), if given, agrees row
 //     by row with the checkpoint entries (same note, size, root and entry index);
@@ -150,7 +151,8 @@ enum class FailureKind {
                               // without a note
   kIndexMismatch,             // "index" differs from the position: deleted, inserted or moved
   kBadCheckpoint,             // a checkpoint note that does not open with the trusted keys or names
-                              // another origin
+                              // another origin, or an entry whose stated size/root is not the
+                              // note's
   kCheckpointOrder,           // checkpoint sizes not strictly growing, or one recorded before the
                               // entries it signs
   kRootMismatch,              // a signed root differs from the recomputed one (index: start of the

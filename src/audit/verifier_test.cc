@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <regex>
 #include <span>
@@ -11,10 +12,12 @@
 #include <vector>
 
 #include "audit/testing/test_log.h"
+#include "common/encoding.h"
 
 namespace signet::audit {
 namespace {
 
+using json = nlohmann::json;
 using testing::TestEd25519Key;
 using testing::TestLog;
 
@@ -225,6 +228,28 @@ TEST_F(VerifierTest, CheckpointEntrySignedByAnotherKeyIsNamed) {
   log_.entries()[cp.entry_index] =
       log_.RenderCheckpointEntry(cp.entry_index, log_.SignCheckpointNote(cp.size, cp.root, &other));
   ExpectFailure(Run(log_.FullOptions()), FailureKind::kBadCheckpoint, cp.entry_index);
+}
+
+// The newest checkpoint entry is covered by no checkpoint, so only its own check can catch a size or
+// root beside the note that the note does not sign.
+TEST_F(VerifierTest, CheckpointEntryStatingAnotherSizeOrRootIsNamed) {
+  const StoredCheckpoint& last = log_.checkpoints().back();
+  ASSERT_GT(log_.entries().size(), last.entry_index);
+  const std::string original = log_.entries()[last.entry_index];
+  ASSERT_FALSE(Run(KeyOnly()).failure.has_value());
+  for (const char* field : {"size", "root"}) {
+    json entry = json::parse(original);
+    ASSERT_TRUE(entry["details"].contains(field));
+    entry["details"][field] = std::string(field) == "size" ? std::to_string(last.size + 1)
+                                                           : Base64Encode(Bytes(32, 7));
+    log_.entries()[last.entry_index] = entry.dump();
+    VerifyReport report = Run(KeyOnly());
+    ExpectFailure(report, FailureKind::kBadCheckpoint, last.entry_index);
+    ASSERT_TRUE(report.failure.has_value());
+    EXPECT_NE(report.failure->message.find("states size"), std::string::npos)
+        << report.failure->message;
+  }
+  log_.entries()[last.entry_index] = original;
 }
 
 TEST_F(VerifierTest, CheckpointEntryWithWrongRootIsNamedByTheStoredList) {
