@@ -21,8 +21,9 @@
 //                       account or credential, a hash not in the SAD, a hash used twice, more
 //                       signatures than authorized, an algorithm the key's policy forbids (CSC
 //                       access_denied / 403); the message says which
-//   Unauthenticated     the SAD expired (SigningService::IsExpiredSad tells this case apart, for
-//                       CSC's expired_token), or a SAD that is not valid (unknown or replaced)
+//   Unauthenticated     the SAD expired (SigningService::IsExpiredSad tells this case apart; its
+//                       message starts "SAD expired", CSC's description), or a SAD that is not
+//                       valid (unknown or replaced)
 //   FailedPrecondition  the key is disabled or destroyed
 //   ResourceExhausted   a per-minute rate limit (retry in the next minute)
 //   Unavailable etc.    the Store, HSM or AuditSink failed

@@ -282,7 +282,7 @@ TEST_F(SigningTest, ExpiredSadIsRefused) {
   ASSERT_FALSE(sigs.ok());
   EXPECT_EQ(sigs.error().code(), ErrorCode::kUnauthenticated);
   EXPECT_EQ(sigs.error().message(), "SAD expired");
-  // The CSC layer answers expired_token on this signal.
+  // The CSC layer's description of this case ("SAD expired") starts with this message.
   EXPECT_TRUE(SigningService::IsExpiredSad(sigs.error()));
   ExpectRefusalRecorded(AuditAction::kSignRefused, "SAD expired");
 }

@@ -743,8 +743,8 @@ TEST_F(CscHttpsTest, RefusesAnExpiredSad) {
   const std::string sad = Sad(Authorize(*client_, alice, K("e2e-p256"), hashes));
   EXPECT_EQ(SignHash(*client_, alice, K("e2e-p256"), sad, {hashes[0]}).status, 200);
   env->clock.Advance(kSadLifetime + 1s);
-  EXPECT_CSC_ERROR(SignHash(*client_, alice, K("e2e-p256"), sad, {hashes[1]}), 401,
-                   "expired_token");
+  EXPECT_CSC_ERROR(SignHash(*client_, alice, K("e2e-p256"), sad, {hashes[1]}), 400,
+                   "invalid_request", "SAD expired");
 }
 
 TEST_F(CscHttpsTest, RefusesMoreSignaturesThanAuthorized) {

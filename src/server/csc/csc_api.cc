@@ -81,8 +81,11 @@ enum class Phase {
 //   PermissionDenied   -> access_denied
 //   Unauthenticated    -> login: invalid_authentication_data (AccountService does not say which
 //                         factor was wrong, by design, so invalid_otp is never sent);
-//                         bearer: invalid_token; SAD: expired_token if
-//                         SigningService::IsExpiredSad, else invalid_token;
+//                         bearer: invalid_token;
+//                         SAD (unknown, replaced or expired): 400 invalid_request, as CSC v2's
+//                         signHash table has it ("Invalid parameter SAD", "SAD expired": the
+//                         expired case's description starts with that, SigningService::
+//                         IsExpiredSad); a 401 would make clients drop a valid access token;
 //                         activation (authorize's PIN/OTP): 400 invalid_request, not 401, so
 //                         that a client does not take its still valid access token for bad
 //   ResourceExhausted  -> too_many_requests (429)
@@ -100,15 +103,11 @@ Response CscErrorResponse(const Error& error, Phase phase, std::string_view requ
     case ErrorCode::kPermissionDenied:
       return JsonErrorResponse(status, "access_denied", error.message());
     case ErrorCode::kUnauthenticated: {
-      if (phase == Phase::kActivation) {
+      if (phase == Phase::kActivation || phase == Phase::kSad) {
         return JsonErrorResponse(400, "invalid_request", error.message());
       }
-      std::string_view csc = "invalid_token";
-      if (phase == Phase::kLogin) {
-        csc = "invalid_authentication_data";
-      } else if (phase == Phase::kSad && service::SigningService::IsExpiredSad(error)) {
-        csc = "expired_token";
-      }
+      const std::string_view csc =
+          phase == Phase::kLogin ? "invalid_authentication_data" : "invalid_token";
       return JsonErrorResponse(status, csc, error.message());
     }
     case ErrorCode::kResourceExhausted:

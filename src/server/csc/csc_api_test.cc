@@ -770,17 +770,22 @@ TEST_F(CscApiTest, HashOfTheWrongLengthIsABadRequest) {
               400, "invalid_request");
 }
 
-TEST_F(CscApiTest, ExpiredSadIsExpiredToken) {
+// CSC v2's signHash table: an expired SAD is 400 invalid_request "SAD expired". Not a 401: the
+// access token is still good, and the client should authorize again, not log in again.
+TEST_F(CscApiTest, ExpiredSadIsABadRequestThatSaysSo) {
   std::string token = Login(alice_);
   std::string hash = B64Hash("late");
   std::string sad = AuthorizeOk(token, ec_.id, {hash});
   clock_.Advance(301s);  // past the default SAD lifetime, within the bearer token's
-  ExpectError(CallAs(token, "signatures/signHash",
-                     {{"credentialID", ec_.id},
-                      {"SAD", sad},
-                      {"hashes", {hash}},
-                      {"signAlgo", "1.2.840.10045.4.3.2"}}),
-              401, "expired_token");
+  Response r = CallAs(token, "signatures/signHash",
+                      {{"credentialID", ec_.id},
+                       {"SAD", sad},
+                       {"hashes", {hash}},
+                       {"signAlgo", "1.2.840.10045.4.3.2"}});
+  ExpectError(r, 400, "invalid_request");
+  EXPECT_EQ(json::parse(r.body).value("error_description", "").rfind("SAD expired", 0), 0u)
+      << r.body;
+  EXPECT_EQ(CallAs(token, "credentials/list", json::object()).status, 200);
 }
 
 TEST_F(CscApiTest, ExtendTransactionReplacesTheSad) {
@@ -801,7 +806,7 @@ TEST_F(CscApiTest, ExtendTransactionReplacesTheSad) {
                {"signAlgo", "1.2.840.10045.4.3.2"}};
   EXPECT_EQ(CallAs(token, "signatures/signHash", sign).status, 200);
   sign["SAD"] = old_sad;
-  ExpectError(CallAs(token, "signatures/signHash", sign), 401, "invalid_token");
+  ExpectError(CallAs(token, "signatures/signHash", sign), 400, "invalid_request");
 }
 
 }  // namespace
