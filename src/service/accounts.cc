@@ -802,30 +802,39 @@ Result<Principal> AccountService::Authenticate(std::string_view bearer_token, Ca
   return PrincipalOf(*account);
 }
 
-Result<std::optional<std::string>> AccountService::TokenOwner(std::string_view bearer_token,
-                                                              CallOrigin origin) {
+Result<bool> AccountService::OwnsLiveToken(const Principal& caller, std::string_view bearer_token,
+                                           CallOrigin origin) {
+  const TimePoint now = clock_.Now();
   AccountEvent event;
-  event.time = clock_.Now();
+  event.time = now;
   event.action = AccountAction::kTokenRejected;
+  event.actor_id = caller.account_id;
+  event.actor_name = caller.name;
+  event.actor_roles = caller.roles;
   event.auth_method = "bearer";
   event.client_address = std::string(origin.client_address);
   event.request_id = std::string(origin.request_id);
-  auto unknown = [&](AccountReason reason) -> Result<std::optional<std::string>> {
+  event.details["purpose"] = "revoke";
+  auto not_own = [&](AccountReason reason) -> Result<bool> {
     event.reason = reason;
     SIGNET_TRY(Emit(std::move(event)));
-    return std::optional<std::string>();
+    return false;
   };
-  if (bearer_token.size() != kTokenTextLength) return unknown(AccountReason::kUnknownToken);
+  if (bearer_token.size() != kTokenTextLength) return not_own(AccountReason::kUnknownToken);
   Result<store::BearerTokenRecord> token =
       store_.GetBearerToken(TokenHashOrEmpty(AsBytes(bearer_token)));
   if (!token.ok()) {
-    if (token.error().code() == ErrorCode::kNotFound) return unknown(AccountReason::kUnknownToken);
+    if (token.error().code() == ErrorCode::kNotFound) return not_own(AccountReason::kUnknownToken);
     return token.error();
   }
-  event.actor_id = token->account_id;
-  if (token->revoked_at) return unknown(AccountReason::kTokenRevoked);
-  if (event.time >= token->expires_at) return unknown(AccountReason::kTokenExpired);
-  return std::optional<std::string>(token->account_id);
+  if (token->account_id != caller.account_id) {
+    // Another account's token: the owner, by id, is the object; its state is not looked at.
+    event.object = token->account_id;
+    return not_own(AccountReason::kPermissionDenied);
+  }
+  if (token->revoked_at) return not_own(AccountReason::kTokenRevoked);
+  if (now >= token->expires_at) return not_own(AccountReason::kTokenExpired);
+  return true;
 }
 
 Status AccountService::RevokeToken(std::string_view bearer_token, CallOrigin origin) {

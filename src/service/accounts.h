@@ -283,12 +283,14 @@ class AccountService {
   // event says certificate_mismatch). The rest of `origin` only goes into the event of a
   // refusal.
   Result<Principal> Authenticate(std::string_view bearer_token, CallOrigin origin = {});
-  // The id of the account a bearer token was issued to, if the token is known, unexpired and not
-  // revoked; nullopt otherwise, recorded as a token rejection. For auth/revoke, which must tell
-  // another account's live token (refused) from an unknown one (RFC 7009: not an error): naming
-  // a live token is not a use of it, so it gets no binding check and no event.
-  Result<std::optional<std::string>> TokenOwner(std::string_view bearer_token,
-                                                CallOrigin origin = {});
+  // For auth/revoke naming a token other than the one the caller authenticated with: true if it
+  // is a live (known, unexpired, unrevoked) token issued to `caller`. Otherwise false, whatever
+  // the reason (unknown, expired, revoked, another account's), so that the answer tells nobody
+  // whether someone else's token is live; each such case is recorded as a token rejection with
+  // the caller as actor (and the owner's id as object for another account's token). Naming a
+  // token is not a use of it: no certificate binding is checked.
+  Result<bool> OwnsLiveToken(const Principal& caller, std::string_view bearer_token,
+                             CallOrigin origin = {});
   // Logout: revokes the token (repeating succeeds). Unauthenticated for an unknown token.
   Status RevokeToken(std::string_view bearer_token, CallOrigin origin = {});
   // Changes the principal's own password and clears must_change_password. Unauthenticated (and

@@ -633,23 +633,38 @@ TEST_F(AccountServiceTest, ServiceAccountTokenIsBoundToItsCertificate) {
   EXPECT_TRUE(service_->Authenticate(person->token.text_view()).ok());
 }
 
-TEST_F(AccountServiceTest, TokenOwnerNamesTheAccountOfALiveTokenWithoutAnEvent) {
+TEST_F(AccountServiceTest, OwnsLiveTokenIsTrueOnlyForTheCallersLiveToken) {
   ASSERT_TRUE(
       service_->CreateService(SystemPrincipal(), "ci", RoleSet{Role::kSigner}, kFingerprint).ok());
   Result<BearerToken> token = service_->LoginWithClientCertificate(kFingerprint, {"10.0.0.1:1"});
   ASSERT_TRUE(token.ok()) << token.error().message();
+  Person alice = CreatePerson("alice", RoleSet{Role::kSigner});
+  Result<BearerToken> person =
+      service_->LoginWithPassword("alice", alice.password, Code(alice), {"10.0.0.3:3"});
+  ASSERT_TRUE(person.ok()) << person.error().message();
+  // Its own live token, without the certificate: naming is not using. No event.
   const size_t events = events_.size();
-  auto owner = service_->TokenOwner(token->token.text_view());
-  ASSERT_TRUE(owner.ok()) << owner.error().message();
-  EXPECT_EQ(owner->value_or(""), token->principal.account_id);
+  auto own = service_->OwnsLiveToken(token->principal, token->token.text_view());
+  ASSERT_TRUE(own.ok()) << own.error().message();
+  EXPECT_TRUE(*own);
   EXPECT_EQ(events_.size(), events);
-  EXPECT_FALSE(service_->TokenOwner("short")->has_value());
-  EXPECT_EQ(LastEvent().reason, AccountReason::kUnknownToken);
-  EXPECT_FALSE(service_->TokenOwner(std::string(token->token.text_view().size(), 'A'))->has_value());
+  // Another account's live token: false, recorded with the caller as actor.
+  auto other = service_->OwnsLiveToken(person->principal, token->token.text_view(), {"10.0.0.3:3"});
+  ASSERT_TRUE(other.ok());
+  EXPECT_FALSE(*other);
   EXPECT_EQ(LastEvent().action, AccountAction::kTokenRejected);
+  EXPECT_EQ(LastEvent().reason, AccountReason::kPermissionDenied);
+  EXPECT_EQ(LastEvent().actor_name, "alice");
+  EXPECT_EQ(LastEvent().object, token->principal.account_id);
+  // Unknown, malformed, revoked: false.
+  EXPECT_FALSE(*service_->OwnsLiveToken(person->principal, "short"));
+  EXPECT_EQ(LastEvent().reason, AccountReason::kUnknownToken);
+  EXPECT_FALSE(*service_->OwnsLiveToken(
+      person->principal, std::string(token->token.text_view().size(), 'A')));
   ASSERT_TRUE(service_->RevokeToken(token->token.text_view()).ok());
-  EXPECT_FALSE(service_->TokenOwner(token->token.text_view())->has_value());
+  EXPECT_FALSE(*service_->OwnsLiveToken(token->principal, token->token.text_view()));
   EXPECT_EQ(LastEvent().reason, AccountReason::kTokenRevoked);
+  EXPECT_EQ(LastEvent().actor_name, "ci");
 }
 
 TEST_F(AccountServiceTest, UnknownCertificateIsUnauthenticated) {

@@ -540,18 +540,16 @@ Response Revoke(const CscDependencies& deps, const Request& request, const json&
   }
   std::string target = token->value_or(who->token);
   if (target != who->token) {
-    // Only the caller's own tokens may be revoked here. The owner is looked up without using the
-    // token (no binding check, no event): naming it is not a use of it.
-    auto owner = deps.accounts.TokenOwner(target, {request.client_address, request.request_id});
-    if (!owner.ok()) return CscErrorResponse(owner.error(), Phase::kBearer, request.request_id);
-    if (!owner->has_value()) {
-      Response r;  // RFC 7009 §2.2: an invalid token is not an error.
+    // Only the caller's own tokens may be revoked here. Anything else (unknown, dead, another
+    // account's) is answered alike, 204 without revoking (RFC 7009 §2.2), so that the answer is
+    // no test of whether a token found elsewhere is live; OwnsLiveToken records it.
+    auto own = deps.accounts.OwnsLiveToken(who->principal, target,
+                                           {request.client_address, request.request_id});
+    if (!own.ok()) return CscErrorResponse(own.error(), Phase::kBearer, request.request_id);
+    if (!*own) {
+      Response r;
       r.status = 204;
       return r;
-    }
-    if (**owner != who->principal.account_id) {
-      return CscErrorResponse(PermissionDenied("the token belongs to another account"),
-                              Phase::kBearer);
     }
   }
   Status s = deps.accounts.RevokeToken(target, {request.client_address, request.request_id});
