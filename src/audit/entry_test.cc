@@ -96,6 +96,20 @@ TEST(EntryTest, CheckpointSizeAndRootMustBeStringsOnBothPaths) {
   auto sign = ParseEntryFields(R"({"action":"sign","details":{"size":3},"index":1})");
   ASSERT_TRUE(sign.ok()) << sign.error().message();
   EXPECT_FALSE(sign->checkpoint_size.has_value());
+  // Only details' own members count: deeper ones, and top-level ones, are not the stated size.
+  for (const char* text : {
+           R"({"action":"log_checkpoint","details":{"checkpoint":"n\n","x":{"root":1,"size":2}},"index":4,"size":5})",
+           R"({"action":"log_checkpoint","details":{"a":[{"size":1}],"checkpoint":"n\n"},"index":4})"}) {
+    auto nested = ParseEntryFields(text);
+    ASSERT_TRUE(nested.ok()) << text << ": " << nested.error().message();
+    EXPECT_FALSE(nested->checkpoint_size.has_value()) << text;
+    EXPECT_FALSE(nested->checkpoint_root.has_value()) << text;
+  }
+  // An escaped string is decoded.
+  auto escaped = ParseEntryFields(
+      R"({"action":"log_checkpoint","details":{"checkpoint":"n\n","root":"a\"b","size":"7"},"index":4})");
+  ASSERT_TRUE(escaped.ok()) << escaped.error().message();
+  EXPECT_EQ(escaped->checkpoint_root, std::optional<std::string>("a\"b"));
 }
 
 TEST(EntryTest, ReadsFieldsThroughTheSlowPath) {
