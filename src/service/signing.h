@@ -87,8 +87,8 @@ inline constexpr int64_t kMaxSignaturesPerAuthorization = 100000;
 
 // Every error that means "the SAD, or the transaction it belongs to, has expired" is
 // Unauthenticated and its message starts with this text: the store's activation check says
-// exactly this, and the transaction cap of ExtendTransaction adds its reason after it. Callers
-// test with SigningService::IsExpiredSad rather than reading messages.
+// exactly this, and the transaction cap of ExtendTransaction adds its reason after it. Code that
+// must tell this case apart uses SigningService::IsExpiredSad rather than reading messages.
 inline constexpr std::string_view kSadExpiredPrefix = store::kSadExpiredMessage;
 
 // A freshly issued SAD. The value exists only here and in the client's hands.
