@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <initializer_list>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -315,16 +316,20 @@ Result<json> KeyInfo(const store::KeyRecord& key, const service::KeyPolicy& poli
   json k;
   k["status"] = key.state == store::KeyState::kActive ? "enabled" : "disabled";
   json algos = json::array();
+  // The scheme's OIDs that name a hash, for the hashes the policy allows.
+  auto add_allowed_hashes = [&](std::initializer_list<ByHash> oids) {
+    for (const ByHash& b : oids) {
+      if (hash_allowed(b.hash)) algos.push_back(b.oid);
+    }
+  };
   switch (alg) {
     case KeyAlgorithm::kRsa3072:
     case KeyAlgorithm::kRsa4096:
       if (scheme_allowed(SignatureScheme::kRsaPkcs1v15)) {
         algos.push_back(kOidRsaEncryption);
-        for (const ByHash& b : {ByHash{HashAlgorithm::kSha256, kOidSha256WithRsa},
-                                ByHash{HashAlgorithm::kSha384, kOidSha384WithRsa},
-                                ByHash{HashAlgorithm::kSha512, kOidSha512WithRsa}}) {
-          if (hash_allowed(b.hash)) algos.push_back(b.oid);
-        }
+        add_allowed_hashes({{HashAlgorithm::kSha256, kOidSha256WithRsa},
+                            {HashAlgorithm::kSha384, kOidSha384WithRsa},
+                            {HashAlgorithm::kSha512, kOidSha512WithRsa}});
       }
       if (scheme_allowed(SignatureScheme::kRsaPss)) algos.push_back(kOidRsaPss);
       k["len"] = alg == KeyAlgorithm::kRsa3072 ? 3072 : 4096;
@@ -333,11 +338,9 @@ Result<json> KeyInfo(const store::KeyRecord& key, const service::KeyPolicy& poli
     case KeyAlgorithm::kEcP384:
       if (scheme_allowed(SignatureScheme::kEcdsa)) {
         algos.push_back(kOidEcPublicKey);
-        for (const ByHash& b : {ByHash{HashAlgorithm::kSha256, kOidEcdsaSha256},
-                                ByHash{HashAlgorithm::kSha384, kOidEcdsaSha384},
-                                ByHash{HashAlgorithm::kSha512, kOidEcdsaSha512}}) {
-          if (hash_allowed(b.hash)) algos.push_back(b.oid);
-        }
+        add_allowed_hashes({{HashAlgorithm::kSha256, kOidEcdsaSha256},
+                            {HashAlgorithm::kSha384, kOidEcdsaSha384},
+                            {HashAlgorithm::kSha512, kOidEcdsaSha512}});
       }
       k["len"] = alg == KeyAlgorithm::kEcP256 ? 256 : 384;
       k["curve"] = alg == KeyAlgorithm::kEcP256 ? kOidP256 : kOidP384;
