@@ -1,6 +1,9 @@
 #include "cli/prompt.h"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -28,9 +31,11 @@ struct termios g_saved_termios {};
 struct sigaction g_previous_actions[std::size(kRestoreSignals)]{};
 bool g_installed[std::size(kRestoreSignals)] = {};
 
-// Suspension (Ctrl-Z) while echo is off: the handler only notes it, the blocked read() returns
-// EINTR (the handler is installed without SA_RESTART), and ReadSecret restores the terminal, stops
-// the process with the default action and, once continued, asks again. Stopping with echo off
+// Suspension (Ctrl-Z) while echo is off: SIGTSTP is blocked on the reading thread from before
+// echo goes off, and only let through inside ppoll() while waiting for input, so it cannot be
+// lost between the prompt and the wait, nor stop the process with echo off before the handler is
+// in place. The handler only notes it, ppoll() returns EINTR, and ReadSecret restores the
+// terminal, stops the process with the default action and, once continued, asks again. Stopping with echo off
 // would leave the shell without echo, and on `fg` the shell does not turn it off again, so the
 // rest of the secret would be shown as it is typed.
 volatile std::sig_atomic_t g_stop_signal = 0;
@@ -60,6 +65,13 @@ class EchoOffGuard {
       return Unavailable(std::string("cannot read the terminal settings: ") + std::strerror(errno));
     }
     auto guard = std::unique_ptr<EchoOffGuard>(new EchoOffGuard(fd));
+    // A SIGTSTP from here on waits for the ppoll() in ReadRawLine (or for the destructor).
+    sigset_t stop_set;
+    sigemptyset(&stop_set);
+    sigaddset(&stop_set, SIGTSTP);
+    if (::pthread_sigmask(SIG_BLOCK, &stop_set, &guard->previous_mask_) == 0) {
+      guard->mask_changed_ = true;
+    }
     g_saved_termios = saved;
     g_echo_off_fd = fd;
     for (size_t i = 0; i < std::size(kRestoreSignals); ++i) {
@@ -114,15 +126,23 @@ class EchoOffGuard {
       g_installed[i] = false;
     }
     g_echo_off_fd = -1;
+    // Last: a SIGTSTP still pending now takes its default action, with echo already back on.
+    if (mask_changed_) ::pthread_sigmask(SIG_SETMASK, &previous_mask_, nullptr);
   }
+
+  // The signal mask to wait for input with: the thread's mask before the guard, so SIGTSTP (and
+  // whatever else it let through) can interrupt the wait.
+  const sigset_t& wait_mask() const { return previous_mask_; }
 
   // One guard owns the process-wide signal state; a copy would restore it twice.
   EchoOffGuard(const EchoOffGuard&) = delete;
   EchoOffGuard& operator=(const EchoOffGuard&) = delete;
 
  private:
-  explicit EchoOffGuard(int fd) : fd_(fd) {}
+  explicit EchoOffGuard(int fd) : fd_(fd) { sigemptyset(&previous_mask_); }
   int fd_;
+  sigset_t previous_mask_;
+  bool mask_changed_ = false;
 };
 
 class DevTty final : public Terminal {
@@ -138,7 +158,7 @@ class DevTty final : public Terminal {
     for (;;) {
       SIGNET_ASSIGN_OR_RETURN(auto guard, EchoOffGuard::Engage(fd_));
       Status shown = Write(prompt);
-      auto len = shown.ok() ? ReadRawLine(buf.data(), buf.size(), /*stop_on_signal=*/true)
+      auto len = shown.ok() ? ReadRawLine(buf.data(), buf.size(), &guard->wait_mask())
                             : Result<size_t>(shown.error());
       const int stop = EchoOffGuard::TakeStopSignal();
       guard.reset();  // echo back on, SIGTSTP back to its default
@@ -180,17 +200,25 @@ class DevTty final : public Terminal {
   }
 
   // Reads up to a newline into buf (without it, and without a trailing CR); returns the length.
-  // `stop_on_signal`: a read interrupted after NoteStop ran returns (the caller takes the signal).
-  Result<size_t> ReadRawLine(uint8_t* buf, size_t cap, bool stop_on_signal = false) {
+  // `wait_mask` (while an EchoOffGuard blocks SIGTSTP): input is awaited with ppoll() under that
+  // mask, and once NoteStop has run the read returns what it has (the caller takes the signal).
+  Result<size_t> ReadRawLine(uint8_t* buf, size_t cap, const sigset_t* wait_mask = nullptr) {
     size_t len = 0;
     for (;;) {
+      if (wait_mask != nullptr) {
+        if (g_stop_signal != 0) return len;
+        struct pollfd p {
+          fd_, POLLIN, 0
+        };
+        if (::ppoll(&p, 1, nullptr, wait_mask) < 0) {
+          if (errno == EINTR) continue;  // the check above sees a stop
+          return Unavailable(std::string("cannot wait for the terminal: ") + std::strerror(errno));
+        }
+      }
       uint8_t c = 0;
       ssize_t n = ::read(fd_, &c, 1);
       if (n < 0) {
-        if (errno == EINTR) {
-          if (stop_on_signal && g_stop_signal != 0) return len;
-          continue;
-        }
+        if (errno == EINTR) continue;
         return Unavailable(std::string("cannot read from the terminal: ") + std::strerror(errno));
       }
       if (n == 0) {

@@ -243,6 +243,21 @@ class PtyTest : public ::testing::Test {
     return out;
   }
 
+  // What the terminal showed, read until it holds `needle` `count` times (bounded: 10 s). The
+  // pty's line discipline may pass output and echo on later than a quiet 100 ms under load.
+  std::string ShownUntil(std::string_view needle, int count = 1) const {
+    std::string out;
+    for (int i = 0; i < 100; ++i) {
+      out += Shown();
+      int found = 0;
+      for (size_t at = out.find(needle); at != std::string::npos; at = out.find(needle, at + 1)) {
+        ++found;
+      }
+      if (found >= count) break;
+    }
+    return out;
+  }
+
   void Type(std::string_view text) const {
     ASSERT_EQ(::write(master_, text.data(), text.size()), static_cast<ssize_t>(text.size()));
   }
@@ -264,7 +279,7 @@ TEST_F(PtyTest, ReadSecretHidesTheInputAndRestoresEcho) {
   ASSERT_TRUE(secret.ok()) << secret.error().message();
   EXPECT_EQ(secret->text_view(), "hunter2-secret");
   EXPECT_TRUE(EchoOn());
-  std::string shown = Shown();
+  std::string shown = ShownUntil("Password: ");
   EXPECT_NE(shown.find("Password: "), std::string::npos) << shown;
   EXPECT_EQ(shown.find("hunter2"), std::string::npos) << shown;
 }
@@ -272,11 +287,17 @@ TEST_F(PtyTest, ReadSecretHidesTheInputAndRestoresEcho) {
 TEST_F(PtyTest, ReadLineEchoes) {
   auto tty = OpenTerminal(slave_path_);
   ASSERT_TRUE(tty.ok());
+  Result<std::string> line = InternalError("not read");
+  std::thread reader([&] { line = (*tty)->ReadLine("Account: "); });
+  // Typed once the prompt shows, as a person would.
+  std::string shown = ShownUntil("Account: ");
+  EXPECT_TRUE(EchoOn());
   Type("alice\n");
-  auto line = (*tty)->ReadLine("Account: ");
-  ASSERT_TRUE(line.ok());
+  reader.join();
+  ASSERT_TRUE(line.ok()) << line.error().message();
   EXPECT_EQ(*line, "alice");
-  EXPECT_NE(Shown().find("alice"), std::string::npos);
+  shown += ShownUntil("alice");
+  EXPECT_NE(shown.find("alice"), std::string::npos) << "[" << shown << "]";
 }
 
 TEST_F(PtyTest, EndOfInputRestoresEchoAndIsAnError) {
@@ -337,7 +358,7 @@ TEST_F(PtyTest, SuspendingWhilePromptingStopsWithEchoOnAndAsksAgain) {
   ASSERT_EQ(::waitpid(child, &status, 0), child);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
   EXPECT_TRUE(EchoOn());
-  const std::string shown = Shown();
+  const std::string shown = ShownUntil("Password: ", 2);
   const size_t first = shown.find("Password: ");
   ASSERT_NE(first, std::string::npos) << shown;
   EXPECT_NE(shown.find("Password: ", first + 1), std::string::npos) << shown;
