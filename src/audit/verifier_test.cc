@@ -230,8 +230,8 @@ TEST_F(VerifierTest, CheckpointEntrySignedByAnotherKeyIsNamed) {
   ExpectFailure(Run(log_.FullOptions()), FailureKind::kBadCheckpoint, cp.entry_index);
 }
 
-// The newest checkpoint entry is covered by no checkpoint, so only its own check can catch a size or
-// root beside the note that the note does not sign.
+// The newest checkpoint entry is covered by no checkpoint, so only its own check can catch a size
+// or root beside the note that the note does not sign.
 TEST_F(VerifierTest, CheckpointEntryStatingAnotherSizeOrRootIsNamed) {
   const StoredCheckpoint& last = log_.checkpoints().back();
   ASSERT_GT(log_.entries().size(), last.entry_index);

@@ -35,9 +35,9 @@ bool g_installed[std::size(kRestoreSignals)] = {};
 // echo goes off, and only let through inside ppoll() while waiting for input, so it cannot be
 // lost between the prompt and the wait, nor stop the process with echo off before the handler is
 // in place. The handler only notes it, ppoll() returns EINTR, and ReadSecret restores the
-// terminal, stops the process with the default action and, once continued, asks again. Stopping with echo off
-// would leave the shell without echo, and on `fg` the shell does not turn it off again, so the
-// rest of the secret would be shown as it is typed.
+// terminal, stops the process with the default action and, once continued, asks again. Stopping
+// with echo off would leave the shell without echo, and on `fg` the shell does not turn it off
+// again, so the rest of the secret would be shown as it is typed.
 volatile std::sig_atomic_t g_stop_signal = 0;
 struct sigaction g_previous_stop_action {};
 bool g_stop_installed = false;
