@@ -558,6 +558,11 @@ bool SigningService::IsExpiredSad(const Error& error) {
          std::string_view(error.message()).starts_with(kSadExpiredPrefix);
 }
 
+bool SigningService::IsUnauthorizedHash(const Error& error) {
+  return error.code() == ErrorCode::kPermissionDenied &&
+         std::string_view(error.message()).starts_with(store::kHashNotAuthorizedMessage);
+}
+
 // ---- CSC credentials/list and credentials/info (server/csc) ----
 
 Result<std::vector<store::KeyRecord>> SigningService::ListGrantedCredentials(

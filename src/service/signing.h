@@ -17,13 +17,15 @@
 //   InvalidArgument     bad input: no hashes, a hash of the wrong length or listed twice,
 //                       numSignatures != number of hashes, a scheme that does not fit the key
 //                       (CSC invalid_request)
-//   PermissionDenied    no signer/admin role, no grant, unknown credential, a SAD of another
-//                       account or credential, a hash not in the SAD, a hash used twice, more
-//                       signatures than authorized, an algorithm the key's policy forbids (CSC
-//                       access_denied / 403); the message says which
-//   Unauthenticated     the SAD expired (SigningService::IsExpiredSad tells this case apart; its
-//                       message starts "SAD expired", CSC's description), or a SAD that is not
-//                       valid (unknown or replaced)
+//   PermissionDenied    no signer/admin role, no grant, unknown credential, more signatures than
+//                       authorized, an algorithm the key's policy forbids (CSC access_denied /
+//                       403); a hash not in the SAD or one used already (CSC invalid_hash / 403:
+//                       SigningService::IsUnauthorizedHash tells these apart, their message starts
+//                       "Hash is not authorized by the SAD"); the message says which
+//   Unauthenticated     a SAD that is not valid for the request: unknown, replaced, or issued to
+//                       another account or for another credential; or the SAD expired
+//                       (SigningService::IsExpiredSad tells this case apart; its message starts
+//                       "SAD expired", CSC's description)
 //   FailedPrecondition  the key is disabled or destroyed
 //   ResourceExhausted   a per-minute rate limit (retry in the next minute)
 //   Unavailable etc.    the Store, HSM or AuditSink failed
@@ -178,6 +180,10 @@ class SigningService {
   // True if `error` (from Authorize, ExtendTransaction or SignHash) says the SAD or its
   // transaction expired, as opposed to a SAD that is unknown or replaced.
   static bool IsExpiredSad(const Error& error);
+
+  // True if `error` (from SignHash) refuses a hash the SAD does not list or whose signature was
+  // already released, as opposed to a refusal of the caller or the count.
+  static bool IsUnauthorizedHash(const Error& error);
 
   // ---- CSC credentials/list and credentials/info (server/csc) ----
   // The keys the caller holds a grant on, in any state but destroyed, ordered by name. Needs the

@@ -238,7 +238,8 @@ TEST_F(SigningTest, SadForAnotherCredentialIsRefused) {
   Authorization a = AuthorizeOk(alice_, "release", {h1_});
   auto sigs = Sign(alice_, "other", a.sad, {h1_});
   ASSERT_FALSE(sigs.ok());
-  EXPECT_EQ(sigs.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_EQ(sigs.error().code(), ErrorCode::kUnauthenticated);
+  EXPECT_FALSE(SigningService::IsExpiredSad(sigs.error()));
   EXPECT_NE(sigs.error().message().find("another credential"), std::string::npos);
   ExpectRefusalRecorded(AuditAction::kSignRefused, "another credential");
   EXPECT_TRUE(Sign(alice_, "release", a.sad, {h1_}).ok());  // nothing was consumed
@@ -249,7 +250,8 @@ TEST_F(SigningTest, AnotherAccountsSadIsRefused) {
   Authorization a = AuthorizeOk(alice_, "release", {h1_});
   auto sigs = Sign(bob_, "release", a.sad, {h1_});
   ASSERT_FALSE(sigs.ok());
-  EXPECT_EQ(sigs.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_EQ(sigs.error().code(), ErrorCode::kUnauthenticated);
+  EXPECT_FALSE(SigningService::IsExpiredSad(sigs.error()));
   EXPECT_NE(sigs.error().message().find("another account"), std::string::npos);
   ExpectRefusalRecorded(AuditAction::kSignRefused, "another account");
   EXPECT_EQ(audit_.last().actor.account_id, "a_bob");
@@ -260,6 +262,7 @@ TEST_F(SigningTest, HashNotInSadIsRefused) {
   auto sigs = Sign(alice_, "release", a.sad, {h3_});
   ASSERT_FALSE(sigs.ok());
   EXPECT_EQ(sigs.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_TRUE(SigningService::IsUnauthorizedHash(sigs.error()));
   EXPECT_NE(sigs.error().message().find("not authorized by the SAD"), std::string::npos);
   ExpectRefusalRecorded(AuditAction::kSignRefused, "not authorized by the SAD");
 }
@@ -270,6 +273,7 @@ TEST_F(SigningTest, HashUsedTwiceIsRefused) {
   auto again = Sign(alice_, "release", a.sad, {h1_});
   ASSERT_FALSE(again.ok());
   EXPECT_EQ(again.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_TRUE(SigningService::IsUnauthorizedHash(again.error()));
   EXPECT_NE(again.error().message().find("already used"), std::string::npos);
   ExpectRefusalRecorded(AuditAction::kSignRefused, "already used");
   EXPECT_TRUE(Sign(alice_, "release", a.sad, {h2_}).ok());
@@ -293,6 +297,7 @@ TEST_F(SigningTest, MoreSignaturesThanAuthorizedAreRefused) {
   ASSERT_FALSE(sigs.ok());
   EXPECT_EQ(sigs.error().code(), ErrorCode::kPermissionDenied);
   EXPECT_NE(sigs.error().message().find("more signatures than authorized"), std::string::npos);
+  EXPECT_FALSE(SigningService::IsUnauthorizedHash(sigs.error()));  // a count, not a hash
   ExpectRefusalRecorded(AuditAction::kSignRefused, "more signatures than authorized");
 }
 
@@ -531,6 +536,13 @@ TEST_F(SigningTest, IsExpiredSadNeedsUnauthenticatedAndThePrefix) {
   EXPECT_FALSE(SigningService::IsExpiredSad(Unauthenticated("the bearer token expired")));
 }
 
+TEST_F(SigningTest, IsUnauthorizedHashNeedsPermissionDeniedAndThePrefix) {
+  const std::string text = std::string(store::kHashNotAuthorizedMessage) + ": 00ff";
+  EXPECT_TRUE(SigningService::IsUnauthorizedHash(PermissionDenied(text)));
+  EXPECT_FALSE(SigningService::IsUnauthorizedHash(InvalidArgument(text)));
+  EXPECT_FALSE(SigningService::IsUnauthorizedHash(PermissionDenied("no grant on key 'release'")));
+}
+
 TEST_F(SigningTest, ExtendTransactionReplacesTheSad) {
   Authorization first = AuthorizeOk(alice_, "release", {h1_});
   ASSERT_TRUE(Sign(alice_, "release", first.sad, {h1_}).ok());
@@ -551,7 +563,7 @@ TEST_F(SigningTest, ExtendTransactionIsBoundToAccountAndCappedInTime) {
   Authorization first = AuthorizeOk(alice_, "release", {h1_});
   auto stolen =
       signing_.ExtendTransaction(bob_, "release", first.sad, HashAlgorithm::kSha256, {h2_});
-  EXPECT_EQ(stolen.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_EQ(stolen.error().code(), ErrorCode::kUnauthenticated);
   ExpectRefusalRecorded(AuditAction::kAuthorizeRefused, "another account");
   // Chain extensions; none may be valid past authorization time + max_transaction_lifetime.
   const TimePoint authorized_at = clock_.Now();

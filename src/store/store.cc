@@ -146,11 +146,11 @@ Status CheckActivationBinding(const std::optional<ActivationRecord>& activation,
         "the SAD is not valid (unknown, or replaced by extendTransaction); authorize again");
   }
   if (activation->account_id != account_id) {
-    return PermissionDenied("the SAD was issued to another account, not to '" +
+    return Unauthenticated("the SAD was issued to another account, not to '" +
                             std::string(account_id) + "'");
   }
   if (activation->key_id != key_id) {
-    return PermissionDenied("the SAD was issued for another credential, not for '" +
+    return Unauthenticated("the SAD was issued for another credential, not for '" +
                             std::string(key_id) + "'");
   }
   if (now >= activation->expires_at) return Unauthenticated(std::string(kSadExpiredMessage));
@@ -233,10 +233,12 @@ Status CheckActivationConsumable(const std::optional<ActivationRecord>& activati
     auto it = std::find_if(a.hashes.begin(), a.hashes.end(),
                            [&](const ActivationHash& ah) { return ah.hash == h; });
     if (it == a.hashes.end()) {
-      return PermissionDenied("hash " + ShortHex(h) + " is not authorized by the SAD");
+      return PermissionDenied(std::string(kHashNotAuthorizedMessage) + ": " + ShortHex(h) +
+                              " is not one of the hashes it was issued for");
     }
     if (it->consumed_at.has_value()) {
-      return PermissionDenied("hash " + ShortHex(h) + " was already used at " +
+      return PermissionDenied(std::string(kHashNotAuthorizedMessage) + " any more: " +
+                              ShortHex(h) + " was already used at " +
                               FormatRfc3339(*it->consumed_at) +
                               "; each authorized hash can be signed once");
     }

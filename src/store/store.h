@@ -183,14 +183,17 @@ struct SignatureCounts {
 // requests with the same errors. `activation` is the stored record (with every hash and its
 // consumed state), or nullopt if no SAD has that hash. Checks, in this order:
 //   no such SAD                                   -> Unauthenticated "the SAD is not valid ..."
-//   SAD of another account                        -> PermissionDenied "... another account ..."
-//   SAD of another credential                     -> PermissionDenied "... another credential ..."
+//   SAD of another account                        -> Unauthenticated "... another account ..."
+//   SAD of another credential                     -> Unauthenticated "... another credential ..."
 //   now >= expires_at                             -> Unauthenticated "SAD expired"
 //   hash algorithm differs from the authorized one -> PermissionDenied
 //   no hashes, or one hash twice in the request   -> InvalidArgument
 //   more hashes than signatures left              -> PermissionDenied "more signatures than ..."
-//   a hash not bound to the SAD                   -> PermissionDenied "... not authorized by the
-//   SAD" a hash already consumed                       -> PermissionDenied "... already used ..."
+//   a hash not bound to the SAD                   -> PermissionDenied kHashNotAuthorizedMessage
+//   a hash already consumed                       -> PermissionDenied kHashNotAuthorizedMessage
+//                                                    " any more: ... already used ..."
+// A SAD that does not belong to this account and credential is refused like an unknown one: it
+// is not valid for the request, whoever issued it.
 //   a rate limit would be exceeded                -> ResourceExhausted
 Status CheckActivationConsumable(const std::optional<ActivationRecord>& activation,
                                  const ConsumeActivationRequest& request,
@@ -206,6 +209,10 @@ Status CheckActivationRequest(const std::optional<ActivationRecord>& activation,
 
 // The message of the "SAD expired" error above; SigningService::IsExpiredSad is built on it.
 inline constexpr std::string_view kSadExpiredMessage = "SAD expired";
+
+// The start of the message of both per-hash refusals above (CSC's description of its invalid_hash
+// error); SigningService::IsUnauthorizedHash is built on it.
+inline constexpr std::string_view kHashNotAuthorizedMessage = "Hash is not authorized by the SAD";
 
 // The first four rules above: the SAD exists, is bound to `account_id` and `key_id`, and has not
 // expired at `now`. Used alone by ReplaceActivation.

@@ -706,16 +706,16 @@ TEST_F(CscHttpsTest, RefusesASadForAnotherCredential) {
   const Person& alice = P("alice");
   const Bytes h = NewHash();
   const std::string sad = Sad(Authorize(*client_, alice, K("e2e-p256"), {h}));
-  EXPECT_CSC_ERROR(SignHash(*client_, alice, K("e2e-p384"), sad, {h}), 403, "access_denied",
-                   "another credential");
+  EXPECT_CSC_ERROR(SignHash(*client_, alice, K("e2e-p384"), sad, {h}), 400,
+                   "invalid_request", "another credential");
   EXPECT_EQ(SignHash(*client_, alice, K("e2e-p256"), sad, {h}).status, 200);
 }
 
 TEST_F(CscHttpsTest, RefusesAnotherAccountsSad) {
   const Bytes h = NewHash();
   const std::string sad = Sad(Authorize(*client_, P("alice"), K("e2e-p256"), {h}));
-  EXPECT_CSC_ERROR(SignHash(*client_, P("bob"), K("e2e-p256"), sad, {h}), 403, "access_denied",
-                   "another account");
+  EXPECT_CSC_ERROR(SignHash(*client_, P("bob"), K("e2e-p256"), sad, {h}), 400,
+                   "invalid_request", "another account");
   EXPECT_EQ(SignHash(*client_, P("alice"), K("e2e-p256"), sad, {h}).status, 200);
 }
 
@@ -723,8 +723,8 @@ TEST_F(CscHttpsTest, RefusesAHashNotInTheSad) {
   const Person& alice = P("alice");
   const Bytes h = NewHash();
   const std::string sad = Sad(Authorize(*client_, alice, K("e2e-p256"), {h}));
-  EXPECT_CSC_ERROR(SignHash(*client_, alice, K("e2e-p256"), sad, {NewHash()}), 403, "access_denied",
-                   "not authorized by the SAD");
+  EXPECT_CSC_ERROR(SignHash(*client_, alice, K("e2e-p256"), sad, {NewHash()}), 403, "invalid_hash",
+                   "Hash is not authorized by the SAD");
   EXPECT_EQ(SignHash(*client_, alice, K("e2e-p256"), sad, {h}).status, 200);
 }
 
@@ -733,7 +733,7 @@ TEST_F(CscHttpsTest, RefusesAHashUsedTwice) {
   const std::vector<Bytes> hashes = {NewHash(), NewHash()};
   const std::string sad = Sad(Authorize(*client_, alice, K("e2e-p256"), hashes));
   EXPECT_EQ(SignHash(*client_, alice, K("e2e-p256"), sad, {hashes[0]}).status, 200);
-  EXPECT_CSC_ERROR(SignHash(*client_, alice, K("e2e-p256"), sad, {hashes[0]}), 403, "access_denied",
+  EXPECT_CSC_ERROR(SignHash(*client_, alice, K("e2e-p256"), sad, {hashes[0]}), 403, "invalid_hash",
                    "already used");
 }
 
@@ -895,12 +895,15 @@ TEST_F(CscHttpsTest, ConcurrentSignHashWithTheSameSadAndHashSignsOnce) {
                           << results[1].body;
     const client::HttpResponse& won = results[0].status == 200 ? results[0] : results[1];
     const client::HttpResponse& lost = results[0].status == 200 ? results[1] : results[0];
-    // The loser finds the SAD spent (its one signature is taken) or the hash used.
-    EXPECT_CSC_ERROR(lost, 403, "access_denied");
+    // The loser finds the SAD spent (its one signature is taken: access_denied) or the hash
+    // used (invalid_hash).
+    ASSERT_EQ(lost.status, 403) << lost.body;
+    const std::string error = Body(lost).value("error", "");
     const std::string why = Body(lost).value("error_description", "");
-    EXPECT_TRUE(why.find("more signatures than authorized") != std::string::npos ||
-                why.find("already used") != std::string::npos)
-        << why;
+    EXPECT_TRUE((error == "access_denied" &&
+                 why.find("more signatures than authorized") != std::string::npos) ||
+                (error == "invalid_hash" && why.find("already used") != std::string::npos))
+        << lost.body;
     const std::vector<Bytes> sigs = Signatures(won);
     ASSERT_EQ(sigs.size(), 1u);
     auto verified = hsm::testing::VerifySignature(spki, SignatureScheme::kEcdsa,

@@ -79,16 +79,19 @@ enum class Phase {
 
 // THE mapping of signet errors to CSC error bodies. HTTP status from HttpStatusFor; CSC error:
 //   InvalidArgument, NotFound, AlreadyExists, FailedPrecondition -> invalid_request
-//   PermissionDenied   -> access_denied
+//   PermissionDenied   -> access_denied; in a SAD phase, a hash the SAD does not authorize (not
+//                         listed, or already signed: SigningService::IsUnauthorizedHash) is
+//                         invalid_hash, CSC's code for "Hash is not authorized by the SAD"
 //   Unauthenticated    -> login: invalid_authentication_data (AccountService does not say which
 //                         factor was wrong, by design, so invalid_otp is never sent);
 //                         bearer: invalid_token;
-//                         SAD (unknown, replaced or expired): 400 invalid_request, as CSC v2's
-//                         signHash table has it ("Invalid parameter SAD", "SAD expired": the
-//                         expired case's description starts with that, SigningService::
-//                         IsExpiredSad); a 401 would make clients drop a valid access token;
+//                         SAD (unknown, replaced, another account's or credential's, or
+//                         expired): 400 invalid_request, as CSC v2's signHash table has it
+//                         ("Invalid parameter SAD", "SAD expired": the expired case's
+//                         description starts with that, SigningService::IsExpiredSad); a 401
+//                         would make clients drop a valid access token;
 //                         activation (authorize's PIN/OTP): 400 invalid_request, not 401, so
-//                         that a client does not take its still valid access token for bad
+//                         that a client does not take its still valid access token for bad.
 //   ResourceExhausted  -> too_many_requests (429)
 //   Unavailable        -> temporarily_unavailable (503)
 //   DataLoss, Internal -> server_error (500), with a generic description (messages may name
@@ -102,6 +105,9 @@ Response CscErrorResponse(const Error& error, Phase phase, std::string_view requ
     case ErrorCode::kFailedPrecondition:
       return JsonErrorResponse(status, "invalid_request", error.message());
     case ErrorCode::kPermissionDenied:
+      if (phase == Phase::kSad && service::SigningService::IsUnauthorizedHash(error)) {
+        return JsonErrorResponse(status, "invalid_hash", error.message());
+      }
       return JsonErrorResponse(status, "access_denied", error.message());
     case ErrorCode::kUnauthenticated: {
       if (phase == Phase::kActivation || phase == Phase::kSad) {

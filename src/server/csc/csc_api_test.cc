@@ -665,7 +665,7 @@ TEST_F(CscApiTest, HashNotInTheSadIsRefused) {
                       {"SAD", sad},
                       {"hashes", {B64Hash("something else")}},
                       {"signAlgo", "1.2.840.10045.4.3.2"}}),
-              403, "access_denied");
+              403, "invalid_hash");
 }
 
 TEST_F(CscApiTest, AHashIsSignedOnce) {
@@ -677,7 +677,7 @@ TEST_F(CscApiTest, AHashIsSignedOnce) {
                {"hashes", {hash}},
                {"signAlgo", "1.2.840.10045.4.3.2"}};
   ASSERT_EQ(CallAs(token, "signatures/signHash", body).status, 200);
-  ExpectError(CallAs(token, "signatures/signHash", body), 403, "access_denied");
+  ExpectError(CallAs(token, "signatures/signHash", body), 403, "invalid_hash");
 }
 
 // A person authenticates again for every activation (CSBR 6.2.7.3): the bearer token alone does
@@ -760,7 +760,7 @@ TEST_F(CscApiTest, AnotherAccountsSadIsRefused) {
                       {"SAD", sad},
                       {"hashes", {hash}},
                       {"signAlgo", "1.2.840.10045.4.3.2"}}),
-              403, "access_denied");
+              400, "invalid_request");
 }
 
 TEST_F(CscApiTest, HashOfTheWrongLengthIsABadRequest) {

@@ -214,22 +214,22 @@ TEST_F(ActivationStoreTest, ConsumeUnknownSadIsUnauthenticated) {
   EXPECT_NE(s.error().message().find("not valid"), std::string::npos);
 }
 
-TEST_F(ActivationStoreTest, ConsumeSadOfAnotherAccountIsPermissionDeniedAndChangesNothing) {
+TEST_F(ActivationStoreTest, ConsumeSadOfAnotherAccountIsUnauthenticatedAndChangesNothing) {
   ASSERT_TRUE(store_->InsertActivation(Activation(1, {Digest(0xa1)})).ok());
   ConsumeActivationRequest r = Consume(1, {Digest(0xa1)});
   r.account_id = "a_mallory";
   Status s = store_->ConsumeActivationHashes(r);
-  EXPECT_EQ(s.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_EQ(s.error().code(), ErrorCode::kUnauthenticated);
   EXPECT_NE(s.error().message().find("another account"), std::string::npos);
   ExpectUntouched(1);
 }
 
-TEST_F(ActivationStoreTest, ConsumeSadForAnotherCredentialIsPermissionDeniedAndChangesNothing) {
+TEST_F(ActivationStoreTest, ConsumeSadForAnotherCredentialIsUnauthenticatedAndChangesNothing) {
   ASSERT_TRUE(store_->InsertActivation(Activation(1, {Digest(0xa1)})).ok());
   ConsumeActivationRequest r = Consume(1, {Digest(0xa1)});
   r.key_id = "k_2";
   Status s = store_->ConsumeActivationHashes(r);
-  EXPECT_EQ(s.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_EQ(s.error().code(), ErrorCode::kUnauthenticated);
   EXPECT_NE(s.error().message().find("another credential"), std::string::npos);
   ExpectUntouched(1);
 }
@@ -248,7 +248,7 @@ TEST_F(ActivationStoreTest, ConsumeHashNotInSadIsPermissionDeniedAndChangesNothi
   ASSERT_TRUE(store_->InsertActivation(Activation(1, {Digest(0xa1), Digest(0xa2)})).ok());
   Status s = store_->ConsumeActivationHashes(Consume(1, {Digest(0xa1), Digest(0xbb)}));
   EXPECT_EQ(s.error().code(), ErrorCode::kPermissionDenied);
-  EXPECT_NE(s.error().message().find("not authorized by the SAD"), std::string::npos);
+  EXPECT_TRUE(s.error().message().starts_with(kHashNotAuthorizedMessage)) << s.error().message();
   ExpectUntouched(1);  // the listed hash 0xa1 was not consumed either
 }
 
@@ -257,6 +257,7 @@ TEST_F(ActivationStoreTest, ConsumeHashTwiceIsPermissionDenied) {
   ASSERT_TRUE(store_->ConsumeActivationHashes(Consume(1, {Digest(0xa1)})).ok());
   Status s = store_->ConsumeActivationHashes(Consume(1, {Digest(0xa1)}));
   EXPECT_EQ(s.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_TRUE(s.error().message().starts_with(kHashNotAuthorizedMessage)) << s.error().message();
   EXPECT_NE(s.error().message().find("already used"), std::string::npos);
 }
 
@@ -473,7 +474,8 @@ TEST_F(ActivationStoreTest, ReplaceActivationOfAnotherAccountChangesNothing) {
   ASSERT_TRUE(store_->InsertActivation(Activation(1, {Digest(0xa1)})).ok());
   Status s = store_->ReplaceActivation(Bytes(32, 1), "a_mallory", "k_1", kT0 + 1min,
                                        Activation(2, {Digest(0xb1)}), 1000);
-  EXPECT_EQ(s.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_EQ(s.error().code(), ErrorCode::kUnauthenticated);
+  EXPECT_NE(s.error().message().find("another account"), std::string::npos);
   EXPECT_TRUE(store_->GetActivation(Bytes(32, 1)).ok());
   EXPECT_EQ(store_->GetActivation(Bytes(32, 2)).error().code(), ErrorCode::kNotFound);
   s = store_->ReplaceActivation(Bytes(32, 1), "a_alice", "k_1", kT0 + 6min,
