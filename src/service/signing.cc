@@ -390,9 +390,19 @@ Result<std::vector<Bytes>> SigningService::SignHashUnrecorded(
   for (size_t i = 0; i < hashes.size(); ++i) {
     auto sig = key_store_.Sign(hsm::HsmKeyId{hsm_id}, scheme, hash_algorithm, hashes[i]);
     if (!sig.ok()) {
-      return sig.error().WithContext("the HSM could not sign hash " + std::to_string(i + 1) +
-                                     " of " + std::to_string(hashes.size()) +
-                                     "; the authorized hashes are used up, authorize again");
+      // The request was checked in full before the hashes were consumed, so whatever the HSM
+      // says now is the service's failure, never the caller's: a lost HSM login is Unavailable
+      // (like an unreachable HSM), and any other refusal (a missing object, a key not allowed to
+      // sign) Internal, so that no client reads it as a bad request or a bad SAD.
+      const ErrorCode code = sig.error().code();
+      const ErrorCode kept =
+          code == ErrorCode::kUnavailable || code == ErrorCode::kResourceExhausted ? code
+          : code == ErrorCode::kUnauthenticated ? ErrorCode::kUnavailable
+                                                : ErrorCode::kInternal;
+      return Error(kept, sig.error().message())
+          .WithContext("the HSM could not sign hash " + std::to_string(i + 1) + " of " +
+                       std::to_string(hashes.size()) +
+                       "; the authorized hashes are used up, authorize again");
     }
     signatures.push_back(std::move(sig).value());
   }

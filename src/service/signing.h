@@ -18,8 +18,10 @@
 //                       numSignatures != number of hashes, a scheme that does not fit the key
 //                       (CSC invalid_request)
 //   PermissionDenied    no signer/admin role, no grant, unknown credential, more signatures than
-//                       authorized, an algorithm the key's policy forbids (CSC access_denied /
-//                       403); a hash not in the SAD or one used already (CSC invalid_hash / 403:
+//                       authorized (also a used hash when the SAD has no signature left: the
+//                       count is checked first), a hash algorithm other than the SAD's, an
+//                       algorithm the key's policy forbids (CSC access_denied / 403); a hash not
+//                       in the SAD or one used already (CSC invalid_hash / 403:
 //                       SigningService::IsUnauthorizedHash tells these apart, their message starts
 //                       "Hash is not authorized by the SAD"); the message says which
 //   Unauthenticated     a SAD that is not valid for the request: unknown, replaced, or issued to
@@ -28,7 +30,9 @@
 //                       "SAD expired", CSC's description)
 //   FailedPrecondition  the key is disabled or destroyed
 //   ResourceExhausted   a per-minute rate limit (retry in the next minute)
-//   Unavailable etc.    the Store, HSM or AuditSink failed
+//   Unavailable etc.    the Store, HSM or AuditSink failed; an HSM failure after the hashes were
+//                       consumed is Unavailable (also a lost HSM login) or Internal, whatever
+//                       code the KeyStore gave, since the request was already found valid
 //
 // Threads: safe to call from many threads if the KeyStore, Store, Clock and AuditSink are.
 // Concurrent SignHash calls presenting the same SAD and hash are serialised by the Store's atomic
@@ -178,7 +182,8 @@ class SigningService {
                                std::string_view credential, Error error);
 
   // True if `error` (from Authorize, ExtendTransaction or SignHash) says the SAD or its
-  // transaction expired, as opposed to a SAD that is unknown or replaced.
+  // transaction expired, as opposed to a SAD that is unknown, replaced, or another account's or
+  // credential's.
   static bool IsExpiredSad(const Error& error);
 
   // True if `error` (from SignHash) refuses a hash the SAD does not list or whose signature was

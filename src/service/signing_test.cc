@@ -480,8 +480,31 @@ TEST_F(SigningTest, HsmFailureAfterConsumingLeavesHashesSpentAndIsRecorded) {
   auto sigs = Sign(alice_, "release", a.sad, {h1_});
   ASSERT_FALSE(sigs.ok());
   EXPECT_NE(sigs.error().message().find("authorize again"), std::string::npos);
+  EXPECT_EQ(sigs.error().code(), ErrorCode::kInternal);  // the HSM lost the key: not the caller's
   ExpectRefusalRecorded(AuditAction::kSignRefused, "HSM could not sign");
   EXPECT_EQ(Sign(alice_, "release", a.sad, {h1_}).error().code(), ErrorCode::kPermissionDenied);
+}
+
+// What the HSM answers after the checks is never read as the caller's fault: a lost login
+// (CKR_USER_NOT_LOGGED_IN is Unauthenticated in the PKCS#11 adapter) would otherwise pass for a
+// bad SAD, and a refusal of the key for a missing permission.
+TEST_F(SigningTest, HsmRefusalsAfterConsumingAreTheServicesFailure) {
+  const std::vector<std::pair<Error, ErrorCode>> cases = {
+      {Unauthenticated("CKR_USER_NOT_LOGGED_IN"), ErrorCode::kUnavailable},
+      {PermissionDenied("CKR_KEY_FUNCTION_NOT_PERMITTED"), ErrorCode::kInternal},
+      {InvalidArgument("CKR_DATA_LEN_RANGE"), ErrorCode::kInternal},
+      {Unavailable("CKR_DEVICE_REMOVED"), ErrorCode::kUnavailable},
+  };
+  for (const auto& [hsm_error, expected] : cases) {
+    Authorization a = AuthorizeOk(alice_, "release", {h1_});
+    keys_.FailNextSign(hsm_error);
+    auto sigs = Sign(alice_, "release", a.sad, {h1_});
+    ASSERT_FALSE(sigs.ok());
+    EXPECT_EQ(sigs.error().code(), expected) << hsm_error.message();
+    EXPECT_NE(sigs.error().message().find(hsm_error.message()), std::string::npos);
+    EXPECT_NE(sigs.error().message().find("authorize again"), std::string::npos);
+    ExpectRefusalRecorded(AuditAction::kSignRefused, hsm_error.message());
+  }
 }
 
 TEST_F(SigningTest, GrantChangeIsUndoneWhenItCannotBeRecorded) {

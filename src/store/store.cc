@@ -147,11 +147,11 @@ Status CheckActivationBinding(const std::optional<ActivationRecord>& activation,
   }
   if (activation->account_id != account_id) {
     return Unauthenticated("the SAD was issued to another account, not to '" +
-                            std::string(account_id) + "'");
+                           std::string(account_id) + "'");
   }
   if (activation->key_id != key_id) {
     return Unauthenticated("the SAD was issued for another credential, not for '" +
-                            std::string(key_id) + "'");
+                           std::string(key_id) + "'");
   }
   if (now >= activation->expires_at) return Unauthenticated(std::string(kSadExpiredMessage));
   return OkStatus();
@@ -237,9 +237,8 @@ Status CheckActivationConsumable(const std::optional<ActivationRecord>& activati
                               " is not one of the hashes it was issued for");
     }
     if (it->consumed_at.has_value()) {
-      return PermissionDenied(std::string(kHashNotAuthorizedMessage) + " any more: " +
-                              ShortHex(h) + " was already used at " +
-                              FormatRfc3339(*it->consumed_at) +
+      return PermissionDenied(std::string(kHashNotAuthorizedMessage) + " any more: " + ShortHex(h) +
+                              " was already used at " + FormatRfc3339(*it->consumed_at) +
                               "; each authorized hash can be signed once");
     }
   }

@@ -192,9 +192,9 @@ struct SignatureCounts {
 //   a hash not bound to the SAD                   -> PermissionDenied kHashNotAuthorizedMessage
 //   a hash already consumed                       -> PermissionDenied kHashNotAuthorizedMessage
 //                                                    " any more: ... already used ..."
-// A SAD that does not belong to this account and credential is refused like an unknown one: it
-// is not valid for the request, whoever issued it.
 //   a rate limit would be exceeded                -> ResourceExhausted
+// A SAD of another account or credential has the code of an unknown one (it is not valid for the
+// request, whoever it was issued to); its message says which.
 Status CheckActivationConsumable(const std::optional<ActivationRecord>& activation,
                                  const ConsumeActivationRequest& request,
                                  const SignatureCounts& counts_this_minute);

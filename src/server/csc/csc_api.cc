@@ -69,7 +69,8 @@ std::optional<HashAlgorithm> HashFromOid(std::string_view oid) {
 // ---- errors
 // --------------------------------------------------------------------------------------
 
-// Where an error arose; only Unauthenticated is read differently in each.
+// Where an error arose; Unauthenticated is read differently in each, and PermissionDenied in
+// kSad (invalid_hash).
 enum class Phase {
   kLogin,       // auth/login: the presented password/TOTP/certificate is wrong
   kBearer,      // Authorization: Bearer: the access token is wrong

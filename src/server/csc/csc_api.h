@@ -24,7 +24,7 @@
 //    period. credentials/info key.algo: only the signAlgo OIDs the key's policy allows.
 //
 // Errors: {"error","error_description"} with the CSC error strings; see csc_api.cc
-// (CscErrorFor) for the one table mapping signet ErrorCode to them.
+// (CscErrorResponse) for the one table mapping signet ErrorCode to them.
 #pragma once
 
 #include <string>

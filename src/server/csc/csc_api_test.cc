@@ -819,5 +819,32 @@ TEST_F(CscApiTest, ExtendTransactionReplacesTheSad) {
   ExpectError(CallAs(token, "signatures/signHash", sign), 400, "invalid_request");
 }
 
+// extendTransaction refuses a SAD that is not valid for the request as signHash does: another
+// account's or another credential's SAD is 400 invalid_request, and nothing is replaced.
+TEST_F(CscApiTest, ExtendTransactionRefusesAnotherAccountsOrCredentialsSad) {
+  std::string alice_token = Login(alice_);
+  std::string bob_token = Login(bob_);
+  const std::string first = B64Hash("first");
+  std::string sad = AuthorizeOk(alice_token, ec_.id, {first});
+  json extend = {{"credentialID", ec_.id},
+                 {"SAD", sad},
+                 {"hashes", {B64Hash("bob's")}},
+                 {"hashAlgorithmOID", kSha256Oid}};
+  Response r = CallAs(bob_token, "credentials/extendTransaction", extend);
+  ExpectError(r, 400, "invalid_request");
+  EXPECT_NE(r.body.find("another account"), std::string::npos) << r.body;
+  extend["credentialID"] = rsa_.id;
+  r = CallAs(alice_token, "credentials/extendTransaction", extend);
+  ExpectError(r, 400, "invalid_request");
+  EXPECT_NE(r.body.find("another credential"), std::string::npos) << r.body;
+  EXPECT_EQ(CallAs(alice_token, "signatures/signHash",
+                   {{"credentialID", ec_.id},
+                    {"SAD", sad},
+                    {"hashes", {first}},
+                    {"signAlgo", "1.2.840.10045.4.3.2"}})
+                .status,
+            200);
+}
+
 }  // namespace
 }  // namespace signet::server::csc

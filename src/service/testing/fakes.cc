@@ -74,9 +74,10 @@ SecretBytes Base32Decode(std::string_view text) {
 
 struct FakeKeyStore::Impl {
   std::mutex mu;
-  int next_id = 1;                          // guarded by mu
+  int next_id = 1;                                               // guarded by mu
   std::map<std::string, std::pair<KeyAlgorithm, PkeyPtr>> keys;  // by hex id  // guarded by mu
-  std::optional<Error> fail_destroy;        // guarded by mu
+  std::optional<Error> fail_destroy;                             // guarded by mu
+  std::optional<Error> fail_sign;                                // guarded by mu
 };
 
 FakeKeyStore::FakeKeyStore() : impl_(std::make_unique<Impl>()) {}
@@ -118,6 +119,11 @@ Result<Bytes> FakeKeyStore::PublicKey(const hsm::HsmKeyId& id) {
 Result<Bytes> FakeKeyStore::Sign(const hsm::HsmKeyId& id, SignatureScheme scheme,
                                  HashAlgorithm hash, ByteView input) {
   std::lock_guard lock(impl_->mu);
+  if (impl_->fail_sign) {
+    Error e = *impl_->fail_sign;
+    impl_->fail_sign.reset();
+    return e;
+  }
   auto it = impl_->keys.find(HexEncode(id.bytes));
   if (it == impl_->keys.end()) return NotFound("no such key");
   if (!SchemeFitsKey(scheme, it->second.first)) return InvalidArgument("scheme does not fit");
@@ -173,6 +179,11 @@ size_t FakeKeyStore::KeyCount() {
 void FakeKeyStore::FailNextDestroy(Error e) {
   std::lock_guard lock(impl_->mu);
   impl_->fail_destroy = std::move(e);
+}
+
+void FakeKeyStore::FailNextSign(Error e) {
+  std::lock_guard lock(impl_->mu);
+  impl_->fail_sign = std::move(e);
 }
 
 Status MemoryStore::InsertKey(const store::KeyRecord& key) {

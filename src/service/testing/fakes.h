@@ -47,6 +47,8 @@ class FakeKeyStore final : public hsm::KeyStore {
 
   size_t KeyCount();
   void FailNextDestroy(Error e);
+  // The next Sign fails with `e`.
+  void FailNextSign(Error e);
 
  private:
   struct Impl;
