@@ -8,8 +8,8 @@
 // clock and a fresh localhost TLS identity, serving on 127.0.0.1 port 0. Keys (RSA-3072, P-256) are
 // generated in the token, certified by a test CA made here with OpenSSL, and granted to one signer
 // service account per client thread (server-to-server: a person would need a fresh TOTP code for
-// every credentials/authorize). Each client presents its own client certificate (a bench CA,
-// made with the openssl command) on its mTLS connection, logs in with auth/login over it, and
+// every credentials/authorize). Each client presents its own client certificate (from a second
+// pki::testing CA) on its mTLS connection, logs in with auth/login over it, and
 // keeps that connection: its bearer token is bound to the certificate.
 // Rate limits are off (key policies with rate 0, SigningOptions::rate_per_minute_account = 0) so
 // that only the service's work is measured.
@@ -49,7 +49,6 @@
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -789,46 +788,19 @@ std::string Bench::ClientCertificateBase(int index) const {
   return dir_ + "/client-" + std::to_string(index);
 }
 
-// A client CA and one P-256 client certificate per client thread, made with the openssl command
-// (as the tests of client/ do): files client-ca.crt, client-N.{crt,key,der} in the data folder.
+// A client CA and one P-256 client certificate per client thread (pki::testing's CA, separate
+// from the code-signing one): files client-ca.crt, client-N.{crt,key,der} in the data folder.
 Status Bench::MakeClientCertificates() {
-  const std::string log = dir_ + "/openssl.log";
-  auto quote = [](const std::string& arg) {
-    std::string q = "'";
-    for (char ch : arg) q += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
-    return q + "'";
-  };
-  auto run = [&](const std::vector<std::string>& args) -> Status {
-    std::string command;
-    for (const std::string& a : args) command += quote(a) + " ";
-    int status = std::system((command + ">" + quote(log) + " 2>&1").c_str());
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-      std::ifstream in(log);
-      std::string output(std::istreambuf_iterator<char>(in), {});
-      return Unavailable("making the bench's client certificates failed: " + command + ": " +
-                         output);
-    }
-    return OkStatus();
-  };
-  const std::string ca = dir_ + "/client-ca";
-  SIGNET_TRY(run({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                  "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj",
-                  "/CN=signet-csc-bench-client-ca", "-keyout", ca + ".key", "-out", ca + ".crt"}));
-  SIGNET_TRY(fs::WriteFileAtomic(dir_ + "/client.ext", AsBytes("extendedKeyUsage=clientAuth\n"),
-                                 0644));
+  SIGNET_ASSIGN_OR_RETURN(auto ca,
+                          pki::testing::TestCodeSigningCa::Create("signet-csc-bench-client-ca"));
+  SIGNET_TRY(fs::WriteFileAtomic(dir_ + "/client-ca.crt", AsBytes(ca->certificate_pem()), 0644));
   for (int i = 0; i < options_.clients; ++i) {
     const std::string c = ClientCertificateBase(i);
-    SIGNET_TRY(run({"openssl", "req", "-new", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:P-256", "-nodes", "-subj",
-                    "/CN=bench-signer-" + std::to_string(i), "-keyout", c + ".key", "-out",
-                    c + ".csr"}));
-    SIGNET_TRY(run({"openssl", "x509", "-req", "-in", c + ".csr", "-CA", ca + ".crt", "-CAkey",
-                    ca + ".key", "-CAcreateserial", "-days", "2", "-extfile", dir_ + "/client.ext",
-                    "-out", c + ".crt"}));
-    SIGNET_TRY(run({"openssl", "x509", "-in", c + ".crt", "-outform", "DER", "-out", c + ".der"}));
-    if (::chmod((c + ".key").c_str(), 0600) != 0) {
-      return Unavailable("cannot make " + c + ".key owner-only");
-    }
+    SIGNET_ASSIGN_OR_RETURN(auto client,
+                            ca->IssueTlsClient("bench-signer-" + std::to_string(i)));
+    SIGNET_TRY(fs::WriteFileAtomic(c + ".key", client.private_key_pem.view(), 0600));
+    SIGNET_TRY(fs::WriteFileAtomic(c + ".crt", AsBytes(client.certificate_pem), 0644));
+    SIGNET_TRY(fs::WriteFileAtomic(c + ".der", client.certificate_der, 0644));
   }
   return OkStatus();
 }

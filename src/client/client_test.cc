@@ -1,6 +1,6 @@
 // HttpsClient against the real signet HTTPS server (server::Server) on 127.0.0.1, port 0, with a
 // fresh localhost certificate; certificates for the failure cases are made with the openssl
-// command.
+// command, the mTLS client's by pki::testing's CA.
 #include "client/client.h"
 
 #include <gmock/gmock.h>
@@ -21,6 +21,7 @@
 #include "common/clock.h"
 #include "common/fs.h"
 #include "pki/pki.h"
+#include "pki/testing/test_ca.h"
 #include "server/server.h"
 
 namespace signet::client {
@@ -250,22 +251,14 @@ TEST_F(ClientTest, RefusesACertificateForAnotherHost) {
 
 TEST_F(ClientTest, PresentsAClientCertificateForMutualTls) {
   const std::string ca = dir_ + "/ca", cl = dir_ + "/client";
-  ASSERT_EQ(RunQuiet("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 "
-                     "-subj /CN=test-client-ca -keyout " +
-                     ca + ".key -out " + ca + ".crt"),
-            0);
-  ASSERT_EQ(RunQuiet("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
-                     "-subj /CN=build-bot -keyout " +
-                     cl + ".key -out " + cl + ".csr"),
-            0);
+  auto client_ca = pki::testing::TestCodeSigningCa::Create("test-client-ca");
+  ASSERT_TRUE(client_ca.ok()) << client_ca.error().message();
+  auto issued = (*client_ca)->IssueTlsClient("build-bot");
+  ASSERT_TRUE(issued.ok()) << issued.error().message();
   ASSERT_TRUE(
-      fs::WriteFileAtomic(dir_ + "/client.ext", AsBytes("extendedKeyUsage=clientAuth\n"), 0644)
-          .ok());
-  ASSERT_EQ(
-      RunQuiet("openssl x509 -req -in " + cl + ".csr -CA " + ca + ".crt -CAkey " + ca +
-               ".key -CAcreateserial -days 1 -extfile " + dir_ + "/client.ext -out " + cl + ".crt"),
-      0);
-  ASSERT_EQ(chmod((cl + ".key").c_str(), 0600), 0);
+      fs::WriteFileAtomic(ca + ".crt", AsBytes((*client_ca)->certificate_pem()), 0644).ok());
+  ASSERT_TRUE(fs::WriteFileAtomic(cl + ".crt", AsBytes(issued->certificate_pem), 0644).ok());
+  ASSERT_TRUE(fs::WriteFileAtomic(cl + ".key", issued->private_key_pem.view(), 0600).ok());
   server::ServerOptions options;
   options.tls.client_ca_file = ca + ".crt";
   options.tls.client_auth = server::ClientAuth::kRequired;

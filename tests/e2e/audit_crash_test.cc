@@ -3,7 +3,7 @@
 // received is recorded in the log, and `signet audit verify` passes.
 //
 // The data folder is made by `signet init`; the signing key by `signet key create` (local CLI).
-// The signer is a service account bound to a client certificate from an openssl test CA (the
+// The signer is a service account bound to a client certificate from a pki::testing CA (the
 // server runs with optional mTLS); the account, its grant and a bearer token are written straight
 // into the database before the server starts. Clients are client::HttpsClient presenting that
 // certificate, four threads, each authorizing and signing fresh hashes until the connection dies.
@@ -32,7 +32,9 @@
 #include "client/client.h"
 #include "common/encoding.h"
 #include "common/random.h"
+#include "common/fs.h"
 #include "pki/pki.h"
+#include "pki/testing/test_ca.h"
 #include "store/sqlite/sqlite_store.h"
 
 #ifndef SIGNET_BINARY
@@ -169,28 +171,15 @@ TEST_F(AuditCrashTest, EverySignatureAClientReceivedIsInTheLogAfterKill9) {
       << out;
 
   // mTLS: a client CA the server trusts, and the signer's certificate.
-  const std::string pki = (dir_ / "pki").string();
-  std::filesystem::create_directories(pki);
-  const std::string ca = pki + "/client-ca", cert = pki + "/signer";
-  {
-    std::ofstream ext(pki + "/client.ext");
-    ext << "extendedKeyUsage=clientAuth\n";
-    ASSERT_TRUE(ext.good()) << "cannot write client.ext";
-  }
-  for (const std::vector<std::string>& command : std::vector<std::vector<std::string>>{
-           {"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-            "-nodes", "-days", "2", "-subj", "/CN=crash test client CA", "-keyout", ca + ".key",
-            "-out", data_ + "/client-ca.pem"},
-           {"openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-            "-nodes", "-subj", "/CN=crash-signer", "-keyout", cert + ".key", "-out",
-            cert + ".csr"},
-           {"openssl", "x509", "-req", "-in", cert + ".csr", "-CA", data_ + "/client-ca.pem",
-            "-CAkey", ca + ".key", "-CAcreateserial", "-days", "2", "-extfile",
-            pki + "/client.ext", "-out", cert + ".crt"},
-           {"openssl", "x509", "-in", cert + ".crt", "-outform", "DER", "-out", cert + ".der"},
-           {"chmod", "600", cert + ".key"}}) {
-    ASSERT_EQ(RunCommand(command, &out), 0) << out;
-  }
+  const std::string cert = (dir_ / "signer").string();
+  auto ca = pki::testing::TestCodeSigningCa::Create("crash test client CA");
+  ASSERT_TRUE(ca.ok()) << ca.error().message();
+  auto signer = (*ca)->IssueTlsClient("crash-signer");
+  ASSERT_TRUE(signer.ok()) << signer.error().message();
+  ASSERT_TRUE(
+      fs::WriteFileAtomic(data_ + "/client-ca.pem", AsBytes((*ca)->certificate_pem()), 0644).ok());
+  ASSERT_TRUE(fs::WriteFileAtomic(cert + ".key", signer->private_key_pem.view(), 0600).ok());
+  ASSERT_TRUE(fs::WriteFileAtomic(cert + ".crt", AsBytes(signer->certificate_pem), 0644).ok());
   {
     // The server asks for client certificates from that CA (mTLS optional).
     std::string text;
@@ -209,10 +198,7 @@ TEST_F(AuditCrashTest, EverySignatureAClientReceivedIsInTheLogAfterKill9) {
   }
   std::string fingerprint;
   {
-    std::ifstream der_in(cert + ".der", std::ios::binary);
-    std::string der(std::istreambuf_iterator<char>(der_in), {});
-    ASSERT_FALSE(der.empty());
-    auto digest = pki::ComputeDigest(HashAlgorithm::kSha256, AsBytes(der));
+    auto digest = pki::ComputeDigest(HashAlgorithm::kSha256, signer->certificate_der);
     ASSERT_TRUE(digest.ok()) << digest.error().message();
     fingerprint = HexEncode(*digest);
   }

@@ -34,9 +34,40 @@ std::string ToPem(X509* cert) {
   return std::string(data, static_cast<size_t>(n));
 }
 
+std::string PrivateKeyPem(EVP_PKEY* key) {
+  UniquePtr<BIO> bio(BIO_new(BIO_s_mem()));
+  if (!bio ||
+      PEM_write_bio_PKCS8PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
+    return "";
+  }
+  char* data = nullptr;
+  const long n = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<size_t>(n));
+}
+
 UniquePtr<X509> ParseDer(ByteView der) {
   const unsigned char* p = der.data();
   return UniquePtr<X509>(d2i_X509(nullptr, &p, static_cast<long>(der.size())));
+}
+
+// An end-entity certificate from `ca` (signed with `ca_key`, serial `serial`) for `key`:
+// keyUsage digitalSignature and the given extendedKeyUsage. Null if OpenSSL fails.
+UniquePtr<X509> IssueLeaf(X509* ca, EVP_PKEY* ca_key, long serial, X509_NAME* subject,
+                          EVP_PKEY* key, const char* extended_key_usage) {
+  UniquePtr<X509> leaf(X509_new());
+  X509* c = leaf.get();
+  const bool ok =
+      c != nullptr && X509_set_version(c, X509_VERSION_3) == 1 &&
+      ASN1_INTEGER_set(X509_get_serialNumber(c), serial) == 1 && SetValidity(c) &&
+      X509_set_subject_name(c, subject) == 1 &&
+      X509_set_issuer_name(c, X509_get_subject_name(ca)) == 1 && X509_set_pubkey(c, key) == 1 &&
+      AddExtension(c, ca, NID_basic_constraints, "critical,CA:FALSE") &&
+      AddExtension(c, ca, NID_key_usage, "critical,digitalSignature") &&
+      AddExtension(c, ca, NID_ext_key_usage, extended_key_usage) &&
+      AddExtension(c, ca, NID_authority_key_identifier, "keyid:always") &&
+      X509_sign(c, ca_key, EVP_sha256()) > 0;
+  if (!ok) leaf.reset();
+  return leaf;
 }
 
 }  // namespace
@@ -82,21 +113,39 @@ Result<std::string> TestCodeSigningCa::Issue(const std::string& csr_pem) {
   if (pub == nullptr || X509_REQ_verify(req.get(), pub) != 1) {
     return InvalidArgument("the certificate request's signature does not verify");
   }
-  UniquePtr<X509> leaf(X509_new());
-  X509* c = leaf.get();
-  X509* ca = impl_->cert.get();
-  const bool ok =
-      c != nullptr && X509_set_version(c, X509_VERSION_3) == 1 &&
-      ASN1_INTEGER_set(X509_get_serialNumber(c), ++impl_->serial) == 1 && SetValidity(c) &&
-      X509_set_subject_name(c, X509_REQ_get_subject_name(req.get())) == 1 &&
-      X509_set_issuer_name(c, X509_get_subject_name(ca)) == 1 && X509_set_pubkey(c, pub) == 1 &&
-      AddExtension(c, ca, NID_basic_constraints, "critical,CA:FALSE") &&
-      AddExtension(c, ca, NID_key_usage, "critical,digitalSignature") &&
-      AddExtension(c, ca, NID_ext_key_usage, "codeSigning") &&
-      AddExtension(c, ca, NID_authority_key_identifier, "keyid:always") &&
-      X509_sign(c, impl_->key.get(), EVP_sha256()) > 0;
-  if (!ok) return InternalError("the test CA could not issue the certificate");
-  return ToPem(c) + ToPem(ca);
+  auto leaf = IssueLeaf(impl_->cert.get(), impl_->key.get(), ++impl_->serial,
+                        X509_REQ_get_subject_name(req.get()), pub, "codeSigning");
+  if (!leaf) return InternalError("the test CA could not issue the certificate");
+  return ToPem(leaf.get()) + ToPem(impl_->cert.get());
+}
+
+Result<TestCodeSigningCa::TlsClient> TestCodeSigningCa::IssueTlsClient(
+    const std::string& common_name) {
+  UniquePtr<EVP_PKEY> key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
+  UniquePtr<X509_NAME> name(X509_NAME_new());
+  if (!key || !name ||
+      X509_NAME_add_entry_by_txt(name.get(), "CN", MBSTRING_UTF8,
+                                 reinterpret_cast<const unsigned char*>(common_name.c_str()), -1,
+                                 -1, 0) != 1) {
+    return InternalError("cannot make the test client's key or name");
+  }
+  auto leaf = IssueLeaf(impl_->cert.get(), impl_->key.get(), ++impl_->serial, name.get(),
+                        key.get(), "clientAuth");
+  if (!leaf) return InternalError("the test CA could not issue the client certificate");
+  TlsClient out;
+  out.certificate_pem = ToPem(leaf.get());
+  std::string key_pem = PrivateKeyPem(key.get());
+  out.private_key_pem = SecretBytes(std::string_view(key_pem));
+  SecureWipe(key_pem.data(), key_pem.size());
+  unsigned char* der = nullptr;
+  const int n = i2d_X509(leaf.get(), &der);
+  if (n <= 0 || out.certificate_pem.empty() || out.private_key_pem.size() == 0) {
+    OPENSSL_free(der);
+    return InternalError("cannot encode the test client certificate or key");
+  }
+  out.certificate_der.assign(der, der + n);
+  OPENSSL_free(der);
+  return out;
 }
 
 bool TestCodeSigningCa::Issued(ByteView der) const {

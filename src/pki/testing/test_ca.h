@@ -5,7 +5,11 @@
 // for 30 days) for the key of a verified PKCS#10 request. Not for production: no revocation, no
 // policy, serials counted from 2.
 //
-// Threads: Issue changes the serial counter; use one CA per thread or synchronise.
+// It also issues TLS client certificates with fresh P-256 keys (IssueTlsClient), for the mTLS
+// tests and the benchmark's service accounts.
+//
+// Threads: Issue and IssueTlsClient change the serial counter; use one CA per thread or
+// synchronise.
 #pragma once
 
 #include <memory>
@@ -29,6 +33,16 @@ class TestCodeSigningCa {
   // The PEM chain "leaf, then this CA" for the key of `csr_pem`, keeping the request's subject.
   // InvalidArgument if the request does not parse or its self-signature does not verify.
   Result<std::string> Issue(const std::string& csr_pem);
+
+  // A TLS client certificate with subject CN=`common_name` (keyUsage digitalSignature,
+  // extendedKeyUsage clientAuth, same validity as above) for a new P-256 key. Internal if
+  // OpenSSL fails.
+  struct TlsClient {
+    std::string certificate_pem;  // the leaf only
+    Bytes certificate_der;
+    SecretBytes private_key_pem;  // PKCS#8, unencrypted: write it owner-only
+  };
+  Result<TlsClient> IssueTlsClient(const std::string& common_name);
 
   // Whether the DER certificate `der` parses and was signed by this CA.
   bool Issued(ByteView der) const;
