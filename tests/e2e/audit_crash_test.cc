@@ -31,8 +31,8 @@
 
 #include "client/client.h"
 #include "common/encoding.h"
-#include "common/random.h"
 #include "common/fs.h"
+#include "common/random.h"
 #include "pki/pki.h"
 #include "pki/testing/test_ca.h"
 #include "store/sqlite/sqlite_store.h"
