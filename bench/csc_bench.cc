@@ -797,8 +797,7 @@ Status Bench::MakeClientCertificates() {
     const std::string c = ClientCertificateBase(i);
     SIGNET_ASSIGN_OR_RETURN(auto client,
                             ca->IssueTlsClient("bench-signer-" + std::to_string(i)));
-    SIGNET_TRY(fs::WriteFileAtomic(c + ".key", client.private_key_pem.view(), 0600));
-    SIGNET_TRY(fs::WriteFileAtomic(c + ".crt", AsBytes(client.certificate_pem), 0644));
+    SIGNET_TRY(client.WriteFiles(c));
     SIGNET_TRY(fs::WriteFileAtomic(c + ".der", client.certificate_der, 0644));
   }
   return OkStatus();

@@ -257,8 +257,7 @@ TEST_F(ClientTest, PresentsAClientCertificateForMutualTls) {
   ASSERT_TRUE(issued.ok()) << issued.error().message();
   ASSERT_TRUE(
       fs::WriteFileAtomic(ca + ".crt", AsBytes((*client_ca)->certificate_pem()), 0644).ok());
-  ASSERT_TRUE(fs::WriteFileAtomic(cl + ".crt", AsBytes(issued->certificate_pem), 0644).ok());
-  ASSERT_TRUE(fs::WriteFileAtomic(cl + ".key", issued->private_key_pem.view(), 0600).ok());
+  ASSERT_TRUE(issued->WriteFiles(cl).ok());
   server::ServerOptions options;
   options.tls.client_ca_file = ca + ".crt";
   options.tls.client_auth = server::ClientAuth::kRequired;

@@ -178,8 +178,7 @@ TEST_F(AuditCrashTest, EverySignatureAClientReceivedIsInTheLogAfterKill9) {
   ASSERT_TRUE(signer.ok()) << signer.error().message();
   ASSERT_TRUE(
       fs::WriteFileAtomic(data_ + "/client-ca.pem", AsBytes((*ca)->certificate_pem()), 0644).ok());
-  ASSERT_TRUE(fs::WriteFileAtomic(cert + ".key", signer->private_key_pem.view(), 0600).ok());
-  ASSERT_TRUE(fs::WriteFileAtomic(cert + ".crt", AsBytes(signer->certificate_pem), 0644).ok());
+  ASSERT_TRUE(signer->WriteFiles(cert).ok());
   {
     // The server asks for client certificates from that CA (mTLS optional).
     std::string text;

@@ -6,6 +6,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "common/fs.h"
 #include "pki/internal/openssl_ptr.h"
 
 namespace signet::pki::testing {
@@ -146,6 +147,11 @@ Result<TestCodeSigningCa::TlsClient> TestCodeSigningCa::IssueTlsClient(
   out.certificate_der.assign(der, der + n);
   OPENSSL_free(der);
   return out;
+}
+
+Status TestCodeSigningCa::TlsClient::WriteFiles(const std::string& base) const {
+  SIGNET_TRY(fs::WriteFileAtomic(base + ".key", private_key_pem.view(), 0600));
+  return fs::WriteFileAtomic(base + ".crt", AsBytes(certificate_pem), 0644);
 }
 
 bool TestCodeSigningCa::Issued(ByteView der) const {

@@ -41,6 +41,10 @@ class TestCodeSigningCa {
     std::string certificate_pem;  // the leaf only
     Bytes certificate_der;
     SecretBytes private_key_pem;  // PKCS#8, unencrypted: write it owner-only
+
+    // Writes `base`.crt (the PEM certificate) and `base`.key (the key, mode 0600), as a TLS
+    // client's options expect them.
+    Status WriteFiles(const std::string& base) const;
   };
   Result<TlsClient> IssueTlsClient(const std::string& common_name);
 
