@@ -68,14 +68,31 @@ function(signet_binary)
   signet_apply_sanitizers(${B_NAME})
 endfunction()
 
-# signet_fuzz(NAME name SRCS ... DEPS ...): a libFuzzer target <name>_fuzz, only with SIGNET_FUZZ.
+# signet_fuzz(NAME name SRCS ... DEPS ... CORPUS dir): a libFuzzer target <name>_fuzz with
+# SIGNET_FUZZ (the fuzz preset, `make fuzz`). In the other builds with tests, the same sources are
+# linked with tests/fuzz_replay_main.cc into <name>_fuzz_replay, a CTest test (label "fuzz") that
+# runs every committed seed in CORPUS through the target: the seeds, and any crash input added to
+# them, are regression tests under `make test`, ASan+UBSan included.
 function(signet_fuzz)
-  cmake_parse_arguments(F "" "NAME" "SRCS;DEPS" ${ARGN})
-  if(NOT SIGNET_FUZZ)
+  cmake_parse_arguments(F "" "NAME;CORPUS" "SRCS;DEPS" ${ARGN})
+  if(SIGNET_FUZZ)
+    add_executable(${F_NAME}_fuzz ${F_SRCS})
+    target_link_libraries(${F_NAME}_fuzz PRIVATE ${F_DEPS})
+    target_link_options(${F_NAME}_fuzz PRIVATE -fsanitize=fuzzer)
+    signet_apply_warnings(${F_NAME}_fuzz)
     return()
   endif()
-  add_executable(${F_NAME}_fuzz ${F_SRCS})
-  target_link_libraries(${F_NAME}_fuzz PRIVATE ${F_DEPS})
-  target_link_options(${F_NAME}_fuzz PRIVATE -fsanitize=fuzzer)
-  signet_apply_warnings(${F_NAME}_fuzz)
+  if(NOT SIGNET_BUILD_TESTS)
+    return()
+  endif()
+  if(NOT F_CORPUS)
+    message(FATAL_ERROR "signet_fuzz(${F_NAME}): CORPUS is required")
+  endif()
+  add_executable(${F_NAME}_fuzz_replay ${F_SRCS} ${PROJECT_SOURCE_DIR}/tests/fuzz_replay_main.cc)
+  target_link_libraries(${F_NAME}_fuzz_replay PRIVATE ${F_DEPS})
+  signet_apply_warnings(${F_NAME}_fuzz_replay)
+  signet_apply_sanitizers(${F_NAME}_fuzz_replay)
+  add_test(NAME ${F_NAME}_fuzz_replay
+    COMMAND ${F_NAME}_fuzz_replay ${CMAKE_CURRENT_SOURCE_DIR}/${F_CORPUS})
+  set_tests_properties(${F_NAME}_fuzz_replay PROPERTIES LABELS fuzz TIMEOUT 300)
 endfunction()
