@@ -50,15 +50,19 @@ bench: release
 	build/release/bench/log_verify_bench
 
 # Each fuzzer runs for FUZZ_SECONDS on its seed corpus (copied, so the committed seeds stay small).
+# An entry is <folder under src/>:<corpus name>; the binary is <folder with / as _>_<name>_fuzz.
+# `make test` replays the committed seeds of each (the *_fuzz_replay tests).
 FUZZ_SECONDS ?= 60
+FUZZERS := common:encoding config:config pki:chain pki:subject server:query server:json_api \
+           audit:note audit:proof audit:tile_path audit:entry
 fuzz: deps
 	cmake --preset fuzz
 	cmake --build --preset fuzz -j $(JOBS)
-	for t in common/encoding pki/chain pki/subject server/query audit/note audit/proof \
-	         audit/tile_path audit/entry; do \
-	  c=$${t%/*}; n=$${t#*/}; mkdir -p build/fuzz/corpus/$$n; \
-	  cp -n src/$$c/fuzz/corpus/$$n/* build/fuzz/corpus/$$n/; \
-	  build/fuzz/src/$$c/$${c}_$${n}_fuzz -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus/$$n || exit 1; \
+	for t in $(FUZZERS); do \
+	  c=$${t%%:*}; n=$${t#*:}; p=$$(echo $$c | tr / _); mkdir -p build/fuzz/corpus/$${p}_$$n; \
+	  cp -n src/$$c/fuzz/corpus/$$n/* build/fuzz/corpus/$${p}_$$n/; \
+	  build/fuzz/src/$$c/$${p}_$${n}_fuzz -max_total_time=$(FUZZ_SECONDS) \
+	    build/fuzz/corpus/$${p}_$$n || exit 1; \
 	done
 
 format:
