@@ -35,6 +35,12 @@ Status ReadString(const toml::table& table, std::string_view section, std::strin
   if (value->empty()) {
     return Bad(source, std::string(section) + "." + std::string(key), "must not be empty");
   }
+  // Every string here ends up in a C call (a path, an address, a PIN file); a NUL written as
+  // \u0000 would silently cut it short there.
+  if (value->find('\0') != std::string::npos) {
+    return Bad(source, std::string(section) + "." + std::string(key),
+               "must not contain a NUL character (\\u0000)");
+  }
   out = *value;
   return OkStatus();
 }
@@ -189,11 +195,12 @@ Status ParseServiceSections(const toml::table& root, std::string_view source, Co
     LogConfig& l = config.log;
     SIGNET_TRY(ReadString(*log, "log", "origin", source, l.origin));
     for (unsigned char c : l.origin) {
-      // The signed-note key-name rules (audit/note.h), checked here for a clear message early.
-      if (c <= 0x20 || c == 0x7f || c == '+') {
+      // Visible ASCII other than '+': always a valid signed-note key name (audit/note.h, which
+      // also allows non-white-space Unicode), checked here for a clear message at start-up.
+      if (c <= 0x20 || c >= 0x7f || c == '+') {
         return Bad(source, "log.origin",
-                   "must not contain spaces, control characters or '+' (e.g. "
-                   "\"signet.example/prod\")");
+                   "must be visible ASCII without spaces or '+' (e.g. \"signet.example/prod\"; "
+                   "write an internationalised host name in its xn-- form)");
       }
     }
     if (l.origin.size() > 256) return Bad(source, "log.origin", "must be at most 256 bytes");

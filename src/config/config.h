@@ -82,7 +82,8 @@ struct ActivationConfig {
 // The audit log (issue 4): its identity, who may read it, and how often it is checkpointed and
 // re-verified.
 struct LogConfig {
-  // [log] origin: the checkpoint origin and signed-note key name, e.g. "signet.example/prod".
+  // [log] origin: the checkpoint origin and signed-note key name, e.g. "signet.example/prod";
+  // visible ASCII without '+', at most 256 bytes.
   // Empty: the origin the log key was created with, or for a new log "<host name>/signet".
   // Fixed once the log key exists (the service refuses to start with a different one).
   std::string origin;

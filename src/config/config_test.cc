@@ -156,6 +156,9 @@ TEST(ConfigTest, BadServiceValuesNameTheKey) {
       {"[activation]\nsad_lifetime_seconds=0\n", "activation.sad_lifetime_seconds"},
       {"[log]\norigin='signet example'\n", "log.origin"},
       {"[log]\norigin='a+b'\n", "log.origin"},
+      {"[log]\norigin=\"a\\u00a0b\"\n", "log.origin"},  // no-break space: not a key name
+      {"[server]\nlisten=\"127.0.0.1\\u0000junk:1\"\n", "server.listen"},
+      {"[store]\nsqlite_path=\"a.db\\u0000.txt\"\n", "store.sqlite_path"},
       {"[log]\npublic='yes'\n", "log.public"},
       {"[log]\ncheckpoint_interval_ms=10\n", "log.checkpoint_interval_ms"},
       {"[log]\nverify_interval_seconds=0\n", "log.verify_interval_seconds"},

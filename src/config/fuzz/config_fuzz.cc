@@ -1,12 +1,18 @@
 // libFuzzer target for ParseConfig (config.h), the reader of signet.toml: any text must be
 // accepted or refused with an InvalidArgument that names the file, never crash or throw. What is
 // accepted must hold the invariants `signet serve` relies on without checking again: every
-// number inside its documented range, [server] listen agreeing with the host and port parsed
-// from it, exactly one of token_label and token_serial, client_ca present exactly when client
-// certificates are asked for, a log origin fit to be a signed-note key name, and every path
-// absolute (resolved against the data folder).
+// number inside its documented range, a [server] listen host that is an IP address
+// (inet_pton) agreeing with the host and port parsed from it, no string with a NUL (it would be
+// cut short in C calls), exactly one of token_label and token_serial, client_ca present exactly
+// when client certificates are asked for, a log origin that the audit log accepts as a
+// signed-note key name (audit::CheckKeyName, a separate implementation), and every file path
+// except hsm.module (a library name for dlopen) absolute, resolved against the data folder.
 //
-// Run: mkdir -p /tmp/config && config_config_fuzz /tmp/config src/config/fuzz/corpus/config
+// Run (libFuzzer writes new inputs to the first folder):
+//   mkdir -p /tmp/config
+//   build/fuzz/src/config/config_config_fuzz /tmp/config src/config/fuzz/corpus/config
+#include <arpa/inet.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -14,6 +20,7 @@
 #include <string>
 #include <string_view>
 
+#include "audit/note.h"
 #include "config/config.h"
 
 namespace {
@@ -31,6 +38,12 @@ bool InRange(int64_t value, int64_t low, int64_t high) { return value >= low && 
 
 bool AbsoluteOrEmpty(const std::string& path) { return path.empty() || path.front() == '/'; }
 
+bool IpAddress(const std::string& host) {
+  unsigned char address[16];
+  return ::inet_pton(AF_INET, host.c_str(), address) == 1 ||
+         ::inet_pton(AF_INET6, host.c_str(), address) == 1;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -45,6 +58,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const Config& c = *parsed;
   Require(c.data_dir == "/srv/signet", "the data folder changed");
+  for (const std::string* value :
+       {&c.hsm.module_path, &c.hsm.token_label, &c.hsm.token_serial, &c.hsm.pin_file,
+        &c.hsm.softhsm_conf, &c.store.sqlite_path, &c.server.listen, &c.server.host,
+        &c.server.tls_certificate, &c.server.tls_private_key, &c.server.client_ca, &c.log.origin}) {
+    Require(value->find('\0') == std::string::npos, "a string with a NUL");
+  }
   Require(!c.hsm.module_path.empty(), "no hsm.module");
   Require(c.hsm.token_label.empty() != c.hsm.token_serial.empty(),
           "not exactly one of token_label and token_serial");
@@ -56,6 +75,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   std::string host;
   uint16_t port = 0;
+  Require(IpAddress(c.server.host), "a listen host that is not an IP address");
   Require(ParseListenAddress(c.server.listen, "listen", &host, &port).ok() &&
               host == c.server.host && port == c.server.port,
           "server.listen disagrees with host and port");
@@ -79,8 +99,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
               InRange(c.log.verify_interval_seconds, 1, 86400),
           "a log interval out of range");
   Require(c.log.origin.size() <= 256, "a log origin over 256 bytes");
-  for (unsigned char ch : c.log.origin) {
-    Require(ch > 0x20 && ch != 0x7f && ch != '+', "a log origin that is not a key name");
-  }
+  Require(c.log.origin.empty() || signet::audit::CheckKeyName(c.log.origin).ok(),
+          "a log origin that the audit log refuses as a key name");
   return 0;
 }
