@@ -18,10 +18,12 @@
 // fail, so a 5xx, which is also what an escaped exception becomes, is a bug in the handlers); its
 // body is a JSON object; an error body carries one of its API's error codes and a non-empty
 // description; a signHash answer carries one signature per hash asked for.
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <iterator>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -139,7 +141,9 @@ class Service {
     return true;
   }
 
-  Response Call(std::string_view path, std::string body, uint8_t caller) {
+  // Calls `path` as `caller` with `body`, its placeholders filled in (the filled-in body is left
+  // in `body`, for the checks to see what was really sent).
+  Response Call(std::string_view path, std::string& body, uint8_t caller) {
     Request r;
     r.method = "POST";
     r.path = r.target = std::string(path);
@@ -168,7 +172,7 @@ class Service {
     ReplaceAll(body, "@H2@", Hash("two"));
     if (body.find("@OTP@") != std::string::npos) ReplaceAll(body, "@OTP@", Code(alice_seed_));
     ReplaceAll(body, "@PIN@", kPassword);
-    r.body = std::move(body);
+    r.body = body;
     Router::Match m = router_.Find("POST", r.path);
     if (m.route == nullptr) std::abort();
     r.route = m.route->pattern;
@@ -276,9 +280,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::fprintf(stderr, "json api fuzz: the fixture could not be built\n");
     std::abort();
   }
-  // What was asked, before the harness fills in its placeholders (they sit inside strings).
+  Response r = service->Call(route, body, data[1]);
+  // What was asked, as sent: a placeholder outside a string (an @OTP@ made a number) can turn
+  // text that is not JSON into JSON.
   json request = json::parse(body, nullptr, false);
-  Response r = service->Call(route, std::move(body), data[1]);
   // SIGNET_FUZZ_VERBOSE=1: what each input got, to see which paths a seed reaches.
   static const bool verbose = std::getenv("SIGNET_FUZZ_VERBOSE") != nullptr;
   if (verbose) std::fprintf(stderr, "  %s -> %d %s\n", route.data(), r.status, r.body.c_str());
