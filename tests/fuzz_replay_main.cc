@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -62,9 +63,11 @@ int main(int argc, char** argv) {
       return 2;
     }
     std::fprintf(stderr, "%s (%zu bytes)\n", path.c_str(), data.size());
-    // A copy of exactly the input's size, so that ASan catches a read past its end.
-    std::vector<uint8_t> exact(data);
-    LLVMFuzzerTestOneInput(exact.data(), exact.size());
+    // A copy of exactly the input's size, so that ASan catches a read past its end; never a null
+    // pointer, even for an empty input, as libFuzzer never passes one.
+    auto exact = std::make_unique<uint8_t[]>(std::max<size_t>(data.size(), 1));
+    std::copy(data.begin(), data.end(), exact.get());
+    LLVMFuzzerTestOneInput(exact.get(), data.size());
   }
   std::printf("%zu inputs replayed\n", inputs.size());
   return 0;
