@@ -51,6 +51,13 @@ TestEd25519Key::TestEd25519Key() : impl_(std::make_unique<Impl>()) {
   impl_->key.reset(key);
 }
 
+TestEd25519Key::TestEd25519Key(ByteView seed) : impl_(std::make_unique<Impl>()) {
+  if (seed.size() != 32) std::abort();
+  impl_->key.reset(
+      EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, seed.data(), seed.size()));
+  if (impl_->key == nullptr) std::abort();
+}
+
 TestEd25519Key::~TestEd25519Key() = default;
 
 Bytes TestEd25519Key::PublicKey() const {

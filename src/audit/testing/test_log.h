@@ -24,6 +24,8 @@ namespace signet::audit::testing {
 class TestEd25519Key {
  public:
   TestEd25519Key();  // a fresh random key
+  // The key with this 32-byte private seed (RFC 8032), for runs that must repeat exactly.
+  explicit TestEd25519Key(ByteView seed);
   ~TestEd25519Key();
   // Owns an OpenSSL key; one owner.
   TestEd25519Key(const TestEd25519Key&) = delete;
