@@ -4,15 +4,17 @@
 // Argon2id at a test cost, liboath). Each input gets a fresh service, so a crash reproduces from
 // its input alone.
 //
-// Input: byte 0 picks the route (kRoutes), byte 1 the caller (its low six bits modulo 7: nobody,
+// Input: byte 0 picks the route (kRoutes), byte 1 the caller (its low six bits modulo 8: nobody,
 // the signer alice's bearer token, the service account's token on a connection with its client
 // certificate, that certificate alone, an unknown bearer token, HTTP Basic for alice, the admin
-// root's token; bit 0x40 adds "Content-Type: application/json", else bit 0x80 "text/plain"), the
-// rest is the body. In the body the harness replaces
+// root's token, or 7: the body's first line is the raw Authorization header; bit 0x40 adds
+// "Content-Type: application/json", else bit 0x80 "text/plain"), the rest is the body. In the
+// body (and a raw header) the harness replaces
 //   @SAD@  with a SAD just issued to alice (when she calls) or the service account for @H1@ and
 //          @H2@ on the credential "ec", so signHash and extendTransaction get past the SAD look-up;
 //   @H1@ @H2@  with base64 SHA-256 digests;  @OTP@  with alice's current TOTP code;
-//   @PIN@  with alice's password.
+//   @PIN@  with alice's password;  @ALICE@  with her bearer token;  @BASIC@  with base64 of
+//          "alice:<password>".
 //
 // Checked for every input: the answer is 200, 4xx or auth/revoke's empty 204 (the fakes never
 // fail, so a 5xx, which is also what an escaped exception becomes, is a bug in the handlers); its
@@ -149,7 +151,7 @@ class Service {
     r.path = r.target = std::string(path);
     r.client_address = "192.0.2.9:4444";
     r.request_id = std::string(32, 'f');
-    const int who = (caller & 0x3f) % 7;
+    const int who = (caller & 0x3f) % 8;
     if (who == 2 || who == 3) r.client_cert_sha256 = kFingerprint;
     if (caller & 0x40) {
       r.headers.emplace_back("content-type", "application/json");
@@ -165,13 +167,17 @@ class Service {
                                "Basic " + Base64Encode(AsBytes("alice:" + std::string(kPassword))));
         break;
       case 6: r.headers.emplace_back("authorization", "Bearer " + root_token_); break;
+      case 7: {
+        const size_t end = body.find('\n');
+        std::string header = body.substr(0, end);
+        body.erase(0, end == std::string::npos ? body.size() : end + 1);
+        Fill(header, false);
+        r.headers.emplace_back("authorization", std::move(header));
+        break;
+      }
       default: break;  // 0: nobody; 3: the service account's certificate, no header (login)
     }
-    if (body.find("@SAD@") != std::string::npos) ReplaceAll(body, "@SAD@", Sad(who == 1));
-    ReplaceAll(body, "@H1@", Hash("one"));
-    ReplaceAll(body, "@H2@", Hash("two"));
-    if (body.find("@OTP@") != std::string::npos) ReplaceAll(body, "@OTP@", Code(alice_seed_));
-    ReplaceAll(body, "@PIN@", kPassword);
+    Fill(body, who == 1);
     r.body = body;
     Router::Match m = router_.Find("POST", r.path);
     if (m.route == nullptr) std::abort();
@@ -182,6 +188,17 @@ class Service {
  private:
   // Every person's password (alice's and root's): what @PIN@ stands for.
   static constexpr std::string_view kPassword = "a long password for the fuzzer";
+
+  // Replaces the placeholders in `text`; a @SAD@ is alice's if `for_alice`.
+  void Fill(std::string& text, bool for_alice) {
+    if (text.find("@SAD@") != std::string::npos) ReplaceAll(text, "@SAD@", Sad(for_alice));
+    ReplaceAll(text, "@H1@", Hash("one"));
+    ReplaceAll(text, "@H2@", Hash("two"));
+    if (text.find("@OTP@") != std::string::npos) ReplaceAll(text, "@OTP@", Code(alice_seed_));
+    ReplaceAll(text, "@PIN@", kPassword);
+    ReplaceAll(text, "@ALICE@", alice_token_);
+    ReplaceAll(text, "@BASIC@", Base64Encode(AsBytes("alice:" + std::string(kPassword))));
+  }
 
   std::string Code(const SecretBytes& seed) {
     return std::string(totp_.Generate(seed, clock_.Now())->text_view());
