@@ -159,14 +159,22 @@ class Service {
       r.headers.emplace_back("content-type", "text/plain");
     }
     switch (who) {
-      case 1: r.headers.emplace_back("authorization", "Bearer " + alice_token_); break;
-      case 2: r.headers.emplace_back("authorization", "Bearer " + ci_token_); break;
-      case 4: r.headers.emplace_back("authorization", "Bearer " + std::string(43, 'A')); break;
+      case 1:
+        r.headers.emplace_back("authorization", "Bearer " + alice_token_);
+        break;
+      case 2:
+        r.headers.emplace_back("authorization", "Bearer " + ci_token_);
+        break;
+      case 4:
+        r.headers.emplace_back("authorization", "Bearer " + std::string(43, 'A'));
+        break;
       case 5:
         r.headers.emplace_back("authorization",
                                "Basic " + Base64Encode(AsBytes("alice:" + std::string(kPassword))));
         break;
-      case 6: r.headers.emplace_back("authorization", "Bearer " + root_token_); break;
+      case 6:
+        r.headers.emplace_back("authorization", "Bearer " + root_token_);
+        break;
       case 7: {
         const size_t end = body.find('\n');
         std::string header = body.substr(0, end);
@@ -175,7 +183,8 @@ class Service {
         r.headers.emplace_back("authorization", std::move(header));
         break;
       }
-      default: break;  // 0: nobody; 3: the service account's certificate, no header (login)
+      default:
+        break;  // 0: nobody; 3: the service account's certificate, no header (login)
     }
     Fill(body, who == 1);
     r.body = body;
