@@ -54,7 +54,7 @@ bench: release
 # `make test` replays the committed seeds of each (the *_fuzz_replay tests).
 FUZZ_SECONDS ?= 60
 FUZZERS := common:encoding config:config pki:chain pki:subject server:query server:json_api \
-           audit:note audit:proof audit:tile_path audit:entry audit:export
+           server/log:routes audit:note audit:proof audit:tile_path audit:entry audit:export
 fuzz: deps
 	cmake --preset fuzz
 	cmake --build --preset fuzz -j $(JOBS)

@@ -1,0 +1,376 @@
+// libFuzzer target for the audit log's HTTP routes (log_routes.h): request-targets straight from
+// clients, through the real target parser, router and handlers, on a real SqliteStore holding a
+// log that audit's LogFixture built and signed (702 entries, checkpoints of sizes 600 and 701,
+// entries by two keys and three accounts for the query). The log is read-only, so it is built once.
+//
+// Input: byte 0 picks the route prefix (modulo 5: /log/checkpoint, /log/tile/,
+// /api/v1/log/proof/inclusion?, /api/v1/log/proof/consistency?, /api/v1/log/entries?), byte 1 the
+// caller (modulo 4: nobody, an auditor's token, a signer's token, nobody on a router with public
+// reading), the rest is appended to the prefix to form the request-target.
+//
+// Checked: every answer is 200 or 4xx, a 4xx a JSON error with one of the management API's codes
+// and a description; and what a 200 serves is right, against the leaf hashes read back from the
+// store: the checkpoint opens with the log key and signs size 701 and its root; a hash tile is the
+// one tlog-tiles defines; an entry bundle's entries hash to the leaves they stand for; proofs
+// verify against the roots; an entry page is in index order, after `after`, within `limit`, each
+// entry byte for byte the logged one. Nothing beyond the signed size is served as a tile or proof.
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "audit/merkle.h"
+#include "audit/note.h"
+#include "audit/testing/log_fixture.h"
+#include "audit/tiles.h"
+#include "common/encoding.h"
+#include "server/internal/http_util.h"
+#include "server/log/log_routes.h"
+#include "service/adapters/argon2_password_hasher.h"
+#include "service/adapters/oath_totp.h"
+#include "service/testing/fakes.h"
+#include "store/sqlite/sqlite_store.h"
+
+namespace signet::server::log {
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+using audit::Sha256Digest;
+using audit::TreeSize;
+
+constexpr uint64_t kSignedSize = 701;
+constexpr std::string_view kPrefixes[] = {
+    "/log/checkpoint",
+    "/log/tile/",
+    "/api/v1/log/proof/inclusion?",
+    "/api/v1/log/proof/consistency?",
+    "/api/v1/log/entries?",
+};
+
+[[noreturn]] void Fail(std::string_view why, std::string_view target, const Response* r) {
+  std::fprintf(stderr, "log routes fuzz: %.*s\ntarget %.*s", static_cast<int>(why.size()),
+               why.data(), static_cast<int>(target.size()), target.data());
+  if (r != nullptr) std::fprintf(stderr, ", status %d, body %.400s", r->status, r->body.c_str());
+  std::fprintf(stderr, "\n");
+  std::abort();
+}
+
+void Require(bool ok, std::string_view why, std::string_view target, const Response& r) {
+  if (!ok) Fail(why, target, &r);
+}
+
+// The store, services and log, built once.
+class Fixture {
+ public:
+  Fixture() {
+    char dir_template[] = "/tmp/signet-log-routes-fuzz-XXXXXX";
+    if (::mkdtemp(dir_template) == nullptr) Fail("mkdtemp", "", nullptr);
+    dir_ = dir_template;
+    auto store = store::SqliteStore::Open(dir_ + "/signet.db");
+    if (!store.ok()) Fail(store.error().message(), "", nullptr);
+    store_ = std::move(store).value();
+    accounts_ = std::make_unique<service::AccountService>(*store_, sealer_, hasher_, totp_, clock_);
+    if (!RegisterLogRoutes(router_, {*store_, *accounts_, false}).ok() ||
+        !RegisterLogRoutes(public_router_, {*store_, *accounts_, true}).ok()) {
+      Fail("RegisterLogRoutes", "", nullptr);
+    }
+    std::string auditor_id;
+    std::string signer_id;
+    auditor_ = Login("audrey", store::Role::kAuditor, auditor_id);
+    signer_ = Login("alice", store::Role::kSigner, signer_id);
+    BuildLog(auditor_id, signer_id);
+  }
+  ~Fixture() {
+    store_.reset();
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+  Fixture(const Fixture&) = delete;
+  Fixture& operator=(const Fixture&) = delete;
+
+  Response Call(const internal::ParsedTarget& target, std::string_view raw, uint8_t caller) {
+    Request r;
+    r.method = "GET";
+    r.target = std::string(raw);
+    r.path = target.path;
+    r.query = target.query;
+    r.client_address = "192.0.2.9:4444";
+    r.request_id = std::string(32, 'e');
+    const int who = caller % 4;
+    if (who == 1) r.headers.emplace_back("authorization", "Bearer " + auditor_);
+    if (who == 2) r.headers.emplace_back("authorization", "Bearer " + signer_);
+    const Router& router = who == 3 ? public_router_ : router_;
+    Router::Match m = router.Find("GET", r.path);
+    if (m.route == nullptr) {
+      Response none;
+      none.status = 404;  // what the router answers, with no body
+      return none;
+    }
+    r.route = m.route->pattern;
+    return m.route->handler(r);
+  }
+
+  const std::vector<Sha256Digest>& leaves() const { return leaves_; }
+  Sha256Digest RootAt(uint64_t size) const {
+    return audit::RootFromLeafHashes(std::span<const Sha256Digest>(leaves_).first(size));
+  }
+  const audit::testing::LogFixture& log() const { return *log_; }
+
+ private:
+  // A person with `role` and a bearer token, the one-time password replaced.
+  std::string Login(const std::string& name, store::Role role, std::string& id) {
+    auto created = accounts_->CreatePerson(service::SystemPrincipal(), name, store::RoleSet{role});
+    if (!created.ok()) Fail(created.error().message(), "", nullptr);
+    id = created->account.id;
+    const SecretBytes seed = signet::testing::Base32Decode(created->totp.secret_base32.text_view());
+    auto code = [&] { return std::string(totp_.Generate(seed, clock_.Now())->text_view()); };
+    auto first = accounts_->LoginWithPassword(name, created->one_time_password, code(), {});
+    clock_.Advance(30s);
+    const SecretBytes password{std::string_view("a long password for the fuzzer")};
+    if (!first.ok() ||
+        !accounts_->ChangePassword(first->principal, created->one_time_password, password).ok()) {
+      Fail("first login", "", nullptr);
+    }
+    auto login = accounts_->LoginWithPassword(name, password, code(), {});
+    clock_.Advance(30s);
+    if (!login.ok()) Fail(login.error().message(), "", nullptr);
+    return std::string(login->token.text_view());
+  }
+
+  void BuildLog(const std::string& auditor_id, const std::string& signer_id) {
+    auto log = audit::testing::LogFixture::Create(*store_);
+    if (!log.ok()) Fail(log.error().message(), "", nullptr);
+    log_ = std::move(log).value();
+    const TimePoint t0 = FromUnixSeconds(1'800'000'000);
+    for (const auto& [id, name] : {std::pair{"k_1", "release"}, std::pair{"k_2", "nightly"}}) {
+      store::KeyRecord k;
+      k.id = id;
+      k.name = name;
+      k.algorithm = "ec-p256";
+      k.owner = "root";
+      k.token_label = "t";
+      k.token_serial = "1";
+      k.hsm_key_id = "01";
+      k.public_key_spki = "AA==";
+      k.created_at = t0;
+      k.updated_at = t0;
+      if (!store_->InsertKey(k).ok()) Fail("InsertKey", "", nullptr);
+    }
+    // 0..4 signatures with "release" by alice at t0; 5..7 grants of "nightly" at t0 + 1 h;
+    // 8..9 logins of audrey at t0 + 2 h; then plain entries; checkpoints at 600 and 701.
+    if (!log_->Append(5, {"sign", "k_1", signer_id, t0}).ok() ||
+        !log_->Append(3, {"grant", "k_2", auditor_id, t0 + 1h}).ok() ||
+        !log_->Append(2, {"login_success", "", auditor_id, t0 + 2h}).ok() ||
+        !log_->Append(590).ok() || !log_->Publish().ok() || !log_->Append(100).ok()) {
+      Fail("building the log", "", nullptr);
+    }
+    auto latest = log_->Publish();
+    if (!latest.ok() || latest->size != static_cast<int64_t>(kSignedSize)) {
+      Fail("publishing the checkpoint of size 701", "", nullptr);
+    }
+    auto leaves = log_->LeafHashes(static_cast<int64_t>(kSignedSize));
+    if (!leaves.ok()) Fail(leaves.error().message(), "", nullptr);
+    leaves_ = std::move(leaves).value();
+  }
+
+  std::string dir_;
+  FakeClock clock_{FromUnixSeconds(1'790'000'000)};
+  signet::testing::FakeSecretSealer sealer_;
+  service::Argon2PasswordHasher hasher_{
+      service::Argon2Parameters{.iterations = 1, .memory_kib = 256, .parallelism = 1}};
+  service::OathTotp totp_;
+  std::unique_ptr<store::SqliteStore> store_;
+  std::unique_ptr<service::AccountService> accounts_;
+  Router router_;
+  Router public_router_;
+  std::string auditor_;
+  std::string signer_;
+  std::unique_ptr<audit::testing::LogFixture> log_;
+  std::vector<Sha256Digest> leaves_;
+};
+
+Fixture& TheFixture() {
+  static Fixture* fixture = [] {
+    auto* f = new Fixture();
+    // Removes the temporary database when the fuzzer exits normally.
+    std::atexit([] { delete &TheFixture(); });
+    return f;
+  }();
+  return *fixture;
+}
+
+const std::set<std::string, std::less<>> kApiErrors = {
+    "invalid_request", "failed_precondition", "not_found",         "already_exists",
+    "access_denied",   "invalid_token",       "too_many_requests",
+};
+
+std::vector<Sha256Digest> Hashes(const json& list, std::string_view target, const Response& r) {
+  Require(list.is_array(), "a proof that is not a list", target, r);
+  std::vector<Sha256Digest> out;
+  for (const json& h : list) {
+    Require(h.is_string(), "a proof hash that is not a string", target, r);
+    auto bytes = Base64Decode(h.get<std::string>());
+    Require(bytes.ok(), "a proof hash that is not base64", target, r);
+    auto digest = audit::ToSha256Digest(*bytes);
+    Require(digest.ok(), "a proof hash that is not 32 bytes", target, r);
+    out.push_back(*digest);
+  }
+  return out;
+}
+
+uint64_t Number(const json& body, const char* name, std::string_view target, const Response& r) {
+  const json& value = body[name];
+  Require(value.is_number_unsigned(), "a field that is not a count", target, r);
+  return value.get<uint64_t>();
+}
+
+void CheckTile(Fixture& f, std::string_view path, std::string_view target, const Response& r) {
+  auto tile = audit::ParseTilePath(path.substr(std::string_view("/log/").size()));
+  Require(tile.ok(), "a tile served for a path that does not parse", target, r);
+  const std::vector<Sha256Digest>& leaves = f.leaves();
+  if (tile->entries) {
+    const uint64_t first = tile->index * audit::kTileWidth;
+    Require(first + static_cast<uint64_t>(tile->width) <= kSignedSize,
+            "an entry bundle beyond the signed size", target, r);
+    auto entries = audit::DecodeEntryBundle(AsBytes(r.body), tile->width);
+    Require(entries.ok(), "an entry bundle that does not decode", target, r);
+    for (size_t k = 0; k < entries->size(); ++k) {
+      Require(audit::HashLeaf(AsBytes((*entries)[k])) == leaves[first + k],
+              "an entry bundle entry that is not the logged one", target, r);
+    }
+    return;
+  }
+  const Bytes expected =
+      audit::testing::LogFixture::ExpectedTile(leaves, tile->level, tile->index, tile->width);
+  Require(r.body.size() == expected.size() &&
+              std::equal(expected.begin(), expected.end(),
+                         reinterpret_cast<const uint8_t*>(r.body.data())),
+          "a hash tile that is not the one tlog-tiles defines", target, r);
+}
+
+void CheckEntries(const json& body, const internal::ParsedTarget& parsed, std::string_view target,
+                  const Fixture& f, const Response& r) {
+  // The route accepted the query, so these are plain decimal numbers; anything else is a finding.
+  auto number = [&](const std::string& text) {
+    int64_t value = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    Require(ec == std::errc() && end == text.data() + text.size(), "an accepted bad number", target,
+            r);
+    return value;
+  };
+  std::optional<int64_t> after;
+  int64_t limit = 100;  // the route's default
+  for (const auto& [name, value] : parsed.query) {
+    if (name == "after") after = number(value);
+    if (name == "limit") limit = number(value);
+  }
+  const json& entries = body["entries"];
+  Require(entries.is_array() && static_cast<int64_t>(entries.size()) <= limit,
+          "an entry page longer than its limit", target, r);
+  int64_t previous = after.value_or(-1);
+  for (const json& e : entries) {
+    const int64_t index = e.value("index", int64_t{-1});
+    Require(index > previous, "entries out of order or not after 'after'", target, r);
+    previous = index;
+    auto exact = Base64Decode(e.value("entry_b64", ""));
+    Require(exact.ok(), "an entry_b64 that is not base64", target, r);
+    if (static_cast<uint64_t>(index) < kSignedSize) {
+      Require(audit::HashLeaf(*exact) == f.leaves()[static_cast<size_t>(index)],
+              "an entry that is not the logged one", target, r);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace signet::server::log
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace signet;
+  using namespace signet::server;
+  using namespace signet::server::log;
+  if (size < 2) return 0;
+  Fixture& f = TheFixture();
+  const size_t route = data[0] % std::size(kPrefixes);
+  const std::string target = std::string(kPrefixes[route]) +
+                             std::string(reinterpret_cast<const char*>(data + 2), size - 2);
+  auto parsed = server::internal::ParseTarget(target);
+  if (!parsed.ok()) return 0;  // the transport answers 400 before any route
+  const Response r = f.Call(*parsed, target, data[1]);
+  // SIGNET_FUZZ_VERBOSE=1: what each input got, to see which paths a seed reaches.
+  if (std::getenv("SIGNET_FUZZ_VERBOSE") != nullptr) {
+    std::fprintf(stderr, "  %s -> %d %.200s\n", target.c_str(), r.status,
+                 r.content_type == "application/json" ? r.body.c_str() : "(not JSON)");
+  }
+  Require(r.status == 200 || (r.status >= 400 && r.status < 500), "a status not 200 or 4xx", target,
+          r);
+  if (r.status == 404 && r.body.empty()) return 0;  // no route: the router's own 404
+  if (r.status != 200) {
+    Require(r.content_type == "application/json", "an error that is not JSON", target, r);
+    json body = json::parse(r.body, nullptr, false);
+    Require(body.is_object() && body["error"].is_string() &&
+                kApiErrors.count(body["error"].get<std::string>()) == 1,
+            "an error code that is not the management API's", target, r);
+    Require(body["error_description"].is_string() &&
+                !body["error_description"].get<std::string>().empty(),
+            "an error without a description", target, r);
+    return 0;
+  }
+  switch (route) {
+    case 0: {
+      const audit::VerifierKey key = f.log().verifier_key();
+      auto checkpoint = audit::OpenCheckpoint(r.body, f.log().origin(),
+                                              std::span<const audit::VerifierKey>(&key, 1));
+      Require(checkpoint.ok() && checkpoint->checkpoint.size.value() == kSignedSize &&
+                  checkpoint->checkpoint.root == f.RootAt(kSignedSize),
+              "a checkpoint that is not the signed latest one", target, r);
+      return 0;
+    }
+    case 1:
+      CheckTile(f, parsed->path, target, r);
+      return 0;
+    default:
+      break;
+  }
+  json body = json::parse(r.body, nullptr, false);
+  Require(body.is_object(), "a body that is not a JSON object", target, r);
+  if (route == 2) {
+    const uint64_t index = Number(body, "index", target, r);
+    const uint64_t tree = Number(body, "size", target, r);
+    Require(index < tree && tree <= kSignedSize, "an inclusion proof beyond the signed size",
+            target, r);
+    Require(audit::VerifyInclusion(f.leaves()[index], audit::LeafIndex(index), TreeSize(tree),
+                                   Hashes(body["proof"], target, r), f.RootAt(tree))
+                .ok(),
+            "an inclusion proof that does not verify", target, r);
+  } else if (route == 3) {
+    const uint64_t from = Number(body, "from", target, r);
+    const uint64_t to = Number(body, "to", target, r);
+    Require(from >= 1 && from <= to && to <= kSignedSize,
+            "a consistency proof beyond the signed size", target, r);
+    Require(audit::VerifyConsistency(TreeSize(from), TreeSize(to), Hashes(body["proof"], target, r),
+                                     f.RootAt(from), f.RootAt(to))
+                .ok(),
+            "a consistency proof that does not verify", target, r);
+  } else {
+    CheckEntries(body, *parsed, target, f, r);
+  }
+  return 0;
+}
