@@ -27,6 +27,12 @@ std::optional<TimePoint> ParseRfc3339(std::string_view text) {
                             day{static_cast<unsigned>(number(8, 2))}};
   const int h = number(11, 2), mi = number(14, 2), s = number(17, 2);
   if (!date.ok() || h > 23 || mi > 59 || s > 59) return std::nullopt;
+  // TimePoint counts nanoseconds in 64 bits: about 1677-09-21 to 2262-04-11. A day outside that
+  // (a year such as 9999 is well formed) would overflow the conversion, so it is refused.
+  constexpr int64_t kFirstWholeDay = duration_cast<days>(TimePoint::duration::min()).count();
+  constexpr int64_t kLastWholeDay = duration_cast<days>(TimePoint::duration::max()).count() - 1;
+  const int64_t day = sys_days{date}.time_since_epoch().count();
+  if (day < kFirstWholeDay || day > kLastWholeDay) return std::nullopt;
   return TimePoint(sys_days{date}) + hours{h} + minutes{mi} + seconds{s};
 }
 

@@ -44,8 +44,9 @@ TimePoint FromUnixSeconds(int64_t seconds);
 // RFC 3339 UTC with second precision, e.g. "2026-11-22T13:23:21Z".
 std::string FormatRfc3339(TimePoint t);
 // The inverse: exactly the FormatRfc3339 form (20 characters, "Z", no fraction, no offset) of a
-// real calendar date and time; nullopt for anything else. Callers say what was wrong in their
-// own terms (a query parameter, a server's answer, a flag).
+// real calendar date and time that TimePoint can hold (1677-09-22 to 2262-04-10); nullopt for
+// anything else. Callers say what was wrong in their own terms (a query parameter, a server's
+// answer, a flag).
 std::optional<TimePoint> ParseRfc3339(std::string_view text);
 
 }  // namespace signet

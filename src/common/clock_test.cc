@@ -11,6 +11,9 @@ TEST(Rfc3339Test, ParsesWhatFormatRfc3339Writes) {
   EXPECT_EQ(ParseRfc3339(FormatRfc3339(t)), t);
   EXPECT_EQ(ParseRfc3339("1970-01-01T00:00:00Z"), FromUnixSeconds(0));
   EXPECT_EQ(ParseRfc3339("2024-02-29T23:59:59Z"), FromUnixSeconds(1'709'251'199));
+  // The ends of TimePoint's range.
+  EXPECT_EQ(ParseRfc3339("2262-04-10T23:59:59Z"), FromUnixSeconds(9'223'286'399));
+  EXPECT_EQ(ParseRfc3339("1677-09-22T00:00:00Z"), FromUnixSeconds(-9'223'286'400));
 }
 
 TEST(Rfc3339Test, RejectsOtherShapesAndImpossibleDates) {
@@ -19,7 +22,10 @@ TEST(Rfc3339Test, RejectsOtherShapesAndImpossibleDates) {
         "2026-01-01T00:00:00", "2026-01-01T24:00:00Z", "2026-01-01T00:60:00Z",
         "2026-01-01T00:00:60Z", "2026-13-01T00:00:00Z", "2026-00-01T00:00:00Z",
         "2026-01-00T00:00:00Z", "2026-1-01T00:00:00Z", "2026-01-01T00:00:00+01:00",
-        "2026-01-01T00:00:00.5Z", "2026-01-01t00:00:00z", "+026-01-01T00:00:00Z", ""}) {
+        "2026-01-01T00:00:00.5Z", "2026-01-01t00:00:00z", "+026-01-01T00:00:00Z", "",
+        // Well formed, but beyond what a 64-bit count of nanoseconds holds.
+        "9999-12-31T23:59:59Z", "2262-04-11T23:59:59Z", "1000-01-01T00:00:00Z",
+        "0000-01-01T00:00:00Z"}) {
     EXPECT_FALSE(ParseRfc3339(bad).has_value()) << bad;
   }
 }
