@@ -41,7 +41,8 @@ bool IsHttpToken(std::string_view text);
 bool HasLineBreakOrNul(std::string_view text);
 
 // `text` as the inside of a JSON string (RFC 8259 §7): quotes, backslash and control characters
-// escaped; bytes >= 0x80 copied as they are.
+// escaped; well-formed UTF-8 copied as it is, and each byte that is not part of it (a request's
+// raw bytes echoed in an error) written as \ufffd, so that the result is always valid JSON text.
 std::string JsonEscape(std::string_view text);
 
 // ASCII lower-case copy.

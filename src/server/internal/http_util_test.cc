@@ -57,5 +57,18 @@ TEST(JsonEscapeTest, EscapesControlCharacters) {
   EXPECT_EQ(JsonEscape("a\"b\\c\x01"), "a\\\"b\\\\c\\u0001");
 }
 
+// Error descriptions echo request bytes (a query parameter's name, decoded from %XX), so the
+// escape must yield valid JSON whatever the bytes: well-formed UTF-8 passes, the rest is U+FFFD.
+TEST(JsonEscapeTest, KeepsUtf8AndReplacesEveryOtherByte) {
+  EXPECT_EQ(JsonEscape("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"),
+            "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80");
+  EXPECT_EQ(JsonEscape("acti\xEE" "EE"), "acti\\ufffdEE");    // a lead byte without its tail
+  EXPECT_EQ(JsonEscape("\xC0\xAF"), "\\ufffd\\ufffd");           // overlong '/'
+  EXPECT_EQ(JsonEscape("\xED\xA0\x80"), "\\ufffd\\ufffd\\ufffd");  // a surrogate
+  EXPECT_EQ(JsonEscape("\xF4\x90\x80\x80"), "\\ufffd\\ufffd\\ufffd\\ufffd");  // > U+10FFFF
+  EXPECT_EQ(JsonEscape("\x80"), "\\ufffd");                       // a lone continuation byte
+  EXPECT_EQ(JsonEscape("\xE2\x82"), "\\ufffd\\ufffd");           // cut short at the end
+}
+
 }  // namespace
 }  // namespace signet::server::internal
