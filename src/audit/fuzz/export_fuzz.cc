@@ -9,12 +9,14 @@
 //   0 off:2 n:1 bytes  overwrite n (< 16) bytes of the text at off    (offsets wrap around)
 //   1 off:2 n:1 bytes  insert n bytes at off
 //   2 off:2 n:1        erase n bytes at off
-//   3 k:1 at:2 b:1     set byte `at` of entry k's decoded bytes to b (the line stays valid base64)
+//   3 k:1 at:2 b:1     replace line k+1 by original entry k with its byte `at` set to b, as a
+//                      valid entry line (k modulo the current line count, then the entry count)
 //   4 a:1 b:1          swap lines a and b (any line: header, entries, checkpoint line)
 //   5 a:1              delete line a
 //   6 a:1              repeat line a after itself (while the text stays under 1 MiB)
 //   7 k:1              replace the checkpoint line with the note of checkpoint k (a rollback)
-// The empty input is the untouched export.
+// At most 64 edits are applied; lines a and b are taken modulo the current line count. The empty
+// input is the untouched export.
 //
 // Properties: nothing crashes, trips a sanitizer or throws; the untouched export verifies with
 // every checkpoint checked; and whenever Verify says an edited export is fine, the entries it calls

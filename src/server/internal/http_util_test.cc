@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+
 namespace signet::server::internal {
 namespace {
 
@@ -62,12 +64,25 @@ TEST(JsonEscapeTest, EscapesControlCharacters) {
 TEST(JsonEscapeTest, KeepsUtf8AndReplacesEveryOtherByte) {
   EXPECT_EQ(JsonEscape("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"),
             "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80");
-  EXPECT_EQ(JsonEscape("acti\xEE" "EE"), "acti\\ufffdEE");    // a lead byte without its tail
-  EXPECT_EQ(JsonEscape("\xC0\xAF"), "\\ufffd\\ufffd");           // overlong '/'
-  EXPECT_EQ(JsonEscape("\xED\xA0\x80"), "\\ufffd\\ufffd\\ufffd");  // a surrogate
+  // A lead byte without its tail (as two literals: "\xEEEE" would be one escape).
+  EXPECT_EQ(JsonEscape(std::string("acti\xEE") + "EE"), "acti\\ufffdEE");
+  EXPECT_EQ(JsonEscape("\xC0\xAF"), "\\ufffd\\ufffd");                        // overlong '/'
+  EXPECT_EQ(JsonEscape("\xED\xA0\x80"), "\\ufffd\\ufffd\\ufffd");             // a surrogate
   EXPECT_EQ(JsonEscape("\xF4\x90\x80\x80"), "\\ufffd\\ufffd\\ufffd\\ufffd");  // > U+10FFFF
-  EXPECT_EQ(JsonEscape("\x80"), "\\ufffd");                       // a lone continuation byte
-  EXPECT_EQ(JsonEscape("\xE2\x82"), "\\ufffd\\ufffd");           // cut short at the end
+  EXPECT_EQ(JsonEscape("\x80"), "\\ufffd");             // a lone continuation byte
+  EXPECT_EQ(JsonEscape("\xE2\x82"), "\\ufffd\\ufffd");  // cut short at the end
+  // The edges of each range RFC 3629 allows pass unchanged...
+  for (const char* edge : {"\xC2\x80", "\xDF\xBF", "\xE0\xA0\x80", "\xED\x9F\xBF", "\xEE\x80\x80",
+                           "\xEF\xBF\xBF", "\xF0\x90\x80\x80", "\xF4\x8F\xBF\xBF"}) {
+    EXPECT_EQ(JsonEscape(edge), edge) << edge;
+  }
+  // ... and one step outside them does not.
+  EXPECT_EQ(JsonEscape("\xC1\xBF"), "\\ufffd\\ufffd");                        // overlong
+  EXPECT_EQ(JsonEscape("\xE0\x9F\xBF"), "\\ufffd\\ufffd\\ufffd");             // overlong
+  EXPECT_EQ(JsonEscape("\xF0\x8F\xBF\xBF"), "\\ufffd\\ufffd\\ufffd\\ufffd");  // overlong
+  EXPECT_EQ(JsonEscape("\xF5\x80\x80\x80"), "\\ufffd\\ufffd\\ufffd\\ufffd");  // no such lead byte
+  EXPECT_EQ(JsonEscape("\xE2\x82\x41"), "\\ufffd\\ufffdA");                   // a bad third byte
+  EXPECT_EQ(JsonEscape("\xF0\x9F\x98"), "\\ufffd\\ufffd\\ufffd");             // cut short
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // libFuzzer target for the audit log's HTTP routes (log_routes.h): request-targets straight from
 // clients, through the real target parser, router and handlers, on a real SqliteStore holding a
-// log that audit's LogFixture built and signed (702 entries, checkpoints of sizes 600 and 701,
-// entries by two keys and three accounts for the query). The log is read-only, so it is built once.
+// log that audit's LogFixture built and signed (702 entries, checkpoints of sizes 600 and 701
+// recorded at entries 600 and 701; the first ten entries name two keys and two accounts, for the
+// query's filters). The log is read-only, so it is built once.
 //
 // Input: byte 0 picks the route prefix (modulo 5: /log/checkpoint, /log/tile/,
 // /api/v1/log/proof/inclusion?, /api/v1/log/proof/consistency?, /api/v1/log/entries?), byte 1 the
@@ -11,9 +12,10 @@
 // Checked: every answer is 200 or 4xx, a 4xx a JSON error with one of the management API's codes
 // and a description; and what a 200 serves is right, against the leaf hashes read back from the
 // store: the checkpoint opens with the log key and signs size 701 and its root; a hash tile is the
-// one tlog-tiles defines; an entry bundle's entries hash to the leaves they stand for; proofs
-// verify against the roots; an entry page is in index order, after `after`, within `limit`, each
-// entry byte for byte the logged one. Nothing beyond the signed size is served as a tile or proof.
+// one tlog-tiles defines; an entry bundle's entries hash to the leaves they stand for; proofs are
+// for what was asked and verify against the roots; an entry page is in index order, after
+// `after`, within `limit`, matches the key, account and action filters, and each entry is byte for
+// byte the logged one. No tile or proof goes beyond the signed size.
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,6 +27,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -96,6 +99,7 @@ class Fixture {
     std::string signer_id;
     auditor_ = Login("audrey", store::Role::kAuditor, auditor_id);
     signer_ = Login("alice", store::Role::kSigner, signer_id);
+    ids_ = {{"audrey", auditor_id}, {"alice", signer_id}, {"release", "k_1"}, {"nightly", "k_2"}};
     BuildLog(auditor_id, signer_id);
   }
   ~Fixture() {
@@ -133,6 +137,8 @@ class Fixture {
     return audit::RootFromLeafHashes(std::span<const Sha256Digest>(leaves_).first(size));
   }
   const audit::testing::LogFixture& log() const { return *log_; }
+  // Key and account names in the log, to their ids.
+  const std::map<std::string, std::string, std::less<>>& ids() const { return ids_; }
 
  private:
   // A person with `role` and a bearer token, the one-time password replaced.
@@ -205,6 +211,7 @@ class Fixture {
   std::string signer_;
   std::unique_ptr<audit::testing::LogFixture> log_;
   std::vector<Sha256Digest> leaves_;
+  std::map<std::string, std::string, std::less<>> ids_;
 };
 
 Fixture& TheFixture() {
@@ -258,6 +265,11 @@ void CheckTile(Fixture& f, std::string_view path, std::string_view target, const
     }
     return;
   }
+  // A level-L tile holds hashes of subtrees of 256^L leaves; only complete ones are signed.
+  const uint64_t hashes = kSignedSize >> (8 * tile->level);
+  Require(tile->index <= hashes / audit::kTileWidth &&
+              tile->index * audit::kTileWidth + static_cast<uint64_t>(tile->width) <= hashes,
+          "a hash tile beyond the signed size", target, r);
   const Bytes expected =
       audit::testing::LogFixture::ExpectedTile(leaves, tile->level, tile->index, tile->width);
   Require(r.body.size() == expected.size() &&
@@ -285,16 +297,34 @@ void CheckEntries(const json& body, const internal::ParsedTarget& parsed, std::s
   const json& entries = body["entries"];
   Require(entries.is_array() && static_cast<int64_t>(entries.size()) <= limit,
           "an entry page longer than its limit", target, r);
+  // The filters the route accepted, as the fields the entries must then hold.
+  std::vector<std::pair<std::string, std::string>> fields;
+  for (const auto& [name, value] : parsed.query) {
+    if (name == "action") fields.emplace_back("action", value);
+    if (name == "key" || name == "account") {
+      const auto id = f.ids().find(value);
+      Require(id != f.ids().end(), "a filter by a name the log does not hold", target, r);
+      fields.emplace_back(name == "key" ? "key_id" : "account_id", id->second);
+    }
+  }
   int64_t previous = after.value_or(-1);
   for (const json& e : entries) {
-    const int64_t index = e.value("index", int64_t{-1});
+    Require(e.is_object() && e["index"].is_number_integer() && e["entry_b64"].is_string(),
+            "an entry without an index and entry_b64", target, r);
+    const int64_t index = e["index"].get<int64_t>();
     Require(index > previous, "entries out of order or not after 'after'", target, r);
     previous = index;
-    auto exact = Base64Decode(e.value("entry_b64", ""));
+    auto exact = Base64Decode(e["entry_b64"].get<std::string>());
     Require(exact.ok(), "an entry_b64 that is not base64", target, r);
     if (static_cast<uint64_t>(index) < kSignedSize) {
       Require(audit::HashLeaf(*exact) == f.leaves()[static_cast<size_t>(index)],
               "an entry that is not the logged one", target, r);
+    }
+    const json entry = json::parse(exact->begin(), exact->end(), nullptr, false);
+    Require(entry.is_object(), "an entry that is not a JSON object", target, r);
+    for (const auto& [field, expected] : fields) {
+      Require(entry.value(field, "") == expected, "an entry that does not match the filter", target,
+              r);
     }
   }
 }
@@ -351,9 +381,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   json body = json::parse(r.body, nullptr, false);
   Require(body.is_object(), "a body that is not a JSON object", target, r);
+  // The route accepted the query, so its parameters are plain counts.
+  auto asked = [&](std::string_view name) {
+    uint64_t value = 0;
+    for (const auto& [n, v] : parsed->query) {
+      if (n != name) continue;
+      const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), value);
+      Require(ec == std::errc() && end == v.data() + v.size(), "an accepted bad count", target, r);
+    }
+    return value;
+  };
   if (route == 2) {
     const uint64_t index = Number(body, "index", target, r);
     const uint64_t tree = Number(body, "size", target, r);
+    Require(index == asked("index") && tree == asked("size"),
+            "a proof for another index or size than asked", target, r);
+    Require(body["leaf_hash"].is_string() &&
+                body["leaf_hash"].get<std::string>() == Base64Encode(f.leaves()[index]),
+            "an inclusion proof's leaf_hash that is not the leaf's", target, r);
     Require(index < tree && tree <= kSignedSize, "an inclusion proof beyond the signed size",
             target, r);
     Require(audit::VerifyInclusion(f.leaves()[index], audit::LeafIndex(index), TreeSize(tree),
@@ -363,6 +408,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } else if (route == 3) {
     const uint64_t from = Number(body, "from", target, r);
     const uint64_t to = Number(body, "to", target, r);
+    Require(from == asked("from") && to == asked("to"), "a proof between other sizes than asked",
+            target, r);
     Require(from >= 1 && from <= to && to <= kSignedSize,
             "a consistency proof beyond the signed size", target, r);
     Require(audit::VerifyConsistency(TreeSize(from), TreeSize(to), Hashes(body["proof"], target, r),
