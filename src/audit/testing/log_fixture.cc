@@ -91,6 +91,22 @@ Result<std::string> LogFixture::Sign(const Checkpoint& checkpoint) const {
   return SignCheckpoint(checkpoint, signers);
 }
 
+Status LogFixture::InsertKey(store::Store& store, std::string id, std::string name,
+                             TimePoint time) {
+  store::KeyRecord k;
+  k.id = std::move(id);
+  k.name = std::move(name);
+  k.algorithm = "ec-p256";
+  k.owner = "root";
+  k.token_label = "t";
+  k.token_serial = "1";
+  k.hsm_key_id = "01";
+  k.public_key_spki = "AA==";
+  k.created_at = time;
+  k.updated_at = time;
+  return store.InsertKey(k);
+}
+
 Result<std::vector<Sha256Digest>> LogFixture::LeafHashes(int64_t size) const {
   std::vector<Sha256Digest> leaves;
   while (static_cast<int64_t>(leaves.size()) < size) {

@@ -52,6 +52,11 @@ class LogFixture {
   // Signs `checkpoint` with the log key (for forged or replaced checkpoints).
   Result<std::string> Sign(const Checkpoint& checkpoint) const;
 
+  // Stores a key record `id` named `name` (placeholder HSM fields, created at `time`), so that
+  // entries naming the key can be found by its name, as the entry query's `key` filter does.
+  static Status InsertKey(store::Store& store, std::string id, std::string name,
+                          TimePoint time = FromUnixSeconds(1'800'000'000));
+
   // The leaf hashes of entries [0, size), read back from the store.
   Result<std::vector<Sha256Digest>> LeafHashes(int64_t size) const;
 

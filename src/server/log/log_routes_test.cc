@@ -432,20 +432,8 @@ class LogEntriesTest : public LogRoutesTest {
  protected:
   void SetUp() override {
     LogRoutesTest::SetUp();
-    for (const auto& [id, name] : {std::pair{"k_1", "release"}, std::pair{"k_2", "nightly"}}) {
-      store::KeyRecord k;
-      k.id = id;
-      k.name = name;
-      k.algorithm = "ec-p256";
-      k.owner = "root";
-      k.token_label = "t";
-      k.token_serial = "1";
-      k.hsm_key_id = "01";
-      k.public_key_spki = "AA==";
-      k.created_at = kT0;
-      k.updated_at = kT0;
-      ASSERT_TRUE(store_->InsertKey(k).ok());
-    }
+    ASSERT_TRUE(LogFixture::InsertKey(*store_, "k_1", "release", kT0).ok());
+    ASSERT_TRUE(LogFixture::InsertKey(*store_, "k_2", "nightly", kT0).ok());
     // 0..4: alice signs with "release" at T0; 5..7: root grants "nightly" at T0 + 1 h;
     // 8..9: audrey logs in at T0 + 2 h.
     ASSERT_TRUE(log_->Append(5, {"sign", "k_1", ids_["alice"], kT0}).ok());

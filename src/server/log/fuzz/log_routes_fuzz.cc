@@ -166,19 +166,9 @@ class Fixture {
     if (!log.ok()) Fail(log.error().message(), "", nullptr);
     log_ = std::move(log).value();
     const TimePoint t0 = FromUnixSeconds(1'800'000'000);
-    for (const auto& [id, name] : {std::pair{"k_1", "release"}, std::pair{"k_2", "nightly"}}) {
-      store::KeyRecord k;
-      k.id = id;
-      k.name = name;
-      k.algorithm = "ec-p256";
-      k.owner = "root";
-      k.token_label = "t";
-      k.token_serial = "1";
-      k.hsm_key_id = "01";
-      k.public_key_spki = "AA==";
-      k.created_at = t0;
-      k.updated_at = t0;
-      if (!store_->InsertKey(k).ok()) Fail("InsertKey", "", nullptr);
+    if (!audit::testing::LogFixture::InsertKey(*store_, "k_1", "release", t0).ok() ||
+        !audit::testing::LogFixture::InsertKey(*store_, "k_2", "nightly", t0).ok()) {
+      Fail("inserting the keys", "", nullptr);
     }
     // 0..4 signatures with "release" by alice at t0; 5..7 grants of "nightly" at t0 + 1 h;
     // 8..9 logins of audrey at t0 + 2 h; then plain entries; checkpoints at 600 and 701.
