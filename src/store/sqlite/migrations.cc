@@ -214,11 +214,77 @@ BEGIN SELECT RAISE(ABORT, 'log_key is never deleted'); END;
 )sql";
 // ---- end of the audit log ----
 
+// ---- the log's query index (migration 5) ----
+// Entry queries (by time, key, account, action) used to be served by four indexes on log_entries.
+// Every append then paid four B-tree inserts: about a third of the CPU of a durable append
+// (docs/benchmarks.md, "The audit log"). Migration 5 drops them for a summary per block of 256
+// consecutive entries (the width of a hash tile), written once per block instead of once per
+// entry:
+//   log_blocks       each block's earliest and latest entry time, and run_max, the latest time
+//                    of this block and every block before it (never decreasing, so the first
+//                    block that can hold an entry at or after a time is one index look-up);
+//   log_block_terms  (term, block) for each action ('action:sign'), key ('key:<id>') and account
+//                    ('account:<id>') that occurs in the block.
+// A query walks the blocks that can match (through the most selective term it names, or through
+// log_blocks) and reads only their entries, filtered exactly; entries after the last summarised
+// block are read directly. SqliteStore adds the summaries of all complete blocks, in the append
+// transaction that finds 1024 or more entries unsummarised (sqlite_store_log.cc,
+// SummariseLogBlocksLocked). Both tables are derived from log_entries alone: nothing here is
+// needed to verify the log. Like the rest of the log they are append-only.
+//
+// Frozen with this migration: the statements below fill both tables for the entries already
+// stored, with the same rules as kSummariseBlocks and kSummariseTerms in sqlite_store_log.cc.
+constexpr std::string_view kCreateLogBlocks = R"sql(
+DROP INDEX log_entries_by_time;
+DROP INDEX log_entries_by_key;
+DROP INDEX log_entries_by_account;
+DROP INDEX log_entries_by_action;
+CREATE TABLE log_blocks (
+  block    INTEGER PRIMARY KEY CHECK (block >= 0),
+  min_time INTEGER NOT NULL,
+  max_time INTEGER NOT NULL,
+  run_max  INTEGER NOT NULL,
+  CHECK (min_time <= max_time AND max_time <= run_max)
+) STRICT;
+CREATE INDEX log_blocks_by_run_max ON log_blocks (run_max);
+CREATE TABLE log_block_terms (
+  term  TEXT    NOT NULL CHECK (length(term) > 0),
+  block INTEGER NOT NULL CHECK (block >= 0),
+  PRIMARY KEY (term, block)
+) STRICT, WITHOUT ROWID;
+CREATE TRIGGER log_blocks_next_only BEFORE INSERT ON log_blocks
+WHEN NEW.block IS NOT (SELECT coalesce(max(block) + 1, 0) FROM log_blocks)
+BEGIN SELECT RAISE(ABORT, 'log_blocks is append-only: blocks are summarised in order'); END;
+CREATE TRIGGER log_blocks_no_update BEFORE UPDATE ON log_blocks
+BEGIN SELECT RAISE(ABORT, 'log_blocks is append-only'); END;
+CREATE TRIGGER log_blocks_no_delete BEFORE DELETE ON log_blocks
+BEGIN SELECT RAISE(ABORT, 'log_blocks is append-only'); END;
+CREATE TRIGGER log_block_terms_no_update BEFORE UPDATE ON log_block_terms
+BEGIN SELECT RAISE(ABORT, 'log_block_terms is append-only'); END;
+CREATE TRIGGER log_block_terms_no_delete BEFORE DELETE ON log_block_terms
+BEGIN SELECT RAISE(ABORT, 'log_block_terms is append-only'); END;
+INSERT INTO log_blocks (block, min_time, max_time, run_max)
+  SELECT block, min_time, max_time, max(max_time) OVER (ORDER BY block)
+  FROM (SELECT idx >> 8 AS block, min(time) AS min_time, max(time) AS max_time FROM log_entries
+        WHERE idx < (SELECT ((coalesce(max(idx), -1) + 1) >> 8) << 8 FROM log_entries)
+        GROUP BY block)
+  ORDER BY block;
+INSERT INTO log_block_terms (term, block)
+  SELECT 'action:' || action, idx >> 8 FROM log_entries
+    WHERE idx < (SELECT max(block) + 1 FROM log_blocks) << 8
+  UNION SELECT 'key:' || key_id, idx >> 8 FROM log_entries
+    WHERE key_id != '' AND idx < (SELECT max(block) + 1 FROM log_blocks) << 8
+  UNION SELECT 'account:' || account_id, idx >> 8 FROM log_entries
+    WHERE account_id != '' AND idx < (SELECT max(block) + 1 FROM log_blocks) << 8;
+)sql";
+// ---- end of the log's query index ----
+
 constexpr std::array kMigrations = {
     Migration{1, "create keys table", kCreateKeys},
     Migration{2, "create accounts and bearer_tokens tables", kCreateAccounts},
     Migration{3, "create activation, grant, policy and audit tables", kCreateActivations},
     Migration{4, "create the audit log tables", kCreateLog},
+    Migration{5, "replace the log's query indexes by block summaries", kCreateLogBlocks},
 };
 
 }  // namespace

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -214,6 +215,16 @@ class SqliteStore final : public Store {
   // Stores one tile under the rules of PublishLogCheckpoint (identical full tile kept, wider
   // partial replaces, DataLoss when hashes disagree).
   Status PutLogTileLocked(const LogTileRow& tile);
+  // The end of the summarised blocks of migration 5 (entries 0..256 * end - 1) and the last
+  // one's run_max (the smallest integer when there is none).
+  struct LastBlock {
+    int64_t end = 0;
+    int64_t run_max = INT64_MIN;
+  };
+  Result<LastBlock> LastBlockLocked();
+  // Summarises every complete block after the last summarised one, if at least kSummaryBatch
+  // (sqlite_store_log.cc) entries are waiting; `next` is the log's size.
+  Status SummariseLogBlocksLocked(int64_t next);
   // ---- end of the audit log ----
 
   // Constant after construction.

@@ -11,7 +11,9 @@
 // invariant"). A BEFORE INSERT trigger (migrations.cc) refuses any other index, as a backstop.
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <exception>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -34,6 +36,31 @@ constexpr std::string_view kNextLogIndex = "SELECT coalesce(max(idx) + 1, 0) FRO
 constexpr std::string_view kInsertLogEntry =
     "INSERT INTO log_entries (idx, time, action, key_id, account_id, data)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+// The block summaries (migration 5, which explains them): entries 0..256*B-1 are summarised in
+// log_blocks and log_block_terms; an append transaction that finds kSummaryBatch or more entries
+// after them summarises every complete block among those. A block's entries are idx >> 8.
+constexpr int kBlockBits = 8;
+constexpr int64_t kSummaryBatch = 1024;
+constexpr std::string_view kLastBlock =
+    "SELECT block, run_max FROM log_blocks ORDER BY block DESC LIMIT 1";
+// ?1, ?2: the entries [?1, ?2), whole blocks; ?3: the run_max of the block before ?1 (or the
+// smallest integer).
+constexpr std::string_view kSummariseBlocks =
+    "INSERT INTO log_blocks (block, min_time, max_time, run_max)"
+    " SELECT block, min_time, max_time, max(?3, max(max_time) OVER (ORDER BY block))"
+    " FROM (SELECT idx >> 8 AS block, min(time) AS min_time, max(time) AS max_time"
+    "       FROM log_entries WHERE idx >= ?1 AND idx < ?2 GROUP BY block)"
+    " ORDER BY block";
+constexpr std::string_view kSummariseTerms =
+    "INSERT INTO log_block_terms (term, block)"
+    " SELECT 'action:' || action, idx >> 8 FROM log_entries WHERE idx >= ?1 AND idx < ?2"
+    " UNION SELECT 'key:' || key_id, idx >> 8 FROM log_entries"
+    "   WHERE key_id != '' AND idx >= ?1 AND idx < ?2"
+    " UNION SELECT 'account:' || account_id, idx >> 8 FROM log_entries"
+    "   WHERE account_id != '' AND idx >= ?1 AND idx < ?2";
+// The first block whose run_max reaches a time: no entry before it is at or after that time.
+constexpr std::string_view kFirstBlockReaching =
+    "SELECT block FROM log_blocks WHERE run_max >= ?1 ORDER BY run_max, block LIMIT 1";
 constexpr std::string_view kReadLogEntries =
     "SELECT idx, time, action, key_id, account_id, data FROM log_entries"
     " WHERE idx >= ?1 ORDER BY idx LIMIT ?2";
@@ -214,6 +241,35 @@ Status SqliteStore::PutLogTileLocked(const LogTileRow& tile) {
   return OkStatus();
 }
 
+Result<SqliteStore::LastBlock> SqliteStore::LastBlockLocked() {
+  SIGNET_ASSIGN_OR_RETURN(Query query,
+                          conn_->Prepare(kLastBlock, "cannot read the log's block summaries"));
+  SIGNET_ASSIGN_OR_RETURN(bool row, query.Step());
+  LastBlock last;
+  if (row) {
+    last.end = query.Int64(0) + 1;
+    last.run_max = query.Int64(1);
+  }
+  return last;
+}
+
+Status SqliteStore::SummariseLogBlocksLocked(int64_t next) {
+  SIGNET_ASSIGN_OR_RETURN(LastBlock last, LastBlockLocked());
+  const int64_t from = last.end << kBlockBits;
+  if (next - from < kSummaryBatch) return OkStatus();
+  const int64_t to = (next >> kBlockBits) << kBlockBits;
+  static constexpr std::string_view kContext = "cannot summarise log blocks";
+  {
+    SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(kSummariseBlocks, kContext));
+    SIGNET_TRY(BindAll(query, from, to, last.run_max));
+    SIGNET_TRY(query.Run());
+  }
+  SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(kSummariseTerms, kContext));
+  SIGNET_TRY(BindAll(query, from, to));
+  SIGNET_TRY(query.Run());
+  return OkStatus();
+}
+
 // ---- entries ----
 
 Result<int64_t> SqliteStore::AppendLogEntries(std::span<const LogEntryAppend> entries) {
@@ -230,6 +286,8 @@ Result<int64_t> SqliteStore::AppendLogEntries(std::span<const LogEntryAppend> en
     SIGNET_TRY(
         InsertLogEntryLocked(entries[i], first + static_cast<int64_t>(i), i, entries.size()));
   }
+  // In the same transaction: the summaries commit with the entries or not at all.
+  SIGNET_TRY(SummariseLogBlocksLocked(first + static_cast<int64_t>(entries.size())));
   SIGNET_TRY(tx.Commit());
   return first;
 }
@@ -259,33 +317,92 @@ Result<std::vector<LogEntryRow>> SqliteStore::QueryLogEntries(const LogEntryQuer
   if (q.after_index < -1) {
     return InvalidArgument("cannot query log entries: after_index must be -1 or more");
   }
-  // The SQL text depends only on which filters are set (at most 16 shapes), never on their values,
-  // so the connection's statement cache holds each shape once. The literal `key_id != ''` terms
-  // repeat the WHERE of the partial indexes (migrations.cc), which SQLite needs to see before it
-  // uses them; the filter values are never empty, so the terms change no result.
-  std::string sql =
-      "SELECT idx, time, action, key_id, account_id, data FROM log_entries WHERE idx > ?1";
-  if (q.since) sql += " AND time >= ?2";
-  if (q.until) sql += " AND time < ?3";
-  if (!q.key_id.empty()) sql += " AND key_id != '' AND key_id = ?4";
-  if (!q.account_id.empty()) sql += " AND account_id != '' AND account_id = ?5";
-  if (!q.action.empty()) sql += " AND action = ?6";
-  sql += " ORDER BY idx LIMIT ?7";
+  static constexpr std::string_view kContext = "cannot query log entries";
+  const std::optional<int64_t> since =
+      q.since ? std::optional<int64_t>(ToUnixSeconds(*q.since)) : std::nullopt;
+  const std::optional<int64_t> until =
+      q.until ? std::optional<int64_t>(CeilUnixSeconds(*q.until)) : std::nullopt;
+
+  // The SQL texts depend only on which filters are set, never on their values, so the
+  // connection's statement cache holds each shape once. Every entry read is filtered exactly;
+  // the block summaries only decide which blocks are read.
+  std::string entry_filters;
+  if (since) entry_filters += " AND time >= ?4";
+  if (until) entry_filters += " AND time < ?5";
+  if (!q.key_id.empty()) entry_filters += " AND key_id = ?6";
+  if (!q.account_id.empty()) entry_filters += " AND account_id = ?7";
+  if (!q.action.empty()) entry_filters += " AND action = ?8";
+  const std::string read_entries =
+      "SELECT idx, time, action, key_id, account_id, data FROM log_entries"
+      " WHERE idx >= ?1 AND idx < ?2" + entry_filters + " ORDER BY idx LIMIT ?3";
+  std::vector<LogEntryRow> out;
+  // Appends the matching entries of [from, to) to `out`, up to the limit.
+  auto read = [&](int64_t from, int64_t to) -> Status {
+    SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(read_entries, kContext));
+    SIGNET_TRY(BindAll(query, from, to, q.limit - static_cast<int64_t>(out.size())));
+    if (since) SIGNET_TRY(query.Bind(4, *since));
+    if (until) SIGNET_TRY(query.Bind(5, *until));
+    if (!q.key_id.empty()) SIGNET_TRY(query.Bind(6, std::string_view(q.key_id)));
+    if (!q.account_id.empty()) SIGNET_TRY(query.Bind(7, std::string_view(q.account_id)));
+    if (!q.action.empty()) SIGNET_TRY(query.Bind(8, std::string_view(q.action)));
+    for (;;) {
+      SIGNET_ASSIGN_OR_RETURN(bool row, query.Step());
+      if (!row) return OkStatus();
+      out.push_back(ReadEntryRow(query));
+    }
+  };
 
   std::lock_guard lock(mu_);
-  SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(sql, "cannot query log entries"));
-  SIGNET_TRY(query.Bind(1, q.after_index));
-  if (q.since) SIGNET_TRY(query.Bind(2, ToUnixSeconds(*q.since)));
-  if (q.until) SIGNET_TRY(query.Bind(3, CeilUnixSeconds(*q.until)));
-  if (!q.key_id.empty()) SIGNET_TRY(query.Bind(4, std::string_view(q.key_id)));
-  if (!q.account_id.empty()) SIGNET_TRY(query.Bind(5, std::string_view(q.account_id)));
-  if (!q.action.empty()) SIGNET_TRY(query.Bind(6, std::string_view(q.action)));
-  SIGNET_TRY(query.Bind(7, q.limit));
-  std::vector<LogEntryRow> out;
-  for (;;) {
+  // Blocks [first_block, end_block) are summarised; everything after them is read directly.
+  // end_block is read once, so an append or summary from another process meanwhile can neither
+  // hide nor repeat an entry (entries and summaries never change once written).
+  SIGNET_ASSIGN_OR_RETURN(LastBlock last, LastBlockLocked());
+  const int64_t start = q.after_index + 1;
+  int64_t first_block = start >> kBlockBits;
+  if (since && first_block < last.end) {
+    SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(kFirstBlockReaching, kContext));
+    SIGNET_TRY(BindAll(query, *since));
     SIGNET_ASSIGN_OR_RETURN(bool row, query.Step());
-    if (!row) break;
-    out.push_back(ReadEntryRow(query));
+    first_block = std::max(first_block, row ? query.Int64(0) : last.end);
+  }
+  if (first_block < last.end) {
+    // The candidate blocks in order: through the postings of the most selective term the query
+    // names (a key, else an account, else an action), each other term and the time range checked
+    // on the block; without a term, through log_blocks.
+    std::vector<std::pair<int, std::string>> terms;  // (parameter, term)
+    if (!q.key_id.empty()) terms.emplace_back(6, "key:" + q.key_id);
+    if (!q.account_id.empty()) terms.emplace_back(7, "account:" + q.account_id);
+    if (!q.action.empty()) terms.emplace_back(8, "action:" + q.action);
+    std::string blocks_sql;
+    if (terms.empty()) {
+      blocks_sql = "SELECT b.block FROM log_blocks AS b WHERE b.block >= ?1 AND b.block < ?2";
+    } else {
+      blocks_sql =
+          "SELECT b.block FROM log_block_terms AS t CROSS JOIN log_blocks AS b"
+          " ON b.block = t.block WHERE t.term = ?" + std::to_string(terms[0].first) +
+          " AND t.block >= ?1 AND t.block < ?2";
+      for (size_t i = 1; i < terms.size(); ++i) {
+        blocks_sql += " AND EXISTS (SELECT 1 FROM log_block_terms WHERE term = ?" +
+                      std::to_string(terms[i].first) + " AND block = b.block)";
+      }
+    }
+    if (since) blocks_sql += " AND b.max_time >= ?4";
+    if (until) blocks_sql += " AND b.min_time < ?5";
+    blocks_sql += " ORDER BY b.block";
+    SIGNET_ASSIGN_OR_RETURN(Query blocks, conn_->Prepare(blocks_sql, kContext));
+    SIGNET_TRY(BindAll(blocks, first_block, last.end));
+    if (since) SIGNET_TRY(blocks.Bind(4, *since));
+    if (until) SIGNET_TRY(blocks.Bind(5, *until));
+    for (const auto& [parameter, term] : terms) SIGNET_TRY(blocks.Bind(parameter, term));
+    while (static_cast<int64_t>(out.size()) < q.limit) {
+      SIGNET_ASSIGN_OR_RETURN(bool row, blocks.Step());
+      if (!row) break;
+      const int64_t block = blocks.Int64(0);
+      SIGNET_TRY(read(std::max(start, block << kBlockBits), (block + 1) << kBlockBits));
+    }
+  }
+  if (static_cast<int64_t>(out.size()) < q.limit) {
+    SIGNET_TRY(read(std::max(start, last.end << kBlockBits), INT64_MAX));
   }
   return out;
 }

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -36,6 +37,7 @@ class SqliteStoreTestPeer {
 namespace {
 
 using namespace std::chrono_literals;
+using sqlite_internal::BindAll;
 
 const TimePoint kT0 = FromUnixSeconds(1'800'000'000);
 
@@ -387,6 +389,193 @@ TEST_F(LogQueryTest, LimitOutOfRangeIsInvalidArgument) {
   EXPECT_TRUE(store_->QueryLogEntries(q).ok());
   q.after_index = -2;
   EXPECT_EQ(store_->QueryLogEntries(q).error().code(), ErrorCode::kInvalidArgument);
+}
+
+// ---- the query index (log_lookup, migration 5) ----
+
+// How many entries the block summaries cover (0, 256, 512, ...), read through a raw connection,
+// after checking that they are dense and that every summarised block names its actions.
+int64_t Summarised(const std::string& path) {
+  auto raw = sqlite_internal::Connection::Open(path, SQLITE_OPEN_READONLY);
+  EXPECT_TRUE(raw.ok());
+  if (!raw.ok()) return -1;
+  auto query = raw->Prepare(
+      "SELECT coalesce(max(block) + 1, 0), count(*),"
+      " (SELECT count(DISTINCT block) FROM log_block_terms WHERE term LIKE 'action:%')"
+      " FROM log_blocks",
+      "count");
+  EXPECT_TRUE(query.ok());
+  if (!query.ok()) return -1;
+  auto row = query->Step();
+  EXPECT_TRUE(row.ok() && *row);
+  EXPECT_EQ(query->Int64(1), query->Int64(0)) << "log_blocks is not dense";
+  EXPECT_EQ(query->Int64(2), query->Int64(0)) << "a summarised block has no action term";
+  return query->Int64(0) * 256;
+}
+
+// What QueryLogEntries must return, computed from every entry.
+std::vector<int64_t> Expected(const std::vector<LogEntryRow>& all, const LogEntryQuery& q) {
+  std::vector<int64_t> out;
+  for (const LogEntryRow& r : all) {
+    if (static_cast<int64_t>(out.size()) == q.limit) break;
+    if (r.index <= q.after_index) continue;
+    if (q.since && r.time < FromUnixSeconds(ToUnixSeconds(*q.since))) continue;
+    if (q.until && r.time >= *q.until) continue;
+    if (!q.key_id.empty() && r.key_id != q.key_id) continue;
+    if (!q.account_id.empty() && r.account_id != q.account_id) continue;
+    if (!q.action.empty() && r.action != q.action) continue;
+    out.push_back(r.index);
+  }
+  return out;
+}
+
+// Runs a set of queries (each filter alone and combined, time ranges, every page size and
+// starting points on both sides of the summaries) and checks each against a filter over all
+// entries. `summarised` is how many entries the block summaries cover.
+void ExpectQueriesAgree(SqliteStore& store, const std::vector<LogEntryRow>& all,
+                        int64_t summarised) {
+  const auto n = static_cast<int64_t>(all.size());
+  auto query = [](std::string action, std::string key, std::string account,
+                  std::optional<TimePoint> since = std::nullopt,
+                  std::optional<TimePoint> until = std::nullopt) {
+    LogEntryQuery q;
+    q.action = std::move(action);
+    q.key_id = std::move(key);
+    q.account_id = std::move(account);
+    q.since = since;
+    q.until = until;
+    return q;
+  };
+  std::vector<LogEntryQuery> queries(1);
+  for (const char* action : {"sign", "login", "key_disable", "absent"}) {
+    queries.push_back(query(action, "", ""));
+  }
+  for (const char* key : {"k_1", "k_2", "k_3", "k_rare", "absent"}) {
+    queries.push_back(query("", key, ""));
+  }
+  queries.push_back(query("", "", "a_bob"));
+  queries.push_back(query("sign", "k_2", "a_alice"));
+  queries.push_back(query("sign", "k_rare", "a_bob"));
+  queries.push_back(query("", "", "", kT0 + 100s, kT0 + 400s + 500ms));
+  queries.push_back(query("", "k_1", "", kT0 + 380s));
+  queries.push_back(query("", "k_rare", "", kT0 - 1000s, kT0 - 50s));
+  queries.push_back(query("login", "", "", std::nullopt, kT0 + 3s));
+  queries.push_back(query("", "", "", kT0 + 100000s));
+  for (LogEntryQuery q : queries) {
+    for (int64_t limit : {int64_t{1}, int64_t{7}, int64_t{250}, int64_t{10000}}) {
+      for (int64_t after : {int64_t{-1}, int64_t{5}, int64_t{300}, summarised - 4, summarised - 1,
+                            summarised, n - 2, n}) {
+        q.limit = limit;
+        q.after_index = after;
+        auto rows = store.QueryLogEntries(q);
+        ASSERT_TRUE(rows.ok()) << rows.error().message();
+        std::vector<int64_t> got;
+        for (const LogEntryRow& r : *rows) {
+          got.push_back(r.index);
+          ASSERT_EQ(r.data, all[static_cast<size_t>(r.index)].data);
+        }
+        ASSERT_EQ(got, Expected(all, q))
+            << "action '" << q.action << "' key '" << q.key_id << "' account '" << q.account_id
+            << "' limit " << limit << " after " << after;
+      }
+    }
+  }
+}
+
+// The entry the query tests put at index i: three actions, three keys and a rare one, two
+// accounts or none; times mostly rising, every 11th one 100 s back (a late event) and every
+// 97th one far back, so blocks' time ranges overlap.
+LogEntryAppend MixedEntry(size_t i) {
+  static const char* const kActions[] = {"sign", "login", "key_disable"};
+  static const char* const kKeys[] = {"", "k_1", "k_2", "k_3"};
+  static const char* const kAccounts[] = {"", "a_alice", "a_bob"};
+  auto seconds = static_cast<int64_t>(i / 7);
+  if (i % 11 == 0) seconds -= 100;
+  if (i % 97 == 0) seconds -= 1000;
+  return Entry(kActions[i % 3], std::to_string(i), kT0 + std::chrono::seconds(seconds),
+               i % 301 == 0 ? "k_rare" : kKeys[(i / 3) % 4], kAccounts[(i / 2) % 3]);
+}
+
+// Queries over a log with entries on both sides of the block summaries give what a filter over
+// all entries gives; the summaries only ever cover whole blocks, in order.
+TEST_F(LogStoreTest, QueriesAgreeOnBothSidesOfTheBlockSummaries) {
+  size_t n = 0;
+  // Single appends, then batches (one of them larger than a summary batch), then single appends.
+  for (int i = 0; i < 700; ++i) {
+    LogEntryAppend e = MixedEntry(n++);
+    ASSERT_TRUE(store_->AppendLogEntries({&e, 1}).ok());
+  }
+  EXPECT_EQ(Summarised(path_), 0) << "fewer than 1024 entries waiting: nothing summarised yet";
+  for (int size : {200, 1500, 64, 64}) {
+    std::vector<LogEntryAppend> batch;
+    for (int i = 0; i < size; ++i) batch.push_back(MixedEntry(n++));
+    ASSERT_TRUE(store_->AppendLogEntries(batch).ok());
+  }
+  for (int i = 0; i < 300; ++i) {
+    LogEntryAppend e = MixedEntry(n++);
+    ASSERT_TRUE(store_->AppendLogEntries({&e, 1}).ok());
+  }
+  const int64_t summarised = Summarised(path_);
+  EXPECT_EQ(summarised, 2304) << "700 + 200 + 1500 entries: 9 whole blocks";
+  const std::vector<LogEntryRow> all = All();
+  ASSERT_EQ(all.size(), n);
+  ExpectQueriesAgree(*store_, all, summarised);
+}
+
+TEST_F(LogStoreTest, BlockSummariesRollBackWithTheBatchThatFailed) {
+  AppendN(1000);
+  std::vector<LogEntryAppend> batch = {Entry("a"), Entry("b"), Entry("c")};
+  batch[2].render = [](int64_t) -> Result<std::string> { return InternalError("no"); };
+  EXPECT_FALSE(store_->AppendLogEntries(batch).ok());
+  EXPECT_EQ(Summarised(path_), 0);
+  EXPECT_EQ(*store_->LogSize(), 1000);
+  batch.pop_back();
+  ASSERT_TRUE(store_->AppendLogEntries(batch).ok());
+  AppendN(21);  // 1023 entries
+  EXPECT_EQ(Summarised(path_), 0);
+  AppendN(1);  // the 1024th: four whole blocks wait, and are summarised
+  EXPECT_EQ(Summarised(path_), 1024);
+  AppendN(1023);
+  EXPECT_EQ(Summarised(path_), 1024);
+  AppendN(1);
+  EXPECT_EQ(Summarised(path_), 2048);
+}
+
+TEST_F(LogStoreTest, Migration5SummarisesTheEntriesOfAVersion4Database) {
+  store_.reset();
+  const std::string old_path = (dir_ / "old.db").string();
+  {
+    auto old = SqliteStoreTestPeer::OpenWith(old_path, Migrations().first(4));
+    ASSERT_TRUE(old.ok()) << old.error().message();
+  }
+  {
+    // 600 entries written as version 4's code did (this code's appends also summarise).
+    auto raw = sqlite_internal::Connection::Open(old_path, SQLITE_OPEN_READWRITE);
+    ASSERT_TRUE(raw.ok()) << raw.error().message();
+    for (size_t i = 0; i < 600; ++i) {
+      const LogEntryAppend e = MixedEntry(i);
+      auto data = e.render(static_cast<int64_t>(i));
+      ASSERT_TRUE(data.ok());
+      auto insert = raw->Prepare(
+          "INSERT INTO log_entries (idx, time, action, key_id, account_id, data)"
+          " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+          "insert");
+      ASSERT_TRUE(insert.ok()) << insert.error().message();
+      ASSERT_TRUE(BindAll(*insert, static_cast<int64_t>(i), ToUnixSeconds(e.time),
+                          std::string_view(e.action), std::string_view(e.key_id),
+                          std::string_view(e.account_id), AsBytes(*data))
+                      .ok());
+      ASSERT_TRUE(insert->Run().ok());
+    }
+  }
+  auto store = SqliteStore::Open(old_path);
+  ASSERT_TRUE(store.ok()) << store.error().message();
+  EXPECT_EQ((*store)->MigratedFrom(), 4);
+  EXPECT_EQ(Summarised(old_path), 512) << "600 entries: two whole blocks";
+  auto all = (*store)->ReadLogEntries(0, 1000);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 600u);
+  ExpectQueriesAgree(**store, *all, 512);
 }
 
 // ---- index assignment under concurrency ----
@@ -758,6 +947,25 @@ TEST_F(LogStoreTest, RawSqlCannotChangeOrRemoveEntries) {
                        " VALUES (3, 0, 'next', X'01')",
                        "append")
                   .ok());
+}
+
+TEST_F(LogStoreTest, RawSqlCannotChangeOrRemoveBlockSummaries) {
+  AppendN(1024);
+  ASSERT_EQ(Summarised(path_), 1024);
+  sqlite_internal::Connection raw = Raw();
+  ExpectRefused(raw, "UPDATE log_blocks SET max_time = 0 WHERE block = 1");
+  ExpectRefused(raw, "DELETE FROM log_blocks WHERE block = 3");
+  ExpectRefused(raw, "INSERT OR REPLACE INTO log_blocks (block, min_time, max_time, run_max)"
+                     " VALUES (1, 0, 0, 0)");
+  ExpectRefused(raw, "INSERT INTO log_blocks (block, min_time, max_time, run_max)"
+                     " VALUES (9, 0, 0, 0)");
+  ExpectRefused(raw, "UPDATE log_block_terms SET term = 'action:x'");
+  ExpectRefused(raw, "DELETE FROM log_block_terms WHERE block = 2");
+  EXPECT_EQ(Summarised(path_), 1024);
+  LogEntryQuery q;
+  q.action = "login";
+  q.limit = 10000;
+  EXPECT_EQ(store_->QueryLogEntries(q)->size(), 1024u);
 }
 
 TEST_F(LogStoreTest, RawSqlCannotChangeOrRemoveCheckpoints) {
