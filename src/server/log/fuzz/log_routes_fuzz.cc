@@ -1,8 +1,10 @@
 // libFuzzer target for the audit log's HTTP routes (log_routes.h): request-targets straight from
 // clients, through the real target parser, router and handlers, on a real SqliteStore holding a
-// log that audit's LogFixture built and signed (702 entries, checkpoints of sizes 600 and 701
-// recorded at entries 600 and 701; the first ten entries name two keys and two accounts, for the
-// query's filters). The log is read-only, so it is built once.
+// log that audit's LogFixture built and signed (1504 entries, checkpoints of sizes 1400 and 1503
+// recorded at entries 1400 and 1503; the first ten entries and two after the first checkpoint
+// name two keys and two accounts, for the query's filters; the store's block summaries cover
+// entries 0..1279, so queries read both summarised blocks and the entries after them). The log
+// is read-only, so it is built once.
 //
 // Input: byte 0 picks the route prefix (modulo 5: /log/checkpoint, /log/tile/,
 // /api/v1/log/proof/inclusion?, /api/v1/log/proof/consistency?, /api/v1/log/entries?), byte 1 the
@@ -11,11 +13,12 @@
 //
 // Checked: every answer is 200 or 4xx, a 4xx a JSON error with one of the management API's codes
 // and a description; and what a 200 serves is right, against the leaf hashes read back from the
-// store: the checkpoint opens with the log key and signs size 701 and its root; a hash tile is the
+// store: the checkpoint opens with the log key and signs size 1503 and its root; a hash tile is the
 // one tlog-tiles defines; an entry bundle's entries hash to the leaves they stand for; proofs are
 // for what was asked and verify against the roots; an entry page is in index order, after
 // `after`, within `limit`, matches the key, account and action filters, and each entry is byte for
-// byte the logged one. No tile or proof goes beyond the signed size.
+// byte the logged one; without a time filter, the page is exactly the first `limit` matching
+// entries after `after`. No tile or proof goes beyond the signed size.
 #include <unistd.h>
 
 #include <algorithm>
@@ -59,7 +62,7 @@ using namespace std::chrono_literals;
 using audit::Sha256Digest;
 using audit::TreeSize;
 
-constexpr uint64_t kSignedSize = 701;
+constexpr uint64_t kSignedSize = 1503;
 constexpr std::string_view kPrefixes[] = {
     "/log/checkpoint",
     "/log/tile/",
@@ -133,6 +136,8 @@ class Fixture {
   }
 
   const std::vector<Sha256Digest>& leaves() const { return leaves_; }
+  // Every entry of the log, as the store holds it.
+  const std::vector<store::LogEntryRow>& entries() const { return entries_; }
   Sha256Digest RootAt(uint64_t size) const {
     return audit::RootFromLeafHashes(std::span<const Sha256Digest>(leaves_).first(size));
   }
@@ -171,17 +176,23 @@ class Fixture {
       Fail("inserting the keys", "", nullptr);
     }
     // 0..4 signatures with "release" by alice at t0; 5..7 grants of "nightly" at t0 + 1 h;
-    // 8..9 logins of audrey at t0 + 2 h; then plain entries; checkpoints at 600 and 701.
+    // 8..9 logins of audrey at t0 + 2 h; then plain entries; the checkpoint of 1400 at 1400;
+    // 1401..1402 signatures with "release" by alice at t0 + 3 h, plain entries, the checkpoint of
+    // 1503 at 1503.
     if (!log_->Append(5, {"sign", "k_1", signer_id, t0}).ok() ||
         !log_->Append(3, {"grant", "k_2", auditor_id, t0 + 1h}).ok() ||
         !log_->Append(2, {"login_success", "", auditor_id, t0 + 2h}).ok() ||
-        !log_->Append(590).ok() || !log_->Publish().ok() || !log_->Append(100).ok()) {
+        !log_->Append(1390).ok() || !log_->Publish().ok() ||
+        !log_->Append(2, {"sign", "k_1", signer_id, t0 + 3h}).ok() || !log_->Append(100).ok()) {
       Fail("building the log", "", nullptr);
     }
     auto latest = log_->Publish();
     if (!latest.ok() || latest->size != static_cast<int64_t>(kSignedSize)) {
-      Fail("publishing the checkpoint of size 701", "", nullptr);
+      Fail("publishing the checkpoint of size 1503", "", nullptr);
     }
+    auto all = store_->ReadLogEntries(0, 10000);
+    if (!all.ok() || all->size() != kSignedSize + 1) Fail("reading the log back", "", nullptr);
+    entries_ = std::move(all).value();
     auto leaves = log_->LeafHashes(static_cast<int64_t>(kSignedSize));
     if (!leaves.ok()) Fail(leaves.error().message(), "", nullptr);
     leaves_ = std::move(leaves).value();
@@ -201,6 +212,7 @@ class Fixture {
   std::string signer_;
   std::unique_ptr<audit::testing::LogFixture> log_;
   std::vector<Sha256Digest> leaves_;
+  std::vector<store::LogEntryRow> entries_;
   std::map<std::string, std::string, std::less<>> ids_;
 };
 
@@ -280,9 +292,11 @@ void CheckEntries(const json& body, const internal::ParsedTarget& parsed, std::s
   };
   std::optional<int64_t> after;
   int64_t limit = 100;  // the route's default
+  bool by_time = false;
   for (const auto& [name, value] : parsed.query) {
     if (name == "after") after = number(value);
     if (name == "limit") limit = number(value);
+    if (name == "since" || name == "until") by_time = true;
   }
   const json& entries = body["entries"];
   Require(entries.is_array() && static_cast<int64_t>(entries.size()) <= limit,
@@ -295,6 +309,28 @@ void CheckEntries(const json& body, const internal::ParsedTarget& parsed, std::s
       const auto id = f.ids().find(value);
       Require(id != f.ids().end(), "a filter by a name the log does not hold", target, r);
       fields.emplace_back(name == "key" ? "key_id" : "account_id", id->second);
+    }
+  }
+  if (!by_time) {
+    // Nothing may be left out: the page is the first `limit` matching entries after `after`.
+    std::vector<int64_t> expected;
+    for (const store::LogEntryRow& row : f.entries()) {
+      if (static_cast<int64_t>(expected.size()) == limit) break;
+      if (row.index <= after.value_or(-1)) continue;
+      bool match = true;
+      for (const auto& [field, value] : fields) {
+        const std::string& held = field == "action" ? row.action
+                                  : field == "key_id" ? row.key_id
+                                                      : row.account_id;
+        match = match && held == value;
+      }
+      if (match) expected.push_back(row.index);
+    }
+    Require(entries.size() == expected.size(), "an entry page that leaves matching entries out",
+            target, r);
+    for (size_t k = 0; k < expected.size(); ++k) {
+      Require(entries[k].is_object() && entries[k]["index"] == expected[k],
+              "an entry page that leaves matching entries out", target, r);
     }
   }
   int64_t previous = after.value_or(-1);
