@@ -352,9 +352,10 @@ Result<std::vector<LogEntryRow>> SqliteStore::QueryLogEntries(const LogEntryQuer
     }
   };
 
+  if (q.after_index == INT64_MAX) return std::vector<LogEntryRow>();  // nothing comes after it
   std::lock_guard lock(mu_);
-  // Blocks [first_block, end_block) are summarised; everything after them is read directly.
-  // end_block is read once, so an append or summary from another process meanwhile can neither
+  // Blocks [0, last.end) are summarised; everything after them is read directly. last.end is
+  // read once, so an append or summary from another process meanwhile can neither
   // hide nor repeat an entry (entries and summaries never change once written).
   SIGNET_ASSIGN_OR_RETURN(LastBlock last, LastBlockLocked());
   const int64_t start = q.after_index + 1;

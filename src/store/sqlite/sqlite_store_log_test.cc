@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -389,6 +390,10 @@ TEST_F(LogQueryTest, LimitOutOfRangeIsInvalidArgument) {
   EXPECT_TRUE(store_->QueryLogEntries(q).ok());
   q.after_index = -2;
   EXPECT_EQ(store_->QueryLogEntries(q).error().code(), ErrorCode::kInvalidArgument);
+  q.after_index = INT64_MAX;  // a page after the largest index there can be: empty, no overflow
+  auto rows = store_->QueryLogEntries(q);
+  ASSERT_TRUE(rows.ok()) << rows.error().message();
+  EXPECT_TRUE(rows->empty());
 }
 
 // ---- the query index (log_lookup, migration 5) ----
