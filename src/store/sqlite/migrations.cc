@@ -232,6 +232,11 @@ BEGIN SELECT RAISE(ABORT, 'log_key is never deleted'); END;
 // SummariseLogBlocksLocked). Both tables are derived from log_entries alone: nothing here is
 // needed to verify the log. Like the rest of the log they are append-only.
 //
+// A summary is checked against the entries when it is inserted (one look at 256 entries per
+// block), so neither a slip at an sqlite3 prompt nor a bug can store one that hides entries from
+// queries. A term row is not checked (that would cost a look per term); a false one only makes a
+// query read a block it did not need to, and the fill ignores a row that is already there.
+//
 // Frozen with this migration: the statements below fill both tables for the entries already
 // stored, with the same rules as kSummariseBlocks and kSummariseTerms in sqlite_store_log.cc.
 constexpr std::string_view kCreateLogBlocks = R"sql(
@@ -252,9 +257,17 @@ CREATE TABLE log_block_terms (
   block INTEGER NOT NULL CHECK (block >= 0),
   PRIMARY KEY (term, block)
 ) STRICT, WITHOUT ROWID;
-CREATE TRIGGER log_blocks_next_only BEFORE INSERT ON log_blocks
+CREATE TRIGGER log_blocks_as_their_entries_say BEFORE INSERT ON log_blocks
 WHEN NEW.block IS NOT (SELECT coalesce(max(block) + 1, 0) FROM log_blocks)
-BEGIN SELECT RAISE(ABORT, 'log_blocks is append-only: blocks are summarised in order'); END;
+  OR (SELECT count(*) FROM log_entries
+      WHERE idx >= NEW.block << 8 AND idx < (NEW.block + 1) << 8) IS NOT 256
+  OR NEW.min_time IS NOT (SELECT min(time) FROM log_entries
+                          WHERE idx >= NEW.block << 8 AND idx < (NEW.block + 1) << 8)
+  OR NEW.max_time IS NOT (SELECT max(time) FROM log_entries
+                          WHERE idx >= NEW.block << 8 AND idx < (NEW.block + 1) << 8)
+  OR NEW.run_max IS NOT max(NEW.max_time, coalesce((SELECT run_max FROM log_blocks
+                                                    WHERE block = NEW.block - 1), NEW.max_time))
+BEGIN SELECT RAISE(ABORT, 'log_blocks: a block is summarised once, in order, complete, as its entries say'); END;
 CREATE TRIGGER log_blocks_no_update BEFORE UPDATE ON log_blocks
 BEGIN SELECT RAISE(ABORT, 'log_blocks is append-only'); END;
 CREATE TRIGGER log_blocks_no_delete BEFORE DELETE ON log_blocks
@@ -269,7 +282,7 @@ INSERT INTO log_blocks (block, min_time, max_time, run_max)
         WHERE idx < (SELECT ((coalesce(max(idx), -1) + 1) >> 8) << 8 FROM log_entries)
         GROUP BY block)
   ORDER BY block;
-INSERT INTO log_block_terms (term, block)
+INSERT OR IGNORE INTO log_block_terms (term, block)
   SELECT 'action:' || action, idx >> 8 FROM log_entries
     WHERE idx < (SELECT max(block) + 1 FROM log_blocks) << 8
   UNION SELECT 'key:' || key_id, idx >> 8 FROM log_entries

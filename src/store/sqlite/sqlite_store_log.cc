@@ -52,7 +52,7 @@ constexpr std::string_view kSummariseBlocks =
     "       FROM log_entries WHERE idx >= ?1 AND idx < ?2 GROUP BY block)"
     " ORDER BY block";
 constexpr std::string_view kSummariseTerms =
-    "INSERT INTO log_block_terms (term, block)"
+    "INSERT OR IGNORE INTO log_block_terms (term, block)"
     " SELECT 'action:' || action, idx >> 8 FROM log_entries WHERE idx >= ?1 AND idx < ?2"
     " UNION SELECT 'key:' || key_id, idx >> 8 FROM log_entries"
     "   WHERE key_id != '' AND idx >= ?1 AND idx < ?2"

@@ -406,7 +406,8 @@ int64_t Summarised(const std::string& path) {
   if (!raw.ok()) return -1;
   auto query = raw->Prepare(
       "SELECT coalesce(max(block) + 1, 0), count(*),"
-      " (SELECT count(DISTINCT block) FROM log_block_terms WHERE term LIKE 'action:%')"
+      " (SELECT count(DISTINCT block) FROM log_block_terms WHERE term LIKE 'action:%'"
+      "  AND block <= (SELECT max(block) FROM log_blocks))"
       " FROM log_blocks",
       "count");
   EXPECT_TRUE(query.ok());
@@ -527,6 +528,42 @@ TEST_F(LogStoreTest, QueriesAgreeOnBothSidesOfTheBlockSummaries) {
   ExpectQueriesAgree(*store_, all, summarised);
 }
 
+// A block whose entries are all earlier than an earlier block's: the first block that can hold an
+// entry at or after a time is found through the running maximum, across separate summaries.
+TEST_F(LogStoreTest, QueriesFindEntriesBeforeLaterBlocksWithEarlierTimes) {
+  auto batch_at = [&](size_t count, TimePoint time, const std::string& action) {
+    std::vector<LogEntryAppend> batch;
+    for (size_t i = 0; i < count; ++i) batch.push_back(Entry(action, "x", time));
+    ASSERT_TRUE(store_->AppendLogEntries(batch).ok());
+  };
+  batch_at(1024, kT0 + 1000s, "sign");   // blocks 0..3, summarised
+  batch_at(1024, kT0 + 600s, "login");   // blocks 4..7, summarised by a second fill
+  batch_at(300, kT0 + 1200s, "sign");    // 2048..2347, not summarised
+  ASSERT_EQ(Summarised(path_), 2048);
+  LogEntryQuery q;
+  q.since = kT0 + 500s;
+  q.limit = 3;
+  auto rows = store_->QueryLogEntries(q);
+  ASSERT_TRUE(rows.ok()) << rows.error().message();
+  ASSERT_EQ(rows->size(), 3u);
+  EXPECT_EQ(rows->at(0).index, 0);
+  q.since = kT0 + 1100s;
+  rows = store_->QueryLogEntries(q);
+  ASSERT_TRUE(rows.ok()) << rows.error().message();
+  ASSERT_EQ(rows->size(), 3u);
+  EXPECT_EQ(rows->at(0).index, 2048);
+  q.since = kT0 + 700s;
+  q.until = kT0 + 1100s;
+  q.action = "sign";
+  q.after_index = 1020;
+  rows = store_->QueryLogEntries(q);
+  ASSERT_TRUE(rows.ok()) << rows.error().message();
+  ASSERT_EQ(rows->size(), 3u);
+  EXPECT_EQ(rows->at(0).index, 1021);
+  EXPECT_EQ(rows->at(2).index, 1023);
+  ExpectQueriesAgree(*store_, All(), 2048);
+}
+
 TEST_F(LogStoreTest, BlockSummariesRollBackWithTheBatchThatFailed) {
   AppendN(1000);
   std::vector<LogEntryAppend> batch = {Entry("a"), Entry("b"), Entry("c")};
@@ -554,10 +591,10 @@ TEST_F(LogStoreTest, Migration5SummarisesTheEntriesOfAVersion4Database) {
     ASSERT_TRUE(old.ok()) << old.error().message();
   }
   {
-    // 600 entries written as version 4's code did (this code's appends also summarise).
+    // 512 entries (two whole blocks) written as version 4's code did (this code's appends also summarise).
     auto raw = sqlite_internal::Connection::Open(old_path, SQLITE_OPEN_READWRITE);
     ASSERT_TRUE(raw.ok()) << raw.error().message();
-    for (size_t i = 0; i < 600; ++i) {
+    for (size_t i = 0; i < 512; ++i) {
       const LogEntryAppend e = MixedEntry(i);
       auto data = e.render(static_cast<int64_t>(i));
       ASSERT_TRUE(data.ok());
@@ -576,11 +613,32 @@ TEST_F(LogStoreTest, Migration5SummarisesTheEntriesOfAVersion4Database) {
   auto store = SqliteStore::Open(old_path);
   ASSERT_TRUE(store.ok()) << store.error().message();
   EXPECT_EQ((*store)->MigratedFrom(), 4);
-  EXPECT_EQ(Summarised(old_path), 512) << "600 entries: two whole blocks";
+  EXPECT_EQ(Summarised(old_path), 512);
   auto all = (*store)->ReadLogEntries(0, 1000);
   ASSERT_TRUE(all.ok());
-  ASSERT_EQ(all->size(), 600u);
+  ASSERT_EQ(all->size(), 512u);
   ExpectQueriesAgree(**store, *all, 512);
+  // Appends after the migration continue its summaries, running maximum included: entries earlier
+  // than the last migrated ones (kT0 + 73 s), then queries from times in between.
+  std::vector<LogEntryAppend> batch;
+  for (size_t i = 0; i < 1024; ++i) batch.push_back(Entry("login", "late", kT0 + 50s));
+  ASSERT_TRUE((*store)->AppendLogEntries(batch).ok());
+  batch.resize(100);  // and a tail after the summaries
+  ASSERT_TRUE((*store)->AppendLogEntries(batch).ok());
+  EXPECT_EQ(Summarised(old_path), 1536);
+  all = (*store)->ReadLogEntries(0, 10000);
+  ASSERT_TRUE(all.ok());
+  ExpectQueriesAgree(**store, *all, 1536);
+  for (auto since : {kT0 + 40s, kT0 + 51s, kT0 + 80s}) {
+    LogEntryQuery q;
+    q.since = since;
+    q.limit = 5;
+    auto rows = (*store)->QueryLogEntries(q);
+    ASSERT_TRUE(rows.ok()) << rows.error().message();
+    std::vector<int64_t> got;
+    for (const LogEntryRow& r : *rows) got.push_back(r.index);
+    EXPECT_EQ(got, Expected(*all, q));
+  }
 }
 
 // ---- index assignment under concurrency ----
@@ -954,23 +1012,50 @@ TEST_F(LogStoreTest, RawSqlCannotChangeOrRemoveEntries) {
                   .ok());
 }
 
-TEST_F(LogStoreTest, RawSqlCannotChangeOrRemoveBlockSummaries) {
+TEST_F(LogStoreTest, RawSqlCannotChangeRemoveOrFalsifyBlockSummaries) {
   AppendN(1024);
   ASSERT_EQ(Summarised(path_), 1024);
-  sqlite_internal::Connection raw = Raw();
-  ExpectRefused(raw, "UPDATE log_blocks SET max_time = 0 WHERE block = 1");
-  ExpectRefused(raw, "DELETE FROM log_blocks WHERE block = 3");
-  ExpectRefused(raw, "INSERT OR REPLACE INTO log_blocks (block, min_time, max_time, run_max)"
-                     " VALUES (1, 0, 0, 0)");
-  ExpectRefused(raw, "INSERT INTO log_blocks (block, min_time, max_time, run_max)"
-                     " VALUES (9, 0, 0, 0)");
-  ExpectRefused(raw, "UPDATE log_block_terms SET term = 'action:x'");
-  ExpectRefused(raw, "DELETE FROM log_block_terms WHERE block = 2");
+  const int64_t t0 = ToUnixSeconds(kT0);
+  auto block_4 = [&](int64_t min_time, int64_t max_time, int64_t run_max) {
+    return "INSERT INTO log_blocks (block, min_time, max_time, run_max) VALUES (4, " +
+           std::to_string(min_time) + ", " + std::to_string(max_time) + ", " +
+           std::to_string(run_max) + ")";
+  };
+  {
+    sqlite_internal::Connection raw = Raw();
+    ExpectRefused(raw, "UPDATE log_blocks SET max_time = 0 WHERE block = 1");
+    ExpectRefused(raw, "DELETE FROM log_blocks WHERE block = 3");
+    ExpectRefused(raw, "INSERT OR REPLACE INTO log_blocks (block, min_time, max_time, run_max)"
+                       " VALUES (1, 0, 0, 0)");
+    ExpectRefused(raw, "INSERT INTO log_blocks (block, min_time, max_time, run_max)"
+                       " VALUES (9, 0, 0, 0)");
+    ExpectRefused(raw, block_4(t0, t0, t0));  // its entries are not stored yet
+    ExpectRefused(raw, "UPDATE log_block_terms SET term = 'action:x'");
+    ExpectRefused(raw, "DELETE FROM log_block_terms WHERE block = 2");
+  }
+  AppendN(256);  // block 4 is complete, and waits to be summarised
+  {
+    sqlite_internal::Connection raw = Raw();
+    ExpectRefused(raw, block_4(0, 0, 0));
+    ExpectRefused(raw, block_4(t0, t0 + 1, t0 + 1));
+    ExpectRefused(raw, block_4(t0, t0, t0 - 1));
+    // Term rows are not checked: a false one costs a query a needless block read, and the next
+    // summary keeps going past one that is already there.
+    ASSERT_TRUE(raw.Exec("INSERT INTO log_block_terms (term, block) VALUES ('action:login', 4),"
+                         " ('key:bogus', 4)",
+                         "insert terms")
+                    .ok());
+  }
   EXPECT_EQ(Summarised(path_), 1024);
+  AppendN(768);  // 2048 entries: blocks 4..7 are summarised
+  EXPECT_EQ(Summarised(path_), 2048);
   LogEntryQuery q;
   q.action = "login";
   q.limit = 10000;
-  EXPECT_EQ(store_->QueryLogEntries(q)->size(), 1024u);
+  EXPECT_EQ(store_->QueryLogEntries(q)->size(), 2048u);
+  q.action.clear();
+  q.key_id = "bogus";
+  EXPECT_TRUE(store_->QueryLogEntries(q)->empty());
 }
 
 TEST_F(LogStoreTest, RawSqlCannotChangeOrRemoveCheckpoints) {
