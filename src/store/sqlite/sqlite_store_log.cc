@@ -469,6 +469,8 @@ Result<int64_t> SqliteStore::PublishLogCheckpoint(std::span<const LogTileRow> ti
                               " entries");
   }
   for (const LogTileRow& tile : tiles) SIGNET_TRY(PutLogTileLocked(tile));
+  // Not summarised here: the next append's transaction summarises whatever blocks are complete,
+  // this entry's included, and queries read unsummarised entries directly meanwhile.
   SIGNET_TRY(InsertLogEntryLocked(entry, entry_index, 0, 1));
   {
     SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(kInsertCheckpoint, context));
