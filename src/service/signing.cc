@@ -76,17 +76,29 @@ Result<Bytes> SadHash(const SecretBytes& sad) {
   return pki::ComputeDigest(HashAlgorithm::kSha256, sad.view());
 }
 
-// Records `event` as the refusal `error` and returns `error`. If even the refusal cannot be
-// recorded the refusal still stands; the message then says so.
+// What the caller is told of a refusal. Everything except a SAD issued to another account: that
+// answer would confirm to someone holding a stolen SAD that it is real and live, so the caller
+// gets the answer for an unknown SAD, and only the audit log says which it was.
+Error CallersView(Error error) {
+  if (error.code() == ErrorCode::kUnauthenticated &&
+      std::string_view(error.message()).starts_with(store::kSadOfAnotherAccountMessage)) {
+    return Unauthenticated(std::string(store::kSadNotValidMessage));
+  }
+  return error;
+}
+
+// Records `event` as the refusal `error` and returns the caller's view of `error`. If even the
+// refusal cannot be recorded the refusal still stands; the message then says so.
 Error RecordRefusal(AuditSink& audit, AuditEvent& event, Error error) {
   event.outcome = error.message();
   event.details["error"] = std::string(ErrorCodeName(error.code()));
   Status recorded = audit.Record(event);
+  Error answer = CallersView(std::move(error));
   if (!recorded.ok()) {
-    return Error(error.code(), error.message() + " (and the refusal could not be recorded: " +
-                                   recorded.error().message() + ")");
+    return Error(answer.code(), answer.message() + " (and the refusal could not be recorded: " +
+                                    recorded.error().message() + ")");
   }
-  return error;
+  return answer;
 }
 
 }  // namespace

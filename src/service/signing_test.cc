@@ -252,9 +252,15 @@ TEST_F(SigningTest, AnotherAccountsSadIsRefused) {
   ASSERT_FALSE(sigs.ok());
   EXPECT_EQ(sigs.error().code(), ErrorCode::kUnauthenticated);
   EXPECT_FALSE(SigningService::IsExpiredSad(sigs.error()));
-  EXPECT_NE(sigs.error().message().find("another account"), std::string::npos);
+  // Bob is told what he would be told of a SAD that never existed; only the log says whose it is.
+  EXPECT_EQ(sigs.error().message(), store::kSadNotValidMessage);
   ExpectRefusalRecorded(AuditAction::kSignRefused, "another account");
   EXPECT_EQ(audit_.last().actor.account_id, "a_bob");
+  auto unknown = Sign(bob_, "release", SecretBytes(Bytes(32, 0x5a)), {h1_});
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.error().code(), sigs.error().code());
+  EXPECT_EQ(unknown.error().message(), sigs.error().message());
+  EXPECT_TRUE(Sign(alice_, "release", a.sad, {h1_}).ok());  // nothing was consumed
 }
 
 TEST_F(SigningTest, HashNotInSadIsRefused) {
@@ -587,6 +593,7 @@ TEST_F(SigningTest, ExtendTransactionIsBoundToAccountAndCappedInTime) {
   auto stolen =
       signing_.ExtendTransaction(bob_, "release", first.sad, HashAlgorithm::kSha256, {h2_});
   EXPECT_EQ(stolen.error().code(), ErrorCode::kUnauthenticated);
+  EXPECT_EQ(stolen.error().message(), store::kSadNotValidMessage);
   ExpectRefusalRecorded(AuditAction::kAuthorizeRefused, "another account");
   // Chain extensions; none may be valid past authorization time + max_transaction_lifetime.
   const TimePoint authorized_at = clock_.Now();

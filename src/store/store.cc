@@ -142,11 +142,10 @@ int64_t RateMinute(TimePoint t) {
 Status CheckActivationBinding(const std::optional<ActivationRecord>& activation,
                               std::string_view account_id, std::string_view key_id, TimePoint now) {
   if (!activation.has_value()) {
-    return Unauthenticated(
-        "the SAD is not valid (unknown, or replaced by extendTransaction); authorize again");
+    return Unauthenticated(std::string(kSadNotValidMessage));
   }
   if (activation->account_id != account_id) {
-    return Unauthenticated("the SAD was issued to another account, not to '" +
+    return Unauthenticated(std::string(kSadOfAnotherAccountMessage) + ", not to '" +
                            std::string(account_id) + "'");
   }
   if (activation->key_id != key_id) {

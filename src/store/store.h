@@ -207,6 +207,16 @@ Status CheckActivationRequest(const std::optional<ActivationRecord>& activation,
                               const ConsumeActivationRequest& request,
                               const SignatureCounts& counts_this_minute);
 
+// The message for a SAD the store does not know (never issued, or replaced by an extension).
+inline constexpr std::string_view kSadNotValidMessage =
+    "the SAD is not valid (unknown, or replaced by extendTransaction); authorize again";
+
+// The start of the message for a SAD issued to another account than the caller's. It is for the
+// audit log only: SigningService answers the caller kSadNotValidMessage instead, so that someone
+// holding another account's SAD cannot learn from the answer that it is real.
+inline constexpr std::string_view kSadOfAnotherAccountMessage =
+    "the SAD was issued to another account";
+
 // The message of the "SAD expired" error above; SigningService::IsExpiredSad is built on it.
 inline constexpr std::string_view kSadExpiredMessage = "SAD expired";
 

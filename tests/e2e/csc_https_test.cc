@@ -711,11 +711,34 @@ TEST_F(CscHttpsTest, RefusesASadForAnotherCredential) {
   EXPECT_EQ(SignHash(*client_, alice, K("e2e-p256"), sad, {h}).status, 200);
 }
 
+// Bob holding Alice's SAD is answered exactly as for a SAD that never existed, so the answer does
+// not tell him the SAD is real; the log records what it was.
 TEST_F(CscHttpsTest, RefusesAnotherAccountsSad) {
   const Bytes h = NewHash();
   const std::string sad = Sad(Authorize(*client_, P("alice"), K("e2e-p256"), {h}));
-  EXPECT_CSC_ERROR(SignHash(*client_, P("bob"), K("e2e-p256"), sad, {h}), 400,
-                   "invalid_request", "another account");
+  const client::HttpResponse stolen = SignHash(*client_, P("bob"), K("e2e-p256"), sad, {h});
+  EXPECT_CSC_ERROR(stolen, 400, "invalid_request", "the SAD is not valid");
+  EXPECT_EQ(stolen.body.find("another account"), std::string::npos) << stolen.body;
+  const std::string made_up = Base64Encode(Bytes(32, 0x5a));
+  const client::HttpResponse unknown = SignHash(*client_, P("bob"), K("e2e-p256"), made_up, {h});
+  EXPECT_EQ(unknown.status, stolen.status);
+  EXPECT_EQ(Body(unknown).value("error", ""), Body(stolen).value("error", "")) << unknown.body;
+  EXPECT_EQ(Body(unknown).value("error_description", ""),
+            Body(stolen).value("error_description", ""))
+      << unknown.body;
+
+  auto rows = env->db->ReadLogEntries(0, 1000000);
+  ASSERT_TRUE(rows.ok()) << rows.error().message();
+  bool recorded = false;
+  for (const store::LogEntryRow& row : *rows) {
+    if (row.action != "sign_refused") continue;
+    json e = json::parse(row.data);
+    if (e["actor"]["account_name"] == "bob" &&
+        e["outcome"].get<std::string>().find("another account") != std::string::npos) {
+      recorded = true;
+    }
+  }
+  EXPECT_TRUE(recorded) << "the log does not say the SAD was another account's";
   EXPECT_EQ(SignHash(*client_, P("alice"), K("e2e-p256"), sad, {h}).status, 200);
 }
 
