@@ -416,7 +416,27 @@ int64_t Summarised(const std::string& path) {
   EXPECT_TRUE(row.ok() && *row);
   EXPECT_EQ(query->Int64(1), query->Int64(0)) << "log_blocks is not dense";
   EXPECT_EQ(query->Int64(2), query->Int64(0)) << "a summarised block has no action term";
-  return query->Int64(0) * 256;
+  const int64_t blocks = query->Int64(0);
+  // Every term a summarised block's entries call for is there: its actions, keys and accounts.
+  auto missing = raw->Prepare(
+      "WITH e AS (SELECT * FROM log_entries"
+      "           WHERE idx < (SELECT coalesce(max(block) + 1, 0) FROM log_blocks) << 8),"
+      " want (term, block) AS ("
+      "  SELECT 'action:' || action, idx >> 8 FROM e"
+      "  UNION SELECT 'key:' || key_id, idx >> 8 FROM e WHERE key_id != ''"
+      "  UNION SELECT 'account:' || account_id, idx >> 8 FROM e WHERE account_id != '')"
+      " SELECT count(*), (SELECT min(term) FROM want WHERE NOT EXISTS (SELECT 1 FROM"
+      "   log_block_terms AS t WHERE t.term = want.term AND t.block = want.block))"
+      " FROM want WHERE NOT EXISTS (SELECT 1 FROM log_block_terms AS t"
+      "   WHERE t.term = want.term AND t.block = want.block)",
+      "missing terms");
+  EXPECT_TRUE(missing.ok()) << missing.error().message();
+  if (!missing.ok()) return -1;
+  row = missing->Step();
+  EXPECT_TRUE(row.ok() && *row);
+  EXPECT_EQ(missing->Int64(0), 0) << "summarised blocks lack terms, such as '"
+                                  << (missing->IsNull(1) ? "" : missing->Text(1)) << "'";
+  return blocks * 256;
 }
 
 // What QueryLogEntries must return, computed from every entry.
@@ -462,6 +482,12 @@ void ExpectQueriesAgree(SqliteStore& store, const std::vector<LogEntryRow>& all,
   queries.push_back(query("", "", "a_bob"));
   queries.push_back(query("sign", "k_2", "a_alice"));
   queries.push_back(query("sign", "k_rare", "a_bob"));
+  queries.push_back(query("login", "", "a_bob"));
+  queries.push_back(query("sign", "", "a_alice"));
+  queries.push_back(query("key_disable", "k_3", ""));
+  queries.push_back(query("sign", "k_rare", ""));
+  queries.push_back(query("absent", "k_1", ""));
+  queries.push_back(query("login", "", "absent"));
   queries.push_back(query("", "", "", kT0 + 100s, kT0 + 400s + 500ms));
   queries.push_back(query("", "k_1", "", kT0 + 380s));
   queries.push_back(query("", "k_rare", "", kT0 - 1000s, kT0 - 50s));
