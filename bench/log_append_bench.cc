@@ -5,11 +5,14 @@
 //
 // Both sides write the same table on a real file on disk, in WAL mode with synchronous=FULL (every
 // commit waits for the disk to flush the WAL), with the same ~400-byte entries (shaped like a
-// signature's audit JSON, the index inside them):
+// signature's audit JSON, the index inside them) and the same columns: action `sign`, one key, and
+// each appender's own account, as the service's `sign` entries carry them (so the group side
+// pays for the account terms of the block summaries, as it does in service):
 //   baseline  raw sqlite3: each append is BEGIN IMMEDIATE; SELECT the next index; INSERT one row;
 //             COMMIT: one durable transaction per entry, which is what the store does for a single
 //             append when nothing groups them. The table is the one signet's migrations create
-//             (log_entries with its indexes and append-only triggers), on a fresh file. The
+//             (log_entries with its append-only triggers; the block summaries of migration 5 are
+//             the store's work, which the baseline's raw inserts do not do), on a fresh file. The
 //             appender threads share ONE connection, taking turns under a mutex. That is the
 //             baseline's best case: with a connection per thread, SQLite's busy handler makes
 //             waiting writers sleep (1, 2, 5, 10 ... ms) instead of queueing, which would make the
@@ -149,6 +152,7 @@ double FlushLatencyMs(const std::string& folder) {
 // A signature's audit entry as the service writes it (canonical JSON, sorted keys), about 400
 // bytes; only the index differs between entries of one appender.
 struct EntryShape {
+  std::string account;  // the appender's account id, in the entry and in its account_id column
   std::string before_index;
   std::string after_index;
   std::string Render(int64_t index) const {
@@ -165,6 +169,7 @@ EntryShape ShapeFor(int appender) {
   char account[32];
   std::snprintf(account, sizeof account, "a_%016x", 0x3f2a0000u + static_cast<unsigned>(appender));
   EntryShape s;
+  s.account = account;
   s.before_index = std::string("{\"action\":\"sign\",\"actor\":{\"account\":\"") + account +
                    "\",\"auth\":\"mtls\",\"client\":\"203.0.113.17\",\"role\":\"signer\"},"
                    "\"algorithm\":\"ecdsa-p256\",\"hash_algorithm\":\"sha256\",\"hashes\":[\"" +
@@ -276,7 +281,7 @@ std::optional<BlockResult> BaselineBlock(const std::string& root, int threads, d
   sqlite3_prepare_v2(db, "SELECT coalesce(max(idx) + 1, 0) FROM log_entries", -1, &next, nullptr);
   sqlite3_prepare_v2(db,
                      "INSERT INTO log_entries (idx, time, action, key_id, account_id, data)"
-                     " VALUES (?1, ?2, ?3, ?4, '', ?5)",
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                      -1, &insert, nullptr);
   std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> own_next(next, sqlite3_finalize);
   std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> own_insert(insert, sqlite3_finalize);
@@ -298,7 +303,9 @@ std::optional<BlockResult> BaselineBlock(const std::string& root, int threads, d
       sqlite3_bind_int64(insert, 2, now);
       sqlite3_bind_text(insert, 3, kAction.data(), static_cast<int>(kAction.size()), SQLITE_STATIC);
       sqlite3_bind_text(insert, 4, kKeyId.data(), static_cast<int>(kKeyId.size()), SQLITE_STATIC);
-      sqlite3_bind_blob(insert, 5, data.data(), static_cast<int>(data.size()), SQLITE_TRANSIENT);
+      const std::string& account = shapes[static_cast<size_t>(t)].account;
+      sqlite3_bind_text(insert, 5, account.data(), static_cast<int>(account.size()), SQLITE_STATIC);
+      sqlite3_bind_blob(insert, 6, data.data(), static_cast<int>(data.size()), SQLITE_TRANSIENT);
       ok = sqlite3_step(insert) == SQLITE_DONE;
       sqlite3_reset(insert);
     }
@@ -337,6 +344,7 @@ std::optional<BlockResult> GroupBlock(const std::string& root, int threads, doub
       e.time = now;
       e.action = std::string(kAction);
       e.key_id = std::string(kKeyId);
+      e.account_id = shapes[static_cast<size_t>(t)].account;
       const EntryShape* shape = &shapes[static_cast<size_t>(t)];
       e.render = [shape](int64_t index) -> Result<std::string> { return shape->Render(index); };
       std::vector<store::LogEntryAppend> one;
