@@ -11,6 +11,8 @@
 #include <tuple>
 #include <utility>
 
+#include "common/text.h"
+
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -517,35 +519,10 @@ std::string DecodeString(std::string_view raw, bool escaped) {
   return out;
 }
 
-// Any nesting deeper than kMaxEntryDepth, counted without parsing (brackets inside strings are
-// skipped); the slow path checks this before handing text to nlohmann-json, whose dump() recurses.
-bool NestsTooDeep(std::string_view data) {
-  int depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < data.size(); ++i) {
-    const char c = data[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      if (++depth > kMaxEntryDepth) return true;
-    } else if (c == '}' || c == ']') {
-      --depth;
-    }
-  }
-  return false;
-}
-
 // The definition: parse, dump, compare. Returns the parsed document when canonical.
 Result<json> CanonicalBySlowPath(std::string_view data) {
-  if (NestsTooDeep(data)) {
+  // Checked before nlohmann-json sees the text: its dump() recurses.
+  if (JsonNestsDeeperThan(data, kMaxEntryDepth)) {
     return InvalidArgument("not canonical JSON: nested deeper than " +
                            std::to_string(kMaxEntryDepth) + " levels");
   }

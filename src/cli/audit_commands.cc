@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -20,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "audit/entry.h"
 #include "audit/export.h"
 #include "audit/note.h"
 #include "audit/store_log.h"
@@ -31,6 +33,7 @@
 #include "client/client.h"
 #include "common/encoding.h"
 #include "common/fs.h"
+#include "common/text.h"
 #include "config/config.h"
 #include "store/sqlite/sqlite_store.h"
 
@@ -166,7 +169,12 @@ Result<uint64_t> ClaimedSize(const std::string& note) {
   if (split == std::string::npos) return InvalidArgument("the server's checkpoint is not a note");
   auto checkpoint = audit::ParseCheckpoint(std::string_view(note).substr(0, split + 1));
   if (!checkpoint.ok()) return checkpoint.error().WithContext("the server's checkpoint");
-  return checkpoint->size.value();
+  const uint64_t size = checkpoint->size.value();
+  if (size > static_cast<uint64_t>(INT64_MAX)) {
+    return InvalidArgument("the server's checkpoint claims " + std::to_string(size) +
+                           " entries, more than a log can hold (2^63 - 1)");
+  }
+  return size;
 }
 
 // The entries a server publishes (up to its latest checkpoint), read through entry bundles.
@@ -624,7 +632,7 @@ class AuditTailCommand final : public Command {
       SIGNET_ASSIGN_OR_RETURN(std::vector<store::LogEntryRow> rows,
                               log.store->ReadLogEntries(next, 1000));
       for (const store::LogEntryRow& row : rows) {
-        std::cout << row.data << "\n";
+        WriteEntryLine(row.data);
         next = row.index + 1;
       }
       std::cout.flush();
@@ -655,47 +663,93 @@ class AuditTailCommand final : public Command {
     }
   }
 
-  // One page of /api/v1/log/entries after `after` (all pages when `drain`); advances `after`.
-  // Returns whether the page was full.
-  // Prints one entry exactly as it is hashed: "entry_b64", the stored bytes. A server that
-  // predates it sends only "entry", parsed JSON; entries are canonical JSON, so its dump() gives
-  // the same bytes for an untouched entry (a damaged one would be shown repaired).
-  static Status PrintEntry(const json& e) {
-    if (e.contains("entry_b64") && e["entry_b64"].is_string()) {
-      auto bytes = Base64Decode(e["entry_b64"].get<std::string>());
-      if (!bytes.ok()) return UnexpectedAnswer("an entry whose \"entry_b64\" is not base64");
-      std::cout.write(reinterpret_cast<const char*>(bytes->data()),
-                      static_cast<std::streamsize>(bytes->size()));
+  // One entry as a line on stdout: its bytes exactly as they are hashed. On a terminal, whatever
+  // a canonical entry may still hold that a terminal acts on (DEL, C1 controls in UTF-8) is shown
+  // escaped (common/text.h); a pipe or file gets the bytes unchanged.
+  static void WriteEntryLine(std::string_view entry) {
+    static const bool tty = isatty(STDOUT_FILENO) == 1;
+    if (tty) {
+      std::cout << TerminalSafe(entry, audit::kMaxEntrySize) << "\n";
+    } else {
+      std::cout.write(entry.data(), static_cast<std::streamsize>(entry.size()));
       std::cout << "\n";
-      return OkStatus();
     }
-    std::cout << e["entry"].dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
-    return OkStatus();
   }
 
+  // The bytes of one entry of a server's page, checked: canonical JSON (so no control character,
+  // no second line) whose "index" is the page's. "entry_b64" holds the stored bytes. A server
+  // that predates it sends only "entry", parsed JSON; entries are canonical JSON, so its dump()
+  // gives the same bytes for an untouched entry (a damaged one would be shown repaired).
+  static Result<std::string> EntryBytes(const json& e, int64_t index) {
+    std::string bytes;
+    if (auto b64 = e.find("entry_b64"); b64 != e.end() && b64->is_string()) {
+      auto decoded = Base64Decode(b64->get<std::string>());
+      if (!decoded.ok()) return UnexpectedAnswer("an entry whose \"entry_b64\" is not base64");
+      bytes.assign(decoded->begin(), decoded->end());
+    } else {
+      bytes = e.find("entry")->dump(-1, ' ', false, json::error_handler_t::replace);
+    }
+    auto fields = audit::ParseEntryFields(bytes);
+    if (!fields.ok()) {
+      return UnexpectedAnswer("entry " + std::to_string(index) +
+                              " is not a log entry: " + fields.error().message());
+    }
+    if (fields->index.value() != static_cast<uint64_t>(index)) {
+      return UnexpectedAnswer("the entry listed at index " + std::to_string(index) +
+                              " says it is entry " + std::to_string(fields->index.value()));
+    }
+    return bytes;
+  }
+
+  // One page of /api/v1/log/entries after `after` (all pages when `drain`); advances `after`.
+  // Returns whether the page was full. The page is the server's word, so it is held to what a
+  // page is: at most kTailPage entries, at indexes that only rise, past `after`; otherwise a
+  // server could keep tail printing the same entries forever.
   static Result<bool> Page(ServerLog& server, int64_t& after, bool print, bool drain) {
     while (true) {
-      std::string target = "/api/v1/log/entries?limit=1000";
+      std::string target = "/api/v1/log/entries?limit=" + std::to_string(kTailPage);
       if (after >= 0) target += "&after=" + std::to_string(after);
       SIGNET_ASSIGN_OR_RETURN(std::string body, server.Get(target));
-      json answer = json::parse(body, nullptr, /*allow_exceptions=*/false);
-      if (!answer.is_object() || !answer.contains("entries") || !answer["entries"].is_array()) {
+      SIGNET_ASSIGN_OR_RETURN(json answer, client::ParseJsonAnswer(body, target, kMaxTailAnswer));
+      auto list = answer.is_object() ? answer.find("entries") : answer.end();
+      if (list == answer.end() || !list->is_array()) {
         return UnexpectedAnswer("no \"entries\" list");
       }
-      const json& entries = answer["entries"];
+      const json& entries = *list;
+      if (entries.size() > static_cast<size_t>(kTailPage)) {
+        return UnexpectedAnswer(std::to_string(entries.size()) + " entries in a page of at most " +
+                                std::to_string(kTailPage));
+      }
       for (const json& e : entries) {
-        if (!e.is_object() || !e.contains("index") || !e["index"].is_number_integer() ||
-            !e.contains("entry")) {
+        auto index = e.is_object() ? e.find("index") : e.end();
+        if (index == e.end() || !index->is_number_integer() || !e.contains("entry")) {
           return UnexpectedAnswer("an entry without \"index\" and \"entry\"");
         }
-        if (print) SIGNET_TRY(PrintEntry(e));
-        after = e["index"].get<int64_t>();
+        // A non-negative index parses as unsigned; above INT64_MAX it would wrap.
+        const bool too_large = index->is_number_unsigned() &&
+                               index->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX);
+        const int64_t i = too_large ? INT64_MIN : index->get<int64_t>();
+        if (i <= after) {
+          return UnexpectedAnswer("entry index " + index->dump() + " after entry " +
+                                  std::to_string(after) +
+                                  ": a page's indexes must rise past the last one read");
+        }
+        if (print) {
+          SIGNET_ASSIGN_OR_RETURN(std::string bytes, EntryBytes(e, i));
+          WriteEntryLine(bytes);
+        }
+        after = i;
       }
       std::cout.flush();
-      const bool full = entries.size() == 1000;
+      const bool full = entries.size() == static_cast<size_t>(kTailPage);
       if (!drain || !full) return full;
     }
   }
+
+  // Entries per page: 256 of the largest entries (64 KiB, as parsed JSON and base64) stay within
+  // kMaxTailAnswer.
+  static constexpr int kTailPage = 256;
+  static constexpr size_t kMaxTailAnswer = 48 * 1024 * 1024;
 
   int64_t from_ = -1;  // -1: from now on
   double interval_seconds_ = 1.0;

@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
 #include "cli/remote_commands.h"
+#include "common/text.h"
 
 namespace signet::cli {
 
@@ -109,7 +110,9 @@ int Main(int argc, char** argv) {
       }
     }();
     if (status.ok()) return kExitOk;
-    std::cerr << "signet: " << status.error().message() << "\n";
+    // Messages can carry a server's words (an error description, a name): escaped, so they
+    // cannot drive the terminal.
+    std::cerr << "signet: " << TerminalSafe(status.error().message(), 16384) << "\n";
     return ExitCodeFor(status.error().code());
   }
   return kExitUsage;

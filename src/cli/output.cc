@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/text.h"
+
 namespace signet::cli {
 
 using nlohmann::json;
@@ -34,7 +36,9 @@ std::string KeyTable(const std::vector<store::KeyRecord>& keys) {
   std::vector<std::vector<std::string>> rows;
   rows.push_back({"NAME", "ALGORITHM", "STATE", "CERTIFICATE", "CREATED"});
   for (const auto& k : keys) {
-    rows.push_back({k.name, k.algorithm, std::string(store::KeyStateName(k.state)),
+    // The fields may come from a server's answer: escaped for the terminal (common/text.h).
+    rows.push_back({TerminalSafe(k.name), TerminalSafe(k.algorithm),
+                    std::string(store::KeyStateName(k.state)),
                     k.certificate_chain_pem.empty() ? "no" : "yes", FormatRfc3339(k.created_at)});
   }
   return Table(rows);
@@ -44,13 +48,15 @@ std::string KeyDetailsText(const service::KeyDetails& d) {
   const auto& k = d.record;
   auto yes = [](bool b) { return b ? "true" : "false"; };
   std::string out;
-  out += "name:          " + k.name + "\n";
-  out += "id:            " + k.id + "\n";
-  out += "algorithm:     " + k.algorithm + "\n";
+  // The fields may come from a server's answer: escaped for the terminal (common/text.h).
+  out += "name:          " + TerminalSafe(k.name) + "\n";
+  out += "id:            " + TerminalSafe(k.id) + "\n";
+  out += "algorithm:     " + TerminalSafe(k.algorithm) + "\n";
   out += "state:         " + std::string(store::KeyStateName(k.state)) + "\n";
-  out += "owner:         " + k.owner + "\n";
-  out += "token:         " + k.token_label + " (serial " + k.token_serial + ")\n";
-  out += "hsm key id:    " + k.hsm_key_id + "\n";
+  out += "owner:         " + TerminalSafe(k.owner) + "\n";
+  out += "token:         " + TerminalSafe(k.token_label) + " (serial " +
+         TerminalSafe(k.token_serial) + ")\n";
+  out += "hsm key id:    " + TerminalSafe(k.hsm_key_id) + "\n";
   out += "created:       " + FormatRfc3339(k.created_at) + "\n";
   out += "updated:       " + FormatRfc3339(k.updated_at) + "\n";
   out +=

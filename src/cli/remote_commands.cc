@@ -11,6 +11,7 @@
 #include "cli/remote_context.h"
 #include "cli/remote_session.h"
 #include "common/encoding.h"
+#include "common/text.h"
 
 namespace signet::cli {
 namespace {
@@ -20,8 +21,12 @@ using nlohmann::json;
 constexpr std::string_view kInfoTarget = "/csc/v2/info";
 constexpr std::string_view kLoginTarget = "/csc/v2/auth/login";
 constexpr std::string_view kRevokeTarget = "/csc/v2/auth/revoke";
+// The longest token lifetime a login answer may claim (a day; signet's tokens live minutes).
+constexpr int64_t kMaxTokenLifetimeSeconds = 24 * 3600;
 
-void PrintJson(const json& j) { std::cout << j.dump(2) << "\n"; }
+// ASCII only: every non-ASCII character, C1 controls included, is written as \uXXXX (and dump()
+// escapes the C0 ones), so a server's strings cannot reach the terminal as control sequences.
+void PrintJson(const json& j) { std::cout << j.dump(2, ' ', /*ensure_ascii=*/true) << "\n"; }
 
 // Overwrites a string member of a JSON answer that held a secret.
 void WipeMember(json& j, const char* name) {
@@ -40,7 +45,8 @@ void WipeMember(json& j, const char* name) {
 std::string Str(const json& j, const char* name) {
   if (!j.is_object()) return "";
   auto it = j.find(name);
-  return (it != j.end() && it->is_string()) ? it->get<std::string>() : "";
+  // Text for the terminal: a server's strings are shown with their control characters escaped.
+  return (it != j.end() && it->is_string()) ? TerminalSafe(it->get<std::string>()) : "";
 }
 
 bool Bool(const json& j, const char* name) {
@@ -55,7 +61,7 @@ std::string JoinStrings(const json& j, const char* name) {
   for (const json& v : j[name]) {
     if (!v.is_string()) continue;
     if (!out.empty()) out += ", ";
-    out += v.get<std::string>();
+    out += TerminalSafe(v.get<std::string>());
   }
   return out;
 }
@@ -96,6 +102,18 @@ std::string AccountTable(const json& accounts) {
                     Str(a, "state"), locked.empty() ? "-" : locked});
   }
   return Table(rows);
+}
+
+// A secret the server hands out to be shown once (a one-time password, a TOTP secret or URI):
+// printable ASCII without spaces, or the answer is refused rather than shown.
+Status CheckShowable(const std::string& value, const char* name) {
+  for (char c : value) {
+    if (c < 0x21 || c > 0x7e) {
+      return UnexpectedAnswer(std::string("'") + name +
+                              "' holds a character that is not printable ASCII");
+    }
+  }
+  return OkStatus();
 }
 
 // The TOTP enrolment of a new or reset account, shown once: secret, URI and a QR code.
@@ -221,6 +239,13 @@ class LoginCommand final : public Command {
     if (!expires_in.ok()) return std::move(expires_in).error();
     session.access_token = SecretBytes(std::string_view(*token));
     SecureWipe(token->data(), token->size());
+    // Bounded before the arithmetic: a huge value would overflow the time point, a negative one
+    // would save a session that has already expired.
+    if (*expires_in <= 0 || *expires_in > kMaxTokenLifetimeSeconds) {
+      return UnexpectedAnswer("'expires_in' is " + std::to_string(*expires_in) +
+                              " s; a token lives between 1 s and " +
+                              std::to_string(kMaxTokenLifetimeSeconds) + " s");
+    }
     session.expires_at = clock.Now() + std::chrono::seconds(*expires_in);
 
     // Who the token belongs to (a service account is known only by its certificate), and
@@ -246,9 +271,9 @@ class LoginCommand final : public Command {
                      {"session_file", path}});
       return OkStatus();
     }
-    std::cout << "logged in to " << session.server_url << " as '" << session.account << "' (roles "
-              << OrNone(JoinStrings(*account, "roles")) << "); the session expires at "
-              << FormatRfc3339(session.expires_at) << "\n";
+    std::cout << "logged in to " << session.server_url << " as '" << TerminalSafe(session.account)
+              << "' (roles " << OrNone(JoinStrings(*account, "roles"))
+              << "); the session expires at " << FormatRfc3339(session.expires_at) << "\n";
     if (must_change) {
       std::cout << "the password is a one-time password: run 'signet password' to set your own "
                    "before anything else\n";
@@ -437,6 +462,13 @@ class AccountCreateCommand final : public Command {
     SIGNET_ASSIGN_OR_RETURN(std::string otp, AnswerString(answer, "one_time_password"));
     SIGNET_ASSIGN_OR_RETURN(std::string secret, AnswerString(answer, "totp_secret"));
     SIGNET_ASSIGN_OR_RETURN(std::string uri, AnswerString(answer, "totp_uri"));
+    Status showable = CheckShowable(otp, "one_time_password");
+    if (showable.ok()) showable = CheckShowable(secret, "totp_secret");
+    if (showable.ok()) showable = CheckShowable(uri, "totp_uri");
+    if (!showable.ok()) {
+      for (std::string* v : {&otp, &secret, &uri}) SecureWipe(v->data(), v->size());
+      return showable;
+    }
     std::string text = "\nShown once; give these to " + name_ + " over a trusted channel:\n\n" +
                        "  one-time password  " + otp + "\n" + EnrolmentText(secret, uri) + "\n" +
                        name_ + " logs in with 'signet login --server URL --user " + name_ +
@@ -534,6 +566,13 @@ class AccountResetTotpCommand final : public NamedAccountCommand {
   Status Print(const GlobalOptions& global, const json& answer) {
     SIGNET_ASSIGN_OR_RETURN(std::string secret, AnswerString(answer, "totp_secret"));
     SIGNET_ASSIGN_OR_RETURN(std::string uri, AnswerString(answer, "totp_uri"));
+    Status showable = CheckShowable(secret, "totp_secret");
+    if (showable.ok()) showable = CheckShowable(uri, "totp_uri");
+    if (!showable.ok()) {
+      SecureWipe(secret.data(), secret.size());
+      SecureWipe(uri.data(), uri.size());
+      return showable;
+    }
     if (global.json) {
       PrintJson(answer);
     } else {
@@ -619,7 +658,7 @@ class KeyGrantsCommand final : public Command {
     }
     if (accounts->empty()) std::cout << "no account may sign with key '" << name_ << "'\n";
     for (const json& a : *accounts) {
-      if (a.is_string()) std::cout << a.get<std::string>() << "\n";
+      if (a.is_string()) std::cout << TerminalSafe(a.get<std::string>()) << "\n";
     }
     return OkStatus();
   }
@@ -661,6 +700,7 @@ class KeyPolicyCommand final : public Command {
     SIGNET_ASSIGN_OR_RETURN(auto remote, RemoteContext::Open(global));
     SIGNET_ASSIGN_OR_RETURN(json answer, remote->Call(ApiTarget("keys/policy"), {{"name", name_}}));
     SIGNET_ASSIGN_OR_RETURN(const json* current, AnswerMember(answer, "policy"));
+    if (!current->is_object()) return UnexpectedAnswer("'policy' is not an object");
     json policy = *current;
     if (set_) {
       // set-policy replaces every field, so unspecified ones are sent with their current values.
@@ -672,6 +712,7 @@ class KeyPolicyCommand final : public Command {
       SIGNET_ASSIGN_OR_RETURN(answer, remote->Call(ApiTarget("keys/set-policy"),
                                                    {{"name", name_}, {"policy", policy}}));
       SIGNET_ASSIGN_OR_RETURN(const json* updated, AnswerMember(answer, "policy"));
+      if (!updated->is_object()) return UnexpectedAnswer("'policy' is not an object");
       policy = *updated;
     }
     if (global.json) {

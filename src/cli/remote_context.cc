@@ -1,6 +1,8 @@
 #include "cli/remote_context.h"
 
+#include <cstdint>
 #include <cstdlib>
+#include <limits>
 
 #include "common/fs.h"
 
@@ -76,8 +78,11 @@ Result<bool> AnswerBool(const nlohmann::json& answer, const char* name) {
 
 Result<int64_t> AnswerInt(const nlohmann::json& answer, const char* name) {
   SIGNET_ASSIGN_OR_RETURN(const nlohmann::json* v, AnswerMember(answer, name));
-  if (!v->is_number_integer()) {
-    return UnexpectedAnswer(std::string("'") + name + "' is not an integer");
+  // An integer above INT64_MAX parses as unsigned, and get<int64_t>() would wrap it.
+  if (!v->is_number_integer() ||
+      (v->is_number_unsigned() &&
+       v->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))) {
+    return UnexpectedAnswer(std::string("'") + name + "' is not a 64-bit signed integer");
   }
   return v->get<int64_t>();
 }
@@ -134,11 +139,8 @@ Result<nlohmann::json> CallJsonWithSecrets(
     return client::ErrorFromResponse(*response);
   }
   if (response->body.empty()) return nlohmann::json::object();
-  auto parsed = nlohmann::json::parse(response->body, nullptr, /*allow_exceptions=*/false);
+  auto parsed = client::ParseJsonAnswer(response->body, target);
   SecureWipe(response->body.data(), response->body.size());  // a login answer holds a token
-  if (parsed.is_discarded()) {
-    return InternalError("the server's answer to " + std::string(target) + " is not JSON");
-  }
   return parsed;
 }
 

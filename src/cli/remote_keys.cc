@@ -32,7 +32,8 @@ Result<std::string> SpkiBase64FromPem(std::string_view pem) {
   constexpr std::string_view kEnd = "-----END PUBLIC KEY-----";
   size_t begin = pem.find(kBegin);
   size_t end = pem.find(kEnd);
-  if (begin == std::string_view::npos || end == std::string_view::npos || end < begin) {
+  if (begin == std::string_view::npos || end == std::string_view::npos ||
+      end < begin + kBegin.size()) {
     return BadAnswer("'public_key_pem' is not a PUBLIC KEY block");
   }
   std::string out;
@@ -93,7 +94,17 @@ class RemoteKeyBackend final : public KeyBackend {
 
   Result<std::string> CreateCsr(const std::string& name, const std::string& subject) override {
     SIGNET_ASSIGN_OR_RETURN(json answer, Call("keys/csr", {{"name", name}, {"subject", subject}}));
-    return StringMember(answer, "csr_pem");
+    SIGNET_ASSIGN_OR_RETURN(std::string pem, StringMember(answer, "csr_pem"));
+    // Written to the terminal or a file as it is: PEM text only.
+    if (!pem.starts_with("-----BEGIN CERTIFICATE REQUEST-----")) {
+      return BadAnswer("'csr_pem' is not a PEM CERTIFICATE REQUEST block");
+    }
+    for (char c : pem) {
+      if ((c < 0x20 || c > 0x7e) && c != '\n' && c != '\r') {
+        return BadAnswer("'csr_pem' holds a character that PEM text does not");
+      }
+    }
+    return pem;
   }
 
   Result<store::KeyRecord> ImportCertificateChain(const std::string& name,

@@ -22,6 +22,7 @@
 
 #include "common/bytes.h"
 #include "common/fs.h"
+#include "common/text.h"
 
 namespace signet::client {
 namespace {
@@ -403,13 +404,26 @@ const ClientOptions& HttpsClient::options() const { return impl_->options; }
 Error ErrorFromResponse(const HttpResponse& response) {
   std::string description;
   std::string name;
-  auto body = nlohmann::json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+  // An error body is a small object; anything that is not is ignored, unparsed, and the status
+  // speaks alone.
+  auto body = response.body.size() <= kMaxJsonAnswer && !JsonNestsDeeperThan(response.body)
+                  ? nlohmann::json::parse(response.body, nullptr, /*allow_exceptions=*/false)
+                  : nlohmann::json();
   if (body.is_object()) {
     auto d = body.find("error_description");
     if (d != body.end() && d->is_string()) description = d->get<std::string>();
     auto e = body.find("error");
     if (e != body.end() && e->is_string()) name = e->get<std::string>();
   }
+  auto cap = [](std::string& text) {
+    if (text.size() <= kMaxErrorDescription) return;
+    size_t cut = kMaxErrorDescription;
+    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xc0) == 0x80) --cut;
+    text.resize(cut);
+    text += "...";
+  };
+  cap(description);
+  cap(name);
   std::string message;
   if (!description.empty()) {
     message = description + (name.empty() ? "" : " (" + name + ")");
@@ -439,10 +453,22 @@ Result<nlohmann::json> CallJson(HttpsClient& client, std::string_view target,
   if (!response.ok()) return std::move(response).error();
   if (response->status < 200 || response->status > 299) return ErrorFromResponse(*response);
   if (response->body.empty()) return nlohmann::json::object();
-  auto parsed = nlohmann::json::parse(response->body, nullptr, /*allow_exceptions=*/false);
-  if (parsed.is_discarded()) {
-    return InternalError("the server's answer to " + std::string(target) + " is not JSON");
+  return ParseJsonAnswer(response->body, target);
+}
+
+Result<nlohmann::json> ParseJsonAnswer(std::string_view body, std::string_view what,
+                                       size_t max_bytes) {
+  const std::string answer = "the server's answer to " + std::string(what);
+  if (body.size() > max_bytes) {
+    return InternalError(answer + " is " + std::to_string(body.size()) + " bytes; at most " +
+                         std::to_string(max_bytes) + " are accepted");
   }
+  if (JsonNestsDeeperThan(body)) {
+    return InternalError(answer + " nests objects and arrays deeper than " +
+                         std::to_string(kMaxJsonDepth) + " levels");
+  }
+  auto parsed = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded()) return InternalError(answer + " is not JSON");
   return parsed;
 }
 

@@ -97,7 +97,21 @@ class HttpsClient {
 Result<nlohmann::json> CallJson(HttpsClient& client, std::string_view target,
                                 const nlohmann::json& body, std::string_view bearer = {});
 
-// The signet Error for a non-2xx answer, as CallJson builds it.
+// The signet Error for a non-2xx answer, as CallJson builds it. The server's description is
+// taken as it is (up to kMaxErrorDescription bytes); whoever shows it on a terminal makes it safe
+// there (TerminalSafe in common/text.h).
 Error ErrorFromResponse(const HttpResponse& response);
+inline constexpr size_t kMaxErrorDescription = 2000;
+
+// The most a JSON answer of the CSC or management API may hold. A document costs its parser tens
+// of times its size in memory, so the HTTP client's own cap (64 MiB, for tiles and bundles) is too
+// high for JSON; nothing those APIs answer comes near this.
+inline constexpr size_t kMaxJsonAnswer = 8 * 1024 * 1024;
+
+// Parses the JSON body of a server's answer to `what` (a target, for messages), which the caller
+// treats as untrusted: Internal if it is over `max_bytes`, nests deeper than kMaxJsonDepth
+// (common/text.h) or is not JSON. CallJson uses it; so do callers that send their own requests.
+Result<nlohmann::json> ParseJsonAnswer(std::string_view body, std::string_view what,
+                                       size_t max_bytes = kMaxJsonAnswer);
 
 }  // namespace signet::client

@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <thread>
 
 #include "common/clock.h"
@@ -98,6 +99,16 @@ class ClientTest : public ::testing::Test {
                            return server::Response{200, "text/plain", "hello", {}};
                          })
                     .ok());
+    // Answers a hostile or broken server could give: /canned/<name> answers canned_[name].
+    ASSERT_TRUE(router
+                    .Add("POST", "/canned/*",
+                         [this](const server::Request& r) {
+                           const std::string name = r.path.substr(std::string("/canned/").size());
+                           auto it = canned_.find(name);
+                           return it != canned_.end() ? it->second
+                                                      : server::Response{404, "text/plain", "", {}};
+                         })
+                    .ok());
     options.bind_address = "127.0.0.1";
     options.port = 0;
     options.tls.certificate_chain_file = cert_;
@@ -123,6 +134,7 @@ class ClientTest : public ::testing::Test {
   std::unique_ptr<server::Server> server_;
   std::atomic<int> flaky_calls_{0};
   int flaky_failures_ = 0;
+  std::map<std::string, server::Response> canned_;  // set before StartServer
 };
 
 TEST_F(ClientTest, CallJsonSendsBodyAndBearerAndReusesTheConnection) {
@@ -157,6 +169,53 @@ TEST_F(ClientTest, ErrorAnswersBecomeSignetErrors) {
   ASSERT_FALSE(not_json.ok());
   EXPECT_EQ(not_json.error().code(), ErrorCode::kInternal);
   EXPECT_THAT(not_json.error().message(), HasSubstr("not JSON"));
+}
+
+// A server's JSON is parsed only within bounds: nesting (a copy or dump of a deep document
+// recurses once per level), size (a document costs tens of times its size to parse), and the
+// length of an error's description; none of it crashes the client or comes back unbounded.
+TEST_F(ClientTest, AnswersOutsideTheBoundsAreErrorsNotCrashes) {
+  canned_["deep"] = {200,
+                     "application/json",
+                     "{\"policy\":" + std::string(200000, '[') + std::string(200000, ']') + "}",
+                     {}};
+  canned_["nested64"] = {200, "application/json", std::string(64, '[') + std::string(64, ']'), {}};
+  std::string big = "{\"accounts\":[";
+  while (big.size() <= kMaxJsonAnswer) big += "{},";
+  big += "{}]}";
+  canned_["big"] = {200, "application/json", big, {}};
+  canned_["deep-error"] = {403, "application/json", std::string(100000, '['), {}};
+  canned_["long-error"] = {
+      400,
+      "application/json",
+      json{{"error", "invalid_request"}, {"error_description", std::string(1 << 20, 'x')}}.dump(),
+      {}};
+  StartServer();
+  auto client = Client();
+  ASSERT_NE(client, nullptr);
+
+  auto deep = CallJson(*client, "/canned/deep", json::object());
+  ASSERT_FALSE(deep.ok());
+  EXPECT_EQ(deep.error().code(), ErrorCode::kInternal);
+  EXPECT_THAT(deep.error().message(), HasSubstr("deeper than 64 levels"));
+  auto nested = CallJson(*client, "/canned/nested64", json::object());
+  ASSERT_TRUE(nested.ok()) << nested.error().message();
+
+  auto huge = CallJson(*client, "/canned/big", json::object());
+  ASSERT_FALSE(huge.ok());
+  EXPECT_EQ(huge.error().code(), ErrorCode::kInternal);
+  EXPECT_THAT(huge.error().message(), HasSubstr("at most 8388608 are accepted"));
+
+  auto deep_error = CallJson(*client, "/canned/deep-error", json::object());
+  ASSERT_FALSE(deep_error.ok());
+  EXPECT_EQ(deep_error.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_EQ(deep_error.error().message(), "the server answered HTTP 403");
+
+  auto long_error = CallJson(*client, "/canned/long-error", json::object());
+  ASSERT_FALSE(long_error.ok());
+  EXPECT_EQ(long_error.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_LT(long_error.error().message().size(), kMaxErrorDescription + 40);
+  EXPECT_THAT(long_error.error().message(), HasSubstr("... (invalid_request)"));
 }
 
 TEST_F(ClientTest, RetriesOverloadAnswersUpToTheLimit) {

@@ -390,6 +390,15 @@ TEST_F(CscApiTest, MalformedJsonIsABadRequest) {
       "invalid_request");
   ExpectError(Call("credentials/list", "[1,2]", {{"authorization", "Bearer " + token}}), 400,
               "invalid_request");
+  // Nested deeper than any request needs: refused before anything copies it (a copy recurses
+  // once per level). 64 levels are still fine.
+  const std::string deep = "{\"hashes\":" + std::string(100000, '[');
+  Response r = Call("credentials/list", deep, {{"authorization", "Bearer " + token}});
+  ExpectError(r, 400, "invalid_request");
+  EXPECT_NE(r.body.find("deeper than 64 levels"), std::string::npos) << r.body;
+  const std::string nested_64 = "{\"x\":" + std::string(63, '[') + std::string(63, ']') + "}";
+  EXPECT_EQ(Call("credentials/list", nested_64, {{"authorization", "Bearer " + token}}).status,
+            200);
 }
 
 TEST_F(CscApiTest, WrongContentTypeIsRefused) {

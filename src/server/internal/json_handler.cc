@@ -5,6 +5,8 @@
 #include <limits>
 #include <utility>
 
+#include "common/text.h"
+
 namespace signet::server::internal {
 
 using json = nlohmann::json;
@@ -80,6 +82,11 @@ bool IsJsonContentType(const Request& request) {
 
 Result<json> ParseJsonObject(const Request& request) {
   if (request.body.empty()) return json::object();
+  // Before parsing: a handler that copies or dumps a member would recurse once per level.
+  if (JsonNestsDeeperThan(request.body)) {
+    return InvalidArgument("the request body nests objects and arrays deeper than " +
+                           std::to_string(kMaxJsonDepth) + " levels");
+  }
   json body = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded()) return InvalidArgument("the request body is not valid JSON");
   if (!body.is_object()) return InvalidArgument("the request body must be a JSON object");

@@ -1,0 +1,52 @@
+#include "common/text.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace signet {
+namespace {
+
+TEST(JsonNestsDeeperThanTest, CountsObjectsAndArraysOutsideStrings) {
+  EXPECT_FALSE(JsonNestsDeeperThan("", 0));
+  EXPECT_FALSE(JsonNestsDeeperThan("1", 0));
+  EXPECT_TRUE(JsonNestsDeeperThan("{}", 0));
+  EXPECT_FALSE(JsonNestsDeeperThan(R"({"a":[1,{"b":[]}]})", 4));
+  EXPECT_TRUE(JsonNestsDeeperThan(R"({"a":[1,{"b":[]}]})", 3));
+  EXPECT_FALSE(JsonNestsDeeperThan(R"([[]],[[]],[[]])", 2));  // siblings do not add up
+  // Brackets inside strings, escaped quotes included, are text.
+  EXPECT_FALSE(JsonNestsDeeperThan(R"({"a":"[[[[{{{{"})", 1));
+  EXPECT_FALSE(JsonNestsDeeperThan(R"({"a":"\"[[[[","b":"\\"})", 1));
+  EXPECT_TRUE(JsonNestsDeeperThan(R"({"a":"\\",  "b":[[]]})", 2));
+  // The default bound, and a document far deeper than any stack would survive copying.
+  EXPECT_FALSE(
+      JsonNestsDeeperThan(std::string(kMaxJsonDepth, '[') + std::string(kMaxJsonDepth, ']')));
+  EXPECT_TRUE(JsonNestsDeeperThan(std::string(kMaxJsonDepth + 1, '[')));
+  EXPECT_TRUE(JsonNestsDeeperThan("{\"p\":" + std::string(200000, '[')));
+}
+
+TEST(TerminalSafeTest, EscapesControlCharactersAndKeepsTheRest) {
+  EXPECT_EQ(TerminalSafe("plain text, é and 日本"), "plain text, é and 日本");
+  EXPECT_EQ(TerminalSafe("two\nlines"), "two\nlines");
+  EXPECT_EQ(TerminalSafe("\x1b]0;PWNED\x07\x1b[2K\rfake prompt"),
+            "\\x1b]0;PWNED\\x07\\x1b[2K\\x0dfake prompt");
+  EXPECT_EQ(TerminalSafe(std::string("a\0b\tc\x7f", 6)), "a\\x00b\\x09c\\x7f");
+  // C1 controls in UTF-8 (U+009B is CSI on terminals that honour 8-bit controls); U+00A0 is not.
+  EXPECT_EQ(TerminalSafe("\xc2\x9b"
+                         "31m \xc2\x85 \xc2\xa0"),
+            "\\u009b31m \\u0085 \xc2\xa0");
+  // Invalid UTF-8 is passed through: it cannot form a control sequence on its own.
+  EXPECT_EQ(TerminalSafe("\xff\xc2"), "\xff\xc2");
+}
+
+TEST(TerminalSafeTest, CutsLongTextOutsideAUtf8Sequence) {
+  EXPECT_EQ(TerminalSafe("abcdef", 4), "abcd... (6 bytes in all)");
+  EXPECT_EQ(TerminalSafe("abcdef", 6), "abcdef");
+  // "é" is two bytes; a cut after its first byte backs up before it.
+  EXPECT_EQ(TerminalSafe("abcé", 4), "abc... (5 bytes in all)");
+  const std::string huge(10 << 20, 'x');
+  EXPECT_EQ(TerminalSafe(huge).size(), 4096 + std::string("... (10485760 bytes in all)").size());
+}
+
+}  // namespace
+}  // namespace signet

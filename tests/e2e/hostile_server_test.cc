@@ -1,0 +1,292 @@
+// The real `signet` CLI against a server that answers badly on purpose: a real HTTPS server
+// (server::Server on 127.0.0.1, port 0, a fresh localhost certificate) whose routes return canned
+// answers a compromised or broken server could send. For each, the CLI must end with a clear
+// error and an exit code (never a signal, never a hang), and nothing the server says may reach
+// the terminal as a control sequence.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+
+#include "common/clock.h"
+#include "common/encoding.h"
+#include "common/fs.h"
+#include "pki/pki.h"
+#include "server/metrics.h"
+#include "server/server.h"
+
+namespace signet {
+namespace {
+
+using json = nlohmann::json;
+
+struct CliRun {
+  bool exited = false;  // false: killed by a signal (a crash, or the time-out)
+  int code = -1;
+  std::string out;
+  std::string err;
+  double seconds = 0;
+};
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// One canonical log entry, as the service writes them (sorted keys, no spaces).
+std::string Entry(int64_t index, const std::string& action = "login_success") {
+  return json{{"action", action}, {"index", index}, {"outcome", "success"}}.dump();
+}
+
+json EntryItem(int64_t index, const std::string& bytes) {
+  return json{
+      {"index", index}, {"entry", json::parse(bytes)}, {"entry_b64", Base64Encode(AsBytes(bytes))}};
+}
+
+class HostileServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/signet-hostile-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    auto identity = pki::CreateLocalhostTlsIdentity(SystemClock().Now());
+    ASSERT_TRUE(identity.ok()) << identity.error().message();
+    cert_ = dir_ + "/server.crt";
+    const std::string key = dir_ + "/server.key";
+    ASSERT_TRUE(fs::WriteFileAtomic(cert_, AsBytes(identity->certificate_pem), 0644).ok());
+    ASSERT_TRUE(fs::WriteFileAtomic(key, identity->private_key_pem.view(), 0600).ok());
+    ASSERT_TRUE(fs::WriteFileAtomic(dir_ + "/password", AsBytes("not a real one"), 0600).ok());
+
+    // What an honest server says to a login; tests replace what they need.
+    Set("POST", "/csc/v2/info", 200, json{{"name", "hostile"}}.dump());
+    Set("POST", "/csc/v2/auth/login", 200,
+        json{{"access_token", "t0k3n"}, {"expires_in", 600}}.dump());
+    Set("POST", "/csc/v2/auth/revoke", 204, "");
+    Set("POST", "/api/v1/auth/whoami", 200,
+        json{{"account", {{"name", "mallory"}, {"roles", {"admin", "auditor"}}}}}.dump());
+
+    server::Router router;
+    for (const char* method : {"GET", "POST"}) {
+      ASSERT_TRUE(router
+                      .Add(method, "/*",
+                           [this, method](const server::Request& r) {
+                             std::lock_guard lock(mu_);
+                             auto it = answers_.find(std::string(method) + " " + r.path);
+                             if (it == answers_.end()) {
+                               return server::JsonErrorResponse(404, "not_found", "no such route");
+                             }
+                             return it->second;
+                           })
+                      .ok());
+    }
+    server::ServerOptions options;
+    options.bind_address = "127.0.0.1";
+    options.port = 0;
+    options.tls.certificate_chain_file = cert_;
+    options.tls.private_key_file = key;
+    auto created = server::Server::Create(std::move(options), std::move(router), metrics_);
+    ASSERT_TRUE(created.ok()) << created.error().message();
+    server_ = std::move(*created);
+    auto port = server_->Start();
+    ASSERT_TRUE(port.ok()) << port.error().message();
+    url_ = "https://127.0.0.1:" + std::to_string(*port);
+    // The CLI keeps its session under $HOME (XDG_CONFIG_HOME unset).
+    setenv("HOME", dir_.c_str(), 1);
+    unsetenv("XDG_CONFIG_HOME");
+    for (const char* v : {"SIGNET_SERVER", "SIGNET_PASSWORD_FILE", "SIGNET_OTP"}) unsetenv(v);
+  }
+
+  void TearDown() override {
+    if (server_) {
+      server_->Stop();
+      server_->Wait();
+    }
+    std::filesystem::remove_all(dir_);
+  }
+
+  void Set(const std::string& method, const std::string& path, int status, std::string body) {
+    std::lock_guard lock(mu_);
+    answers_[method + " " + path] =
+        server::Response{status, "application/json", std::move(body), {}};
+  }
+
+  // Runs the signet binary with `args`, stdout and stderr to files, under a 30 s time-out.
+  CliRun Signet(const std::string& args) {
+    const std::string out = dir_ + "/out";
+    const std::string err = dir_ + "/err";
+    const auto start = std::chrono::steady_clock::now();
+    const std::string command = "timeout -s KILL 30 " + std::string(SIGNET_BINARY) + " " + args +
+                                " >" + out + " 2>" + err + " </dev/null";
+    const int status = std::system(command.c_str());
+    CliRun r;
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    // timeout(1) reports a killed child as 128 + signal; the shell does the same for a crash.
+    r.exited = WIFEXITED(status) && WEXITSTATUS(status) < 128;
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.out = ReadAll(out);
+    r.err = ReadAll(err);
+    return r;
+  }
+
+  CliRun Login() {
+    return Signet("login --server " + url_ + " --ca-file " + cert_ +
+                  " --user mallory --password-file " + dir_ + "/password --otp 123456");
+  }
+
+  std::string dir_, cert_, url_;
+  server::Metrics metrics_;
+  std::unique_ptr<server::Server> server_;
+  std::mutex mu_;
+  std::map<std::string, server::Response> answers_;
+};
+
+// Exit status and output of a refusal: an error exit, a message naming the problem, within time.
+void ExpectRefused(const CliRun& r, int code, const std::string& phrase) {
+  EXPECT_TRUE(r.exited) << "killed by a signal or the time-out after " << r.seconds
+                        << " s; stderr: " << r.err;
+  EXPECT_EQ(r.code, code) << r.err;
+  EXPECT_NE(r.err.find(phrase), std::string::npos) << "'" << phrase << "' not in: " << r.err;
+}
+
+TEST_F(HostileServerTest, AHonestAnswerLogsIn) {
+  const CliRun r = Login();
+  ASSERT_TRUE(r.exited);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("as 'mallory'"), std::string::npos) << r.out;
+}
+
+TEST_F(HostileServerTest, ATokenLifetimeOutOfRangeIsRefusedAndNoSessionIsSaved) {
+  for (const char* expires : {"9223372036854775807", "18446744073709551615", "-5", "0"}) {
+    Set("POST", "/csc/v2/auth/login", 200,
+        std::string(R"({"access_token":"t0k3n","expires_in":)") + expires + "}");
+    const CliRun r = Login();
+    ExpectRefused(r, 1, "expires_in");
+    EXPECT_FALSE(std::filesystem::exists(dir_ + "/.config/signet/session.json")) << expires;
+  }
+}
+
+TEST_F(HostileServerTest, DeeplyNestedAnswersAreErrorsNotCrashes) {
+  ASSERT_EQ(Login().code, 0);
+  const std::string deep =
+      "{\"policy\":" + std::string(300000, '[') + std::string(300000, ']') + "}";
+  Set("POST", "/api/v1/keys/policy", 200, deep);
+  ExpectRefused(Signet("key policy release"), 1, "deeper than 64 levels");
+  ExpectRefused(Signet("--json key policy release"), 1, "deeper than 64 levels");
+  Set("POST", "/api/v1/accounts/list", 200, "{\"accounts\":" + std::string(300000, '[') + "}");
+  ExpectRefused(Signet("account list"), 1, "deeper than 64 levels");
+}
+
+TEST_F(HostileServerTest, APolicyThatIsNotAnObjectIsRefused) {
+  ASSERT_EQ(Login().code, 0);
+  for (const char* policy : {"[]", "\"x\"", "null", "7"}) {
+    Set("POST", "/api/v1/keys/policy", 200, std::string("{\"policy\":") + policy + "}");
+    ExpectRefused(Signet("key policy release --set --rate-key 5"), 1, "'policy' is not an object");
+  }
+}
+
+TEST_F(HostileServerTest, ServerTextCannotDriveTheTerminal) {
+  ASSERT_EQ(Login().code, 0);
+  const std::string evil =
+      "\x1b]0;PWNED\x07\x1b[2K\rfake prompt \xc2\x9b"
+      "31m";
+  Set("POST", "/api/v1/accounts/list", 400,
+      json{{"error", "invalid_request"}, {"error_description", evil}}.dump());
+  CliRun r = Signet("account list");
+  ExpectRefused(r, 2, "\\x1b]0;PWNED\\x07\\x1b[2K\\x0dfake prompt \\u009b31m");
+  EXPECT_EQ(r.err.find('\x1b'), std::string::npos);
+
+  Set("POST", "/api/v1/accounts/list", 200,
+      json{{"accounts", {{{"name", evil}, {"kind", "person"}, {"roles", {evil}}}}}}.dump());
+  for (const char* args : {"account list", "--json account list"}) {
+    r = Signet(args);
+    ASSERT_TRUE(r.exited);
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out.find('\x1b'), std::string::npos) << args;
+    EXPECT_EQ(r.out.find('\r'), std::string::npos) << args;
+    EXPECT_EQ(r.out.find("\xc2\x9b"), std::string::npos) << args;
+    EXPECT_NE(r.out.find("PWNED"), std::string::npos) << args << ": the text is shown, escaped";
+  }
+
+  // A secret to be shown once that is not printable is refused, not shown.
+  Set("POST", "/api/v1/accounts/reset-totp", 200,
+      json{{"totp_secret", "JBSWY3DP\x1b[2J"}, {"totp_uri", "otpauth://totp/x"}}.dump());
+  r = Signet("account reset-totp alice");
+  ExpectRefused(r, 1, "'totp_secret' holds a character that is not printable ASCII");
+  EXPECT_EQ(r.out.find('\x1b'), std::string::npos);
+}
+
+TEST_F(HostileServerTest, TailStopsOnPagesThatDoNotAdvance) {
+  ASSERT_EQ(Login().code, 0);
+  const std::string tail = "audit tail --server " + url_ + " --from 0 --no-follow";
+  // A full page whose indexes stand still, go back, start before --from or overflow.
+  for (int64_t stuck : {int64_t{0}, int64_t{-1}}) {
+    json page = {{"entries", json::array()}};
+    for (int i = 0; i < 256; ++i) page["entries"].push_back(EntryItem(stuck, Entry(0)));
+    Set("GET", "/api/v1/log/entries", 200, page.dump());
+    ExpectRefused(Signet(tail), 1, "a page's indexes must rise");
+  }
+  Set("GET", "/api/v1/log/entries", 200,
+      R"({"entries":[{"index":9223372036854775808,"entry":{}}]})");
+  ExpectRefused(Signet(tail), 1, "a page's indexes must rise");
+  // More entries than asked for.
+  json page = {{"entries", json::array()}};
+  for (int i = 0; i < 300; ++i) page["entries"].push_back(EntryItem(i, Entry(i)));
+  Set("GET", "/api/v1/log/entries", 200, page.dump());
+  ExpectRefused(Signet(tail), 1, "300 entries in a page of at most 256");
+}
+
+TEST_F(HostileServerTest, TailPrintsOnlyCanonicalEntriesAtTheirIndex) {
+  ASSERT_EQ(Login().code, 0);
+  const std::string tail = "audit tail --server " + url_ + " --from 0 --no-follow";
+  json page = {{"entries", {EntryItem(0, Entry(0)), EntryItem(1, Entry(1, "logout"))}}};
+  Set("GET", "/api/v1/log/entries", 200, page.dump());
+  CliRun r = Signet(tail);
+  ASSERT_TRUE(r.exited);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, Entry(0) + "\n" + Entry(1, "logout") + "\n");
+
+  // A forged second line, a terminal escape in the bytes, an entry that names another index.
+  const std::string forged = Entry(0) + "\n" + Entry(1);
+  const std::string escape = "{\"action\":\"x\x1b[2J\",\"index\":0}";
+  for (const std::string& bytes : {forged, escape}) {
+    json item = {
+        {"index", 0}, {"entry", json::object()}, {"entry_b64", Base64Encode(AsBytes(bytes))}};
+    page = {{"entries", json::array({item})}};
+    Set("GET", "/api/v1/log/entries", 200, page.dump());
+    r = Signet(tail);
+    ExpectRefused(r, 1, "entry 0 is not a log entry");
+    EXPECT_EQ(r.out.find('\x1b'), std::string::npos);
+  }
+  page = {{"entries", {EntryItem(0, Entry(7))}}};
+  Set("GET", "/api/v1/log/entries", 200, page.dump());
+  ExpectRefused(Signet(tail), 1, "the entry listed at index 0 says it is entry 7");
+}
+
+TEST_F(HostileServerTest, ACheckpointClaimingMoreEntriesThanALogHoldsIsRefused) {
+  ASSERT_EQ(Login().code, 0);
+  // The size is read before any signature is checked (tail starts from it).
+  const std::string note =
+      "signet.example/"
+      "hostile\n9223372036854775808\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n"
+      "\xe2\x80\x94 signet.example/hostile AAAA\n";
+  {
+    std::lock_guard lock(mu_);
+    answers_["GET /log/checkpoint"] = server::Response{200, "text/plain", note, {}};
+  }
+  ExpectRefused(Signet("audit tail --server " + url_ + " --no-follow"), 2,
+                "more than a log can hold");
+}
+
+}  // namespace
+}  // namespace signet
