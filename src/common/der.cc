@@ -66,7 +66,10 @@ Result<Bytes> ParseOctetString(ByteView der) {
       return InvalidArgument("DER: bad OCTET STRING length");
     }
     for (size_t i = 0; i < count; ++i) len = (len << 8) | der[2 + i];
-    if (len < 0x80) return InvalidArgument("DER: non-minimal OCTET STRING length");
+    // DER (X.690 10.1): the fewest octets, so no leading zero octet and no long form below 128.
+    if (len < 0x80 || der[2] == 0) {
+      return InvalidArgument("DER: non-minimal OCTET STRING length");
+    }
     header += count;
   }
   if (header + len != der.size()) {

@@ -30,6 +30,14 @@ TEST(DerTest, ParseOctetStringRejectsTrailingData) {
   EXPECT_FALSE(ParseOctetString(Bytes{0x04, 0x05, 0xaa}).ok());
   EXPECT_FALSE(ParseOctetString(Bytes{0x03, 0x01, 0xaa}).ok());
   EXPECT_FALSE(ParseOctetString(Bytes{0x04, 0x81, 0x01, 0xaa}).ok());  // non-minimal
+  // A leading zero octet in a long-form length (found by common_encoding_fuzz): 0x82 0x00 0x8f
+  // says 143, which DER writes 0x81 0x8f.
+  Bytes padded = {0x04, 0x82, 0x00, 0x8f};
+  padded.resize(4 + 0x8f, 0x11);
+  EXPECT_FALSE(ParseOctetString(padded).ok());
+  Bytes minimal = {0x04, 0x81, 0x8f};
+  minimal.resize(3 + 0x8f, 0x11);
+  EXPECT_TRUE(ParseOctetString(minimal).ok());
 }
 
 TEST(DerTest, EcdsaRawToDer) {
