@@ -13,35 +13,14 @@
 #include <utility>
 
 #include "audit/entry.h"
+#include "common/text.h"
 
 namespace {
 
 using nlohmann::json;
 
-bool NestsTooDeep(std::string_view text) {
-  int depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      if (++depth > signet::audit::kMaxEntryDepth) return true;
-    } else if (c == '}' || c == ']') {
-      --depth;
-    }
-  }
-  return false;
-}
-
 bool CanonicalByDefinition(std::string_view text) {
-  if (NestsTooDeep(text)) return false;
+  if (signet::JsonNestsDeeperThan(text, signet::audit::kMaxEntryDepth)) return false;
   json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded()) return false;
   try {
