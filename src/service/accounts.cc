@@ -501,6 +501,13 @@ Status AccountService::CountFailure(const store::AccountRecord& account, TimePoi
                           store_.RecordLoginFailure(account.id, options_.lockout_threshold,
                                                     now + options_.lockout_duration, now));
   *locked_until = state.locked_until;
+  // A lock ends the account's tokens, as disabling does: otherwise a token taken by whoever
+  // guessed would work again the moment an admin unlocks the account (or the lock runs out
+  // before the token does), with five more guesses.
+  if (state.locked_until) {
+    SIGNET_ASSIGN_OR_RETURN(int64_t revoked, store_.RevokeAccountTokens(account.id, now));
+    (void)revoked;
+  }
   return OkStatus();
 }
 
@@ -894,7 +901,11 @@ Status AccountService::ChangePassword(const AccountCaller& who, const SecretByte
     std::optional<TimePoint> locked_now;
     Status counted = CountFailure(*account, now, &locked_now);
     if (!counted.ok()) event.details["error"] = counted.error().message();
-    if (locked_now) event.locked_until = locked_now;
+    if (locked_now) {
+      // The failure that locks the account is recorded as the lockout, as at login.
+      event.action = AccountAction::kLockout;
+      event.locked_until = locked_now;
+    }
     return Fail(event, Unauthenticated("the current password is wrong"));
   }
   std::string problem;

@@ -428,7 +428,8 @@ TEST_F(AccountServiceTest, LockedAccountTokensStopWorking) {
   Result<Principal> who = service_->Authenticate(token->token.text_view());
   ASSERT_FALSE(who.ok());
   EXPECT_EQ(who.error().code(), ErrorCode::kUnauthenticated);
-  EXPECT_EQ(LastEvent().reason, AccountReason::kAccountLocked);
+  // The lock revoked the account's tokens (see FailedActivationsCountTowardsTheLockAndEndTheToken).
+  EXPECT_EQ(LastEvent().reason, AccountReason::kTokenRevoked);
 }
 
 // ---- tokens ----
@@ -573,6 +574,28 @@ TEST_F(AccountServiceTest, FailedActivationsCountTowardsTheLockAndEndTheToken) {
       service_->VerifyActivationFactors(token->principal, alice.password, Code(alice), {});
   ASSERT_FALSE(locked.ok());
   EXPECT_EQ(locked.error().code(), ErrorCode::kPermissionDenied);
+  // The lock revoked the token: unlocking does not bring it back for five more guesses.
+  ASSERT_TRUE(service_->Unlock(SystemPrincipal(), "alice").ok());
+  EXPECT_FALSE(service_->Authenticate(token->token.text_view()).ok());
+  NextStep();
+  EXPECT_TRUE(Login(alice).ok());
+}
+
+// Five wrong current passwords at auth/password lock the account like five wrong logins, and the
+// fifth is recorded as the lockout; the tokens end with it.
+TEST_F(AccountServiceTest, WrongCurrentPasswordsLockTheAccountAsALockout) {
+  Person alice = CreatePerson("alice");
+  Result<BearerToken> token = Login(alice);
+  ASSERT_TRUE(token.ok());
+  for (int i = 0; i < 5; ++i) {
+    Status wrong = service_->ChangePassword(token->principal, SecretBytes("not it at all"),
+                                            SecretBytes("a long new password"));
+    ASSERT_FALSE(wrong.ok());
+  }
+  EXPECT_EQ(LastEvent().action, AccountAction::kLockout);
+  EXPECT_TRUE(LastEvent().locked_until.has_value());
+  EXPECT_TRUE(store_.GetAccountByName("alice")->locked_until.has_value());
+  EXPECT_FALSE(service_->Authenticate(token->token.text_view()).ok());
 }
 
 TEST_F(AccountServiceTest, ServiceAccountsHaveNoActivationFactors) {
