@@ -524,7 +524,12 @@ Result<bool> AccountService::CheckTotp(const store::AccountRecord& account, std:
     *reason = AccountReason::kWrongTotp;
     return false;
   }
-  // The compare-and-set: of two logins with the same code, only one moves the step forward.
+  // A locked account's code is checked but not used up: it only decides whether the owner is
+  // told of the lock (CheckPersonFactors).
+  if (IsLockedAt(account, now)) return true;
+  // The compare-and-set: of two logins with the same code, only one moves the step forward, and
+  // none once a concurrent failure has locked the account (the store checks the lock in the same
+  // statement), so parallel guesses cannot outrun the lock.
   SIGNET_ASSIGN_OR_RETURN(bool fresh, store_.RecordTotpStep(account.id, *step, now));
   if (!fresh) {
     *reason = AccountReason::kTotpReplayed;
@@ -565,7 +570,8 @@ Status AccountService::CheckPersonFactors(const store::AccountRecord& account,
                                           const SecretBytes& password, std::string_view totp_code,
                                           TimePoint now, AccountEvent& event,
                                           const Error& generic) {
-  const bool locked = IsLockedAt(account, now);
+  bool locked = IsLockedAt(account, now);
+  std::optional<TimePoint> locked_until = account.locked_until;
 
   bool password_ok = false;
   if (ValidPasswordLength(password, options_.max_password_length)) {
@@ -588,16 +594,25 @@ Status AccountService::CheckPersonFactors(const store::AccountRecord& account,
       return Fail(event, checked.error());
     }
     totp_ok = *checked;
+    if (!totp_ok && reason == AccountReason::kTotpReplayed && !locked) {
+      // Refused by the store: a replayed code, or a lock set by a concurrent failure since the
+      // account was read. Which one decides how the refusal is recorded.
+      auto fresh = store_.GetAccountById(account.id);
+      if (fresh.ok() && IsLockedAt(*fresh, now)) {
+        locked = true;
+        locked_until = fresh->locked_until;
+      }
+    }
   }
 
   if (locked) {
     // Not counted and not extended. Only the owner, with both factors, learns of the lock.
-    event.locked_until = account.locked_until;
+    event.locked_until = locked_until;
     event.details["credentials"] = password_ok && totp_ok ? "valid" : AccountReasonName(reason);
     event.reason = AccountReason::kAccountLocked;
     if (!(password_ok && totp_ok)) return Fail(event, generic);
     return Fail(event, PermissionDenied("account '" + account.name + "' is locked until " +
-                                        FormatRfc3339(*account.locked_until) +
+                                        FormatRfc3339(*locked_until) +
                                         "; wait, or ask an admin to unlock it"));
   }
 

@@ -581,6 +581,51 @@ TEST_F(AccountServiceTest, FailedActivationsCountTowardsTheLockAndEndTheToken) {
   EXPECT_TRUE(Login(alice).ok());
 }
 
+// A store in which other requests' failures lock the account between the moment a login reads it
+// and the moment it uses its TOTP code: what parallel guesses do.
+class RacedByFailures : public testing::MemoryStore {
+ public:
+  Result<bool> RecordTotpStep(std::string_view id, int64_t step, TimePoint now) override {
+    if (armed) {
+      for (int i = 0; i < 5; ++i) {
+        (void)RecordLoginFailure(id, 5, now + std::chrono::minutes(15), now);
+      }
+    }
+    return MemoryStore::RecordTotpStep(id, step, now);
+  }
+  bool armed = false;
+};
+
+// A correct guess that raced five failures is refused: the lock, set after the account was read,
+// is checked in the same step that uses the code, so parallel requests get no more than five
+// tries per lock. Failures that raced the lock neither count nor extend it.
+TEST_F(AccountServiceTest, ALockSetWhileALoginRunsRefusesItsCorrectFactors) {
+  RacedByFailures store;
+  MakeService(store);
+  Person alice = CreatePerson("alice");
+  store.armed = true;
+  Result<BearerToken> raced = Login(alice);
+  ASSERT_FALSE(raced.ok());
+  EXPECT_EQ(raced.error().code(), ErrorCode::kUnauthenticated);  // the generic refusal
+  EXPECT_EQ(LastEvent().reason, AccountReason::kAccountLocked);
+  ASSERT_TRUE(store.GetAccountByName("alice")->locked_until.has_value());
+  const TimePoint lock = *store.GetAccountByName("alice")->locked_until;
+  store.armed = false;
+  clock_.Advance(1min);
+  for (int i = 0; i < 7; ++i) {
+    auto state = store.RecordLoginFailure(store.GetAccountByName("alice")->id, 5,
+                                          clock_.Now() + std::chrono::minutes(15), clock_.Now());
+    ASSERT_TRUE(state.ok());
+    EXPECT_FALSE(state->locked_until.has_value());
+  }
+  EXPECT_EQ(store.GetAccountByName("alice")->locked_until, lock);
+  EXPECT_EQ(store.GetAccountByName("alice")->failed_attempts, 0);
+  clock_.Advance(15min);
+  NextStep();
+  EXPECT_TRUE(Login(alice).ok());
+  MakeService(store_);  // `store` ends with this test
+}
+
 // Five wrong current passwords at auth/password lock the account like five wrong logins, and the
 // fifth is recorded as the lockout; the tokens end with it.
 TEST_F(AccountServiceTest, WrongCurrentPasswordsLockTheAccountAsALockout) {

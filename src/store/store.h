@@ -360,12 +360,15 @@ class Store {
   virtual Result<std::vector<AccountRecord>> ListAccounts() = 0;
 
   // Compare-and-set: records `step` as the last TOTP step used if it is greater than the one
-  // stored. Returns false (and changes nothing) if it is not, so each code is accepted at most
-  // once even when two logins race. NotFound if no such account.
+  // stored and the account is not locked at `now`. Returns false (and changes nothing) if not, so
+  // each code is accepted at most once even when two logins race, and none once a concurrent
+  // failure has locked the account. NotFound if no such account.
   virtual Result<bool> RecordTotpStep(std::string_view id, int64_t step, TimePoint now) = 0;
 
-  // Atomically counts one failed login. When the count reaches `lock_threshold`, the account is
-  // locked until `lock_until` and the count restarts at 0. NotFound if no such account.
+  // Atomically counts one failed login, unless the account is locked at `now` (then nothing
+  // changes and an empty state is returned: a failure that raced a lock neither counts nor
+  // extends it). When the count reaches `lock_threshold`, the account is locked until
+  // `lock_until` and the count restarts at 0. NotFound if no such account.
   virtual Result<LoginFailureState> RecordLoginFailure(std::string_view id, int64_t lock_threshold,
                                                        TimePoint lock_until, TimePoint now) = 0;
   // Resets the failure count and lifts any lock (after a successful login, or an admin unlock).

@@ -306,6 +306,7 @@ Result<bool> MemoryStore::RecordTotpStep(std::string_view id, int64_t step, Time
   auto it = accounts_by_id_.find(std::string(id));
   if (it == accounts_by_id_.end()) return NotFound("no account with id '" + std::string(id) + "'");
   if (it->second.totp_last_step >= step) return false;
+  if (it->second.locked_until && *it->second.locked_until > now) return false;
   it->second.totp_last_step = step;
   it->second.updated_at = now;
   return true;
@@ -320,6 +321,7 @@ Result<store::LoginFailureState> MemoryStore::RecordLoginFailure(std::string_vie
   if (it == accounts_by_id_.end()) return NotFound("no account with id '" + std::string(id) + "'");
   store::AccountRecord& a = it->second;
   store::LoginFailureState state;
+  if (a.locked_until && *a.locked_until > now) return state;  // raced a lock: not counted
   if (a.failed_attempts + 1 >= lock_threshold) {
     a.failed_attempts = 0;
     a.locked_until = FromUnixSeconds(ToUnixSeconds(lock_until));

@@ -55,7 +55,7 @@ class FakeKeyStore final : public hsm::KeyStore {
   std::unique_ptr<Impl> impl_;
 };
 
-class MemoryStore final : public store::Store {
+class MemoryStore : public store::Store {
  public:
   Status InsertKey(const store::KeyRecord& key) override;
   Result<store::KeyRecord> GetKeyByName(std::string_view name) override;

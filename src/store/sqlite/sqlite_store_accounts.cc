@@ -58,7 +58,7 @@ constexpr std::string_view kFingerprintExists =
     "SELECT 1 FROM accounts WHERE mtls_fingerprint = ?1";
 constexpr std::string_view kRecordTotpStep =
     "UPDATE accounts SET totp_last_step = ?1, updated_at = ?2"
-    " WHERE id = ?3 AND totp_last_step < ?1";
+    " WHERE id = ?3 AND totp_last_step < ?1 AND (locked_until IS NULL OR locked_until <= ?2)";
 constexpr std::string_view kAccountExists = "SELECT 1 FROM accounts WHERE id = ?1";
 // The count and the lock are computed from the row's current values inside the one statement.
 constexpr std::string_view kRecordLoginFailure =
@@ -66,7 +66,8 @@ constexpr std::string_view kRecordLoginFailure =
     " locked_until = CASE WHEN failed_attempts + 1 >= ?1 THEN ?2 ELSE locked_until END,"
     " failed_attempts = CASE WHEN failed_attempts + 1 >= ?1 THEN 0 ELSE failed_attempts + 1 END,"
     " updated_at = ?3"
-    " WHERE id = ?4 RETURNING failed_attempts, locked_until";
+    " WHERE id = ?4 AND (locked_until IS NULL OR locked_until <= ?3)"
+    " RETURNING failed_attempts, locked_until";
 constexpr std::string_view kClearLoginFailures =
     "UPDATE accounts SET failed_attempts = 0, locked_until = NULL, updated_at = ?1 WHERE id = ?2";
 constexpr std::string_view kCompareAndSetAccountState =
@@ -263,7 +264,12 @@ Result<LoginFailureState> SqliteStore::RecordLoginFailure(std::string_view id,
   SIGNET_TRY(query.Bind(3, ToUnixSeconds(now)));
   SIGNET_TRY(query.Bind(4, id));
   SIGNET_ASSIGN_OR_RETURN(bool row, query.Step());
-  if (!row) return NotFound("no account with id '" + std::string(id) + "'");
+  if (!row) {
+    // No row changed: no such account, or one locked meanwhile (counted as nothing).
+    SIGNET_ASSIGN_OR_RETURN(bool exists, Exists(*conn_, kAccountExists, id, context));
+    if (!exists) return NotFound("no account with id '" + std::string(id) + "'");
+    return LoginFailureState{};
+  }
   LoginFailureState state;
   state.failed_attempts = query.Int64(0);
   // The count drops to 0 only when this failure reached the threshold and set the lock; otherwise

@@ -236,6 +236,30 @@ TEST_F(SqliteAccountsTest, FailuresLockAtTheThresholdAndRestartTheCount) {
   EXPECT_FALSE(got->locked_until.has_value());
 }
 
+// While the account is locked, a failure (one that raced the lock) neither counts nor extends
+// it, and no TOTP code is accepted; both in the one statement, so no request can slip between.
+TEST_F(SqliteAccountsTest, ALockedAccountCountsNoFailureAndAcceptsNoCode) {
+  ASSERT_TRUE(store_->InsertAccount(Person("alice")).ok());
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(store_->RecordLoginFailure("a_alice", 5, kNow + 15min, kNow).ok());
+  }
+  ASSERT_EQ(store_->GetAccountByName("alice")->locked_until, kNow + 15min);
+  Result<LoginFailureState> raced =
+      store_->RecordLoginFailure("a_alice", 5, kNow + 20min, kNow + 1min);
+  ASSERT_TRUE(raced.ok()) << raced.error().message();
+  EXPECT_EQ(raced->failed_attempts, 0);
+  EXPECT_FALSE(raced->locked_until.has_value());
+  EXPECT_EQ(store_->GetAccountByName("alice")->locked_until, kNow + 15min);
+  EXPECT_EQ(store_->GetAccountByName("alice")->failed_attempts, 0);
+  EXPECT_FALSE(*store_->RecordTotpStep("a_alice", 500, kNow + 14min));
+  EXPECT_EQ(store_->GetAccountByName("alice")->totp_last_step, 0);
+  // The lock's last second is still locked; from its end on, codes and failures count again.
+  EXPECT_FALSE(*store_->RecordTotpStep("a_alice", 500, kNow + 15min - 1s));
+  EXPECT_TRUE(*store_->RecordTotpStep("a_alice", 500, kNow + 15min));
+  EXPECT_EQ(store_->RecordLoginFailure("a_alice", 5, kNow + 40min, kNow + 15min)->failed_attempts,
+            1);
+}
+
 TEST_F(SqliteAccountsTest, ConcurrentFailuresAreAllCounted) {
   ASSERT_TRUE(store_->InsertAccount(Person("alice")).ok());
   auto other = SqliteStore::Open(path_);
@@ -243,7 +267,8 @@ TEST_F(SqliteAccountsTest, ConcurrentFailuresAreAllCounted) {
   std::atomic<int> locks{0};
   auto hammer = [&](SqliteStore* s) {
     for (int i = 0; i < 50; ++i) {
-      Result<LoginFailureState> r = s->RecordLoginFailure("a_alice", 10, kNow + 15min, kNow);
+      // Locks that end at once, so that every failure counts (a failure during a lock does not).
+      Result<LoginFailureState> r = s->RecordLoginFailure("a_alice", 10, kNow, kNow);
       if (r.ok() && r->locked_until) ++locks;
     }
   };
