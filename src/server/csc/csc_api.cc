@@ -32,6 +32,7 @@ namespace {
 using json = nlohmann::json;
 using internal::AuthenticateBearer;
 using internal::AuthorizationParam;
+using internal::CheckPasswordChangeNotDue;
 using internal::JsonResponse;
 using internal::OptBool;
 using internal::OptString;
@@ -693,9 +694,12 @@ Result<ActivationFactors> ParseAuthData(const json& body) {
 }
 
 Response Authorize(const CscDependencies& deps, const Request& request, const json& body) {
-  auto who = AuthenticateBearer(deps.accounts, request);
+  // A bearer whose one-time password is due is refused here too, but as an attempt to
+  // authorize, so that the log records it.
+  auto who = AuthenticateBearer(deps.accounts, request, /*allow_password_change_due=*/true);
   if (!who.ok()) return CscErrorResponse(who.error(), Phase::kBearer, request.request_id);
   MalformedRecorder refuse(deps, who->caller, service::AuditAction::kAuthorizeRefused);
+  if (Status due = CheckPasswordChangeNotDue(who->principal); !due.ok()) return refuse(due.error());
   auto credential = ReqString(body, "credentialID");
   if (!credential.ok()) return refuse(credential.error());
   refuse.set_credential(*credential);
@@ -727,9 +731,12 @@ Response Authorize(const CscDependencies& deps, const Request& request, const js
 }
 
 Response Extend(const CscDependencies& deps, const Request& request, const json& body) {
-  auto who = AuthenticateBearer(deps.accounts, request);
+  // A bearer whose one-time password is due is refused here too, but as an attempt to
+  // authorize, so that the log records it.
+  auto who = AuthenticateBearer(deps.accounts, request, /*allow_password_change_due=*/true);
   if (!who.ok()) return CscErrorResponse(who.error(), Phase::kBearer, request.request_id);
   MalformedRecorder refuse(deps, who->caller, service::AuditAction::kAuthorizeRefused);
+  if (Status due = CheckPasswordChangeNotDue(who->principal); !due.ok()) return refuse(due.error());
   auto credential = ReqString(body, "credentialID");
   if (!credential.ok()) return refuse(credential.error());
   refuse.set_credential(*credential);
@@ -748,9 +755,11 @@ Response Extend(const CscDependencies& deps, const Request& request, const json&
 }
 
 Response SignHash(const CscDependencies& deps, const Request& request, const json& body) {
-  auto who = AuthenticateBearer(deps.accounts, request);
+  // As in Authorize: a due one-time password is refused as a recorded sign_refused.
+  auto who = AuthenticateBearer(deps.accounts, request, /*allow_password_change_due=*/true);
   if (!who.ok()) return CscErrorResponse(who.error(), Phase::kBearer, request.request_id);
   MalformedRecorder refuse(deps, who->caller, service::AuditAction::kSignRefused);
+  if (Status due = CheckPasswordChangeNotDue(who->principal); !due.ok()) return refuse(due.error());
   auto credential = ReqString(body, "credentialID");
   if (!credential.ok()) return refuse(credential.error());
   refuse.set_credential(*credential);

@@ -759,6 +759,44 @@ TEST_F(CscApiTest, ServiceAccountAuthorizesWithoutAuthData) {
   EXPECT_EQ(CallAs(token, "signatures/signHash", sign).status, 200);
 }
 
+// A signer whose one-time password is still due is refused at authorize and signHash, and the
+// refusals are in the log like any other (authorize_refused, sign_refused).
+TEST_F(CscApiTest, ADueOneTimePasswordIsRefusedAndRecordedAtSigning) {
+  auto created =
+      accounts_.CreatePerson(service::SystemPrincipal(), "fresh", store::RoleSet{Role::kSigner});
+  ASSERT_TRUE(created.ok());
+  Person fresh{created->account.id, "fresh", std::string(created->one_time_password.text_view()),
+               Base32Decode(created->totp.secret_base32.text_view())};
+  service::Caller admin;
+  admin.actor.account_id = "a_admin";
+  admin.actor.roles = store::RoleSet{Role::kAdmin};
+  ASSERT_TRUE(signing_.Grant(admin, "ec", fresh.id).ok());
+  std::string token = Login(fresh);
+  const size_t before = audit_.events().size();
+  ExpectError(CallAs(token, "credentials/authorize",
+                     {{"credentialID", ec_.id},
+                      {"numSignatures", 1},
+                      {"hashes", {B64Hash("x")}},
+                      {"hashAlgorithmOID", kSha256Oid},
+                      {"authData", AuthData(fresh)}}),
+              403, "access_denied");
+  ExpectError(CallAs(token, "signatures/signHash",
+                     {{"credentialID", ec_.id},
+                      {"SAD", "bm90IGEgU0FE"},
+                      {"hashes", {B64Hash("x")}},
+                      {"signAlgo", "1.2.840.10045.4.3.2"}}),
+              403, "access_denied");
+  std::vector<service::AuditEvent> events = audit_.events();
+  ASSERT_EQ(events.size(), before + 2);
+  EXPECT_EQ(events[before].action, service::AuditAction::kAuthorizeRefused);
+  EXPECT_EQ(events[before + 1].action, service::AuditAction::kSignRefused);
+  for (size_t i = before; i < events.size(); ++i) {
+    EXPECT_EQ(events[i].actor.account_id, fresh.id);
+    EXPECT_NE(events[i].outcome.find("must change its one-time password"), std::string::npos)
+        << events[i].outcome;
+  }
+}
+
 TEST_F(CscApiTest, AnotherAccountsSadIsRefused) {
   std::string alice_token = Login(alice_);
   std::string bob_token = Login(bob_);

@@ -55,6 +55,12 @@ service::Caller MakeCaller(const service::Principal& principal, const Request& r
   return caller;
 }
 
+Status CheckPasswordChangeNotDue(const service::Principal& principal) {
+  if (!principal.must_change_password) return OkStatus();
+  return PermissionDenied("account '" + principal.name +
+                          "' must change its one-time password first");
+}
+
 Result<Authenticated> AuthenticateBearer(service::AccountService& accounts, const Request& request,
                                          bool allow_password_change_due) {
   auto token = AuthorizationParam(request, "Bearer");
@@ -65,10 +71,7 @@ Result<Authenticated> AuthenticateBearer(service::AccountService& accounts, cons
       service::Principal principal,
       accounts.Authenticate(*token, {request.client_address, request.request_id,
                                      request.client_cert_sha256.value_or("")}));
-  if (principal.must_change_password && !allow_password_change_due) {
-    return PermissionDenied("account '" + principal.name +
-                            "' must change its one-time password first");
-  }
+  if (!allow_password_change_due) SIGNET_TRY(CheckPasswordChangeNotDue(principal));
   service::Caller caller = MakeCaller(principal, request);
   return Authenticated{std::move(principal), std::move(caller), std::string(*token)};
 }

@@ -37,6 +37,10 @@ struct Authenticated {
   std::string token;  // the bearer token as presented
 };
 
+// PermissionDenied while the account's one-time password is still to be changed; what
+// AuthenticateBearer checks unless told not to.
+Status CheckPasswordChangeNotDue(const service::Principal& principal);
+
 // "Authorization: Bearer <access_token>" -> the principal behind it. Unauthenticated if the header
 // is missing or empty, or AccountService::Authenticate refuses the token (unknown, expired,
 // revoked, account disabled or locked, or a service account's token on a connection without that
