@@ -1,5 +1,7 @@
 #include "service/key_service.h"
 
+#include <algorithm>
+
 #include "common/encoding.h"
 #include "common/random.h"
 #include "pki/pki.h"
@@ -79,6 +81,14 @@ Status KeyService::ValidateKeyName(std::string_view name) {
       return InvalidArgument("key name '" + std::string(name) +
                              "' may only contain letters, digits, '.', '_' and '-'");
     }
+  }
+  // A credential is named by id or by name (SigningService::ResolveKey tries the id first), so a
+  // name shaped like an id (NewRecordId: "k_" and 16 hex digits) could stand for another key.
+  auto hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); };
+  if (name.size() == 18 && name.starts_with("k_") &&
+      std::all_of(name.begin() + 2, name.end(), hex)) {
+    return InvalidArgument("key name '" + std::string(name) +
+                           "' has the form of a key id (k_ and 16 hex digits); choose another");
   }
   return OkStatus();
 }

@@ -97,7 +97,14 @@ TEST_F(KeyServiceTest, RejectsBadNamesAndAlgorithms) {
             ErrorCode::kInvalidArgument);
   EXPECT_EQ(service_.CreateKey(actor_, "log", KeyAlgorithm::kEd25519, "x").error().code(),
             ErrorCode::kInvalidArgument);
+  // A name shaped like a key id could stand for another key where ids and names are both taken.
+  EXPECT_EQ(
+      service_.CreateKey(actor_, "k_0123456789abcdef", KeyAlgorithm::kEcP256, "x").error().code(),
+      ErrorCode::kInvalidArgument);
   EXPECT_EQ(keys_.KeyCount(), 0u);
+  for (const char* fine : {"k_0123456789ABCDEF", "k_0123456789abcde", "k_0123456789abcdefa"}) {
+    EXPECT_TRUE(service_.CreateKey(actor_, fine, KeyAlgorithm::kEcP256, "x").ok()) << fine;
+  }
 }
 
 TEST_F(KeyServiceTest, DisableEnableTransitions) {
