@@ -201,6 +201,12 @@ struct RouteSpec {
   std::optional<service::AuditAction> refused_as = std::nullopt;
 };
 
+// The object a refused change on an admin route is recorded with: the body's "name", if a string.
+std::string NamedObject(const json& body) {
+  auto name = body.find("name");
+  return name != body.end() && name->is_string() ? name->get<std::string>() : std::string();
+}
+
 Status CheckAccess(const RouteSpec& route, const Call& call) {
   const service::Principal& p = call.principal();
   std::optional<Error> refused;
@@ -226,10 +232,7 @@ Status CheckAccess(const RouteSpec& route, const Call& call) {
   if (!refused) return OkStatus();
   if (route.access != Access::kAdmin) return *refused;
   // A refused change is recorded; its object is the key the body names, whatever that holds.
-  auto name = call.body.find("name");
-  const std::string object =
-      (name != call.body.end() && name->is_string()) ? name->get<std::string>() : std::string();
-  return call.deps.keys.Refused(call.caller(), *route.refused_as, object, *refused);
+  return call.deps.keys.Refused(call.caller(), *route.refused_as, NamedObject(call.body), *refused);
 }
 
 // ---- auth/ --------------------------------------------------------------------------------------
@@ -427,14 +430,18 @@ Result<json> SetPolicy(const Call& c) {
 Response Serve(const ApiDependencies& deps, const RouteSpec& route, const Request& request,
                const json& body) {
   Result<json> answer = [&]() -> Result<json> {
-    // Who first (401 before anything else), then the body's field names, then the role; the
-    // route itself reads and checks the field values.
+    // Who first (401 before anything else), then the role, so that a refused change is recorded
+    // whatever its body holds; then the body's field names (on an admin route a refusal is
+    // recorded as well); the route itself reads and checks the field values.
     SIGNET_ASSIGN_OR_RETURN(
         internal::Authenticated who,
         internal::AuthenticateBearer(deps.accounts, request, /*allow_password_change_due=*/true));
-    SIGNET_TRY(CheckFields(body, route.fields));
     const Call call{deps, body, who};
     SIGNET_TRY(CheckAccess(route, call));
+    if (Status fields = CheckFields(body, route.fields); !fields.ok()) {
+      if (route.access != Access::kAdmin) return fields.error();
+      return deps.keys.Refused(call.caller(), *route.refused_as, NamedObject(body), fields.error());
+    }
     return route.run(call);
   }();
   if (!answer.ok()) return ApiErrorResponse(answer.error(), request.request_id);

@@ -367,6 +367,28 @@ TEST_F(ApiTest, SignerAndAuditorAreRefusedEveryAdminRouteAndNothingChanges) {
   }
 }
 
+// The role is checked before the body's field names, so a refused change is recorded whatever its
+// body holds; an admin's body with an unknown field is refused and recorded too.
+TEST_F(ApiTest, RefusedKeyChangesWithUnknownFieldsAreRecorded) {
+  const std::string before = Snapshot();
+  size_t recorded = audit_.events().size();
+  ExpectError(CallAs(alice_, "keys/destroy", {{"name", "ec"}, {"typo", 1}}), 403, "access_denied");
+  ASSERT_EQ(audit_.events().size(), recorded + 1);
+  EXPECT_EQ(audit_.events().back().action, AuditAction::kKeyDestroy);
+  EXPECT_EQ(audit_.events().back().object, "ec");
+  EXPECT_NE(audit_.events().back().outcome.find("lacks the admin role"), std::string::npos);
+  recorded = audit_.events().size();
+  ExpectError(CallAs(admin_, "keys/destroy", {{"name", "ec"}, {"typo", 1}}), 400,
+              "invalid_request");
+  ASSERT_EQ(audit_.events().size(), recorded + 1);
+  EXPECT_EQ(audit_.events().back().action, AuditAction::kKeyDestroy);
+  EXPECT_EQ(audit_.events().back().actor.account_name, "root");
+  EXPECT_NE(audit_.events().back().outcome.find("unknown field 'typo'"), std::string::npos)
+      << audit_.events().back().outcome;
+  EXPECT_FALSE(audit_.events().back().succeeded());
+  EXPECT_EQ(Snapshot(), before);
+}
+
 TEST_F(ApiTest, RefusedKeyChangeIsRecordedWithActorAndKey) {
   ExpectError(CallAs(alice_, "keys/grant", {{"name", "ec"}, {"account", "alice"}}), 403,
               "access_denied");
