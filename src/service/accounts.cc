@@ -396,6 +396,7 @@ Result<AccountInfo> AccountService::Disable(const AccountCaller& actor, std::str
   return AdminChange(
       actor, AccountAction::kAccountDisable, name,
       [&](const store::AccountRecord& account, TimePoint now, AccountEvent& event) -> Status {
+        std::lock_guard admins(admins_mu_);
         SIGNET_TRY(CheckNotLastAdmin(account, /*losing_admin=*/true));
         SIGNET_TRY(store_.UpdateAccountState(account.id, AccountState::kActive,
                                              AccountState::kDisabled, now));
@@ -431,6 +432,7 @@ Result<AccountInfo> AccountService::SetRoles(const AccountCaller& actor, std::st
       [&](const store::AccountRecord& account, TimePoint now, AccountEvent& event) -> Status {
         event.details["roles_before"] = account.roles.ToString();
         event.details["roles"] = roles.ToString();
+        std::lock_guard admins(admins_mu_);
         SIGNET_TRY(CheckNotLastAdmin(account, !roles.Has(Role::kAdmin)));
         return store_.SetAccountRoles(account.id, roles, now);
       });

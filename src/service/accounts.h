@@ -40,6 +40,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -342,6 +343,11 @@ class AccountService {
   // names cost the same Argon2id work as known ones. Made at construction; empty only if hashing
   // failed then. Constant after construction.
   std::string dummy_hash_;
+  // Held from the last-admin check to the change it allows (Disable, SetRoles), so that two
+  // admins disabling each other at once cannot both pass the check and leave no admin. It
+  // covers one process; nodes sharing a database would need the check inside the store's
+  // transaction.
+  std::mutex admins_mu_;
 };
 
 }  // namespace signet::service

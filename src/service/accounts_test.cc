@@ -626,6 +626,55 @@ TEST_F(AccountServiceTest, ALockSetWhileALoginRunsRefusesItsCorrectFactors) {
   MakeService(store_);  // `store` ends with this test
 }
 
+TEST_F(AccountServiceTest, TheLastActiveAdminCannotBeDisabledOrLoseTheRole) {
+  CreatePerson("root", RoleSet{Role::kAdmin});
+  Result<AccountInfo> disabled = service_->Disable(SystemPrincipal(), "root");
+  ASSERT_FALSE(disabled.ok());
+  EXPECT_EQ(disabled.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(disabled.error().message().find("last active admin"), std::string::npos);
+  EXPECT_EQ(service_->SetRoles(SystemPrincipal(), "root", RoleSet{Role::kAuditor}).error().code(),
+            ErrorCode::kFailedPrecondition);
+  CreatePerson("second", RoleSet{Role::kAdmin});
+  EXPECT_TRUE(service_->Disable(SystemPrincipal(), "root").ok());
+  EXPECT_EQ(service_->Disable(SystemPrincipal(), "second").error().code(),
+            ErrorCode::kFailedPrecondition);
+}
+
+// A store whose account list is slow, so that two admin changes running at once both read it
+// before either writes: what two admins disabling each other at the same moment do.
+class SlowAccountList : public testing::MemoryStore {
+ public:
+  Result<std::vector<store::AccountRecord>> ListAccounts() override {
+    auto all = MemoryStore::ListAccounts();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return all;
+  }
+};
+
+TEST_F(AccountServiceTest, TwoAdminsDisablingEachOtherAtOnceLeaveOne) {
+  SlowAccountList store;
+  MakeService(store);
+  CreatePerson("alpha", RoleSet{Role::kAdmin});
+  CreatePerson("beta", RoleSet{Role::kAdmin});
+  std::atomic<int> done{0};
+  auto disable = [&](const char* name) {
+    if (service_->Disable(SystemPrincipal(), name).ok()) ++done;
+  };
+  std::thread a(disable, "alpha");
+  std::thread b(disable, "beta");
+  a.join();
+  b.join();
+  EXPECT_EQ(done.load(), 1);
+  int active_admins = 0;
+  Result<std::vector<store::AccountRecord>> all = store.ListAccounts();
+  ASSERT_TRUE(all.ok());
+  for (const store::AccountRecord& r : *all) {
+    if (r.roles.Has(Role::kAdmin) && r.state == store::AccountState::kActive) ++active_admins;
+  }
+  EXPECT_EQ(active_admins, 1);
+  MakeService(store_);  // `store` ends with this test
+}
+
 // Five wrong current passwords at auth/password lock the account like five wrong logins, and the
 // fifth is recorded as the lockout; the tokens end with it.
 TEST_F(AccountServiceTest, WrongCurrentPasswordsLockTheAccountAsALockout) {
