@@ -603,6 +603,7 @@ Status AccountService::CheckPersonFactors(const store::AccountRecord& account,
       if (fresh.ok() && IsLockedAt(*fresh, now)) {
         locked = true;
         locked_until = fresh->locked_until;
+        reason = AccountReason::kAccountLocked;  // the code was refused for the lock, not reuse
       }
     }
   }

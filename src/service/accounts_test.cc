@@ -608,6 +608,7 @@ TEST_F(AccountServiceTest, ALockSetWhileALoginRunsRefusesItsCorrectFactors) {
   ASSERT_FALSE(raced.ok());
   EXPECT_EQ(raced.error().code(), ErrorCode::kUnauthenticated);  // the generic refusal
   EXPECT_EQ(LastEvent().reason, AccountReason::kAccountLocked);
+  EXPECT_EQ(LastEvent().details.at("credentials"), "account_locked");
   ASSERT_TRUE(store.GetAccountByName("alice")->locked_until.has_value());
   const TimePoint lock = *store.GetAccountByName("alice")->locked_until;
   store.armed = false;
