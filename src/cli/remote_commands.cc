@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <initializer_list>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "cli/output.h"
 #include "cli/prompt.h"
@@ -104,11 +106,14 @@ std::string AccountTable(const json& accounts) {
   return Table(rows);
 }
 
-// A secret the server hands out to be shown once (a one-time password, a TOTP secret or URI):
-// printable ASCII without spaces, or the answer is refused rather than shown.
-Status CheckShowable(const std::string& value, const char* name) {
-  for (char c : value) {
-    if (c < 0x21 || c > 0x7e) {
+// Secrets the server hands out to be shown once (a one-time password, a TOTP secret or URI), as
+// (value, member name): each must be printable ASCII without spaces, or the answer is refused
+// rather than shown, and every one of them is wiped.
+Status CheckShowable(std::initializer_list<std::pair<std::string*, const char*>> secrets) {
+  for (const auto& [value, name] : secrets) {
+    for (char c : *value) {
+      if (c >= 0x21 && c <= 0x7e) continue;
+      for (const auto& [v, n] : secrets) SecureWipe(v->data(), v->size());
       return UnexpectedAnswer(std::string("'") + name +
                               "' holds a character that is not printable ASCII");
     }
@@ -462,13 +467,8 @@ class AccountCreateCommand final : public Command {
     SIGNET_ASSIGN_OR_RETURN(std::string otp, AnswerString(answer, "one_time_password"));
     SIGNET_ASSIGN_OR_RETURN(std::string secret, AnswerString(answer, "totp_secret"));
     SIGNET_ASSIGN_OR_RETURN(std::string uri, AnswerString(answer, "totp_uri"));
-    Status showable = CheckShowable(otp, "one_time_password");
-    if (showable.ok()) showable = CheckShowable(secret, "totp_secret");
-    if (showable.ok()) showable = CheckShowable(uri, "totp_uri");
-    if (!showable.ok()) {
-      for (std::string* v : {&otp, &secret, &uri}) SecureWipe(v->data(), v->size());
-      return showable;
-    }
+    SIGNET_TRY(
+        CheckShowable({{&otp, "one_time_password"}, {&secret, "totp_secret"}, {&uri, "totp_uri"}}));
     std::string text = "\nShown once; give these to " + name_ + " over a trusted channel:\n\n" +
                        "  one-time password  " + otp + "\n" + EnrolmentText(secret, uri) + "\n" +
                        name_ + " logs in with 'signet login --server URL --user " + name_ +
@@ -566,13 +566,7 @@ class AccountResetTotpCommand final : public NamedAccountCommand {
   Status Print(const GlobalOptions& global, const json& answer) {
     SIGNET_ASSIGN_OR_RETURN(std::string secret, AnswerString(answer, "totp_secret"));
     SIGNET_ASSIGN_OR_RETURN(std::string uri, AnswerString(answer, "totp_uri"));
-    Status showable = CheckShowable(secret, "totp_secret");
-    if (showable.ok()) showable = CheckShowable(uri, "totp_uri");
-    if (!showable.ok()) {
-      SecureWipe(secret.data(), secret.size());
-      SecureWipe(uri.data(), uri.size());
-      return showable;
-    }
+    SIGNET_TRY(CheckShowable({{&secret, "totp_secret"}, {&uri, "totp_uri"}}));
     if (global.json) {
       PrintJson(answer);
     } else {

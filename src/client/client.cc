@@ -404,11 +404,10 @@ const ClientOptions& HttpsClient::options() const { return impl_->options; }
 Error ErrorFromResponse(const HttpResponse& response) {
   std::string description;
   std::string name;
-  // An error body is a small object; anything that is not is ignored, unparsed, and the status
-  // speaks alone.
-  auto body = response.body.size() <= kMaxJsonAnswer && !JsonNestsDeeperThan(response.body)
-                  ? nlohmann::json::parse(response.body, nullptr, /*allow_exceptions=*/false)
-                  : nlohmann::json();
+  // An error body is a small object; anything else (not JSON, or outside ParseJsonAnswer's
+  // bounds) is ignored, and the status speaks alone.
+  Result<nlohmann::json> parsed = ParseJsonAnswer(response.body, "a request");
+  const nlohmann::json body = parsed.ok() ? std::move(parsed).value() : nlohmann::json();
   if (body.is_object()) {
     auto d = body.find("error_description");
     if (d != body.end() && d->is_string()) description = d->get<std::string>();
@@ -417,9 +416,7 @@ Error ErrorFromResponse(const HttpResponse& response) {
   }
   auto cap = [](std::string& text) {
     if (text.size() <= kMaxErrorDescription) return;
-    size_t cut = kMaxErrorDescription;
-    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xc0) == 0x80) --cut;
-    text.resize(cut);
+    text.resize(Utf8CutPoint(text, kMaxErrorDescription));
     text += "...";
   };
   cap(description);

@@ -29,13 +29,16 @@ bool JsonNestsDeeperThan(std::string_view text, int max_depth) {
   return false;
 }
 
+size_t Utf8CutPoint(std::string_view text, size_t max_bytes) {
+  if (text.size() <= max_bytes) return text.size();
+  size_t keep = max_bytes;
+  // Back up to the start of a UTF-8 sequence (continuation bytes are 10xxxxxx).
+  while (keep > 0 && (static_cast<uint8_t>(text[keep]) & 0xc0) == 0x80) --keep;
+  return keep;
+}
+
 std::string TerminalSafe(std::string_view text, size_t max_bytes) {
-  size_t keep = text.size();
-  if (keep > max_bytes) {
-    keep = max_bytes;
-    // Back up to the start of a UTF-8 sequence (continuation bytes are 10xxxxxx).
-    while (keep > 0 && (static_cast<uint8_t>(text[keep]) & 0xc0) == 0x80) --keep;
-  }
+  const size_t keep = Utf8CutPoint(text, max_bytes);
   std::string out;
   out.reserve(keep + 16);
   char escape[8];

@@ -21,6 +21,10 @@ inline constexpr int kMaxJsonDepth = 64;
 // would build.
 bool JsonNestsDeeperThan(std::string_view text, int max_depth = kMaxJsonDepth);
 
+// The longest prefix of `text` of at most `max_bytes` bytes that does not end inside a UTF-8
+// sequence (continuation bytes are not split from their lead byte).
+size_t Utf8CutPoint(std::string_view text, size_t max_bytes);
+
 // `text` made safe to write to a terminal: every control character except the newline (C0, DEL,
 // and the C1 range U+0080..U+009F written in UTF-8) becomes a visible escape (\x1b, \u009b), so a
 // string from a server cannot move the cursor, rewrite what is shown, set the window title or the

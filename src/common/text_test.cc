@@ -39,6 +39,14 @@ TEST(TerminalSafeTest, EscapesControlCharactersAndKeepsTheRest) {
   EXPECT_EQ(TerminalSafe("\xff\xc2"), "\xff\xc2");
 }
 
+TEST(Utf8CutPointTest, NeverSplitsASequence) {
+  EXPECT_EQ(Utf8CutPoint("abc", 5), 3u);
+  EXPECT_EQ(Utf8CutPoint("abcé", 4), 3u);  // "é" is 0xc3 0xa9
+  EXPECT_EQ(Utf8CutPoint("abcé", 5), 5u);
+  EXPECT_EQ(Utf8CutPoint("日本", 4), 3u);  // three bytes each
+  EXPECT_EQ(Utf8CutPoint("日本", 2), 0u);
+}
+
 TEST(TerminalSafeTest, CutsLongTextOutsideAUtf8Sequence) {
   EXPECT_EQ(TerminalSafe("abcdef", 4), "abcd... (6 bytes in all)");
   EXPECT_EQ(TerminalSafe("abcdef", 6), "abcdef");
