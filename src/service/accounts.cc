@@ -400,7 +400,8 @@ Result<AccountInfo> AccountService::Disable(const AccountCaller& actor, std::str
         SIGNET_TRY(CheckNotLastAdmin(account, /*losing_admin=*/true));
         SIGNET_TRY(store_.UpdateAccountState(account.id, AccountState::kActive,
                                              AccountState::kDisabled, now));
-        SIGNET_ASSIGN_OR_RETURN(int64_t revoked, store_.RevokeAccountTokens(account.id, now));
+        SIGNET_ASSIGN_OR_RETURN(int64_t revoked,
+                                store_.RevokeAccountTokens(account.id, now, /*keep=*/{}));
         event.details["tokens_revoked"] = std::to_string(revoked);
         return OkStatus();
       });
@@ -442,7 +443,8 @@ Result<TotpEnrolment> AccountService::ResetTotp(const AccountCaller& actor, std:
   std::optional<TotpEnrolment> enrolment;
   Result<AccountInfo> changed =
       AdminChange(actor, AccountAction::kAccountResetTotp, name,
-                  [&](const store::AccountRecord& account, TimePoint now, AccountEvent&) -> Status {
+                  [&](const store::AccountRecord& account, TimePoint now,
+                      AccountEvent& event) -> Status {
                     if (account.kind != AccountKind::kPerson) {
                       return InvalidArgument("account '" + account.name +
                                              "' is a service account and has no TOTP");
@@ -450,6 +452,16 @@ Result<TotpEnrolment> AccountService::ResetTotp(const AccountCaller& actor, std:
                     Bytes sealed;
                     SIGNET_ASSIGN_OR_RETURN(TotpEnrolment fresh,
                                             NewTotpSeed(account.id, account.name, &sealed));
+                    // A reset usually means the old authenticator is lost or in other hands, so
+                    // the sessions it helped open end too (the caller's own, if it resets its
+                    // own seed, stays: it holds the new enrolment). Before the new seed is
+                    // stored, so that a failure never leaves the new seed with old sessions.
+                    const ByteView keep = account.id == actor.principal.account_id
+                                              ? ByteView(actor.principal.token_hash)
+                                              : ByteView();
+                    SIGNET_ASSIGN_OR_RETURN(int64_t revoked,
+                                            store_.RevokeAccountTokens(account.id, now, keep));
+                    event.details["tokens_revoked"] = std::to_string(revoked);
                     SIGNET_TRY(store_.SetTotpSeed(account.id, sealed, now));
                     enrolment = std::move(fresh);
                     return OkStatus();
@@ -507,7 +519,8 @@ Status AccountService::CountFailure(const store::AccountRecord& account, TimePoi
   // guessed would work again the moment an admin unlocks the account (or the lock runs out
   // before the token does), with five more guesses.
   if (state.locked_until) {
-    SIGNET_ASSIGN_OR_RETURN(int64_t revoked, store_.RevokeAccountTokens(account.id, now));
+    SIGNET_ASSIGN_OR_RETURN(int64_t revoked,
+                            store_.RevokeAccountTokens(account.id, now, /*keep=*/{}));
     (void)revoked;
   }
   return OkStatus();
@@ -561,7 +574,9 @@ Result<BearerToken> AccountService::IssueToken(const store::AccountRecord& accou
     (void)store_.RevokeBearerToken(record.token_hash, now);
     return std::move(recorded).error();
   }
-  return BearerToken{std::move(token), record.expires_at, PrincipalOf(account)};
+  Principal principal = PrincipalOf(account);
+  principal.token_hash = std::move(record.token_hash);
+  return BearerToken{std::move(token), record.expires_at, std::move(principal)};
 }
 
 // Both factors of a person (the login policy in accounts.h): password, then a fresh TOTP code;
@@ -824,7 +839,9 @@ Result<Principal> AccountService::Authenticate(std::string_view bearer_token, Ca
     // The generic answer: telling the holder of a stolen token why would confirm it is live.
     return Fail(event, invalid);
   }
-  return PrincipalOf(*account);
+  Principal principal = PrincipalOf(*account);
+  principal.token_hash = std::move(token->token_hash);
+  return principal;
 }
 
 Result<bool> AccountService::OwnsLiveToken(const Principal& caller, std::string_view bearer_token,
@@ -947,6 +964,15 @@ Status AccountService::ChangePassword(const AccountCaller& who, const SecretByte
     event.reason = AccountReason::kError;
     return Fail(event, hash.error());
   }
+  // Whoever learnt the old password may hold a session from it: the change ends every session
+  // of the account but the caller's own (which proved the old password just now). First, so that
+  // a failure leaves the old password with fewer sessions, never the new one with stale ones.
+  Result<int64_t> revoked = store_.RevokeAccountTokens(account->id, now, who.principal.token_hash);
+  if (!revoked.ok()) {
+    event.reason = AccountReason::kError;
+    return Fail(event, revoked.error());
+  }
+  event.details["tokens_revoked"] = std::to_string(*revoked);
   if (Status stored =
           store_.SetPasswordHash(account->id, *hash, /*must_change_password=*/false, now);
       !stored.ok()) {

@@ -70,6 +70,10 @@ struct Principal {
   // A person who logged in with a one-time password must change it before anything else; the
   // admin operations refuse such a principal.
   bool must_change_password = false;
+  // The SHA-256 of the bearer token this principal authenticated with (as the store keeps it);
+  // empty for the local CLI and the system. Lets a password change end the account's other
+  // sessions but not the one making the change.
+  Bytes token_hash = {};
 
   bool Has(Role role) const { return roles.Has(role); }
 };
@@ -294,7 +298,8 @@ class AccountService {
                              CallOrigin origin = {});
   // Logout: revokes the token (repeating succeeds). Unauthenticated for an unknown token.
   Status RevokeToken(std::string_view bearer_token, CallOrigin origin = {});
-  // Changes the principal's own password and clears must_change_password. Unauthenticated (and
+  // Changes the principal's own password, clears must_change_password and revokes the account's
+  // other bearer tokens (all but `who.principal.token_hash`). Unauthenticated (and
   // counted as a failed attempt) if `old_password` is wrong; InvalidArgument if the new one is
   // shorter than the minimum, longer than the maximum, equal to the old one or to the name.
   Status ChangePassword(const AccountCaller& who, const SecretBytes& old_password,

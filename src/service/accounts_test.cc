@@ -849,6 +849,58 @@ TEST_F(AccountServiceTest, ChangePasswordChecksTheOldOneAndThePolicy) {
   EXPECT_TRUE(Login(alice).ok());
 }
 
+TEST_F(AccountServiceTest, ChangePasswordEndsTheOtherSessionsButNotTheCallers) {
+  Person alice = CreatePerson("alice");
+  Result<BearerToken> mine = Login(alice);
+  ASSERT_TRUE(mine.ok());
+  NextStep();
+  Result<BearerToken> other = Login(alice);  // e.g. taken by whoever learnt the old password
+  ASSERT_TRUE(other.ok());
+  Person bob = CreatePerson("bob");
+  Result<BearerToken> bobs = Login(bob);
+  ASSERT_TRUE(bobs.ok());
+  ASSERT_FALSE(mine->principal.token_hash.empty());
+
+  ASSERT_TRUE(
+      service_->ChangePassword(mine->principal, alice.password, SecretBytes("a long new password"))
+          .ok());
+  EXPECT_EQ(LastEvent().details.at("tokens_revoked"), "1");
+  Result<Principal> still = service_->Authenticate(mine->token.text_view());
+  ASSERT_TRUE(still.ok()) << still.error().message();
+  EXPECT_EQ(still->token_hash, mine->principal.token_hash);
+  Result<Principal> ended = service_->Authenticate(other->token.text_view());
+  ASSERT_FALSE(ended.ok());
+  EXPECT_EQ(LastEvent().reason, AccountReason::kTokenRevoked);
+  EXPECT_TRUE(service_->Authenticate(bobs->token.text_view()).ok());  // other accounts keep theirs
+}
+
+TEST_F(AccountServiceTest, ChangePasswordWithoutATokenEndsEverySession) {
+  Person alice = CreatePerson("alice");
+  Result<BearerToken> token = Login(alice);
+  ASSERT_TRUE(token.ok());
+  Principal local = token->principal;
+  local.token_hash.clear();  // the local CLI: no session of its own
+  ASSERT_TRUE(
+      service_->ChangePassword(local, alice.password, SecretBytes("a long new password")).ok());
+  EXPECT_FALSE(service_->Authenticate(token->token.text_view()).ok());
+}
+
+TEST_F(AccountServiceTest, RefusedPasswordChangesEndNoSession) {
+  Person alice = CreatePerson("alice");
+  Result<BearerToken> mine = Login(alice);
+  ASSERT_TRUE(mine.ok());
+  NextStep();
+  Result<BearerToken> other = Login(alice);
+  ASSERT_TRUE(other.ok());
+  EXPECT_FALSE(
+      service_->ChangePassword(mine->principal, alice.password, SecretBytes("short")).ok());
+  EXPECT_FALSE(service_
+                   ->ChangePassword(mine->principal, SecretBytes("not it at all"),
+                                    SecretBytes("a long new password"))
+                   .ok());
+  EXPECT_TRUE(service_->Authenticate(other->token.text_view()).ok());
+}
+
 // serve's composition root deletes the bootstrap-admin file on exactly this event.
 TEST_F(AccountServiceTest, ChangePasswordReportsAccountChangeOnTheAccount) {
   Person alice = CreatePerson("alice");
@@ -889,6 +941,34 @@ TEST_F(AccountServiceTest, ResetTotpReplacesTheSeed) {
   Result<TotpEnrolment> service = service_->ResetTotp(SystemPrincipal(), "ci");
   ASSERT_FALSE(service.ok());
   EXPECT_EQ(service.error().code(), ErrorCode::kInvalidArgument);
+}
+
+TEST_F(AccountServiceTest, ResetTotpEndsTheAccountsSessionsButNotTheCallers) {
+  Person alice = CreatePerson("alice");
+  Result<BearerToken> alices = Login(alice);
+  ASSERT_TRUE(alices.ok());
+  Person admin = CreatePerson("root", RoleSet{Role::kAdmin});
+  Result<BearerToken> first = Login(admin);
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(
+      service_->ChangePassword(first->principal, admin.password, SecretBytes("a much better one"))
+          .ok());
+  admin.password = SecretBytes("a much better one");
+  NextStep();
+  Result<BearerToken> elsewhere = Login(admin);
+  ASSERT_TRUE(elsewhere.ok());
+  Result<Principal> me = service_->Authenticate(first->token.text_view());
+  ASSERT_TRUE(me.ok());
+
+  ASSERT_TRUE(service_->ResetTotp(*me, "alice").ok());
+  EXPECT_EQ(LastEvent().details.at("tokens_revoked"), "1");
+  EXPECT_FALSE(service_->Authenticate(alices->token.text_view()).ok());
+  EXPECT_TRUE(service_->Authenticate(elsewhere->token.text_view()).ok());
+
+  ASSERT_TRUE(service_->ResetTotp(*me, "root").ok());  // its own seed: its own session stays
+  EXPECT_EQ(LastEvent().details.at("tokens_revoked"), "1");
+  EXPECT_TRUE(service_->Authenticate(first->token.text_view()).ok());
+  EXPECT_FALSE(service_->Authenticate(elsewhere->token.text_view()).ok());
 }
 
 TEST_F(AccountServiceTest, SeedSealedForOneAccountDoesNotOpenForAnother) {

@@ -389,8 +389,10 @@ class Store {
   virtual Result<BearerTokenRecord> GetBearerToken(ByteView token_hash) = 0;
   // Sets revoked_at if not yet revoked (repeating succeeds). NotFound if no such token.
   virtual Status RevokeBearerToken(ByteView token_hash, TimePoint now) = 0;
-  // Revokes every unrevoked token of the account; returns how many.
-  virtual Result<int64_t> RevokeAccountTokens(std::string_view account_id, TimePoint now) = 0;
+  // Revokes every unrevoked token of the account but the one whose hash is `keep` (none when
+  // `keep` is empty); returns how many.
+  virtual Result<int64_t> RevokeAccountTokens(std::string_view account_id, TimePoint now,
+                                              ByteView keep) = 0;
   // Deletes tokens that expired before `cutoff`; returns how many.
   virtual Result<int64_t> DeleteExpiredBearerTokens(TimePoint cutoff) = 0;
 

@@ -415,11 +415,13 @@ Status MemoryStore::RevokeBearerToken(ByteView token_hash, TimePoint now) {
   return OkStatus();
 }
 
-Result<int64_t> MemoryStore::RevokeAccountTokens(std::string_view account_id, TimePoint now) {
+Result<int64_t> MemoryStore::RevokeAccountTokens(std::string_view account_id, TimePoint now,
+                                                 ByteView keep) {
   std::lock_guard lock(mu_);
   int64_t count = 0;
   for (auto& [hash, token] : tokens_by_hash_) {
-    if (token.account_id == account_id && !token.revoked_at) {
+    const bool kept = !keep.empty() && std::ranges::equal(hash, keep);
+    if (token.account_id == account_id && !token.revoked_at && !kept) {
       token.revoked_at = now;
       ++count;
     }

@@ -86,7 +86,8 @@ class MemoryStore : public store::Store {
   Status InsertBearerToken(const store::BearerTokenRecord& token) override;
   Result<store::BearerTokenRecord> GetBearerToken(ByteView token_hash) override;
   Status RevokeBearerToken(ByteView token_hash, TimePoint now) override;
-  Result<int64_t> RevokeAccountTokens(std::string_view account_id, TimePoint now) override;
+  Result<int64_t> RevokeAccountTokens(std::string_view account_id, TimePoint now,
+                                      ByteView keep) override;
   Result<int64_t> DeleteExpiredBearerTokens(TimePoint cutoff) override;
   // ---- end of accounts and bearer tokens ----
 

@@ -122,7 +122,8 @@ class SqliteStore final : public Store {
   Status InsertBearerToken(const BearerTokenRecord& token) override;
   Result<BearerTokenRecord> GetBearerToken(ByteView token_hash) override;
   Status RevokeBearerToken(ByteView token_hash, TimePoint now) override;
-  Result<int64_t> RevokeAccountTokens(std::string_view account_id, TimePoint now) override;
+  Result<int64_t> RevokeAccountTokens(std::string_view account_id, TimePoint now,
+                                      ByteView keep) override;
   Result<int64_t> DeleteExpiredBearerTokens(TimePoint cutoff) override;
   // ---- end of accounts and bearer tokens ----
 

@@ -93,7 +93,8 @@ constexpr std::string_view kSelectToken =
 constexpr std::string_view kRevokeToken =
     "UPDATE bearer_tokens SET revoked_at = COALESCE(revoked_at, ?1) WHERE token_hash = ?2";
 constexpr std::string_view kRevokeAccountTokens =
-    "UPDATE bearer_tokens SET revoked_at = ?1 WHERE account_id = ?2 AND revoked_at IS NULL";
+    "UPDATE bearer_tokens SET revoked_at = ?1"
+    " WHERE account_id = ?2 AND revoked_at IS NULL AND token_hash IS NOT ?3";
 constexpr std::string_view kDeleteExpiredTokens = "DELETE FROM bearer_tokens WHERE expires_at < ?1";
 
 Status BindOptional(Query& query, int index, const std::optional<std::string>& value) {
@@ -405,7 +406,8 @@ Status SqliteStore::RevokeBearerToken(ByteView token_hash, TimePoint now) {
   return OkStatus();
 }
 
-Result<int64_t> SqliteStore::RevokeAccountTokens(std::string_view account_id, TimePoint now) {
+Result<int64_t> SqliteStore::RevokeAccountTokens(std::string_view account_id, TimePoint now,
+                                                 ByteView keep) {
   std::lock_guard lock(mu_);
   SIGNET_ASSIGN_OR_RETURN(
       Query query,
@@ -413,6 +415,7 @@ Result<int64_t> SqliteStore::RevokeAccountTokens(std::string_view account_id, Ti
                                                std::string(account_id) + "'"));
   SIGNET_TRY(query.Bind(1, ToUnixSeconds(now)));
   SIGNET_TRY(query.Bind(2, account_id));
+  SIGNET_TRY(keep.empty() ? query.BindNull(3) : query.Bind(3, keep));
   return query.Run();
 }
 

@@ -325,12 +325,31 @@ TEST_F(SqliteAccountsTest, BearerTokensInsertReadRevokeAndExpire) {
   EXPECT_EQ(store_->GetBearerToken(Bytes(32, 1))->revoked_at, kNow + 1min);  // first time kept
   EXPECT_EQ(store_->RevokeBearerToken(Bytes(32, 7), kNow).error().code(), ErrorCode::kNotFound);
 
-  Result<int64_t> revoked = store_->RevokeAccountTokens("a_alice", kNow + 3min);
+  Result<int64_t> revoked = store_->RevokeAccountTokens("a_alice", kNow + 3min, /*keep=*/{});
   ASSERT_TRUE(revoked.ok());
   EXPECT_EQ(*revoked, 1);  // only the one not yet revoked
   Result<int64_t> deleted = store_->DeleteExpiredBearerTokens(kNow + 16min);
   ASSERT_TRUE(deleted.ok());
   EXPECT_EQ(*deleted, 2);
+}
+
+TEST_F(SqliteAccountsTest, RevokeAccountTokensCanKeepOne) {
+  ASSERT_TRUE(store_->InsertAccount(Person("alice")).ok());
+  ASSERT_TRUE(store_->InsertAccount(Person("bob")).ok());
+  ASSERT_TRUE(store_->InsertBearerToken(Token("a_alice", 1)).ok());
+  ASSERT_TRUE(store_->InsertBearerToken(Token("a_alice", 2)).ok());
+  ASSERT_TRUE(store_->InsertBearerToken(Token("a_alice", 3)).ok());
+  ASSERT_TRUE(store_->InsertBearerToken(Token("a_bob", 4)).ok());
+  Result<int64_t> revoked = store_->RevokeAccountTokens("a_alice", kNow + 1min, Bytes(32, 2));
+  ASSERT_TRUE(revoked.ok()) << revoked.error().message();
+  EXPECT_EQ(*revoked, 2);
+  EXPECT_TRUE(store_->GetBearerToken(Bytes(32, 1))->revoked_at.has_value());
+  EXPECT_FALSE(store_->GetBearerToken(Bytes(32, 2))->revoked_at.has_value());
+  EXPECT_TRUE(store_->GetBearerToken(Bytes(32, 3))->revoked_at.has_value());
+  EXPECT_FALSE(store_->GetBearerToken(Bytes(32, 4))->revoked_at.has_value());
+  // Another account's token as `keep` keeps nothing of this one.
+  EXPECT_EQ(*store_->RevokeAccountTokens("a_alice", kNow + 2min, Bytes(32, 4)), 1);
+  EXPECT_FALSE(store_->GetBearerToken(Bytes(32, 4))->revoked_at.has_value());
 }
 
 TEST_F(SqliteAccountsTest, MigrationTwoAppliesOnTopOfAVersionOneDatabase) {
