@@ -20,11 +20,15 @@
 //                                                  extendTransaction), outcome as above
 //   signet_logins_total{method,outcome}            login attempts; method = AuthMethodName
 //                                                  ("password+totp", "mtls"); outcome = "success"
-//                                                  or the AccountReasonName ("wrong_password",
-//                                                  "totp_replayed", "account_locked", ...)
+//                                                  or "failure" (never why: /metrics answers
+//                                                  anyone, and a reason such as "wrong_totp" or
+//                                                  "unknown_account" would confirm a guessed
+//                                                  password or name; the audit log has it)
 //   signet_login_failures_total                    failed login attempts (all methods)
 //   signet_lockouts_total                          failures that locked an account
-//   signet_bearer_token_rejections_total{reason}   requests whose bearer token was refused
+//   signet_bearer_token_rejections_total           requests whose bearer token was refused (no
+//                                                  reason: "certificate_mismatch" would confirm a
+//                                                  stolen token is live)
 //   signet_hsm_operations_total{operation}         KeyStore / SecretSealer calls
 //   signet_hsm_errors_total{operation,code}        of those, the failed ones, by ErrorCodeName
 // operation is one of generate_key, public_key, sign, protection, destroy_key, describe_token,

@@ -173,18 +173,17 @@ TEST_F(MetricsAuditSinkTest, CountsLoginsFailuresAndLockoutsButNotTokenRejection
   unbound.details["account_action"] = "token_rejected";
   ASSERT_TRUE(sink_.Record(unbound).ok());
 
-  EXPECT_EQ(V("signet_bearer_token_rejections_total", {{"reason", "certificate_mismatch"}}), 1);
-  EXPECT_EQ(V("signet_bearer_token_rejections_total", {{"reason", "other"}}), 0);
-  EXPECT_EQ(V("signet_logins_total", {{"method", "password+totp"}, {"outcome", "wrong_password"}}),
-            1);
-  EXPECT_EQ(V("signet_logins_total", {{"method", "password+totp"}, {"outcome", "totp_replayed"}}),
-            1);
+  // Outcomes only, never the reason: these counters answer anyone.
+  EXPECT_EQ(V("signet_bearer_token_rejections_total"), 2);
+  EXPECT_EQ(V("signet_logins_total", {{"method", "password+totp"}, {"outcome", "failure"}}), 2);
   EXPECT_EQ(V("signet_logins_total", {{"method", "password+totp"}, {"outcome", "success"}}), 1);
   EXPECT_EQ(V("signet_login_failures_total"), 2);
   EXPECT_EQ(V("signet_lockouts_total"), 1);
-  EXPECT_EQ(V("signet_bearer_token_rejections_total", {{"reason", "token_expired"}}), 1);
-  EXPECT_EQ(V("signet_logins_total", {{"method", "password+totp"}, {"outcome", "token_expired"}}),
-            0);
+  const std::string text = metrics_.RenderPrometheus();
+  for (const char* reason :
+       {"wrong_password", "totp_replayed", "token_expired", "certificate_mismatch", "reason="}) {
+    EXPECT_EQ(text.find(reason), std::string::npos) << reason << " in\n" << text;
+  }
 }
 
 TEST_F(MetricsAuditSinkTest, UnlabelledCountersAreExportedFromTheStart) {
@@ -275,11 +274,10 @@ TEST(MetricsAuditSinkServiceTest, CountsWhatTheAccountServiceRecords) {
 
   EXPECT_EQ(metrics.Value("signet_login_failures_total"), 5);
   EXPECT_EQ(metrics.Value("signet_lockouts_total"), 1);
-  EXPECT_EQ(metrics.Value("signet_logins_total",
-                          {{"method", "password+totp"}, {"outcome", "wrong_password"}}),
-            5);
-  EXPECT_EQ(metrics.Value("signet_bearer_token_rejections_total", {{"reason", "unknown_token"}}),
-            1);
+  EXPECT_EQ(
+      metrics.Value("signet_logins_total", {{"method", "password+totp"}, {"outcome", "failure"}}),
+      5);
+  EXPECT_EQ(metrics.Value("signet_bearer_token_rejections_total"), 1);
 }
 
 // ---- MetricsKeyStore, MetricsSecretSealer ----

@@ -25,6 +25,8 @@ constexpr size_t kMaxNameLength = 64;
 constexpr size_t kTokenBytes = 32;
 constexpr size_t kTokenTextLength = 43;       // base64url of 32 bytes, unpadded
 constexpr size_t kTotpSeedBytes = 20;         // RFC 4226 §4: 160 bits, the HMAC-SHA1 block
+// The additional data DummyTotpWork seals its seed with: no account id looks like it.
+constexpr std::string_view kDummySeedAad = "signet dummy totp seed";
 constexpr size_t kOneTimePasswordBytes = 18;  // 24 base64url characters
 constexpr std::string_view kGenericLoginError =
     "the account name, password or one-time code is wrong";
@@ -526,31 +528,40 @@ Status AccountService::CountFailure(const store::AccountRecord& account, TimePoi
   return OkStatus();
 }
 
-Result<bool> AccountService::CheckTotp(const store::AccountRecord& account, std::string_view code,
-                                       TimePoint now, AccountReason* reason) {
+Result<std::optional<int64_t>> AccountService::MatchTotp(const store::AccountRecord& account,
+                                                         std::string_view code, TimePoint now,
+                                                         AccountReason* reason) {
   if (!account.totp_seed_sealed) {
+    SIGNET_TRY(DummyTotpWork(code, now));
     *reason = AccountReason::kTotpNotEnrolled;
-    return false;
+    return std::nullopt;
   }
   SIGNET_ASSIGN_OR_RETURN(SecretBytes seed,
                           sealer_.Unseal(*account.totp_seed_sealed, SeedAad(account.id)));
   SIGNET_ASSIGN_OR_RETURN(std::optional<int64_t> step, totp_.Verify(seed, code, now));
-  if (!step) {
-    *reason = AccountReason::kWrongTotp;
-    return false;
+  if (!step) *reason = AccountReason::kWrongTotp;
+  return step;
+}
+
+Status AccountService::DummyTotpWork(std::string_view code, TimePoint now) {
+  Bytes sealed;
+  {
+    std::lock_guard lock(dummy_mu_);
+    if (dummy_sealed_seed_.empty()) {
+      Bytes seed(kTotpSeedBytes);
+      SIGNET_TRY(RandomBytes(seed));
+      Result<Bytes> made = sealer_.Seal(seed, AsBytes(std::string_view(kDummySeedAad)));
+      SecureWipe(seed.data(), seed.size());
+      if (!made.ok()) return std::move(made).error();
+      dummy_sealed_seed_ = std::move(*made);
+    }
+    sealed = dummy_sealed_seed_;
   }
-  // A locked account's code is checked but not used up: it only decides whether the owner is
-  // told of the lock (CheckPersonFactors).
-  if (IsLockedAt(account, now)) return true;
-  // The compare-and-set: of two logins with the same code, only one moves the step forward, and
-  // none once a concurrent failure has locked the account (the store checks the lock in the same
-  // statement), so parallel guesses cannot outrun the lock.
-  SIGNET_ASSIGN_OR_RETURN(bool fresh, store_.RecordTotpStep(account.id, *step, now));
-  if (!fresh) {
-    *reason = AccountReason::kTotpReplayed;
-    return false;
-  }
-  return true;
+  SIGNET_ASSIGN_OR_RETURN(SecretBytes seed,
+                          sealer_.Unseal(sealed, AsBytes(std::string_view(kDummySeedAad))));
+  SIGNET_ASSIGN_OR_RETURN(std::optional<int64_t> step, totp_.Verify(seed, code, now));
+  (void)step;
+  return OkStatus();
 }
 
 Result<BearerToken> AccountService::IssueToken(const store::AccountRecord& account,
@@ -602,22 +613,38 @@ Status AccountService::CheckPersonFactors(const store::AccountRecord& account,
     if (!dummy_hash_.empty()) (void)hasher_.Verify(dummy_hash_, password);
   }
 
-  AccountReason reason = AccountReason::kWrongPassword;
+  // The seed is unsealed and the code matched whether or not the password was right, so neither
+  // the time taken nor the HSM's operation count tells a right password from a wrong one.
+  AccountReason totp_reason = AccountReason::kSuccess;
+  Result<std::optional<int64_t>> step = MatchTotp(account, totp_code, now, &totp_reason);
+  if (!step.ok()) {
+    event.reason = AccountReason::kError;
+    return Fail(event, step.error());
+  }
+  AccountReason reason = password_ok ? totp_reason : AccountReason::kWrongPassword;
   bool totp_ok = false;
-  if (password_ok) {
-    Result<bool> checked = CheckTotp(account, totp_code, now, &reason);
-    if (!checked.ok()) {
+  if (password_ok && step->has_value()) {
+    // The compare-and-set: of two logins with the same code, only one moves the step forward,
+    // and none once a concurrent failure has locked the account (the store checks the lock in the
+    // same statement), so parallel guesses cannot outrun the lock. A locked account's code is
+    // used up as well: it only decides whether the owner is told of the lock, and whoever finds
+    // a right code by guessing during the lock must not be able to log in with it when the lock
+    // ends.
+    Result<bool> fresh = locked ? store_.BurnTotpStep(account.id, **step, now)
+                                : store_.RecordTotpStep(account.id, **step, now);
+    if (!fresh.ok()) {
       event.reason = AccountReason::kError;
-      return Fail(event, checked.error());
+      return Fail(event, fresh.error());
     }
-    totp_ok = *checked;
-    if (!totp_ok && reason == AccountReason::kTotpReplayed && !locked) {
+    totp_ok = *fresh;
+    if (!totp_ok) reason = AccountReason::kTotpReplayed;
+    if (!totp_ok && !locked) {
       // Refused by the store: a replayed code, or a lock set by a concurrent failure since the
       // account was read. Which one decides how the refusal is recorded.
-      auto fresh = store_.GetAccountById(account.id);
-      if (fresh.ok() && IsLockedAt(*fresh, now)) {
+      auto reread = store_.GetAccountById(account.id);
+      if (reread.ok() && IsLockedAt(*reread, now)) {
         locked = true;
-        locked_until = fresh->locked_until;
+        locked_until = reread->locked_until;
         reason = AccountReason::kAccountLocked;  // the code was refused for the lock, not reuse
       }
     }
@@ -674,10 +701,11 @@ Result<BearerToken> AccountService::LoginWithPassword(std::string_view name,
     event.reason = reason;
     return Fail(event, generic);
   };
-  // Burns the same Argon2id work as a real verification, so timing does not tell unknown names
-  // from known ones.
+  // Burns the same Argon2id and HSM work as a real verification, so neither the time taken nor
+  // the HSM's operation count tells unknown names from known ones.
   auto dummy_verify = [&] {
     if (!dummy_hash_.empty()) (void)hasher_.Verify(dummy_hash_, password);
+    (void)DummyTotpWork(totp_code, now);
   };
 
   Result<store::AccountRecord> found = ValidateAccountName(name).ok()

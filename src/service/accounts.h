@@ -322,8 +322,14 @@ class AccountService {
   Result<TotpEnrolment> NewTotpSeed(std::string_view account_id, std::string_view name,
                                     Bytes* sealed);
   Result<BearerToken> IssueToken(const store::AccountRecord& account, AccountEvent success);
-  Result<bool> CheckTotp(const store::AccountRecord& account, std::string_view code, TimePoint now,
-                         AccountReason* reason);
+  // Unseals the account's TOTP seed and returns the step `code` matches, or nullopt with *reason
+  // set (wrong code, or no seed: then DummyTotpWork stands in for the unseal). Uses nothing up.
+  Result<std::optional<int64_t>> MatchTotp(const store::AccountRecord& account,
+                                           std::string_view code, TimePoint now,
+                                           AccountReason* reason);
+  // The HSM and TOTP work of MatchTotp on a seed sealed for no account, for attempts that have no
+  // seed to check (unknown names), so they cost what a real check costs.
+  Status DummyTotpWork(std::string_view code, TimePoint now);
   // The factor checks of LoginWithPassword and VerifyActivationFactors (see CheckPersonFactors
   // in accounts.cc); `generic` is the error every wrong factor gets.
   Status CheckPersonFactors(const store::AccountRecord& account, const SecretBytes& password,
@@ -348,6 +354,9 @@ class AccountService {
   // names cost the same Argon2id work as known ones. Made at construction; empty only if hashing
   // failed then. Constant after construction.
   std::string dummy_hash_;
+  // DummyTotpWork's seed, sealed on first need (the HSM may not be there at construction).
+  std::mutex dummy_mu_;
+  Bytes dummy_sealed_seed_;  // guarded by dummy_mu_
   // Held from the last-admin check to the change it allows (Disable, SetRoles), so that two
   // admins disabling each other at once cannot both pass the check and leave no admin. It
   // covers one process; nodes sharing a database would need the check inside the store's

@@ -342,6 +342,61 @@ TEST_F(AccountServiceTest, LockEndsAfterTheLockoutPeriod) {
   EXPECT_FALSE(record->locked_until.has_value());
 }
 
+// A code guessed right during a lock only names the lock: it is used up, so it cannot open the
+// account when the lock ends (a code stays valid for a step either side).
+TEST_F(AccountServiceTest, ACodeShownDuringALockIsUsedUp) {
+  Person alice = CreatePerson("alice");
+  for (int i = 0; i < 5; ++i) ExpectGeneric(LoginWrongPassword(alice));
+  clock_.Advance(15min - 10s);
+  Result<BearerToken> named = Login(alice, 30s);  // the next step's code
+  ASSERT_FALSE(named.ok());
+  EXPECT_EQ(named.error().code(), ErrorCode::kPermissionDenied);
+  clock_.Advance(10s);  // the lock has ended; the code is still within the skew
+  ExpectGeneric(Login(alice, 20s));
+  EXPECT_EQ(LastEvent().reason, AccountReason::kTotpReplayed);
+  NextStep();
+  NextStep();
+  EXPECT_TRUE(Login(alice).ok());
+}
+
+// Counts the HSM's unseals, as /metrics does.
+class CountingSealer final : public hsm::SecretSealer {
+ public:
+  explicit CountingSealer(hsm::SecretSealer& inner) : inner_(inner) {}
+  Result<Bytes> Seal(ByteView plaintext, ByteView aad) override {
+    return inner_.Seal(plaintext, aad);
+  }
+  Result<SecretBytes> Unseal(ByteView sealed, ByteView aad) override {
+    ++unseals;
+    return inner_.Unseal(sealed, aad);
+  }
+  int unseals = 0;
+
+ private:
+  hsm::SecretSealer& inner_;
+};
+
+// A right password with a wrong code, a wrong password, an unknown name and a locked account all
+// cost one unseal: neither the time taken nor the HSM's counters tell them apart.
+TEST_F(AccountServiceTest, EveryLoginAttemptCostsOneUnseal) {
+  Person alice = CreatePerson("alice");
+  CountingSealer counting(sealer_);
+  AccountService service(store_, counting, hasher_, totp_, clock_, {},
+                         [](const AccountEvent&) { return OkStatus(); });
+  auto attempt = [&](std::string_view name, const SecretBytes& password, const std::string& code) {
+    const int before = counting.unseals;
+    EXPECT_FALSE(service.LoginWithPassword(name, password, code, {"x"}).ok());
+    return counting.unseals - before;
+  };
+  EXPECT_EQ(attempt("alice", alice.password, "000000"), 1);
+  EXPECT_EQ(attempt("alice", SecretBytes("not the password"), Code(alice)), 1);
+  EXPECT_EQ(attempt("nobody", alice.password, Code(alice)), 1);
+  EXPECT_EQ(attempt("bad name!", alice.password, Code(alice)), 1);
+  for (int i = 0; i < 3; ++i) attempt("alice", SecretBytes("not the password"), "000000");
+  EXPECT_EQ(attempt("alice", SecretBytes("not the password"), "000000"), 1);  // locked now
+  EXPECT_EQ(attempt("alice", alice.password, "000000"), 1);
+}
+
 TEST_F(AccountServiceTest, AdminUnlockEndsTheLockAtOnce) {
   Person alice = CreatePerson("alice");
   for (int i = 0; i < 5; ++i) ExpectGeneric(LoginWrongPassword(alice));

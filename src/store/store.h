@@ -364,6 +364,9 @@ class Store {
   // each code is accepted at most once even when two logins race, and none once a concurrent
   // failure has locked the account. NotFound if no such account.
   virtual Result<bool> RecordTotpStep(std::string_view id, int64_t step, TimePoint now) = 0;
+  // As RecordTotpStep, but locked or not: uses up a code shown while the account is locked, so
+  // that whoever finds it then cannot log in with it once the lock ends.
+  virtual Result<bool> BurnTotpStep(std::string_view id, int64_t step, TimePoint now) = 0;
 
   // Atomically counts one failed login, unless the account is locked at `now` (then nothing
   // changes and an empty state is returned: a failure that raced a lock neither counts nor

@@ -302,11 +302,20 @@ Result<std::vector<store::AccountRecord>> MemoryStore::ListAccounts() {
 }
 
 Result<bool> MemoryStore::RecordTotpStep(std::string_view id, int64_t step, TimePoint now) {
+  return SetTotpStep(id, step, now, /*even_if_locked=*/false);
+}
+
+Result<bool> MemoryStore::BurnTotpStep(std::string_view id, int64_t step, TimePoint now) {
+  return SetTotpStep(id, step, now, /*even_if_locked=*/true);
+}
+
+Result<bool> MemoryStore::SetTotpStep(std::string_view id, int64_t step, TimePoint now,
+                                      bool even_if_locked) {
   std::lock_guard lock(mu_);
   auto it = accounts_by_id_.find(std::string(id));
   if (it == accounts_by_id_.end()) return NotFound("no account with id '" + std::string(id) + "'");
   if (it->second.totp_last_step >= step) return false;
-  if (it->second.locked_until && *it->second.locked_until > now) return false;
+  if (!even_if_locked && it->second.locked_until && *it->second.locked_until > now) return false;
   it->second.totp_last_step = step;
   it->second.updated_at = now;
   return true;

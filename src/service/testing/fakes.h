@@ -74,6 +74,7 @@ class MemoryStore : public store::Store {
   Result<store::AccountRecord> GetAccountByFingerprint(std::string_view fingerprint) override;
   Result<std::vector<store::AccountRecord>> ListAccounts() override;
   Result<bool> RecordTotpStep(std::string_view id, int64_t step, TimePoint now) override;
+  Result<bool> BurnTotpStep(std::string_view id, int64_t step, TimePoint now) override;
   Result<store::LoginFailureState> RecordLoginFailure(std::string_view id, int64_t lock_threshold,
                                                       TimePoint lock_until, TimePoint now) override;
   Status ClearLoginFailures(std::string_view id, TimePoint now) override;
@@ -137,6 +138,8 @@ class MemoryStore : public store::Store {
   std::vector<bool> ConsumeFlushModes();
 
  private:
+  Result<bool> SetTotpStep(std::string_view id, int64_t step, TimePoint now, bool even_if_locked);
+
   std::mutex mu_;
   std::map<std::string, store::KeyRecord> by_id_;  // guarded by mu_
   std::optional<Error> fail_insert_;               // guarded by mu_

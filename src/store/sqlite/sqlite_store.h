@@ -110,6 +110,7 @@ class SqliteStore final : public Store {
   Result<AccountRecord> GetAccountByFingerprint(std::string_view fingerprint) override;
   Result<std::vector<AccountRecord>> ListAccounts() override;
   Result<bool> RecordTotpStep(std::string_view id, int64_t step, TimePoint now) override;
+  Result<bool> BurnTotpStep(std::string_view id, int64_t step, TimePoint now) override;
   Result<LoginFailureState> RecordLoginFailure(std::string_view id, int64_t lock_threshold,
                                                TimePoint lock_until, TimePoint now) override;
   Status ClearLoginFailures(std::string_view id, TimePoint now) override;
@@ -173,6 +174,9 @@ class SqliteStore final : public Store {
  private:
   friend class SqliteStoreTestPeer;
   enum class OpenMode { kCreateIfMissing, kExistingOnly };
+
+  // RecordTotpStep and BurnTotpStep: runs `sql` (one conditional UPDATE of the step).
+  Result<bool> SetTotpStep(std::string_view sql, std::string_view id, int64_t step, TimePoint now);
 
   SqliteStore(std::string path, std::unique_ptr<sqlite_internal::Connection> conn,
               int schema_version, int migrated_from);

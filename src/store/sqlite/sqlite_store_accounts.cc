@@ -59,6 +59,9 @@ constexpr std::string_view kFingerprintExists =
 constexpr std::string_view kRecordTotpStep =
     "UPDATE accounts SET totp_last_step = ?1, updated_at = ?2"
     " WHERE id = ?3 AND totp_last_step < ?1 AND (locked_until IS NULL OR locked_until <= ?2)";
+constexpr std::string_view kBurnTotpStep =
+    "UPDATE accounts SET totp_last_step = ?1, updated_at = ?2 WHERE id = ?3 AND totp_last_step < "
+    "?1";
 constexpr std::string_view kAccountExists = "SELECT 1 FROM accounts WHERE id = ?1";
 // The count and the lock are computed from the row's current values inside the one statement.
 constexpr std::string_view kRecordLoginFailure =
@@ -237,11 +240,20 @@ Result<std::vector<AccountRecord>> SqliteStore::ListAccounts() {
 }
 
 Result<bool> SqliteStore::RecordTotpStep(std::string_view id, int64_t step, TimePoint now) {
+  return SetTotpStep(kRecordTotpStep, id, step, now);
+}
+
+Result<bool> SqliteStore::BurnTotpStep(std::string_view id, int64_t step, TimePoint now) {
+  return SetTotpStep(kBurnTotpStep, id, step, now);
+}
+
+Result<bool> SqliteStore::SetTotpStep(std::string_view sql, std::string_view id, int64_t step,
+                                      TimePoint now) {
   const std::string context = "cannot record the TOTP step of account '" + std::string(id) + "'";
   std::lock_guard lock(mu_);
   int64_t changed = 0;
   {
-    SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(kRecordTotpStep, context));
+    SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(sql, context));
     SIGNET_TRY(query.Bind(1, step));
     SIGNET_TRY(query.Bind(2, ToUnixSeconds(now)));
     SIGNET_TRY(query.Bind(3, id));
