@@ -8,6 +8,7 @@
 
 #include "audit/entry.h"
 #include "common/encoding.h"
+#include "common/text.h"
 
 namespace signet::audit {
 namespace {
@@ -115,7 +116,7 @@ class Verification {
   void Fail(FailureKind kind, std::optional<uint64_t> index, std::string message,
             std::optional<uint64_t> range_end = std::nullopt) {
     if (failed()) return;
-    report_.failure = VerifyFailure{kind, index, range_end, std::move(message)};
+    report_.failure = VerifyFailure{kind, index, range_end, TerminalSafe(message)};
   }
 
   Status RunChecks() {
@@ -139,10 +140,11 @@ class Verification {
         // Reported after the entries are read, unless an earlier entry disagrees first: the
         // report names the first index where anything does.
         const auto& at = options_.latest_checkpoint->entry_index;
-        bad_latest_ = VerifyFailure{
-            FailureKind::kBadCheckpoint, at, std::nullopt,
-            "the log's latest checkpoint" + (at ? " (recorded at entry " + Str(*at) + ")" : "") +
-                " does not verify: " + opened.error().message()};
+        bad_latest_ =
+            VerifyFailure{FailureKind::kBadCheckpoint, at, std::nullopt,
+                          TerminalSafe("the log's latest checkpoint" +
+                                       (at ? " (recorded at entry " + Str(*at) + ")" : "") +
+                                       " does not verify: " + opened.error().message())};
       }
     }
     SIGNET_ASSIGN_OR_RETURN(size_, reader_.Size());

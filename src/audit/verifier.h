@@ -175,7 +175,9 @@ struct VerifyFailure {
   std::optional<uint64_t> index;
   // When only a range is known: the change lies in [index, range_end).
   std::optional<uint64_t> range_end;
-  std::string message;  // a sentence for the user, naming the index and why
+  // A sentence for the user, naming the index and why. It may quote the log's own text (a
+  // log under test is untrusted), so control characters in it are escaped (TerminalSafe).
+  std::string message;
 };
 
 struct VerifyReport {

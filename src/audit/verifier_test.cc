@@ -249,6 +249,16 @@ TEST_F(VerifierTest, CheckpointEntryStatingAnotherSizeOrRootIsNamed) {
     EXPECT_NE(report.failure->message.find("states size"), std::string::npos)
         << report.failure->message;
   }
+  // The entry's own text is quoted, but cannot drive the terminal the report is shown on.
+  json spoof = json::parse(original);
+  spoof["details"]["size"] = "\x1b[2J\x1b[HOK: the log verifies\x1b[8m";
+  log_.entries()[last.entry_index] = spoof.dump();
+  VerifyReport spoofed = Run(KeyOnly());
+  ExpectFailure(spoofed, FailureKind::kBadCheckpoint, last.entry_index);
+  ASSERT_TRUE(spoofed.failure.has_value());
+  EXPECT_EQ(spoofed.failure->message.find('\x1b'), std::string::npos) << spoofed.failure->message;
+  EXPECT_NE(spoofed.failure->message.find("\\x1b[2J"), std::string::npos)
+      << spoofed.failure->message;
   // Without a stated size and root (only the note), the entry verifies.
   json bare = json::parse(original);
   bare["details"].erase("size");
