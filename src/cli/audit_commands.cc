@@ -458,7 +458,14 @@ class AuditVerifyCommand final : public Command {
     SIGNET_ASSIGN_OR_RETURN(std::optional<std::string> note, server->Checkpoint());
     uint64_t size = 0;
     if (note) {
-      SIGNET_ASSIGN_OR_RETURN(size, ClaimedSize(*note));
+      // Only a checkpoint that opens with the trusted key says how many entries to read. An
+      // unsigned one could claim 2^63 entries and keep the verifier downloading for hours before
+      // it fails; unread, it fails at once, as the bad checkpoint it is (Verify reports it).
+      const std::string& origin =
+          options.origin.empty() ? options.trusted_keys.front().name : options.origin;
+      if (audit::OpenCheckpoint(*note, origin, options.trusted_keys).ok()) {
+        SIGNET_ASSIGN_OR_RETURN(size, ClaimedSize(*note));
+      }
       options.latest_checkpoint = audit::LatestCheckpoint{*note, std::nullopt};
     }
     ServerLog* raw = server.get();

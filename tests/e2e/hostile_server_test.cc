@@ -16,7 +16,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <vector>
 
+#include "audit/note.h"
 #include "common/clock.h"
 #include "common/encoding.h"
 #include "common/fs.h"
@@ -82,6 +84,7 @@ class HostileServerTest : public ::testing::Test {
                       .Add(method, "/*",
                            [this, method](const server::Request& r) {
                              std::lock_guard lock(mu_);
+                             asked_.push_back(std::string(method) + " " + r.path);
                              auto it = answers_.find(std::string(method) + " " + r.path);
                              if (it == answers_.end()) {
                                return server::JsonErrorResponse(404, "not_found", "no such route");
@@ -149,6 +152,7 @@ class HostileServerTest : public ::testing::Test {
   std::unique_ptr<server::Server> server_;
   std::mutex mu_;
   std::map<std::string, server::Response> answers_;
+  std::vector<std::string> asked_;  // "METHOD /path" of every request, in order; guarded by mu_
 };
 
 // Exit status and output of a refusal: an error exit, a message naming the problem, within time.
@@ -286,6 +290,32 @@ TEST_F(HostileServerTest, ACheckpointClaimingMoreEntriesThanALogHoldsIsRefused) 
   }
   ExpectRefused(Signet("audit tail --server " + url_ + " --no-follow"), 2,
                 "more than a log can hold");
+}
+
+// An unsigned checkpoint claiming 2^63 - 1 entries: verify fails at once, as a bad checkpoint,
+// instead of downloading entries for hours on the strength of a size nobody signed.
+TEST_F(HostileServerTest, VerifyReadsNoEntriesOnAnUnsignedCheckpointsWord) {
+  const std::string note =
+      "signet.example/"
+      "hostile\n9223372036854775807\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n"
+      "\xe2\x80\x94 signet.example/hostile AAAA\n";
+  {
+    std::lock_guard lock(mu_);
+    answers_["GET /log/checkpoint"] = server::Response{200, "text/plain", note, {}};
+  }
+  Result<audit::VerifierKey> key =
+      audit::NewEd25519VerifierKey("signet.example/hostile", Bytes(32, 7));
+  ASSERT_TRUE(key.ok()) << key.error().message();
+  CliRun r = Signet("audit verify --server " + url_ + " --ca-file " + cert_ + " --key " +
+                    audit::FormatVerifierKey(*key));
+  EXPECT_TRUE(r.exited) << r.err;
+  EXPECT_EQ(r.code, 8) << r.out << r.err;
+  EXPECT_NE(r.out.find("does not verify"), std::string::npos) << r.out;
+  EXPECT_LT(r.seconds, 20);
+  std::lock_guard lock(mu_);
+  for (const std::string& asked : asked_) {
+    EXPECT_EQ(asked.find("entries"), std::string::npos) << asked;
+  }
 }
 
 }  // namespace
