@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
+#include "audit/entry.h"
 #include "common/encoding.h"
 
 namespace signet::audit {
@@ -41,6 +42,29 @@ std::optional<std::string_view> FastEntryBase64(std::string_view line) {
   return b64;
 }
 
+enum class LineRead { kRead, kEnd, kTooLong };
+
+// Reads the next line, without its "\n", into `line`, through `buffer`, which it sizes to
+// `max` + 2 bytes once (so a line costs its own length, not the limit), and never holding more
+// than `max` + 1 bytes of a line. kEnd at the end of the file; a last line without "\n" is read
+// as a line.
+LineRead ReadBoundedLine(std::istream& in, std::vector<char>& buffer, std::string& line,
+                         size_t max) {
+  if (buffer.size() != max + 2) buffer.assign(max + 2, '\0');
+  in.getline(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+  const auto extracted = static_cast<size_t>(in.gcount());
+  line.clear();
+  if (extracted == 0 && in.eof()) return LineRead::kEnd;
+  if (in.fail() && !in.eof()) return LineRead::kTooLong;       // max + 1 bytes and no "\n" yet
+  const size_t stored = in.eof() ? extracted : extracted - 1;  // the "\n" is not stored
+  if (stored > max) return LineRead::kTooLong;
+  line.assign(buffer.data(), stored);
+  return LineRead::kRead;
+}
+
+// The longest base64 text of an entry of kMaxEntrySize bytes.
+constexpr size_t kMaxEntryBase64 = (kMaxEntrySize + 2) / 3 * 4;
+
 }  // namespace
 
 std::string ExportHeaderLine(const ExportHeader& header) {
@@ -66,7 +90,8 @@ Result<std::unique_ptr<ExportReader>> ExportReader::Open(const std::string& path
 
   // The header.
   std::string& line = reader->line_;
-  if (!std::getline(reader->in_, line) || line.size() > kMaxExportLine) {
+  std::vector<char> header_buffer;
+  if (ReadBoundedLine(reader->in_, header_buffer, line, kMaxExportLine) != LineRead::kRead) {
     return InvalidArgument(path + " is not a signet audit export: no header line");
   }
   json header = json::parse(line, nullptr, /*allow_exceptions=*/false);
@@ -140,11 +165,24 @@ Status ExportReader::SeekTo(uint64_t position) {
     if (next_position_ % kTileWidth == 0 && next_position_ / kTileWidth == offsets_.size()) {
       offsets_.push_back(next_offset_);
     }
-    if (!std::getline(in_, line_)) return Unavailable("cannot read " + path_);
+    SIGNET_TRY(NextEntryLine());
     next_offset_ += line_.size() + 1;
     ++next_position_;
   }
   return OkStatus();
+}
+
+Status ExportReader::NextEntryLine() {
+  switch (ReadBoundedLine(in_, line_buffer_, line_, kMaxExportEntryLine)) {
+    case LineRead::kRead:
+      return OkStatus();
+    case LineRead::kEnd:
+      return Unavailable("cannot read " + path_);
+    case LineRead::kTooLong:
+      break;
+  }
+  return DataLoss(path_ + ": the line of entry " + Str(next_position_) + " is longer than " +
+                  Str(kMaxExportEntryLine) + " bytes, more than any entry needs");
 }
 
 Status ExportReader::ParseEntryLine(const std::string& line, std::string& entry) const {
@@ -161,6 +199,11 @@ Status ExportReader::ParseEntryLine(const std::string& line, std::string& entry)
     }
     slow = j["entry_b64"].get<std::string>();
     b64 = slow;
+  }
+  if (b64.size() > kMaxEntryBase64) {
+    return DataLoss(where + " holds " + Str(b64.size()) +
+                    " base64 characters, more than an entry of at most " + Str(kMaxEntrySize) +
+                    " bytes can take");
   }
   auto bytes = Base64Decode(b64);
   if (!bytes.ok()) return DataLoss(where + ": " + bytes.error().message());
@@ -185,10 +228,7 @@ Status ExportReader::Read(uint64_t begin, uint64_t count, EntryBatch& out) {
     if (next_position_ % kTileWidth == 0 && next_position_ / kTileWidth == offsets_.size()) {
       offsets_.push_back(next_offset_);
     }
-    if (!std::getline(in_, line_)) return Unavailable("cannot read " + path_);
-    if (line_.size() > kMaxExportLine) {
-      return DataLoss(path_ + ": the line of entry " + Str(next_position_) + " is too long");
-    }
+    SIGNET_TRY(NextEntryLine());
     SIGNET_TRY(ParseEntryLine(line_, entry_));
     out.Add(entry_);
     next_offset_ += line_.size() + 1;

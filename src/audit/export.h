@@ -30,6 +30,10 @@ inline constexpr std::string_view kExportFormat = "signet-audit-export/1";
 
 // The longest line a reader accepts (a 1 MB checkpoint note with JSON escapes fits).
 inline constexpr size_t kMaxExportLine = 8 * 1024 * 1024;
+// The longest entry line: an entry is at most kMaxEntrySize bytes (88 KB in base64); this leaves
+// room for JSON escapes an exporter other than signet might write. A reader never holds more of a
+// line than its limit, whatever the file (one with no newline at all: /dev/zero, a FIFO).
+inline constexpr size_t kMaxExportEntryLine = 1024 * 1024;
 
 struct ExportHeader {
   std::string origin;
@@ -71,6 +75,8 @@ class ExportReader final : public LogReader {
   // DataLoss if entry lines remain at the read position, which must be the header's size.
   Status CheckNoEntryAfterSize() const;
   Status ParseEntryLine(const std::string& line, std::string& entry) const;
+  // Reads the next entry line into line_: DataLoss if it is longer than kMaxExportEntryLine.
+  Status NextEntryLine();
 
   std::string path_;
   std::ifstream in_;
@@ -81,6 +87,7 @@ class ExportReader final : public LogReader {
   uint64_t next_position_ = 0;  // entry position at next_offset_
   uint64_t next_offset_ = 0;
   std::vector<uint64_t> offsets_;  // offsets_[k]: file offset of entry 256 * k
+  std::vector<char> line_buffer_;  // ReadBoundedLine's
   std::string line_;
   std::string entry_;
 };

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "audit/entry.h"
 #include "audit/testing/test_log.h"
 
 namespace signet::audit {
@@ -173,6 +174,55 @@ TEST_F(ExportTest, EntriesUnderAHeaderOfSizeZeroAreRefused) {
   auto reader = ExportReader::Open(Write(lines));
   ASSERT_FALSE(reader.ok()) << "an export of size 0 with entry lines opened";
   EXPECT_EQ(reader.error().code(), ErrorCode::kDataLoss);
+}
+
+// Lines are bounded as they are read, not after: an entry line or a header longer than any
+// needs is refused without holding it, and an entry whose base64 is longer than an entry can be is
+// refused before it is decoded.
+TEST_F(ExportTest, OverlongLinesAndEntriesAreRefusedAsTheyAreRead) {
+  std::vector<std::string> lines = Lines();
+  lines[3] = "{\"index\":2,\"entry_b64\":\"" + std::string(kMaxExportEntryLine, 'A') + "\"}\n";
+  auto reader = ExportReader::Open(Write(lines, "long-line.jsonl"));
+  ASSERT_TRUE(reader.ok()) << reader.error().message();
+  EntryBatch batch;
+  Status read = (*reader)->Read(0, 10, batch);
+  ASSERT_FALSE(read.ok());
+  EXPECT_EQ(read.error().code(), ErrorCode::kDataLoss);
+  EXPECT_NE(read.error().message().find("the line of entry 2 is longer than"), std::string::npos)
+      << read.error().message();
+
+  lines = Lines();
+  // Valid base64 of 65 536 bytes: one more than an entry may hold.
+  lines[3] = "{\"index\":2,\"entry_b64\":\"" + std::string(87380, 'A') + "AAAA\"}\n";
+  reader = ExportReader::Open(Write(lines, "big-entry.jsonl"));
+  ASSERT_TRUE(reader.ok()) << reader.error().message();
+  read = (*reader)->Read(0, 10, batch);
+  ASSERT_FALSE(read.ok());
+  EXPECT_EQ(read.error().code(), ErrorCode::kDataLoss);
+  EXPECT_NE(read.error().message().find("more than an entry of at most 65535 bytes"),
+            std::string::npos)
+      << read.error().message();
+
+  // A "header" with no newline in reach: refused after the limit, not read to the end.
+  const std::string path = Write({std::string(kMaxExportLine + 10, '{'), "\n"}, "no-header.jsonl");
+  reader = ExportReader::Open(path);
+  ASSERT_FALSE(reader.ok());
+  EXPECT_EQ(reader.error().code(), ErrorCode::kInvalidArgument);
+}
+
+// The largest entry there may be still reads.
+TEST_F(ExportTest, AnEntryOfTheMaximumSizeReads) {
+  const std::string entry(kMaxEntrySize, 'x');
+  const std::string path = Write({ExportHeaderLine({log_.origin(), 1}), ExportEntryLine(0, entry),
+                                  ExportCheckpointLine(std::nullopt)},
+                                 "max.jsonl");
+  auto reader = ExportReader::Open(path);
+  ASSERT_TRUE(reader.ok()) << reader.error().message();
+  EntryBatch batch;
+  Status read = (*reader)->Read(0, 1, batch);
+  ASSERT_TRUE(read.ok()) << read.error().message();
+  ASSERT_EQ(batch.size(), 1u);
+  EXPECT_EQ(batch[0], entry);
 }
 
 TEST_F(ExportTest, MissingFileIsNotFound) {
