@@ -202,7 +202,9 @@ class ServerCore;
 //                                                       set = "OTHER"
 //   signet_http_request_duration_seconds{method,path} histogram, request read to response ready
 //   signet_http_connections_active                    gauge
-//   signet_http_rejected_total{reason}                counter; reason = "connections", "workers"
+//   signet_http_rejected_total{reason}                counter; reason = "connections", "workers",
+//                                                       "error" (a connection that could not be
+//                                                       set up, e.g. no memory for its TLS state)
 class Server {
  public:
   // Checks `options`, loads the certificate, key and client CAs and builds the TLS context; does

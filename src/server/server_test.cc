@@ -14,6 +14,7 @@
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -816,6 +817,74 @@ TEST_F(ServerTest, SigtermStopsServerWhenSignalsAreHandled) {
   ::kill(::getpid(), SIGTERM);
   auto waited = std::async(std::launch::async, [this] { server_->Wait(); });
   EXPECT_EQ(waited.wait_for(5s), std::future_status::ready);
+}
+
+// A request that never ends (a stuck HSM call) keeps the drain after SIGTERM going; a second
+// SIGTERM must then end the process, not be swallowed, so the operator has more than SIGKILL.
+// Forked: the second signal's default action ends the process that receives it.
+TEST_F(ServerTest, ASecondSigtermEndsTheProcessWhileARequestHangs) {
+  ServerOptions options = Options();  // before the fork: both sides must share TestPki()'s files
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  const pid_t child = ::fork();
+  ASSERT_NE(child, -1);
+  if (child == 0) {
+    ::close(pipe_fds[0]);
+    options.handle_signals = true;
+    options.shutdown_grace = 60s;
+    Router router;
+    static std::atomic<bool> never{false};
+    if (!router
+             .Add("GET", "/hang",
+                  [](const Request&) {
+                    while (!never.load()) std::this_thread::sleep_for(100ms);
+                    return Text("");
+                  })
+             .ok()) {
+      ::_exit(3);
+    }
+    auto server = Server::Create(std::move(options), std::move(router), metrics_);
+    if (!server.ok()) ::_exit(4);
+    auto port = (*server)->Start();
+    if (!port.ok()) ::_exit(5);
+    const uint16_t bound = *port;
+    if (::write(pipe_fds[1], &bound, sizeof bound) != sizeof bound) ::_exit(6);
+    (*server)->Wait();
+    ::_exit(0);
+  }
+  ::close(pipe_fds[1]);
+  struct Reaper {  // a failed assertion must not leave the child serving
+    pid_t pid;
+    ~Reaper() {
+      if (::waitpid(pid, nullptr, WNOHANG) == 0) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, nullptr, 0);
+      }
+    }
+  } reaper{child};
+  uint16_t port = 0;
+  ASSERT_EQ(::read(pipe_fds[0], &port, sizeof port), static_cast<ssize_t>(sizeof port));
+  ::close(pipe_fds[0]);
+  TlsClient client;
+  ASSERT_TRUE(client.Connect(port));
+  ASSERT_TRUE(client.Send(Get("/hang")));
+  std::this_thread::sleep_for(300ms);
+  ::kill(child, SIGTERM);
+  std::this_thread::sleep_for(300ms);
+  int status = 0;
+  EXPECT_EQ(::waitpid(child, &status, WNOHANG), 0) << "the first SIGTERM waits for the request";
+  ::kill(child, SIGTERM);
+  pid_t done = 0;
+  for (int i = 0; i < 50 && done == 0; ++i) {
+    std::this_thread::sleep_for(100ms);
+    done = ::waitpid(child, &status, WNOHANG);
+  }
+  if (done == 0) {
+    ::kill(child, SIGKILL);
+    ::waitpid(child, &status, 0);
+  }
+  EXPECT_EQ(done, child) << "a second SIGTERM did not end the process";
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM) << status;
 }
 
 // --- Built-in endpoints --------------------------------------------------------------------------

@@ -511,10 +511,16 @@ void ServerCore::OnAccept(error_code ec, tcp::socket socket) {
     });
     return;
   }
+  // The next accept is armed before this connection is set up: setting it up can throw (a TLS
+  // stream that cannot be made, memory), and a throw past a DoAccept at the end would leave the
+  // process running but accepting nothing, for good.
+  DoAccept();
   error_code ignored;
   socket.set_option(tcp::no_delay(true), ignored);
 
   std::shared_ptr<Session> session;
+  std::shared_ptr<Session> unregistered;  // made but not registered: dropped below, unlocked
+  bool failed = false;
   {
     std::lock_guard lock(mu_);
     if (stopping_) return;  // socket closes as it goes out of scope
@@ -523,22 +529,32 @@ void ServerCore::OnAccept(error_code ec, tcp::socket socket) {
       socket.close(ignored);
     } else {
       uint64_t id = next_session_id_++;
-      session = std::make_shared<Session>(*this, std::move(socket), id, rejecting);
-      sessions_.emplace(id, session);
-      if (rejecting) {
-        ++rejecting_;
-      } else {
-        ++active_;
+      try {
+        // A constructor that throws closes the socket and never runs ~Session.
+        session = std::make_shared<Session>(*this, std::move(socket), id, rejecting);
+        // Counted from here: ~Session uncounts it (OnSessionClosed, which takes mu_).
+        if (rejecting) {
+          ++rejecting_;
+        } else {
+          ++active_;
+        }
+        sessions_.emplace(id, session);
+      } catch (...) {
+        unregistered = std::move(session);
+        failed = true;
       }
     }
   }
+  if (unregistered != nullptr) {
+    metrics_.AddGauge(kConnectionsActive, {}, 1);  // ~Session takes it off again
+    unregistered.reset();
+  }
   if (session == nullptr) {
-    metrics_.Increment(kRejectedTotal, {{"reason", "connections"}});
+    metrics_.Increment(kRejectedTotal, {{"reason", failed ? "error" : "connections"}});
   } else {
     metrics_.AddGauge(kConnectionsActive, {}, 1);
     session->Start();
   }
-  DoAccept();
 }
 
 void ServerCore::OnSessionClosed(uint64_t id, bool rejecting) {
@@ -582,7 +598,11 @@ void ServerCore::BeginStopOnControl() {
   error_code ignored;
   acceptor_.close(ignored);
   accept_retry_timer_.cancel();
+  // Not only cancelled: cleared, which gives SIGTERM and SIGINT back their default action. If a
+  // request hangs (a stuck HSM call) the drain can outlast the grace period; a second signal then
+  // ends the process instead of being swallowed, so the operator is not left with only SIGKILL.
   signals_.cancel(ignored);
+  signals_.clear(ignored);
   grace_timer_.expires_after(options_.shutdown_grace);
   grace_timer_.async_wait([this](error_code ec) {
     if (!ec) ForceCloseAll();
