@@ -33,7 +33,10 @@ class InitCommand final : public Command {
       std::cout << "initialised signet data folder " << outcome.data_dir << "\n"
                 << "  token     " << ctx->token.label << " (serial " << ctx->token.serial
                 << ", SoftHSM2, config " << ctx->config.hsm.softhsm_conf << ")\n"
-                << "  user PIN  " << ctx->config.hsm.pin_file << " (owner-only)\n"
+                << "  user PIN  "
+                << (ctx->config.hsm.pin_file.empty() ? std::string("from SIGNET_PIN")
+                                                     : ctx->config.hsm.pin_file + " (owner-only)")
+                << "\n"
                 << "  database  " << ctx->config.store.sqlite_path << "\n";
     } else {
       std::cout << "signet data folder " << outcome.data_dir

@@ -177,6 +177,10 @@ Result<std::unique_ptr<LocalContext>> OpenLocal(const GlobalOptions& global,
   ctx->store = std::move(*db);
 
   SIGNET_ASSIGN_OR_RETURN(SecretBytes pin, ReadUserPin(pin_file));
+  // From here the configuration says where the PIN came from (the start-up entry records it):
+  // the file actually read, or none when SIGNET_PIN gave the PIN itself.
+  const char* pin_env = std::getenv("SIGNET_PIN");
+  hsm_config.pin_file = pin_env != nullptr && *pin_env != '\0' ? std::string() : pin_file;
   if (!hsm_config.softhsm_conf.empty()) {
     ::setenv("SOFTHSM2_CONF", hsm_config.softhsm_conf.c_str(), 1);
   }

@@ -129,7 +129,8 @@ std::map<std::string, std::string> EffectiveConfig(const config::Config& c,
   d["hsm.module"] = c.hsm.module_path;
   d["hsm.token_label"] = token.label;
   d["hsm.token_serial"] = token.serial;
-  d["hsm.pin_file"] = c.hsm.pin_file;
+  d["hsm.pin_file"] =
+      c.hsm.pin_file.empty() ? "(none: the PIN came from SIGNET_PIN)" : c.hsm.pin_file;
   d["store.sqlite_path"] = c.store.sqlite_path;
   d["server.listen"] = c.server.listen;
   d["server.tls_certificate"] = c.server.tls_certificate;

@@ -65,7 +65,11 @@ stop
 [[ $RC == 0 ]] && ok "SIGTERM: exits 0 within 10 s" || bad "SIGTERM: exit $RC"
 
 # --- second start: no second admin, no second enrolment ---------------------------------------
-if start "$W/out2"; then ok "second start"; else bad "second start"; finish; exit 1; fi
+# With the PIN file named by the environment: the start-up entry names the file that was read.
+cp -p "$D/user.pin" "$W/pin-elsewhere"
+if SIGNET_PIN_FILE=$W/pin-elsewhere start "$W/out2"; then ok "second start"; else bad "second start"; finish; exit 1; fi
+pin_file=$(sqlite3 "$D/signet.db" "SELECT json_extract(data, '$.details.\"hsm.pin_file\"') FROM log_entries WHERE action='config_startup' ORDER BY idx DESC LIMIT 1")
+[[ $pin_file == "$W/pin-elsewhere" ]] && ok "config_startup names the PIN file actually read" || bad "config_startup hsm.pin_file: $pin_file"
 ! grep -q otpauth "$W/out2" && ok "second start prints no enrolment" || bad "second start printed an enrolment"
 admins=$(sqlite3 "$D/signet.db" "SELECT count(*) FROM accounts")
 [[ $admins == 1 ]] && ok "still exactly one account" || bad "accounts: $admins"
