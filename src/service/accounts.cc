@@ -228,6 +228,14 @@ Error AccountService::Fail(AccountEvent event, Error error) {
   return error;
 }
 
+Error AccountService::RefusedChange(const AccountCaller& actor, AccountAction action,
+                                    std::string_view object, Error error) {
+  if (Status admin = RequireAdmin(actor, action, object); !admin.ok()) {
+    return std::move(admin).error();
+  }
+  return Fail(MakeEvent(action, AccountReason::kSuccess, actor, object), std::move(error));
+}
+
 Status AccountService::RequireAdmin(const AccountCaller& actor, AccountAction action,
                                     std::string_view object) {
   const Principal& p = actor.principal;

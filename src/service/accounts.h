@@ -275,6 +275,12 @@ class AccountService {
   // authentication attempt is in the log. `name` is the account name if one could be read. Not
   // counted towards the lockout (no credential was tried). Returns the sink's error, if any.
   Status RecordRefusedLogin(std::string_view why, CallOrigin origin, std::string_view name = {});
+  // For a change the caller refused before calling the method that would make it (the management
+  // API's check of the request body): records `action` on account `object` as refused and
+  // returns the error. The role comes first, as in the methods: for an actor who may not
+  // administer accounts, the refusal recorded and returned is that, whatever `error` says.
+  Error RefusedChange(const AccountCaller& actor, AccountAction action, std::string_view object,
+                      Error error);
   // Server-to-server login: `fingerprint` is the SHA-256 (hex) of the client certificate the TLS
   // layer verified. Unauthenticated for an unknown certificate; PermissionDenied for a disabled
   // service account (the certificate already proved who it is, so naming the state leaks

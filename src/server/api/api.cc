@@ -183,12 +183,25 @@ struct Call {
   const ApiDependencies& deps;
   const json& body;
   const internal::Authenticated& who;
+  // On a route that changes something: what a refusal is recorded as (see RouteSpec).
+  std::optional<service::AuditAction> refused_as = std::nullopt;
+  std::optional<service::AccountAction> account_refused_as = std::nullopt;
 
   const service::Principal& principal() const { return who.principal; }
   const service::Caller& caller() const { return who.caller; }
   // The principal with the request's origin, for AccountService's changes.
   service::AccountCaller account_caller() const {
     return {who.principal, {who.caller.actor.client_address, who.caller.request_id}};
+  }
+
+  // A change refused for its body (a field name or value) before any service saw it: recorded
+  // like the services' own refusals, as the route's action on the account or key the body names.
+  Error Refuse(Error error) const;
+  // `value`, or its error refused as above.
+  template <typename T>
+  Result<T> Checked(Result<T> value) const {
+    if (!value.ok()) return Refuse(std::move(value).error());
+    return value;
   }
 };
 
@@ -199,12 +212,23 @@ struct RouteSpec {
   std::vector<std::string_view> fields = {};  // the body fields the route accepts
   // kAdmin: the action a refusal is recorded as (its object is the body's "name").
   std::optional<service::AuditAction> refused_as = std::nullopt;
+  // kAccountAdmin: the same, for the account services' records.
+  std::optional<service::AccountAction> account_refused_as = std::nullopt;
 };
 
 // The object a refused change on an admin route is recorded with: the body's "name", if a string.
 std::string NamedObject(const json& body) {
   auto name = body.find("name");
   return name != body.end() && name->is_string() ? name->get<std::string>() : std::string();
+}
+
+Error Call::Refuse(Error error) const {
+  if (account_refused_as) {
+    return deps.accounts.RefusedChange(account_caller(), *account_refused_as, NamedObject(body),
+                                       std::move(error));
+  }
+  if (refused_as) return deps.keys.Refused(caller(), *refused_as, NamedObject(body), error);
+  return error;
 }
 
 Status CheckAccess(const RouteSpec& route, const Call& call) {
@@ -232,7 +256,7 @@ Status CheckAccess(const RouteSpec& route, const Call& call) {
   if (!refused) return OkStatus();
   if (route.access != Access::kAdmin) return *refused;
   // A refused change is recorded; its object is the key the body names, whatever that holds.
-  return call.deps.keys.Refused(call.caller(), *route.refused_as, NamedObject(call.body), *refused);
+  return call.Refuse(*refused);
 }
 
 // ---- auth/ --------------------------------------------------------------------------------------
@@ -277,16 +301,16 @@ Result<json> ShowAccount(const Call& c) {
 }
 
 Result<json> CreateAccount(const Call& c) {
-  SIGNET_ASSIGN_OR_RETURN(std::string name, ReqString(c.body, "name"));
-  SIGNET_ASSIGN_OR_RETURN(std::string kind_name, ReqString(c.body, "kind"));
+  SIGNET_ASSIGN_OR_RETURN(std::string name, c.Checked(ReqString(c.body, "name")));
+  SIGNET_ASSIGN_OR_RETURN(std::string kind_name, c.Checked(ReqString(c.body, "kind")));
   auto kind = store::ParseAccountKind(kind_name);
-  if (!kind.ok()) return InvalidArgument("'kind' must be person or service");
-  SIGNET_ASSIGN_OR_RETURN(store::RoleSet roles, ReqRoles(c.body));
+  if (!kind.ok()) return c.Refuse(InvalidArgument("'kind' must be person or service"));
+  SIGNET_ASSIGN_OR_RETURN(store::RoleSet roles, c.Checked(ReqRoles(c.body)));
   SIGNET_ASSIGN_OR_RETURN(std::optional<std::string> fingerprint,
-                          OptString(c.body, "client_cert_sha256"));
+                          c.Checked(OptString(c.body, "client_cert_sha256")));
   if (*kind == store::AccountKind::kPerson) {
     if (fingerprint) {
-      return InvalidArgument("'client_cert_sha256' is only for service accounts");
+      return c.Refuse(InvalidArgument("'client_cert_sha256' is only for service accounts"));
     }
     SIGNET_ASSIGN_OR_RETURN(service::NewPerson person,
                             c.deps.accounts.CreatePerson(c.account_caller(), name, roles));
@@ -296,9 +320,9 @@ Result<json> CreateAccount(const Call& c) {
                 {"totp_uri", std::string(person.totp.uri.text_view())}};
   }
   if (!fingerprint || fingerprint->empty()) {
-    return InvalidArgument(
+    return c.Refuse(InvalidArgument(
         "'client_cert_sha256' is required for a service account: the SHA-256 of its TLS client "
-        "certificate (DER) as 64 lower-case hex digits");
+        "certificate (DER) as 64 lower-case hex digits"));
   }
   SIGNET_ASSIGN_OR_RETURN(
       service::AccountInfo a,
@@ -310,14 +334,14 @@ Result<json> CreateAccount(const Call& c) {
 template <Result<service::AccountInfo> (service::AccountService::*Method)(
     const service::AccountCaller&, std::string_view)>
 Result<json> ChangeAccount(const Call& c) {
-  SIGNET_ASSIGN_OR_RETURN(std::string name, ReqString(c.body, "name"));
+  SIGNET_ASSIGN_OR_RETURN(std::string name, c.Checked(ReqString(c.body, "name")));
   SIGNET_ASSIGN_OR_RETURN(service::AccountInfo a,
                           (c.deps.accounts.*Method)(c.account_caller(), name));
   return AccountAnswer(a);
 }
 
 Result<json> ResetTotp(const Call& c) {
-  SIGNET_ASSIGN_OR_RETURN(std::string name, ReqString(c.body, "name"));
+  SIGNET_ASSIGN_OR_RETURN(std::string name, c.Checked(ReqString(c.body, "name")));
   SIGNET_ASSIGN_OR_RETURN(service::TotpEnrolment totp,
                           c.deps.accounts.ResetTotp(c.account_caller(), name));
   SIGNET_ASSIGN_OR_RETURN(service::AccountInfo a, c.deps.accounts.Get(c.principal(), name));
@@ -327,8 +351,8 @@ Result<json> ResetTotp(const Call& c) {
 }
 
 Result<json> SetRoles(const Call& c) {
-  SIGNET_ASSIGN_OR_RETURN(std::string name, ReqString(c.body, "name"));
-  SIGNET_ASSIGN_OR_RETURN(store::RoleSet roles, ReqRoles(c.body));
+  SIGNET_ASSIGN_OR_RETURN(std::string name, c.Checked(ReqString(c.body, "name")));
+  SIGNET_ASSIGN_OR_RETURN(store::RoleSet roles, c.Checked(ReqRoles(c.body)));
   SIGNET_ASSIGN_OR_RETURN(service::AccountInfo a,
                           c.deps.accounts.SetRoles(c.account_caller(), name, roles));
   return AccountAnswer(a);
@@ -350,10 +374,10 @@ Result<json> ShowKey(const Call& c) {
 }
 
 Result<json> CreateKey(const Call& c) {
-  SIGNET_ASSIGN_OR_RETURN(std::string name, ReqKeyName(c.body));
-  SIGNET_ASSIGN_OR_RETURN(std::string algorithm, ReqString(c.body, "algorithm"));
+  SIGNET_ASSIGN_OR_RETURN(std::string name, c.Checked(ReqKeyName(c.body)));
+  SIGNET_ASSIGN_OR_RETURN(std::string algorithm, c.Checked(ReqString(c.body, "algorithm")));
   auto alg = ParseKeyAlgorithm(algorithm);
-  if (!alg.ok()) return alg.error().WithContext("'algorithm'");
+  if (!alg.ok()) return c.Refuse(alg.error().WithContext("'algorithm'"));
   SIGNET_ASSIGN_OR_RETURN(store::KeyRecord key,
                           c.deps.keys.CreateKey(c.caller(), name, *alg, c.principal().name));
   return KeyAnswer(key);
@@ -363,21 +387,21 @@ Result<json> CreateKey(const Call& c) {
 template <Result<store::KeyRecord> (service::KeyService::*Method)(const service::Caller&,
                                                                   std::string_view)>
 Result<json> ChangeKey(const Call& c) {
-  SIGNET_ASSIGN_OR_RETURN(std::string name, ReqKeyName(c.body));
+  SIGNET_ASSIGN_OR_RETURN(std::string name, c.Checked(ReqKeyName(c.body)));
   SIGNET_ASSIGN_OR_RETURN(store::KeyRecord key, (c.deps.keys.*Method)(c.caller(), name));
   return KeyAnswer(key);
 }
 
 Result<json> CreateCsr(const Call& c) {
-  SIGNET_ASSIGN_OR_RETURN(std::string name, ReqKeyName(c.body));
-  SIGNET_ASSIGN_OR_RETURN(std::string subject, ReqString(c.body, "subject"));
+  SIGNET_ASSIGN_OR_RETURN(std::string name, c.Checked(ReqKeyName(c.body)));
+  SIGNET_ASSIGN_OR_RETURN(std::string subject, c.Checked(ReqString(c.body, "subject")));
   SIGNET_ASSIGN_OR_RETURN(std::string pem, c.deps.keys.CreateCsr(c.caller(), name, subject));
   return json{{"csr_pem", std::move(pem)}};
 }
 
 Result<json> ImportChain(const Call& c) {
-  SIGNET_ASSIGN_OR_RETURN(std::string name, ReqKeyName(c.body));
-  SIGNET_ASSIGN_OR_RETURN(std::string pem, ReqString(c.body, "chain_pem"));
+  SIGNET_ASSIGN_OR_RETURN(std::string name, c.Checked(ReqKeyName(c.body)));
+  SIGNET_ASSIGN_OR_RETURN(std::string pem, c.Checked(ReqString(c.body, "chain_pem")));
   SIGNET_ASSIGN_OR_RETURN(store::KeyRecord key,
                           c.deps.keys.ImportCertificateChain(c.caller(), name, pem));
   return KeyAnswer(key);
@@ -404,9 +428,10 @@ Result<json> ListGrants(const Call& c) {
 template <Status (service::SigningService::*Method)(const service::Caller&, std::string_view,
                                                     std::string_view)>
 Result<json> ChangeGrant(const Call& c) {
-  SIGNET_ASSIGN_OR_RETURN(std::string name, ReqKeyName(c.body));
-  SIGNET_ASSIGN_OR_RETURN(std::string account, ReqAccountName(c.body, "account"));
-  SIGNET_ASSIGN_OR_RETURN(service::AccountInfo a, c.deps.accounts.Get(c.principal(), account));
+  SIGNET_ASSIGN_OR_RETURN(std::string name, c.Checked(ReqKeyName(c.body)));
+  SIGNET_ASSIGN_OR_RETURN(std::string account, c.Checked(ReqAccountName(c.body, "account")));
+  SIGNET_ASSIGN_OR_RETURN(service::AccountInfo a,
+                          c.Checked(c.deps.accounts.Get(c.principal(), account)));
   SIGNET_TRY((c.deps.signing.*Method)(c.caller(), name, a.id));
   return json::object();
 }
@@ -418,8 +443,8 @@ Result<json> GetPolicy(const Call& c) {
 }
 
 Result<json> SetPolicy(const Call& c) {
-  SIGNET_ASSIGN_OR_RETURN(std::string name, ReqKeyName(c.body));
-  SIGNET_ASSIGN_OR_RETURN(service::KeyPolicy policy, ReqPolicy(c.body));
+  SIGNET_ASSIGN_OR_RETURN(std::string name, c.Checked(ReqKeyName(c.body)));
+  SIGNET_ASSIGN_OR_RETURN(service::KeyPolicy policy, c.Checked(ReqPolicy(c.body)));
   SIGNET_TRY(c.deps.signing.SetPolicy(c.caller(), name, policy));
   SIGNET_ASSIGN_OR_RETURN(service::KeyPolicy now, c.deps.signing.GetPolicy(c.caller(), name));
   return json{{"policy", PolicyJson(now)}};
@@ -436,11 +461,10 @@ Response Serve(const ApiDependencies& deps, const RouteSpec& route, const Reques
     SIGNET_ASSIGN_OR_RETURN(
         internal::Authenticated who,
         internal::AuthenticateBearer(deps.accounts, request, /*allow_password_change_due=*/true));
-    const Call call{deps, body, who};
+    const Call call{deps, body, who, route.refused_as, route.account_refused_as};
     SIGNET_TRY(CheckAccess(route, call));
     if (Status fields = CheckFields(body, route.fields); !fields.ok()) {
-      if (route.access != Access::kAdmin) return fields.error();
-      return deps.keys.Refused(call.caller(), *route.refused_as, NamedObject(body), fields.error());
+      return call.Refuse(std::move(fields).error());
     }
     return route.run(call);
   }();
@@ -451,6 +475,7 @@ Response Serve(const ApiDependencies& deps, const RouteSpec& route, const Reques
 }  // namespace
 
 Status RegisterApiRoutes(Router& router, ApiDependencies deps) {
+  using service::AccountAction;
   using service::AccountService;
   using service::AuditAction;
   using service::KeyService;
@@ -467,13 +492,17 @@ Status RegisterApiRoutes(Router& router, ApiDependencies deps) {
       {"accounts/list", Access::kRead, ListAccounts},
       {"accounts/show", Access::kRead, ShowAccount, {"name"}},
       {"accounts/create", Access::kAccountAdmin, CreateAccount,
-       {"name", "kind", "roles", "client_cert_sha256"}},
+       {"name", "kind", "roles", "client_cert_sha256"}, {}, AccountAction::kAccountCreate},
       {"accounts/disable", Access::kAccountAdmin, ChangeAccount<&AccountService::Disable>,
-       {"name"}},
-      {"accounts/enable", Access::kAccountAdmin, ChangeAccount<&AccountService::Enable>, {"name"}},
-      {"accounts/unlock", Access::kAccountAdmin, ChangeAccount<&AccountService::Unlock>, {"name"}},
-      {"accounts/reset-totp", Access::kAccountAdmin, ResetTotp, {"name"}},
-      {"accounts/roles", Access::kAccountAdmin, SetRoles, {"name", "roles"}},
+       {"name"}, {}, AccountAction::kAccountDisable},
+      {"accounts/enable", Access::kAccountAdmin, ChangeAccount<&AccountService::Enable>, {"name"},
+       {}, AccountAction::kAccountEnable},
+      {"accounts/unlock", Access::kAccountAdmin, ChangeAccount<&AccountService::Unlock>, {"name"},
+       {}, AccountAction::kUnlock},
+      {"accounts/reset-totp", Access::kAccountAdmin, ResetTotp, {"name"}, {},
+       AccountAction::kAccountResetTotp},
+      {"accounts/roles", Access::kAccountAdmin, SetRoles, {"name", "roles"}, {},
+       AccountAction::kAccountRoles},
       {"keys/list", Access::kRead, ListKeys},
       {"keys/show", Access::kRead, ShowKey, {"name"}},
       {"keys/create", Access::kAdmin, CreateKey, {"name", "algorithm"}, AuditAction::kKeyCreate},

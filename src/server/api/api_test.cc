@@ -389,6 +389,89 @@ TEST_F(ApiTest, RefusedKeyChangesWithUnknownFieldsAreRecorded) {
   EXPECT_EQ(Snapshot(), before);
 }
 
+// An account change refused for its body is recorded too: as the role refusal for a non-admin
+// (the role comes first), as the body's fault for an admin.
+TEST_F(ApiTest, RefusedAccountChangesWithBadBodiesAreRecorded) {
+  const std::string before = Snapshot();
+  size_t recorded = AccountEvents().size();
+  ExpectError(CallAs(alice_, "accounts/disable", {{"name", "audrey"}, {"typo", 1}}), 403,
+              "access_denied");
+  ASSERT_EQ(AccountEvents().size(), recorded + 1);
+  EXPECT_EQ(AccountEvents().back().action, service::AccountAction::kAccountDisable);
+  EXPECT_EQ(AccountEvents().back().reason, service::AccountReason::kPermissionDenied);
+  EXPECT_EQ(AccountEvents().back().object, "audrey");
+  EXPECT_EQ(AccountEvents().back().actor_name, "alice");
+
+  struct Case {
+    std::string route;
+    json body;
+    service::AccountAction action;
+    std::string why;
+  };
+  const std::vector<Case> cases = {
+      {"accounts/disable",
+       {{"name", "audrey"}, {"typo", 1}},
+       service::AccountAction::kAccountDisable,
+       "unknown field 'typo'"},
+      {"accounts/create",
+       {{"name", "robot"}, {"kind", "robot"}, {"roles", json::array()}},
+       service::AccountAction::kAccountCreate,
+       "'kind' must be person or service"},
+      {"accounts/roles",
+       {{"name", "audrey"}, {"roles", {"overlord"}}},
+       service::AccountAction::kAccountRoles,
+       "overlord"},
+      {"accounts/unlock", {{"name", 7}}, service::AccountAction::kUnlock, "name"},
+  };
+  for (const Case& c : cases) {
+    recorded = AccountEvents().size();
+    ExpectError(CallAs(admin_, c.route, c.body), 400, "invalid_request");
+    ASSERT_EQ(AccountEvents().size(), recorded + 1) << c.route;
+    const service::AccountEvent e = AccountEvents().back();  // AccountEvents() is a copy
+    EXPECT_EQ(e.action, c.action) << c.route;
+    EXPECT_EQ(e.reason, service::AccountReason::kInvalidArgument) << c.route;
+    EXPECT_EQ(e.actor_name, "root");
+    EXPECT_NE(e.details.at("error").find(c.why), std::string::npos)
+        << c.route << ": [" << e.details.at("error") << "]";
+  }
+  EXPECT_EQ(Snapshot(), before);
+}
+
+// A key change an admin sends with a bad value (an unknown account to grant, a policy or
+// algorithm that does not parse) is recorded as refused, like the services' own refusals.
+TEST_F(ApiTest, RefusedKeyChangesWithBadValuesAreRecorded) {
+  const std::string before = Snapshot();
+  struct Case {
+    std::string route;
+    json body;
+    AuditAction action;
+    int status;
+  };
+  json bad_policy = EcPolicy();
+  bad_policy["max_signatures_per_authorization"] = -1;
+  const std::vector<Case> cases = {
+      {"keys/grant", {{"name", "ec"}, {"account", "nobody"}}, AuditAction::kGrant, 404},
+      {"keys/revoke", {{"name", "ec"}, {"account", "nobody"}}, AuditAction::kRevokeGrant, 404},
+      {"keys/set-policy",
+       {{"name", "ec"}, {"policy", bad_policy}},
+       AuditAction::kPolicyChange,
+       400},
+      {"keys/create", {{"name", "new"}, {"algorithm", "dsa-1024"}}, AuditAction::kKeyCreate, 400},
+      {"keys/csr", {{"name", "ec"}, {"subject", 5}}, AuditAction::kKeyCsr, 400},
+  };
+  for (const Case& c : cases) {
+    const size_t recorded = audit_.events().size();
+    Response r = CallAs(admin_, c.route, c.body);
+    EXPECT_EQ(r.status, c.status) << c.route << ": " << r.body;
+    ASSERT_EQ(audit_.events().size(), recorded + 1) << c.route;
+    EXPECT_EQ(audit_.events().back().action, c.action) << c.route;
+    EXPECT_EQ(audit_.events().back().object, c.body["name"].get<std::string>());
+    EXPECT_EQ(audit_.events().back().actor.account_name, "root");
+    EXPECT_FALSE(audit_.events().back().succeeded()) << c.route;
+  }
+  EXPECT_EQ(Snapshot(), before);
+}
+
 TEST_F(ApiTest, RefusedKeyChangeIsRecordedWithActorAndKey) {
   ExpectError(CallAs(alice_, "keys/grant", {{"name", "ec"}, {"account", "alice"}}), 403,
               "access_denied");
