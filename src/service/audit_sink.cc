@@ -148,7 +148,11 @@ LogAppendFn DirectLogAppender(store::Store& store) {
 
 std::vector<store::LogEntryAppend> ToLogEntries(const AuditEvent& original) {
   AuditEvent event = original;
+  // Every string a client can reach is cut: the outcome is often an error message quoting what
+  // the client sent (a 70 KB credentialID), and an entry over the limit would not be recorded at
+  // all, so a refusal could be kept out of the log by the very request it refuses.
   Bound(event.object);
+  Bound(event.outcome);
   Bound(event.request_id);
   Bound(event.actor.account_name);
   Bound(event.actor.client_address);
@@ -159,6 +163,9 @@ std::vector<store::LogEntryAppend> ToLogEntries(const AuditEvent& original) {
     key_id = event.signature->key_id;
     Bound(event.signature->key_id);
     Bound(event.signature->key_name);
+    Bound(event.signature->algorithm);
+    Bound(event.signature->hash_algorithm);
+    for (std::string& hash : event.signature->hashes) Bound(hash);
   } else if (auto it = event.details.find("key_id"); it != event.details.end()) {
     key_id = it->second;
   }

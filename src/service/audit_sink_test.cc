@@ -160,11 +160,15 @@ TEST(LogAuditSinkTest, HugeClientTextIsCutNotRefused) {
   e.action = AuditAction::kSignRefused;
   e.object = std::string(1 << 20, 'x');
   e.details["error"] = std::string(1 << 20, 'y');
+  // The outcome is the refusal's message, which may quote the client (a 70 KB credentialID).
+  e.outcome = "unknown credential '" + std::string(70'000, 'z') + "'";
+  e.signature->hash_algorithm = std::string(1 << 20, 'h');
+  e.signature->hashes = {std::string(1 << 20, 'a')};
   std::vector<store::LogEntryAppend> entries = ToLogEntries(e);
   ASSERT_EQ(entries.size(), 1u);
   auto text = entries[0].render(7);
-  ASSERT_TRUE(text.ok());
-  EXPECT_LE(text->size(), 3 * kMaxAuditFieldSize + 1024);
+  ASSERT_TRUE(text.ok()) << text.error().message();
+  EXPECT_LE(text->size(), 6 * kMaxAuditFieldSize + 1024);
   EXPECT_NE(text->find("(cut, 1048576 bytes)"), std::string::npos);
 }
 
