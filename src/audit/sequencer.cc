@@ -135,7 +135,14 @@ Result<int64_t> Sequencer::Append(std::vector<store::LogEntryAppend> entries) {
   }
   lock.unlock();
   SequencerStats delta;
-  const int64_t new_size = CommitGroup(group, delta);
+  int64_t new_size = -1;
+  try {
+    new_size = CommitGroup(group, delta);
+  } catch (...) {
+    // Whatever escaped the store (bad_alloc, say): the requests it did not commit keep their
+    // "not committed" result. The hand-off below must still run, or the followers would wait,
+    // and the sequencer's shutdown with them, forever.
+  }
   lock.lock();
 
   stats_.batches += delta.batches;
@@ -196,6 +203,8 @@ int64_t Sequencer::CommitGroup(const std::vector<std::shared_ptr<Request>>& grou
           out = inner(index);
         } catch (const std::exception& ex) {
           out = InternalError(std::string("the entry's render function threw: ") + ex.what());
+        } catch (...) {
+          out = InternalError("the entry's render function threw something not an exception");
         }
         if (out.ok() && !out->empty() && out->size() <= store::kMaxLogEntrySize) return out;
         const std::string what = Describe(k, n, action) + " at index " + std::to_string(index);

@@ -126,6 +126,17 @@ TEST_F(SequencerTest, ARenderThatThrowsFailsItsRequestAndTheSequencerGoesOn) {
   EXPECT_EQ(*seq.Append(Entries("y", 1)), 0);
 }
 
+TEST_F(SequencerTest, ARenderThrowingANonExceptionFailsItsRequestAndTheSequencerGoesOn) {
+  Sequencer seq(*store_);
+  std::vector<LogEntryAppend> entries = Entries("x", 2);
+  entries[1].render = [](int64_t) -> Result<std::string> { throw 42; };
+  Result<int64_t> r = seq.Append(std::move(entries));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kInternal);
+  EXPECT_EQ(*seq.Append(Entries("y", 1)), 0);
+  EXPECT_EQ(*store_->LogSize(), 1);
+}
+
 TEST_F(SequencerTest, ConcurrentAppendsAreGroupedAndEachIndexIsGivenOnce) {
   Sequencer seq(*store_);
   std::atomic<int64_t> last_size{0};
