@@ -104,7 +104,7 @@ Result<std::optional<store::LogCheckpointRow>> LogMonitor::PreviousCheckpoint(in
   return best;
 }
 
-Status LogMonitor::CheckLeaves(int64_t from, int64_t to) {
+Status LogMonitor::CheckLeaves(int64_t from, int64_t to, CompactRange& range) {
   const auto first_tile = static_cast<uint64_t>(from) / kTileWidth;
   for (uint64_t t = first_tile; t * kTileWidth < static_cast<uint64_t>(to); ++t) {
     const auto tile_start = static_cast<int64_t>(t * kTileWidth);
@@ -131,6 +131,7 @@ Status LogMonitor::CheckLeaves(int64_t from, int64_t to) {
         return DataLoss("entry " + std::to_string(i) +
                         " does not match its leaf hash in level-0 tile " + std::to_string(t));
       }
+      SIGNET_TRY(range.Append(leaf));
     }
   }
   return OkStatus();
@@ -192,9 +193,47 @@ Status LogMonitor::Verify(LogCheck& check) {
     if (!consistent.ok()) return AsDataLoss(consistent.error(), step);
   }
 
-  check.checked_from = previous ? previous->size : 0;
-  SIGNET_TRY(CheckLeaves(check.checked_from, now.size));
+  // The base the entries are re-hashed from: while the latest is the one verified last, the same
+  // base as then; once a newer one is signed, the one verified last (its range came from its
+  // entries); on the first check, the stored checkpoint below the latest, its range read from the
+  // tiles and held to its signature.
+  Verified base;
+  CompactRange range;
+  if (verified_ && verified_->size == now.size) {
+    base = base_;
+    range = base_range_;
+  } else if (verified_) {
+    base = *verified_;
+    range = verified_range_;
+  } else if (previous) {
+    base = *previous;
+    const NodeHashFn base_nodes = TileNodeHashFn(
+        TreeSize(static_cast<uint64_t>(base.size)),
+        [this](const TileRef& tile) { return FetchTile(tile.level, tile.index, tile.width); });
+    auto from_tiles =
+        CompactRange::FromNodes(TreeSize(static_cast<uint64_t>(base.size)), base_nodes);
+    if (!from_tiles.ok()) {
+      return AsDataLoss(from_tiles.error(), "reading the tree of the checkpoint of size " +
+                                                SizeText(base.size) + " from the stored tiles");
+    }
+    if (from_tiles->Root() != base.root) {
+      return DataLoss("the stored tiles do not reproduce the root the checkpoint of size " +
+                      SizeText(base.size) + " signs");
+    }
+    range = std::move(*from_tiles);
+  }
+  check.checked_from = base.size;
+  CompactRange base_range = range;
+  SIGNET_TRY(CheckLeaves(base.size, now.size, range));
+  if (range.Root() != now.root) {
+    return DataLoss("the entries from " + SizeText(base.size) + " to " + SizeText(now.size) +
+                    " do not hash to the root the " + what +
+                    " signs: entries and their tile hashes were changed together");
+  }
+  base_ = base;
+  base_range_ = std::move(base_range);
   verified_ = now;
+  verified_range_ = std::move(range);
   return OkStatus();
 }
 

@@ -16,8 +16,16 @@
 //     latest one verifies against both signed roots (RFC 9162 §2.1.4) — the previous one is the
 //     last checkpoint this monitor verified, or on its first check the stored checkpoint just
 //     below the latest, whose signature is verified as well;
-//  4. the leaf hash of every entry from the previous checkpoint's size up to the latest size equals
-//     its hash in the level-0 tiles, and the store holds at least as many entries as were signed.
+//  4. the leaf hash of every entry from the base's size up to the latest size equals its hash in
+//     the level-0 tiles, and the store holds at least as many entries as were signed;
+//  5. those leaf hashes, appended to the base's compact range, give the latest signed root: the
+//     entries themselves are tied to the signature, whatever the tiles say (an entry edited
+//     together with its level-0 hash would otherwise pass, since the upper nodes come from
+//     higher tiles). The base is the checkpoint below the latest verified one, its compact range
+//     computed from entries by an earlier check or, on the first check, read from the tiles and
+//     checked against its signed root.
+// Every check re-hashes [base, latest), also when nothing was added, so an edit of the newest part
+// made after it was verified is still noticed on the next check.
 // A log without any checkpoint yet passes (nothing is signed); one whose checkpoints disappear
 // after one was verified fails. A failed check keeps the last verified checkpoint, so the next
 // check covers the same range again plus whatever was added.
@@ -116,8 +124,9 @@ class LogMonitor {
   Result<Verified> OpenStored(const store::LogCheckpointRow& row, const store::LogKeyRecord& key);
   // The stored checkpoint with the largest size below `size`, or nullopt.
   Result<std::optional<store::LogCheckpointRow>> PreviousCheckpoint(int64_t size);
-  // Re-hashes entries [from, to) against the level-0 tiles of the tree of size `to`.
-  Status CheckLeaves(int64_t from, int64_t to);
+  // Re-hashes entries [from, to) against the level-0 tiles of the tree of size `to`, appending
+  // each leaf hash to `range` (which holds the tree of size `from`).
+  Status CheckLeaves(int64_t from, int64_t to, CompactRange& range);
   Result<Bytes> FetchTile(int level, uint64_t index, int width);
   void Run(std::chrono::milliseconds interval);
 
@@ -126,9 +135,14 @@ class LogMonitor {
   const Clock& clock_;
   const LogMonitorOptions options_;
 
-  // Serialises checks; guards verified_.
+  // Serialises checks; guards verified_ and the ranges.
   std::mutex check_mu_;
-  std::optional<Verified> verified_;  // guarded by check_mu_: the last checkpoint verified
+  // Guarded by check_mu_: the last checkpoint verified and its compact range (computed from the
+  // entries); the checkpoint the check that verified it started from, and its compact range.
+  std::optional<Verified> verified_;
+  CompactRange verified_range_;
+  Verified base_;
+  CompactRange base_range_;
 
   // Serialises Start and Stop; guards thread_.
   std::mutex lifecycle_mu_;

@@ -145,10 +145,41 @@ TEST_F(LogMonitorTest, PassesOnAnUntouchedLog) {
   state = monitor.State();
   EXPECT_EQ(state.last->checked_from, 321);
   EXPECT_EQ(state.last->checkpoint_size, 1022);
-  // Nothing new: still fine, nothing re-hashed.
+  // Nothing new: still fine, and the newest part is re-hashed again (an edit made since the last
+  // check would be noticed).
   s = monitor.CheckOnce();
   ASSERT_TRUE(s.ok()) << s.error().message();
-  EXPECT_EQ(monitor.State().last->checked_from, 1022);
+  EXPECT_EQ(monitor.State().last->checked_from, 321);
+  EXPECT_EQ(monitor.State().last->checkpoint_size, 1022);
+}
+
+// The newest part is re-hashed on every check, also when nothing was signed since: an entry edited
+// after the check that verified it is noticed on the next one.
+TEST_F(LogMonitorTest, FailsAfterAnEntryIsAlteredOnceItWasVerified) {
+  Grow(30);
+  Grow(30);
+  LogMonitor monitor(*store_, clock_);
+  ASSERT_TRUE(monitor.CheckOnce().ok());
+  Tamper("UPDATE log_entries SET data = ?1 WHERE idx = 45",
+         ToBytes(R"({"action":"grant","index":45,"n":14})"));
+  ExpectDataLoss(monitor.CheckOnce(), "entry 45");
+}
+
+// An entry edited together with its hash in a full level-0 tile: the tiles still reproduce the
+// signed root (the nodes above come from the level-1 tile), but the entries do not.
+TEST_F(LogMonitorTest, FailsAfterAnEntryAndItsLeafHashAreAlteredTogether) {
+  Grow(300);
+  Grow(600);  // size 901: entries 512..767 are tile 0/002, whose root sits in tile 1/000
+  const Bytes forged = ToBytes(R"({"action":"grant","index":600,"n":1})");
+  auto tile = store_->GetLogTile(0, 2, 256);
+  ASSERT_TRUE(tile.ok() && tile->has_value());
+  Bytes hashes = **tile;
+  const Sha256Digest leaf = HashLeaf(forged);
+  std::copy(leaf.begin(), leaf.end(), hashes.begin() + 32 * (600 - 512));
+  Tamper("UPDATE log_entries SET data = ?1 WHERE idx = 600", forged);
+  Tamper("UPDATE log_tiles SET hashes = ?1 WHERE level = 0 AND idx = 2", hashes);
+  LogMonitor monitor(*store_, clock_);
+  ExpectDataLoss(monitor.CheckOnce(), "changed together");
 }
 
 TEST_F(LogMonitorTest, FirstCheckOfASingleCheckpointRehashesTheWholeLog) {
