@@ -463,4 +463,15 @@ std::optional<Error> Integrator::LastError() const {
   return last_error_;
 }
 
+Status Integrator::Health() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stats_.consecutive_failures == 0 || !last_error_) return OkStatus();
+  if (last_error_->code() != ErrorCode::kDataLoss &&
+      stats_.consecutive_failures < kUnhealthyAfterFailures) {
+    return OkStatus();  // a passing hiccup: the next round retries
+  }
+  return last_error_->WithContext("the last " + std::to_string(stats_.consecutive_failures) +
+                                  " checkpoint round(s) failed");
+}
+
 }  // namespace signet::audit

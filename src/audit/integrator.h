@@ -134,6 +134,13 @@ class Integrator {
   // The error of the last round that failed (kept after later successes; see
   // stats().consecutive_failures), or nullopt if none ever did.
   std::optional<Error> LastError() const;
+  // The health rule (the "log_integrator" check of /healthz): OK unless the last round failed
+  // and either its error is DataLoss (the stored log disagrees with what was signed: alert at
+  // once) or kUnhealthyAfterFailures rounds in a row have failed (the unsigned tail, which only a
+  // full verify's form checks hold, grows while they do). Then that round's error, with the
+  // count.
+  Status Health() const;
+  static constexpr int64_t kUnhealthyAfterFailures = 3;
 
   // The key checkpoints verify with; FormatVerifierKey gives what `signet audit key` prints.
   const VerifierKey& verifier_key() const { return verifier_key_; }

@@ -514,6 +514,10 @@ TEST_F(IntegratorTest, RefusesToSignWhenItsCheckpointWasReplacedOrRemoved) {
   EXPECT_EQ(removed.error().code(), ErrorCode::kDataLoss) << removed.error().message();
   EXPECT_EQ(integrator_->stats().failures, 2);
   EXPECT_EQ(integrator_->stats().checkpoints_signed, 1);
+  // Tampering is unhealthy at once, not after a few rounds.
+  Status health = integrator_->Health();
+  ASSERT_FALSE(health.ok());
+  EXPECT_EQ(health.error().code(), ErrorCode::kDataLoss);
   auto latest = store_->LatestLogCheckpoint();
   ASSERT_TRUE(latest.ok());
   EXPECT_FALSE(latest->has_value());  // nothing was signed in its place
@@ -543,10 +547,22 @@ TEST_F(IntegratorTest, FailedRoundsAreCountedAndRetried) {
   ASSERT_TRUE(latest.ok());
   EXPECT_FALSE(latest->has_value());
 
+  // One failed round is a hiccup; kUnhealthyAfterFailures in a row are not.
+  EXPECT_TRUE(integrator_->Health().ok());
+  for (int64_t i = 1; i < Integrator::kUnhealthyAfterFailures; ++i) {
+    ASSERT_FALSE(integrator_->IntegrateOnce().ok());
+  }
+  Status health = integrator_->Health();
+  ASSERT_FALSE(health.ok());
+  EXPECT_EQ(health.error().code(), ErrorCode::kUnavailable);
+  EXPECT_NE(health.error().message().find("renderer not ready"), std::string::npos)
+      << health.error().message();
+
   fail->store(false);
   EXPECT_EQ(Integrate().size, 4);
+  EXPECT_TRUE(integrator_->Health().ok());
   const IntegratorStats stats = integrator_->stats();
-  EXPECT_EQ(stats.failures, 1);
+  EXPECT_EQ(stats.failures, Integrator::kUnhealthyAfterFailures);
   EXPECT_EQ(stats.consecutive_failures, 0);
   EXPECT_EQ(stats.checkpoints_signed, 1);
   EXPECT_TRUE(integrator_->LastError().has_value());  // kept for diagnosis

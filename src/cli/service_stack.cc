@@ -86,7 +86,12 @@ Status ServiceStack::BuildServer(server::ServerOptions options, const LogOptions
                                                 return OkStatus();
                                               }}};
   // The monitor's verdict, when it runs (log.background).
-  if (log_background_) checks.push_back(server::log::LogHealthCheck(*monitor_));
+  if (log_background_) {
+    checks.push_back(server::log::LogHealthCheck(*monitor_));
+    // The integrator's rounds: a stuck or refusing integrator would otherwise go unseen while
+    // the unsigned tail grows (the monitor checks only what is signed).
+    checks.push_back({"log_integrator", [this] { return integrator_->Health(); }});
+  }
   SIGNET_TRY(server::AddHealthzRoute(router, std::move(checks)));
   SIGNET_TRY(server::AddMetricsRoute(router, metrics_));
   SIGNET_TRY(server::csc::RegisterCscRoutes(

@@ -1068,8 +1068,10 @@ TEST_F(CscHttpsTest, HealthzChecksTheStoreTheHsmAndTheLog) {
   r.target = "/healthz";
   client::HttpResponse h = Send(*client_, r);
   EXPECT_EQ(h.status, 200) << h.body;
-  EXPECT_EQ(Body(h),
-            json::parse(R"({"status":"ok","checks":{"database":"ok","hsm":"ok","log":"ok"}})"))
+  EXPECT_EQ(
+      Body(h),
+      json::parse(
+          R"({"status":"ok","checks":{"database":"ok","hsm":"ok","log":"ok","log_integrator":"ok"}})"))
       << h.body;
 }
 
