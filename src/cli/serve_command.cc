@@ -322,8 +322,12 @@ class ServeCommand final : public Command {
     }
     std::cout << "signet: listening on https://" << UrlHost(config.server.host) << ":" << bound
               << std::endl;
-    stack->Wait();
-    SIGNET_TRY(RecordSystemEvent(audit, ctx->clock, service::AuditAction::kServiceStop));
+    // service_stop goes in before the last checkpoint round, so the stop is signed too.
+    Status stopped = OkStatus();
+    stack->Wait([&] {
+      stopped = RecordSystemEvent(audit, ctx->clock, service::AuditAction::kServiceStop);
+    });
+    SIGNET_TRY(stopped);
     std::cout << "signet: stopped" << std::endl;
     return OkStatus();
   }

@@ -141,9 +141,10 @@ void ServiceStack::Stop() {
   housekeeper_.RequestStop();
 }
 
-void ServiceStack::Wait() {
+void ServiceStack::Wait(const std::function<void()>& before_last_checkpoint) {
   if (server_) server_->Wait();
   housekeeper_.Stop();
+  if (before_last_checkpoint) before_last_checkpoint();
   if (log_started_) {
     log_started_ = false;
     monitor_->Stop();

@@ -132,8 +132,10 @@ class ServiceStack {
   // so the last requests' entries still get a checkpoint.
   void Stop();
   // Blocks until the server has stopped (after Stop or a handled signal), then stops and joins
-  // the housekeeping thread. Returns at once if never started.
-  void Wait();
+  // the housekeeping thread. Returns at once if never started. `before_last_checkpoint`, if
+  // given, runs once no request is left and before the log's last checkpoint round, so what it
+  // records (the service_stop entry) is signed before the process exits.
+  void Wait(const std::function<void()>& before_last_checkpoint = {});
 
   // The bound port after Start, else 0.
   uint16_t port() const;

@@ -80,6 +80,9 @@ stop
 n() { sqlite3 "$D/signet.db" "SELECT count(*) FROM log_entries WHERE action='$1'"; }
 [[ $(n service_start) == 2 && $(n service_stop) == 2 ]] && ok "service_start and service_stop recorded" || bad "service_start $(n service_start), service_stop $(n service_stop)"
 [[ $(n config_startup) == 2 ]] && ok "config_startup recorded" || bad "config_startup $(n config_startup)"
+stop_idx=$(sqlite3 "$D/signet.db" "SELECT max(idx) FROM log_entries WHERE action='service_stop'")
+signed=$(sqlite3 "$D/signet.db" "SELECT max(size) FROM log_checkpoints")
+[[ -n $stop_idx && $signed -gt $stop_idx ]] && ok "the last service_stop is under a signed checkpoint" || bad "service_stop at $stop_idx, signed size $signed"
 [[ $(n account_create) == 1 ]] && ok "the admin's creation is audited" || bad "account_create $(n account_create)"
 ! sqlite3 "$D/signet.db" "SELECT data FROM log_entries" | grep -q "$(cat "$D/user.pin")" && ok "no PIN in the audit trail" || bad "PIN in the audit trail"
 
