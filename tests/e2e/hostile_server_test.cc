@@ -142,6 +142,16 @@ class HostileServerTest : public ::testing::Test {
     return r;
   }
 
+  // GET /log/checkpoint answers a checkpoint of origin signet.example/hostile claiming `size`,
+  // with a signature line nobody's key made.
+  void ServeUnsignedCheckpoint(const std::string& size) {
+    const std::string note = "signet.example/hostile\n" + size +
+                             "\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n"
+                             "\xe2\x80\x94 signet.example/hostile AAAA\n";
+    std::lock_guard lock(mu_);
+    answers_["GET /log/checkpoint"] = server::Response{200, "text/plain", note, {}};
+  }
+
   CliRun Login() {
     return Signet("login --server " + url_ + " --ca-file " + cert_ +
                   " --user mallory --password-file " + dir_ + "/password --otp 123456");
@@ -280,14 +290,7 @@ TEST_F(HostileServerTest, TailPrintsOnlyCanonicalEntriesAtTheirIndex) {
 TEST_F(HostileServerTest, ACheckpointClaimingMoreEntriesThanALogHoldsIsRefused) {
   ASSERT_EQ(Login().code, 0);
   // The size is read before any signature is checked (tail starts from it).
-  const std::string note =
-      "signet.example/"
-      "hostile\n9223372036854775808\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n"
-      "\xe2\x80\x94 signet.example/hostile AAAA\n";
-  {
-    std::lock_guard lock(mu_);
-    answers_["GET /log/checkpoint"] = server::Response{200, "text/plain", note, {}};
-  }
+  ServeUnsignedCheckpoint("9223372036854775808");
   ExpectRefused(Signet("audit tail --server " + url_ + " --no-follow"), 2,
                 "more than a log can hold");
 }
@@ -295,14 +298,7 @@ TEST_F(HostileServerTest, ACheckpointClaimingMoreEntriesThanALogHoldsIsRefused) 
 // An unsigned checkpoint claiming 2^63 - 1 entries: verify fails at once, as a bad checkpoint,
 // instead of downloading entries for hours on the strength of a size nobody signed.
 TEST_F(HostileServerTest, VerifyReadsNoEntriesOnAnUnsignedCheckpointsWord) {
-  const std::string note =
-      "signet.example/"
-      "hostile\n9223372036854775807\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n"
-      "\xe2\x80\x94 signet.example/hostile AAAA\n";
-  {
-    std::lock_guard lock(mu_);
-    answers_["GET /log/checkpoint"] = server::Response{200, "text/plain", note, {}};
-  }
+  ServeUnsignedCheckpoint("9223372036854775807");
   Result<audit::VerifierKey> key =
       audit::NewEd25519VerifierKey("signet.example/hostile", Bytes(32, 7));
   ASSERT_TRUE(key.ok()) << key.error().message();
