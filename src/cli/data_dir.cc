@@ -88,12 +88,6 @@ Status WriteTlsIdentity(const std::string& cert_path, const std::string& key_pat
   return OkStatus();
 }
 
-bool IsInside(const std::string& dir, const std::string& path) {
-  stdfs::path d = stdfs::path(dir).lexically_normal();
-  stdfs::path rel = stdfs::path(path).lexically_normal().lexically_relative(d);
-  return !rel.empty() && *rel.begin() != ".." && rel.is_relative();
-}
-
 // Builds the whole data folder inside `staging`, configured for its final place `final_dir`.
 Status BuildEmbeddedDefault(const std::string& staging, const std::string& final_dir,
                             const std::string& module_path) {
@@ -143,7 +137,17 @@ Result<bool> EnsureEmbeddedTlsIdentity(const config::Config& config, const Clock
   bool have_cert = fs::Exists(cert);
   bool have_key = fs::Exists(key);
   if (have_cert && have_key) return false;
-  if (!IsInside(config.data_dir, cert) || !IsInside(config.data_dir, key)) return false;
+  // Only the embedded default's own files are made: a configured path that is missing (a typo,
+  // a certificate not yet copied in) must fail at start-up, naming the file, not be replaced by a
+  // self-signed development certificate without anyone noticing.
+  auto is_default = [&](const std::string& path, std::string_view name) {
+    return stdfs::path(path).lexically_normal() ==
+           (stdfs::path(config.data_dir) / name).lexically_normal();
+  };
+  if (!is_default(cert, config::kTlsCertificateFileName) ||
+      !is_default(key, config::kTlsPrivateKeyFileName)) {
+    return false;
+  }
   if (have_cert != have_key) {
     return FailedPrecondition("TLS identity incomplete: " + (have_cert ? key : cert) +
                               " is missing; remove " + (have_cert ? cert : key) +

@@ -40,9 +40,10 @@ Result<std::unique_ptr<LocalContext>> OpenLocal(const GlobalOptions& global,
                                                 const std::string& config_file = "");
 
 // Creates the development TLS identity (pki::CreateLocalhostTlsIdentity; key file 0600) at
-// `config.server.tls_certificate` / `tls_private_key` when both are missing and both lie inside
-// the data folder: this is how a folder initialised before `signet serve` existed gets one.
-// Returns true if it created them. Files outside the data folder are never created;
+// `config.server.tls_certificate` / `tls_private_key` when both are missing and both are the
+// embedded default's own files (tls-server.crt and tls-server.key in the data folder): this is
+// how a folder initialised before `signet serve` existed gets one. Returns true if it created
+// them. Other paths are never created (a missing one fails when the server loads it);
 // FailedPrecondition if only one of the two exists.
 Result<bool> EnsureEmbeddedTlsIdentity(const config::Config& config, const Clock& clock);
 

@@ -92,4 +92,12 @@ sed -i '/^\[server\]/,$d' "$D/signet.toml"
 if start "$W/out3"; then ok "serve recreates a missing embedded TLS identity"; else bad "serve without TLS files"; fi
 stop
 
+# --- configured TLS files that are missing are an error, even inside the data folder -----------
+printf '[server]\ntls_certificate = "typo.crt"\ntls_private_key = "typo.key"\n' >>"$D/signet.toml"
+timeout 20 "$SIGNET" serve --data-dir "$D" --listen 127.0.0.1:0 >"$W/out4" 2>"$W/out4.err" </dev/null
+rc=$?
+[[ $rc != 0 && $rc != 124 ]] && grep -q "typo.crt" "$W/out4.err" && [[ ! -e $D/typo.crt ]] \
+  && ok "a missing configured certificate is named, not replaced by a development one" \
+  || bad "missing configured certificate: exit $rc, $(cat "$W/out4.err")"
+
 finish
