@@ -386,7 +386,8 @@ Result<std::optional<store::LogCheckpointRow>> Integrator::IntegrateLocked(int64
                                       store::LogCheckpointRow recorded = row;
                                       recorded.entry_index = index;
                                       return render(index, recorded);
-                                    }};
+                                    },
+                                    .apply = nullptr};
   Result<int64_t> entry_index = store_.PublishLogCheckpoint(tiles, row, entry);
   if (!entry_index.ok()) {
     // Another integrator may have published: reload before the next round.

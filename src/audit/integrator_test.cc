@@ -114,7 +114,8 @@ class IntegratorTest : public ::testing::Test {
                                                 return R"({"action":"test","index":)" +
                                                        std::to_string(index) + R"(,"n":)" +
                                                        std::to_string(i) + "}";
-                                              }});
+                                              },
+                                              .apply = nullptr});
     }
     Result<int64_t> first = store_->AppendLogEntries(entries);
     ASSERT_TRUE(first.ok()) << first.error().message();

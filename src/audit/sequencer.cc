@@ -216,8 +216,29 @@ int64_t Sequencer::CommitGroup(const std::vector<std::shared_ptr<Request>>& grou
         blame.error = error;
         return error;
       };
+      // The change an entry carries fails only its own request, as a failing render does.
+      store::StoreChange apply;
+      if (e.apply) {
+        apply = [&blame, r, k, n, action = e.action,
+                 inner = std::move(e.apply)](store::Store& store) -> Status {
+          Status applied = InternalError("no change result");
+          try {
+            applied = inner(store);
+          } catch (const std::exception& ex) {
+            applied = InternalError(std::string("the change threw: ") + ex.what());
+          } catch (...) {
+            applied = InternalError("the change threw something not an exception");
+          }
+          if (applied.ok()) return applied;
+          Error error = applied.error().WithContext("cannot make the change recorded by " +
+                                                    Describe(k, n, action));
+          blame.request = r;
+          blame.error = error;
+          return error;
+        };
+      }
       batch.push_back({e.time, std::move(e.action), std::move(e.key_id), std::move(e.account_id),
-                       std::move(render)});
+                       std::move(render), std::move(apply)});
     }
   }
 

@@ -78,7 +78,10 @@ class Sequencer {
   // a render's own error (with context) if one of this request's renders fails, and
   // InvalidArgument if one renders an empty entry or one over store::kMaxLogEntrySize; the
   // store's error for a store failure; Unavailable once shutdown has begun. On error none of
-  // `entries` is in the log.
+  // `entries` is in the log. An entry's `apply` change commits in the same transaction as the
+  // entry; its error (with context) fails only this request, like a render's. Since a group that
+  // fails is retried, an apply (like a render) may run more than once, each time in a fresh
+  // transaction after the last was rolled back.
   Result<int64_t> Append(std::vector<store::LogEntryAppend> entries);
 
   SequencerStats stats() const;

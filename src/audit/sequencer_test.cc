@@ -312,6 +312,58 @@ TEST_F(SequencerTest, AFailingRenderFailsOnlyItsOwnRequestInAGroup) {
   EXPECT_EQ(s.requests, kOthers);  // the blocker and the 11 good ones
 }
 
+TEST_F(SequencerTest, AFailingChangeFailsOnlyItsOwnRequestAndTheOthersChangesCommitOnce) {
+  // Each request carries a change (a key record) with its entry. The bad one's change fails with
+  // a code that, unblamed, would count as a store outage and fail the whole group.
+  Sequencer seq(*store_);
+  constexpr int kOthers = 8;
+  constexpr int kBad = 3;
+  std::optional<Gate> gate(std::in_place, seq, kOthers);
+  std::vector<Result<int64_t>> results(kOthers, InternalError("not run"));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kOthers; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<LogEntryAppend> entries = Entries("c" + std::to_string(t), 1);
+      entries[0].apply = [t](store::Store& s) -> Status {
+        store::KeyRecord key;
+        key.id = "k_" + std::to_string(t);
+        key.name = "key-" + std::to_string(t);
+        key.algorithm = "ecdsa-p256";
+        key.owner = "local";
+        key.hsm_key_id = "01";
+        key.public_key_spki = "spki";
+        SIGNET_TRY(s.InsertKey(key));
+        if (t == kBad) return Unavailable("the change could not be made");
+        return OkStatus();
+      };
+      gate->ready.count_down();
+      results[static_cast<size_t>(t)] = seq.Append(std::move(entries));
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  gate.reset();
+
+  for (int t = 0; t < kOthers; ++t) {
+    const Result<int64_t>& r = results[static_cast<size_t>(t)];
+    if (t == kBad) {
+      ASSERT_FALSE(r.ok());
+      EXPECT_EQ(r.error().code(), ErrorCode::kUnavailable);
+      EXPECT_NE(r.error().message().find("could not be made"), std::string::npos)
+          << r.error().message();
+      EXPECT_EQ(store_->GetKeyById("k_" + std::to_string(t)).error().code(), ErrorCode::kNotFound);
+    } else {
+      EXPECT_TRUE(r.ok()) << "request " << t << ": " << r.error().message();
+      // Retried after the group failed, the change ran again on a clean slate: one record.
+      EXPECT_TRUE(store_->GetKeyById("k_" + std::to_string(t)).ok());
+    }
+  }
+  auto keys = store_->ListKeys();
+  ASSERT_TRUE(keys.ok());
+  EXPECT_EQ(keys->size(), static_cast<size_t>(kOthers - 1));
+  EXPECT_EQ(Log().size(), static_cast<size_t>(1 + kOthers - 1));
+  EXPECT_GE(seq.stats().retried_groups, 1) << "the bad request was never grouped with others";
+}
+
 TEST_F(SequencerTest, AnOversizedEntryFailsOnlyItsOwnRequest) {
   Sequencer seq(*store_);
   constexpr int kOthers = 6;

@@ -171,8 +171,12 @@ std::vector<store::LogEntryAppend> ToLogEntries(const AuditEvent& original) {
   }
   Bound(key_id);
   auto entry = [&](nlohmann::json body) {
-    return store::LogEntryAppend{event.time, std::string(AuditActionName(event.action)), key_id,
-                                 event.actor.account_id, Renderer(std::move(body))};
+    return store::LogEntryAppend{event.time,
+                                 std::string(AuditActionName(event.action)),
+                                 key_id,
+                                 event.actor.account_id,
+                                 Renderer(std::move(body)),
+                                 nullptr};
   };
 
   nlohmann::json j = ToJson(event);

@@ -264,12 +264,25 @@ inline constexpr size_t kMaxLogEntrySize = 65535;
 // order) inside the append transaction and calls `render` with it, so the index can be part of
 // the bytes that are hashed. `render` must be a cheap pure function of its argument (it runs with
 // the store's write lock held) and may be called more than once if the store retries.
+//
+// `apply`, if set, is the change to the store that the entry records (a key disabled, a grant
+// given, an account created). The store runs it inside the append transaction, before any entry
+// of the append is rendered, with the store itself as argument; it makes its change through that
+// store's ordinary methods, which then join the transaction. So the change and its entry are
+// durable together or not at all: no crash or failure can leave a change the log does not show,
+// or an entry for a change that did not happen. An error from `apply` fails the append (its code
+// kept) and undoes everything. Like `render`, it may run more than once if the caller retries, so
+// it must do nothing outside the store; it must not append to the log or publish a checkpoint.
+class Store;
+using StoreChange = std::function<Status(Store& store)>;
+
 struct LogEntryAppend {
   TimePoint time;
   std::string action;      // the entry's action name, for queries; never empty
   std::string key_id;      // KeyRecord::id the entry concerns, or "" (for queries)
   std::string account_id;  // AccountRecord::id of the actor, or "" (for queries)
   std::function<Result<std::string>(int64_t index)> render;
+  StoreChange apply;  // optional; see above
 };
 
 // One stored entry. `data` is exactly the bytes that were hashed into leaf `index`.
@@ -456,7 +469,9 @@ class Store {
   // failed batch's indices go to the next append. Errors, naming the entry ("entry 2 of 5 (action
   // 'sign')"): InvalidArgument if `entries` is empty, an entry has no action or no render, or a
   // render returns an empty entry or one over kMaxLogEntrySize; a failing render's own error
-  // (its code kept) with that context.
+  // (its code kept) with that context. Entries' `apply` changes run first, in entry order, in the
+  // same transaction; an apply's error fails the append with that context. FailedPrecondition if
+  // an apply tries to append to the log itself.
   virtual Result<int64_t> AppendLogEntries(std::span<const LogEntryAppend> entries) = 0;
   // Number of entries (the index the next append gets).
   virtual Result<int64_t> LogSize() = 0;
@@ -479,7 +494,8 @@ class Store {
   // Errors, all leaving everything as it was:
   //   InvalidArgument    a tile with a level outside 0..63, a negative index, a width outside
   //                      1..256 or hashes not 32 * width bytes, or given twice; a negative size,
-  //                      a root not 32 bytes or an empty note; `entry` as for AppendLogEntries
+  //                      a root not 32 bytes or an empty note; `entry` as for AppendLogEntries,
+  //                      or with an `apply` (a checkpoint's entry changes nothing)
   //   FailedPrecondition a checkpoint of this size or larger exists (another integrator got there
   //                      first), or checkpoint.size exceeds the log size
   //   DataLoss           a tile disagrees with the stored one

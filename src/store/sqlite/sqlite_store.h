@@ -155,7 +155,8 @@ class SqliteStore final : public Store {
   // commit with synchronous=FULL (durable when they return). Entry, checkpoint and key times are
   // stored at second precision (the exact time is inside the entry's bytes); QueryLogEntries
   // compares at that precision (`since` rounded down, `until` rounded up to whole seconds).
-  // `render` runs with mu_ held and must not call back into this store.
+  // `render` runs with mu_ held and must not call back into this store; `apply` runs with mu_ held
+  // and calls back into it on the same thread (mu_ is recursive).
   Result<int64_t> AppendLogEntries(std::span<const LogEntryAppend> entries) override;
   Result<int64_t> LogSize() override;
   Result<std::vector<LogEntryRow>> ReadLogEntries(int64_t from, int64_t limit) override;
@@ -237,10 +238,16 @@ class SqliteStore final : public Store {
   const int schema_version_;
   const int migrated_from_;
 
-  std::mutex mu_;
+  // Recursive so that a LogEntryAppend::apply, which runs inside AppendLogEntries with mu_ held,
+  // can call the store's public methods on the same thread; they join the open transaction
+  // (sqlite_internal::Transaction nests as a savepoint).
+  std::recursive_mutex mu_;
   // Guarded by mu_: the connection, its cached statements and any transaction on it. Held for
   // the whole of each public method.
   std::unique_ptr<sqlite_internal::Connection> conn_;
+  // Guarded by mu_: true while AppendLogEntries runs entries' apply changes, which must not write
+  // to the log themselves.
+  bool applying_changes_ = false;
 };
 
 }  // namespace signet::store

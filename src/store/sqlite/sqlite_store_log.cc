@@ -279,7 +279,29 @@ Result<int64_t> SqliteStore::AppendLogEntries(std::span<const LogEntryAppend> en
   }
   static constexpr std::string_view kContext = "cannot append to the log";
   std::lock_guard lock(mu_);
+  if (applying_changes_) {
+    return FailedPrecondition(std::string(kContext) +
+                              ": a change a log entry records cannot itself append to the log");
+  }
   SIGNET_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*conn_, kContext));
+  // The changes first, so that the entries that record them are rendered and indexed after them.
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (!entries[i].apply) continue;
+    applying_changes_ = true;
+    Status applied = InternalError("no apply result");
+    try {
+      applied = entries[i].apply(*this);
+    } catch (const std::exception& e) {
+      applied = InternalError(std::string("the change threw: ") + e.what());
+    } catch (...) {
+      applied = InternalError("the change threw something not an exception");
+    }
+    applying_changes_ = false;
+    if (!applied.ok()) {
+      return applied.error().WithContext("cannot make the change recorded by log " +
+                                         Position(i, entries.size(), entries[i].action));
+    }
+  }
   SIGNET_ASSIGN_OR_RETURN(int64_t first, NextLogIndexLocked());
   for (size_t i = 0; i < entries.size(); ++i) {
     // Any error returns before Commit; the Transaction's destructor rolls the whole batch back.
@@ -449,10 +471,15 @@ Result<int64_t> SqliteStore::PublishLogCheckpoint(std::span<const LogTileRow> ti
   }
   if (checkpoint.note.empty()) return InvalidArgument("a checkpoint needs its signed note");
   SIGNET_TRY(CheckEntryShape(entry, 0, 1));
+  if (entry.apply) return InvalidArgument("a checkpoint's log entry cannot carry a change");
 
   const std::string context =
       "cannot publish the log checkpoint of size " + std::to_string(checkpoint.size);
   std::lock_guard lock(mu_);
+  if (applying_changes_) {
+    return FailedPrecondition(context +
+                              ": a change a log entry records cannot publish a checkpoint");
+  }
   SIGNET_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*conn_, context));
   SIGNET_ASSIGN_OR_RETURN(int64_t entry_index, NextLogIndexLocked());
   {

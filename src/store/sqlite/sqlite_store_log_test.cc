@@ -278,6 +278,176 @@ TEST_F(LogStoreTest, RenderThatThrowsIsInternalAndRollsBack) {
   EXPECT_EQ(*store_->LogSize(), 0);
 }
 
+// ---- changes that commit with the entry recording them (LogEntryAppend::apply) ----
+
+KeyRecord ChangeKey(const std::string& suffix) {
+  KeyRecord key;
+  key.id = "k_" + suffix;
+  key.name = "key-" + suffix;
+  key.algorithm = "ecdsa-p256";
+  key.state = KeyState::kActive;
+  key.owner = "local";
+  key.token_label = "signet";
+  key.token_serial = "0123456789abcdef";
+  key.hsm_key_id = "a1b2c3";
+  key.public_key_spki = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE";
+  key.created_at = kT0;
+  key.updated_at = kT0;
+  return key;
+}
+
+TEST_F(LogStoreTest, ChangeCommitsWithItsEntryAndRunsBeforeTheRender) {
+  ASSERT_TRUE(store_->InsertKey(ChangeKey("a")).ok());
+  LogEntryAppend e = Entry("key_disable");
+  e.apply = [](Store& s) {
+    return s.UpdateKeyState("k_a", KeyState::kActive, KeyState::kDisabled, kT0);
+  };
+  // The render sees the change: it runs after it, in the same transaction.
+  e.render = [this](int64_t index) -> Result<std::string> {
+    SIGNET_ASSIGN_OR_RETURN(KeyRecord key, store_->GetKeyById("k_a"));
+    return "{\"index\":" + std::to_string(index) + ",\"state\":\"" +
+           std::string(KeyStateName(key.state)) + "\"}";
+  };
+  auto r = store_->AppendLogEntries({&e, 1});
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(store_->GetKeyById("k_a")->state, KeyState::kDisabled);
+  ASSERT_EQ(All().size(), 1u);
+  EXPECT_EQ(All()[0].data, "{\"index\":0,\"state\":\"disabled\"}");
+}
+
+TEST_F(LogStoreTest, FailingChangeFailsTheAppendKeepsItsCodeAndUndoesTheOthers) {
+  ASSERT_TRUE(store_->InsertKey(ChangeKey("a")).ok());
+  ASSERT_TRUE(store_->InsertKey(ChangeKey("b")).ok());
+  AppendN(1);
+  std::vector<LogEntryAppend> batch = {Entry("key_disable"), Entry("grant"), Entry("key_enable")};
+  batch[0].apply = [](Store& s) {
+    return s.UpdateKeyState("k_a", KeyState::kActive, KeyState::kDisabled, kT0);
+  };
+  batch[1].apply = [](Store& s) { return s.SetCertificateChain("k_b", "chain", kT0); };
+  // k_b is active, not disabled: the compare-and-set refuses.
+  batch[2].apply = [](Store& s) {
+    return s.UpdateKeyState("k_b", KeyState::kDisabled, KeyState::kActive, kT0);
+  };
+  auto r = store_->AppendLogEntries(batch);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kFailedPrecondition) << r.error().message();
+  EXPECT_NE(r.error().message().find("entry 3 of 3 (action 'key_enable')"), std::string::npos)
+      << r.error().message();
+  EXPECT_EQ(*store_->LogSize(), 1);
+  EXPECT_EQ(store_->GetKeyById("k_a")->state, KeyState::kActive);
+  EXPECT_EQ(store_->GetKeyById("k_b")->certificate_chain_pem, "");
+}
+
+TEST_F(LogStoreTest, FailingRenderUndoesTheChange) {
+  ASSERT_TRUE(store_->InsertKey(ChangeKey("a")).ok());
+  LogEntryAppend e = Entry("key_disable");
+  e.apply = [](Store& s) {
+    return s.UpdateKeyState("k_a", KeyState::kActive, KeyState::kDisabled, kT0);
+  };
+  e.render = [](int64_t) -> Result<std::string> { return Unavailable("the clock is gone"); };
+  auto r = store_->AppendLogEntries({&e, 1});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kUnavailable);
+  EXPECT_EQ(store_->GetKeyById("k_a")->state, KeyState::kActive);
+  EXPECT_EQ(*store_->LogSize(), 0);
+}
+
+TEST_F(LogStoreTest, ChangeThatThrowsIsInternalAndUndone) {
+  ASSERT_TRUE(store_->InsertKey(ChangeKey("a")).ok());
+  LogEntryAppend e = Entry("key_disable");
+  e.apply = [](Store& s) -> Status {
+    (void)s.UpdateKeyState("k_a", KeyState::kActive, KeyState::kDisabled, kT0);
+    throw std::runtime_error("out of paper");
+  };
+  auto r = store_->AppendLogEntries({&e, 1});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kInternal);
+  EXPECT_NE(r.error().message().find("out of paper"), std::string::npos) << r.error().message();
+  EXPECT_EQ(store_->GetKeyById("k_a")->state, KeyState::kActive);
+  EXPECT_EQ(*store_->LogSize(), 0);
+}
+
+TEST_F(LogStoreTest, ChangesOwnTransactionNestsAndAFailedOneUndoesOnlyItself) {
+  // InsertKey runs its own transaction (duplicate check, insert): inside the append it is a
+  // savepoint. A change may handle one failing step and go on; what that step did is undone,
+  // what the change did before and after it commits.
+  ASSERT_TRUE(store_->InsertKey(ChangeKey("a")).ok());
+  LogEntryAppend e = Entry("key_create");
+  Status duplicate;
+  e.apply = [&](Store& s) -> Status {
+    SIGNET_TRY(s.InsertKey(ChangeKey("b")));
+    KeyRecord clash = ChangeKey("c");
+    clash.name = "key-a";
+    duplicate = s.InsertKey(clash);
+    return s.SetCertificateChain("k_b", "chain", kT0);
+  };
+  auto r = store_->AppendLogEntries({&e, 1});
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(duplicate.error().code(), ErrorCode::kAlreadyExists);
+  EXPECT_EQ(store_->GetKeyById("k_b")->certificate_chain_pem, "chain");
+  EXPECT_EQ(store_->GetKeyById("k_c").error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(*store_->LogSize(), 1);
+  // The connection is out of every transaction again: a plain write commits on its own.
+  ASSERT_TRUE(store_->InsertKey(ChangeKey("d")).ok());
+  store_.reset();
+  store_ = Open();
+  EXPECT_TRUE(store_->GetKeyById("k_d").ok());
+  EXPECT_TRUE(store_->GetKeyById("k_b").ok());
+}
+
+TEST_F(LogStoreTest, ChangeCannotWriteToTheLogItself) {
+  LogEntryAppend e = Entry("grant");
+  Status nested;
+  e.apply = [&](Store& s) -> Status {
+    LogEntryAppend inner = Entry("sneaky");
+    auto appended = s.AppendLogEntries({&inner, 1});
+    if (appended.ok()) return OkStatus();
+    return appended.error();
+  };
+  auto r = store_->AppendLogEntries({&e, 1});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kFailedPrecondition) << r.error().message();
+  EXPECT_EQ(*store_->LogSize(), 0);
+
+  LogEntryAppend checkpoint_entry = Entry("log_checkpoint");
+  checkpoint_entry.apply = [](Store&) { return OkStatus(); };
+  auto published = store_->PublishLogCheckpoint({}, Checkpoint(0), checkpoint_entry);
+  ASSERT_FALSE(published.ok());
+  EXPECT_EQ(published.error().code(), ErrorCode::kInvalidArgument);
+}
+
+TEST_F(LogStoreTest, AnotherThreadWaitsForTheChangeAndItsEntry) {
+  // While a change runs, the store is held: another thread's read sees the change and its entry
+  // together, or neither.
+  ASSERT_TRUE(store_->InsertKey(ChangeKey("a")).ok());
+  std::atomic<bool> in_change{false};
+  std::atomic<bool> release{false};
+  LogEntryAppend e = Entry("key_disable");
+  e.apply = [&](Store& s) {
+    Status st = s.UpdateKeyState("k_a", KeyState::kActive, KeyState::kDisabled, kT0);
+    in_change = true;
+    while (!release) std::this_thread::sleep_for(1ms);
+    return st;
+  };
+  std::thread writer([&] { EXPECT_TRUE(store_->AppendLogEntries({&e, 1}).ok()); });
+  while (!in_change) std::this_thread::sleep_for(1ms);
+  std::atomic<bool> read_done{false};
+  std::optional<KeyState> seen_state;
+  int64_t seen_size = -1;
+  std::thread reader([&] {
+    seen_state = store_->GetKeyById("k_a")->state;
+    seen_size = *store_->LogSize();
+    read_done = true;
+  });
+  std::this_thread::sleep_for(50ms);
+  EXPECT_FALSE(read_done);
+  release = true;
+  writer.join();
+  reader.join();
+  EXPECT_EQ(seen_state, KeyState::kDisabled);
+  EXPECT_EQ(seen_size, 1);
+}
+
 TEST_F(LogStoreTest, EmptyOrOversizedRenderIsInvalidArgumentAndRollsBack) {
   std::vector<LogEntryAppend> batch = {Entry("a"), Entry("b")};
   batch[1].render = [](int64_t) -> Result<std::string> {

@@ -225,6 +225,9 @@ constexpr char kSyncFull[] = "PRAGMA synchronous=FULL";
 }  // namespace
 
 Result<FlushDeferredScope> FlushDeferredScope::Enter(Connection& conn, std::string_view context) {
+  // Inside an enclosing transaction the synchronous setting cannot change; the enclosing
+  // transaction's commit flushes as it always does.
+  if (sqlite3_get_autocommit(conn.get()) == 0) return FlushDeferredScope(nullptr);
   SIGNET_TRY(conn.Exec(kSyncNormal, context));
   return FlushDeferredScope(&conn);
 }
@@ -248,21 +251,26 @@ Status RunCached(Connection& conn, std::string_view sql, std::string_view contex
 }  // namespace
 
 Result<Transaction> Transaction::Begin(Connection& conn, std::string_view context) {
-  SIGNET_TRY(RunCached(conn, "BEGIN IMMEDIATE", context));
-  return Transaction(&conn, context);
+  const bool nested = sqlite3_get_autocommit(conn.get()) == 0;
+  SIGNET_TRY(RunCached(conn, nested ? "SAVEPOINT nested" : "BEGIN IMMEDIATE", context));
+  return Transaction(&conn, nested, context);
 }
 
 Status Transaction::Commit() {
   Connection* conn = std::exchange(conn_, nullptr);
-  Status status = RunCached(*conn, "COMMIT", context_);
-  if (!status.ok()) Rollback(conn);
+  Status status = RunCached(*conn, nested_ ? "RELEASE nested" : "COMMIT", context_);
+  if (!status.ok()) Rollback(conn, nested_);
   return status;
 }
 
-void Transaction::Rollback(Connection* conn) {
+void Transaction::Rollback(Connection* conn, bool nested) {
   // SQLite has already rolled back after some errors (SQLITE_FULL, SQLITE_IOERR); then there is
-  // nothing left to end.
-  if (conn != nullptr && sqlite3_get_autocommit(conn->get()) == 0) {
+  // nothing left to end (and a savepoint went with its enclosing transaction).
+  if (conn == nullptr || sqlite3_get_autocommit(conn->get()) != 0) return;
+  if (nested) {
+    // Savepoints of one name nest: these name the innermost, this one.
+    (void)conn->Exec("ROLLBACK TO nested; RELEASE nested", "rollback to savepoint");
+  } else {
     (void)conn->Exec("ROLLBACK", "rollback");
   }
 }

@@ -139,6 +139,8 @@ class Query {
 // process crash) may undo it. Declare it before the Transaction it covers, so the transaction ends
 // first. If SQLite refused to restore FULL (it only sets a flag), the connection would silently
 // stop flushing every later commit, so that aborts (a broken invariant, not an input error).
+// Entered inside an enclosing transaction, it does nothing: the setting cannot change there, and
+// the enclosing transaction commits under FULL.
 class FlushDeferredScope {
  public:
   static Result<FlushDeferredScope> Enter(Connection& conn, std::string_view context);
@@ -158,24 +160,33 @@ class FlushDeferredScope {
 // A write transaction taken with BEGIN IMMEDIATE: the write lock is acquired at the start (waiting
 // on the busy timeout), so no statement inside it can fail on a lock upgrade. Rolls back on
 // destruction unless Commit() succeeded. Used by every SqliteStore source file.
+//
+// Begun while `conn` is already inside a transaction (a change a log entry carries,
+// LogEntryAppend::apply, calling back into the store), it is a SAVEPOINT within that one instead:
+// Commit releases the savepoint (nothing is durable until the outer transaction commits) and
+// rollback undoes only what was done since the savepoint.
 class Transaction {
  public:
   static Result<Transaction> Begin(Connection& conn, std::string_view context);
   Transaction(Transaction&& other) noexcept
-      : conn_(std::exchange(other.conn_, nullptr)), context_(std::move(other.context_)) {}
+      : conn_(std::exchange(other.conn_, nullptr)),
+        nested_(other.nested_),
+        context_(std::move(other.context_)) {}
   Transaction& operator=(Transaction&&) = delete;
   // Deleted: two guards would end the same transaction twice.
   Transaction(const Transaction&) = delete;
   Transaction& operator=(const Transaction&) = delete;
-  ~Transaction() { Rollback(conn_); }
+  ~Transaction() { Rollback(conn_, nested_); }
 
   Status Commit();
 
  private:
-  Transaction(Connection* conn, std::string_view context) : conn_(conn), context_(context) {}
-  static void Rollback(Connection* conn);
+  Transaction(Connection* conn, bool nested, std::string_view context)
+      : conn_(conn), nested_(nested), context_(context) {}
+  static void Rollback(Connection* conn, bool nested);
 
   Connection* conn_;  // nullptr once committed or moved from
+  bool nested_;       // a savepoint inside an enclosing transaction
   std::string context_;
 };
 
