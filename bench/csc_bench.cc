@@ -306,6 +306,13 @@ class TimingAuditSink final : public service::AuditSink {
     (event.action == service::AuditAction::kSign ? sign : other).Add(Steady::now() - start);
     return s;
   }
+  Status RecordChange(const service::AuditEvent& event,
+                      const service::AuditedChange& change) override {
+    Steady::time_point start = Steady::now();
+    Status s = inner_.RecordChange(event, change);
+    other.Add(Steady::now() - start);
+    return s;
+  }
   Meter sign;
   Meter other;
 

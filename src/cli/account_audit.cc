@@ -53,8 +53,10 @@ AuditEvent ToAuditEvent(const AccountEvent& event, store::Store* store) {
 
 service::AccountEventSink MakeAccountAuditSink(store::Store& store, service::AuditSink& audit,
                                                std::function<void(const AccountEvent&)> after) {
-  return [&store, &audit, after = std::move(after)](const AccountEvent& event) -> Status {
-    SIGNET_TRY(audit.Record(ToAuditEvent(event, &store)));
+  return [&store, &audit, after = std::move(after)](
+             const AccountEvent& event, const service::AuditedChange& change) -> Status {
+    const AuditEvent recorded = ToAuditEvent(event, &store);
+    SIGNET_TRY(change ? audit.RecordChange(recorded, change) : audit.Record(recorded));
     if (after) after(event);
     return OkStatus();
   };

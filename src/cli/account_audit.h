@@ -23,8 +23,9 @@ namespace signet::cli {
 // Converts one event. `store` resolves the kind of a bearer actor (may be null: then kSystem).
 service::AuditEvent ToAuditEvent(const service::AccountEvent& event, store::Store* store);
 
-// A sink that records each event with `audit`, then calls `after` (if set) with the event once it
-// was recorded. `store` and `audit` must outlive the sink.
+// A sink that records each event with `audit` (an event with a change through RecordChange, so
+// the change and its record commit together), then calls `after` (if set) with the event once it
+// was recorded. `store` and `audit` must outlive the sink; `store` is the store `audit` logs to.
 service::AccountEventSink MakeAccountAuditSink(
     store::Store& store, service::AuditSink& audit,
     std::function<void(const service::AccountEvent&)> after = {});

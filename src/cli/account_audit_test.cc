@@ -23,6 +23,15 @@ class RecordingSink final : public service::AuditSink {
     events.push_back(event);
     return OkStatus();
   }
+  Status RecordChange(const service::AuditEvent& event,
+                      const service::AuditedChange& change) override {
+    std::map<std::string, std::string> added;
+    SIGNET_TRY(change(added));
+    service::AuditEvent recorded = event;
+    for (auto& [k, v] : added) recorded.details[k] = std::move(v);
+    events.push_back(std::move(recorded));
+    return OkStatus();
+  }
   std::vector<service::AuditEvent> events;
 };
 
@@ -106,7 +115,7 @@ TEST_F(AccountAuditTest, SinkRecordsThenCallsHook) {
   AccountEvent e;
   e.action = AccountAction::kAccountChange;
   e.auth_method = "system";
-  ASSERT_TRUE(sink(e).ok());
+  ASSERT_TRUE(sink(e, {}).ok());
   ASSERT_EQ(audit.events.size(), 1u);
   EXPECT_EQ(audit.events[0].action, AuditAction::kAccountChange);
   EXPECT_EQ(audit.events[0].actor.auth_method, AuthMethod::kSystem);

@@ -1,6 +1,7 @@
 #include "cli/service_metrics.h"
 
 #include <array>
+#include <atomic>
 #include <utility>
 
 #include "service/accounts.h"
@@ -89,10 +90,25 @@ MetricsAuditSink::MetricsAuditSink(service::AuditSink& inner, store::Store* stor
     : inner_(inner), store_(store), metrics_(metrics) {}
 
 Status MetricsAuditSink::Record(const AuditEvent& event) {
-  Status recorded = inner_.Record(event);
+  return Tally(event, inner_.Record(event), /*log_failed=*/true);
+}
+
+Status MetricsAuditSink::RecordChange(const AuditEvent& event,
+                                      const service::AuditedChange& change) {
+  // A change the store refused is the caller's answer, not a failure of the audit log.
+  std::atomic<bool> refused{false};
+  Status recorded = inner_.RecordChange(event, [&](service::AuditDetails& details) -> Status {
+    Status changed = change(details);
+    refused.store(!changed.ok());
+    return changed;
+  });
+  return Tally(event, std::move(recorded), /*log_failed=*/!refused.load());
+}
+
+Status MetricsAuditSink::Tally(const AuditEvent& event, Status recorded, bool log_failed) {
   const std::string action(service::AuditActionName(event.action));
   if (!recorded.ok()) {
-    metrics_.Increment("signet_audit_failures_total", {{"action", action}});
+    if (log_failed) metrics_.Increment("signet_audit_failures_total", {{"action", action}});
     return recorded;
   }
   metrics_.Increment("signet_audit_events_total", {{"action", action}});

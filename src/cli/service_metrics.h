@@ -68,8 +68,13 @@ class MetricsAuditSink final : public service::AuditSink {
 
   // The inner sink's result, unchanged.
   Status Record(const service::AuditEvent& event) override;
+  Status RecordChange(const service::AuditEvent& event,
+                      const service::AuditedChange& change) override;
 
  private:
+  // Counts `recorded`, the inner sink's result for `event`, and returns it; an error counts as an
+  // audit failure only if `log_failed` (not when a change was refused).
+  Status Tally(const service::AuditEvent& event, Status recorded, bool log_failed);
   void Count(const service::AuditEvent& event);
   std::string KeyLabel(const service::AuditEvent& event);
 

@@ -31,6 +31,12 @@ class RecordingSink final : public service::AuditSink {
     events.push_back(event);
     return OkStatus();
   }
+  Status RecordChange(const AuditEvent& event, const service::AuditedChange& change) override {
+    if (fail) return Unavailable("the audit store is down");
+    SIGNET_ASSIGN_OR_RETURN(AuditEvent recorded, signet::testing::MakeChange(event, change));
+    events.push_back(std::move(recorded));
+    return OkStatus();
+  }
   bool fail = false;
   std::vector<AuditEvent> events;
 };

@@ -195,11 +195,18 @@ AccountEvent AccountService::MakeEvent(AccountAction action, AccountReason reaso
   return event;
 }
 
-Status AccountService::Emit(AccountEvent event) {
-  if (!sink_) return OkStatus();
-  Status status = sink_(event);
-  if (!status.ok()) return status.error().WithContext("cannot record the account event");
-  return OkStatus();
+Status AccountService::Emit(AccountEvent event, const AuditedChange& change) {
+  if (!sink_) {
+    if (!change) return OkStatus();
+    std::map<std::string, std::string> unused;
+    return change(unused);
+  }
+  Status status = sink_(event, change);
+  // A change's own refusal is returned as it is; the log's errors say what was not recorded.
+  if (!status.ok() && !change) {
+    return status.error().WithContext("cannot record the account event");
+  }
+  return status;
 }
 
 Error AccountService::Fail(AccountEvent event, Error error) {
@@ -285,8 +292,10 @@ Result<TotpEnrolment> AccountService::NewTotpSeed(std::string_view account_id,
   return enrolment;
 }
 
-Status AccountService::CheckNotLastAdmin(const store::AccountRecord& account, bool losing_admin) {
-  if (!losing_admin || !account.roles.Has(Role::kAdmin) || account.state != AccountState::kActive) {
+Status AccountService::CheckNotLastAdmin(std::string_view account_id, bool losing_admin) {
+  if (!losing_admin) return OkStatus();
+  SIGNET_ASSIGN_OR_RETURN(store::AccountRecord account, store_.GetAccountById(account_id));
+  if (!account.roles.Has(Role::kAdmin) || account.state != AccountState::kActive) {
     return OkStatus();
   }
   SIGNET_ASSIGN_OR_RETURN(std::vector<store::AccountRecord> all, store_.ListAccounts());
@@ -337,13 +346,13 @@ Result<NewPerson> AccountService::CreatePerson(const AccountCaller& actor, std::
   record.must_change_password = true;
   record.created_at = now;
   record.updated_at = now;
-  if (Status inserted = store_.InsertAccount(record); !inserted.ok()) {
+  if (Status inserted = Emit(event, [&](AuditDetails&) { return store_.InsertAccount(record); });
+      !inserted.ok()) {
     return fail(inserted.error().code() == ErrorCode::kAlreadyExists
                     ? AccountReason::kInvalidArgument
                     : AccountReason::kError,
                 inserted.error());
   }
-  SIGNET_TRY(Emit(event));
   return NewPerson{Info(record), std::move(*password), std::move(*enrolment)};
 }
 
@@ -377,75 +386,91 @@ Result<AccountInfo> AccountService::CreateService(const AccountCaller& actor, st
   record.mtls_fingerprint = std::string(mtls_fingerprint);
   record.created_at = now;
   record.updated_at = now;
-  if (Status inserted = store_.InsertAccount(record); !inserted.ok()) {
+  if (Status inserted = Emit(event, [&](AuditDetails&) { return store_.InsertAccount(record); });
+      !inserted.ok()) {
     return fail(inserted.error().code() == ErrorCode::kAlreadyExists
                     ? AccountReason::kInvalidArgument
                     : AccountReason::kError,
                 inserted.error());
   }
-  SIGNET_TRY(Emit(event));
   return Info(record);
 }
 
-// An admin operation on one existing account: finds it, runs `change`, reports the outcome.
-template <typename Change>
+// An admin operation on one existing account: finds it; `prepare` checks what it can beforehand,
+// fills in the event and sets the store change, which commits with the event's log entry
+// (Emit); reports the outcome.
+template <typename Prepare>
 Result<AccountInfo> AccountService::AdminChange(const AccountCaller& actor, AccountAction action,
-                                                std::string_view name, Change change) {
+                                                std::string_view name, Prepare prepare) {
   SIGNET_TRY(RequireAdmin(actor, action, name));
   AccountEvent event = MakeEvent(action, AccountReason::kSuccess, actor, name);
   Result<store::AccountRecord> account = store_.GetAccountByName(name);
   if (!account.ok()) return Fail(event, account.error());
-  if (Status changed = change(*account, clock_.Now(), event); !changed.ok()) {
-    return Fail(event, changed.error());
+  AuditedChange change;
+  if (Status prepared = prepare(*account, clock_.Now(), event, change); !prepared.ok()) {
+    return Fail(event, prepared.error());
   }
-  SIGNET_TRY(Emit(event));
+  if (Status changed = Emit(event, change); !changed.ok()) return Fail(event, changed.error());
   return Reload(account->id);
 }
 
 Result<AccountInfo> AccountService::Disable(const AccountCaller& actor, std::string_view name) {
-  return AdminChange(
-      actor, AccountAction::kAccountDisable, name,
-      [&](const store::AccountRecord& account, TimePoint now, AccountEvent& event) -> Status {
-        std::lock_guard admins(admins_mu_);
-        SIGNET_TRY(CheckNotLastAdmin(account, /*losing_admin=*/true));
-        SIGNET_TRY(store_.UpdateAccountState(account.id, AccountState::kActive,
-                                             AccountState::kDisabled, now));
-        SIGNET_ASSIGN_OR_RETURN(int64_t revoked,
-                                store_.RevokeAccountTokens(account.id, now, /*keep=*/{}));
-        event.details["tokens_revoked"] = std::to_string(revoked);
-        return OkStatus();
-      });
+  return AdminChange(actor, AccountAction::kAccountDisable, name,
+                     [&](const store::AccountRecord& account, TimePoint now, AccountEvent&,
+                         AuditedChange& change) -> Status {
+                       change = [this, id = account.id, now](AuditDetails& details) -> Status {
+                         SIGNET_TRY(CheckNotLastAdmin(id, /*losing_admin=*/true));
+                         SIGNET_TRY(store_.UpdateAccountState(id, AccountState::kActive,
+                                                              AccountState::kDisabled, now));
+                         SIGNET_ASSIGN_OR_RETURN(int64_t revoked,
+                                                 store_.RevokeAccountTokens(id, now, /*keep=*/{}));
+                         details["tokens_revoked"] = std::to_string(revoked);
+                         return OkStatus();
+                       };
+                       return OkStatus();
+                     });
 }
 
 Result<AccountInfo> AccountService::Enable(const AccountCaller& actor, std::string_view name) {
-  return AdminChange(
-      actor, AccountAction::kAccountEnable, name,
-      [&](const store::AccountRecord& account, TimePoint now, AccountEvent&) -> Status {
-        return store_.UpdateAccountState(account.id, AccountState::kDisabled, AccountState::kActive,
-                                         now);
-      });
+  return AdminChange(actor, AccountAction::kAccountEnable, name,
+                     [&](const store::AccountRecord& account, TimePoint now, AccountEvent&,
+                         AuditedChange& change) -> Status {
+                       change = [this, id = account.id, now](AuditDetails&) {
+                         return store_.UpdateAccountState(id, AccountState::kDisabled,
+                                                          AccountState::kActive, now);
+                       };
+                       return OkStatus();
+                     });
 }
 
 Result<AccountInfo> AccountService::Unlock(const AccountCaller& actor, std::string_view name) {
-  return AdminChange(
-      actor, AccountAction::kUnlock, name,
-      [&](const store::AccountRecord& account, TimePoint now, AccountEvent& event) -> Status {
-        if (account.locked_until) event.locked_until = account.locked_until;
-        event.details["failed_attempts"] = std::to_string(account.failed_attempts);
-        return store_.ClearLoginFailures(account.id, now);
-      });
+  return AdminChange(actor, AccountAction::kUnlock, name,
+                     [&](const store::AccountRecord& account, TimePoint now, AccountEvent& event,
+                         AuditedChange& change) -> Status {
+                       if (account.locked_until) event.locked_until = account.locked_until;
+                       event.details["failed_attempts"] = std::to_string(account.failed_attempts);
+                       change = [this, id = account.id, now](AuditDetails&) {
+                         return store_.ClearLoginFailures(id, now);
+                       };
+                       return OkStatus();
+                     });
 }
 
 Result<AccountInfo> AccountService::SetRoles(const AccountCaller& actor, std::string_view name,
                                              RoleSet roles) {
   return AdminChange(
       actor, AccountAction::kAccountRoles, name,
-      [&](const store::AccountRecord& account, TimePoint now, AccountEvent& event) -> Status {
-        event.details["roles_before"] = account.roles.ToString();
+      [&](const store::AccountRecord& account, TimePoint now, AccountEvent& event,
+          AuditedChange& change) -> Status {
         event.details["roles"] = roles.ToString();
-        std::lock_guard admins(admins_mu_);
-        SIGNET_TRY(CheckNotLastAdmin(account, !roles.Has(Role::kAdmin)));
-        return store_.SetAccountRoles(account.id, roles, now);
+        change = [this, id = account.id, roles, now](AuditDetails& details) -> Status {
+          // Read in the transaction, so it is what the change replaced.
+          SIGNET_ASSIGN_OR_RETURN(store::AccountRecord current, store_.GetAccountById(id));
+          details["roles_before"] = current.roles.ToString();
+          SIGNET_TRY(CheckNotLastAdmin(id, !roles.Has(Role::kAdmin)));
+          return store_.SetAccountRoles(id, roles, now);
+        };
+        return OkStatus();
       });
 }
 
@@ -453,8 +478,8 @@ Result<TotpEnrolment> AccountService::ResetTotp(const AccountCaller& actor, std:
   std::optional<TotpEnrolment> enrolment;
   Result<AccountInfo> changed =
       AdminChange(actor, AccountAction::kAccountResetTotp, name,
-                  [&](const store::AccountRecord& account, TimePoint now,
-                      AccountEvent& event) -> Status {
+                  [&](const store::AccountRecord& account, TimePoint now, AccountEvent&,
+                      AuditedChange& change) -> Status {
                     if (account.kind != AccountKind::kPerson) {
                       return InvalidArgument("account '" + account.name +
                                              "' is a service account and has no TOTP");
@@ -466,13 +491,16 @@ Result<TotpEnrolment> AccountService::ResetTotp(const AccountCaller& actor, std:
                     // the sessions it helped open end too (the caller's own, if it resets its
                     // own seed, stays: it holds the new enrolment). Before the new seed is
                     // stored, so that a failure never leaves the new seed with old sessions.
-                    const ByteView keep = account.id == actor.principal.account_id
-                                              ? ByteView(actor.principal.token_hash)
-                                              : ByteView();
-                    SIGNET_ASSIGN_OR_RETURN(int64_t revoked,
-                                            store_.RevokeAccountTokens(account.id, now, keep));
-                    event.details["tokens_revoked"] = std::to_string(revoked);
-                    SIGNET_TRY(store_.SetTotpSeed(account.id, sealed, now));
+                    Bytes keep = account.id == actor.principal.account_id
+                                     ? actor.principal.token_hash
+                                     : Bytes();
+                    change = [this, id = account.id, keep = std::move(keep),
+                              sealed = std::move(sealed), now](AuditDetails& details) -> Status {
+                      SIGNET_ASSIGN_OR_RETURN(int64_t revoked,
+                                              store_.RevokeAccountTokens(id, now, keep));
+                      details["tokens_revoked"] = std::to_string(revoked);
+                      return store_.SetTotpSeed(id, sealed, now);
+                    };
                     enrolment = std::move(fresh);
                     return OkStatus();
                   });
@@ -936,11 +964,13 @@ Status AccountService::RevokeToken(std::string_view bearer_token, CallOrigin ori
     return Fail(event, event.reason == AccountReason::kError ? token.error() : invalid);
   }
   event.actor_id = token->account_id;
-  if (Status revoked = store_.RevokeBearerToken(hash, now); !revoked.ok()) {
+  if (Status revoked =
+          Emit(event, [&](AuditDetails&) { return store_.RevokeBearerToken(hash, now); });
+      !revoked.ok()) {
     event.reason = AccountReason::kError;
     return Fail(event, revoked.error());
   }
-  return Emit(std::move(event));
+  return OkStatus();
 }
 
 Status AccountService::ChangePassword(const AccountCaller& who, const SecretBytes& old_password,
@@ -1001,21 +1031,19 @@ Status AccountService::ChangePassword(const AccountCaller& who, const SecretByte
     return Fail(event, hash.error());
   }
   // Whoever learnt the old password may hold a session from it: the change ends every session
-  // of the account but the caller's own (which proved the old password just now). First, so that
-  // a failure leaves the old password with fewer sessions, never the new one with stale ones.
-  Result<int64_t> revoked = store_.RevokeAccountTokens(account->id, now, who.principal.token_hash);
-  if (!revoked.ok()) {
+  // of the account but the caller's own (which proved the old password just now), in the same
+  // transaction as the new password and the event that records both.
+  AuditedChange change = [&](AuditDetails& details) -> Status {
+    SIGNET_ASSIGN_OR_RETURN(int64_t revoked,
+                            store_.RevokeAccountTokens(account->id, now, who.principal.token_hash));
+    details["tokens_revoked"] = std::to_string(revoked);
+    return store_.SetPasswordHash(account->id, *hash, /*must_change_password=*/false, now);
+  };
+  if (Status changed = Emit(event, change); !changed.ok()) {
     event.reason = AccountReason::kError;
-    return Fail(event, revoked.error());
+    return Fail(event, changed.error());
   }
-  event.details["tokens_revoked"] = std::to_string(*revoked);
-  if (Status stored =
-          store_.SetPasswordHash(account->id, *hash, /*must_change_password=*/false, now);
-      !stored.ok()) {
-    event.reason = AccountReason::kError;
-    return Fail(event, stored.error());
-  }
-  return Emit(std::move(event));
+  return OkStatus();
 }
 
 }  // namespace signet::service

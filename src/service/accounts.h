@@ -50,6 +50,7 @@
 #include "common/clock.h"
 #include "common/result.h"
 #include "hsm/secret_sealer.h"
+#include "service/audit_sink.h"
 #include "service/password_hasher.h"
 #include "service/totp.h"
 #include "store/store.h"
@@ -198,7 +199,9 @@ struct AccountEvent {
   bool succeeded() const { return reason == AccountReason::kSuccess; }
 };
 
-using AccountEventSink = std::function<Status(const AccountEvent&)>;
+// Records an event; with a change (non-empty AuditedChange), makes the change and records the
+// event together or not at all, adding the details the change reports (AuditSink::RecordChange).
+using AccountEventSink = std::function<Status(const AccountEvent&, const AuditedChange& change)>;
 
 struct AccountServiceOptions {
   std::chrono::seconds token_lifetime{15 * 60};
@@ -313,10 +316,12 @@ class AccountService {
 
  private:
   Status RequireAdmin(const AccountCaller& actor, AccountAction action, std::string_view object);
-  template <typename Change>
+  template <typename Prepare>
   Result<AccountInfo> AdminChange(const AccountCaller& actor, AccountAction action,
-                                  std::string_view name, Change change);
-  Status Emit(AccountEvent event);
+                                  std::string_view name, Prepare prepare);
+  // Passes `event` to the sink; with `change`, the sink makes the change and records the event
+  // together (AuditSink::RecordChange), or neither. Without a sink, the change is made alone.
+  Status Emit(AccountEvent event, const AuditedChange& change = {});
   AccountEvent MakeEvent(AccountAction action, AccountReason reason, const AccountCaller& actor,
                          std::string_view object) const;
   // A login_failure event for an attempt by `auth_method` from `origin`, naming `name` (cut to
@@ -344,7 +349,10 @@ class AccountService {
   // Counts a failed attempt; sets *locked_until if it locked the account.
   Status CountFailure(const store::AccountRecord& account, TimePoint now,
                       std::optional<TimePoint>* locked_until);
-  Status CheckNotLastAdmin(const store::AccountRecord& account, bool losing_admin);
+  // Reads the account again and fails if it is the last active admin and would lose that. Run
+  // inside the change's store transaction (an AuditedChange), so that two admins disabling each
+  // other at once, in one process or on nodes sharing the database, cannot both pass it.
+  Status CheckNotLastAdmin(std::string_view account_id, bool losing_admin);
   AccountInfo Info(const store::AccountRecord& account) const;
   Result<AccountInfo> Reload(std::string_view id);
 
@@ -363,11 +371,6 @@ class AccountService {
   // DummyTotpWork's seed, sealed on first need (the HSM may not be there at construction).
   std::mutex dummy_mu_;
   Bytes dummy_sealed_seed_;  // guarded by dummy_mu_
-  // Held from the last-admin check to the change it allows (Disable, SetRoles), so that two
-  // admins disabling each other at once cannot both pass the check and leave no admin. It
-  // covers one process; nodes sharing a database would need the check inside the store's
-  // transaction.
-  std::mutex admins_mu_;
 };
 
 }  // namespace signet::service

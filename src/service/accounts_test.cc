@@ -51,13 +51,18 @@ class AccountServiceTest : public ::testing::Test {
   void SetUp() override { MakeService(store_); }
 
   void MakeService(store::Store& store, AccountServiceOptions options = {}) {
-    service_ =
-        std::make_unique<AccountService>(store, sealer_, hasher_, totp_, clock_, std::move(options),
-                                         [this](const AccountEvent& event) -> Status {
-                                           events_.push_back(event);
-                                           if (fail_sink_) return Unavailable("audit log down");
-                                           return OkStatus();
-                                         });
+    service_ = std::make_unique<AccountService>(
+        store, sealer_, hasher_, totp_, clock_, std::move(options),
+        [this, &store](const AccountEvent& event, const AuditedChange& change) -> Status {
+          if (fail_sink_) {
+            events_.push_back(event);
+            return Unavailable("audit log down");
+          }
+          SIGNET_ASSIGN_OR_RETURN(AccountEvent recorded,
+                                  testing::MakeChangeInStore(store, event, change));
+          events_.push_back(std::move(recorded));
+          return OkStatus();
+        });
   }
 
   Person CreatePerson(const std::string& name, RoleSet roles = {}) {
@@ -382,7 +387,10 @@ TEST_F(AccountServiceTest, EveryLoginAttemptCostsOneUnseal) {
   Person alice = CreatePerson("alice");
   CountingSealer counting(sealer_);
   AccountService service(store_, counting, hasher_, totp_, clock_, {},
-                         [](const AccountEvent&) { return OkStatus(); });
+                         [](const AccountEvent& e, const AuditedChange& change) -> Status {
+                           SIGNET_TRY(testing::MakeChange(e, change));
+                           return OkStatus();
+                         });
   auto attempt = [&](std::string_view name, const SecretBytes& password, const std::string& code) {
     const int before = counting.unseals;
     EXPECT_FALSE(service.LoginWithPassword(name, password, code, {"x"}).ok());

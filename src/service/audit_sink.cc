@@ -2,7 +2,9 @@
 
 #include <array>
 #include <exception>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <utility>
 
 #include "common/encoding.h"
@@ -248,6 +250,56 @@ Status LogAuditSink::Record(const AuditEvent& event) {
                                    std::string(AuditActionName(event.action)) + "'");
   }
   return OkStatus();
+}
+
+Status LogAuditSink::RecordChange(const AuditEvent& event, const AuditedChange& change) {
+  const std::string what =
+      "cannot record audit event '" + std::string(AuditActionName(event.action)) + "'";
+  if (event.signature.has_value()) {
+    return InvalidArgument(what + ": a change's event carries no signature");
+  }
+  if (!change) return InvalidArgument(what + ": no change given");
+  // The apply fills `added`; the render, which the store runs after it in the same transaction,
+  // renders the event with them. Shared because the append may outlive neither, but the entry
+  // is moved through the sequencer.
+  struct Pending {
+    AuditEvent event;
+    AuditedChange change;
+    std::map<std::string, std::string> added;
+    std::optional<Error> refused;  // the change's own error, from its last attempt
+  };
+  auto pending = std::make_shared<Pending>(Pending{event, change, {}, std::nullopt});
+  store::LogEntryAppend entry;
+  try {
+    std::vector<store::LogEntryAppend> entries = ToLogEntries(event);
+    if (entries.size() != 1) return InternalError(what + ": the event does not fit one entry");
+    entry = std::move(entries.front());
+  } catch (const std::exception& e) {
+    return InternalError(std::string("cannot serialise audit event: ") + e.what());
+  }
+  entry.apply = [pending](store::Store&) -> Status {
+    pending->added.clear();  // a retried attempt starts again
+    pending->refused.reset();
+    Status changed = pending->change(pending->added);
+    if (!changed.ok()) pending->refused = changed.error();
+    return changed;
+  };
+  entry.render = [pending](int64_t index) -> Result<std::string> {
+    AuditEvent recorded = pending->event;
+    for (const auto& [k, v] : pending->added) recorded.details[k] = v;
+    try {
+      std::vector<store::LogEntryAppend> entries = ToLogEntries(recorded);
+      if (entries.size() != 1) return InternalError("the event does not fit one entry");
+      return entries.front().render(index);
+    } catch (const std::exception& e) {
+      return InternalError(std::string("cannot serialise audit event: ") + e.what());
+    }
+  };
+  auto seq = append_({std::move(entry)});
+  if (seq.ok()) return OkStatus();
+  // A refused change is the caller's answer, in its own words; anything else is the log's.
+  if (pending->refused) return *pending->refused;
+  return seq.error().WithContext(what);
 }
 
 }  // namespace signet::service

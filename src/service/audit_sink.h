@@ -139,6 +139,15 @@ nlohmann::json ToJson(const AuditEvent& event);
 // event unrecordable. Never throws (allocation failure aside, which aborts as everywhere).
 std::string ToCanonicalJson(const AuditEvent& event);
 
+// A change to the store that an audit event records (a key disabled, a grant given, an account
+// created), made through the service's Store, which must be the store the sink's log is in. It
+// may add entries to `details` (how many tokens it revoked, the roles it replaced); they are
+// recorded with the event. It may run more than once (a retried group commit), each time on a
+// store where none of its earlier attempts left a trace, so it must do nothing outside the store
+// and must not record audit events itself.
+using AuditDetails = std::map<std::string, std::string>;
+using AuditedChange = std::function<Status(AuditDetails& details)>;
+
 class AuditSink {
  public:
   virtual ~AuditSink() = default;
@@ -146,6 +155,14 @@ class AuditSink {
   // Makes `event` durable, then returns. On error the event may or may not have been kept; the
   // caller must treat it as not recorded (and so must not release a signature it describes).
   virtual Status Record(const AuditEvent& event) = 0;
+
+  // Makes `change` and records `event` (with the details the change added) together: both are
+  // durable when this returns OK, and neither happened when it returns an error, whatever the
+  // error and whenever the process dies (DESIGN.md §3: no configuration change the log does not
+  // show). The change's own error is returned with its code, so the caller can tell a refused
+  // change (FailedPrecondition, AlreadyExists, ...) from a log outage. InvalidArgument for an
+  // event with a signature (changes are configuration, never signatures).
+  virtual Status RecordChange(const AuditEvent& event, const AuditedChange& change) = 0;
 };
 
 // Appends entries to the Merkle log consecutively, all or nothing, and returns the first index
@@ -181,6 +198,9 @@ class LogAuditSink final : public AuditSink {
 
   // The append's error, with context, if the event cannot be recorded.
   Status Record(const AuditEvent& event) override;
+  // The change travels with the event's log entry (store::LogEntryAppend::apply) and commits in
+  // the append's transaction; the entry is rendered after it, with the details it added.
+  Status RecordChange(const AuditEvent& event, const AuditedChange& change) override;
 
  private:
   const LogAppendFn append_;

@@ -1,13 +1,18 @@
 #include "service/audit_sink.h"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 
 #include "service/testing/fakes.h"
+#include "store/sqlite/sqlite_store.h"
 
 namespace signet::service {
 namespace {
@@ -121,6 +126,137 @@ TEST(LogAuditSinkTest, AppendFailureIsReturned) {
   EXPECT_EQ(s.error().code(), ErrorCode::kUnavailable);
   EXPECT_NE(s.error().message().find("disk gone"), std::string::npos);
   EXPECT_NE(s.error().message().find("'sign'"), std::string::npos);
+}
+
+// ---- RecordChange: a change and its entry, together or not at all ----
+
+// A real SQLite store in a fresh folder, with one active key "k_1".
+class RecordChangeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/signet-record-change-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    store_ = Open();
+    ASSERT_NE(store_, nullptr);
+    ASSERT_TRUE(store_->InsertKey(Key()).ok());
+  }
+  void TearDown() override {
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  std::unique_ptr<store::SqliteStore> Open() {
+    auto s = store::SqliteStore::Open(dir_ + "/signet.db");
+    EXPECT_TRUE(s.ok()) << s.error().message();
+    return s.ok() ? std::move(*s) : nullptr;
+  }
+  static store::KeyRecord Key() {
+    store::KeyRecord key;
+    key.id = "k_1";
+    key.name = "release";
+    key.algorithm = "ecdsa-p256";
+    key.owner = "local";
+    key.hsm_key_id = "01";
+    key.public_key_spki = "spki";
+    return key;
+  }
+  static AuditEvent DisableEvent() {
+    AuditEvent e = SampleEvent();
+    e.action = AuditAction::kKeyDisable;
+    e.signature.reset();
+    e.details = {{"key_id", "k_1"}};
+    return e;
+  }
+  AuditedChange Disable() {
+    return [this](AuditDetails& details) -> Status {
+      SIGNET_TRY(store_->UpdateKeyState("k_1", store::KeyState::kActive, store::KeyState::kDisabled,
+                                        FromUnixSeconds(1)));
+      details["done_inside"] = "yes";
+      return OkStatus();
+    };
+  }
+  std::string dir_;
+  std::unique_ptr<store::SqliteStore> store_;
+};
+
+TEST_F(RecordChangeTest, ChangeAndEntryCommitTogetherWithTheDetailsTheChangeAdded) {
+  LogAuditSink sink(DirectLogAppender(*store_));
+  ASSERT_TRUE(sink.RecordChange(DisableEvent(), Disable()).ok());
+  EXPECT_EQ(store_->GetKeyById("k_1")->state, store::KeyState::kDisabled);
+  auto rows = store_->ReadLogEntries(0, 10);
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 1u);
+  AuditEvent want = DisableEvent();
+  want.details["done_inside"] = "yes";
+  EXPECT_EQ((*rows)[0].data, WithIndex(want, 0));
+  EXPECT_EQ((*rows)[0].key_id, "k_1");
+}
+
+TEST_F(RecordChangeTest, ARefusedChangeIsReturnedAsItIsAndLogsNothing) {
+  LogAuditSink sink(DirectLogAppender(*store_));
+  ASSERT_TRUE(sink.RecordChange(DisableEvent(), Disable()).ok());
+  Status again = sink.RecordChange(DisableEvent(), Disable());
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code(), ErrorCode::kFailedPrecondition);
+  // The store's own words, without the log's context: the caller explains the refusal.
+  EXPECT_EQ(again.error().message().find("cannot record audit event"), std::string::npos)
+      << again.error().message();
+  EXPECT_EQ(*store_->LogSize(), 1);
+}
+
+TEST_F(RecordChangeTest, WhenTheEntryCannotBeWrittenTheChangeIsNotMadeEither) {
+  // The append fails after the change ran, inside the same transaction (the render fails).
+  LogAuditSink sink([this](std::vector<store::LogEntryAppend> entries) {
+    entries[0].render = [](int64_t) -> Result<std::string> { return Unavailable("disk gone"); };
+    return store_->AppendLogEntries(entries);
+  });
+  Status s = sink.RecordChange(DisableEvent(), Disable());
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code(), ErrorCode::kUnavailable);
+  EXPECT_NE(s.error().message().find("'key_disable'"), std::string::npos) << s.error().message();
+  EXPECT_EQ(store_->GetKeyById("k_1")->state, store::KeyState::kActive);
+  EXPECT_EQ(*store_->LogSize(), 0);
+}
+
+TEST_F(RecordChangeTest, AProcessThatDiesBetweenChangeAndEntryLeavesNeither) {
+  // The child makes the change, then dies while its entry is being written: the old order
+  // (change committed, then logged) would leave the key disabled with no entry saying so.
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto store = Open();
+    if (store == nullptr) ::_exit(3);
+    LogAuditSink sink([&](std::vector<store::LogEntryAppend> entries) {
+      entries[0].render = [&](int64_t) -> Result<std::string> {
+        // The change is made (in this transaction) when the process dies.
+        if (store->GetKeyById("k_1")->state != store::KeyState::kDisabled) ::_exit(4);
+        ::_exit(0);
+      };
+      return store->AppendLogEntries(entries);
+    });
+    (void)sink.RecordChange(DisableEvent(), [&](AuditDetails&) {
+      return store->UpdateKeyState("k_1", store::KeyState::kActive, store::KeyState::kDisabled,
+                                   FromUnixSeconds(1));
+    });
+    ::_exit(5);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0) << "the child did not die where it should";
+  store_.reset();
+  store_ = Open();
+  ASSERT_NE(store_, nullptr);
+  EXPECT_EQ(store_->GetKeyById("k_1")->state, store::KeyState::kActive);
+  EXPECT_EQ(*store_->LogSize(), 0);
+}
+
+TEST_F(RecordChangeTest, AnEventWithASignatureCarriesNoChange) {
+  LogAuditSink sink(DirectLogAppender(*store_));
+  Status s = sink.RecordChange(SampleEvent(), Disable());
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(store_->GetKeyById("k_1")->state, store::KeyState::kActive);
 }
 
 // 5000 SHA-512 hashes (640 KB of hex) cannot be one tlog-tiles entry: they are split into

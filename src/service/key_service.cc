@@ -45,6 +45,19 @@ KeyService::KeyService(hsm::KeyStore& key_store, store::Store& store, const Cloc
 
 Status KeyService::Record(const Caller& caller, AuditAction action, std::string_view object,
                           std::string_view outcome, std::map<std::string, std::string> details) {
+  return audit_.Record(MakeEvent(caller, action, object, outcome, std::move(details)));
+}
+
+Status KeyService::RecordChange(const Caller& caller, AuditAction action, std::string_view object,
+                                std::map<std::string, std::string> details,
+                                const AuditedChange& change) {
+  return audit_.RecordChange(MakeEvent(caller, action, object, kOutcomeSuccess, std::move(details)),
+                             change);
+}
+
+AuditEvent KeyService::MakeEvent(const Caller& caller, AuditAction action, std::string_view object,
+                                 std::string_view outcome,
+                                 std::map<std::string, std::string> details) const {
   AuditEvent event;
   event.time = clock_.Now();
   event.actor = caller.actor;
@@ -53,7 +66,7 @@ Status KeyService::Record(const Caller& caller, AuditAction action, std::string_
   event.object = std::string(object);
   event.outcome = std::string(outcome);
   event.details = std::move(details);
-  return audit_.Record(event);
+  return event;
 }
 
 Error KeyService::Refused(const Caller& caller, AuditAction action, std::string_view object,
@@ -130,7 +143,13 @@ Result<KeyRecord> KeyService::CreateKey(const Caller& caller, std::string_view n
   record.created_at = now;
   record.updated_at = now;
 
-  Status inserted = store_.InsertKey(record);
+  // The record and the log entry of its creation commit together: no key the log does not show.
+  Status inserted = RecordChange(caller, AuditAction::kKeyCreate, name,
+                                 {{"key_id", record.id},
+                                  {"algorithm", record.algorithm},
+                                  {"owner", record.owner},
+                                  {"hsm_key_id", record.hsm_key_id}},
+                                 [&](AuditDetails&) { return store_.InsertKey(record); });
   if (!inserted.ok()) {
     // No orphan keys in the HSM: undo the generation. If even that fails, say so.
     Status undo = key_store_.DestroyKey(generated->id);
@@ -139,19 +158,7 @@ Result<KeyRecord> KeyService::CreateKey(const Caller& caller, std::string_view n
           "key generated in the HSM (CKA_ID " + record.hsm_key_id +
           ") could not be recorded nor removed (" + undo.error().message() + ")"));
     }
-    return refuse(inserted.error());
-  }
-  Status logged = Record(caller, AuditAction::kKeyCreate, name, "success",
-                         {{"key_id", record.id},
-                          {"algorithm", record.algorithm},
-                          {"owner", record.owner},
-                          {"hsm_key_id", record.hsm_key_id}});
-  if (!logged.ok()) {
-    // A key nobody can see in the log must not exist: retire the record, destroy the key.
-    (void)store_.UpdateKeyState(record.id, KeyState::kActive, KeyState::kDestroyed, now);
-    (void)key_store_.DestroyKey(generated->id);
-    return logged.error().WithContext("key '" + record.name +
-                                      "' was not kept because its creation could not be logged");
+    return refuse(inserted.error().WithContext("key '" + record.name + "' was not created"));
   }
   return record;
 }
@@ -189,15 +196,11 @@ Result<KeyRecord> KeyService::Transition(const Caller& caller, std::string_view 
                                       std::string(store::KeyStateName(record.state))));
   }
   TimePoint now = clock_.Now();
-  if (Status moved = store_.UpdateKeyState(record.id, from, to, now); !moved.ok()) {
+  if (Status moved = RecordChange(
+          caller, action, name, {{"key_id", record.id}},
+          [&](AuditDetails&) { return store_.UpdateKeyState(record.id, from, to, now); });
+      !moved.ok()) {
     return Refused(caller, action, name, moved.error());
-  }
-  if (Status logged = Record(caller, action, name, "success", {{"key_id", record.id}});
-      !logged.ok()) {
-    (void)store_.UpdateKeyState(record.id, to, from, clock_.Now());
-    return logged.error().WithContext("key '" + record.name + "' was left " +
-                                      std::string(store::KeyStateName(from)) +
-                                      " because the change could not be logged");
   }
   record.state = to;
   record.updated_at = now;
@@ -223,20 +226,18 @@ Result<KeyRecord> KeyService::DestroyKey(const Caller& caller, std::string_view 
   if (!id.ok()) return refuse(id.error());
   if (record.state != KeyState::kDestroyed) {
     // Mark first: a key the store calls destroyed can no longer be used even if the HSM step
-    // below fails; repeating the command finishes the job. The event is recorded before the
-    // key material goes, so the log never lacks a destruction that happened.
+    // below fails; repeating the command finishes the job. The mark commits with its log entry,
+    // before the key material goes, so the log never lacks a destruction that happened.
     const KeyState before = record.state;
     TimePoint now = clock_.Now();
-    if (Status moved = store_.UpdateKeyState(record.id, before, KeyState::kDestroyed, now);
+    if (Status moved = RecordChange(caller, AuditAction::kKeyDestroy, name,
+                                    {{"key_id", record.id}, {"hsm_key_id", record.hsm_key_id}},
+                                    [&](AuditDetails&) {
+                                      return store_.UpdateKeyState(record.id, before,
+                                                                   KeyState::kDestroyed, now);
+                                    });
         !moved.ok()) {
       return refuse(moved.error());
-    }
-    if (Status logged = Record(caller, AuditAction::kKeyDestroy, name, "success",
-                               {{"key_id", record.id}, {"hsm_key_id", record.hsm_key_id}});
-        !logged.ok()) {
-      (void)store_.UpdateKeyState(record.id, KeyState::kDestroyed, before, clock_.Now());
-      return logged.error().WithContext("key '" + record.name +
-                                        "' was not destroyed because this could not be logged");
     }
     record.state = KeyState::kDestroyed;
     record.updated_at = now;
@@ -295,18 +296,23 @@ Result<KeyRecord> KeyService::ImportCertificateChain(const Caller& caller, std::
   auto chain = pki::ParseChainForKey(pem, *spki);
   if (!chain.ok()) return refuse(chain.error().WithContext("key '" + record.name + "'"));
   TimePoint now = clock_.Now();
-  if (Status set = store_.SetCertificateChain(record.id, chain->pem, now); !set.ok()) {
+  if (Status set = RecordChange(
+          caller, AuditAction::kKeyImportCert, name,
+          {{"key_id", record.id},
+           {"leaf_subject", chain->leaf_subject},
+           {"leaf_issuer", chain->leaf_issuer},
+           {"leaf_serial", chain->leaf_serial_hex}},
+          [&](AuditDetails&) -> Status {
+            // Read again in the transaction: a key destroyed meanwhile
+            // gets no certificate.
+            SIGNET_ASSIGN_OR_RETURN(KeyRecord current, store_.GetKeyById(record.id));
+            if (current.state == KeyState::kDestroyed) {
+              return FailedPrecondition("key '" + record.name + "' was destroyed meanwhile");
+            }
+            return store_.SetCertificateChain(record.id, chain->pem, now);
+          });
+      !set.ok()) {
     return refuse(set.error());
-  }
-  if (Status logged = Record(caller, AuditAction::kKeyImportCert, name, "success",
-                             {{"key_id", record.id},
-                              {"leaf_subject", chain->leaf_subject},
-                              {"leaf_issuer", chain->leaf_issuer},
-                              {"leaf_serial", chain->leaf_serial_hex}});
-      !logged.ok()) {
-    (void)store_.SetCertificateChain(record.id, record.certificate_chain_pem, clock_.Now());
-    return logged.error().WithContext("the certificate chain of key '" + record.name +
-                                      "' was not changed because this could not be logged");
   }
   record.certificate_chain_pem = chain->pem;
   record.updated_at = now;

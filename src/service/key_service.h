@@ -95,6 +95,12 @@ class KeyService {
   // Records `action` on key `object` with `outcome` ("success" or the refusal).
   Status Record(const Caller& caller, AuditAction action, std::string_view object,
                 std::string_view outcome, std::map<std::string, std::string> details = {});
+  AuditEvent MakeEvent(const Caller& caller, AuditAction action, std::string_view object,
+                       std::string_view outcome, std::map<std::string, std::string> details) const;
+  // Makes `change` and records its success as `action` on key `object` together, or neither
+  // (AuditSink::RecordChange).
+  Status RecordChange(const Caller& caller, AuditAction action, std::string_view object,
+                      std::map<std::string, std::string> details, const AuditedChange& change);
 
   // Constant after construction.
   hsm::KeyStore& key_store_;

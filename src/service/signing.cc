@@ -460,10 +460,9 @@ Error SigningService::RecordMalformedRequest(const Caller& caller, AuditAction a
 
 // ---- grants and policies ----
 
-Status SigningService::ChangeAsAdmin(const Caller& admin, AuditAction action,
-                                     std::string_view credential, AuditEvent& event,
-                                     const std::function<Status(const store::KeyRecord&)>& apply,
-                                     const std::function<void(const store::KeyRecord&)>& undo) {
+Status SigningService::ChangeAsAdmin(
+    const Caller& admin, std::string_view credential, AuditEvent& event,
+    const std::function<Status(const store::KeyRecord&, AuditDetails&)>& change) {
   Status result = [&]() -> Status {
     if (!admin.actor.roles.Has(store::Role::kAdmin)) {
       return PermissionDenied("account '" + admin.actor.account_id +
@@ -473,15 +472,9 @@ Status SigningService::ChangeAsAdmin(const Caller& admin, AuditAction action,
     SIGNET_ASSIGN_OR_RETURN(store::KeyRecord key, ResolveKey(credential));
     event.object = key.name;
     event.details["key_id"] = key.id;
-    SIGNET_TRY(apply(key));
     event.outcome = std::string(kOutcomeSuccess);
-    Status recorded = audit_.Record(event);
-    if (!recorded.ok()) {
-      undo(key);
-      return recorded.error().WithContext(std::string(AuditActionName(action)) +
-                                          " undone because the audit log could not record it");
-    }
-    return OkStatus();
+    // The change commits with its log entry or not at all.
+    return audit_.RecordChange(event, [&](AuditDetails& details) { return change(key, details); });
   }();
   if (!result.ok()) return RecordRefusal(audit_, event, std::move(result).error());
   return OkStatus();
@@ -493,36 +486,32 @@ Status SigningService::Grant(const Caller& admin, std::string_view credential,
   event.details["account_id"] = std::string(account_id);
   const TimePoint now = clock_.Now();
   return ChangeAsAdmin(
-      admin, AuditAction::kGrant, credential, event,
-      [&](const store::KeyRecord& key) -> Status {
+      admin, credential, event, [&](const store::KeyRecord& resolved, AuditDetails&) -> Status {
         if (account_id.empty()) return InvalidArgument("no account id given for the grant");
+        // Read again inside the change's transaction: a key destroyed meanwhile is not granted.
+        SIGNET_ASSIGN_OR_RETURN(store::KeyRecord key, store_.GetKeyById(resolved.id));
         if (key.state == store::KeyState::kDestroyed) {
           return FailedPrecondition("key '" + key.name + "' is destroyed; it cannot be granted");
         }
         return store_.InsertGrant(key.id, account_id, now);
-      },
-      [&](const store::KeyRecord& key) { (void)store_.DeleteGrant(key.id, account_id); });
+      });
 }
 
 Status SigningService::Revoke(const Caller& admin, std::string_view credential,
                               std::string_view account_id) {
   AuditEvent event = NewEvent(admin, AuditAction::kRevokeGrant, credential);
   event.details["account_id"] = std::string(account_id);
-  const TimePoint now = clock_.Now();
-  return ChangeAsAdmin(
-      admin, AuditAction::kRevokeGrant, credential, event,
-      [&](const store::KeyRecord& key) { return store_.DeleteGrant(key.id, account_id); },
-      [&](const store::KeyRecord& key) { (void)store_.InsertGrant(key.id, account_id, now); });
+  return ChangeAsAdmin(admin, credential, event, [&](const store::KeyRecord& key, AuditDetails&) {
+    return store_.DeleteGrant(key.id, account_id);
+  });
 }
 
 Status SigningService::SetPolicy(const Caller& admin, std::string_view credential,
                                  const KeyPolicy& policy) {
   AuditEvent event = NewEvent(admin, AuditAction::kPolicyChange, credential);
   event.details["new_policy"] = DescribePolicy(policy);
-  std::optional<KeyPolicy> old;
   return ChangeAsAdmin(
-      admin, AuditAction::kPolicyChange, credential, event,
-      [&](const store::KeyRecord& key) -> Status {
+      admin, credential, event, [&](const store::KeyRecord& key, AuditDetails& details) -> Status {
         SIGNET_ASSIGN_OR_RETURN(KeyAlgorithm alg, ParseKeyAlgorithm(key.algorithm));
         if (policy.allowed_sign_schemes.empty() || policy.allowed_hash_algorithms.empty()) {
           return InvalidArgument("a policy must allow at least one scheme and one hash");
@@ -541,13 +530,10 @@ Status SigningService::SetPolicy(const Caller& admin, std::string_view credentia
         if (policy.rate_per_minute_key < 0 || policy.rate_per_minute_account < 0) {
           return InvalidArgument("rate limits must be 0 (none) or positive");
         }
+        // Read inside the change's transaction, so it is the policy this one replaced.
         SIGNET_ASSIGN_OR_RETURN(KeyPolicy current, EffectivePolicy(key));
-        old = current;
-        event.details["old_policy"] = DescribePolicy(current);
+        details["old_policy"] = DescribePolicy(current);
         return store_.PutKeyPolicy(ToRecord(key.id, policy));
-      },
-      [&](const store::KeyRecord& key) {
-        if (old.has_value()) (void)store_.PutKeyPolicy(ToRecord(key.id, *old));
       });
 }
 

@@ -216,10 +216,10 @@ class SigningService {
                                                 const std::vector<Bytes>& hashes,
                                                 SignatureScheme scheme,
                                                 HashAlgorithm hash_algorithm, AuditEvent& event);
-  Status ChangeAsAdmin(const Caller& admin, AuditAction action, std::string_view credential,
-                       AuditEvent& event,
-                       const std::function<Status(const store::KeyRecord&)>& apply,
-                       const std::function<void(const store::KeyRecord&)>& undo);
+  // Checks the admin role, resolves the key, then makes `change` and records `event` together
+  // (AuditSink::RecordChange); any refusal is recorded as one.
+  Status ChangeAsAdmin(const Caller& admin, std::string_view credential, AuditEvent& event,
+                       const std::function<Status(const store::KeyRecord&, AuditDetails&)>& change);
   AuditEvent NewEvent(const Caller& caller, AuditAction action, std::string_view object) const;
 
   // Constant after construction.

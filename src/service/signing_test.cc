@@ -36,6 +36,13 @@ class RecordingAuditSink final : public AuditSink {
     events_.push_back(event);
     return OkStatus();
   }
+  Status RecordChange(const AuditEvent& event, const AuditedChange& change) override {
+    std::lock_guard lock(mu_);
+    if (fail_ && fail_(event)) return Unavailable("audit log unavailable (test)");
+    SIGNET_ASSIGN_OR_RETURN(AuditEvent recorded, signet::testing::MakeChange(event, change));
+    events_.push_back(std::move(recorded));
+    return OkStatus();
+  }
   void FailWhen(std::function<bool(const AuditEvent&)> f) {
     std::lock_guard lock(mu_);
     fail_ = std::move(f);

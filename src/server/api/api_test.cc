@@ -42,6 +42,15 @@ class RecordingAuditSink final : public service::AuditSink {
     events_.push_back(event);
     return OkStatus();
   }
+  Status RecordChange(const service::AuditEvent& event,
+                      const service::AuditedChange& change) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (fail_) return Unavailable("the audit log is down");
+    SIGNET_ASSIGN_OR_RETURN(service::AuditEvent recorded,
+                            signet::testing::MakeChange(event, change));
+    events_.push_back(std::move(recorded));
+    return OkStatus();
+  }
   std::vector<service::AuditEvent> events() {
     std::lock_guard<std::mutex> lock(mu_);
     return events_;
@@ -103,12 +112,15 @@ class ApiTest : public ::testing::Test {
  protected:
   ApiTest()
       : clock_(FromUnixSeconds(ToUnixSeconds(std::chrono::system_clock::now()))),
-        accounts_(store_, sealer_, hasher_, totp_, clock_, {},
-                  [this](const service::AccountEvent& e) -> Status {
-                    std::lock_guard<std::mutex> lock(mu_);
-                    account_events_.push_back(e);
-                    return OkStatus();
-                  }),
+        accounts_(
+            store_, sealer_, hasher_, totp_, clock_, {},
+            [this](const service::AccountEvent& e, const service::AuditedChange& change) -> Status {
+              std::lock_guard<std::mutex> lock(mu_);
+              SIGNET_ASSIGN_OR_RETURN(service::AccountEvent recorded,
+                                      signet::testing::MakeChange(e, change));
+              account_events_.push_back(std::move(recorded));
+              return OkStatus();
+            }),
         keys_(key_store_, store_, clock_, audit_, service::TokenIdentity{"fake", "0001"}),
         signing_(key_store_, store_, clock_, audit_) {}
 

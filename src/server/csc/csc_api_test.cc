@@ -41,6 +41,14 @@ class KeepingAuditSink final : public service::AuditSink {
     events_.push_back(event);
     return OkStatus();
   }
+  Status RecordChange(const service::AuditEvent& event,
+                      const service::AuditedChange& change) override {
+    std::lock_guard lock(mu_);
+    SIGNET_ASSIGN_OR_RETURN(service::AuditEvent recorded,
+                            signet::testing::MakeChange(event, change));
+    events_.push_back(std::move(recorded));
+    return OkStatus();
+  }
   std::vector<service::AuditEvent> events() {
     std::lock_guard lock(mu_);
     return events_;
@@ -73,12 +81,15 @@ class CscApiTest : public ::testing::Test {
  protected:
   CscApiTest()
       : clock_(FromUnixSeconds(ToUnixSeconds(std::chrono::system_clock::now()))),
-        accounts_(store_, sealer_, hasher_, totp_, clock_, {},
-                  [this](const service::AccountEvent& e) {
-                    std::lock_guard lock(account_events_mu_);
-                    account_events_.push_back(e);
-                    return OkStatus();
-                  }),
+        accounts_(
+            store_, sealer_, hasher_, totp_, clock_, {},
+            [this](const service::AccountEvent& e, const service::AuditedChange& change) -> Status {
+              std::lock_guard lock(account_events_mu_);
+              SIGNET_ASSIGN_OR_RETURN(service::AccountEvent recorded,
+                                      signet::testing::MakeChange(e, change));
+              account_events_.push_back(std::move(recorded));
+              return OkStatus();
+            }),
         key_service_(key_store_, store_, clock_, audit_, service::TokenIdentity{"fake", "0001"}),
         signing_(key_store_, store_, clock_, audit_) {}
 

@@ -88,6 +88,11 @@ const std::string kFingerprint(64, 'c');
 class DiscardingAuditSink final : public service::AuditSink {
  public:
   Status Record(const service::AuditEvent&) override { return OkStatus(); }
+  Status RecordChange(const service::AuditEvent& event,
+                      const service::AuditedChange& change) override {
+    SIGNET_TRY(signet::testing::MakeChange(event, change));
+    return OkStatus();
+  }
 };
 
 [[noreturn]] void Fail(std::string_view why, std::string_view route, const Response& r) {

@@ -20,9 +20,25 @@
 
 #include "hsm/key_store.h"
 #include "hsm/secret_sealer.h"
+#include "service/audit_sink.h"
 #include "store/store.h"
 
 namespace signet::testing {
+
+// What a fake AuditSink's RecordChange does once it has decided to succeed (a fake that is told
+// to fail returns before calling this, so the change is not made): makes `change` and returns
+// `event` with the details the change added, for the fake to keep; the change's error if it
+// fails. Not atomic as LogAuditSink is; fakes keep their events in memory anyway.
+// An empty change changes nothing. For AuditEvent and service::AccountEvent alike.
+template <typename Event>
+Result<Event> MakeChange(const Event& event, const service::AuditedChange& change) {
+  if (!change) return event;
+  service::AuditDetails added;
+  SIGNET_TRY(change(added));
+  Event recorded = event;
+  for (auto& [k, v] : added) recorded.details[k] = std::move(v);
+  return recorded;
+}
 
 // Checks `signature` over `digest` with the public key `spki_base64` (a KeyRecord's
 // public_key_spki) using OpenSSL directly, independently of the code that signed.
@@ -140,7 +156,8 @@ class MemoryStore : public store::Store {
  private:
   Result<bool> SetTotpStep(std::string_view id, int64_t step, TimePoint now, bool even_if_locked);
 
-  std::mutex mu_;
+  // Recursive: an entry's apply change calls back into the store from AppendLogEntries.
+  std::recursive_mutex mu_;
   std::map<std::string, store::KeyRecord> by_id_;  // guarded by mu_
   std::optional<Error> fail_insert_;               // guarded by mu_
   // ---- accounts and bearer tokens (migration 2) ----
@@ -166,6 +183,27 @@ class MemoryStore : public store::Store {
   std::vector<bool> consume_flush_modes_;                            // guarded by mu_
   // ---- end of the audit log ----
 };
+
+// Like MakeChange, but atomic as LogAuditSink's is: the change runs as the apply of a placeholder
+// log entry (action "test_change") appended to `store`, inside its transaction (MemoryStore: under
+// its lock). For tests of what a change checks inside that transaction.
+template <typename Event>
+Result<Event> MakeChangeInStore(store::Store& store, const Event& event,
+                                const service::AuditedChange& change) {
+  if (!change) return event;
+  service::AuditDetails added;
+  store::LogEntryAppend entry;
+  entry.action = "test_change";
+  entry.render = [](int64_t index) -> Result<std::string> { return std::to_string(index); };
+  entry.apply = [&](store::Store&) {
+    added.clear();
+    return change(added);
+  };
+  SIGNET_TRY(store.AppendLogEntries({&entry, 1}));
+  Event recorded = event;
+  for (auto& [k, v] : added) recorded.details[k] = std::move(v);
+  return recorded;
+}
 
 // ---- accounts and bearer tokens (migration 2) ----
 // A SecretSealer with an AES-256-GCM key in process memory (OpenSSL) and the same sealed format
@@ -214,9 +252,52 @@ inline Result<int64_t> MemoryStore::AppendLogEntries(
     fail_log_write_.reset();
     return e;
   }
+  // The entries' changes, as in one transaction: on any failure every record is put back.
+  // (Copied only when there is a change to undo; most appends carry none.)
+  struct Snapshot {
+    std::map<std::string, store::KeyRecord> by_id;
+    std::map<std::string, store::AccountRecord> accounts;
+    std::map<Bytes, store::BearerTokenRecord> tokens;
+    std::map<Bytes, store::ActivationRecord> activations;
+    std::set<std::pair<std::string, std::string>> grants;
+    std::map<std::string, store::KeyPolicyRecord> policies;
+    std::map<std::tuple<std::string, std::string, int64_t>, int64_t> counts;
+  };
+  std::optional<Snapshot> before;
+  if (std::any_of(entries.begin(), entries.end(), [](const auto& e) { return bool(e.apply); })) {
+    before = Snapshot{by_id_,  accounts_by_id_, tokens_by_hash_,  activations_,
+                      grants_, policies_,       signature_counts_};
+  }
+  const auto log_size = log_entries_.size();
+  auto undo = [&] {
+    if (!before) return;
+    by_id_ = std::move(before->by_id);
+    accounts_by_id_ = std::move(before->accounts);
+    tokens_by_hash_ = std::move(before->tokens);
+    activations_ = std::move(before->activations);
+    grants_ = std::move(before->grants);
+    policies_ = std::move(before->policies);
+    signature_counts_ = std::move(before->counts);
+    log_entries_.resize(log_size);
+  };
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (!entries[i].apply) continue;
+    Status applied = entries[i].apply(*this);
+    if (log_entries_.size() != log_size) {
+      applied = FailedPrecondition("a change a log entry records cannot append to the log");
+    }
+    if (!applied.ok()) {
+      undo();
+      return applied.error().WithContext("cannot make the change recorded by log entry " +
+                                         std::to_string(i + 1));
+    }
+  }
   const auto first = static_cast<int64_t>(log_entries_.size());
   std::vector<store::LogEntryRow> rows;
-  SIGNET_TRY(RenderLogEntries(entries, first, rows));  // all or nothing: nothing stored yet
+  if (Status rendered = RenderLogEntries(entries, first, rows); !rendered.ok()) {
+    undo();
+    return rendered.error();
+  }
   for (store::LogEntryRow& row : rows) log_entries_.push_back(std::move(row));
   ++log_append_calls_;
   return first;
@@ -279,6 +360,7 @@ inline Result<std::optional<Bytes>> MemoryStore::GetLogTile(int level, int64_t i
 inline Result<int64_t> MemoryStore::PublishLogCheckpoint(std::span<const store::LogTileRow> tiles,
                                                          const store::LogCheckpointRow& checkpoint,
                                                          const store::LogEntryAppend& entry) {
+  if (entry.apply) return InvalidArgument("a checkpoint's log entry cannot carry a change");
   std::set<std::pair<int, int64_t>> seen;
   for (const store::LogTileRow& t : tiles) {
     if (t.level < 0 || t.level > 63 || t.index < 0 || t.width < 1 || t.width > 256 ||
