@@ -24,8 +24,10 @@
 // Threads: Append and stats() may be called from any number of threads at once. Call
 // SetOnAppended before the first Append. The store must outlive the Sequencer; the sequencer is
 // its only writer of log entries in this process (other processes may append too: the store
-// assigns indices inside its transaction). Entries' render functions run on whichever caller
-// thread commits the group, with the store's write lock held; they must not call Append.
+// assigns indices inside its transaction). Entries' render functions and apply changes
+// (store::LogEntryAppend) run on whichever caller thread commits the group, with the store's
+// write lock held; they must not call Append. An apply calls back into the store on that thread,
+// inside the group's transaction, so it must use the store the Sequencer was given.
 //
 // Shutdown: once the destructor has started, Append returns Unavailable; requests already waiting
 // are committed first, and the destructor returns once every Append in progress has its result
