@@ -616,11 +616,22 @@ Result<BearerToken> AccountService::IssueToken(const store::AccountRecord& accou
   record.created_at = now;
   // Whole seconds, as the store keeps them, so what the caller is told is what is enforced.
   record.expires_at = FromUnixSeconds(ToUnixSeconds(now + options_.token_lifetime));
-  SIGNET_TRY(store_.InsertBearerToken(record));
-  if (Status recorded = Emit(std::move(success)); !recorded.ok()) {
-    (void)store_.RevokeBearerToken(record.token_hash, now);
-    return std::move(recorded).error();
-  }
+  // The token and the login_success entry commit together. Inside that transaction the account
+  // is read again: a password change, TOTP reset, certificate change or disable that committed
+  // after the factors were checked here revoked the account's tokens, and must not be outrun by a
+  // token issued on the strength of the old credentials.
+  AuditedChange issue = [&](AuditDetails&) -> Status {
+    SIGNET_ASSIGN_OR_RETURN(store::AccountRecord current, store_.GetAccountById(account.id));
+    if (current.state != AccountState::kActive || current.password_hash != account.password_hash ||
+        current.totp_seed_sealed != account.totp_seed_sealed ||
+        current.mtls_fingerprint != account.mtls_fingerprint) {
+      return Unauthenticated(
+          "the account's credentials or state changed during the login; log in "
+          "again");
+    }
+    return store_.InsertBearerToken(record);
+  };
+  SIGNET_TRY(Emit(std::move(success), issue));
   Principal principal = PrincipalOf(account);
   principal.token_hash = std::move(record.token_hash);
   return BearerToken{std::move(token), record.expires_at, std::move(principal)};

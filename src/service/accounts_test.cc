@@ -704,6 +704,61 @@ TEST_F(AccountServiceTest, TheLastActiveAdminCannotBeDisabledOrLoseTheRole) {
             ErrorCode::kFailedPrecondition);
 }
 
+// A store that runs `between` once, right after a login's TOTP code is accepted: the moment
+// between the factor checks and the token, where a concurrent change can commit.
+class HookAfterTotpStep : public testing::MemoryStore {
+ public:
+  Result<bool> RecordTotpStep(std::string_view id, int64_t step, TimePoint now) override {
+    Result<bool> fresh = MemoryStore::RecordTotpStep(id, step, now);
+    if (between) std::exchange(between, nullptr)();
+    return fresh;
+  }
+  std::function<void()> between;
+};
+
+TEST_F(AccountServiceTest, ALoginRacingAPasswordChangeGetsNoToken) {
+  HookAfterTotpStep store;
+  MakeService(store);
+  Person alice = CreatePerson("alice");
+  const std::string id = store.GetAccountByName("alice")->id;
+  // Tokens of the account still live (revoking them reports how many there were).
+  auto live_tokens = [&] { return *store.RevokeAccountTokens(id, clock_.Now(), {}); };
+  store.between = [&] {
+    ASSERT_TRUE(store.SetPasswordHash(id, "$argon2id$changed", false, kStart).ok());
+  };
+  Result<BearerToken> token = Login(alice);
+  ASSERT_FALSE(token.ok());
+  EXPECT_EQ(token.error().code(), ErrorCode::kUnauthenticated);
+  EXPECT_NE(token.error().message().find("changed during the login"), std::string::npos)
+      << token.error().message();
+  EXPECT_EQ(LastEvent().reason, AccountReason::kError);
+  EXPECT_EQ(live_tokens(), 0);
+
+  // A disable in that moment too.
+  NextStep();
+  Result<std::string> hash = hasher_.Hash(alice.password);
+  ASSERT_TRUE(hash.ok());
+  ASSERT_TRUE(store.SetPasswordHash(id, *hash, false, kStart).ok());
+  store.between = [&] {
+    ASSERT_TRUE(store
+                    .UpdateAccountState(id, store::AccountState::kActive,
+                                        store::AccountState::kDisabled, kStart)
+                    .ok());
+  };
+  EXPECT_FALSE(Login(alice).ok());
+  EXPECT_EQ(live_tokens(), 0);
+
+  // Without a change in between, the same login works.
+  ASSERT_TRUE(store
+                  .UpdateAccountState(id, store::AccountState::kDisabled,
+                                      store::AccountState::kActive, kStart)
+                  .ok());
+  NextStep();
+  EXPECT_TRUE(Login(alice).ok());
+  EXPECT_EQ(live_tokens(), 1);
+  MakeService(store_);  // `store` ends with this test
+}
+
 // A store whose account list is slow, so that two admin changes running at once both read it
 // before either writes: what two admins disabling each other at the same moment do.
 class SlowAccountList : public testing::MemoryStore {
