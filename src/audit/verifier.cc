@@ -105,6 +105,18 @@ class Verification {
     report_.size = range_.size();
     report_.root = range_.Root();
     report_.signed_size = TreeSize(signed_size_);
+    // The entries that record checkpoints come after the entries they sign, so the last of
+    // them is never under a checkpoint itself; each carries a note that verified, so a tail of
+    // only those passes. Any other entry there is covered by nothing.
+    if (!failed() && options_.require_signed && last_plain_entry_ &&
+        *last_plain_entry_ >= signed_size_) {
+      const uint64_t size = range_.size().value();
+      Fail(FailureKind::kUnsigned, signed_size_,
+           "entries from index " + Str(signed_size_) + " on (" + Str(size - signed_size_) + " of " +
+               Str(size) + ", entry " + Str(*last_plain_entry_) +
+               " the last) are under no signed checkpoint that verified",
+           size);
+    }
     report_.elapsed = std::chrono::duration_cast<std::chrono::nanoseconds>(
         std::chrono::steady_clock::now() - start);
     return std::move(report_);
@@ -206,6 +218,7 @@ class Verification {
       for (uint64_t k = 0; k < got; ++k) {
         SIGNET_TRY(CheckEntry(position, batch[k]));
         if (failed()) return OkStatus();
+        if (!has_checkpoint_ || last_checkpoint_entry_ != position) last_plain_entry_ = position;
         ++position;
       }
       if (got < want) break;  // the source ended early: judged in FinalChecks
@@ -644,6 +657,8 @@ class Verification {
   uint64_t last_checkpoint_size_ = 0;
   uint64_t last_checkpoint_entry_ = 0;
   uint64_t signed_size_ = 0;
+  // The last entry that is not a verified checkpoint's record (require_signed).
+  std::optional<uint64_t> last_plain_entry_;
 
   uint64_t stored_bound_ = 0;
   std::vector<StoredCheckpoint> stored_page_;
@@ -688,6 +703,8 @@ std::string_view FailureKindName(FailureKind kind) {
       return "trusted_checkpoint_mismatch";
     case FailureKind::kRollback:
       return "rollback";
+    case FailureKind::kUnsigned:
+      return "unsigned";
   }
   return "unknown";
 }

@@ -143,6 +143,11 @@ struct VerifyOptions {
   TileFetchFn level0_tiles;
   // Entries per LogReader::Read.
   uint64_t batch_size = 4096;
+  // Whether entries that no verified checkpoint covers make the log fail (kUnsigned). The
+  // verifier hashes such entries itself, so nothing ties them to the log: a file with no
+  // checkpoint at all "verifies" whatever it holds. Off by default, because a live log always has
+  // a tail since its last checkpoint; VerifyReport::signed_size says how much is covered.
+  bool require_signed = false;
 };
 
 // What disagreed.
@@ -163,6 +168,8 @@ enum class FailureKind {
                               // missing one)
   kTrustedCheckpointMismatch,  // the trusted checkpoint is not a prefix of this log
   kRollback,                   // the latest checkpoint is older than the trusted one
+  kUnsigned,  // with require_signed: entries after the last verified checkpoint (index: the first
+              // of them, range_end: the log's size)
 };
 
 // "malformed_entry", "index_mismatch", ...: stable names for JSON output.

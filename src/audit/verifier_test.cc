@@ -131,6 +131,41 @@ TEST_F(VerifierTest, EmptyLogPasses) {
   EXPECT_EQ(report->root, EmptyRoot());
 }
 
+TEST_F(VerifierTest, RequireSignedNamesTheFirstEntryNoCheckpointCovers) {
+  VerifyOptions options = log_.FullOptions();
+  options.require_signed = true;
+  VerifyReport report = Run(options);
+  const uint64_t signed_size = log_.checkpoints().back().size;
+  ExpectFailure(report, FailureKind::kUnsigned, signed_size);
+  EXPECT_EQ(report.failure->range_end, std::optional<uint64_t>(log_.entries().size()));
+  // Without it the same log passes and says how much is signed.
+  VerifyReport plain = Run(log_.FullOptions());
+  ASSERT_TRUE(plain.ok()) << plain.failure->message;
+  EXPECT_EQ(plain.signed_size.value(), signed_size);
+}
+
+TEST_F(VerifierTest, RequireSignedAcceptsATailOfOnlyTheLastCheckpointsEntry) {
+  // Checkpoint 18 was recorded right after the entries it signs: up to its entry, nothing but
+  // that entry (whose note verified) is outside a checkpoint.
+  const uint64_t end = Checkpoint(18).entry_index + 1;
+  ASSERT_EQ(Checkpoint(18).entry_index, Checkpoint(18).size);
+  VerifyOptions options = KeyOnly();
+  options.require_signed = true;
+  std::span<const std::string> prefix(log_.entries().data(), end);
+  VerifyReport report = RunOn(prefix, options);
+  EXPECT_TRUE(report.ok()) << report.failure->message;
+}
+
+TEST_F(VerifierTest, RequireSignedFailsALogWithNoCheckpointAtAll) {
+  // What an export stripped of its checkpoints looks like: every entry hashes as it should,
+  // because the verifier computed the hashes itself.
+  std::span<const std::string> first(log_.entries().data(), 50);
+  VerifyOptions options = KeyOnly();
+  EXPECT_TRUE(RunOn(first, options).ok());
+  options.require_signed = true;
+  ExpectFailure(RunOn(first, options), FailureKind::kUnsigned, 0);
+}
+
 TEST_F(VerifierTest, RefusesOptionsWithoutKey) {
   MemoryLogReader reader(log_.entries());
   auto report = Verify(reader, VerifyOptions{});

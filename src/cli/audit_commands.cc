@@ -396,6 +396,10 @@ class AuditVerifyCommand final : public Command {
                    "only grew since");
     app.add_option("--ca-file", ca_file_,
                    "CA certificate(s) of the server (PEM), when not logged in to it");
+    app.add_flag("--require-signed", require_signed_,
+                 "Fail (exit 8) unless every entry is under a signed checkpoint that verified; "
+                 "entries after the last checkpoint are otherwise only checked for form and "
+                 "order");
     app.footer(
         "Reads the log from exactly one of --server URL, --data-dir DIR (global options) or "
         "--export FILE; with none, SIGNET_SERVER or the data folder. Recomputes every leaf and the "
@@ -408,6 +412,7 @@ class AuditVerifyCommand final : public Command {
     SIGNET_ASSIGN_OR_RETURN(Source source, ChooseSource(global, export_file_));
     SIGNET_ASSIGN_OR_RETURN(std::vector<audit::VerifierKey> keys, ParseKeys(keys_));
     audit::VerifyOptions options;
+    options.require_signed = require_signed_;
     if (!trusted_file_.empty()) {
       auto text = fs::ReadFile(trusted_file_, audit::kMaxNoteSize);
       if (!text.ok()) return text.error().WithContext("--trusted-checkpoint");
@@ -496,6 +501,12 @@ class AuditVerifyCommand final : public Command {
   static Status Finish(audit::LogReader& reader, const audit::VerifyOptions& options,
                        const std::string& what, bool as_json) {
     SIGNET_ASSIGN_OR_RETURN(audit::VerifyReport report, audit::Verify(reader, options));
+    const uint64_t size = report.size.value();
+    if (report.ok() && size > 0 && report.signed_size.value() == 0) {
+      std::cerr << "warning: no entry is under a signed checkpoint, so this shows only that the "
+                   "entries are well-formed and in order, not that they are the log's; "
+                   "--require-signed makes this an error\n";
+    }
     if (as_json) {
       std::cout << ReportToJson(report).dump(2) << "\n";
     } else {
@@ -512,6 +523,7 @@ class AuditVerifyCommand final : public Command {
   std::vector<std::string> keys_;
   std::string trusted_file_;
   std::string ca_file_;
+  bool require_signed_ = false;
 };
 
 // ---- signet audit export -----------------------------------------------------------------------

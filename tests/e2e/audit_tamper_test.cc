@@ -222,10 +222,11 @@ struct CliOutcome {
 };
 
 CliOutcome RunCliVerify(const std::string& dir, const std::string& key,
-                        const std::string& trusted_file = "") {
+                        const std::string& trusted_file = "", const std::string& extra = "") {
   std::string command =
       std::string(SIGNET_BINARY) + " audit verify --data-dir '" + dir + "' --key '" + key + "'";
   if (!trusted_file.empty()) command += " --trusted-checkpoint '" + trusted_file + "'";
+  if (!extra.empty()) command += " " + extra;
   command += " 2>&1";
   CliOutcome outcome;
   FILE* pipe = ::popen(command.c_str(), "r");
@@ -323,6 +324,18 @@ TEST_F(AuditTamperTest, UntouchedCopyPasses) {
   CliOutcome cli = RunCliVerify(dir, g_log->verifier_key);
   EXPECT_EQ(cli.exit_code, 0) << cli.output;
   EXPECT_NE(cli.output.find("OK:"), std::string::npos) << cli.output;
+}
+
+TEST_F(AuditTamperTest, RequireSignedFailsOnTheEntriesNoCheckpointCoversYet) {
+  // The 7 events after the last checkpoint verify for form and order only; --require-signed makes
+  // them the failure they are for someone who needs every entry signed.
+  const std::string dir = Copy();
+  CliOutcome cli = RunCliVerify(dir, g_log->verifier_key, "", "--require-signed");
+  EXPECT_EQ(cli.exit_code, 8) << cli.output;
+  const int64_t signed_size = g_log->checkpoints.back().size;
+  EXPECT_NE(cli.output.find("first bad index  " + std::to_string(signed_size)), std::string::npos)
+      << cli.output;
+  EXPECT_NE(cli.output.find("unsigned"), std::string::npos) << cli.output;
 }
 
 TEST_F(AuditTamperTest, ChangedByteInOneEntryIsNamed) {
