@@ -224,7 +224,7 @@ Status ExportReader::Read(uint64_t begin, uint64_t count, EntryBatch& out) {
   out.Clear();
   if (begin != next_position_) SIGNET_TRY(SeekTo(begin));
   if (next_position_ != begin) return OkStatus();  // the file holds fewer entries
-  while (out.size() < count && next_offset_ < entries_end_) {
+  while (out.size() < count && next_offset_ < entries_end_ && !out.full()) {
     if (next_position_ % kTileWidth == 0 && next_position_ / kTileWidth == offsets_.size()) {
       offsets_.push_back(next_offset_);
     }

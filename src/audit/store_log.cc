@@ -9,7 +9,9 @@
 namespace signet::audit {
 namespace {
 
-constexpr uint64_t kPage = 4096;
+// Rows per store query: 256 entries of at most 64 KiB each stay within a batch's byte bound
+// (EntryBatch::full is checked between pages).
+constexpr uint64_t kPage = 256;
 
 StoredCheckpoint ToStoredCheckpoint(const store::LogCheckpointRow& row) {
   StoredCheckpoint out;
@@ -34,7 +36,7 @@ Result<uint64_t> StoreLogReader::Size() {
 Status StoreLogReader::Read(uint64_t begin, uint64_t count, EntryBatch& out) {
   out.Clear();
   auto position = static_cast<int64_t>(begin);
-  while (out.size() < count) {
+  while (out.size() < count && !out.full()) {
     const auto want = static_cast<int64_t>(std::min<uint64_t>(count - out.size(), kPage));
     SIGNET_ASSIGN_OR_RETURN(std::vector<store::LogEntryRow> rows,
                             store_.ReadLogEntries(position, want));

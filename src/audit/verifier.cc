@@ -221,7 +221,9 @@ class Verification {
         if (!has_checkpoint_ || last_checkpoint_entry_ != position) last_plain_entry_ = position;
         ++position;
       }
-      if (got < want) break;  // the source ended early: judged in FinalChecks
+      // Fewer than asked for is a batch cut at its byte bound; none, the end of the source
+      // (judged in FinalChecks when it comes before the size).
+      if (got == 0) break;
     }
     return OkStatus();
   }
@@ -448,8 +450,9 @@ class Verification {
     while (position < end) {
       const uint64_t want = std::min(options_.batch_size, end - position);
       SIGNET_TRY(reader_.Read(position, want, batch));
-      if (batch.size() < want) return DataLoss("entries ended while being re-read");
-      for (uint64_t k = 0; k < want; ++k, ++position) {
+      if (batch.empty()) return DataLoss("entries ended while being re-read");
+      const uint64_t got = std::min<uint64_t>(batch.size(), want);
+      for (uint64_t k = 0; k < got; ++k, ++position) {
         const uint64_t t = position / kTileWidth;
         if (t != tile_index) {
           const uint64_t width = std::min<uint64_t>(kTileWidth, end - t * kTileWidth);
@@ -677,7 +680,9 @@ class Verification {
 
 Status MemoryLogReader::Read(uint64_t begin, uint64_t count, EntryBatch& out) {
   out.Clear();
-  for (uint64_t i = begin; i < entries_.size() && i - begin < count; ++i) out.Add(entries_[i]);
+  for (uint64_t i = begin; i < entries_.size() && i - begin < count && !out.full(); ++i) {
+    out.Add(entries_[i]);
+  }
   return OkStatus();
 }
 

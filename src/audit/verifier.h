@@ -53,6 +53,10 @@ namespace signet::audit {
 
 // Entries read from a log, kept back to back in one buffer so reading a million entries does not
 // allocate a million strings. Reused from one read to the next.
+// How many bytes of entries a LogReader gathers in one Read before it may stop short: entries are
+// up to 64 KiB, so a batch of 4096 could otherwise hold 256 MiB of a hostile source's data.
+inline constexpr size_t kEntryBatchBytes = size_t{16} << 20;
+
 class EntryBatch {
  public:
   void Clear() {
@@ -65,6 +69,8 @@ class EntryBatch {
   }
   size_t size() const { return ends_.size(); }
   bool empty() const { return ends_.empty(); }
+  // True once the entries added hold kEntryBatchBytes or more: a reader stops adding there.
+  bool full() const { return data_.size() >= kEntryBatchBytes; }
   // Valid until the next Clear or Add.
   std::string_view operator[](size_t i) const {
     const size_t begin = i == 0 ? 0 : ends_[i - 1];
@@ -84,7 +90,8 @@ class LogReader {
   // The number of entries the source says the log holds.
   virtual Result<uint64_t> Size() = 0;
   // Replaces the contents of `out` with the entries at positions [begin, begin + count), in order,
-  // byte-exact. Fewer (or none) only where the source ends before begin + count. Errors
+  // byte-exact; or with fewer of them, at least one, once out.full() (the caller reads on from
+  // where the batch ends). None only where the source ends at `begin`. Errors
   // (Unavailable, DataLoss for a damaged source, ...) end verification and are returned by Verify.
   virtual Status Read(uint64_t begin, uint64_t count, EntryBatch& out) = 0;
 };

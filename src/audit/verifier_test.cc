@@ -517,6 +517,49 @@ class FailingReader final : public LogReader {
   Status Read(uint64_t, uint64_t, EntryBatch&) override { return Unavailable("disk gone"); }
 };
 
+// Returns at most 3 entries per Read, as a reader whose batches reach their byte bound does.
+class ShortBatchReader final : public LogReader {
+ public:
+  explicit ShortBatchReader(std::span<const std::string> entries) : inner_(entries) {}
+  Result<uint64_t> Size() override { return inner_.Size(); }
+  Status Read(uint64_t begin, uint64_t count, EntryBatch& out) override {
+    ++reads;
+    return inner_.Read(begin, std::min<uint64_t>(count, 3), out);
+  }
+  int reads = 0;
+
+ private:
+  MemoryLogReader inner_;
+};
+
+TEST_F(VerifierTest, ShortBatchesAreReadOnNotTakenForTheEnd) {
+  ShortBatchReader reader(log_.entries());
+  auto report = Verify(reader, log_.FullOptions());
+  ASSERT_TRUE(report.ok()) << report.error().message();
+  EXPECT_TRUE(report->ok()) << report->failure->message;
+  EXPECT_EQ(report->entries_checked, log_.entries().size());
+  EXPECT_GT(reader.reads, static_cast<int>(log_.entries().size() / 3));
+
+  // Re-reading a range to name a changed entry copes with them too.
+  log_.entries()[550][log_.entries()[550].find("release-key")] = 's';
+  ShortBatchReader again(log_.entries());
+  auto changed = Verify(again, log_.FullOptions());
+  ASSERT_TRUE(changed.ok()) << changed.error().message();
+  ExpectFailure(*changed, FailureKind::kChangedEntry, 550);
+}
+
+TEST(EntryBatchTest, AReaderStopsNearTheByteBound) {
+  // 400 entries of 60 KiB: 23 MiB, more than one batch may hold.
+  std::vector<std::string> big(400, std::string(60 * 1024, 'x'));
+  MemoryLogReader reader(big);
+  EntryBatch batch;
+  ASSERT_TRUE(reader.Read(0, 4096, batch).ok());
+  EXPECT_GT(batch.size(), 0u);
+  EXPECT_LT(batch.size(), big.size());
+  EXPECT_TRUE(batch.full());
+  EXPECT_LT(batch.size() * big[0].size(), kEntryBatchBytes + big[0].size());
+}
+
 TEST_F(VerifierTest, ReaderErrorsAreReturned) {
   FailingReader reader;
   auto report = Verify(reader, KeyOnly());

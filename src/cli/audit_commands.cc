@@ -184,7 +184,7 @@ class ServerLogReader final : public audit::LogReader {
   Result<uint64_t> Size() override { return size_; }
   Status Read(uint64_t begin, uint64_t count, audit::EntryBatch& out) override {
     out.Clear();
-    for (uint64_t i = begin; i < size_ && i - begin < count; ++i) {
+    for (uint64_t i = begin; i < size_ && i - begin < count && !out.full(); ++i) {
       const uint64_t bundle = i / audit::kTileWidth;
       if (bundle != bundle_index_ || bundle_.empty()) {
         audit::TileRef ref;
