@@ -59,6 +59,10 @@ struct Blame {
   std::optional<Error> error;
 };
 
+// The sequencer whose group this thread is committing, if any: an Append from inside a render or
+// a change would queue behind the group that is waiting for it, and hang the log.
+thread_local const void* committing_on_this_thread = nullptr;
+
 std::string Describe(size_t k, size_t n, const std::string& action) {
   std::string out = "log entry ";
   if (n > 1) out += std::to_string(k + 1) + " of " + std::to_string(n) + " ";
@@ -102,6 +106,10 @@ Result<int64_t> Sequencer::Append(std::vector<store::LogEntryAppend> entries) {
                                 " has no render function");
     }
   }
+  if (!invalid && committing_on_this_thread == this) {
+    invalid = FailedPrecondition(
+        "cannot append to the audit log from inside an entry's render or change");
+  }
   auto request = std::make_shared<Request>(std::move(entries));
 
   std::unique_lock lock(mu_);
@@ -137,8 +145,11 @@ Result<int64_t> Sequencer::Append(std::vector<store::LogEntryAppend> entries) {
   SequencerStats delta;
   int64_t new_size = -1;
   try {
+    committing_on_this_thread = this;
     new_size = CommitGroup(group, delta);
+    committing_on_this_thread = nullptr;
   } catch (...) {
+    committing_on_this_thread = nullptr;
     // Whatever escaped the store (bad_alloc, say): the requests it did not commit keep their
     // "not committed" result. The hand-off below must still run, or the followers would wait,
     // and the sequencer's shutdown with them, forever.

@@ -115,6 +115,22 @@ TEST_F(SequencerTest, MalformedRequestsAreInvalidArgumentAndWriteNothing) {
   EXPECT_EQ(seq.stats().failed_requests, 3);
 }
 
+TEST_F(SequencerTest, AnAppendFromInsideAChangeIsRefusedInsteadOfHangingTheLog) {
+  Sequencer seq(*store_);
+  std::vector<LogEntryAppend> entries = Entries("outer", 1);
+  Result<int64_t> inner = InternalError("not run");
+  entries[0].apply = [&](store::Store&) -> Status {
+    inner = seq.Append(Entries("inner", 1));
+    return OkStatus();
+  };
+  Result<int64_t> outer = seq.Append(std::move(entries));
+  ASSERT_TRUE(outer.ok()) << outer.error().message();
+  ASSERT_FALSE(inner.ok());
+  EXPECT_EQ(inner.error().code(), ErrorCode::kFailedPrecondition) << inner.error().message();
+  EXPECT_EQ(Log().size(), 1u);
+  EXPECT_EQ(*seq.Append(Entries("after", 1)), 1);
+}
+
 TEST_F(SequencerTest, ARenderThatThrowsFailsItsRequestAndTheSequencerGoesOn) {
   Sequencer seq(*store_);
   std::vector<LogEntryAppend> entries = Entries("x", 2);

@@ -99,7 +99,7 @@ Status MetricsAuditSink::RecordChange(const AuditEvent& event,
   std::atomic<bool> refused{false};
   Status recorded = inner_.RecordChange(event, [&](service::AuditDetails& details) -> Status {
     Status changed = change(details);
-    refused.store(!changed.ok());
+    refused.store(!changed.ok() && service::IsRefusal(changed.error()));
     return changed;
   });
   return Tally(event, std::move(recorded), /*log_failed=*/!refused.load());

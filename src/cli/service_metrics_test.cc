@@ -198,6 +198,35 @@ TEST_F(MetricsAuditSinkTest, UnlabelledCountersAreExportedFromTheStart) {
   EXPECT_NE(text.find("# TYPE signet_hsm_errors_total counter"), std::string::npos);
 }
 
+// A change the store refuses is the caller's answer; a failure while changing is the log's.
+TEST(MetricsAuditSinkChangeTest, ARefusedChangeIsNotAnAuditFailureButAStoreFailureIs) {
+  server::Metrics metrics;
+  signet::testing::MemoryStore store;
+  service::LogAuditSink log(service::DirectLogAppender(store));
+  MetricsAuditSink sink(log, &store, metrics);
+  AuditEvent event;
+  event.action = service::AuditAction::kGrant;
+  const server::Labels labels = {{"action", "grant"}};
+
+  Status refused = sink.RecordChange(
+      event, [](service::AuditDetails&) { return FailedPrecondition("key is destroyed"); });
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(refused.error().message(), "key is destroyed");
+  EXPECT_EQ(metrics.Value("signet_audit_failures_total", labels), 0);
+
+  Status broken = sink.RecordChange(
+      event, [](service::AuditDetails&) { return ResourceExhausted("disk full"); });
+  ASSERT_FALSE(broken.ok());
+  EXPECT_NE(broken.error().message().find("cannot record audit event 'grant'"), std::string::npos)
+      << broken.error().message();
+  EXPECT_EQ(metrics.Value("signet_audit_failures_total", labels), 1);
+
+  ASSERT_TRUE(sink.RecordChange(event, [](service::AuditDetails&) { return OkStatus(); }).ok());
+  EXPECT_EQ(metrics.Value("signet_audit_events_total", labels), 1);
+  EXPECT_EQ(*store.LogSize(), 1);
+}
+
 // The decorator relies on what SigningService puts in its events (key name once resolved,
 // details["error"]); this drives the real service so a change there shows up here.
 TEST(MetricsAuditSinkServiceTest, CountsWhatTheSigningServiceRecords) {

@@ -463,6 +463,9 @@ Result<AccountInfo> AccountService::SetRoles(const AccountCaller& actor, std::st
       [&](const store::AccountRecord& account, TimePoint now, AccountEvent& event,
           AuditedChange& change) -> Status {
         event.details["roles"] = roles.ToString();
+        // As read before the change, for the record of a refusal; the change replaces it with
+        // what it read inside its transaction.
+        event.details["roles_before"] = account.roles.ToString();
         change = [this, id = account.id, roles, now](AuditDetails& details) -> Status {
           // Read in the transaction, so it is what the change replaced.
           SIGNET_ASSIGN_OR_RETURN(store::AccountRecord current, store_.GetAccountById(id));
@@ -622,7 +625,10 @@ Result<BearerToken> AccountService::IssueToken(const store::AccountRecord& accou
   // token issued on the strength of the old credentials.
   AuditedChange issue = [&](AuditDetails&) -> Status {
     SIGNET_ASSIGN_OR_RETURN(store::AccountRecord current, store_.GetAccountById(account.id));
-    if (current.state != AccountState::kActive || current.password_hash != account.password_hash ||
+    // A lock set meanwhile (a concurrent failed attempt reaching the threshold) revoked the
+    // account's tokens as well.
+    if (current.state != AccountState::kActive || IsLockedAt(current, now) ||
+        current.password_hash != account.password_hash ||
         current.totp_seed_sealed != account.totp_seed_sealed ||
         current.mtls_fingerprint != account.mtls_fingerprint) {
       return Unauthenticated(

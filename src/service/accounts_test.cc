@@ -748,15 +748,39 @@ TEST_F(AccountServiceTest, ALoginRacingAPasswordChangeGetsNoToken) {
   EXPECT_FALSE(Login(alice).ok());
   EXPECT_EQ(live_tokens(), 0);
 
-  // Without a change in between, the same login works.
+  // A lock set in that moment (a concurrent failed attempt reaching the threshold).
   ASSERT_TRUE(store
                   .UpdateAccountState(id, store::AccountState::kDisabled,
                                       store::AccountState::kActive, kStart)
                   .ok());
   NextStep();
+  store.between = [&] {
+    ASSERT_TRUE(store.RecordLoginFailure(id, 1, clock_.Now() + 15min, clock_.Now()).ok());
+  };
+  EXPECT_FALSE(Login(alice).ok());
+  EXPECT_EQ(live_tokens(), 0);
+  ASSERT_TRUE(store.ClearLoginFailures(id, clock_.Now()).ok());
+
+  // Without a change in between, the same login works.
+  NextStep();
   EXPECT_TRUE(Login(alice).ok());
   EXPECT_EQ(live_tokens(), 1);
   MakeService(store_);  // `store` ends with this test
+}
+
+TEST_F(AccountServiceTest, AnAdminChangeThatCannotBeLoggedIsNotMade) {
+  Person alice = CreatePerson("alice");
+  fail_sink_ = true;
+  EXPECT_FALSE(service_->Disable(SystemPrincipal(), "alice").ok());
+  EXPECT_FALSE(service_->SetRoles(SystemPrincipal(), "alice", RoleSet{Role::kAdmin}).ok());
+  EXPECT_FALSE(service_->ResetTotp(SystemPrincipal(), "alice").ok());
+  fail_sink_ = false;
+  Result<store::AccountRecord> after = store_.GetAccountByName("alice");
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->state, store::AccountState::kActive);
+  EXPECT_FALSE(after->roles.Has(Role::kAdmin));
+  // The old seed still works: the reset did not happen.
+  EXPECT_TRUE(Login(alice).ok());
 }
 
 // A store whose account list is slow, so that two admin changes running at once both read it

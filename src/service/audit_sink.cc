@@ -297,9 +297,24 @@ Status LogAuditSink::RecordChange(const AuditEvent& event, const AuditedChange& 
   };
   auto seq = append_({std::move(entry)});
   if (seq.ok()) return OkStatus();
-  // A refused change is the caller's answer, in its own words; anything else is the log's.
-  if (pending->refused) return *pending->refused;
+  // A refused change is the caller's answer, in its own words; anything else (a store failure
+  // met by the change included) is the log's.
+  if (pending->refused && IsRefusal(*pending->refused)) return *pending->refused;
   return seq.error().WithContext(what);
+}
+
+bool IsRefusal(const Error& error) {
+  switch (error.code()) {
+    case ErrorCode::kInvalidArgument:
+    case ErrorCode::kNotFound:
+    case ErrorCode::kAlreadyExists:
+    case ErrorCode::kFailedPrecondition:
+    case ErrorCode::kPermissionDenied:
+    case ErrorCode::kUnauthenticated:
+      return true;
+    default:
+      return false;
+  }
 }
 
 }  // namespace signet::service

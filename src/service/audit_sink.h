@@ -146,6 +146,11 @@ std::string ToCanonicalJson(const AuditEvent& event);
 // store where none of its earlier attempts left a trace, so it must do nothing outside the store
 // and must not record audit events itself.
 using AuditDetails = std::map<std::string, std::string>;
+
+// Whether an error a change returned is the change's answer (the request is wrong, or the store's
+// state forbids it: InvalidArgument, NotFound, AlreadyExists, FailedPrecondition,
+// PermissionDenied, Unauthenticated) rather than a failure of the store or the log.
+bool IsRefusal(const Error& error);
 using AuditedChange = std::function<Status(AuditDetails& details)>;
 
 class AuditSink {
@@ -159,8 +164,8 @@ class AuditSink {
   // Makes `change` and records `event` (with the details the change added) together: both are
   // durable when this returns OK, and neither happened when it returns an error, whatever the
   // error and whenever the process dies (DESIGN.md §3: no configuration change the log does not
-  // show). The change's own error is returned with its code, so the caller can tell a refused
-  // change (FailedPrecondition, AlreadyExists, ...) from a log outage. InvalidArgument for an
+  // show). A refusal by the change (IsRefusal) is returned as the change gave it, so the caller
+  // can explain it; any other error says the event could not be recorded. InvalidArgument for an
   // event with a signature (changes are configuration, never signatures).
   virtual Status RecordChange(const AuditEvent& event, const AuditedChange& change) = 0;
 };

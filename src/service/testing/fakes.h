@@ -282,7 +282,12 @@ inline Result<int64_t> MemoryStore::AppendLogEntries(
   };
   for (size_t i = 0; i < entries.size(); ++i) {
     if (!entries[i].apply) continue;
-    Status applied = entries[i].apply(*this);
+    Status applied = InternalError("no change result");
+    try {
+      applied = entries[i].apply(*this);
+    } catch (const std::exception& e) {
+      applied = InternalError(std::string("the change threw: ") + e.what());
+    }
     if (log_entries_.size() != log_size) {
       applied = FailedPrecondition("a change a log entry records cannot append to the log");
     }

@@ -288,6 +288,7 @@ Result<int64_t> SqliteStore::AppendLogEntries(std::span<const LogEntryAppend> en
   for (size_t i = 0; i < entries.size(); ++i) {
     if (!entries[i].apply) continue;
     applying_changes_ = true;
+    conn_->set_nesting_allowed(true);
     Status applied = InternalError("no apply result");
     try {
       applied = entries[i].apply(*this);
@@ -296,7 +297,15 @@ Result<int64_t> SqliteStore::AppendLogEntries(std::span<const LogEntryAppend> en
     } catch (...) {
       applied = InternalError("the change threw something not an exception");
     }
+    conn_->set_nesting_allowed(false);
     applying_changes_ = false;
+    // SQLite ends the whole transaction by itself after some errors (disk full, I/O); a change
+    // that went on after one would have made its later steps in autocommit mode, each durable on
+    // its own. Whatever the change says, the append cannot be all or nothing any more.
+    if (applied.ok() && sqlite3_get_autocommit(conn_->get()) != 0) {
+      applied = DataLoss("the database ended the transaction during the change (" + path_ +
+                         "); some of the change may have been written without its entry");
+    }
     if (!applied.ok()) {
       return applied.error().WithContext("cannot make the change recorded by log " +
                                          Position(i, entries.size(), entries[i].action));

@@ -395,6 +395,69 @@ TEST_F(LogStoreTest, ChangesOwnTransactionNestsAndAFailedOneUndoesOnlyItself) {
   EXPECT_TRUE(store_->GetKeyById("k_b").ok());
 }
 
+// ---- sqlite_internal::Transaction nesting, under the store ----
+
+int64_t CountRows(sqlite_internal::Connection& conn) {
+  auto q = conn.Prepare("SELECT count(*) FROM t", "count");
+  EXPECT_TRUE(q.ok());
+  EXPECT_TRUE(*q->Step());
+  return q->Int64(0);
+}
+
+TEST_F(LogStoreTest, ADroppedSavepointUndoesItsWritesAndAReleasedOneCommitsWithTheOuter) {
+  sqlite_internal::Connection conn = Raw();
+  ASSERT_TRUE(conn.Exec("CREATE TABLE t(x INTEGER)", "test").ok());
+  {
+    auto outer = sqlite_internal::Transaction::Begin(conn, "outer");
+    ASSERT_TRUE(outer.ok()) << outer.error().message();
+    ASSERT_TRUE(conn.Exec("INSERT INTO t VALUES (0)", "test").ok());
+    conn.set_nesting_allowed(true);
+    {
+      auto dropped = sqlite_internal::Transaction::Begin(conn, "dropped");
+      ASSERT_TRUE(dropped.ok()) << dropped.error().message();
+      ASSERT_TRUE(conn.Exec("INSERT INTO t VALUES (1)", "test").ok());
+    }
+    {
+      auto kept = sqlite_internal::Transaction::Begin(conn, "kept");
+      ASSERT_TRUE(kept.ok()) << kept.error().message();
+      ASSERT_TRUE(conn.Exec("INSERT INTO t VALUES (2)", "test").ok());
+      ASSERT_TRUE(kept->Commit().ok());
+    }
+    conn.set_nesting_allowed(false);
+    ASSERT_TRUE(outer->Commit().ok());
+  }
+  auto q = conn.Prepare("SELECT group_concat(x) FROM (SELECT x FROM t ORDER BY x)", "read");
+  ASSERT_TRUE(q.ok());
+  ASSERT_TRUE(*q->Step());
+  EXPECT_EQ(q->Text(0), "0,2");
+}
+
+TEST_F(LogStoreTest, ATransactionLeftOpenIsNotSilentlyNestedInto) {
+  sqlite_internal::Connection conn = Raw();
+  auto outer = sqlite_internal::Transaction::Begin(conn, "outer");
+  ASSERT_TRUE(outer.ok());
+  auto again = sqlite_internal::Transaction::Begin(conn, "again");
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code(), ErrorCode::kInternal);
+}
+
+TEST_F(LogStoreTest, NothingCommitsOnItsOwnWhileAChangeRuns) {
+  // As after SQLite ended the append's transaction by itself: the change's next write finds the
+  // connection in autocommit mode. It must fail, not commit alone.
+  sqlite_internal::Connection conn = Raw();
+  ASSERT_TRUE(conn.Exec("CREATE TABLE t(x INTEGER)", "test").ok());
+  conn.set_nesting_allowed(true);
+  EXPECT_FALSE(conn.Exec("INSERT INTO t VALUES (1)", "test").ok());
+  {
+    auto tx = sqlite_internal::Transaction::Begin(conn, "alone");
+    ASSERT_TRUE(tx.ok());
+    ASSERT_TRUE(conn.Exec("INSERT INTO t VALUES (2)", "test").ok());
+    EXPECT_FALSE(tx->Commit().ok());
+  }
+  conn.set_nesting_allowed(false);
+  EXPECT_EQ(CountRows(conn), 0);
+}
+
 TEST_F(LogStoreTest, ChangeCannotWriteToTheLogItself) {
   LogEntryAppend e = Entry("grant");
   Status nested;

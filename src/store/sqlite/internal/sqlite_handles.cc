@@ -250,8 +250,22 @@ Status RunCached(Connection& conn, std::string_view sql, std::string_view contex
 }
 }  // namespace
 
+void Connection::set_nesting_allowed(bool allowed) {
+  nesting_allowed_ = allowed;
+  if (allowed) {
+    sqlite3_commit_hook(
+        db_, [](void*) { return 1; }, nullptr);
+  } else {
+    sqlite3_commit_hook(db_, nullptr, nullptr);
+  }
+}
+
 Result<Transaction> Transaction::Begin(Connection& conn, std::string_view context) {
   const bool nested = sqlite3_get_autocommit(conn.get()) == 0;
+  if (nested && !conn.nesting_allowed()) {
+    return InternalError(std::string(context) + ": a transaction is already open on " +
+                         conn.path() + " (left open by an earlier failure)");
+  }
   SIGNET_TRY(RunCached(conn, nested ? "SAVEPOINT nested" : "BEGIN IMMEDIATE", context));
   return Transaction(&conn, nested, context);
 }

@@ -84,6 +84,15 @@ class Connection {
   // cached for the life of the connection. The Query must not outlive the connection.
   Result<Query> Prepare(std::string_view sql, std::string_view context);
 
+  // True only while SqliteStore runs a log entry's change inside its append transaction. Then a
+  // Transaction begun while one is open nests as a savepoint, and no commit can happen at all (a
+  // commit hook turns it into a rollback): if SQLite ended the enclosing transaction by itself
+  // (disk full, I/O error), a later step of the change fails instead of committing alone.
+  // Otherwise an open transaction at Begin is a broken invariant, and Begin fails rather than
+  // hide later writes in a transaction that never commits.
+  void set_nesting_allowed(bool allowed);
+  bool nesting_allowed() const { return nesting_allowed_; }
+
  private:
   Connection(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
   void Close();
@@ -92,6 +101,7 @@ class Connection {
   std::string path_;
   // Prepared statements keyed by their SQL; Close() finalizes them before closing db_.
   std::map<std::string, Statement, std::less<>> cache_;
+  bool nesting_allowed_ = false;
 };
 
 // One execution of a cached statement: bind parameters (1-based), step, read columns (0-based).
@@ -161,10 +171,11 @@ class FlushDeferredScope {
 // on the busy timeout), so no statement inside it can fail on a lock upgrade. Rolls back on
 // destruction unless Commit() succeeded. Used by every SqliteStore source file.
 //
-// Begun while `conn` is already inside a transaction (a change a log entry carries,
-// LogEntryAppend::apply, calling back into the store), it is a SAVEPOINT within that one instead:
-// Commit releases the savepoint (nothing is durable until the outer transaction commits) and
-// rollback undoes only what was done since the savepoint.
+// Begun while `conn` is already inside a transaction and conn.nesting_allowed() (a change a log
+// entry carries, LogEntryAppend::apply, calling back into the store), it is a SAVEPOINT within
+// that one instead: Commit releases the savepoint (nothing is durable until the outer transaction
+// commits) and rollback undoes only what was done since the savepoint. Begun while inside a
+// transaction otherwise, it fails (Internal).
 class Transaction {
  public:
   static Result<Transaction> Begin(Connection& conn, std::string_view context);
