@@ -56,9 +56,12 @@ std::string BootstrapText(const service::NewPerson& admin, const std::string& qr
   return t.str();
 }
 
-// On first start (no account at all) creates the person "admin" with the admin role and shows
-// its one-time password and TOTP enrolment once, on stdout and in <data>/bootstrap-admin.txt
-// (0600). On later starts removes that file if the admin has changed the password.
+// On first start (no account at all) creates the person "admin" with the admin role and writes
+// its one-time password and TOTP enrolment to <data>/bootstrap-admin.txt (0600), and shows them
+// once on stdout if stdout is a terminal. A service manager's stdout goes to a journal that keeps
+// it and that more people read, so there only the file is named (unless it could not be written:
+// then the credentials are printed, since the account exists and must not be left unusable). On
+// later starts removes that file if the admin has changed the password.
 Status BootstrapAdmin(store::Store& store, service::AccountService& accounts,
                       const config::Config& config) {
   const std::string path = BootstrapFilePath(config);
@@ -72,15 +75,20 @@ Status BootstrapAdmin(store::Store& store, service::AccountService& accounts,
                                                 store::RoleSet{store::Role::kAdmin}));
   auto qr = RenderQrForTerminal(admin.totp.uri.text_view());
   std::string text = BootstrapText(admin, qr.ok() ? *qr : "(QR code unavailable)\n");
-  // Shown first: the account exists now, so its credentials must not be lost if the file cannot
-  // be written.
-  std::cout << text << std::flush;
   Status written = fs::WriteFileAtomic(path, AsBytes(text), 0600);
-  SecureWipe(text.data(), text.size());
   if (!written.ok()) {
     std::cerr << "signet: warning: could not write " << path << ": " << written.error().message()
               << "\n";
   }
+  if (!written.ok() || ::isatty(STDOUT_FILENO) == 1) {
+    std::cout << text << std::flush;
+  } else {
+    std::cout << "signet: created the account 'admin'; its one-time password and TOTP enrolment "
+                 "are in "
+              << path << " (mode 0600), not printed here because stdout is not a terminal\n"
+              << std::flush;
+  }
+  SecureWipe(text.data(), text.size());
   return OkStatus();
 }
 

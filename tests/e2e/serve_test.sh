@@ -57,7 +57,22 @@ fi
 B=$D/bootstrap-admin.txt
 [[ -f $B && $(stat -c %a "$B") == 600 ]] && ok "bootstrap-admin.txt exists, mode 600" || bad "bootstrap-admin.txt missing or not 600"
 check "bootstrap-admin.txt has the TOTP URI" grep -q 'otpauth://totp/' "$B"
-check "the enrolment is printed once with a QR code" grep -q "$(printf '\xe2\x96\x88')" "$W/out1"
+# stdout is a file here (as under a service manager): the enrolment stays in the 0600 file.
+check "stdout names the bootstrap file" grep -q "are in $B (mode 0600)" "$W/out1"
+! grep -q "$(sed -n 's/^ *one-time password *\([^ ]*\)$/\1/p' "$B")" "$W/out1" "$W/out1.err" &&
+  ! grep -q "$(printf '\xe2\x96\x88')" "$W/out1" && ok "no one-time password or QR code in a non-terminal stdout" ||
+  bad "bootstrap credentials printed to a non-terminal stdout"
+# On a terminal (a pty from script(1)) the enrolment is shown once, with its QR code.
+script -qefc "'$SIGNET' serve --data-dir '$W/tty-data' --listen 127.0.0.1:0" "$W/tty.out" </dev/null >/dev/null 2>&1 &
+TTY_PID=$!
+for _ in $(seq 1 300); do
+  grep -q 'signet: listening' "$W/tty.out" 2>/dev/null && break
+  kill -0 "$TTY_PID" 2>/dev/null || break
+  sleep 0.2
+done
+pkill -TERM -f "serve --data-dir $W/tty-data" 2>/dev/null; wait "$TTY_PID" 2>/dev/null
+grep -q "$(printf '\xe2\x96\x88')" "$W/tty.out" && grep -q 'one-time password' "$W/tty.out" &&
+  ok "a terminal is shown the enrolment with a QR code" || bad "terminal output: $(head -c 600 "$W/tty.out")"
 [[ -f $D/tls-server.crt && $(stat -c %a "$D/tls-server.key") == 600 ]] && ok "TLS key file is owner-only" || bad "TLS identity files"
 ! grep -q "$(cat "$D/user.pin")" "$W/out1" "$W/out1.err" && ok "the user PIN is not printed" || bad "user PIN printed"
 
