@@ -142,9 +142,12 @@ void MetricsAuditSink::Count(const AuditEvent& event) {
     case AuditAction::kAuthorizeRefused:
       metrics_.Increment("signet_authorizations_total", {{"outcome", SigningOutcome(event)}});
       return;
+    case AuditAction::kLockout:
+      // Recorded after the login_failure that caused it, which counted the attempt.
+      metrics_.Increment("signet_lockouts_total");
+      return;
     case AuditAction::kLoginSuccess:
-    case AuditAction::kLoginFailure:
-    case AuditAction::kLockout: {
+    case AuditAction::kLoginFailure: {
       // No reasons here: /metrics answers anyone, and "wrong_totp" would confirm a guessed
       // password, "unknown_account" a name, "certificate_mismatch" a stolen token. The audit log
       // keeps the reasons for those allowed to read it.
@@ -160,7 +163,6 @@ void MetricsAuditSink::Count(const AuditEvent& event) {
       if (event.action != AuditAction::kLoginSuccess) {
         metrics_.Increment("signet_login_failures_total");
       }
-      if (event.action == AuditAction::kLockout) metrics_.Increment("signet_lockouts_total");
       return;
     }
     default:

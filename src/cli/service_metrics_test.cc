@@ -181,9 +181,10 @@ TEST_F(MetricsAuditSinkTest, CountsLoginsFailuresAndLockoutsButNotTokenRejection
 
   // Outcomes only, never the reason: these counters answer anyone.
   EXPECT_EQ(V("signet_bearer_token_rejections_total"), 2);
-  EXPECT_EQ(V("signet_logins_total", {{"method", "password+totp"}, {"outcome", "failure"}}), 2);
+  // The lockout follows the failure that caused it and is not a second attempt.
+  EXPECT_EQ(V("signet_logins_total", {{"method", "password+totp"}, {"outcome", "failure"}}), 1);
   EXPECT_EQ(V("signet_logins_total", {{"method", "password+totp"}, {"outcome", "success"}}), 1);
-  EXPECT_EQ(V("signet_login_failures_total"), 2);
+  EXPECT_EQ(V("signet_login_failures_total"), 1);
   EXPECT_EQ(V("signet_lockouts_total"), 1);
   const std::string text = metrics_.RenderPrometheus();
   for (const char* reason :

@@ -550,21 +550,38 @@ AccountEvent AccountService::LoginAttempt(std::string_view auth_method, CallOrig
   return event;
 }
 
-Status AccountService::CountFailure(const store::AccountRecord& account, TimePoint now,
-                                    std::optional<TimePoint>* locked_until) {
-  SIGNET_ASSIGN_OR_RETURN(store::LoginFailureState state,
-                          store_.RecordLoginFailure(account.id, options_.lockout_threshold,
-                                                    now + options_.lockout_duration, now));
-  *locked_until = state.locked_until;
-  // A lock ends the account's tokens, as disabling does: otherwise a token taken by whoever
-  // guessed would work again the moment an admin unlocks the account (or the lock runs out
-  // before the token does), with five more guesses.
-  if (state.locked_until) {
-    SIGNET_ASSIGN_OR_RETURN(int64_t revoked,
-                            store_.RevokeAccountTokens(account.id, now, /*keep=*/{}));
-    (void)revoked;
+Error AccountService::FailCounted(AccountEvent event, const store::AccountRecord& account,
+                                  TimePoint now, Error error) {
+  // The count is the failure entry's change, in its transaction: an attempt on a known name then
+  // costs one durable commit, as one on an unknown name does (its entry alone), so the time a
+  // refusal takes does not tell names apart.
+  std::optional<TimePoint> locked_now;
+  AuditedChange count = [this, id = account.id, now, &locked_now](AuditDetails&) -> Status {
+    locked_now.reset();  // a retried attempt starts again
+    SIGNET_ASSIGN_OR_RETURN(store::LoginFailureState state,
+                            store_.RecordLoginFailure(id, options_.lockout_threshold,
+                                                      now + options_.lockout_duration, now));
+    // A lock ends the account's tokens, as disabling does: otherwise a token taken by whoever
+    // guessed would work again the moment an admin unlocks the account (or the lock runs out
+    // before the token does), with five more guesses.
+    if (state.locked_until) {
+      SIGNET_ASSIGN_OR_RETURN(int64_t revoked, store_.RevokeAccountTokens(id, now, /*keep=*/{}));
+      (void)revoked;
+    }
+    locked_now = state.locked_until;
+    return OkStatus();
+  };
+  if (Status recorded = Emit(event, count); !recorded.ok()) return std::move(recorded).error();
+  if (locked_now) {
+    // The failure that locked the account is followed by the lockout itself.
+    AccountEvent lockout = std::move(event);
+    lockout.action = AccountAction::kLockout;
+    lockout.locked_until = locked_now;
+    if (Status recorded = Emit(std::move(lockout)); !recorded.ok()) {
+      return std::move(recorded).error();
+    }
   }
-  return OkStatus();
+  return error;
 }
 
 Result<std::optional<int64_t>> AccountService::MatchTotp(const store::AccountRecord& account,
@@ -716,16 +733,7 @@ Status AccountService::CheckPersonFactors(const store::AccountRecord& account,
 
   if (!(password_ok && totp_ok)) {
     event.reason = reason;
-    std::optional<TimePoint> locked_now;
-    Status counted = CountFailure(account, now, &locked_now);
-    if (!counted.ok()) {
-      event.details["error"] = counted.error().message();
-    }
-    if (locked_now) {
-      event.action = AccountAction::kLockout;
-      event.locked_until = locked_now;
-    }
-    return Fail(event, generic);
+    return FailCounted(std::move(event), account, now, generic);
   }
 
   if (account.state != AccountState::kActive) {
@@ -1016,15 +1024,9 @@ Status AccountService::ChangePassword(const AccountCaller& who, const SecretByte
   }
   if (!old_ok) {
     event.reason = AccountReason::kWrongPassword;
-    std::optional<TimePoint> locked_now;
-    Status counted = CountFailure(*account, now, &locked_now);
-    if (!counted.ok()) event.details["error"] = counted.error().message();
-    if (locked_now) {
-      // The failure that locks the account is recorded as the lockout, as at login.
-      event.action = AccountAction::kLockout;
-      event.locked_until = locked_now;
-    }
-    return Fail(event, Unauthenticated("the current password is wrong"));
+    // Counted as at login, with the lockout recorded after the failure that caused it.
+    return FailCounted(std::move(event), *account, now,
+                       Unauthenticated("the current password is wrong"));
   }
   std::string problem;
   if (new_password.size() < options_.min_password_length) {

@@ -346,9 +346,11 @@ class AccountService {
   Status CheckPersonFactors(const store::AccountRecord& account, const SecretBytes& password,
                             std::string_view totp_code, TimePoint now, AccountEvent& event,
                             const Error& generic);
-  // Counts a failed attempt; sets *locked_until if it locked the account.
-  Status CountFailure(const store::AccountRecord& account, TimePoint now,
-                      std::optional<TimePoint>* locked_until);
+  // Records `event` (a failed attempt on `account`) with the failure counted in the same
+  // transaction; if that locked the account, records a lockout event after it. Returns `error`,
+  // or the sink's error if recording failed.
+  Error FailCounted(AccountEvent event, const store::AccountRecord& account, TimePoint now,
+                    Error error);
   // Reads the account again and fails if it is the last active admin and would lose that. Run
   // inside the change's store transaction (an AuditedChange), so that two admins disabling each
   // other at once, in one process or on nodes sharing the database, cannot both pass it.

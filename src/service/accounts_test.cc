@@ -783,6 +783,64 @@ TEST_F(AccountServiceTest, AnAdminChangeThatCannotBeLoggedIsNotMade) {
   EXPECT_TRUE(Login(alice).ok());
 }
 
+// Counts durable commits: log appends, and failure counts made outside one.
+class CommitCountingStore : public testing::MemoryStore {
+ public:
+  Result<int64_t> AppendLogEntries(std::span<const store::LogEntryAppend> entries) override {
+    ++appends;
+    in_append = true;
+    Result<int64_t> first = MemoryStore::AppendLogEntries(entries);
+    in_append = false;
+    return first;
+  }
+  Result<store::LoginFailureState> RecordLoginFailure(std::string_view id, int64_t threshold,
+                                                      TimePoint lock_until,
+                                                      TimePoint now) override {
+    if (!in_append) ++commits_outside_appends;
+    return MemoryStore::RecordLoginFailure(id, threshold, lock_until, now);
+  }
+  int appends = 0;
+  int commits_outside_appends = 0;
+  bool in_append = false;
+};
+
+TEST_F(AccountServiceTest, AFailedLoginCostsOneCommitWhetherOrNotTheNameExists) {
+  // The failure count goes in the transaction of the failure's log entry, so a known name's
+  // refusal waits for one durable commit, as an unknown name's does.
+  CommitCountingStore store;
+  LogAuditSink log(DirectLogAppender(store));
+  service_ = std::make_unique<AccountService>(
+      store, sealer_, hasher_, totp_, clock_, AccountServiceOptions{},
+      [&](const AccountEvent& e, const AuditedChange& change) -> Status {
+        AuditEvent event;
+        event.time = e.time;
+        event.action = AuditAction::kLoginFailure;
+        event.object = e.object;
+        return change ? log.RecordChange(event, change) : log.Record(event);
+      });
+  Person alice = CreatePerson("alice");
+
+  store.appends = 0;
+  ExpectGeneric(service_->LoginWithPassword("nobody", SecretBytes("not the password"), "000000",
+                                            {"192.0.2.7:5000"}));
+  EXPECT_EQ(store.appends, 1);
+
+  store.appends = 0;
+  ExpectGeneric(LoginWrongPassword(alice));
+  EXPECT_EQ(store.appends, 1);
+  EXPECT_EQ(store.commits_outside_appends, 0);
+  EXPECT_EQ(store.GetAccountByName("alice")->failed_attempts, 1);
+
+  // The attempt that locks: its failure entry, then the lockout's.
+  for (int i = 0; i < 3; ++i) ExpectGeneric(LoginWrongPassword(alice));
+  store.appends = 0;
+  ExpectGeneric(LoginWrongPassword(alice));
+  EXPECT_EQ(store.appends, 2);
+  EXPECT_TRUE(store.GetAccountByName("alice")->locked_until.has_value());
+  EXPECT_EQ(store.commits_outside_appends, 0);
+  MakeService(store_);  // `store` ends with this test
+}
+
 // A store whose account list is slow, so that two admin changes running at once both read it
 // before either writes: what two admins disabling each other at the same moment do.
 class SlowAccountList : public testing::MemoryStore {
