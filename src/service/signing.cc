@@ -89,9 +89,28 @@ Error CallersView(Error error) {
 
 // Records `event` as the refusal `error` and returns the caller's view of `error`. If even the
 // refusal cannot be recorded the refusal still stands; the message then says so.
+// A refusal keeps at most this many of the hashes it names (unless they were consumed).
+constexpr size_t kRefusalHashes = 16;
+
 Error RecordRefusal(AuditSink& audit, AuditEvent& event, Error error) {
   event.outcome = error.message();
   event.details["error"] = std::string(ErrorCodeName(error.code()));
+  // A refused request's hash list is the client's, not yet checked against any authorization: in
+  // full, a stream of refused requests of 20 000 hashes each would grow the append-only log by
+  // 1.4 MB a request. The first hashes, the count and a digest of the whole list identify the
+  // request; hashes that were consumed (authorized, then the HSM or the log failed) are kept in
+  // full, since they are what the authorization's count was spent on.
+  if (event.signature && event.signature->hashes.size() > kRefusalHashes &&
+      !event.details.contains("hashes_consumed")) {
+    std::vector<std::string>& hashes = event.signature->hashes;
+    std::string joined;
+    for (const std::string& h : hashes) joined += h;
+    Result<Bytes> digest = pki::ComputeDigest(HashAlgorithm::kSha256, AsBytes(joined));
+    event.details["hashes_total"] = std::to_string(hashes.size());
+    event.details["hashes_recorded"] = std::to_string(kRefusalHashes);
+    if (digest.ok()) event.details["hashes_sha256"] = HexEncode(*digest);
+    hashes.resize(kRefusalHashes);
+  }
   Status recorded = audit.Record(event);
   Error answer = CallersView(std::move(error));
   if (!recorded.ok()) {
@@ -396,6 +415,7 @@ Result<std::vector<Bytes>> SigningService::SignHashUnrecorded(
   consume.flush_with_next_commit = options_.audit_commits_to_store;
   // From here on the hashes are spent, whatever happens next (see signing.h).
   SIGNET_TRY(store_.ConsumeActivationHashes(consume));
+  event.details["hashes_consumed"] = "true";
 
   std::vector<Bytes> signatures;
   signatures.reserve(hashes.size());
@@ -406,6 +426,7 @@ Result<std::vector<Bytes>> SigningService::SignHashUnrecorded(
       // says now is the service's failure, never the caller's: a lost HSM login is Unavailable
       // (like an unreachable HSM), and any other refusal (a missing object, a key not allowed to
       // sign) Internal, so that no client reads it as a bad request or a bad SAD.
+      event.details["hsm_signatures_made"] = std::to_string(i);  // made, then discarded
       const ErrorCode code = sig.error().code();
       const ErrorCode kept =
           code == ErrorCode::kUnavailable || code == ErrorCode::kResourceExhausted ? code
@@ -434,10 +455,13 @@ Result<std::vector<Bytes>> SigningService::SignHash(
     event.action = AuditAction::kSignRefused;
     return RecordRefusal(audit_, event, std::move(signatures).error());
   }
-  // The audit invariant: the signatures leave only if this record is durable.
+  // The audit invariant: the signatures leave only if this record is durable. (A signature's
+  // hashes were consumed by definition; the mark is for refusals.)
   event.outcome = std::string(kOutcomeSuccess);
+  event.details.erase("hashes_consumed");
   Status recorded = audit_.Record(event);
   if (!recorded.ok()) {
+    event.details["hashes_consumed"] = "true";
     for (Bytes& s : *signatures) SecureWipe(s.data(), s.size());
     Error e = recorded.error().WithContext(
         "no signature returned because the audit log could not record it; the authorized "

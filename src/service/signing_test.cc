@@ -498,6 +498,48 @@ TEST_F(SigningTest, HsmFailureAfterConsumingLeavesHashesSpentAndIsRecorded) {
   EXPECT_EQ(Sign(alice_, "release", a.sad, {h1_}).error().code(), ErrorCode::kPermissionDenied);
 }
 
+TEST_F(SigningTest, ARefusedRequestRecordsAFewOfItsHashesAndADigestOfAll) {
+  // 1000 hashes with a SAD that is no SAD: refused before anything was authorized or spent.
+  std::vector<Bytes> many;
+  std::string joined;
+  for (int i = 0; i < 1000; ++i) {
+    many.push_back(*pki::ComputeDigest(HashAlgorithm::kSha256, AsBytes(std::to_string(i))));
+    joined += HexEncode(many.back());
+  }
+  auto sigs = Sign(alice_, "release", SecretBytes("not a sad"), many);
+  ASSERT_FALSE(sigs.ok());
+  AuditEvent e = audit_.last();
+  ASSERT_EQ(e.action, AuditAction::kSignRefused);
+  ASSERT_TRUE(e.signature.has_value());
+  ASSERT_EQ(e.signature->hashes.size(), 16u);
+  EXPECT_EQ(e.signature->hashes[0], HexEncode(many[0]));
+  EXPECT_EQ(e.details.at("hashes_total"), "1000");
+  EXPECT_EQ(e.details.at("hashes_recorded"), "16");
+  EXPECT_EQ(e.details.at("hashes_sha256"),
+            HexEncode(*pki::ComputeDigest(HashAlgorithm::kSha256, AsBytes(joined))));
+  EXPECT_FALSE(e.details.contains("hashes_consumed"));
+}
+
+TEST_F(SigningTest, AFailureAfterConsumingRecordsEveryHashAndWhatTheHsmMade) {
+  std::vector<Bytes> hashes;
+  for (int i = 0; i < 20; ++i) {
+    hashes.push_back(*pki::ComputeDigest(HashAlgorithm::kSha256, AsBytes("h" + std::to_string(i))));
+  }
+  Authorization a = AuthorizeOk(alice_, "release", hashes);
+  keys_.FailNextSign(Unavailable("CKR_DEVICE_REMOVED"));
+  ASSERT_FALSE(Sign(alice_, "release", a.sad, hashes).ok());
+  AuditEvent e = audit_.last();
+  ASSERT_EQ(e.action, AuditAction::kSignRefused);
+  EXPECT_EQ(e.signature->hashes.size(), 20u);  // spent: all of them
+  EXPECT_EQ(e.details.at("hashes_consumed"), "true");
+  EXPECT_EQ(e.details.at("hsm_signatures_made"), "0");
+  // A signature's own entry carries no such mark.
+  Authorization b = AuthorizeOk(alice_, "release", {h1_});
+  ASSERT_TRUE(Sign(alice_, "release", b.sad, {h1_}).ok());
+  EXPECT_EQ(audit_.last().action, AuditAction::kSign);
+  EXPECT_FALSE(audit_.last().details.contains("hashes_consumed"));
+}
+
 // What the HSM answers after the checks is never read as the caller's fault: a lost login
 // (CKR_USER_NOT_LOGGED_IN is Unauthenticated in the PKCS#11 adapter) would otherwise pass for a
 // bad SAD, and a refusal of the key for a missing permission.
