@@ -540,6 +540,48 @@ TEST_F(SigningTest, AFailureAfterConsumingRecordsEveryHashAndWhatTheHsmMade) {
   EXPECT_FALSE(audit_.last().details.contains("hashes_consumed"));
 }
 
+// A store where an admin's change commits just before the hashes are consumed: after the
+// service checked the key and the grant, before the consumption.
+class ChangeBeforeConsume : public signet::testing::MemoryStore {
+ public:
+  Status ConsumeActivationHashes(const store::ConsumeActivationRequest& request) override {
+    if (before) std::exchange(before, nullptr)();
+    return MemoryStore::ConsumeActivationHashes(request);
+  }
+  std::function<void()> before;
+};
+
+TEST(SigningRaceTest, AKeyDisabledOrAGrantRevokedMeanwhileSignsNothing) {
+  ChangeBeforeConsume store;
+  signet::testing::FakeKeyStore keys;
+  FakeClock clock(FromUnixSeconds(1'800'000'000));
+  RecordingAuditSink audit;
+  KeyService key_service(keys, store, clock, audit, TokenIdentity{"fake", "0001"});
+  SigningService signing(keys, store, clock, audit);
+  Caller admin(
+      Actor{"a_admin", "admin", store::RoleSet{store::Role::kAdmin}, AuthMethod::kLocalCli, ""});
+  Caller alice(
+      Actor{"a_alice", "alice", store::RoleSet{store::Role::kSigner}, AuthMethod::kMtls, ""});
+  auto key = key_service.CreateKey(admin, "release", KeyAlgorithm::kEcP256, "admin");
+  ASSERT_TRUE(key.ok());
+  ASSERT_TRUE(signing.Grant(admin, "release", "a_alice").ok());
+  const Bytes h = *pki::ComputeDigest(HashAlgorithm::kSha256, AsBytes("payload"));
+  auto sign_with = [&](std::function<void()> meanwhile) {
+    auto a = signing.Authorize(alice, "release", HashAlgorithm::kSha256, {h}, 1);
+    EXPECT_TRUE(a.ok()) << a.error().message();
+    store.before = std::move(meanwhile);
+    return signing.SignHash(alice, "release", a->sad, {h}, SignatureScheme::kEcdsa,
+                            HashAlgorithm::kSha256);
+  };
+  auto disabled = sign_with([&] { ASSERT_TRUE(key_service.DisableKey(admin, "release").ok()); });
+  ASSERT_FALSE(disabled.ok());
+  EXPECT_EQ(disabled.error().code(), ErrorCode::kFailedPrecondition) << disabled.error().message();
+  ASSERT_TRUE(key_service.EnableKey(admin, "release").ok());
+  auto revoked = sign_with([&] { ASSERT_TRUE(signing.Revoke(admin, "release", "a_alice").ok()); });
+  ASSERT_FALSE(revoked.ok());
+  for (const AuditEvent& e : audit.events()) EXPECT_NE(e.action, AuditAction::kSign);
+}
+
 // What the HSM answers after the checks is never read as the caller's fault: a lost login
 // (CKR_USER_NOT_LOGGED_IN is Unauthenticated in the PKCS#11 adapter) would otherwise pass for a
 // bad SAD, and a refusal of the key for a missing permission.

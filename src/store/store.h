@@ -429,7 +429,10 @@ class Store {
   // minute; if all hold, marks each requested hash consumed at `now`, adds their number to
   // signatures_used and to the minute's counts. Otherwise changes nothing and returns the error
   // of the first rule broken. Of concurrent calls presenting the same hash (even from other
-  // processes on the same database), exactly one succeeds.
+  // processes on the same database), exactly one succeeds. Once those rules hold, the key must
+  // still be active (else FailedPrecondition; NotFound if it is gone) and the account still hold
+  // a grant on it (else PermissionDenied), read in the same transaction, so that a disable,
+  // destroy or revocation that committed before cannot be outrun by a request checked earlier.
   virtual Status ConsumeActivationHashes(const ConsumeActivationRequest& request) = 0;
 
   // CSC extendTransaction: in one transaction, checks that `old_sad_hash` is an activation of

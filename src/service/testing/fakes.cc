@@ -571,6 +571,17 @@ Status MemoryStore::ConsumeActivationHashes(const store::ConsumeActivationReques
     if (account_id == request.account_id) counts.account += n;
   }
   SIGNET_TRY(store::CheckActivationConsumable(found, request, counts));
+  auto key = by_id_.find(request.key_id);
+  if (key == by_id_.end()) return NotFound("key '" + request.key_id + "' does not exist");
+  if (key->second.state != store::KeyState::kActive) {
+    return FailedPrecondition("key '" + request.key_id + "' is " +
+                              std::string(store::KeyStateName(key->second.state)) +
+                              "; only an active key can be used");
+  }
+  if (!grants_.contains({request.key_id, request.account_id})) {
+    return PermissionDenied("account '" + request.account_id + "' has no grant on key '" +
+                            request.key_id + "'");
+  }
   for (const Bytes& h : request.hashes) {
     for (auto& ah : it->second.hashes) {
       if (ah.hash == h) ah.consumed_at = FromUnixSeconds(ToUnixSeconds(request.now));

@@ -90,6 +90,10 @@ constexpr std::string_view kConsumeHash =
 constexpr std::string_view kAddSignaturesUsed =
     "UPDATE activations SET signatures_used = signatures_used + ?1"
     " WHERE sad_hash = ?2 AND signatures_used + ?1 <= num_signatures";
+// The key's state and whether the account still holds a grant on it; no row for an unknown key.
+constexpr std::string_view kSelectKeyAndGrant =
+    "SELECT state, EXISTS (SELECT 1 FROM key_grants WHERE key_id = ?1 AND account_id = ?2)"
+    " FROM keys WHERE id = ?1";
 constexpr std::string_view kSelectCounts =
     "SELECT (SELECT coalesce(sum(count), 0) FROM signature_counts"
     "         WHERE key_id = ?1 AND minute = ?3),"
@@ -275,6 +279,23 @@ Status SqliteStore::ConsumeActivationHashes(const ConsumeActivationRequest& requ
                             LoadActivationLocked(request.sad_hash, &kNoHashes));
     SIGNET_ASSIGN_OR_RETURN(SignatureCounts counts, read_counts());
     bool allowed = CheckActivationRequest(activation, request, counts).ok();
+    if (allowed) {
+      // Checked by the service before, and again here, where no disable, destroy or grant
+      // revocation can commit in between: a key taken out of use while a request was on its way
+      // signs nothing more.
+      SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(kSelectKeyAndGrant, kContext));
+      SIGNET_TRY(BindAll(query, request.key_id, request.account_id));
+      SIGNET_ASSIGN_OR_RETURN(bool row, query.Step());
+      if (!row) return NotFound("key '" + request.key_id + "' does not exist");
+      if (query.Text(0) != "active") {
+        return FailedPrecondition("key '" + request.key_id + "' is " + query.Text(0) +
+                                  "; only an active key can be used");
+      }
+      if (query.Int64(1) == 0) {
+        return PermissionDenied("account '" + request.account_id + "' has no grant on key '" +
+                                request.key_id + "'");
+      }
+    }
     for (size_t i = 0; allowed && i < request.hashes.size(); ++i) {
       SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(kConsumeHash, kContext));
       SIGNET_TRY(BindAll(query, now, ByteView(request.sad_hash), ByteView(request.hashes[i])));

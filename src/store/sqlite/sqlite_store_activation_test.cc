@@ -58,6 +58,10 @@ class ActivationStoreTest : public ::testing::Test {
     store_ = std::move(store).value();
     ASSERT_TRUE(store_->InsertKey(Key("k_1", "release")).ok());
     ASSERT_TRUE(store_->InsertKey(Key("k_2", "other")).ok());
+    // Consuming needs the key active and the account's grant on it, as signing does.
+    ASSERT_TRUE(store_->InsertGrant("k_1", "a_alice", kT0).ok());
+    ASSERT_TRUE(store_->InsertGrant("k_1", "a_bob", kT0).ok());
+    ASSERT_TRUE(store_->InsertGrant("k_2", "a_alice", kT0).ok());
   }
   void TearDown() override {
     store_.reset();
@@ -301,6 +305,21 @@ TEST_F(ActivationStoreTest, ConsumeWithOtherHashAlgorithmIsPermissionDenied) {
   ExpectUntouched(1);
 }
 
+TEST_F(ActivationStoreTest, ConsumeNeedsTheKeyStillActiveAndTheGrantStillThere) {
+  ASSERT_TRUE(store_->InsertActivation(Activation(1, {Digest(0xa1)})).ok());
+  ASSERT_TRUE(store_->UpdateKeyState("k_1", KeyState::kActive, KeyState::kDisabled, kT0).ok());
+  Status s = store_->ConsumeActivationHashes(Consume(1, {Digest(0xa1)}));
+  EXPECT_EQ(s.error().code(), ErrorCode::kFailedPrecondition) << s.error().message();
+  ExpectUntouched(1);
+  ASSERT_TRUE(store_->UpdateKeyState("k_1", KeyState::kDisabled, KeyState::kActive, kT0).ok());
+  ASSERT_TRUE(store_->DeleteGrant("k_1", "a_alice").ok());
+  s = store_->ConsumeActivationHashes(Consume(1, {Digest(0xa1)}));
+  EXPECT_EQ(s.error().code(), ErrorCode::kPermissionDenied) << s.error().message();
+  ExpectUntouched(1);
+  ASSERT_TRUE(store_->InsertGrant("k_1", "a_alice", kT0).ok());
+  EXPECT_TRUE(store_->ConsumeActivationHashes(Consume(1, {Digest(0xa1)})).ok());
+}
+
 TEST_F(ActivationStoreTest, RateLimitPerKeyIsResourceExhaustedAndConsumesNothing) {
   ASSERT_TRUE(store_->InsertActivation(Activation(1, {Digest(0xa1), Digest(0xa2)})).ok());
   ActivationRecord bob = Activation(2, {Digest(0xb1), Digest(0xb2)});
@@ -496,17 +515,18 @@ TEST_F(ActivationStoreTest, DeleteExpiredActivationsRemovesOnlyExpired) {
 }
 
 TEST_F(ActivationStoreTest, GrantsInsertListCheckAndDelete) {
-  EXPECT_FALSE(*store_->HasGrant("k_1", "a_alice"));
-  ASSERT_TRUE(store_->InsertGrant("k_1", "a_bob", kT0).ok());
-  ASSERT_TRUE(store_->InsertGrant("k_1", "a_alice", kT0).ok());
-  EXPECT_EQ(store_->InsertGrant("k_1", "a_alice", kT0).error().code(), ErrorCode::kAlreadyExists);
-  EXPECT_EQ(store_->InsertGrant("k_missing", "a_alice", kT0).error().code(), ErrorCode::kNotFound);
-  EXPECT_TRUE(*store_->HasGrant("k_1", "a_alice"));
-  EXPECT_FALSE(*store_->HasGrant("k_2", "a_alice"));
-  EXPECT_EQ(*store_->ListGrants("k_1"), (std::vector<std::string>{"a_alice", "a_bob"}));
-  ASSERT_TRUE(store_->DeleteGrant("k_1", "a_alice").ok());
-  EXPECT_FALSE(*store_->HasGrant("k_1", "a_alice"));
-  EXPECT_EQ(store_->DeleteGrant("k_1", "a_alice").error().code(), ErrorCode::kNotFound);
+  EXPECT_FALSE(*store_->HasGrant("k_2", "a_carol"));
+  ASSERT_TRUE(store_->InsertGrant("k_2", "a_dave", kT0).ok());
+  ASSERT_TRUE(store_->InsertGrant("k_2", "a_carol", kT0).ok());
+  EXPECT_EQ(store_->InsertGrant("k_2", "a_carol", kT0).error().code(), ErrorCode::kAlreadyExists);
+  EXPECT_EQ(store_->InsertGrant("k_missing", "a_carol", kT0).error().code(), ErrorCode::kNotFound);
+  EXPECT_TRUE(*store_->HasGrant("k_2", "a_carol"));
+  EXPECT_FALSE(*store_->HasGrant("k_1", "a_carol"));
+  // a_alice's grant is SetUp's.
+  EXPECT_EQ(*store_->ListGrants("k_2"), (std::vector<std::string>{"a_alice", "a_carol", "a_dave"}));
+  ASSERT_TRUE(store_->DeleteGrant("k_2", "a_carol").ok());
+  EXPECT_FALSE(*store_->HasGrant("k_2", "a_carol"));
+  EXPECT_EQ(store_->DeleteGrant("k_2", "a_carol").error().code(), ErrorCode::kNotFound);
 }
 
 TEST_F(ActivationStoreTest, PolicyPutGetAndReplace) {
