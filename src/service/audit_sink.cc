@@ -260,8 +260,8 @@ Status LogAuditSink::RecordChange(const AuditEvent& event, const AuditedChange& 
   }
   if (!change) return InvalidArgument(what + ": no change given");
   // The apply fills `added`; the render, which the store runs after it in the same transaction,
-  // renders the event with them. Shared because the append may outlive neither, but the entry
-  // is moved through the sequencer.
+  // renders the event with them. Both closures hold the state through a shared pointer, since
+  // the entry (and with it the closures) is moved through the append function.
   struct Pending {
     AuditEvent event;
     AuditedChange change;
