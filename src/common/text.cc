@@ -37,14 +37,16 @@ size_t Utf8CutPoint(std::string_view text, size_t max_bytes) {
   return keep;
 }
 
-std::string TerminalSafe(std::string_view text, size_t max_bytes) {
+namespace {
+
+std::string EscapeControls(std::string_view text, size_t max_bytes, bool keep_newline) {
   const size_t keep = Utf8CutPoint(text, max_bytes);
   std::string out;
   out.reserve(keep + 16);
   char escape[8];
   for (size_t i = 0; i < keep; ++i) {
     const auto c = static_cast<uint8_t>(text[i]);
-    if (c == '\n') {
+    if (c == '\n' && keep_newline) {
       out.push_back('\n');
     } else if (c < 0x20 || c == 0x7f) {
       std::snprintf(escape, sizeof escape, "\\x%02x", c);
@@ -60,6 +62,16 @@ std::string TerminalSafe(std::string_view text, size_t max_bytes) {
   }
   if (keep < text.size()) out += "... (" + std::to_string(text.size()) + " bytes in all)";
   return out;
+}
+
+}  // namespace
+
+std::string TerminalSafe(std::string_view text, size_t max_bytes) {
+  return EscapeControls(text, max_bytes, /*keep_newline=*/true);
+}
+
+std::string OneLineSafe(std::string_view text, size_t max_bytes) {
+  return EscapeControls(text, max_bytes, /*keep_newline=*/false);
 }
 
 }  // namespace signet

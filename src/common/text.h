@@ -32,4 +32,8 @@ size_t Utf8CutPoint(std::string_view text, size_t max_bytes);
 // and "... (N bytes in all)" says so. Other bytes, invalid UTF-8 included, are kept.
 std::string TerminalSafe(std::string_view text, size_t max_bytes = 4096);
 
+// As TerminalSafe, but the newline is escaped too (\x0a), so the result is one line: for a line
+// of a log that a message must not be able to split or forge.
+std::string OneLineSafe(std::string_view text, size_t max_bytes = 4096);
+
 }  // namespace signet

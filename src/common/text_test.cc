@@ -39,6 +39,13 @@ TEST(TerminalSafeTest, EscapesControlCharactersAndKeepsTheRest) {
   EXPECT_EQ(TerminalSafe("\xff\xc2"), "\xff\xc2");
 }
 
+TEST(OneLineSafeTest, EscapesTheNewlineToo) {
+  EXPECT_EQ(OneLineSafe("two\nlines\r\x1b[2K"), "two\\x0alines\\x0d\\x1b[2K");
+  EXPECT_EQ(OneLineSafe("\xc2\x85 next"), "\\u0085 next");
+  EXPECT_EQ(OneLineSafe("plain, é"), "plain, é");
+  EXPECT_EQ(OneLineSafe(std::string(10, 'a'), 4), "aaaa... (10 bytes in all)");
+}
+
 TEST(Utf8CutPointTest, NeverSplitsASequence) {
   EXPECT_EQ(Utf8CutPoint("abc", 5), 3u);
   EXPECT_EQ(Utf8CutPoint("abcé", 4), 3u);  // "é" is 0xc3 0xa9

@@ -1,24 +1,62 @@
 // The built-in endpoints /healthz and /metrics (server.h).
 
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "common/log.h"
 #include "server/internal/http_util.h"
 #include "server/server.h"
 
 namespace signet::server {
+namespace {
+
+// What /healthz last said of each check, so that the operational log gets a line when a check
+// starts failing, fails differently or recovers, and not one per probe of a load balancer.
+class HealthLog {
+ public:
+  void Note(const std::string& name, const Status& status) {
+    std::string now = status.ok() ? std::string()
+                                  : std::string(ErrorCodeName(status.error().code())) + ": " +
+                                        status.error().message();
+    std::lock_guard lock(mu_);
+    auto [it, first] = last_.try_emplace(name);
+    if (!first && it->second == now) return;
+    const bool was_failing = !first && !it->second.empty();
+    it->second = now;
+    if (!now.empty()) {
+      LogLine(LogLevel::kError, "healthz", "check '" + name + "' fails: " + now);
+    } else if (was_failing) {
+      LogLine(LogLevel::kWarning, "healthz", "check '" + name + "' passes again");
+    }
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, std::string> last_;  // "" = passed; guarded by mu_
+};
+
+}  // namespace
 
 Status AddHealthzRoute(Router& router, std::vector<HealthCheck> checks) {
   for (const HealthCheck& check : checks) {
     if (!check.check) return InvalidArgument("health check '" + check.name + "' has no function");
   }
-  auto handler = [checks = std::move(checks)](const Request&) {
+  auto log = std::make_shared<HealthLog>();
+  auto handler = [checks = std::move(checks), log](const Request&) {
     bool healthy = true;
     std::string results;
     for (const HealthCheck& check : checks) {
       Status status = InternalError("health check threw");
       try {
         status = check.check();
-      } catch (...) {
+      } catch (const std::exception& e) {
         // Reported as internal below; a check must not take the endpoint down.
+        status = InternalError(std::string("health check threw: ") + e.what());
+      } catch (...) {
       }
+      // The reason goes to the operational log only: it may name files and modules.
+      log->Note(check.name, status);
       std::string_view outcome = status.ok() ? "ok" : ErrorCodeName(status.error().code());
       healthy = healthy && status.ok();
       if (!results.empty()) results += ',';

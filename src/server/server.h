@@ -183,7 +183,9 @@ struct HealthCheck {
 
 // GET /healthz: runs every check in order. All ok: 200 {"status":"ok","checks":{"name":"ok",...}};
 // otherwise 503 {"status":"unavailable","checks":{"name":"<error code name>",...}}. Error
-// messages are not shown (they may name paths); the code names which check failed.
+// messages are not shown (they may name paths); the code names which check failed. The message
+// goes to the operational log (common/log.h) when a check starts failing or fails differently,
+// and a line says when it passes again; a check that keeps failing the same way is logged once.
 Status AddHealthzRoute(Router& router, std::vector<HealthCheck> checks);
 
 // GET /metrics: `metrics.RenderPrometheus()` as text/plain; version=0.0.4. `metrics` must outlive

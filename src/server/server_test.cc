@@ -28,6 +28,7 @@
 #include <thread>
 
 #include "common/fs.h"
+#include "common/log.h"
 #include "pki/pki.h"
 
 namespace signet::server {
@@ -947,6 +948,41 @@ TEST_F(ServerTest, HealthzReports503WhenACheckFails) {
   EXPECT_EQ(sick->status, 503);
   EXPECT_EQ(sick->body,
             R"({"status":"unavailable","checks":{"hsm":"ok","database":"unavailable"}})");
+}
+
+TEST_F(ServerTest, HealthzLogsAFailingCheckOnceAndItsRecovery) {
+  std::mutex mu;
+  std::vector<std::string> lines;
+  LogSink previous = SetLogSink([&](std::string_view line) {
+    std::lock_guard lock(mu);
+    lines.emplace_back(line);
+  });
+  Router router;
+  std::atomic<bool> database_up{false};
+  ASSERT_TRUE(AddHealthzRoute(router, {{"database",
+                                        [&database_up]() -> Status {
+                                          if (database_up) return OkStatus();
+                                          return Unavailable("db at /secret/path is down");
+                                        }}})
+                  .ok());
+  StartServer(Options(), std::move(router));
+  TlsClient client;
+  ASSERT_TRUE(client.Connect(port_));
+  for (int i = 0; i < 3; ++i) {
+    auto sick = client.Request(Get("/healthz"));
+    ASSERT_TRUE(sick.has_value());
+    EXPECT_EQ(sick->status, 503);
+    EXPECT_EQ(sick->body.find("/secret/path"), std::string::npos);
+  }
+  database_up = true;
+  ASSERT_TRUE(client.Request(Get("/healthz")).has_value());
+  ASSERT_TRUE(client.Request(Get("/healthz")).has_value());
+  SetLogSink(std::move(previous));
+  std::lock_guard lock(mu);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_THAT(lines[0], HasSubstr("signet error: healthz: check 'database' fails: unavailable: "
+                                  "db at /secret/path is down\n"));
+  EXPECT_THAT(lines[1], HasSubstr("signet warning: healthz: check 'database' passes again\n"));
 }
 
 }  // namespace

@@ -434,8 +434,7 @@ Result<std::vector<Bytes>> SigningService::SignHashUnrecorded(
                                                 : ErrorCode::kInternal;
       return Error(kept, sig.error().message())
           .WithContext("the HSM could not sign hash " + std::to_string(i + 1) + " of " +
-                       std::to_string(hashes.size()) +
-                       "; the authorized hashes are used up, authorize again");
+                       std::to_string(hashes.size()) + "; " + std::string(kHashesUsedUpNote));
     }
     signatures.push_back(std::move(sig).value());
   }
@@ -464,8 +463,8 @@ Result<std::vector<Bytes>> SigningService::SignHash(
     event.details["hashes_consumed"] = "true";
     for (Bytes& s : *signatures) SecureWipe(s.data(), s.size());
     Error e = recorded.error().WithContext(
-        "no signature returned because the audit log could not record it; the authorized "
-        "hashes are used up, authorize again");
+        "no signature returned because the audit log could not record it; " +
+        std::string(kHashesUsedUpNote));
     event.action = AuditAction::kSignRefused;
     return RecordRefusal(audit_, event, std::move(e));
   }
@@ -588,6 +587,15 @@ Result<std::vector<std::string>> SigningService::ListGrants(const Caller& caller
 bool SigningService::IsExpiredSad(const Error& error) {
   return error.code() == ErrorCode::kUnauthenticated &&
          std::string_view(error.message()).starts_with(kSadExpiredPrefix);
+}
+
+bool SigningService::IsRateLimit(const Error& error) {
+  return error.code() == ErrorCode::kResourceExhausted &&
+         std::string_view(error.message()).starts_with(store::kRateLimitMessage);
+}
+
+bool SigningService::HashesUsedUp(const Error& error) {
+  return std::string_view(error.message()).find(kHashesUsedUpNote) != std::string_view::npos;
 }
 
 bool SigningService::IsUnauthorizedHash(const Error& error) {

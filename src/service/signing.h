@@ -97,6 +97,11 @@ inline constexpr int64_t kMaxSignaturesPerAuthorization = 100000;
 // must tell this case apart uses SigningService::IsExpiredSad rather than reading messages.
 inline constexpr std::string_view kSadExpiredPrefix = store::kSadExpiredMessage;
 
+// What SignHash's errors say, after what went wrong, once the request's hashes were consumed
+// (signing.cc); SigningService::HashesUsedUp is built on it.
+inline constexpr std::string_view kHashesUsedUpNote =
+    "the authorized hashes are used up, authorize again";
+
 // A freshly issued SAD. The value exists only here and in the client's hands.
 struct Authorization {
   SecretBytes sad;  // base64url of 32 random bytes
@@ -189,6 +194,15 @@ class SigningService {
   // True if `error` (from SignHash) refuses a hash the SAD does not list or whose signature was
   // already released, as opposed to a refusal of the caller or the count.
   static bool IsUnauthorizedHash(const Error& error);
+
+  // True if `error` (from SignHash) is a key policy's or the service's rate limit: the caller
+  // asked for more signatures this minute than allowed (ResourceExhausted, like a full disk).
+  static bool IsRateLimit(const Error& error);
+
+  // True if `error` (from SignHash) came after the request's hashes were consumed, so they cannot
+  // be signed again with this SAD (kHashesUsedUpNote); whatever failed, the client must authorize
+  // those hashes again.
+  static bool HashesUsedUp(const Error& error);
 
   // ---- CSC credentials/list and credentials/info (server/csc) ----
   // The keys the caller holds a grant on, in any state but destroyed, ordered by name. Needs the

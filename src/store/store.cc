@@ -126,10 +126,10 @@ std::string ShortHex(ByteView hash) {
 
 Status CheckRate(int64_t counted, int64_t requested, int64_t limit, std::string_view what) {
   if (limit <= 0 || counted + requested <= limit) return OkStatus();
-  return ResourceExhausted("rate limit of " + std::to_string(limit) + " signatures per minute " +
-                           std::string(what) + " reached (" + std::to_string(counted) +
-                           " used this minute, " + std::to_string(requested) +
-                           " requested); retry in the next minute");
+  return ResourceExhausted(std::string(kRateLimitMessage) + std::to_string(limit) +
+                           " signatures per minute " + std::string(what) + " reached (" +
+                           std::to_string(counted) + " used this minute, " +
+                           std::to_string(requested) + " requested); retry in the next minute");
 }
 
 }  // namespace

@@ -224,6 +224,11 @@ inline constexpr std::string_view kSadExpiredMessage = "SAD expired";
 // error); SigningService::IsUnauthorizedHash is built on it.
 inline constexpr std::string_view kHashNotAuthorizedMessage = "Hash is not authorized by the SAD";
 
+// The start of the message of the rate-limit refusal above (the caller signed too much this
+// minute, as opposed to the service being out of disk space or memory, also ResourceExhausted);
+// SigningService::IsRateLimit is built on it.
+inline constexpr std::string_view kRateLimitMessage = "rate limit of ";
+
 // The first four rules above: the SAD exists, is bound to `account_id` and `key_id`, and has not
 // expired at `now`. Used alone by ReplaceActivation.
 Status CheckActivationBinding(const std::optional<ActivationRecord>& activation,

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "common/encoding.h"
+#include "common/log.h"
 #include "service/adapters/argon2_password_hasher.h"
 #include "service/adapters/oath_totp.h"
 #include "service/key_json.h"
@@ -327,10 +328,18 @@ TEST_F(ApiTest, BadNameIsInvalidRequest) {
 
 TEST_F(ApiTest, AuditFailureIsTemporarilyUnavailableAndChangesNothing) {
   const std::string before = Snapshot();
+  std::string logged;
+  LogSink previous = SetLogSink([&logged](std::string_view line) { logged += line; });
   audit_.set_fail(true);
-  ExpectError(CallAs(admin_, "keys/disable", {{"name", "ec"}}), 503, "temporarily_unavailable");
+  Response r = CallAs(admin_, "keys/disable", {{"name", "ec"}});
   audit_.set_fail(false);
+  SetLogSink(std::move(previous));
+  ExpectError(r, 503, "temporarily_unavailable");
   EXPECT_EQ(Snapshot(), before);
+  // What failed is for the operator, with the request id the client is given to quote.
+  EXPECT_EQ(r.body.find("the audit log is down"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("request id "), std::string::npos) << r.body;
+  EXPECT_NE(logged.find("the audit log is down"), std::string::npos) << logged;
 }
 
 // ---- roles ----

@@ -94,11 +94,20 @@ enum class Phase {
 //                         would make clients drop a valid access token;
 //                         activation (authorize's PIN/OTP): 400 invalid_request, not 401, so
 //                         that a client does not take its still valid access token for bad.
-//   ResourceExhausted  -> too_many_requests (429)
-//   Unavailable        -> temporarily_unavailable (503)
-//   DataLoss, Internal -> server_error (500), with a generic description (messages may name
-//                         internals); the request id lets an operator find the log line.
-Response CscErrorResponse(const Error& error, Phase phase, std::string_view request_id = {}) {
+//   ResourceExhausted  -> a rate limit (SigningService::IsRateLimit): too_many_requests (429)
+//   a server fault     -> internal::ServerFaultResponse: Unavailable and any other
+//   (IsServerFault)       ResourceExhausted (disk, memory) temporarily_unavailable (503),
+//                         DataLoss and Internal server_error (500); the description is generic
+//                         (messages may name files, modules and hosts) and carries the request
+//                         id, which the operational log's line for the fault also names. In a SAD
+//                         phase, a fault after the hashes were consumed
+//                         (SigningService::HashesUsedUp) says they must be authorized again.
+Response CscErrorResponse(const Error& error, Phase phase, std::string_view request_id) {
+  if (internal::IsServerFault(error)) {
+    const bool used_up = phase == Phase::kSad && service::SigningService::HashesUsedUp(error);
+    return internal::ServerFaultResponse(error, request_id,
+                                         used_up ? service::kHashesUsedUpNote : "");
+  }
   const int status = HttpStatusFor(error.code());
   switch (error.code()) {
     case ErrorCode::kInvalidArgument:
@@ -122,17 +131,15 @@ Response CscErrorResponse(const Error& error, Phase phase, std::string_view requ
     case ErrorCode::kResourceExhausted:
       return JsonErrorResponse(status, "too_many_requests", error.message());
     case ErrorCode::kUnavailable:
-      return JsonErrorResponse(status, "temporarily_unavailable", error.message());
     case ErrorCode::kDataLoss:
     case ErrorCode::kInternal:
-      break;
+      break;  // server faults, answered above
   }
-  return JsonErrorResponse(status, "server_error",
-                           "internal error; request id " + std::string(request_id));
+  return internal::ServerFaultResponse(error, request_id);
 }
 
 Response BadRequest(std::string_view description) {
-  return CscErrorResponse(InvalidArgument(std::string(description)), Phase::kBearer);
+  return JsonErrorResponse(400, "invalid_request", description);
 }
 
 Result<HashAlgorithm> ParseHashOid(std::string_view oid) {
@@ -543,9 +550,9 @@ Response Revoke(const CscDependencies& deps, const Request& request, const json&
   auto who = AuthenticateBearer(deps.accounts, request, /*allow_password_change_due=*/true);
   if (!who.ok()) return CscErrorResponse(who.error(), Phase::kBearer, request.request_id);
   auto token = OptString(body, "token");
-  if (!token.ok()) return CscErrorResponse(token.error(), Phase::kBearer);
+  if (!token.ok()) return CscErrorResponse(token.error(), Phase::kBearer, request.request_id);
   auto hint = OptString(body, "token_type_hint");
-  if (!hint.ok()) return CscErrorResponse(hint.error(), Phase::kBearer);
+  if (!hint.ok()) return CscErrorResponse(hint.error(), Phase::kBearer, request.request_id);
   if (hint->has_value() && **hint != "access_token") {
     return BadRequest("'token_type_hint' must be access_token (signet issues no refresh tokens)");
   }
@@ -574,17 +581,19 @@ Response ListCredentials(const CscDependencies& deps, const Request& request, co
   auto who = AuthenticateBearer(deps.accounts, request);
   if (!who.ok()) return CscErrorResponse(who.error(), Phase::kBearer, request.request_id);
   auto user = OptString(body, "userID");
-  if (!user.ok()) return CscErrorResponse(user.error(), Phase::kBearer);
+  if (!user.ok()) return CscErrorResponse(user.error(), Phase::kBearer, request.request_id);
   if (user->has_value() && **user != who->principal.account_id && **user != who->principal.name) {
     return CscErrorResponse(PermissionDenied("'userID' must be the authenticated account"),
-                            Phase::kBearer);
+                            Phase::kBearer, request.request_id);
   }
   auto with_info = OptBool(body, "credentialInfo");
-  if (!with_info.ok()) return CscErrorResponse(with_info.error(), Phase::kBearer);
+  if (!with_info.ok())
+    return CscErrorResponse(with_info.error(), Phase::kBearer, request.request_id);
   auto only_valid = OptBool(body, "onlyValid");
-  if (!only_valid.ok()) return CscErrorResponse(only_valid.error(), Phase::kBearer);
+  if (!only_valid.ok())
+    return CscErrorResponse(only_valid.error(), Phase::kBearer, request.request_id);
   auto options = ParseInfoOptions(body);
-  if (!options.ok()) return CscErrorResponse(options.error(), Phase::kBearer);
+  if (!options.ok()) return CscErrorResponse(options.error(), Phase::kBearer, request.request_id);
 
   auto keys = deps.signing.ListGrantedCredentials(who->caller);
   if (!keys.ok()) return CscErrorResponse(keys.error(), Phase::kBearer, request.request_id);
@@ -618,9 +627,10 @@ Response CredentialInfoRoute(const CscDependencies& deps, const Request& request
   auto who = AuthenticateBearer(deps.accounts, request);
   if (!who.ok()) return CscErrorResponse(who.error(), Phase::kBearer, request.request_id);
   auto credential = ReqString(body, "credentialID");
-  if (!credential.ok()) return CscErrorResponse(credential.error(), Phase::kBearer);
+  if (!credential.ok())
+    return CscErrorResponse(credential.error(), Phase::kBearer, request.request_id);
   auto options = ParseInfoOptions(body);
-  if (!options.ok()) return CscErrorResponse(options.error(), Phase::kBearer);
+  if (!options.ok()) return CscErrorResponse(options.error(), Phase::kBearer, request.request_id);
   auto key = deps.signing.GetGrantedCredential(who->caller, *credential);
   if (!key.ok()) return CscErrorResponse(key.error(), Phase::kBearer, request.request_id);
   auto info =
@@ -647,7 +657,7 @@ class MalformedRecorder {
   Response operator()(Error error, Phase phase = Phase::kBearer) const {
     return CscErrorResponse(
         deps_.signing.RecordMalformedRequest(caller_, action_, credential_, std::move(error)),
-        phase);
+        phase, caller_.request_id);
   }
 
  private:

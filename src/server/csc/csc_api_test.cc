@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/encoding.h"
+#include "common/log.h"
 #include "pki/pki.h"
 #include "pki/testing/test_ca.h"
 #include "service/adapters/argon2_password_hasher.h"
@@ -698,6 +699,110 @@ TEST_F(CscApiTest, AHashIsSignedOnce) {
                {"signAlgo", "1.2.840.10045.4.3.2"}};
   ASSERT_EQ(CallAs(token, "signatures/signHash", body).status, 200);
   ExpectError(CallAs(token, "signatures/signHash", body), 403, "invalid_hash");
+}
+
+// ---- server faults: a generic answer to the client, the whole message to the operational log ----
+
+class CapturedLog {
+ public:
+  CapturedLog()
+      : previous_(SetLogSink([this](std::string_view line) {
+          std::lock_guard lock(mu_);
+          text_ += line;
+        })) {}
+  ~CapturedLog() { SetLogSink(std::move(previous_)); }
+  std::string text() {
+    std::lock_guard lock(mu_);
+    return text_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::string text_;
+  LogSink previous_;
+};
+
+TEST_F(CscApiTest, AnHsmFailureAtSigningHidesItsMessageAndSaysToAuthorizeAgain) {
+  std::string token = Login(alice_);
+  std::string hash = B64Hash("hsm down");
+  std::string sad = AuthorizeOk(token, ec_.id, {hash, B64Hash("another")});
+  json body = {{"credentialID", ec_.id},
+               {"SAD", sad},
+               {"hashes", {hash}},
+               {"signAlgo", "1.2.840.10045.4.3.2"}};
+  CapturedLog log;
+  key_store_.FailNextSign(
+      Unavailable("token 'prod' in PKCS#11 module /opt/vendor/libsecrethsm.so is unavailable"));
+  Response r = CallAs(token, "signatures/signHash", body);
+  ExpectError(r, 503, "temporarily_unavailable");
+  EXPECT_EQ(r.body.find("libsecrethsm"), std::string::npos) << r.body;
+  const std::string description = json::parse(r.body).value("error_description", "");
+  EXPECT_NE(description.find("request id " + std::string(32, 'f')), std::string::npos)
+      << description;
+  EXPECT_NE(description.find("authorize again"), std::string::npos) << description;
+  // The operator's line names the request and what the HSM said.
+  const std::string logged = log.text();
+  EXPECT_NE(logged.find("request " + std::string(32, 'f')), std::string::npos) << logged;
+  EXPECT_NE(logged.find("/opt/vendor/libsecrethsm.so"), std::string::npos) << logged;
+  // And the advice is true: the hash cannot be signed again with that SAD.
+  ExpectError(CallAs(token, "signatures/signHash", body), 403, "invalid_hash");
+}
+
+TEST_F(CscApiTest, AFullDiskIsUnavailableNotTooManyRequests) {
+  std::string token = Login(alice_);
+  std::string hash = B64Hash("disk full");
+  std::string sad = AuthorizeOk(token, ec_.id, {hash});
+  CapturedLog log;
+  key_store_.FailNextSign(ResourceExhausted("database /var/lib/signet/signet.db cannot grow"));
+  Response r = CallAs(token, "signatures/signHash",
+                      {{"credentialID", ec_.id},
+                       {"SAD", sad},
+                       {"hashes", {hash}},
+                       {"signAlgo", "1.2.840.10045.4.3.2"}});
+  ExpectError(r, 503, "temporarily_unavailable");
+  EXPECT_EQ(r.body.find("/var/lib"), std::string::npos) << r.body;
+  EXPECT_NE(log.text().find("/var/lib/signet/signet.db"), std::string::npos);
+}
+
+TEST_F(CscApiTest, AnInternalErrorIsAServerErrorWithTheRequestId) {
+  std::string token = Login(alice_);
+  std::string hash = B64Hash("bug");
+  std::string sad = AuthorizeOk(token, ec_.id, {hash});
+  CapturedLog log;
+  key_store_.FailNextSign(NotFound("object 0x1234 in slot 7 of /opt/vendor/libsecrethsm.so"));
+  Response r = CallAs(token, "signatures/signHash",
+                      {{"credentialID", ec_.id},
+                       {"SAD", sad},
+                       {"hashes", {hash}},
+                       {"signAlgo", "1.2.840.10045.4.3.2"}});
+  ExpectError(r, 500, "server_error");
+  EXPECT_EQ(r.body.find("libsecrethsm"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("request id " + std::string(32, 'f')), std::string::npos) << r.body;
+  EXPECT_NE(log.text().find("object 0x1234"), std::string::npos) << log.text();
+}
+
+TEST_F(CscApiTest, ARateLimitIsTooManyRequestsAndSaysWhichLimit) {
+  service::Caller admin;
+  admin.actor.account_id = "a_admin";
+  admin.actor.roles = store::RoleSet{Role::kAdmin};
+  auto policy = signing_.GetPolicy(admin, "ec");
+  ASSERT_TRUE(policy.ok()) << policy.error().message();
+  policy->rate_per_minute_key = 1;
+  ASSERT_TRUE(signing_.SetPolicy(admin, "ec", *policy).ok());
+  std::string token = Login(alice_);
+  std::vector<std::string> hashes = {B64Hash("first"), B64Hash("second")};
+  std::string sad = AuthorizeOk(token, ec_.id, hashes);
+  auto sign = [&](const std::string& hash) {
+    return CallAs(token, "signatures/signHash",
+                  {{"credentialID", ec_.id},
+                   {"SAD", sad},
+                   {"hashes", {hash}},
+                   {"signAlgo", "1.2.840.10045.4.3.2"}});
+  };
+  ASSERT_EQ(sign(hashes[0]).status, 200);
+  Response r = sign(hashes[1]);
+  ExpectError(r, 429, "too_many_requests");
+  EXPECT_NE(r.body.find("rate limit of 1 signatures per minute"), std::string::npos) << r.body;
 }
 
 // A person authenticates again for every activation (CSBR 6.2.7.3): the bearer token alone does

@@ -5,6 +5,7 @@
 #include <limits>
 #include <utility>
 
+#include "common/log.h"
 #include "common/text.h"
 
 namespace signet::server::internal {
@@ -154,13 +155,56 @@ Handler JsonRoute(JsonHandler handler, ErrorResponder on_error) {
       auto parsed = ParseJsonObject(request);
       if (!parsed.ok()) return on_error(parsed.error(), request);
       return handler(request, *parsed);
-    } catch (const std::exception&) {
-      return on_error(InternalError("unexpected exception"), request);
+    } catch (const std::exception& e) {
+      return on_error(InternalError(std::string("unexpected exception: ") + e.what()), request);
     }
   };
 }
 
+bool IsServerFault(const Error& error) {
+  switch (error.code()) {
+    case ErrorCode::kUnavailable:
+    case ErrorCode::kDataLoss:
+    case ErrorCode::kInternal:
+      return true;
+    case ErrorCode::kResourceExhausted:
+      return !service::SigningService::IsRateLimit(error);
+    default:
+      return false;
+  }
+}
+
+Response ServerFaultResponse(const Error& error, std::string_view request_id,
+                             std::string_view advice) {
+  LogLine(LogLevel::kError, "server",
+          "request " + std::string(request_id) + ": " + std::string(ErrorCodeName(error.code())) +
+              ": " + error.message());
+  const std::string id = "request id " + std::string(request_id);
+  std::string description;
+  int status = 503;
+  std::string_view csc = "temporarily_unavailable";
+  switch (error.code()) {
+    case ErrorCode::kUnavailable:
+      description =
+          "a dependency of the service (the HSM or the database) is unavailable; "
+          "retry later (" +
+          id + ")";
+      break;
+    case ErrorCode::kResourceExhausted:
+      description = "the service is out of disk space or memory; retry later (" + id + ")";
+      break;
+    default:
+      status = 500;
+      csc = "server_error";
+      description = "internal error; " + id;
+      break;
+  }
+  if (!advice.empty()) description += "; " + std::string(advice);
+  return JsonErrorResponse(status, csc, description);
+}
+
 Response ApiErrorResponse(const Error& error, std::string_view request_id) {
+  if (IsServerFault(error)) return ServerFaultResponse(error, request_id);
   const int status = HttpStatusFor(error.code());
   switch (error.code()) {
     case ErrorCode::kInvalidArgument:
@@ -181,13 +225,11 @@ Response ApiErrorResponse(const Error& error, std::string_view request_id) {
     case ErrorCode::kResourceExhausted:
       return JsonErrorResponse(status, "too_many_requests", error.message());
     case ErrorCode::kUnavailable:
-      return JsonErrorResponse(status, "temporarily_unavailable", error.message());
     case ErrorCode::kDataLoss:
     case ErrorCode::kInternal:
-      break;
+      break;  // server faults, answered above
   }
-  return JsonErrorResponse(status, "server_error",
-                           "internal error; request id " + std::string(request_id));
+  return ServerFaultResponse(error, request_id);
 }
 
 }  // namespace signet::server::internal

@@ -77,8 +77,27 @@ using JsonHandler = std::function<Response(const Request& request, const nlohman
 //  - a request with a body or a Content-Type header must say application/json, else
 //    415 {"error":"invalid_request"} (a body-less request without Content-Type is accepted);
 //  - the body must be a JSON object (ParseJsonObject), else on_error(InvalidArgument);
-//  - an exception escaping `handler` becomes on_error(Internal) instead of leaving the handler.
+//  - an exception escaping `handler` becomes on_error(Internal, with what() in the message for the
+//    operational log) instead of leaving the handler.
 Handler JsonRoute(JsonHandler handler, ErrorResponder on_error);
+
+// Whether `error` is the service's own failure rather than an answer to the request: a dependency
+// that is down (Unavailable), out of disk space or memory (ResourceExhausted other than a signing
+// rate limit, SigningService::IsRateLimit), corrupt data (DataLoss) or a bug (Internal). Its
+// message was written for the operator and may name files, modules and hosts.
+bool IsServerFault(const Error& error);
+
+// The answer to a server fault, the same in every API. The whole error goes to the operational log
+// (common/log.h) with `request_id`; the client learns the kind of fault and the id to quote:
+//   Unavailable        -> 503 temporarily_unavailable "a dependency of the service (the HSM or the
+//                         database) is unavailable; retry later (request id ...)"
+//   ResourceExhausted  -> 503 temporarily_unavailable "the service is out of disk space or
+//                         memory; ..." (not 429: the client did nothing too often)
+//   DataLoss, Internal -> 500 server_error "internal error; request id ..."
+// `advice`, when not empty, is appended after "; " (what the fault means for the request, which
+// only the caller can tell: "the authorized hashes are used up, authorize again").
+Response ServerFaultResponse(const Error& error, std::string_view request_id,
+                             std::string_view advice = {});
 
 // THE mapping of signet errors to management API error bodies (docs/api.md "Errors"); the HTTP
 // status comes from HttpStatusFor:
@@ -89,9 +108,9 @@ Handler JsonRoute(JsonHandler handler, ErrorResponder on_error);
 //   AlreadyExists                       -> already_exists (409)
 //   PermissionDenied                    -> access_denied (403)
 //   Unauthenticated                     -> invalid_token (401), with WWW-Authenticate (RFC 6750 §3)
-//   ResourceExhausted                   -> too_many_requests (429)
-//   Unavailable                         -> temporarily_unavailable (503)
-//   DataLoss, Internal                  -> server_error (500) with a generic description that
+//   ResourceExhausted (a rate limit)    -> too_many_requests (429)
+//   a server fault (IsServerFault)      -> ServerFaultResponse: 503 temporarily_unavailable or
+//                                          500 server_error, with a generic description that
 //                                          carries the request id (messages may name internals)
 // Used by the management API and the log routes. 413 and 415 are the transport's and JsonRoute's.
 // Handlers that get Unauthenticated for anything but the bearer token (a wrong current password)

@@ -30,6 +30,7 @@
 #include <utility>
 
 #include "common/encoding.h"
+#include "common/log.h"
 #include "common/random.h"
 #include "server/internal/http_util.h"
 #include "server/internal/tls_context.h"
@@ -291,11 +292,18 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   static Response CallHandler(const Router::Route& route, const Request& request) {
+    std::string what = "an exception that is not a std::exception";
     try {
       return route.handler(request);
+    } catch (const std::exception& e) {
+      what = e.what();
     } catch (...) {
-      return JsonErrorResponse(500, "server_error", "internal error");
     }
+    LogLine(
+        LogLevel::kError, "server",
+        "request " + request.request_id + ": the handler of " + route.pattern + " threw " + what);
+    return JsonErrorResponse(500, "server_error",
+                             "internal error; request id " + request.request_id);
   }
 
   // Answers a request that could not be read or admitted, then closes the connection.
@@ -322,7 +330,14 @@ class Session : public std::enable_shared_from_this<Session> {
     for (const auto& [name, value] : response.headers) {
       valid = valid && IsHttpToken(name) && !HasLineBreakOrNul(value);
     }
-    if (!valid) response = JsonErrorResponse(500, "server_error", "internal error");
+    if (!valid) {
+      LogLine(LogLevel::kError, "server",
+              "request " + request_id_ +
+                  ": the handler answered a status or header that HTTP "
+                  "cannot carry; sent 500 instead");
+      response =
+          JsonErrorResponse(500, "server_error", "internal error; request id " + request_id_);
+    }
 
     double seconds = std::chrono::duration<double>(SteadyClock::now() - request_start_).count();
     core_.metrics().Increment(kRequestsTotal, {{"method", method_label_},
