@@ -1,7 +1,8 @@
 #include "cli/housekeeping.h"
 
-#include <iostream>
 #include <utility>
+
+#include "common/log.h"
 
 namespace signet::cli {
 
@@ -19,8 +20,9 @@ Housekeeper::Housekeeper(std::vector<HousekeepingTask> tasks, const Clock& clock
       clock_(clock),
       metrics_(metrics),
       interval_(interval),
-      report_(report ? std::move(report)
-                     : Reporter([](std::string_view line) { std::cerr << line << std::endl; })) {
+      report_(report ? std::move(report) : Reporter([](std::string_view line) {
+        LogLine(LogLevel::kWarning, "housekeeping", line);
+      })) {
   metrics_.DeclareCounter("signet_housekeeping_runs_total", "Housekeeping passes completed.");
   metrics_.DeclareCounter("signet_housekeeping_deleted_total",
                           "Expired rows deleted by housekeeping, by kind.");
@@ -83,8 +85,7 @@ void Housekeeper::RunOnce() {
     }
     metrics_.Increment("signet_housekeeping_errors_total", {{"kind", task.kind}});
     if (reported_.insert(task.kind).second) {
-      report_("signet: warning: housekeeping could not delete expired " + task.kind + ": " +
-              deleted.error().message() +
+      report_("could not delete expired " + task.kind + ": " + deleted.error().message() +
               " (will retry; further failures are counted in "
               "signet_housekeeping_errors_total, not shown)");
     }

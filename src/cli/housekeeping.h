@@ -8,9 +8,9 @@
 //   signet_housekeeping_runs_total                 passes completed
 //   signet_housekeeping_deleted_total{kind}        rows deleted, by task kind
 //   signet_housekeeping_errors_total{kind}         tasks that failed
-// A failing task is never fatal: it is counted, and reported through the reporter (stderr by
-// default) the first time each kind fails, so a broken database does not flood the log every
-// minute; the next pass simply tries again.
+// A failing task is never fatal: it is counted, and reported through the reporter (the operational
+// log, common/log.h, by default) the first time each kind fails, so a broken database does not
+// flood the log every minute; the next pass simply tries again.
 //
 // Threads: Start, Stop and the destructor may be called from any thread, but not concurrently with
 // each other for the same object; RequestStop and RunOnce may be called from any thread at any
@@ -58,7 +58,8 @@ class Housekeeper {
   // Receives one line of text (no trailing newline) to show to the operator.
   using Reporter = std::function<void(std::string_view line)>;
 
-  // `clock` and `metrics` must outlive the housekeeper. An empty `report` writes to stderr.
+  // `clock` and `metrics` must outlive the housekeeper. An empty `report` writes to the
+  // operational log.
   Housekeeper(std::vector<HousekeepingTask> tasks, const Clock& clock, server::Metrics& metrics,
               std::chrono::milliseconds interval, Reporter report = {});
   // Stops and joins the thread.
