@@ -138,10 +138,13 @@ Status LogMonitor::CheckLeaves(int64_t from, int64_t to, CompactRange& range) {
 }
 
 Status LogMonitor::Verify(LogCheck& check) {
-  SIGNET_ASSIGN_OR_RETURN(const int64_t log_size, store_.LogSize());
-  check.log_size = log_size;
+  // The checkpoint first: the log only grows, so a size read after it is at least what it signs.
+  // Read the other way round, a checkpoint published between the two reads would look like
+  // entries lost.
   SIGNET_ASSIGN_OR_RETURN(std::optional<store::LogCheckpointRow> latest,
                           store_.LatestLogCheckpoint());
+  SIGNET_ASSIGN_OR_RETURN(const int64_t log_size, store_.LogSize());
+  check.log_size = log_size;
   if (!latest) {
     if (verified_) {
       return DataLoss("the store holds no checkpoint, but one of size " +

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "audit/testing/log_fixture.h"
+#include "service/testing/fakes.h"
 #include "store/sqlite/sqlite_store.h"
 
 namespace signet::audit {
@@ -285,6 +287,41 @@ TEST_F(LogMonitorTest, FailsWhenCheckpointsVanishAfterOneWasVerified) {
   ExpectDataLoss(monitor.CheckOnce(), "rollback");
   Tamper("DELETE FROM log_checkpoints");
   ExpectDataLoss(monitor.CheckOnce(), "was verified before");
+}
+
+// A store in which the log grows and a new checkpoint is published while the monitor reads, right
+// after it asks for the latest checkpoint (the integrator running between the monitor's reads).
+class GrowingStore final : public signet::testing::MemoryStore {
+ public:
+  Result<std::optional<store::LogCheckpointRow>> LatestLogCheckpoint() override {
+    if (grow_ && !growing_) {
+      growing_ = true;
+      grow_();
+      growing_ = false;
+    }
+    return MemoryStore::LatestLogCheckpoint();
+  }
+  std::function<void()> grow_;
+
+ private:
+  bool growing_ = false;
+};
+
+TEST(LogMonitorRaceTest, ACheckpointPublishedDuringACheckIsNotMistakenForLostEntries) {
+  GrowingStore store;
+  auto log = LogFixture::Create(store);
+  ASSERT_TRUE(log.ok()) << log.error().message();
+  ASSERT_TRUE((*log)->Append(10).ok());
+  ASSERT_TRUE((*log)->Publish().ok());
+  FakeClock clock(kT0);
+  LogMonitor monitor(store, clock);
+  ASSERT_TRUE(monitor.CheckOnce().ok());
+  store.grow_ = [&] {
+    ASSERT_TRUE((*log)->Append(5).ok());
+    ASSERT_TRUE((*log)->Publish().ok());
+  };
+  Status s = monitor.CheckOnce();
+  EXPECT_TRUE(s.ok()) << s.error().message();
 }
 
 TEST_F(LogMonitorTest, ReportsEveryCheckToTheObserver) {
