@@ -298,6 +298,16 @@ Result<CertificateChain> ParseChainForKey(std::string_view pem, ByteView key_spk
   if (!not_after.ok()) return not_after.error().WithContext(CertificateNumber(1) + " notAfter");
   result.not_before = *not_before;
   result.not_after = *not_after;
+  auto not_before_text = internal::AsnTimeToGeneralizedTime(X509_get0_notBefore(leaf));
+  auto not_after_text = internal::AsnTimeToGeneralizedTime(X509_get0_notAfter(leaf));
+  if (!not_before_text.ok()) {
+    return not_before_text.error().WithContext(CertificateNumber(1) + " notBefore");
+  }
+  if (!not_after_text.ok()) {
+    return not_after_text.error().WithContext(CertificateNumber(1) + " notAfter");
+  }
+  result.not_before_text = *std::move(not_before_text);
+  result.not_after_text = *std::move(not_after_text);
   for (const Bytes& der : ders) result.pem += internal::PemEncode(kCertificateLabel, der);
   result.certificates_der = std::move(ders);
   return result;

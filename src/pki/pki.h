@@ -124,8 +124,10 @@ struct CertificateChain {
   std::string leaf_issuer;              // RFC 4514 form
   std::string leaf_serial_hex;          // lower-case hex of the serial's magnitude, no separators
                                         // ("-" in front if the serial is, wrongly, negative)
-  TimePoint not_before;                 // validity of the leaf (RFC 5280 §4.1.2.5)
-  TimePoint not_after;
+  TimePoint not_before;                 // validity of the leaf (RFC 5280 §4.1.2.5); a year
+  TimePoint not_after;                  // beyond TimePoint's 1677..2262 is min() or max()
+  std::string not_before_text;          // the same as GeneralizedTime, "YYYYMMDDHHMMSSZ", exact
+  std::string not_after_text;           // for any year (99991231235959Z stays that)
 };
 
 // Parses PEM text holding one or more "CERTIFICATE" blocks (RFC 7468 §5): the leaf for the key

@@ -610,6 +610,8 @@ struct CertificateSpec {
   std::string serial_hex = "01";
   int64_t not_before = kLeafNotBefore;
   int64_t not_after = kLeafNotAfter;
+  std::string not_after_text;  // GeneralizedTime; when set, instead of not_after
+  std::string not_before_text;
 };
 
 UniquePtr<X509> MakeCertificate(const CertificateSpec& spec) {
@@ -634,6 +636,14 @@ UniquePtr<X509> MakeCertificate(const CertificateSpec& spec) {
                        spec.issuer != nullptr ? X509_get_subject_name(spec.issuer) : name.get());
   ASN1_TIME_set(X509_getm_notBefore(certificate.get()), static_cast<time_t>(spec.not_before));
   ASN1_TIME_set(X509_getm_notAfter(certificate.get()), static_cast<time_t>(spec.not_after));
+  if (!spec.not_before_text.empty() && ASN1_TIME_set_string(X509_getm_notBefore(certificate.get()),
+                                                            spec.not_before_text.c_str()) != 1) {
+    std::abort();
+  }
+  if (!spec.not_after_text.empty() && ASN1_TIME_set_string(X509_getm_notAfter(certificate.get()),
+                                                           spec.not_after_text.c_str()) != 1) {
+    std::abort();
+  }
   X509_set_pubkey(certificate.get(), spec.key);
 
   X509V3_CTX context;
@@ -723,6 +733,31 @@ TEST_F(ChainTest, AcceptsLeafAndIntermediate) {
   EXPECT_EQ(chain->leaf_serial_hex, "8a1b2c3d4e5f607182");
   EXPECT_EQ(ToUnixSeconds(chain->not_before), kLeafNotBefore);
   EXPECT_EQ(ToUnixSeconds(chain->not_after), kLeafNotAfter);
+}
+
+// RFC 5280 §4.1.2.5: 99991231235959Z is the notAfter of a certificate that does not expire. It
+// is beyond what a TimePoint holds (2262), so it must saturate rather than wrap into the past
+// (undefined behaviour, and a valid certificate reported expired); the text keeps the year.
+TEST_F(ChainTest, DatesBeyondTimePointsRangeSaturateAndKeepTheirText) {
+  CertificateSpec spec = LeafSpec(LeafKey(), intermediate_.get(), IntermediateKey());
+  spec.not_before_text = "16000101000000Z";
+  spec.not_after_text = "99991231235959Z";
+  UniquePtr<X509> leaf = MakeCertificate(spec);
+  auto chain = ParseChainForKey(Pem({leaf.get(), intermediate_.get()}), leaf_spki_);
+  ASSERT_TRUE(chain.ok()) << chain.error().message();
+  EXPECT_EQ(chain->not_before, TimePoint::min());
+  EXPECT_EQ(chain->not_after, TimePoint::max());
+  EXPECT_EQ(chain->not_before_text, "16000101000000Z");
+  EXPECT_EQ(chain->not_after_text, "99991231235959Z");
+  const TimePoint now = std::chrono::system_clock::now();
+  EXPECT_TRUE(chain->not_before <= now && now < chain->not_after);
+}
+
+TEST_F(ChainTest, UtcTimeIsGivenWithAFourDigitYear) {
+  auto chain = ParseChainForKey(Pem({leaf_.get(), intermediate_.get()}), leaf_spki_);
+  ASSERT_TRUE(chain.ok()) << chain.error().message();
+  EXPECT_EQ(chain->not_before_text, "20260101000000Z");  // encoded as UTCTime 260101000000Z
+  EXPECT_EQ(chain->not_after_text, "20500101000000Z");
 }
 
 TEST_F(ChainTest, AcceptsTrailingSelfSignedRoot) {

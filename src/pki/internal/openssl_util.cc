@@ -3,6 +3,7 @@
 #include <openssl/err.h>
 
 #include <chrono>
+#include <cstdio>
 #include <ctime>
 
 #include "common/encoding.h"
@@ -65,7 +66,10 @@ std::string NameToString(const X509_NAME* name) {
   return out;
 }
 
-Result<TimePoint> AsnTimeToTimePoint(const ASN1_TIME* time) {
+namespace {
+
+// The broken-down time of an X.509 Time, its date checked.
+Result<std::tm> AsnTimeParts(const ASN1_TIME* time) {
   std::tm parts{};
   if (time == nullptr || ASN1_TIME_to_tm(time, &parts) != 1) {
     return OpenSslError(ErrorCode::kInvalidArgument, "malformed X.509 time");
@@ -75,8 +79,40 @@ Result<TimePoint> AsnTimeToTimePoint(const ASN1_TIME* time) {
                                     chrono::month{static_cast<unsigned>(parts.tm_mon + 1)},
                                     chrono::day{static_cast<unsigned>(parts.tm_mday)}};
   if (!date.ok()) return InvalidArgument("malformed X.509 time: no such date");
-  return TimePoint(chrono::sys_days(date).time_since_epoch() + chrono::hours(parts.tm_hour) +
-                   chrono::minutes(parts.tm_min) + chrono::seconds(parts.tm_sec));
+  if (parts.tm_hour < 0 || parts.tm_hour > 23 || parts.tm_min < 0 || parts.tm_min > 59 ||
+      parts.tm_sec < 0 || parts.tm_sec > 60) {
+    return InvalidArgument("malformed X.509 time: no such time of day");
+  }
+  return parts;
+}
+
+}  // namespace
+
+Result<TimePoint> AsnTimeToTimePoint(const ASN1_TIME* time) {
+  SIGNET_ASSIGN_OR_RETURN(const std::tm parts, AsnTimeParts(time));
+  namespace chrono = std::chrono;
+  const chrono::year_month_day date{chrono::year{parts.tm_year + 1900},
+                                    chrono::month{static_cast<unsigned>(parts.tm_mon + 1)},
+                                    chrono::day{static_cast<unsigned>(parts.tm_mday)}};
+  // In seconds first (64-bit seconds cover every year X.509 can encode), then clamped to what
+  // a nanosecond TimePoint holds.
+  const chrono::sys_seconds seconds = chrono::sys_days(date) + chrono::hours(parts.tm_hour) +
+                                      chrono::minutes(parts.tm_min) + chrono::seconds(parts.tm_sec);
+  const auto lowest = chrono::ceil<chrono::seconds>(TimePoint::min());
+  const auto highest = chrono::floor<chrono::seconds>(TimePoint::max());
+  if (seconds < lowest) return TimePoint::min();
+  if (seconds > highest) return TimePoint::max();
+  return chrono::time_point_cast<TimePoint::duration>(seconds);
+}
+
+Result<std::string> AsnTimeToGeneralizedTime(const ASN1_TIME* time) {
+  SIGNET_ASSIGN_OR_RETURN(const std::tm parts, AsnTimeParts(time));
+  char text[32];
+  const int n =
+      std::snprintf(text, sizeof text, "%04d%02d%02d%02d%02d%02dZ", parts.tm_year + 1900,
+                    parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec);
+  if (n != 15) return InvalidArgument("malformed X.509 time: year out of range");
+  return std::string(text, static_cast<size_t>(n));
 }
 
 Result<UniquePtr<EVP_PKEY>> ParseSpki(ByteView der, std::string_view what) {

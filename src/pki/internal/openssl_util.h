@@ -47,8 +47,15 @@ std::string PemEncode(std::string_view label, ByteView der);
 // UTF-8 kept, control characters and RFC 4514 specials escaped. Empty on failure.
 std::string NameToString(const X509_NAME* name);
 
-// Converts an X.509 Time (UTCTime or GeneralizedTime, RFC 5280 §4.1.2.5) to a TimePoint.
+// Converts an X.509 Time (UTCTime or GeneralizedTime, RFC 5280 §4.1.2.5) to a TimePoint. A
+// TimePoint counts nanoseconds in 64 bits (years 1677 to 2262), so a time outside that range
+// saturates to TimePoint::min() or TimePoint::max(): 99991231235959Z, the notAfter RFC 5280 gives
+// certificates that do not expire, is max(), which every comparison with a real time gets right.
 Result<TimePoint> AsnTimeToTimePoint(const ASN1_TIME* time);
+
+// The same time as GeneralizedTime text, "YYYYMMDDHHMMSSZ" (four-digit year, whatever the
+// encoding was), exact for every year X.509 can encode.
+Result<std::string> AsnTimeToGeneralizedTime(const ASN1_TIME* time);
 
 // Decodes a DER SubjectPublicKeyInfo (RFC 5280 §4.1.2.7) that must span all of `der`. Fails with
 // InvalidArgument naming `what` otherwise.

@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <ctime>
 #include <initializer_list>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -301,16 +300,6 @@ Result<SignAlgo> ParseSignAlgo(const json& body) {
 // ---- credential descriptions
 // ---------------------------------------------------------------------
 
-// CSC validFrom/validTo: GeneralizedTime "YYYYMMDDHHMMSSZ".
-std::string GeneralizedTime(TimePoint t) {
-  std::time_t secs = static_cast<std::time_t>(ToUnixSeconds(t));
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  size_t n = std::strftime(buf, sizeof buf, "%Y%m%d%H%M%SZ", &tm);
-  return std::string(buf, n);
-}
-
 // key{} of credentials/info. `algo` lists the signAlgo OIDs the key's policy lets signHash accept
 // (for RSA PKCS#1 v1.5 also rsaEncryption, which takes the hash from hashAlgorithmOID; for ECDSA
 // also ecPublicKey), so that a client picks one that will not be refused.
@@ -397,8 +386,8 @@ Result<json> CertInfo(const store::KeyRecord& key, std::string_view mode, bool c
     c["issuerDN"] = chain.leaf_issuer;
     c["serialNumber"] = chain.leaf_serial_hex;
     c["subjectDN"] = chain.leaf_subject;
-    c["validFrom"] = GeneralizedTime(chain.not_before);
-    c["validTo"] = GeneralizedTime(chain.not_after);
+    c["validFrom"] = chain.not_before_text;
+    c["validTo"] = chain.not_after_text;
   }
   return c;
 }
