@@ -24,6 +24,7 @@ json KeyToJson(const store::KeyRecord& key) {
 
 json KeyDetailsToJson(const KeyDetails& d) {
   json j = KeyToJson(d.record);
+  j["on_open_token"] = d.on_open_token;
   j["present_in_hsm"] = d.present_in_hsm;
   if (d.present_in_hsm) {
     j["public_key_matches_hsm"] = d.public_key_matches_hsm;

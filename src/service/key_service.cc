@@ -165,10 +165,25 @@ Result<KeyRecord> KeyService::CreateKey(const Caller& caller, std::string_view n
 
 Result<std::vector<KeyRecord>> KeyService::ListKeys() { return store_.ListKeys(); }
 
+Status KeyService::CheckOnOpenToken(const KeyRecord& record) const {
+  if (record.token_serial.empty() ||
+      (record.token_serial == token_.serial && record.token_label == token_.label)) {
+    return OkStatus();
+  }
+  return FailedPrecondition("key '" + record.name + "' is on token '" + record.token_label +
+                            "' (serial " + record.token_serial + "), but the token open is '" +
+                            token_.label + "' (serial " + token_.serial +
+                            "); open the key's token to use it");
+}
+
 Result<KeyDetails> KeyService::ShowKey(std::string_view name) {
   KeyDetails details;
   SIGNET_ASSIGN_OR_RETURN(details.record, store_.GetKeyByName(name));
-  if (details.record.state == KeyState::kDestroyed) return details;
+  if (!CheckOnOpenToken(details.record).ok()) {
+    details.on_open_token = false;
+    return details;
+  }
+  // Asked for destroyed keys too: key material left by a failed destruction shows up here.
   SIGNET_ASSIGN_OR_RETURN(hsm::HsmKeyId id, HsmIdOf(details.record));
   auto protection = key_store_.Protection(id);
   if (!protection.ok()) {
@@ -224,7 +239,10 @@ Result<KeyRecord> KeyService::DestroyKey(const Caller& caller, std::string_view 
   KeyRecord record = std::move(*found);
   auto id = HsmIdOf(record);
   if (!id.ok()) return refuse(id.error());
-  if (record.state != KeyState::kDestroyed) {
+  // On another token the HSM step would find nothing and succeed, and the key would live on.
+  if (Status here = CheckOnOpenToken(record); !here.ok()) return refuse(here.error());
+  const bool marked_before = record.state == KeyState::kDestroyed;
+  if (!marked_before) {
     // Mark first: a key the store calls destroyed can no longer be used even if the HSM step
     // below fails; repeating the command finishes the job. The mark commits with its log entry,
     // before the key material goes, so the log never lacks a destruction that happened.
@@ -244,11 +262,22 @@ Result<KeyRecord> KeyService::DestroyKey(const Caller& caller, std::string_view 
   }
   Status destroyed = key_store_.DestroyKey(*id);
   if (!destroyed.ok()) {
-    return destroyed.error().WithContext("key '" + record.name +
-                                         "' is marked destroyed but the HSM did not remove it; "
-                                         "run the command again");
+    // Logged as well: the log shows that the key material outlived the mark, until a repeated
+    // command's entry shows it gone.
+    return refuse(destroyed.error().WithContext("key '" + record.name +
+                                                "': " + std::string(kKeyDestroyPendingNote)));
+  }
+  if (marked_before) {
+    // A repeated destroy: the mark's entry is older, so this one says when the material went.
+    SIGNET_TRY(
+        Record(caller, AuditAction::kKeyDestroy, name, "success",
+               {{"key_id", record.id}, {"hsm_key_id", record.hsm_key_id}, {"repeated", "true"}}));
   }
   return record;
+}
+
+bool KeyService::DestroyPending(const Error& error) {
+  return std::string_view(error.message()).find(kKeyDestroyPendingNote) != std::string_view::npos;
 }
 
 Result<std::string> KeyService::CreateCsr(const Caller& caller, std::string_view name,
@@ -263,6 +292,7 @@ Result<std::string> KeyService::CreateCsr(const Caller& caller, std::string_view
     return refuse(FailedPrecondition("cannot make a CSR for key '" + record.name + "': it is " +
                                      std::string(store::KeyStateName(record.state))));
   }
+  if (Status here = CheckOnOpenToken(record); !here.ok()) return refuse(here.error());
   auto alg = ParseKeyAlgorithm(record.algorithm);
   if (!alg.ok()) return refuse(alg.error());
   auto id = HsmIdOf(record);
@@ -274,6 +304,14 @@ Result<std::string> KeyService::CreateCsr(const Caller& caller, std::string_view
   };
   auto pem = pki::CreateCsrPem(*spki, *alg, *dn, signer);
   if (!pem.ok()) return refuse(pem.error());
+  // Read again: a key disabled or destroyed while the HSM signed gets no CSR.
+  auto now_state = store_.GetKeyById(record.id);
+  if (!now_state.ok()) return refuse(now_state.error());
+  if (now_state->state != KeyState::kActive) {
+    return refuse(FailedPrecondition("cannot make a CSR for key '" + record.name + "': it became " +
+                                     std::string(store::KeyStateName(now_state->state)) +
+                                     " meanwhile"));
+  }
   SIGNET_TRY(Record(caller, AuditAction::kKeyCsr, name, "success",
                     {{"key_id", record.id}, {"subject", dn->ToString()}}));
   return pem;
@@ -291,8 +329,25 @@ Result<KeyRecord> KeyService::ImportCertificateChain(const Caller& caller, std::
     return refuse(FailedPrecondition("cannot import a certificate for key '" + record.name +
                                      "': it is destroyed"));
   }
+  if (Status here = CheckOnOpenToken(record); !here.ok()) return refuse(here.error());
   auto spki = SpkiOf(record);
   if (!spki.ok()) return refuse(spki.error());
+  // The certificate must certify the key the HSM holds, not only the record's copy of it.
+  auto id = HsmIdOf(record);
+  if (!id.ok()) return refuse(id.error());
+  auto hsm_spki = key_store_.PublicKey(*id);
+  if (!hsm_spki.ok()) {
+    if (hsm_spki.error().code() == ErrorCode::kNotFound) {
+      return refuse(FailedPrecondition("cannot import a certificate for key '" + record.name +
+                                       "': its key material is not in the HSM"));
+    }
+    return refuse(hsm_spki.error());
+  }
+  if (*hsm_spki != *spki) {
+    return refuse(FailedPrecondition("cannot import a certificate for key '" + record.name +
+                                     "': the public key the HSM reports differs from the "
+                                     "stored one"));
+  }
   auto chain = pki::ParseChainForKey(pem, *spki);
   if (!chain.ok()) return refuse(chain.error().WithContext("key '" + record.name + "'"));
   TimePoint now = clock_.Now();

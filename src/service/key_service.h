@@ -29,10 +29,19 @@ namespace signet::service {
 // A key record plus what the HSM says about it now.
 struct KeyDetails {
   store::KeyRecord record;
-  bool present_in_hsm = false;         // false once destroyed, or if someone removed it
+  bool on_open_token = true;           // the record names the token the service has open; if
+                                       // not, the HSM was not asked and present_in_hsm is false
+  bool present_in_hsm = false;         // the key material is on the token (true for a destroyed
+                                       // key whose HSM destruction is still to be repeated)
   hsm::KeyProtection protection;       // valid when present_in_hsm
   bool public_key_matches_hsm = false; // the stored SPKI equals the one the HSM reports
 };
+
+// What DestroyKey's error says when the key is marked destroyed but the HSM did not remove its
+// key material; KeyService::DestroyPending is built on it. The rest of the message is the HSM's.
+inline constexpr std::string_view kKeyDestroyPendingNote =
+    "the key is marked destroyed but the HSM did not remove its key material; run the destroy "
+    "command again";
 
 // Where keys are created: copied into each record.
 struct TokenIdentity {
@@ -67,17 +76,25 @@ class KeyService {
   Result<store::KeyRecord> EnableKey(const Caller& caller, std::string_view name);
 
   // Marks the key destroyed, then destroys it in the HSM. The record stays for the log. Repeating
-  // the call on a destroyed key retries the HSM destruction (idempotent).
+  // the call on a destroyed key retries the HSM destruction (idempotent) and is logged again. If
+  // the HSM step fails, the failure is logged and the error (the HSM's code, e.g. Unavailable)
+  // says kKeyDestroyPendingNote. FailedPrecondition, before anything changes, if the key lives on
+  // another token than the open one: destroying "nothing" there would leave the key alive.
   Result<store::KeyRecord> DestroyKey(const Caller& caller, std::string_view name);
 
+  // True if `error` (from DestroyKey) says the key is marked destroyed but still in the HSM.
+  static bool DestroyPending(const Error& error);
+
   // A PKCS#10 CSR for an active key, subject like "/CN=Example/O=Example Ltd/C=GB", signed inside
-  // the HSM. FailedPrecondition if the key is not active.
+  // the HSM. FailedPrecondition if the key is not active (also if it stopped being active while
+  // the HSM signed) or lives on another token than the open one.
   Result<std::string> CreateCsr(const Caller& caller, std::string_view name,
                                 std::string_view subject);
 
-  // Checks the PEM chain (leaf first) against the key's public key and that it links, then stores
-  // it. FailedPrecondition for a destroyed key; InvalidArgument for a chain that is not for the key
-  // or does not link.
+  // Checks the PEM chain (leaf first) against the key's public key, as stored and as the HSM
+  // reports it, and that it links, then stores it. FailedPrecondition for a destroyed key, a key
+  // on another token than the open one, or one whose key material is not in the HSM (or differs
+  // from the record); InvalidArgument for a chain that is not for the key or does not link.
   Result<store::KeyRecord> ImportCertificateChain(const Caller& caller, std::string_view name,
                                                   std::string_view pem);
 
@@ -92,6 +109,9 @@ class KeyService {
   Result<store::KeyRecord> Transition(const Caller& caller, std::string_view name,
                                       store::KeyState from, store::KeyState to, AuditAction action,
                                       std::string_view verb);
+  // FailedPrecondition unless `record` names the open token (records without a serial predate
+  // the token columns and pass).
+  Status CheckOnOpenToken(const store::KeyRecord& record) const;
   // Records `action` on key `object` with `outcome` ("success" or the refusal).
   Status Record(const Caller& caller, AuditAction action, std::string_view object,
                 std::string_view outcome, std::map<std::string, std::string> details = {});

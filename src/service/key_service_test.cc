@@ -2,10 +2,11 @@
 
 #include <gtest/gtest.h>
 
-#include "service/testing/fakes.h"
-
 #include <optional>
 #include <vector>
+
+#include "common/encoding.h"
+#include "service/testing/fakes.h"
 
 namespace signet::service {
 namespace {
@@ -131,17 +132,67 @@ TEST_F(KeyServiceTest, DestroyMarksThenRemovesAndIsRepeatable) {
   keys_.FailNextDestroy(Unavailable("hsm busy"));
   auto first = service_.DestroyKey(actor_, "a");
   ASSERT_FALSE(first.ok());
-  EXPECT_NE(first.error().message().find("run the command again"), std::string::npos);
+  EXPECT_EQ(first.error().code(), ErrorCode::kUnavailable);
+  EXPECT_TRUE(KeyService::DestroyPending(first.error())) << first.error().message();
   EXPECT_EQ(store_.GetKeyByName("a")->state, store::KeyState::kDestroyed);
   EXPECT_EQ(keys_.KeyCount(), 1u);
+  // The log shows the mark, then that the HSM kept the key material.
+  ASSERT_GE(audit_.events().size(), 2u);
+  const AuditEvent& mark = audit_.events()[audit_.events().size() - 2];
+  EXPECT_EQ(mark.action, AuditAction::kKeyDestroy);
+  EXPECT_EQ(mark.outcome, "success");
+  EXPECT_EQ(audit_.last().action, AuditAction::kKeyDestroy);
+  EXPECT_NE(audit_.last().outcome.find("hsm busy"), std::string::npos) << audit_.last().outcome;
+  // Until then, key show says the material is still there.
+  auto pending = service_.ShowKey("a");
+  ASSERT_TRUE(pending.ok());
+  EXPECT_TRUE(pending->present_in_hsm);
   ASSERT_TRUE(service_.DestroyKey(actor_, "a").ok());
   EXPECT_EQ(keys_.KeyCount(), 0u);
+  EXPECT_EQ(audit_.last().action, AuditAction::kKeyDestroy);
+  EXPECT_EQ(audit_.last().outcome, "success");
+  EXPECT_EQ(audit_.last().details.at("repeated"), "true");
   EXPECT_EQ(service_.EnableKey(actor_, "a").error().code(), ErrorCode::kFailedPrecondition);
   auto shown = service_.ShowKey("a");
   ASSERT_TRUE(shown.ok());
   EXPECT_FALSE(shown->present_in_hsm);
   EXPECT_EQ(service_.CreateKey(actor_, "a", KeyAlgorithm::kEcP256, "x").error().code(),
             ErrorCode::kAlreadyExists);
+}
+
+// A record names its token; a service with another token open must not act on it. Destroying
+// there would find no object, succeed, and leave the key alive on its own token.
+TEST_F(KeyServiceTest, AKeyOnAnotherTokenIsNeitherDestroyedNorCertifiedNorShownAsGone) {
+  ASSERT_TRUE(service_.CreateKey(actor_, "a", KeyAlgorithm::kEcP256, "x").ok());
+  KeyService elsewhere(keys_, store_, clock_, audit_, TokenIdentity{"other-token", "0002"});
+  auto destroyed = elsewhere.DestroyKey(actor_, "a");
+  ASSERT_FALSE(destroyed.ok());
+  EXPECT_EQ(destroyed.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(destroyed.error().message().find("is on token 'fake-token' (serial 0001)"),
+            std::string::npos)
+      << destroyed.error().message();
+  EXPECT_EQ(store_.GetKeyByName("a")->state, store::KeyState::kActive);
+  EXPECT_EQ(keys_.KeyCount(), 1u);
+  EXPECT_EQ(elsewhere.CreateCsr(actor_, "a", "/CN=x").error().code(),
+            ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(elsewhere.ImportCertificateChain(actor_, "a", "anything").error().code(),
+            ErrorCode::kFailedPrecondition);
+  auto shown = elsewhere.ShowKey("a");
+  ASSERT_TRUE(shown.ok());
+  EXPECT_FALSE(shown->on_open_token);
+  EXPECT_TRUE(service_.ShowKey("a")->on_open_token);
+}
+
+TEST_F(KeyServiceTest, ImportNeedsTheKeyMaterialInTheHsm) {
+  auto k = service_.CreateKey(actor_, "a", KeyAlgorithm::kEcP256, "x");
+  ASSERT_TRUE(k.ok());
+  auto id = HexDecode(k->hsm_key_id);
+  ASSERT_TRUE(id.ok());
+  ASSERT_TRUE(keys_.DestroyKey(hsm::HsmKeyId{*id}).ok());  // removed behind the service's back
+  auto r = service_.ImportCertificateChain(actor_, "a", "anything");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(r.error().message().find("not in the HSM"), std::string::npos) << r.error().message();
 }
 
 TEST_F(KeyServiceTest, CsrIsSignedByTheKey) {

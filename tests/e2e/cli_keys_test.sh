@@ -127,11 +127,25 @@ objs=$(p11 --list-objects 2>/dev/null | grep -c "ID: *$id")
 check "destroy --yes of a destroyed key is repeatable" s key destroy k-rsa-4096 --yes
 expect_error "a destroyed key's name is not reused" 4 "already exists" s key create --name k-rsa-4096 --alg ec-p256
 
+# A key lives on the token it was made on. With another token open, destroy, CSR and import are
+# refused before anything changes: there the HSM step would find nothing, "succeed", and the key
+# would live on in its own token while the log said it was destroyed.
+SOFTHSM2_CONF=$D/softhsm2.conf softhsm2-util --init-token --free --label other \
+  --so-pin "$(cat $D/so.pin)" --pin "$(cat $D/user.pin)" >/dev/null
+expect_error "destroy with another token open is refused" 6 "is on token 'signet'" \
+  s --token-label other key destroy k-ec-p384 --yes
+expect_error "a CSR with another token open is refused" 6 "is on token 'signet'" \
+  s --token-label other key csr k-ec-p384 --subject "/CN=elsewhere"
+[[ $(s --token-label other key show k-ec-p384 --json | json "d['on_open_token'], d['present_in_hsm']") == "(False, False)" ]] \
+  && ok "key show with another token open says the key is not on it" || bad "key show on another token"
+[[ $(s key show k-ec-p384 --json | json "d['state'], d['on_open_token'], d['present_in_hsm']") == "('active', True, True)" ]] \
+  && ok "the refused destroy left the key active and in its token" || bad "refused destroy changed the key"
+
 # --- every key change is in the audit log of the database, and the log verifies ---------------
 events=$(sqlite3 $D/signet.db "select action || ':' || json_extract(data,'$.outcome') from log_entries order by idx")
 n_create=$(grep -c '^key_create:success$' <<<"$events")
 n_destroy=$(grep -c '^key_destroy:success$' <<<"$events")
-[[ $n_create == 4 && $n_destroy == 1 ]] && grep -q '^key_import_cert:success$' <<<"$events" && grep -q '^key_disable:success$' <<<"$events" \
+[[ $n_create == 4 && $n_destroy == 2 ]] && grep -q '^key_import_cert:success$' <<<"$events" && grep -q '^key_disable:success$' <<<"$events" \
   && ok "key create, import, disable and destroy are in the audit log" || bad "log_entries: $(tr '\n' ' ' <<<"$events")"
 grep -q '^key_import_cert:.*public key' <<<"$events" && ok "a refused import is logged with its reason" || bad "refused import not logged"
 expect_error "audit verify before the first serve says there is no log key yet" 3 "no checkpoint key yet" s audit verify

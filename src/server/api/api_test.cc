@@ -785,6 +785,19 @@ TEST_F(ApiTest, DisableEnableAndDestroyAKey) {
   ExpectError(CallAs(admin_, "keys/enable", {{"name", "ec"}}), 400, "failed_precondition");
 }
 
+TEST_F(ApiTest, ADestroyTheHsmDidNotFinishSaysToRepeatItWithoutTheHsmsMessage) {
+  key_store_.FailNextDestroy(
+      Unavailable("C_DestroyObject in /opt/vendor/libsecrethsm.so returned CKR_DEVICE_ERROR"));
+  Response r = CallAs(admin_, "keys/destroy", {{"name", "ec"}});
+  ExpectError(r, 503, "temporarily_unavailable");
+  EXPECT_EQ(r.body.find("libsecrethsm"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("run the destroy command again"), std::string::npos) << r.body;
+  EXPECT_EQ(key_store_.KeyCount(), 1u);
+  EXPECT_EQ(Ok(admin_, "keys/show", {{"name", "ec"}})["key"]["present_in_hsm"], true);
+  EXPECT_EQ(Ok(admin_, "keys/destroy", {{"name", "ec"}})["key"]["state"], "destroyed");
+  EXPECT_EQ(key_store_.KeyCount(), 0u);
+}
+
 TEST_F(ApiTest, CsrIsSignedByTheKey) {
   json answer =
       Ok(admin_, "keys/csr", {{"name", "ec"}, {"subject", "/CN=API Test/O=Example/C=GB"}});

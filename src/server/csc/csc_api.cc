@@ -98,15 +98,10 @@ enum class Phase {
 //   (IsServerFault)       ResourceExhausted (disk, memory) temporarily_unavailable (503),
 //                         DataLoss and Internal server_error (500); the description is generic
 //                         (messages may name files, modules and hosts) and carries the request
-//                         id, which the operational log's line for the fault also names. In a SAD
-//                         phase, a fault after the hashes were consumed
-//                         (SigningService::HashesUsedUp) says they must be authorized again.
+//                         id, which the operational log's line for the fault also names; a fault
+//                         after signHash consumed the hashes says they must be authorized again.
 Response CscErrorResponse(const Error& error, Phase phase, std::string_view request_id) {
-  if (internal::IsServerFault(error)) {
-    const bool used_up = phase == Phase::kSad && service::SigningService::HashesUsedUp(error);
-    return internal::ServerFaultResponse(error, request_id,
-                                         used_up ? service::kHashesUsedUpNote : "");
-  }
+  if (internal::IsServerFault(error)) return internal::ServerFaultResponse(error, request_id);
   const int status = HttpStatusFor(error.code());
   switch (error.code()) {
     case ErrorCode::kInvalidArgument:

@@ -174,8 +174,7 @@ bool IsServerFault(const Error& error) {
   }
 }
 
-Response ServerFaultResponse(const Error& error, std::string_view request_id,
-                             std::string_view advice) {
+Response ServerFaultResponse(const Error& error, std::string_view request_id) {
   LogLine(LogLevel::kError, "server",
           "request " + std::string(request_id) + ": " + std::string(ErrorCodeName(error.code())) +
               ": " + error.message());
@@ -199,7 +198,11 @@ Response ServerFaultResponse(const Error& error, std::string_view request_id,
       description = "internal error; " + id;
       break;
   }
-  if (!advice.empty()) description += "; " + std::string(advice);
+  if (service::SigningService::HashesUsedUp(error)) {
+    description += "; " + std::string(service::kHashesUsedUpNote);
+  } else if (service::KeyService::DestroyPending(error)) {
+    description += "; " + std::string(service::kKeyDestroyPendingNote);
+  }
   return JsonErrorResponse(status, csc, description);
 }
 

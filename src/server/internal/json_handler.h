@@ -18,6 +18,7 @@
 #include "common/result.h"
 #include "server/server.h"
 #include "service/accounts.h"
+#include "service/key_service.h"
 #include "service/signing.h"
 
 namespace signet::server::internal {
@@ -94,10 +95,10 @@ bool IsServerFault(const Error& error);
 //   ResourceExhausted  -> 503 temporarily_unavailable "the service is out of disk space or
 //                         memory; ..." (not 429: the client did nothing too often)
 //   DataLoss, Internal -> 500 server_error "internal error; request id ..."
-// `advice`, when not empty, is appended after "; " (what the fault means for the request, which
-// only the caller can tell: "the authorized hashes are used up, authorize again").
-Response ServerFaultResponse(const Error& error, std::string_view request_id,
-                             std::string_view advice = {});
+// When the service's error says what the fault means for the request, that note follows after
+// "; ": signHash's hashes are used up (SigningService::HashesUsedUp, "authorize again"), a key
+// is marked destroyed but still in the HSM (KeyService::DestroyPending, "run ... again").
+Response ServerFaultResponse(const Error& error, std::string_view request_id);
 
 // THE mapping of signet errors to management API error bodies (docs/api.md "Errors"); the HTTP
 // status comes from HttpStatusFor:
