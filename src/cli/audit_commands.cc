@@ -721,9 +721,11 @@ class AuditTailCommand final : public Command {
   }
 
   // One page of /api/v1/log/entries after `after` (all pages when `drain`); advances `after`.
-  // Returns whether the page was full. The page is the server's word, so it is held to what a
-  // page is: at most kTailPage entries, at indexes that only rise, past `after`; otherwise a
-  // server could keep tail printing the same entries forever.
+  // Returns whether the server said another page follows ("next_after"; a page may be cut short
+  // by the server's work bounds, so its size says nothing). The page is the server's word, so it
+  // is held to what a page is: at most kTailPage entries, at indexes that only rise, past
+  // `after`, and a next_after that rises too; otherwise a server could keep tail printing the
+  // same entries, or asking for the same page, forever.
   static Result<bool> Page(ServerLog& server, int64_t& after, bool print, bool drain) {
     while (true) {
       std::string target = "/api/v1/log/entries?limit=" + std::to_string(kTailPage);
@@ -760,8 +762,21 @@ class AuditTailCommand final : public Command {
         after = i;
       }
       std::cout.flush();
-      const bool full = entries.size() == static_cast<size_t>(kTailPage);
-      if (!drain || !full) return full;
+      auto next = answer.find("next_after");
+      bool more = false;
+      if (next != answer.end() && !next->is_null()) {
+        const bool fits = next->is_number_integer() &&
+                          !(next->is_number_unsigned() &&
+                            next->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX));
+        if (!fits || next->get<int64_t>() < after ||
+            (entries.empty() && next->get<int64_t>() == after)) {
+          return UnexpectedAnswer("\"next_after\" " + next->dump() + " after entry " +
+                                  std::to_string(after) + ": it must rise past the page");
+        }
+        after = next->get<int64_t>();
+        more = true;
+      }
+      if (!drain || !more) return more;
     }
   }
 

@@ -167,10 +167,10 @@ Result<std::optional<std::map<std::string, std::string>>> LastStartupConfig(stor
   query.limit = 1000;
   std::optional<store::LogEntryRow> last;
   for (;;) {
-    SIGNET_ASSIGN_OR_RETURN(std::vector<store::LogEntryRow> page, store.QueryLogEntries(query));
-    if (page.empty()) break;
-    query.after_index = page.back().index;
-    last = std::move(page.back());
+    SIGNET_ASSIGN_OR_RETURN(store::LogEntryPage page, store.QueryLogEntries(query));
+    if (!page.entries.empty()) last = std::move(page.entries.back());
+    if (!page.next_after) break;
+    query.after_index = *page.next_after;
   }
   if (!last.has_value()) return std::optional<std::map<std::string, std::string>>();
   std::map<std::string, std::string> out;

@@ -309,6 +309,22 @@ struct LogEntryQuery {
   std::string action;
   int64_t after_index = -1;  // only entries with index > after_index (for paging)
   int64_t limit = 100;       // at most this many, in index order; 1 .. 10000
+  // How much one call may do, so that no query holds the store (and every append waiting on it)
+  // for as long as it takes to search the whole log: it stops once it has examined about
+  // `max_scanned` entries (an adapter may count whole blocks of them), or once the entries it
+  // collected hold `max_bytes` of data (it always returns at least one entry it found).
+  int64_t max_scanned = 65536;
+  size_t max_bytes = 8 * 1024 * 1024;
+};
+
+// One page of a query's answer.
+struct LogEntryPage {
+  std::vector<LogEntryRow> entries;  // in index order
+  // Where the next page starts (pass it as after_index): the last entry examined. nullopt when
+  // the query reached the end of the log (as it was) with room to spare. A page with a successor
+  // may be short, even empty, when a work bound of the query stopped it; a full page always has
+  // one, though it may turn out empty.
+  std::optional<int64_t> next_after;
 };
 
 // A C2SP tlog-tiles hash tile: `width` (1..256) consecutive node hashes of tree level
@@ -486,8 +502,9 @@ class Store {
   // Up to `limit` entries with index >= `from`, in index order. InvalidArgument if from < 0 or
   // limit < 1 (there is no upper bound: the caller chooses how much to hold in memory).
   virtual Result<std::vector<LogEntryRow>> ReadLogEntries(int64_t from, int64_t limit) = 0;
-  // Entries matching `query`, in index order. InvalidArgument for a limit out of range.
-  virtual Result<std::vector<LogEntryRow>> QueryLogEntries(const LogEntryQuery& query) = 0;
+  // Entries matching `query`, in index order, and where the next page starts. InvalidArgument for
+  // a limit out of range or work bounds below 1.
+  virtual Result<LogEntryPage> QueryLogEntries(const LogEntryQuery& query) = 0;
 
   // The hashes of tile (level, index) cut to its first `width` nodes, or nullopt if no stored
   // tile is that wide. InvalidArgument for a level outside 0..63, a negative index or a width

@@ -258,6 +258,15 @@ TEST_F(HostileServerTest, TailStopsOnPagesThatDoNotAdvance) {
   for (int i = 0; i < 300; ++i) page["entries"].push_back(EntryItem(i, Entry(i)));
   Set("GET", "/api/v1/log/entries", 200, page.dump());
   ExpectRefused(Signet(tail), 1, "300 entries in a page of at most 256");
+  // A page cut short may be empty and say where to go on; it must say somewhere new each time,
+  // else tail would ask for the same page forever.
+  Set("GET", "/api/v1/log/entries", 200, R"({"entries":[],"next_after":5})");
+  ExpectRefused(Signet(tail), 1, "\"next_after\" 5 after entry 5: it must rise past the page");
+  page = {{"entries", {EntryItem(0, Entry(0)), EntryItem(1, Entry(1))}}, {"next_after", 0}};
+  Set("GET", "/api/v1/log/entries", 200, page.dump());
+  ExpectRefused(Signet(tail), 1, "\"next_after\" 0 after entry 1");
+  Set("GET", "/api/v1/log/entries", 200, R"({"entries":[],"next_after":"7"})");
+  ExpectRefused(Signet(tail), 1, "must rise past the page");
 }
 
 TEST_F(HostileServerTest, TailPrintsOnlyCanonicalEntriesAtTheirIndex) {

@@ -332,9 +332,9 @@ Result<Response> QueryEntries(const LogRouteDependencies& deps, const Request& r
     return InvalidArgument("'limit' must be from 1 to " + std::to_string(kMaxEntryLimit));
   }
 
-  SIGNET_ASSIGN_OR_RETURN(std::vector<store::LogEntryRow> rows, deps.store.QueryLogEntries(query));
+  SIGNET_ASSIGN_OR_RETURN(store::LogEntryPage page, deps.store.QueryLogEntries(query));
   json entries = json::array();
-  for (const store::LogEntryRow& row : rows) {
+  for (const store::LogEntryRow& row : page.entries) {
     json entry = json::parse(row.data, nullptr, /*allow_exceptions=*/false);
     if (!entry.is_object()) {
       return DataLoss("log entry " + std::to_string(row.index) + " is not a JSON object");
@@ -345,11 +345,10 @@ Result<Response> QueryEntries(const LogRouteDependencies& deps, const Request& r
                            {"entry", std::move(entry)},
                            {"entry_b64", Base64Encode(AsBytes(row.data))}});
   }
-  // A full page may have a successor; a short one is the end (for now).
+  // The store's word: a page the query's work bounds cut short (even an empty one) continues
+  // after next_after; null is the end.
   json next_after = nullptr;
-  if (!rows.empty() && static_cast<int64_t>(rows.size()) == query.limit) {
-    next_after = rows.back().index;
-  }
+  if (page.next_after) next_after = *page.next_after;
   return internal::JsonResponse(
       json{{"entries", std::move(entries)}, {"next_after", std::move(next_after)}});
 }

@@ -131,8 +131,7 @@ class MemoryStore : public store::Store {
   Result<int64_t> AppendLogEntries(std::span<const store::LogEntryAppend> entries) override;
   Result<int64_t> LogSize() override;
   Result<std::vector<store::LogEntryRow>> ReadLogEntries(int64_t from, int64_t limit) override;
-  Result<std::vector<store::LogEntryRow>> QueryLogEntries(
-      const store::LogEntryQuery& query) override;
+  Result<store::LogEntryPage> QueryLogEntries(const store::LogEntryQuery& query) override;
   Result<std::optional<Bytes>> GetLogTile(int level, int64_t index, int width) override;
   Result<int64_t> PublishLogCheckpoint(std::span<const store::LogTileRow> tiles,
                                        const store::LogCheckpointRow& checkpoint,
@@ -325,30 +324,46 @@ inline Result<std::vector<store::LogEntryRow>> MemoryStore::ReadLogEntries(int64
   return out;
 }
 
-inline Result<std::vector<store::LogEntryRow>> MemoryStore::QueryLogEntries(
-    const store::LogEntryQuery& q) {
+inline Result<store::LogEntryPage> MemoryStore::QueryLogEntries(const store::LogEntryQuery& q) {
   if (q.limit < 1 || q.limit > 10000) {
     return InvalidArgument("cannot query log entries: limit must be 1..10000");
   }
   if (q.after_index < -1) {
     return InvalidArgument("cannot query log entries: after_index must be -1 or more");
   }
+  if (q.max_scanned < 1 || q.max_bytes < 1) {
+    return InvalidArgument("cannot query log entries: the work bounds must be at least 1");
+  }
   // Whole seconds, as SqliteStore compares them: `since` rounded down, `until` up.
   const auto seconds = [](TimePoint t) { return FromUnixSeconds(ToUnixSeconds(t)); };
   std::lock_guard lock(mu_);
-  std::vector<store::LogEntryRow> out;
+  store::LogEntryPage page;
+  std::vector<store::LogEntryRow>& out = page.entries;
+  int64_t scanned = 0;
+  size_t bytes = 0;
   for (const store::LogEntryRow& row : log_entries_) {
     if (static_cast<int64_t>(out.size()) >= q.limit) break;
-    const TimePoint t = seconds(row.time);
     if (row.index <= q.after_index) continue;
+    // Entry by entry (SqliteStore counts whole blocks): the bound is "about" max_scanned.
+    if (scanned++ >= q.max_scanned) {
+      page.next_after = row.index - 1;
+      return page;
+    }
+    const TimePoint t = seconds(row.time);
     if (q.since && t < seconds(*q.since)) continue;
     if (q.until && !(t < *q.until)) continue;
     if (!q.key_id.empty() && row.key_id != q.key_id) continue;
     if (!q.account_id.empty() && row.account_id != q.account_id) continue;
     if (!q.action.empty() && row.action != q.action) continue;
     out.push_back(row);
+    bytes += row.data.size();
+    if (bytes >= q.max_bytes && static_cast<int64_t>(out.size()) < q.limit) {
+      page.next_after = row.index;
+      return page;
+    }
   }
-  return out;
+  if (static_cast<int64_t>(out.size()) == q.limit) page.next_after = out.back().index;
+  return page;
 }
 
 inline Result<std::optional<Bytes>> MemoryStore::GetLogTile(int level, int64_t index, int width) {

@@ -160,7 +160,7 @@ class SqliteStore final : public Store {
   Result<int64_t> AppendLogEntries(std::span<const LogEntryAppend> entries) override;
   Result<int64_t> LogSize() override;
   Result<std::vector<LogEntryRow>> ReadLogEntries(int64_t from, int64_t limit) override;
-  Result<std::vector<LogEntryRow>> QueryLogEntries(const LogEntryQuery& query) override;
+  Result<LogEntryPage> QueryLogEntries(const LogEntryQuery& query) override;
   Result<std::optional<Bytes>> GetLogTile(int level, int64_t index, int width) override;
   Result<int64_t> PublishLogCheckpoint(std::span<const LogTileRow> tiles,
                                        const LogCheckpointRow& checkpoint,

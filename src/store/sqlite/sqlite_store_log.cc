@@ -343,10 +343,13 @@ Result<std::vector<LogEntryRow>> SqliteStore::ReadLogEntries(int64_t from, int64
   return out;
 }
 
-Result<std::vector<LogEntryRow>> SqliteStore::QueryLogEntries(const LogEntryQuery& q) {
+Result<LogEntryPage> SqliteStore::QueryLogEntries(const LogEntryQuery& q) {
   SIGNET_TRY(CheckLimit(q.limit, kMaxQueryLimit, "cannot query log entries"));
   if (q.after_index < -1) {
     return InvalidArgument("cannot query log entries: after_index must be -1 or more");
+  }
+  if (q.max_scanned < 1 || q.max_bytes < 1) {
+    return InvalidArgument("cannot query log entries: the work bounds must be at least 1");
   }
   static constexpr std::string_view kContext = "cannot query log entries";
   const std::optional<int64_t> since =
@@ -367,7 +370,10 @@ Result<std::vector<LogEntryRow>> SqliteStore::QueryLogEntries(const LogEntryQuer
       "SELECT idx, time, action, key_id, account_id, data FROM log_entries"
       " WHERE idx >= ?1 AND idx < ?2" + entry_filters + " ORDER BY idx LIMIT ?3";
   std::vector<LogEntryRow> out;
-  // Appends the matching entries of [from, to) to `out`, up to the limit.
+  // Appends the matching entries of [from, to) to `out`, up to the limit; stops early, setting
+  // `stopped_after`, once the entries collected hold max_bytes.
+  size_t bytes = 0;
+  std::optional<int64_t> stopped_after;
   auto read = [&](int64_t from, int64_t to) -> Status {
     SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(read_entries, kContext));
     SIGNET_TRY(BindAll(query, from, to, q.limit - static_cast<int64_t>(out.size())));
@@ -380,10 +386,25 @@ Result<std::vector<LogEntryRow>> SqliteStore::QueryLogEntries(const LogEntryQuer
       SIGNET_ASSIGN_OR_RETURN(bool row, query.Step());
       if (!row) return OkStatus();
       out.push_back(ReadEntryRow(query));
+      bytes += out.back().data.size();
+      if (bytes >= q.max_bytes && static_cast<int64_t>(out.size()) < q.limit) {
+        stopped_after = out.back().index;
+        return OkStatus();
+      }
     }
   };
+  auto page = [&]() {
+    LogEntryPage p;
+    if (stopped_after) {
+      p.next_after = stopped_after;
+    } else if (static_cast<int64_t>(out.size()) == q.limit) {
+      p.next_after = out.back().index;
+    }
+    p.entries = std::move(out);
+    return p;
+  };
 
-  if (q.after_index == INT64_MAX) return std::vector<LogEntryRow>();  // nothing comes after it
+  if (q.after_index == INT64_MAX) return LogEntryPage{};  // nothing comes after it
   std::lock_guard lock(mu_);
   // Blocks [0, last.end) are summarised; everything after them is read directly. last.end is
   // read once, so an append or summary from another process meanwhile can neither
@@ -426,17 +447,24 @@ Result<std::vector<LogEntryRow>> SqliteStore::QueryLogEntries(const LogEntryQuer
     if (since) SIGNET_TRY(blocks.Bind(4, *since));
     if (until) SIGNET_TRY(blocks.Bind(5, *until));
     for (const auto& [parameter, term] : terms) SIGNET_TRY(blocks.Bind(parameter, term));
-    while (static_cast<int64_t>(out.size()) < q.limit) {
+    // Whole blocks are counted against max_scanned (a block's entries are read together).
+    const int64_t max_blocks = std::max<int64_t>(1, q.max_scanned >> kBlockBits);
+    int64_t scanned = 0;
+    while (static_cast<int64_t>(out.size()) < q.limit && !stopped_after) {
       SIGNET_ASSIGN_OR_RETURN(bool row, blocks.Step());
       if (!row) break;
       const int64_t block = blocks.Int64(0);
       SIGNET_TRY(read(std::max(start, block << kBlockBits), (block + 1) << kBlockBits));
+      if (++scanned >= max_blocks && static_cast<int64_t>(out.size()) < q.limit && !stopped_after) {
+        stopped_after = ((block + 1) << kBlockBits) - 1;  // the rest of this block is read
+      }
     }
   }
-  if (static_cast<int64_t>(out.size()) < q.limit) {
+  // The entries after the summarised blocks: fewer than the blocks a summary pass waits for.
+  if (static_cast<int64_t>(out.size()) < q.limit && !stopped_after) {
     SIGNET_TRY(read(std::max(start, last.end << kBlockBits), INT64_MAX));
   }
-  return out;
+  return page();
 }
 
 // ---- tiles and checkpoints ----

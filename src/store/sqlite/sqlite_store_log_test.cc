@@ -18,6 +18,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "store/sqlite/internal/sqlite_handles.h"
@@ -554,7 +555,7 @@ class LogQueryTest : public LogStoreTest {
     EXPECT_TRUE(rows.ok()) << rows.error().message();
     std::vector<int64_t> out;
     if (rows.ok()) {
-      for (const LogEntryRow& r : *rows) out.push_back(r.index);
+      for (const LogEntryRow& r : rows->entries) out.push_back(r.index);
     }
     return out;
   }
@@ -613,6 +614,26 @@ TEST_F(LogQueryTest, PagesWithAfterIndexAndLimit) {
   EXPECT_TRUE(Indices(q).empty());
 }
 
+TEST_F(LogQueryTest, APageHasASuccessorOnlyWhenFullOrCutShort) {
+  LogEntryQuery q;
+  q.action = "sign";
+  auto page = store_->QueryLogEntries(q);
+  ASSERT_TRUE(page.ok());
+  EXPECT_FALSE(page->next_after.has_value());  // the end, with room to spare
+  q.limit = 3;
+  page = store_->QueryLogEntries(q);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->next_after, std::optional<int64_t>(4));  // full
+  q.limit = 100;
+  q.max_bytes = 1;  // cut after the first entry found
+  page = store_->QueryLogEntries(q);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->entries.size(), 1u);
+  EXPECT_EQ(page->next_after, std::optional<int64_t>(1));
+  q.max_scanned = 0;
+  EXPECT_EQ(store_->QueryLogEntries(q).error().code(), ErrorCode::kInvalidArgument);
+}
+
 TEST_F(LogQueryTest, LimitOutOfRangeIsInvalidArgument) {
   LogEntryQuery q;
   q.limit = 0;
@@ -626,7 +647,7 @@ TEST_F(LogQueryTest, LimitOutOfRangeIsInvalidArgument) {
   q.after_index = INT64_MAX;  // a page after the largest index there can be: empty, no overflow
   auto rows = store_->QueryLogEntries(q);
   ASSERT_TRUE(rows.ok()) << rows.error().message();
-  EXPECT_TRUE(rows->empty());
+  EXPECT_TRUE(rows->entries.empty());
 }
 
 // ---- the query index (log_lookup, migration 5) ----
@@ -735,7 +756,7 @@ void ExpectQueriesAgree(SqliteStore& store, const std::vector<LogEntryRow>& all,
         auto rows = store.QueryLogEntries(q);
         ASSERT_TRUE(rows.ok()) << rows.error().message();
         std::vector<int64_t> got;
-        for (const LogEntryRow& r : *rows) {
+        for (const LogEntryRow& r : rows->entries) {
           got.push_back(r.index);
           ASSERT_EQ(r.data, all[static_cast<size_t>(r.index)].data);
         }
@@ -743,6 +764,37 @@ void ExpectQueriesAgree(SqliteStore& store, const std::vector<LogEntryRow>& all,
             << "action '" << q.action << "' key '" << q.key_id << "' account '" << q.account_id
             << "' limit " << limit << " after " << after;
       }
+    }
+  }
+  // Under tight work bounds pages come short, even empty, but following next_after until it is
+  // absent gives the same entries, each once and in order.
+  for (LogEntryQuery q : queries) {
+    for (const auto& [scanned, bytes] :
+         {std::pair<int64_t, size_t>{256, SIZE_MAX}, std::pair<int64_t, size_t>{700, 4000},
+          std::pair<int64_t, size_t>{65536, 1}}) {
+      q.limit = 10000;
+      q.after_index = -1;
+      q.max_scanned = scanned;
+      q.max_bytes = bytes;
+      std::vector<int64_t> got;
+      for (int pages = 0;; ++pages) {
+        ASSERT_LT(pages, 10 * n + 10) << "paging does not end";
+        auto page = store.QueryLogEntries(q);
+        ASSERT_TRUE(page.ok()) << page.error().message();
+        for (const LogEntryRow& r : page->entries) got.push_back(r.index);
+        if (!page->next_after) break;
+        ASSERT_GT(*page->next_after, q.after_index);
+        if (!page->entries.empty()) {
+          ASSERT_GE(*page->next_after, page->entries.back().index);
+        }
+        q.after_index = *page->next_after;
+      }
+      LogEntryQuery whole = q;
+      whole.after_index = -1;
+      whole.limit = n + 1;
+      ASSERT_EQ(got, Expected(all, whole))
+          << "action '" << q.action << "' key '" << q.key_id << "' account '" << q.account_id
+          << "' max_scanned " << scanned << " max_bytes " << bytes;
     }
   }
 }
@@ -804,22 +856,22 @@ TEST_F(LogStoreTest, QueriesFindEntriesBeforeLaterBlocksWithEarlierTimes) {
   q.limit = 3;
   auto rows = store_->QueryLogEntries(q);
   ASSERT_TRUE(rows.ok()) << rows.error().message();
-  ASSERT_EQ(rows->size(), 3u);
-  EXPECT_EQ(rows->at(0).index, 0);
+  ASSERT_EQ(rows->entries.size(), 3u);
+  EXPECT_EQ(rows->entries.at(0).index, 0);
   q.since = kT0 + 1100s;
   rows = store_->QueryLogEntries(q);
   ASSERT_TRUE(rows.ok()) << rows.error().message();
-  ASSERT_EQ(rows->size(), 3u);
-  EXPECT_EQ(rows->at(0).index, 2048);
+  ASSERT_EQ(rows->entries.size(), 3u);
+  EXPECT_EQ(rows->entries.at(0).index, 2048);
   q.since = kT0 + 700s;
   q.until = kT0 + 1100s;
   q.action = "sign";
   q.after_index = 1020;
   rows = store_->QueryLogEntries(q);
   ASSERT_TRUE(rows.ok()) << rows.error().message();
-  ASSERT_EQ(rows->size(), 3u);
-  EXPECT_EQ(rows->at(0).index, 1021);
-  EXPECT_EQ(rows->at(2).index, 1023);
+  ASSERT_EQ(rows->entries.size(), 3u);
+  EXPECT_EQ(rows->entries.at(0).index, 1021);
+  EXPECT_EQ(rows->entries.at(2).index, 1023);
   ExpectQueriesAgree(*store_, All(), 2048);
 }
 
@@ -895,7 +947,7 @@ TEST_F(LogStoreTest, Migration5SummarisesTheEntriesOfAVersion4Database) {
     auto rows = (*store)->QueryLogEntries(q);
     ASSERT_TRUE(rows.ok()) << rows.error().message();
     std::vector<int64_t> got;
-    for (const LogEntryRow& r : *rows) got.push_back(r.index);
+    for (const LogEntryRow& r : rows->entries) got.push_back(r.index);
     EXPECT_EQ(got, Expected(*all, q));
   }
 }
@@ -1311,10 +1363,10 @@ TEST_F(LogStoreTest, RawSqlCannotChangeRemoveOrFalsifyBlockSummaries) {
   LogEntryQuery q;
   q.action = "login";
   q.limit = 10000;
-  EXPECT_EQ(store_->QueryLogEntries(q)->size(), 2048u);
+  EXPECT_EQ(store_->QueryLogEntries(q)->entries.size(), 2048u);
   q.action.clear();
   q.key_id = "bogus";
-  EXPECT_TRUE(store_->QueryLogEntries(q)->empty());
+  EXPECT_TRUE(store_->QueryLogEntries(q)->entries.empty());
 }
 
 TEST_F(LogStoreTest, RawSqlCannotChangeOrRemoveCheckpoints) {
