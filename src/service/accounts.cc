@@ -550,6 +550,14 @@ AccountEvent AccountService::LoginAttempt(std::string_view auth_method, CallOrig
   return event;
 }
 
+void AccountService::RecordNameAsDigest(AccountEvent& event, std::string_view name) {
+  event.actor_name.clear();
+  event.object.clear();
+  Result<Bytes> digest = pki::ComputeDigest(HashAlgorithm::kSha256, AsBytes(name));
+  if (digest.ok()) event.details["attempted_name_sha256"] = HexEncode(*digest);
+  event.details["attempted_name_bytes"] = std::to_string(name.size());
+}
+
 Error AccountService::FailCounted(AccountEvent event, const store::AccountRecord& account,
                                   TimePoint now, Error error) {
   // The count is the failure entry's change, in its transaction: an attempt on a known name then
@@ -778,6 +786,7 @@ Result<BearerToken> AccountService::LoginWithPassword(std::string_view name,
       return Fail(event, found.error());
     }
     dummy_verify();
+    RecordNameAsDigest(event, name);
     return refuse(AccountReason::kUnknownAccount);
   }
   const store::AccountRecord& account = *found;
@@ -805,6 +814,10 @@ Status AccountService::RecordRefusedLogin(std::string_view why, CallOrigin origi
   AccountEvent event = LoginAttempt("", origin, name);
   event.reason = AccountReason::kInvalidArgument;
   event.details["error"] = std::string(why);
+  if (!name.empty()) {
+    const bool known = ValidateAccountName(name).ok() && store_.GetAccountByName(name).ok();
+    if (!known) RecordNameAsDigest(event, name);
+  }
   return Emit(std::move(event));
 }
 

@@ -275,8 +275,9 @@ class AccountService {
   // Records a login attempt the transport refused before any credential could be checked (no
   // credentials, malformed HTTP Basic, no code with a password, an unsupported scheme): a
   // login_failure with reason invalid_argument and `why` in details["error"], so every
-  // authentication attempt is in the log. `name` is the account name if one could be read. Not
-  // counted towards the lockout (no credential was tried). Returns the sink's error, if any.
+  // authentication attempt is in the log. `name` is the account name if one could be read; if it
+  // names no account it is recorded only as a digest (see LoginAttempt). Not counted towards the
+  // lockout (no credential was tried). Returns the sink's error, if any.
   Status RecordRefusedLogin(std::string_view why, CallOrigin origin, std::string_view name = {});
   // For a change the caller refused before calling the method that would make it (the management
   // API's check of the request body): records `action` on account `object` as refused and
@@ -326,8 +327,15 @@ class AccountService {
                          std::string_view object) const;
   // A login_failure event for an attempt by `auth_method` from `origin`, naming `name` (cut to
   // the longest valid name) as actor and object; the caller fills in the rest.
+  // A name that turns out to be no account's goes through RecordNameAsDigest: the log keeps
+  // entries forever and may be public, and what people type into a name field that is no
+  // account's name is often a password. Its SHA-256 still lets an auditor ask "was 'alice'
+  // tried?"; the address, time and reason stay in clear.
   AccountEvent LoginAttempt(std::string_view auth_method, CallOrigin origin,
                             std::string_view name) const;
+  // Replaces the event's actor name and object by details["attempted_name_sha256"] (lower-case
+  // hex of the SHA-256 of the name as given, before any cut) and ["attempted_name_bytes"].
+  static void RecordNameAsDigest(AccountEvent& event, std::string_view name);
   // Returns `error` after reporting it (or the sink's error if reporting fails).
   Error Fail(AccountEvent event, Error error);
   Result<TotpEnrolment> NewTotpSeed(std::string_view account_id, std::string_view name,

@@ -15,6 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include "common/encoding.h"
+#include "pki/pki.h"
 #include "service/adapters/argon2_password_hasher.h"
 #include "service/adapters/oath_totp.h"
 #include "service/testing/fakes.h"
@@ -256,7 +258,23 @@ TEST_F(AccountServiceTest, WrongPasswordAndUnknownNameGiveTheSameError) {
   ExpectGeneric(unknown);
   EXPECT_EQ(LastEvent().reason, AccountReason::kUnknownAccount);
   EXPECT_EQ(LastEvent().actor_id, "");
-  EXPECT_EQ(LastEvent().actor_name, "mallory");
+  // A name that is no account's is kept only as a digest: it may be a password typed in the
+  // wrong field, and the log keeps it forever.
+  EXPECT_EQ(LastEvent().actor_name, "");
+  EXPECT_EQ(LastEvent().object, "");
+  EXPECT_EQ(LastEvent().details.at("attempted_name_sha256"),
+            HexEncode(*pki::ComputeDigest(HashAlgorithm::kSha256, AsBytes("mallory"))));
+  EXPECT_EQ(LastEvent().details.at("attempted_name_bytes"), "7");
+  ExpectGeneric(service_->LoginWithPassword("Tr0ub4dor&3 is my password", alice.password,
+                                            Code(alice), {"192.0.2.9:1"}));
+  EXPECT_EQ(LastEvent().actor_name, "");
+  EXPECT_FALSE(LastEvent().details.at("attempted_name_sha256").empty());
+  for (const auto& [k, v] : LastEvent().details) {
+    EXPECT_EQ(v.find("Tr0ub4dor"), std::string::npos) << k;
+  }
+  // A known name stays in clear.
+  ExpectGeneric(LoginWrongPassword(alice));
+  EXPECT_EQ(LastEvent().actor_name, "alice");
 }
 
 TEST_F(AccountServiceTest, WrongTotpIsRefused) {

@@ -282,6 +282,8 @@ TEST_F(CscApiTest, LoginRefusalsBeforeAnyCredentialAreRecorded) {
   const std::string basic = Base64Encode(AsBytes(alice_.name + ":" + alice_.password));
   const std::vector<Case> cases = {
       {{{"authorization", "Basic " + basic}}, 400, "alice", "'otp'"},
+      // A name that is no account's is kept as a digest only (AccountService::LoginAttempt).
+      {{{"authorization", "Basic " + Base64Encode(AsBytes("hunter2:x"))}}, 400, "", "'otp'"},
       {{{"authorization", "Basic !!!"}}, 400, "", "base64"},
       {{{"authorization", "Basic " + Base64Encode(AsBytes("no colon"))}}, 400, "", "':'"},
       {{{"authorization", "Bearer something"}}, 401, "", "HTTP Basic"},

@@ -11,9 +11,11 @@
 // verify. Entries are served verbatim (the bytes that were hashed), never re-serialised.
 //
 // Access: every route needs a bearer token (from /csc/v2/auth/login) of an account with the
-// auditor or admin role, except that with `public_read` the /log/ resources are open to anyone
-// (they carry nothing a verifier of the log may not see). Proofs and the entry query always need
-// auditor or admin. Reads are not themselves logged.
+// auditor or admin role, except that with `public_read` the /log/ resources are open to anyone.
+// The entry bundles then publish every signed entry in full: account and key names, client
+// addresses, the hashes signed, configuration (secrets excluded); names tried at login that are no
+// account's are kept as digests only. Proofs and the entry query always need auditor or admin,
+// but add little once entries are public. Reads are not themselves logged.
 //
 // Errors are JSON {"error","error_description"} with the names and statuses of the management API
 // (docs/api.md "Errors").
