@@ -308,6 +308,24 @@ Result<CertificateChain> ParseChainForKey(std::string_view pem, ByteView key_spk
   }
   result.not_before_text = *std::move(not_before_text);
   result.not_after_text = *std::move(not_after_text);
+  result.leaf_is_ca = (X509_get_extension_flags(leaf) & EXFLAG_CA) != 0;
+  int critical = 0;
+  auto* usages = static_cast<EXTENDED_KEY_USAGE*>(
+      X509_get_ext_d2i(leaf, NID_ext_key_usage, &critical, nullptr));
+  if (usages != nullptr) {
+    std::vector<std::string> oids;
+    for (int i = 0; i < sk_ASN1_OBJECT_num(usages); ++i) {
+      char text[128];
+      const int n = OBJ_obj2txt(text, sizeof text, sk_ASN1_OBJECT_value(usages, i), 1);
+      if (n > 0 && static_cast<size_t>(n) < sizeof text)
+        oids.emplace_back(text, static_cast<size_t>(n));
+    }
+    sk_ASN1_OBJECT_pop_free(usages, ASN1_OBJECT_free);
+    result.leaf_extended_key_usage = std::move(oids);
+  } else if (critical != -1) {
+    internal::DrainOpenSslErrors();
+    return InvalidArgument(CertificateNumber(1) + " has an extendedKeyUsage that does not parse");
+  }
   for (const Bytes& der : ders) result.pem += internal::PemEncode(kCertificateLabel, der);
   result.certificates_der = std::move(ders);
   return result;

@@ -128,7 +128,15 @@ struct CertificateChain {
   TimePoint not_after;                  // beyond TimePoint's 1677..2262 is min() or max()
   std::string not_before_text;          // the same as GeneralizedTime, "YYYYMMDDHHMMSSZ", exact
   std::string not_after_text;           // for any year (99991231235959Z stays that)
+  bool leaf_is_ca = false;              // basicConstraints cA TRUE
+  // The leaf's extendedKeyUsage purposes as dotted OIDs, in order; nullopt without the extension.
+  std::optional<std::vector<std::string>> leaf_extended_key_usage;
 };
+
+// extendedKeyUsage purposes (RFC 5280 §4.2.1.12).
+inline constexpr std::string_view kOidEkuCodeSigning = "1.3.6.1.5.5.7.3.3";
+inline constexpr std::string_view kOidEkuServerAuth = "1.3.6.1.5.5.7.3.1";
+inline constexpr std::string_view kOidEkuAny = "2.5.29.37.0";
 
 // Parses PEM text holding one or more "CERTIFICATE" blocks (RFC 7468 §5): the leaf for the key
 // first, then each issuer in order; a trailing self-signed root may be included. Only whitespace

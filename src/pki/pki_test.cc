@@ -753,6 +753,28 @@ TEST_F(ChainTest, DatesBeyondTimePointsRangeSaturateAndKeepTheirText) {
   EXPECT_TRUE(chain->not_before <= now && now < chain->not_after);
 }
 
+TEST_F(ChainTest, ReportsTheLeafsCaFlagAndExtendedKeyUsage) {
+  auto chain = ParseChainForKey(Pem({leaf_.get(), intermediate_.get()}), leaf_spki_);
+  ASSERT_TRUE(chain.ok()) << chain.error().message();
+  EXPECT_FALSE(chain->leaf_is_ca);
+  EXPECT_EQ(chain->leaf_extended_key_usage,
+            std::vector<std::string>{std::string(kOidEkuCodeSigning)});
+  CertificateSpec spec = LeafSpec(LeafKey(), intermediate_.get(), IntermediateKey());
+  spec.basic_constraints = "critical,CA:TRUE";
+  spec.extended_key_usage = "serverAuth,anyExtendedKeyUsage";
+  UniquePtr<X509> odd = MakeCertificate(spec);
+  chain = ParseChainForKey(Pem({odd.get(), intermediate_.get()}), leaf_spki_);
+  ASSERT_TRUE(chain.ok()) << chain.error().message();
+  EXPECT_TRUE(chain->leaf_is_ca);
+  EXPECT_EQ(chain->leaf_extended_key_usage,
+            (std::vector<std::string>{std::string(kOidEkuServerAuth), std::string(kOidEkuAny)}));
+  spec.extended_key_usage.clear();
+  UniquePtr<X509> none = MakeCertificate(spec);
+  chain = ParseChainForKey(Pem({none.get(), intermediate_.get()}), leaf_spki_);
+  ASSERT_TRUE(chain.ok()) << chain.error().message();
+  EXPECT_FALSE(chain->leaf_extended_key_usage.has_value());
+}
+
 TEST_F(ChainTest, UtcTimeIsGivenWithAFourDigitYear) {
   auto chain = ParseChainForKey(Pem({leaf_.get(), intermediate_.get()}), leaf_spki_);
   ASSERT_TRUE(chain.ok()) << chain.error().message();

@@ -176,6 +176,34 @@ Status KeyService::CheckOnOpenToken(const KeyRecord& record) const {
                             "); open the key's token to use it");
 }
 
+Status KeyService::CheckCodeSigningLeaf(const pki::CertificateChain& chain, TimePoint now) {
+  if (chain.not_after <= now) {
+    return InvalidArgument("certificate 1 expired at " + chain.not_after_text +
+                           "; import the renewed certificate");
+  }
+  if (chain.leaf_is_ca) {
+    return InvalidArgument(
+        "certificate 1 is a CA certificate (basicConstraints cA TRUE); a signing key's "
+        "certificate must not be");
+  }
+  const auto& usages = chain.leaf_extended_key_usage;
+  const auto has = [&](std::string_view oid) {
+    return usages && std::find(usages->begin(), usages->end(), oid) != usages->end();
+  };
+  if (!has(pki::kOidEkuCodeSigning)) {
+    return InvalidArgument(
+        "certificate 1 lacks the codeSigning extended key usage (1.3.6.1.5.5.7.3.3), which a "
+        "code-signing certificate must carry (CSBR 7.1.2.3)");
+  }
+  if (has(pki::kOidEkuAny) || has(pki::kOidEkuServerAuth)) {
+    return InvalidArgument(
+        "certificate 1 also allows " +
+        std::string(has(pki::kOidEkuAny) ? "anyExtendedKeyUsage" : "serverAuth") +
+        ", which a code-signing certificate must not (CSBR 7.1.2.3)");
+  }
+  return OkStatus();
+}
+
 Result<KeyDetails> KeyService::ShowKey(std::string_view name) {
   KeyDetails details;
   SIGNET_ASSIGN_OR_RETURN(details.record, store_.GetKeyByName(name));
@@ -351,6 +379,9 @@ Result<KeyRecord> KeyService::ImportCertificateChain(const Caller& caller, std::
   auto chain = pki::ParseChainForKey(pem, *spki);
   if (!chain.ok()) return refuse(chain.error().WithContext("key '" + record.name + "'"));
   TimePoint now = clock_.Now();
+  if (Status usable = CheckCodeSigningLeaf(*chain, now); !usable.ok()) {
+    return refuse(usable.error().WithContext("key '" + record.name + "'"));
+  }
   if (Status set = RecordChange(
           caller, AuditAction::kKeyImportCert, name,
           {{"key_id", record.id},

@@ -21,6 +21,7 @@
 #include "common/clock.h"
 #include "common/result.h"
 #include "hsm/key_store.h"
+#include "pki/pki.h"
 #include "service/audit_sink.h"
 #include "store/store.h"
 
@@ -92,11 +93,18 @@ class KeyService {
                                 std::string_view subject);
 
   // Checks the PEM chain (leaf first) against the key's public key, as stored and as the HSM
-  // reports it, and that it links, then stores it. FailedPrecondition for a destroyed key, a key
+  // reports it, that it links and that its leaf can sign code (CheckCodeSigningLeaf), then
+  // stores it, replacing any chain before. FailedPrecondition for a destroyed key, a key
   // on another token than the open one, or one whose key material is not in the HSM (or differs
   // from the record); InvalidArgument for a chain that is not for the key or does not link.
   Result<store::KeyRecord> ImportCertificateChain(const Caller& caller, std::string_view name,
                                                   std::string_view pem);
+
+  // The leaf of a chain for a signing key, at `now`: not expired (one not yet valid is accepted,
+  // so a renewal can be imported ahead), not a CA, and with extendedKeyUsage codeSigning but
+  // neither anyExtendedKeyUsage nor serverAuth (CSBR 7.1.2.3). InvalidArgument naming what is
+  // wrong. The CSBR linter checks the rest of the profile; this is what no signing key may lack.
+  static Status CheckCodeSigningLeaf(const pki::CertificateChain& chain, TimePoint now);
 
   // The methods above trust their caller to have checked the actor's role (the local CLI acts as
   // the operator; the management API requires admin). When such a check refuses an operation on a

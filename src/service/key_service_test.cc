@@ -195,6 +195,40 @@ TEST_F(KeyServiceTest, ImportNeedsTheKeyMaterialInTheHsm) {
   EXPECT_NE(r.error().message().find("not in the HSM"), std::string::npos) << r.error().message();
 }
 
+TEST(CheckCodeSigningLeafTest, RefusesWhatNoSigningKeysCertificateMayBe) {
+  const TimePoint now = FromUnixSeconds(1'800'000'000);
+  pki::CertificateChain good;
+  good.not_before = now + std::chrono::hours(24);  // not yet valid: a renewal imported ahead
+  good.not_after = now + std::chrono::hours(24 * 365);
+  good.leaf_extended_key_usage = std::vector<std::string>{"1.3.6.1.5.5.7.3.3"};
+  EXPECT_TRUE(KeyService::CheckCodeSigningLeaf(good, now).ok());
+  auto refused = [&](pki::CertificateChain chain, std::string_view says) {
+    Status s = KeyService::CheckCodeSigningLeaf(chain, now);
+    ASSERT_FALSE(s.ok()) << says;
+    EXPECT_EQ(s.error().code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(s.error().message().find(says), std::string::npos) << s.error().message();
+  };
+  pki::CertificateChain expired = good;
+  expired.not_after = now;
+  expired.not_after_text = "20270115080000Z";
+  refused(expired, "expired at 20270115080000Z");
+  pki::CertificateChain ca = good;
+  ca.leaf_is_ca = true;
+  refused(ca, "is a CA certificate");
+  pki::CertificateChain no_eku = good;
+  no_eku.leaf_extended_key_usage.reset();
+  refused(no_eku, "lacks the codeSigning extended key usage");
+  pki::CertificateChain tls = good;
+  tls.leaf_extended_key_usage = std::vector<std::string>{"1.3.6.1.5.5.7.3.1"};
+  refused(tls, "lacks the codeSigning");
+  pki::CertificateChain any = good;
+  any.leaf_extended_key_usage->push_back("2.5.29.37.0");
+  refused(any, "anyExtendedKeyUsage");
+  pki::CertificateChain both = good;
+  both.leaf_extended_key_usage->push_back("1.3.6.1.5.5.7.3.1");
+  refused(both, "serverAuth");
+}
+
 TEST_F(KeyServiceTest, CsrIsSignedByTheKey) {
   ASSERT_TRUE(service_.CreateKey(actor_, "a", KeyAlgorithm::kEcP384, "x").ok());
   auto csr = service_.CreateCsr(actor_, "a", "/CN=Example/O=Example Ltd/C=GB");

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include <algorithm>
 #include <memory>
@@ -89,6 +90,10 @@ std::string LeafCertificatePem(const std::string& spki_base64) {
   X509_NAME_add_entry_by_txt(issuer, "CN", MBSTRING_ASC,
                              reinterpret_cast<const unsigned char*>("API Test CA"), -1, -1, 0);
   X509_set_pubkey(cert.get(), subject_key.get());
+  // KeyService takes only code-signing leaves (CheckCodeSigningLeaf).
+  std::unique_ptr<X509_EXTENSION, decltype(&X509_EXTENSION_free)> eku(
+      X509V3_EXT_conf_nid(nullptr, nullptr, NID_ext_key_usage, "codeSigning"), X509_EXTENSION_free);
+  if (!eku || X509_add_ext(cert.get(), eku.get(), -1) != 1) return "";
   if (X509_sign(cert.get(), issuer_key.get(), EVP_sha256()) <= 0) return "";
   const int size = i2d_X509(cert.get(), nullptr);
   if (size <= 0) return "";
