@@ -155,6 +155,8 @@ std::map<std::string, std::string> EffectiveConfig(const config::Config& c,
   d["accounts.token_lifetime_seconds"] = std::to_string(c.accounts.token_lifetime_seconds);
   d["accounts.lockout_threshold"] = std::to_string(c.accounts.lockout_threshold);
   d["accounts.lockout_seconds"] = std::to_string(c.accounts.lockout_seconds);
+  d["accounts.anonymous_rejections_per_minute"] =
+      std::to_string(c.accounts.anonymous_rejections_per_minute);
   d["activation.sad_lifetime_seconds"] = std::to_string(c.activation.sad_lifetime_seconds);
   return d;
 }
@@ -285,6 +287,8 @@ class ServeCommand final : public Command {
     options.accounts.token_lifetime = std::chrono::seconds(config.accounts.token_lifetime_seconds);
     options.accounts.lockout_threshold = config.accounts.lockout_threshold;
     options.accounts.lockout_duration = std::chrono::seconds(config.accounts.lockout_seconds);
+    options.accounts.anonymous_rejections_per_minute =
+        config.accounts.anonymous_rejections_per_minute;
     options.signing.sad_lifetime = std::chrono::seconds(config.activation.sad_lifetime_seconds);
     options.server = ToServerOptions(config);
     options.log.origin = origin;

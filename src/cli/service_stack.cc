@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "cli/account_audit.h"
+#include "common/log.h"
 #include "server/api/api.h"
 #include "server/csc/csc_api.h"
 #include "server/log/log_routes.h"
@@ -15,6 +16,14 @@ namespace {
 service::SigningOptions AuditCommitsToStore(service::SigningOptions options) {
   options.audit_commits_to_store = true;
   return options;
+}
+
+// Housekeeping also logs the counts of anonymous rejections whose minute has ended.
+std::vector<HousekeepingTask> WithHeldRejections(std::vector<HousekeepingTask> tasks,
+                                                 service::AccountService& accounts) {
+  tasks.push_back(
+      {"held_rejections", [&accounts](TimePoint now) { return accounts.LogHeldRejections(now); }});
+  return tasks;
 }
 
 }  // namespace
@@ -35,7 +44,8 @@ ServiceStack::ServiceStack(ServicePorts ports, ServiceStackOptions options)
                 MakeAccountAuditSink(store_, audit_, std::move(options.after_account_event))),
       signing_(key_store_, store_, clock_, audit_, AuditCommitsToStore(options.signing)),
       keys_(key_store_, store_, clock_, audit_, std::move(ports.token)),
-      housekeeper_(StoreHousekeepingTasks(store_), clock_, metrics_, options.housekeeping.interval),
+      housekeeper_(WithHeldRejections(StoreHousekeepingTasks(store_), accounts_), clock_, metrics_,
+                   options.housekeeping.interval),
       housekeeping_enabled_(options.housekeeping.enabled),
       log_background_(options.log.background),
       checkpoint_interval_(options.log.checkpoint_interval),
@@ -144,6 +154,12 @@ void ServiceStack::Stop() {
 void ServiceStack::Wait(const std::function<void()>& before_last_checkpoint) {
   if (server_) server_->Wait();
   housekeeper_.Stop();
+  // No request comes any more: the counts of this minute's anonymous rejections go in now.
+  if (auto held = accounts_.LogHeldRejections(clock_.Now() + service::RejectionThrottle::kWindow);
+      !held.ok()) {
+    LogLine(LogLevel::kError, "serve",
+            "could not log the count of recent anonymous rejections: " + held.error().message());
+  }
   if (before_last_checkpoint) before_last_checkpoint();
   if (log_started_) {
     log_started_ = false;

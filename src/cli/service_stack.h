@@ -12,6 +12,8 @@
 //   under /csc/v2/, the management API under /api/v1/ and the log under /log/ (server/log)
 //   server::Server (HTTPS)
 //   Housekeeper (cli/housekeeping.h): deletes expired activations and bearer tokens every minute
+//     and logs the held counts of anonymous rejections (AccountService::LogHeldRejections; the
+//     last minute's at shutdown, in Wait)
 //
 // and runs it. `signet serve` opens the data folder and hands its ports to a ServiceStack; tests
 // and benchmarks build one in-process the same way, e.g.:

@@ -166,10 +166,11 @@ Status ParseServiceSections(const toml::table& root, std::string_view source, Co
                        l.idle_timeout_seconds));
   }
 
-  SIGNET_ASSIGN_OR_RETURN(
-      const toml::table* accounts,
-      Section(root, "accounts", {"token_lifetime_seconds", "lockout_threshold", "lockout_seconds"},
-              source));
+  SIGNET_ASSIGN_OR_RETURN(const toml::table* accounts,
+                          Section(root, "accounts",
+                                  {"token_lifetime_seconds", "lockout_threshold", "lockout_seconds",
+                                   "anonymous_rejections_per_minute"},
+                                  source));
   if (accounts != nullptr) {
     AccountsConfig& a = config.accounts;
     SIGNET_TRY(ReadInt(*accounts, "accounts", "token_lifetime_seconds", source, 60, 86400,
@@ -178,6 +179,8 @@ Status ParseServiceSections(const toml::table& root, std::string_view source, Co
         ReadInt(*accounts, "accounts", "lockout_threshold", source, 1, 5, a.lockout_threshold));
     SIGNET_TRY(
         ReadInt(*accounts, "accounts", "lockout_seconds", source, 60, 86400, a.lockout_seconds));
+    SIGNET_TRY(ReadInt(*accounts, "accounts", "anonymous_rejections_per_minute", source, 0, 100000,
+                       a.anonymous_rejections_per_minute));
   }
 
   SIGNET_ASSIGN_OR_RETURN(const toml::table* activation,

@@ -73,6 +73,9 @@ struct AccountsConfig {
   int64_t token_lifetime_seconds = 15 * 60;  // 60 .. 86400
   int64_t lockout_threshold = 5;             // 1 .. 5 (CSBR NCSSR 2.2.1.5: at most five)
   int64_t lockout_seconds = 15 * 60;         // 60 .. 86400
+  // Per client address and minute: unknown bearer tokens and logins refused before any
+  // credential that are logged one by one; the rest are logged as a count. 0 .. 100000 (0: all).
+  int64_t anonymous_rejections_per_minute = 60;
 };
 
 struct ActivationConfig {

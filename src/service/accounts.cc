@@ -143,7 +143,8 @@ AccountService::AccountService(store::Store& store, hsm::SecretSealer& sealer,
       totp_(totp),
       clock_(clock),
       options_(std::move(options)),
-      sink_(std::move(sink)) {
+      sink_(std::move(sink)),
+      throttle_(options_.anonymous_rejections_per_minute) {
   Result<SecretBytes> random = RandomPrintableSecret(16);
   if (random.ok()) {
     Result<std::string> hash = hasher_.Hash(*random);
@@ -207,6 +208,46 @@ Status AccountService::Emit(AccountEvent event, const AuditedChange& change) {
     return status.error().WithContext("cannot record the account event");
   }
   return status;
+}
+
+Status AccountService::EmitHeld(const RejectionThrottle::Held& held) {
+  AccountEvent event;
+  event.time = held.last;
+  const bool token = held.kind == AccountActionName(AccountAction::kTokenRejected);
+  event.action = token ? AccountAction::kTokenRejected : AccountAction::kLoginFailure;
+  event.reason = token ? AccountReason::kUnknownToken : AccountReason::kInvalidArgument;
+  event.auth_method = token ? "bearer" : "";
+  event.client_address = held.address;
+  event.details["not_logged_one_by_one"] = std::to_string(held.count);
+  event.details["first"] = FormatRfc3339(held.first);
+  event.details["last"] = FormatRfc3339(held.last);
+  return Emit(std::move(event));
+}
+
+Status AccountService::EmitAnonymous(AccountEvent event) {
+  RejectionThrottle::Decision decision =
+      throttle_.Note(AccountActionName(event.action), event.client_address, event.time);
+  for (size_t i = 0; i < decision.released.size(); ++i) {
+    if (Status logged = EmitHeld(decision.released[i]); !logged.ok()) {
+      throttle_.Requeue(
+          {decision.released.begin() + static_cast<std::ptrdiff_t>(i), decision.released.end()});
+      return logged;
+    }
+  }
+  if (!decision.record) return OkStatus();
+  return Emit(std::move(event));
+}
+
+Result<int64_t> AccountService::LogHeldRejections(TimePoint now) {
+  std::vector<RejectionThrottle::Held> held = throttle_.Flush(now);
+  for (size_t i = 0; i < held.size(); ++i) {
+    if (Status logged = EmitHeld(held[i]); !logged.ok()) {
+      // Kept for the next pass: a count is lost only with the process.
+      throttle_.Requeue({held.begin() + static_cast<std::ptrdiff_t>(i), held.end()});
+      return logged.error();
+    }
+  }
+  return static_cast<int64_t>(held.size());
 }
 
 Error AccountService::Fail(AccountEvent event, Error error) {
@@ -818,7 +859,7 @@ Status AccountService::RecordRefusedLogin(std::string_view why, CallOrigin origi
     const bool known = ValidateAccountName(name).ok() && store_.GetAccountByName(name).ok();
     if (!known) RecordNameAsDigest(event, name);
   }
-  return Emit(std::move(event));
+  return EmitAnonymous(std::move(event));
 }
 
 Status AccountService::VerifyActivationFactors(const Principal& who, const SecretBytes& password,
@@ -906,11 +947,17 @@ Result<Principal> AccountService::Authenticate(std::string_view bearer_token, Ca
     event.reason = reason;
     return Fail(event, invalid);
   };
-  if (bearer_token.size() != kTokenTextLength) return refuse(AccountReason::kUnknownToken);
+  // A token that matches none is anonymous: anyone can send one, so these are throttled.
+  auto unknown = [&]() -> Error {
+    event.reason = AccountReason::kUnknownToken;
+    Status recorded = EmitAnonymous(event);
+    return recorded.ok() ? invalid : recorded.error();
+  };
+  if (bearer_token.size() != kTokenTextLength) return unknown();
   Result<store::BearerTokenRecord> token =
       store_.GetBearerToken(TokenHashOrEmpty(AsBytes(bearer_token)));
   if (!token.ok()) {
-    if (token.error().code() == ErrorCode::kNotFound) return refuse(AccountReason::kUnknownToken);
+    if (token.error().code() == ErrorCode::kNotFound) return unknown();
     event.reason = AccountReason::kError;
     return Fail(event, token.error());
   }

@@ -52,6 +52,7 @@
 #include "hsm/secret_sealer.h"
 #include "service/audit_sink.h"
 #include "service/password_hasher.h"
+#include "service/rejection_throttle.h"
 #include "service/totp.h"
 #include "store/store.h"
 
@@ -210,6 +211,10 @@ struct AccountServiceOptions {
   size_t min_password_length = 12;
   size_t max_password_length = 1024;
   std::string totp_issuer = "signet";
+  // Per client address and minute, how many bearer tokens that match no token, and how many
+  // logins refused before any credential could be checked, are logged one by one; the rest of
+  // the minute are logged as a count (RejectionThrottle). 0: every one is logged.
+  int64_t anonymous_rejections_per_minute = 60;
 };
 
 class AccountService {
@@ -272,6 +277,12 @@ class AccountService {
   // activations rest on its mTLS login (CSBR "server-to-server").
   Status VerifyActivationFactors(const Principal& who, const SecretBytes& password,
                                  std::string_view totp_code, CallOrigin origin);
+  // Logs the held counts of anonymous rejections (see AccountServiceOptions) whose minute has
+  // ended by `now`: one login_failure or token_rejected entry per client address, with the count
+  // in details["not_logged_one_by_one"] and the first and last time. Housekeeping calls it every
+  // minute. Returns how many entries it logged.
+  Result<int64_t> LogHeldRejections(TimePoint now);
+
   // Records a login attempt the transport refused before any credential could be checked (no
   // credentials, malformed HTTP Basic, no code with a password, an unsupported scheme): a
   // login_failure with reason invalid_argument and `why` in details["error"], so every
@@ -338,6 +349,10 @@ class AccountService {
   static void RecordNameAsDigest(AccountEvent& event, std::string_view name);
   // Returns `error` after reporting it (or the sink's error if reporting fails).
   Error Fail(AccountEvent event, Error error);
+  // Emits an anonymous rejection (unknown bearer token, login refused before any credential)
+  // through throttle_: recorded, or only counted; held counts of an ended minute go first.
+  Status EmitAnonymous(AccountEvent event);
+  Status EmitHeld(const RejectionThrottle::Held& held);
   Result<TotpEnrolment> NewTotpSeed(std::string_view account_id, std::string_view name,
                                     Bytes* sealed);
   Result<BearerToken> IssueToken(const store::AccountRecord& account, AccountEvent success);
@@ -378,6 +393,8 @@ class AccountService {
   // names cost the same Argon2id work as known ones. Made at construction; empty only if hashing
   // failed then. Constant after construction.
   std::string dummy_hash_;
+  // Anonymous rejections per client address (thread-safe itself).
+  RejectionThrottle throttle_;
   // DummyTotpWork's seed, sealed on first need (the HSM may not be there at construction).
   std::mutex dummy_mu_;
   Bytes dummy_sealed_seed_;  // guarded by dummy_mu_

@@ -1303,5 +1303,54 @@ TEST_F(AccountServiceSqliteTest, FullFlowAgainstSqlite) {
   EXPECT_FALSE(service_->Authenticate(token->token.text_view()).ok());
 }
 
+// Anyone who can reach the port can send tokens that match none, and each would be a log entry
+// forever: per address and minute the first few are logged one by one, the rest as a count.
+TEST_F(AccountServiceTest, AnonymousRejectionsBeyondTheBudgetAreLoggedAsACount) {
+  AccountServiceOptions options;
+  options.anonymous_rejections_per_minute = 3;
+  MakeService(store_, options);
+  const size_t before = events_.size();
+  for (int i = 0; i < 10; ++i) {
+    auto r = service_->Authenticate("not a token", {"192.0.2.66:" + std::to_string(4000 + i)});
+    ASSERT_FALSE(r.ok());  // every one is refused all the same
+    EXPECT_EQ(r.error().code(), ErrorCode::kUnauthenticated);
+  }
+  ASSERT_EQ(events_.size(), before + 3);
+  EXPECT_EQ(LastEvent().action, AccountAction::kTokenRejected);
+  EXPECT_EQ(LastEvent().reason, AccountReason::kUnknownToken);
+  // Another address has its own budget.
+  (void)service_->Authenticate("not a token", {"192.0.2.67:1"});
+  ASSERT_EQ(events_.size(), before + 4);
+  // Logins refused before any credential are counted the same way.
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(service_->RecordRefusedLogin("no credentials", {"192.0.2.66:9"}).ok());
+  }
+  ASSERT_EQ(events_.size(), before + 7);
+  // Nothing is released before the minute is over.
+  ASSERT_EQ(*service_->LogHeldRejections(clock_.Now()), 0);
+  clock_.Advance(61s);
+  auto logged = service_->LogHeldRejections(clock_.Now());
+  ASSERT_TRUE(logged.ok()) << logged.error().message();
+  EXPECT_EQ(*logged, 2);
+  ASSERT_EQ(events_.size(), before + 9);
+  std::map<std::string, std::string> counts;
+  for (size_t i = before + 7; i < events_.size(); ++i) {
+    const AccountEvent& e = events_[i];
+    EXPECT_EQ(e.client_address, "192.0.2.66");
+    counts[std::string(AccountActionName(e.action))] = e.details.at("not_logged_one_by_one");
+    EXPECT_FALSE(e.details.at("first").empty());
+  }
+  EXPECT_EQ(counts["token_rejected"], "7");
+  EXPECT_EQ(counts["login_failure"], "2");
+  // A count the log could not take is kept for the next pass.
+  for (int i = 0; i < 4; ++i) (void)service_->Authenticate("not a token", {"192.0.2.66:1"});
+  clock_.Advance(61s);
+  fail_sink_ = true;
+  EXPECT_FALSE(service_->LogHeldRejections(clock_.Now()).ok());
+  fail_sink_ = false;
+  ASSERT_EQ(*service_->LogHeldRejections(clock_.Now()), 1);
+  EXPECT_EQ(LastEvent().details.at("not_logged_one_by_one"), "1");
+}
+
 }  // namespace
 }  // namespace signet::service
