@@ -6,7 +6,8 @@
 // Each pass runs every task once with the clock's current time as the cutoff and counts into
 // server::Metrics:
 //   signet_housekeeping_runs_total                 passes completed
-//   signet_housekeeping_deleted_total{kind}        rows deleted, by task kind
+//   signet_housekeeping_deleted_total{kind}        rows deleted, by task kind (for
+//                                                  "held_rejections": count entries logged)
 //   signet_housekeeping_errors_total{kind}         tasks that failed
 // A failing task is never fatal: it is counted, and reported through the reporter (the operational
 // log, common/log.h, by default) the first time each kind fails, so a broken database does not

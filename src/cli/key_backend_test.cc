@@ -94,6 +94,15 @@ TEST(KeyJsonTest, DetailsRoundTripThroughTheApiJson) {
   ASSERT_TRUE(back_gone.ok()) << back_gone.error().message();
   EXPECT_FALSE(back_gone->present_in_hsm);
   EXPECT_EQ(KeyDetailsText(*back_gone), KeyDetailsText(gone));
+
+  service::KeyDetails elsewhere;
+  elsewhere.record = SampleKey();
+  elsewhere.on_open_token = false;
+  auto back_elsewhere = KeyDetailsFromJson(KeyDetailsToJson(elsewhere));
+  ASSERT_TRUE(back_elsewhere.ok()) << back_elsewhere.error().message();
+  EXPECT_FALSE(back_elsewhere->on_open_token);
+  EXPECT_EQ(KeyDetailsToJson(*back_elsewhere), KeyDetailsToJson(elsewhere));
+  EXPECT_NE(KeyDetailsText(elsewhere).find("on another token"), std::string::npos);
 }
 
 TEST(KeyJsonTest, AnswerWithoutADocumentedFieldIsAnInternalErrorNamingIt) {

@@ -61,7 +61,11 @@ std::string KeyDetailsText(const service::KeyDetails& d) {
   out += "updated:       " + FormatRfc3339(k.updated_at) + "\n";
   out +=
       "certificate:   " + std::string(k.certificate_chain_pem.empty() ? "none" : "imported") + "\n";
-  out += "in hsm:        " + std::string(yes(d.present_in_hsm)) + "\n";
+  if (!d.on_open_token) {
+    out += "in hsm:        not asked: the key is on another token than the one open\n";
+  } else {
+    out += "in hsm:        " + std::string(yes(d.present_in_hsm)) + "\n";
+  }
   if (d.present_in_hsm) {
     const auto& p = d.protection;
     out += "protection:    local=" + std::string(yes(p.local)) + " sensitive=" + yes(p.sensitive) +

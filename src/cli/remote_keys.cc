@@ -156,6 +156,11 @@ Result<store::KeyRecord> KeyRecordFromJson(const json& j) {
 Result<service::KeyDetails> KeyDetailsFromJson(const json& j) {
   service::KeyDetails d;
   SIGNET_ASSIGN_OR_RETURN(d.record, KeyRecordFromJson(j));
+  // Servers before on_open_token did not send it: their keys were always taken to be on the
+  // open token.
+  if (j.contains("on_open_token")) {
+    SIGNET_ASSIGN_OR_RETURN(d.on_open_token, BoolMember(j, "on_open_token"));
+  }
   SIGNET_ASSIGN_OR_RETURN(d.present_in_hsm, BoolMember(j, "present_in_hsm"));
   if (!d.present_in_hsm) return d;
   SIGNET_ASSIGN_OR_RETURN(d.public_key_matches_hsm, BoolMember(j, "public_key_matches_hsm"));

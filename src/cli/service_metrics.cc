@@ -2,6 +2,8 @@
 
 #include <array>
 #include <atomic>
+#include <exception>
+#include <string>
 #include <utility>
 
 #include "service/accounts.h"
@@ -40,6 +42,20 @@ std::string SigningOutcome(const AuditEvent& event) {
 bool IsTokenRejection(const AuditEvent& event) {
   auto it = event.details.find("account_action");
   return it != event.details.end() && it->second == "token_rejected";
+}
+
+// How many attempts an event stands for: the count of an entry that stands for anonymous
+// rejections not logged one by one (service::RejectionThrottle), else 1. So the counters see
+// every attempt, if up to a minute late for those.
+double Attempts(const AuditEvent& event) {
+  auto it = event.details.find("not_logged_one_by_one");
+  if (it == event.details.end()) return 1;
+  try {
+    const long long n = std::stoll(it->second);
+    return n > 0 ? static_cast<double>(n) : 1;
+  } catch (const std::exception&) {
+    return 1;
+  }
 }
 
 void CountCall(server::Metrics& metrics, std::string_view operation, const Error* error) {
@@ -151,17 +167,19 @@ void MetricsAuditSink::Count(const AuditEvent& event) {
       // No reasons here: /metrics answers anyone, and "wrong_totp" would confirm a guessed
       // password, "unknown_account" a name, "certificate_mismatch" a stolen token. The audit log
       // keeps the reasons for those allowed to read it.
+      const double attempts = Attempts(event);
       if (IsTokenRejection(event)) {
-        metrics_.Increment("signet_bearer_token_rejections_total");
+        metrics_.Increment("signet_bearer_token_rejections_total", {}, attempts);
         return;
       }
       metrics_.Increment("signet_logins_total",
                          {{"method", std::string(service::AuthMethodName(event.actor.auth_method))},
                           {"outcome", event.action == AuditAction::kLoginSuccess
                                           ? std::string(service::kOutcomeSuccess)
-                                          : std::string("failure")}});
+                                          : std::string("failure")}},
+                         attempts);
       if (event.action != AuditAction::kLoginSuccess) {
-        metrics_.Increment("signet_login_failures_total");
+        metrics_.Increment("signet_login_failures_total", {}, attempts);
       }
       return;
     }

@@ -193,6 +193,25 @@ TEST_F(MetricsAuditSinkTest, CountsLoginsFailuresAndLockoutsButNotTokenRejection
   }
 }
 
+// An entry that stands for anonymous rejections not logged one by one (RejectionThrottle) counts
+// as that many attempts: a flood must not vanish from the counters alerts are built on.
+TEST_F(MetricsAuditSinkTest, ACountedEntryCountsAsTheAttemptsItStandsFor) {
+  AuditEvent held;
+  held.action = AuditAction::kLoginFailure;
+  held.details["account_action"] = "token_rejected";
+  held.details["not_logged_one_by_one"] = "9940";
+  ASSERT_TRUE(sink_.Record(held).ok());
+  EXPECT_EQ(V("signet_bearer_token_rejections_total"), 9940);
+  AuditEvent refused;
+  refused.action = AuditAction::kLoginFailure;
+  refused.details["not_logged_one_by_one"] = "17";
+  ASSERT_TRUE(sink_.Record(refused).ok());
+  EXPECT_EQ(V("signet_login_failures_total"), 17);
+  refused.details["not_logged_one_by_one"] = "garbage";
+  ASSERT_TRUE(sink_.Record(refused).ok());
+  EXPECT_EQ(V("signet_login_failures_total"), 18);
+}
+
 TEST_F(MetricsAuditSinkTest, UnlabelledCountersAreExportedFromTheStart) {
   const std::string text = metrics_.RenderPrometheus();
   EXPECT_NE(text.find("\nsignet_login_failures_total 0\n"), std::string::npos) << text;

@@ -100,6 +100,8 @@ std::string_view AccountReasonName(AccountReason reason) {
       return "invalid_argument";
     case AccountReason::kError:
       return "error";
+    case AccountReason::kSeveral:
+      return "several";
   }
   return "error";
 }
@@ -215,18 +217,33 @@ Status AccountService::EmitHeld(const RejectionThrottle::Held& held) {
   event.time = held.last;
   const bool token = held.kind == AccountActionName(AccountAction::kTokenRejected);
   event.action = token ? AccountAction::kTokenRejected : AccountAction::kLoginFailure;
-  event.reason = token ? AccountReason::kUnknownToken : AccountReason::kInvalidArgument;
   event.auth_method = token ? "bearer" : "";
   event.client_address = held.address;
+  event.reason = AccountReason::kSeveral;
+  if (held.reasons.size() == 1) {
+    for (int r = 0; r <= static_cast<int>(AccountReason::kSeveral); ++r) {
+      if (AccountReasonName(static_cast<AccountReason>(r)) == held.reasons.begin()->first) {
+        event.reason = static_cast<AccountReason>(r);
+      }
+    }
+  }
+  std::string reasons;
+  for (const auto& [reason, n] : held.reasons) {
+    if (!reasons.empty()) reasons += ",";
+    reasons += reason + "=" + std::to_string(n);
+  }
+  event.details["reasons"] = std::move(reasons);
   event.details["not_logged_one_by_one"] = std::to_string(held.count);
   event.details["first"] = FormatRfc3339(held.first);
   event.details["last"] = FormatRfc3339(held.last);
   return Emit(std::move(event));
 }
 
-Status AccountService::EmitAnonymous(AccountEvent event) {
+Status AccountService::EmitAnonymous(AccountEvent event,
+                                     const std::function<void(AccountEvent&)>& finish) {
   RejectionThrottle::Decision decision =
-      throttle_.Note(AccountActionName(event.action), event.client_address, event.time);
+      throttle_.Note(AccountActionName(event.action), AccountReasonName(event.reason),
+                     event.client_address, event.time);
   for (size_t i = 0; i < decision.released.size(); ++i) {
     if (Status logged = EmitHeld(decision.released[i]); !logged.ok()) {
       throttle_.Requeue(
@@ -235,6 +252,7 @@ Status AccountService::EmitAnonymous(AccountEvent event) {
     }
   }
   if (!decision.record) return OkStatus();
+  if (finish) finish(event);
   return Emit(std::move(event));
 }
 
@@ -591,12 +609,11 @@ AccountEvent AccountService::LoginAttempt(std::string_view auth_method, CallOrig
   return event;
 }
 
-void AccountService::RecordNameAsDigest(AccountEvent& event, std::string_view name) {
+void AccountService::WithholdName(AccountEvent& event) {
+  if (event.actor_name.empty()) return;
   event.actor_name.clear();
   event.object.clear();
-  Result<Bytes> digest = pki::ComputeDigest(HashAlgorithm::kSha256, AsBytes(name));
-  if (digest.ok()) event.details["attempted_name_sha256"] = HexEncode(*digest);
-  event.details["attempted_name_bytes"] = std::to_string(name.size());
+  event.details["name"] = "withheld: not an account's name";
 }
 
 Error AccountService::FailCounted(AccountEvent event, const store::AccountRecord& account,
@@ -824,10 +841,11 @@ Result<BearerToken> AccountService::LoginWithPassword(std::string_view name,
   if (!found.ok()) {
     if (found.error().code() != ErrorCode::kNotFound) {
       event.reason = AccountReason::kError;
+      WithholdName(event);  // not known to be an account's
       return Fail(event, found.error());
     }
     dummy_verify();
-    RecordNameAsDigest(event, name);
+    WithholdName(event);
     return refuse(AccountReason::kUnknownAccount);
   }
   const store::AccountRecord& account = *found;
@@ -855,11 +873,10 @@ Status AccountService::RecordRefusedLogin(std::string_view why, CallOrigin origi
   AccountEvent event = LoginAttempt("", origin, name);
   event.reason = AccountReason::kInvalidArgument;
   event.details["error"] = std::string(why);
-  if (!name.empty()) {
-    const bool known = ValidateAccountName(name).ok() && store_.GetAccountByName(name).ok();
-    if (!known) RecordNameAsDigest(event, name);
-  }
-  return EmitAnonymous(std::move(event));
+  return EmitAnonymous(std::move(event), [this, name](AccountEvent& e) {
+    if (name.empty()) return;
+    if (!ValidateAccountName(name).ok() || !store_.GetAccountByName(name).ok()) WithholdName(e);
+  });
 }
 
 Status AccountService::VerifyActivationFactors(const Principal& who, const SecretBytes& password,
@@ -943,16 +960,15 @@ Result<Principal> AccountService::Authenticate(std::string_view bearer_token, Ca
   event.client_address = std::string(origin.client_address);
   event.request_id = std::string(origin.request_id);
   const Error invalid = Unauthenticated(std::string(kInvalidTokenError));
-  auto refuse = [&](AccountReason reason) {
+  // Anyone can send a token, so every refusal of one goes through the per-address throttle, the
+  // live tokens' refusals too: were only unknown tokens held (answered without a durable write),
+  // the time an answer takes would tell an attacker over budget which stolen tokens are real.
+  auto refuse = [&](AccountReason reason) -> Error {
     event.reason = reason;
-    return Fail(event, invalid);
-  };
-  // A token that matches none is anonymous: anyone can send one, so these are throttled.
-  auto unknown = [&]() -> Error {
-    event.reason = AccountReason::kUnknownToken;
     Status recorded = EmitAnonymous(event);
     return recorded.ok() ? invalid : recorded.error();
   };
+  auto unknown = [&]() -> Error { return refuse(AccountReason::kUnknownToken); };
   if (bearer_token.size() != kTokenTextLength) return unknown();
   Result<store::BearerTokenRecord> token =
       store_.GetBearerToken(TokenHashOrEmpty(AsBytes(bearer_token)));
@@ -986,7 +1002,7 @@ Result<Principal> AccountService::Authenticate(std::string_view bearer_token, Ca
                                             ? std::string("none")
                                             : std::string(origin.client_cert_sha256.substr(0, 64));
     // The generic answer: telling the holder of a stolen token why would confirm it is live.
-    return Fail(event, invalid);
+    return refuse(AccountReason::kCertificateMismatch);
   }
   Principal principal = PrincipalOf(*account);
   principal.token_hash = std::move(token->token_hash);

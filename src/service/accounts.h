@@ -33,6 +33,10 @@
 // returns. If the sink fails, the operation fails with the sink's error; a login whose success
 // cannot be recorded revokes the token it just issued. Authenticate() reports only failures (it
 // runs for every request). The sink is meant to be an adapter onto service/audit_sink.h.
+// One exception bounds what anonymous requests can write: refused bearer tokens and logins
+// refused before any credential, beyond a per-address budget, reach the sink as a count once
+// their minute is over (AccountServiceOptions::anonymous_rejections_per_minute,
+// RejectionThrottle, LogHeldRejections).
 //
 // Threads: safe to call from many threads if the ports are (the adapters are).
 #pragma once
@@ -143,24 +147,26 @@ struct BearerToken {
 
 // Why an operation ended as it did; stable names (AccountReasonName) for audit records.
 enum class AccountReason {
-  kSuccess,             // "success"
-  kUnknownAccount,      // "unknown_account": no account has that name
-  kNotAPerson,          // "not_a_person": password login to a service account
-  kWrongPassword,       // "wrong_password"
-  kWrongTotp,           // "wrong_totp": no code in the accepted window matches
-  kTotpReplayed,        // "totp_replayed": the code's step was already used
-  kTotpNotEnrolled,     // "totp_not_enrolled"
-  kAccountLocked,       // "account_locked"
-  kAccountDisabled,     // "account_disabled"
-  kUnknownCertificate,  // "unknown_certificate"
-  kUnknownToken,        // "unknown_token"
-  kTokenExpired,        // "token_expired"
-  kTokenRevoked,        // "token_revoked"
+  kSuccess,              // "success"
+  kUnknownAccount,       // "unknown_account": no account has that name
+  kNotAPerson,           // "not_a_person": password login to a service account
+  kWrongPassword,        // "wrong_password"
+  kWrongTotp,            // "wrong_totp": no code in the accepted window matches
+  kTotpReplayed,         // "totp_replayed": the code's step was already used
+  kTotpNotEnrolled,      // "totp_not_enrolled"
+  kAccountLocked,        // "account_locked"
+  kAccountDisabled,      // "account_disabled"
+  kUnknownCertificate,   // "unknown_certificate"
+  kUnknownToken,         // "unknown_token"
+  kTokenExpired,         // "token_expired"
+  kTokenRevoked,         // "token_revoked"
   kCertificateMismatch,  // "certificate_mismatch": a service account's token without its
                          // client certificate on the connection
-  kPermissionDenied,    // "permission_denied": the actor lacks the role
-  kInvalidArgument,     // "invalid_argument": bad name, weak password, ...
-  kError,               // "error": a dependency failed (store, HSM); see details["error"]
+  kPermissionDenied,     // "permission_denied": the actor lacks the role
+  kInvalidArgument,      // "invalid_argument": bad name, weak password, ...
+  kError,                // "error": a dependency failed (store, HSM); see details["error"]
+  kSeveral,              // "several": an entry counting rejections of different reasons
+                         // (details["reasons"]; RejectionThrottle)
 };
 std::string_view AccountReasonName(AccountReason reason);
 
@@ -286,9 +292,10 @@ class AccountService {
   // Records a login attempt the transport refused before any credential could be checked (no
   // credentials, malformed HTTP Basic, no code with a password, an unsupported scheme): a
   // login_failure with reason invalid_argument and `why` in details["error"], so every
-  // authentication attempt is in the log. `name` is the account name if one could be read; if it
-  // names no account it is recorded only as a digest (see LoginAttempt). Not counted towards the
-  // lockout (no credential was tried). Returns the sink's error, if any.
+  // authentication attempt is in the log (beyond the per-address budget, as a count). `name` is the
+  // account name if one could be read; if it names no account it is recorded only as a digest (see
+  // LoginAttempt). Not counted towards the lockout (no credential was tried). Returns the sink's
+  // error, if any.
   Status RecordRefusedLogin(std::string_view why, CallOrigin origin, std::string_view name = {});
   // For a change the caller refused before calling the method that would make it (the management
   // API's check of the request body): records `action` on account `object` as refused and
@@ -338,20 +345,21 @@ class AccountService {
                          std::string_view object) const;
   // A login_failure event for an attempt by `auth_method` from `origin`, naming `name` (cut to
   // the longest valid name) as actor and object; the caller fills in the rest.
-  // A name that turns out to be no account's goes through RecordNameAsDigest: the log keeps
-  // entries forever and may be public, and what people type into a name field that is no
-  // account's name is often a password. Its SHA-256 still lets an auditor ask "was 'alice'
-  // tried?"; the address, time and reason stay in clear.
+  // A name that turns out to be no account's goes through WithholdName: the log keeps entries
+  // forever and may be public, and what people type into a name field that is no account's name
+  // is often a password (even a digest of it would give it away to a dictionary). The address,
+  // time and reason stay in clear.
   AccountEvent LoginAttempt(std::string_view auth_method, CallOrigin origin,
                             std::string_view name) const;
-  // Replaces the event's actor name and object by details["attempted_name_sha256"] (lower-case
-  // hex of the SHA-256 of the name as given, before any cut) and ["attempted_name_bytes"].
-  static void RecordNameAsDigest(AccountEvent& event, std::string_view name);
+  // Clears the event's actor name and object and says why in details["name"].
+  static void WithholdName(AccountEvent& event);
   // Returns `error` after reporting it (or the sink's error if reporting fails).
   Error Fail(AccountEvent event, Error error);
-  // Emits an anonymous rejection (unknown bearer token, login refused before any credential)
-  // through throttle_: recorded, or only counted; held counts of an ended minute go first.
-  Status EmitAnonymous(AccountEvent event);
+  // Emits an anonymous rejection (a refused bearer token, a login refused before any
+  // credential) through throttle_: recorded, or only counted; held counts of an ended minute go
+  // first. `finish`, if given, completes the event only when it is recorded (so that a held one
+  // costs no store look-up).
+  Status EmitAnonymous(AccountEvent event, const std::function<void(AccountEvent&)>& finish = {});
   Status EmitHeld(const RejectionThrottle::Held& held);
   Result<TotpEnrolment> NewTotpSeed(std::string_view account_id, std::string_view name,
                                     Bytes* sealed);

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/encoding.h"
+#include "common/log.h"
 #include "common/random.h"
 #include "pki/pki.h"
 
@@ -25,6 +26,19 @@ Result<hsm::HsmKeyId> HsmIdOf(const KeyRecord& r) {
     return DataLoss("key '" + r.name + "' has a corrupt HSM key id in the database");
   }
   return hsm::HsmKeyId{std::move(*bytes)};
+}
+
+// What the HSM answers to an operation the caller may ask for is the service's failure, never the
+// caller's: a lost HSM login (Unauthenticated) reads as Unavailable, as in SigningService, so that
+// no client takes it for its own bad credentials (a 401 would make it drop a valid token).
+Error HsmFailure(Error e) {
+  if (e.code() == ErrorCode::kUnauthenticated) return Error(ErrorCode::kUnavailable, e.message());
+  return e;
+}
+template <typename T>
+Result<T> FromHsm(Result<T> r) {
+  if (r.ok()) return r;
+  return HsmFailure(std::move(r).error());
 }
 
 Result<Bytes> SpkiOf(const KeyRecord& r) {
@@ -73,8 +87,11 @@ Error KeyService::Refused(const Caller& caller, AuditAction action, std::string_
                           Error error) {
   Status recorded = Record(caller, action, object, error.message());
   if (!recorded.ok()) {
-    return error.WithContext("(the refusal could not be logged either: " +
-                             recorded.error().message() + ")");
+    // Why the log failed is for the operator (it may name files), not in a refusal's answer.
+    LogLine(LogLevel::kError, "audit",
+            "request " + caller.request_id +
+                ": a refusal could not be logged: " + recorded.error().message());
+    return error.WithContext("(the refusal could not be logged either)");
   }
   return error;
 }
@@ -126,7 +143,7 @@ Result<KeyRecord> KeyService::CreateKey(const Caller& caller, std::string_view n
 
   auto record_id = NewRecordId();
   if (!record_id.ok()) return refuse(record_id.error());
-  auto generated = key_store_.GenerateKey(algorithm, name);
+  auto generated = FromHsm(key_store_.GenerateKey(algorithm, name));
   if (!generated.ok()) return refuse(generated.error());
 
   TimePoint now = clock_.Now();
@@ -213,14 +230,18 @@ Result<KeyDetails> KeyService::ShowKey(std::string_view name) {
   }
   // Asked for destroyed keys too: key material left by a failed destruction shows up here.
   SIGNET_ASSIGN_OR_RETURN(hsm::HsmKeyId id, HsmIdOf(details.record));
-  auto protection = key_store_.Protection(id);
+  auto protection = FromHsm(key_store_.Protection(id));
   if (!protection.ok()) {
-    if (protection.error().code() != ErrorCode::kNotFound) return std::move(protection).error();
+    // A destroyed key's record is still worth showing when the HSM cannot be asked.
+    if (protection.error().code() != ErrorCode::kNotFound &&
+        details.record.state != KeyState::kDestroyed) {
+      return std::move(protection).error();
+    }
     return details;
   }
   details.present_in_hsm = true;
   details.protection = *protection;
-  SIGNET_ASSIGN_OR_RETURN(Bytes hsm_spki, key_store_.PublicKey(id));
+  SIGNET_ASSIGN_OR_RETURN(Bytes hsm_spki, FromHsm(key_store_.PublicKey(id)));
   SIGNET_ASSIGN_OR_RETURN(Bytes stored_spki, SpkiOf(details.record));
   details.public_key_matches_hsm = (hsm_spki == stored_spki);
   return details;
@@ -290,6 +311,7 @@ Result<KeyRecord> KeyService::DestroyKey(const Caller& caller, std::string_view 
   }
   Status destroyed = key_store_.DestroyKey(*id);
   if (!destroyed.ok()) {
+    destroyed = HsmFailure(destroyed.error());
     // Logged as well: the log shows that the key material outlived the mark, until a repeated
     // command's entry shows it gone.
     return refuse(destroyed.error().WithContext("key '" + record.name +
@@ -328,7 +350,7 @@ Result<std::string> KeyService::CreateCsr(const Caller& caller, std::string_view
   auto spki = SpkiOf(record);
   if (!spki.ok()) return refuse(spki.error());
   pki::DigestSigner signer = [&](SignatureScheme scheme, HashAlgorithm hash, ByteView digest) {
-    return key_store_.Sign(*id, scheme, hash, digest);
+    return FromHsm(key_store_.Sign(*id, scheme, hash, digest));
   };
   auto pem = pki::CreateCsrPem(*spki, *alg, *dn, signer);
   if (!pem.ok()) return refuse(pem.error());
@@ -363,7 +385,7 @@ Result<KeyRecord> KeyService::ImportCertificateChain(const Caller& caller, std::
   // The certificate must certify the key the HSM holds, not only the record's copy of it.
   auto id = HsmIdOf(record);
   if (!id.ok()) return refuse(id.error());
-  auto hsm_spki = key_store_.PublicKey(*id);
+  auto hsm_spki = FromHsm(key_store_.PublicKey(*id));
   if (!hsm_spki.ok()) {
     if (hsm_spki.error().code() == ErrorCode::kNotFound) {
       return refuse(FailedPrecondition("cannot import a certificate for key '" + record.name +

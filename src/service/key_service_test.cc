@@ -183,6 +183,34 @@ TEST_F(KeyServiceTest, AKeyOnAnotherTokenIsNeitherDestroyedNorCertifiedNorShownA
   EXPECT_TRUE(service_.ShowKey("a")->on_open_token);
 }
 
+// A lost HSM login is the service's failure: Unavailable, never Unauthenticated (which the API
+// would answer 401 invalid_token, making the client drop a valid token).
+TEST_F(KeyServiceTest, AnHsmLoginLostIsUnavailableNotUnauthenticated) {
+  ASSERT_TRUE(service_.CreateKey(actor_, "a", KeyAlgorithm::kEcP256, "x").ok());
+  keys_.FailNextSign(Unauthenticated("C_SignInit returned CKR_USER_NOT_LOGGED_IN"));
+  auto csr = service_.CreateCsr(actor_, "a", "/CN=x");
+  ASSERT_FALSE(csr.ok());
+  EXPECT_EQ(csr.error().code(), ErrorCode::kUnavailable) << csr.error().message();
+  keys_.FailNextDestroy(Unauthenticated("C_DestroyObject returned CKR_USER_NOT_LOGGED_IN"));
+  auto destroyed = service_.DestroyKey(actor_, "a");
+  ASSERT_FALSE(destroyed.ok());
+  EXPECT_EQ(destroyed.error().code(), ErrorCode::kUnavailable) << destroyed.error().message();
+  EXPECT_TRUE(KeyService::DestroyPending(destroyed.error()));
+}
+
+// A refusal that cannot be logged still stands; why the log failed is for the operator only.
+TEST_F(KeyServiceTest, ARefusalTheLogCannotTakeDoesNotQuoteTheLogsError) {
+  ASSERT_TRUE(service_.CreateKey(actor_, "a", KeyAlgorithm::kEcP256, "x").ok());
+  ASSERT_TRUE(service_.DisableKey(actor_, "a").ok());
+  audit_.FailFor(AuditAction::kKeyDisable);
+  auto again = service_.DisableKey(actor_, "a");
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(again.error().message().find("could not be logged"), std::string::npos);
+  EXPECT_EQ(again.error().message().find("log unavailable"), std::string::npos)
+      << again.error().message();
+}
+
 TEST_F(KeyServiceTest, ImportNeedsTheKeyMaterialInTheHsm) {
   auto k = service_.CreateKey(actor_, "a", KeyAlgorithm::kEcP256, "x");
   ASSERT_TRUE(k.ok());

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "common/encoding.h"
+#include "common/log.h"
 #include "common/random.h"
 #include "pki/pki.h"
 
@@ -114,8 +115,12 @@ Error RecordRefusal(AuditSink& audit, AuditEvent& event, Error error) {
   Status recorded = audit.Record(event);
   Error answer = CallersView(std::move(error));
   if (!recorded.ok()) {
-    return Error(answer.code(), answer.message() + " (and the refusal could not be recorded: " +
-                                    recorded.error().message() + ")");
+    // The refusal stands. Why the log failed is for the operator (it may name files), not for
+    // the caller, whose answer is a refusal (4xx) that the server shows as it is.
+    LogLine(LogLevel::kError, "audit",
+            "request " + event.request_id +
+                ": a refusal could not be logged: " + recorded.error().message());
+    return Error(answer.code(), answer.message() + " (and the refusal could not be logged)");
   }
   return answer;
 }

@@ -190,7 +190,10 @@ Response ServerFaultResponse(const Error& error, std::string_view request_id) {
           id + ")";
       break;
     case ErrorCode::kResourceExhausted:
-      description = "the service is out of disk space or memory; retry later (" + id + ")";
+      description =
+          "the service is out of a resource (disk space, memory or HSM sessions); "
+          "retry later (" +
+          id + ")";
       break;
     default:
       status = 500;

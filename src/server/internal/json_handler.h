@@ -92,8 +92,9 @@ bool IsServerFault(const Error& error);
 // (common/log.h) with `request_id`; the client learns the kind of fault and the id to quote:
 //   Unavailable        -> 503 temporarily_unavailable "a dependency of the service (the HSM or the
 //                         database) is unavailable; retry later (request id ...)"
-//   ResourceExhausted  -> 503 temporarily_unavailable "the service is out of disk space or
-//                         memory; ..." (not 429: the client did nothing too often)
+//   ResourceExhausted  -> 503 temporarily_unavailable "the service is out of a resource (disk
+//                         space, memory or HSM sessions); ..." (not 429: the client did nothing
+//                         too often)
 //   DataLoss, Internal -> 500 server_error "internal error; request id ..."
 // When the service's error says what the fault means for the request, that note follows after
 // "; ": signHash's hashes are used up (SigningService::HashesUsedUp, "authorize again"), a key

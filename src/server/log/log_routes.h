@@ -14,7 +14,7 @@
 // auditor or admin role, except that with `public_read` the /log/ resources are open to anyone.
 // The entry bundles then publish every signed entry in full: account and key names, client
 // addresses, the hashes signed, configuration (secrets excluded); names tried at login that are no
-// account's are kept as digests only. Proofs and the entry query always need auditor or admin,
+// account's are not recorded. Proofs and the entry query always need auditor or admin,
 // but add little once entries are public. Reads are not themselves logged.
 //
 // Errors are JSON {"error","error_description"} with the names and statuses of the management API

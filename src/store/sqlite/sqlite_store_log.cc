@@ -41,6 +41,8 @@ constexpr std::string_view kInsertLogEntry =
 // after them summarises every complete block among those. A block's entries are idx >> 8.
 constexpr int kBlockBits = 8;
 constexpr int64_t kSummaryBatch = 1024;
+// How many blocks one query considers (through the summaries) per block it may read.
+constexpr int64_t kBlockRangeFactor = 16;
 constexpr std::string_view kLastBlock =
     "SELECT block, run_max FROM log_blocks ORDER BY block DESC LIMIT 1";
 // ?1, ?2: the entries [?1, ?2), whole blocks; ?3: the run_max of the block before ?1 (or the
@@ -442,13 +444,17 @@ Result<LogEntryPage> SqliteStore::QueryLogEntries(const LogEntryQuery& q) {
     if (since) blocks_sql += " AND b.max_time >= ?4";
     if (until) blocks_sql += " AND b.min_time < ?5";
     blocks_sql += " ORDER BY b.block";
+    // Whole blocks read are counted against max_scanned. The blocks the SQL passes over (a second
+    // term absent, outside the time range) cost a look-up each; they are bounded by the range of
+    // blocks one call considers, kBlockRangeFactor times the blocks it may read.
+    const int64_t max_blocks = std::max<int64_t>(1, q.max_scanned >> kBlockBits);
+    const int64_t range_end =
+        first_block + std::min(last.end - first_block, max_blocks * kBlockRangeFactor);
     SIGNET_ASSIGN_OR_RETURN(Query blocks, conn_->Prepare(blocks_sql, kContext));
-    SIGNET_TRY(BindAll(blocks, first_block, last.end));
+    SIGNET_TRY(BindAll(blocks, first_block, range_end));
     if (since) SIGNET_TRY(blocks.Bind(4, *since));
     if (until) SIGNET_TRY(blocks.Bind(5, *until));
     for (const auto& [parameter, term] : terms) SIGNET_TRY(blocks.Bind(parameter, term));
-    // Whole blocks are counted against max_scanned (a block's entries are read together).
-    const int64_t max_blocks = std::max<int64_t>(1, q.max_scanned >> kBlockBits);
     int64_t scanned = 0;
     while (static_cast<int64_t>(out.size()) < q.limit && !stopped_after) {
       SIGNET_ASSIGN_OR_RETURN(bool row, blocks.Step());
@@ -458,6 +464,9 @@ Result<LogEntryPage> SqliteStore::QueryLogEntries(const LogEntryQuery& q) {
       if (++scanned >= max_blocks && static_cast<int64_t>(out.size()) < q.limit && !stopped_after) {
         stopped_after = ((block + 1) << kBlockBits) - 1;  // the rest of this block is read
       }
+    }
+    if (range_end < last.end && static_cast<int64_t>(out.size()) < q.limit && !stopped_after) {
+      stopped_after = (range_end << kBlockBits) - 1;  // the blocks after the range come next
     }
   }
   // The entries after the summarised blocks: fewer than the blocks a summary pass waits for.

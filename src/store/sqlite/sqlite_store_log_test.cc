@@ -839,6 +839,48 @@ TEST_F(LogStoreTest, QueriesAgreeOnBothSidesOfTheBlockSummaries) {
   ExpectQueriesAgree(*store_, all, summarised);
 }
 
+// Blocks the summaries rule out are not read, but each costs a look-up as the query walks the
+// first term's blocks: a hot key in every block with an account found only in the last block
+// walks them all. One call considers a bounded range of blocks, then says where the next starts;
+// a query whose terms are both in every block (never in one entry) reads a bounded number.
+TEST_F(LogStoreTest, AQueryConsidersABoundedRangeOfBlocks) {
+  for (int batch = 0; batch < 5; ++batch) {
+    std::vector<LogEntryAppend> entries;
+    for (int i = 0; i < 1024; ++i) {
+      const bool even = i % 2 == 0;
+      const bool last_block = batch == 4 && i >= 768;
+      entries.push_back(Entry(even ? "sign" : "login", "x", kT0, even ? "k_hot" : "",
+                              even ? "a_common" : (last_block ? "a_rare" : "a_other")));
+    }
+    ASSERT_TRUE(store_->AppendLogEntries(entries).ok());
+  }
+  ASSERT_EQ(Summarised(path_), 5120);  // 20 blocks; a_rare only in block 19
+  LogEntryQuery q;
+  q.key_id = "k_hot";
+  q.account_id = "a_rare";
+  q.max_scanned = 256;  // one block read, 16 considered
+  auto page = store_->QueryLogEntries(q);
+  ASSERT_TRUE(page.ok()) << page.error().message();
+  EXPECT_TRUE(page->entries.empty());
+  EXPECT_EQ(page->next_after, std::optional<int64_t>(16 * 256 - 1));
+  q.after_index = *page->next_after;
+  page = store_->QueryLogEntries(q);
+  ASSERT_TRUE(page.ok()) << page.error().message();
+  EXPECT_TRUE(page->entries.empty());
+  EXPECT_EQ(page->next_after, std::optional<int64_t>(20 * 256 - 1));  // block 19 read
+  q.after_index = *page->next_after;
+  page = store_->QueryLogEntries(q);
+  ASSERT_TRUE(page.ok()) << page.error().message();
+  EXPECT_FALSE(page->next_after.has_value());  // the tail: the end
+  // Both terms in every block, never in one entry: one block read per call.
+  q.account_id = "a_other";
+  q.after_index = -1;
+  page = store_->QueryLogEntries(q);
+  ASSERT_TRUE(page.ok()) << page.error().message();
+  EXPECT_TRUE(page->entries.empty());
+  EXPECT_EQ(page->next_after, std::optional<int64_t>(255));
+}
+
 // A block whose entries are all earlier than an earlier block's: the first block that can hold an
 // entry at or after a time is found through the running maximum, across separate summaries.
 TEST_F(LogStoreTest, QueriesFindEntriesBeforeLaterBlocksWithEarlierTimes) {

@@ -198,7 +198,11 @@ TEST(SqliteErrorTest, MapsResultCodesToErrorCodes) {
   EXPECT_EQ(code(SQLITE_FULL), ErrorCode::kResourceExhausted);
   EXPECT_EQ(code(SQLITE_CORRUPT), ErrorCode::kDataLoss);
   EXPECT_EQ(code(SQLITE_NOTADB), ErrorCode::kDataLoss);
-  EXPECT_EQ(code(SQLITE_READONLY), ErrorCode::kPermissionDenied);
+  // A file that cannot be written: the user's to fix when opening it, the service's failure
+  // (never a request's refusal) once it is open.
+  EXPECT_EQ(code(SQLITE_READONLY), ErrorCode::kUnavailable);
+  EXPECT_EQ(ErrorFromSqlite(SQLITE_READONLY, "/p.db", "cannot open database", "msg", 0).code(),
+            ErrorCode::kPermissionDenied);
   EXPECT_EQ(code(SQLITE_CANTOPEN, EACCES), ErrorCode::kPermissionDenied);
   EXPECT_EQ(code(SQLITE_CANTOPEN, EIO), ErrorCode::kInternal);
   EXPECT_EQ(code(SQLITE_CONSTRAINT_UNIQUE), ErrorCode::kAlreadyExists);

@@ -40,11 +40,17 @@ Error ErrorFromSqlite(int rc, std::string_view path, std::string_view context,
       return DataLoss(p + " is not a signet database or is corrupt" + detail);
     case SQLITE_READONLY:
     case SQLITE_PERM:
-    case SQLITE_AUTH:
-      return PermissionDenied(what + "database " + p +
-                              " cannot be written by this process; check the owner and mode of the "
-                              "file, its folder and its -wal and -shm files" +
-                              detail);
+    case SQLITE_AUTH: {
+      std::string m = what + "database " + p +
+                      " cannot be written by this process; check the owner and mode of the "
+                      "file, its folder and its -wal and -shm files" +
+                      detail;
+      // Opening, it is the user's to fix (PermissionDenied, the CLI's exit code 5). Once open,
+      // a file that turns read-only (a disk remounted, a mode changed) is the service's failure,
+      // never the refusal of a request: answered as unavailable, not as access_denied.
+      if (context == "cannot open database") return PermissionDenied(std::move(m));
+      return Unavailable(std::move(m));
+    }
     case SQLITE_CANTOPEN:
       if (system_errno == EACCES || system_errno == EPERM || system_errno == EROFS) {
         return PermissionDenied(what + "cannot open database " + p +
