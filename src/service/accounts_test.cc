@@ -1360,6 +1360,17 @@ TEST_F(AccountServiceTest, AnonymousRejectionsBeyondTheBudgetAreLoggedAsACount) 
   fail_sink_ = false;
   ASSERT_EQ(*service_->LogHeldRejections(clock_.Now()), 1);
   EXPECT_EQ(LastEvent().details.at("not_logged_one_by_one"), "1");
+  // So is one released by the address's next rejection when the log fails then.
+  for (int i = 0; i < 4; ++i) (void)service_->Authenticate("not a token", {"192.0.2.66:1"});
+  clock_.Advance(61s);
+  fail_sink_ = true;
+  auto refused = service_->Authenticate("not a token", {"192.0.2.66:1"});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code(), ErrorCode::kUnavailable);  // the log's failure
+  fail_sink_ = false;
+  clock_.Advance(61s);
+  ASSERT_EQ(*service_->LogHeldRejections(clock_.Now()), 1);
+  EXPECT_EQ(LastEvent().details.at("not_logged_one_by_one"), "1");
 }
 
 }  // namespace
