@@ -205,6 +205,20 @@ class CscApiTest : public ::testing::Test {
     return json::parse(r.body).value("SAD", "");
   }
 
+  // signHash of one freshly authorized hash with the P-256 key, its HSM signature failing with
+  // `failure`.
+  Response SignHashWithFailure(Error failure) {
+    std::string token = Login(alice_);
+    std::string hash = B64Hash("fails in the HSM");
+    std::string sad = AuthorizeOk(token, ec_.id, {hash});
+    key_store_.FailNextSign(std::move(failure));
+    return CallAs(token, "signatures/signHash",
+                  {{"credentialID", ec_.id},
+                   {"SAD", sad},
+                   {"hashes", {hash}},
+                   {"signAlgo", "1.2.840.10045.4.3.2"}});
+  }
+
   static void ExpectError(const Response& r, int status, std::string_view error) {
     EXPECT_EQ(r.status, status) << r.body;
     json body = json::parse(r.body, nullptr, false);
@@ -751,32 +765,18 @@ TEST_F(CscApiTest, AnHsmFailureAtSigningHidesItsMessageAndSaysToAuthorizeAgain) 
 }
 
 TEST_F(CscApiTest, AFullDiskIsUnavailableNotTooManyRequests) {
-  std::string token = Login(alice_);
-  std::string hash = B64Hash("disk full");
-  std::string sad = AuthorizeOk(token, ec_.id, {hash});
   CapturedLog log;
-  key_store_.FailNextSign(ResourceExhausted("database /var/lib/signet/signet.db cannot grow"));
-  Response r = CallAs(token, "signatures/signHash",
-                      {{"credentialID", ec_.id},
-                       {"SAD", sad},
-                       {"hashes", {hash}},
-                       {"signAlgo", "1.2.840.10045.4.3.2"}});
+  Response r =
+      SignHashWithFailure(ResourceExhausted("database /var/lib/signet/signet.db cannot grow"));
   ExpectError(r, 503, "temporarily_unavailable");
   EXPECT_EQ(r.body.find("/var/lib"), std::string::npos) << r.body;
   EXPECT_NE(log.text().find("/var/lib/signet/signet.db"), std::string::npos);
 }
 
 TEST_F(CscApiTest, AnInternalErrorIsAServerErrorWithTheRequestId) {
-  std::string token = Login(alice_);
-  std::string hash = B64Hash("bug");
-  std::string sad = AuthorizeOk(token, ec_.id, {hash});
   CapturedLog log;
-  key_store_.FailNextSign(NotFound("object 0x1234 in slot 7 of /opt/vendor/libsecrethsm.so"));
-  Response r = CallAs(token, "signatures/signHash",
-                      {{"credentialID", ec_.id},
-                       {"SAD", sad},
-                       {"hashes", {hash}},
-                       {"signAlgo", "1.2.840.10045.4.3.2"}});
+  Response r =
+      SignHashWithFailure(NotFound("object 0x1234 in slot 7 of /opt/vendor/libsecrethsm.so"));
   ExpectError(r, 500, "server_error");
   EXPECT_EQ(r.body.find("libsecrethsm"), std::string::npos) << r.body;
   EXPECT_NE(r.body.find("request id " + std::string(32, 'f')), std::string::npos) << r.body;
