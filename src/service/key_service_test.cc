@@ -211,6 +211,20 @@ TEST_F(KeyServiceTest, ARefusalTheLogCannotTakeDoesNotQuoteTheLogsError) {
       << again.error().message();
 }
 
+// The state is checked before the HSM signs and again after: a key disabled meanwhile gets no
+// CSR, and the log shows no key_csr success.
+TEST_F(KeyServiceTest, AKeyDisabledWhileTheHsmSignsGetsNoCsr) {
+  ASSERT_TRUE(service_.CreateKey(actor_, "a", KeyAlgorithm::kEcP256, "x").ok());
+  keys_.DuringNextSign([this] { ASSERT_TRUE(service_.DisableKey(actor_, "a").ok()); });
+  auto csr = service_.CreateCsr(actor_, "a", "/CN=x");
+  ASSERT_FALSE(csr.ok());
+  EXPECT_EQ(csr.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(csr.error().message().find("became disabled meanwhile"), std::string::npos)
+      << csr.error().message();
+  EXPECT_EQ(audit_.last().action, AuditAction::kKeyCsr);
+  EXPECT_NE(audit_.last().outcome, "success");
+}
+
 TEST_F(KeyServiceTest, ImportNeedsTheKeyMaterialInTheHsm) {
   auto k = service_.CreateKey(actor_, "a", KeyAlgorithm::kEcP256, "x");
   ASSERT_TRUE(k.ok());

@@ -78,6 +78,7 @@ struct FakeKeyStore::Impl {
   std::map<std::string, std::pair<KeyAlgorithm, PkeyPtr>> keys;  // by hex id  // guarded by mu
   std::optional<Error> fail_destroy;                             // guarded by mu
   std::optional<Error> fail_sign;                                // guarded by mu
+  std::function<void()> during_sign;                             // guarded by mu
 };
 
 FakeKeyStore::FakeKeyStore() : impl_(std::make_unique<Impl>()) {}
@@ -118,6 +119,12 @@ Result<Bytes> FakeKeyStore::PublicKey(const hsm::HsmKeyId& id) {
 
 Result<Bytes> FakeKeyStore::Sign(const hsm::HsmKeyId& id, SignatureScheme scheme,
                                  HashAlgorithm hash, ByteView input) {
+  std::function<void()> during;
+  {
+    std::lock_guard lock(impl_->mu);
+    during = std::exchange(impl_->during_sign, nullptr);
+  }
+  if (during) during();
   std::lock_guard lock(impl_->mu);
   if (impl_->fail_sign) {
     Error e = *impl_->fail_sign;
@@ -179,6 +186,11 @@ size_t FakeKeyStore::KeyCount() {
 void FakeKeyStore::FailNextDestroy(Error e) {
   std::lock_guard lock(impl_->mu);
   impl_->fail_destroy = std::move(e);
+}
+
+void FakeKeyStore::DuringNextSign(std::function<void()> during) {
+  std::lock_guard lock(impl_->mu);
+  impl_->during_sign = std::move(during);
 }
 
 void FakeKeyStore::FailNextSign(Error e) {

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -65,6 +66,9 @@ class FakeKeyStore final : public hsm::KeyStore {
   void FailNextDestroy(Error e);
   // The next Sign fails with `e`.
   void FailNextSign(Error e);
+  // `during` runs inside the next Sign, before it signs (outside the fake's lock): for what
+  // happens while an HSM is busy signing.
+  void DuringNextSign(std::function<void()> during);
 
  private:
   struct Impl;
