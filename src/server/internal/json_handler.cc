@@ -7,6 +7,7 @@
 
 #include "common/log.h"
 #include "common/text.h"
+#include "service/audit_sink.h"
 
 namespace signet::server::internal {
 
@@ -162,16 +163,9 @@ Handler JsonRoute(JsonHandler handler, ErrorResponder on_error) {
 }
 
 bool IsServerFault(const Error& error) {
-  switch (error.code()) {
-    case ErrorCode::kUnavailable:
-    case ErrorCode::kDataLoss:
-    case ErrorCode::kInternal:
-      return true;
-    case ErrorCode::kResourceExhausted:
-      return !service::SigningService::IsRateLimit(error);
-    default:
-      return false;
-  }
+  // The service's one classification of refusals (service::IsRefusal); of the rest, only a rate
+  // limit answers the request rather than reporting the service's own failure.
+  return !service::IsRefusal(error) && !service::SigningService::IsRateLimit(error);
 }
 
 Response ServerFaultResponse(const Error& error, std::string_view request_id) {
