@@ -288,6 +288,7 @@ class TimingKeyStore final : public hsm::KeyStore {
   }
   Status DestroyKey(const hsm::HsmKeyId& id) override { return inner_.DestroyKey(id); }
   Result<hsm::TokenDescription> DescribeToken() override { return inner_.DescribeToken(); }
+  Result<std::vector<hsm::TokenKey>> ListKeys() override { return inner_.ListKeys(); }
 
   Meter sign;
 

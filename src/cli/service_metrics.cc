@@ -221,6 +221,10 @@ Result<hsm::TokenDescription> MetricsKeyStore::DescribeToken() {
   return Counted(metrics_, "describe_token", inner_.DescribeToken());
 }
 
+Result<std::vector<hsm::TokenKey>> MetricsKeyStore::ListKeys() {
+  return Counted(metrics_, "list_keys", inner_.ListKeys());
+}
+
 // ---- MetricsSecretSealer ----
 
 MetricsSecretSealer::MetricsSecretSealer(hsm::SecretSealer& inner, server::Metrics& metrics)

@@ -99,6 +99,7 @@ class MetricsKeyStore final : public hsm::KeyStore {
   Result<hsm::KeyProtection> Protection(const hsm::HsmKeyId& id) override;
   Status DestroyKey(const hsm::HsmKeyId& id) override;
   Result<hsm::TokenDescription> DescribeToken() override;
+  Result<std::vector<hsm::TokenKey>> ListKeys() override;
 
  private:
   // Constant after construction.

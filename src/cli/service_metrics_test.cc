@@ -53,6 +53,7 @@ class BrokenKeyStore final : public hsm::KeyStore {
   Result<hsm::KeyProtection> Protection(const hsm::HsmKeyId&) override { return E(); }
   Status DestroyKey(const hsm::HsmKeyId&) override { return E(); }
   Result<hsm::TokenDescription> DescribeToken() override { return E(); }
+  Result<std::vector<hsm::TokenKey>> ListKeys() override { return E(); }
 
  private:
   Error E() const { return Error(code_, "module failure"); }

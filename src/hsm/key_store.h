@@ -11,8 +11,10 @@
 // Unavailable only when the module stays unusable.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/algorithms.h"
 #include "common/bytes.h"
@@ -45,6 +47,16 @@ struct KeyProtection {
   bool is_token_object = false;
   bool is_private_object = false;
 };
+
+// A private key object on the token, as KeyStore::ListKeys reports it.
+struct TokenKey {
+  HsmKeyId id;                            // CKA_ID; empty if the object has none
+  std::string label;                      // CKA_LABEL as stored (bytes, not necessarily text)
+  std::optional<KeyAlgorithm> algorithm;  // nullopt: not an algorithm signet can use
+};
+
+// ListKeys reports at most this many keys; a token holding more answers ResourceExhausted.
+inline constexpr size_t kMaxListedKeys = 100000;
 
 // Which module and token a KeyStore talks to; for status output and attestation.
 struct TokenDescription {
@@ -85,6 +97,11 @@ class KeyStore {
 
   // Describes the module and token in use.
   virtual Result<TokenDescription> DescribeToken() = 0;
+
+  // Every private key on the token (token objects the logged-in user sees), in the module's
+  // order, whoever made it: signet's keys, keys whose record was never stored (a crash between
+  // generation and record), other tools' keys. ResourceExhausted above kMaxListedKeys.
+  virtual Result<std::vector<TokenKey>> ListKeys() = 0;
 };
 
 }  // namespace signet::hsm

@@ -5,6 +5,7 @@
 #include "common/encoding.h"
 #include "common/log.h"
 #include "common/random.h"
+#include "common/text.h"
 #include "pki/pki.h"
 
 namespace signet::service {
@@ -18,6 +19,14 @@ Result<std::string> NewRecordId() {
   Bytes b(8);
   SIGNET_TRY(RandomBytes(b));
   return "k_" + HexEncode(b);
+}
+
+std::string ToLower(std::string_view text) {
+  std::string lower(text);
+  for (char& c : lower) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return lower;
 }
 
 Result<hsm::HsmKeyId> HsmIdOf(const KeyRecord& r) {
@@ -143,8 +152,24 @@ Result<KeyRecord> KeyService::CreateKey(const Caller& caller, std::string_view n
 
   auto record_id = NewRecordId();
   if (!record_id.ok()) return refuse(record_id.error());
+  // Marked before the HSM is asked, so that ListUnrecordedKeys never offers this key for
+  // destruction while it is between generation and record; unmarked however this ends.
+  struct CreatingMark {
+    KeyService& service;
+    std::string hex;
+    ~CreatingMark() {
+      if (hex.empty()) return;
+      std::lock_guard lock(service.creating_mu_);
+      service.creating_.erase(hex);
+    }
+  } mark{*this, {}};
   auto generated = FromHsm(key_store_.GenerateKey(algorithm, name));
   if (!generated.ok()) return refuse(generated.error());
+  {
+    std::lock_guard lock(creating_mu_);
+    mark.hex = HexEncode(generated->id.bytes);
+    creating_.insert(mark.hex);
+  }
 
   TimePoint now = clock_.Now();
   KeyRecord record;
@@ -324,6 +349,78 @@ Result<KeyRecord> KeyService::DestroyKey(const Caller& caller, std::string_view 
                {{"key_id", record.id}, {"hsm_key_id", record.hsm_key_id}, {"repeated", "true"}}));
   }
   return record;
+}
+
+Result<std::vector<UnrecordedKey>> KeyService::Unrecorded(
+    const std::vector<hsm::TokenKey>& token_keys) {
+  std::set<std::string> named;
+  SIGNET_ASSIGN_OR_RETURN(std::vector<KeyRecord> records, store_.ListKeys());
+  for (const KeyRecord& r : records) named.insert(ToLower(r.hsm_key_id));
+  SIGNET_ASSIGN_OR_RETURN(std::optional<store::LogKeyRecord> log_key, store_.GetLogKey());
+  if (log_key) named.insert(ToLower(log_key->hsm_key_id));
+  {
+    std::lock_guard lock(creating_mu_);
+    named.insert(creating_.begin(), creating_.end());
+  }
+  std::vector<UnrecordedKey> unrecorded;
+  for (const hsm::TokenKey& k : token_keys) {
+    std::string hex = HexEncode(k.id.bytes);
+    if (!hex.empty() && named.contains(hex)) continue;
+    unrecorded.push_back(
+        {hex, OneLineSafe(k.label, 256),
+         k.algorithm ? std::string(KeyAlgorithmName(*k.algorithm)) : std::string("other")});
+  }
+  return unrecorded;
+}
+
+Result<std::vector<UnrecordedKey>> KeyService::ListUnrecordedKeys() {
+  SIGNET_ASSIGN_OR_RETURN(std::vector<hsm::TokenKey> token_keys, FromHsm(key_store_.ListKeys()));
+  return Unrecorded(token_keys);
+}
+
+Result<UnrecordedKey> KeyService::DestroyUnrecordedKey(const Caller& caller,
+                                                       std::string_view hsm_key_id) {
+  const std::string hex = ToLower(hsm_key_id);
+  const std::string object = "hsm:" + OneLineSafe(hex, 128);
+  const auto refuse = [&](Error e) { return Refused(caller, AuditAction::kKeyDestroy, object, e); };
+  Result<Bytes> id = HexDecode(hex);
+  if (!id.ok() || id->empty() || id->size() > 64) {
+    return refuse(InvalidArgument("'" + OneLineSafe(hsm_key_id, 128) +
+                                  "' is not an HSM key id: give the CKA_ID as 2 to 128 hex digits, "
+                                  "as `key unrecorded` lists it"));
+  }
+  auto token_keys = FromHsm(key_store_.ListKeys());
+  if (!token_keys.ok()) return refuse(token_keys.error());
+  auto unrecorded = Unrecorded(*token_keys);
+  if (!unrecorded.ok()) return refuse(unrecorded.error());
+  auto found = std::find_if(unrecorded->begin(), unrecorded->end(),
+                            [&](const UnrecordedKey& k) { return k.hsm_key_id == hex; });
+  if (found == unrecorded->end()) {
+    const bool on_token =
+        std::any_of(token_keys->begin(), token_keys->end(),
+                    [&](const hsm::TokenKey& k) { return HexEncode(k.id.bytes) == hex; });
+    if (on_token) {
+      return refuse(FailedPrecondition(
+          "HSM key " + hex +
+          " is recorded (a signing key, the audit log's checkpoint key, or a key being created "
+          "right now); destroy a signing key by its name with `key destroy`"));
+    }
+    return refuse(NotFound("no private key with id " + hex + " on token '" + token_.label +
+                           "'; `key unrecorded` lists the ones there are"));
+  }
+  UnrecordedKey key = *found;
+  // Recorded before the key material goes, so the log never lacks a destruction that happened.
+  SIGNET_TRY(Record(caller, AuditAction::kKeyDestroy, object, "success",
+                    {{"hsm_key_id", hex},
+                     {"unrecorded", "true"},
+                     {"label", key.label},
+                     {"algorithm", key.algorithm}}));
+  if (Status destroyed = key_store_.DestroyKey(hsm::HsmKeyId{std::move(*id)}); !destroyed.ok()) {
+    return refuse(HsmFailure(destroyed.error())
+                      .WithContext("unrecorded HSM key " + hex +
+                                   " was not destroyed; run the command again"));
+  }
+  return key;
 }
 
 bool KeyService::DestroyPending(const Error& error) {

@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "common/encoding.h"
@@ -21,17 +23,21 @@ class RecordingSink final : public AuditSink {
   }
   Status RecordChange(const AuditEvent& event, const AuditedChange& change) override {
     if (fail_action_ && *fail_action_ == event.action) return Unavailable("log unavailable");
+    if (auto during = std::exchange(during_change_, nullptr)) during();
     SIGNET_ASSIGN_OR_RETURN(AuditEvent recorded, testing::MakeChange(event, change));
     events_.push_back(std::move(recorded));
     return OkStatus();
   }
   void FailFor(std::optional<AuditAction> action) { fail_action_ = action; }
+  // `during` runs inside the next RecordChange, before the change is made.
+  void DuringNextChange(std::function<void()> during) { during_change_ = std::move(during); }
   const std::vector<AuditEvent>& events() const { return events_; }
   const AuditEvent& last() const { return events_.back(); }
 
  private:
   std::vector<AuditEvent> events_;
   std::optional<AuditAction> fail_action_;
+  std::function<void()> during_change_;
 };
 
 class KeyServiceTest : public ::testing::Test {
@@ -158,6 +164,100 @@ TEST_F(KeyServiceTest, DestroyMarksThenRemovesAndIsRepeatable) {
   EXPECT_FALSE(shown->present_in_hsm);
   EXPECT_EQ(service_.CreateKey(actor_, "a", KeyAlgorithm::kEcP256, "x").error().code(),
             ErrorCode::kAlreadyExists);
+}
+
+// What a crash between generation and record leaves on the token is found, and only that.
+TEST_F(KeyServiceTest, UnrecordedKeysAreTheOnesNoRecordNames) {
+  ASSERT_TRUE(service_.CreateKey(actor_, "release", KeyAlgorithm::kEcP256, "x").ok());
+  ASSERT_TRUE(service_.CreateKey(actor_, "old", KeyAlgorithm::kEcP384, "x").ok());
+  keys_.FailNextDestroy(Unavailable("hsm busy"));
+  ASSERT_FALSE(service_.DestroyKey(actor_, "old").ok());  // recorded, still in the HSM
+  auto log_key = keys_.GenerateKey(KeyAlgorithm::kEd25519, "signet-log-checkpoint");
+  ASSERT_TRUE(log_key.ok());
+  ASSERT_TRUE(store_
+                  .InsertLogKey({"example.org/log", "0001", HexEncode(log_key->id.bytes),
+                                 Bytes(32, 7), clock_.Now()})
+                  .ok());
+  auto orphan = keys_.GenerateKey(KeyAlgorithm::kRsa3072, "crashed\nfake line");
+  ASSERT_TRUE(orphan.ok());
+
+  auto unrecorded = service_.ListUnrecordedKeys();
+  ASSERT_TRUE(unrecorded.ok()) << unrecorded.error().message();
+  ASSERT_EQ(unrecorded->size(), 1u);
+  EXPECT_EQ(unrecorded->at(0).hsm_key_id, HexEncode(orphan->id.bytes));
+  EXPECT_EQ(unrecorded->at(0).algorithm, "rsa-3072");
+  EXPECT_EQ(unrecorded->at(0).label.find('\n'), std::string::npos) << "label not escaped";
+  EXPECT_NE(unrecorded->at(0).label.find("crashed"), std::string::npos);
+}
+
+TEST_F(KeyServiceTest, AKeyBeingCreatedIsNotUnrecorded) {
+  std::optional<Result<std::vector<UnrecordedKey>>> seen;
+  std::optional<Result<UnrecordedKey>> destroyed;
+  audit_.DuringNextChange([&] {
+    seen = service_.ListUnrecordedKeys();
+    auto all = keys_.ListKeys();
+    ASSERT_TRUE(all.ok());
+    ASSERT_EQ(all->size(), 1u);
+    destroyed = service_.DestroyUnrecordedKey(actor_, HexEncode(all->at(0).id.bytes));
+  });
+  ASSERT_TRUE(service_.CreateKey(actor_, "release", KeyAlgorithm::kEcP256, "x").ok());
+  ASSERT_TRUE(seen.has_value() && seen->ok());
+  EXPECT_TRUE((*seen)->empty()) << "a key between generation and record was listed";
+  ASSERT_TRUE(destroyed.has_value());
+  ASSERT_FALSE(destroyed->ok());
+  EXPECT_EQ(destroyed->error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_TRUE(service_.ShowKey("release")->present_in_hsm);
+  EXPECT_TRUE(service_.ListUnrecordedKeys()->empty());
+}
+
+TEST_F(KeyServiceTest, DestroyUnrecordedRecordsFirstAndTouchesNothingElse) {
+  ASSERT_TRUE(service_.CreateKey(actor_, "release", KeyAlgorithm::kEcP256, "x").ok());
+  auto orphan = keys_.GenerateKey(KeyAlgorithm::kEcP256, "release");
+  ASSERT_TRUE(orphan.ok());
+  const std::string hex = HexEncode(orphan->id.bytes);
+  const std::string recorded_hex = store_.GetKeyByName("release")->hsm_key_id;
+
+  // A recorded key is not "unrecorded", whatever its label; refused and logged.
+  auto refused = service_.DestroyUnrecordedKey(actor_, recorded_hex);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(refused.error().message().find("key destroy"), std::string::npos);
+  EXPECT_EQ(audit_.last().object, "hsm:" + recorded_hex);
+  EXPECT_NE(audit_.last().outcome, "success");
+  EXPECT_EQ(service_.DestroyUnrecordedKey(actor_, "ff00").error().code(), ErrorCode::kNotFound);
+  for (const char* bad : {"", "zz", "abc", "hsm:00"}) {
+    EXPECT_EQ(service_.DestroyUnrecordedKey(actor_, bad).error().code(),
+              ErrorCode::kInvalidArgument)
+        << bad;
+  }
+  EXPECT_EQ(keys_.KeyCount(), 2u);
+
+  // The HSM fails once: the destruction was recorded, then the failure; nothing is gone.
+  keys_.FailNextDestroy(Unavailable("hsm busy"));
+  const size_t before = audit_.events().size();
+  auto failed = service_.DestroyUnrecordedKey(actor_, hex);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.error().code(), ErrorCode::kUnavailable);
+  ASSERT_EQ(audit_.events().size(), before + 2);
+  EXPECT_EQ(keys_.KeyCount(), 2u);
+
+  // Upper-case hex names the same key.
+  std::string upper = hex;
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  auto gone = service_.DestroyUnrecordedKey(actor_, upper);
+  ASSERT_TRUE(gone.ok()) << gone.error().message();
+  EXPECT_EQ(gone->hsm_key_id, hex);
+  EXPECT_EQ(gone->label, "release");
+  const AuditEvent& e = audit_.last();
+  EXPECT_EQ(e.action, AuditAction::kKeyDestroy);
+  EXPECT_EQ(e.outcome, "success");
+  EXPECT_EQ(e.object, "hsm:" + hex);
+  EXPECT_EQ(e.details.at("unrecorded"), "true");
+  EXPECT_EQ(e.details.at("hsm_key_id"), hex);
+  EXPECT_EQ(e.details.at("algorithm"), "ec-p256");
+  EXPECT_EQ(keys_.KeyCount(), 1u);
+  EXPECT_TRUE(service_.ShowKey("release")->present_in_hsm);
+  EXPECT_TRUE(service_.ListUnrecordedKeys()->empty());
 }
 
 // A record names its token; a service with another token open must not act on it. Destroying

@@ -359,6 +359,56 @@ class Pkcs11KeyStore::Impl final : public internal::SessionRunner {
     });
   }
 
+  Result<std::vector<TokenKey>> ListKeys() {
+    using Keys = std::vector<TokenKey>;
+    return Run<Keys>([&](Lease& lease, Attempt& attempt) -> Result<Keys> {
+      // Logged out, private keys are invisible and the list would be wrongly empty.
+      SIGNET_TRY(CheckLoggedIn(lease, attempt));
+      CK_OBJECT_CLASS object_class = CKO_PRIVATE_KEY;
+      CK_BBOOL yes = CK_TRUE;
+      std::array<CK_ATTRIBUTE, 2> search = {Attribute(CKA_CLASS, &object_class),
+                                            Attribute(CKA_TOKEN, &yes)};
+      std::vector<CK_OBJECT_HANDLE> found;
+      CK_RV rv =
+          internal::FindObjects(module_, lease.session(), search, kMaxListedKeys + 1, &found);
+      if (rv != CKR_OK) {
+        return attempt.Fail(rv, "C_FindObjects", "cannot list the private keys on " + token_name_);
+      }
+      if (found.size() > kMaxListedKeys) {
+        return ResourceExhausted(token_name_ + " holds more than " +
+                                 std::to_string(kMaxListedKeys) +
+                                 " private keys; signet lists at most that many");
+      }
+      Keys keys;
+      keys.reserve(found.size());
+      for (CK_OBJECT_HANDLE object : found) {
+        TokenKey key;
+        rv = internal::GetAttributeBytes(module_, lease.session(), object, CKA_ID, &key.id.bytes);
+        if (rv == CKR_OBJECT_HANDLE_INVALID) continue;  // destroyed since the search
+        if (rv != CKR_OK && rv != CKR_ATTRIBUTE_TYPE_INVALID) {
+          return attempt.Fail(rv, "C_GetAttributeValue(CKA_ID)",
+                              "cannot read the id of a private key on " + token_name_);
+        }
+        Bytes label;
+        rv = internal::GetAttributeBytes(module_, lease.session(), object, CKA_LABEL, &label);
+        if (rv == CKR_OBJECT_HANDLE_INVALID) continue;
+        if (rv != CKR_OK && rv != CKR_ATTRIBUTE_TYPE_INVALID) {
+          return attempt.Fail(rv, "C_GetAttributeValue(CKA_LABEL)",
+                              "cannot read the label of a private key on " + token_name_);
+        }
+        key.label.assign(label.begin(), label.end());
+        Result<KeyAlgorithm> algorithm = ReadAlgorithm(lease, attempt, key.id, object);
+        if (algorithm.ok()) {
+          key.algorithm = *algorithm;
+        } else if (attempt.rv != CKR_OK) {
+          return std::move(algorithm).error();  // a module failure, not an unknown algorithm
+        }
+        keys.push_back(std::move(key));
+      }
+      return keys;
+    });
+  }
+
   // internal::SessionRunner, for the secret sealer (pkcs11_secret_sealer.h).
   const Module& module() const override { return module_; }
   const std::string& token_name() const override { return token_name_; }
@@ -941,6 +991,7 @@ Result<KeyProtection> Pkcs11KeyStore::Protection(const HsmKeyId& id) {
 }
 Status Pkcs11KeyStore::DestroyKey(const HsmKeyId& id) { return impl_->DestroyKey(id); }
 Result<TokenDescription> Pkcs11KeyStore::DescribeToken() { return impl_->DescribeToken(); }
+Result<std::vector<TokenKey>> Pkcs11KeyStore::ListKeys() { return impl_->ListKeys(); }
 internal::SessionRunner& Pkcs11KeyStore::runner() { return *impl_; }
 
 namespace {

@@ -77,6 +77,7 @@ class Pkcs11KeyStore final : public KeyStore {
   Result<KeyProtection> Protection(const HsmKeyId& id) override;
   Status DestroyKey(const HsmKeyId& id) override;
   Result<TokenDescription> DescribeToken() override;
+  Result<std::vector<TokenKey>> ListKeys() override;
 
  private:
   // The secret sealer borrows this store's sessions and recovery (internal/session_runner.h).

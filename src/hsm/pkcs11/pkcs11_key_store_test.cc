@@ -373,6 +373,40 @@ TEST_F(KeyStoreTest, DestroyKeyRemovesBothObjectsAndCanBeRepeated) {
   EXPECT_TRUE(store_->Protection(Key(KeyAlgorithm::kEcP256).id).ok());
 }
 
+TEST_F(KeyStoreTest, ListKeysReportsEveryPrivateKeyWithLabelAndAlgorithm) {
+  Result<GeneratedKey> extra = store_->GenerateKey(KeyAlgorithm::kEcP384, "listed-then-gone");
+  ASSERT_TRUE(extra.ok()) << extra.error().message();
+  auto listed = [&]() {
+    std::map<std::string, TokenKey> by_id;
+    Result<std::vector<TokenKey>> keys = store_->ListKeys();
+    EXPECT_TRUE(keys.ok()) << keys.error().message();
+    if (!keys.ok()) return by_id;
+    for (TokenKey& k : *keys) {
+      std::string hex = HexEncode(k.id.bytes);
+      EXPECT_TRUE(by_id.emplace(hex, std::move(k)).second) << "listed twice: " << hex;
+    }
+    return by_id;
+  };
+  std::map<std::string, TokenKey> before = listed();
+  for (KeyAlgorithm algorithm : kAllAlgorithms) {
+    SCOPED_TRACE(std::string(KeyAlgorithmName(algorithm)));
+    auto it = before.find(HexEncode(Key(algorithm).id.bytes));
+    ASSERT_NE(it, before.end());
+    EXPECT_EQ(it->second.label, "test-" + std::string(KeyAlgorithmName(algorithm)));
+    EXPECT_EQ(it->second.algorithm, algorithm);
+  }
+  auto it = before.find(HexEncode(extra->id.bytes));
+  ASSERT_NE(it, before.end());
+  EXPECT_EQ(it->second.label, "listed-then-gone");
+
+  ASSERT_TRUE(store_->DestroyKey(extra->id).ok());
+  // Logged out, private keys are invisible: the store must log in again, not list none.
+  ASSERT_EQ(raw_->Logout(), CKR_OK);
+  std::map<std::string, TokenKey> after = listed();
+  EXPECT_EQ(after.count(HexEncode(extra->id.bytes)), 0u);
+  EXPECT_EQ(after.size(), before.size() - 1);
+}
+
 TEST_F(KeyStoreTest, DescribeTokenTrimsPadding) {
   Result<TokenDescription> description = store_->DescribeToken();
   ASSERT_TRUE(description.ok()) << description.error().message();

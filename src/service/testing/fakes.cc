@@ -76,6 +76,7 @@ struct FakeKeyStore::Impl {
   std::mutex mu;
   int next_id = 1;                                               // guarded by mu
   std::map<std::string, std::pair<KeyAlgorithm, PkeyPtr>> keys;  // by hex id  // guarded by mu
+  std::map<std::string, std::string> labels;                     // by hex id  // guarded by mu
   std::optional<Error> fail_destroy;                             // guarded by mu
   std::optional<Error> fail_sign;                                // guarded by mu
   std::function<void()> during_sign;                             // guarded by mu
@@ -84,7 +85,8 @@ struct FakeKeyStore::Impl {
 FakeKeyStore::FakeKeyStore() : impl_(std::make_unique<Impl>()) {}
 FakeKeyStore::~FakeKeyStore() = default;
 
-Result<hsm::GeneratedKey> FakeKeyStore::GenerateKey(KeyAlgorithm algorithm, std::string_view) {
+Result<hsm::GeneratedKey> FakeKeyStore::GenerateKey(KeyAlgorithm algorithm,
+                                                    std::string_view label) {
   EVP_PKEY* raw = nullptr;
   switch (algorithm) {
     case KeyAlgorithm::kRsa3072: raw = SharedRsaKey(3072); break;
@@ -103,6 +105,7 @@ Result<hsm::GeneratedKey> FakeKeyStore::GenerateKey(KeyAlgorithm algorithm, std:
   std::lock_guard lock(impl_->mu);
   Bytes id = {static_cast<uint8_t>(impl_->next_id++)};
   impl_->keys.emplace(HexEncode(id), std::make_pair(algorithm, std::move(key)));
+  impl_->labels.emplace(HexEncode(id), std::string(label));
   return hsm::GeneratedKey{hsm::HsmKeyId{id}, algorithm, spki};
 }
 
@@ -171,11 +174,23 @@ Status FakeKeyStore::DestroyKey(const hsm::HsmKeyId& id) {
     return e;
   }
   impl_->keys.erase(HexEncode(id.bytes));
+  impl_->labels.erase(HexEncode(id.bytes));
   return OkStatus();
 }
 
 Result<hsm::TokenDescription> FakeKeyStore::DescribeToken() {
   return hsm::TokenDescription{"fake", "fake-token", "0001", "signet tests", "fake", "0.0"};
+}
+
+Result<std::vector<hsm::TokenKey>> FakeKeyStore::ListKeys() {
+  std::lock_guard lock(impl_->mu);
+  std::vector<hsm::TokenKey> keys;
+  for (const auto& [hex, key] : impl_->keys) {
+    Result<Bytes> id = HexDecode(hex);
+    if (!id.ok()) return id.error();
+    keys.push_back({hsm::HsmKeyId{std::move(*id)}, impl_->labels[hex], key.first});
+  }
+  return keys;
 }
 
 size_t FakeKeyStore::KeyCount() {

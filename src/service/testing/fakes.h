@@ -61,6 +61,7 @@ class FakeKeyStore final : public hsm::KeyStore {
   Result<hsm::KeyProtection> Protection(const hsm::HsmKeyId& id) override;
   Status DestroyKey(const hsm::HsmKeyId& id) override;
   Result<hsm::TokenDescription> DescribeToken() override;
+  Result<std::vector<hsm::TokenKey>> ListKeys() override;
 
   size_t KeyCount();
   void FailNextDestroy(Error e);
