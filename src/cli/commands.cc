@@ -8,6 +8,7 @@
 #include "cli/output.h"
 #include "cli/serve_command.h"
 #include "common/fs.h"
+#include "common/text.h"
 
 namespace signet::cli {
 namespace {
@@ -246,6 +247,79 @@ class KeyImportCertCommand final : public NamedKeyCommand {
   std::string chain_;
 };
 
+json UnrecordedKeyToJson(const service::UnrecordedKey& k) {
+  return json{{"hsm_key_id", k.hsm_key_id}, {"label", k.label}, {"algorithm", k.algorithm}};
+}
+
+class KeyUnrecordedCommand final : public Command {
+ public:
+  void Configure(CLI::App&) override {}
+  Status Run(const GlobalOptions& global) override {
+    SIGNET_ASSIGN_OR_RETURN(auto backend, OpenKeyBackend(global));
+    SIGNET_ASSIGN_OR_RETURN(auto keys, backend->ListUnrecordedKeys());
+    if (global.json) {
+      json arr = json::array();
+      for (const auto& k : keys) arr.push_back(UnrecordedKeyToJson(k));
+      PrintJson(arr);
+      return OkStatus();
+    }
+    if (keys.empty()) {
+      std::cout << "every private key on the token is recorded\n";
+      return OkStatus();
+    }
+    std::cout << "HSM KEY ID                        ALGORITHM  LABEL\n";
+    for (const auto& k : keys) {
+      std::string id = k.hsm_key_id.empty() ? "(none)" : k.hsm_key_id;
+      std::string alg = k.algorithm;
+      id.resize(std::max<size_t>(id.size(), 33), ' ');
+      alg.resize(std::max<size_t>(alg.size(), 10), ' ');
+      std::cout << id << " " << alg << " " << k.label << "\n";
+    }
+    std::cout << "\n"
+              << keys.size()
+              << " private key(s) on the token that no key record names: left by a key creation "
+                 "that did not finish, or made by another tool on this token. `signet key "
+                 "destroy-unrecorded HSM_KEY_ID` removes one (recorded in the audit log).\n";
+    return OkStatus();
+  }
+};
+
+class KeyDestroyUnrecordedCommand final : public Command {
+ public:
+  void Configure(CLI::App& app) override {
+    app.add_option("hsm_key_id", id_, "The key's CKA_ID in hex, as `key unrecorded` lists it")
+        ->required();
+    app.add_flag("--yes,-y", yes_, "Do not ask for confirmation");
+  }
+  Status Run(const GlobalOptions& global) override {
+    SIGNET_ASSIGN_OR_RETURN(auto backend, OpenKeyBackend(global));
+    if (!yes_) {
+      std::cerr << "Destroying HSM key " << OneLineSafe(id_, 256)
+                << " deletes it from the token for ever; if another tool made it, that tool "
+                   "loses it.\nType the key id to confirm: "
+                << std::flush;
+      std::string answer;
+      if (!std::getline(std::cin, answer)) {
+        return FailedPrecondition(
+            "no confirmation received (stdin closed); pass --yes to destroy without asking");
+      }
+      if (answer != id_) return FailedPrecondition("confirmation did not match; nothing destroyed");
+    }
+    SIGNET_ASSIGN_OR_RETURN(service::UnrecordedKey key, backend->DestroyUnrecordedKey(id_));
+    if (global.json) {
+      PrintJson(UnrecordedKeyToJson(key));
+    } else {
+      std::cout << "unrecorded HSM key " << key.hsm_key_id << " (" << key.algorithm << ", label '"
+                << key.label << "') destroyed\n";
+    }
+    return OkStatus();
+  }
+
+ private:
+  std::string id_;
+  bool yes_ = false;
+};
+
 }  // namespace
 
 std::vector<NamedCommand> LocalCommands() {
@@ -282,6 +356,12 @@ std::vector<NamedCommand> LocalCommands() {
   c.push_back({{"key", "import-cert"},
                "Attach the key's certificate chain (checked against the key)",
                std::make_unique<KeyImportCertCommand>()});
+  c.push_back({{"key", "unrecorded"},
+               "List private keys on the token that no key record names",
+               std::make_unique<KeyUnrecordedCommand>()});
+  c.push_back({{"key", "destroy-unrecorded"},
+               "Destroy one such key (asks for confirmation; recorded in the log)",
+               std::make_unique<KeyDestroyUnrecordedCommand>()});
   for (auto& audit : AuditCommands()) c.push_back(std::move(audit));
   return c;
 }

@@ -53,6 +53,12 @@ class LocalKeyBackend final : public KeyBackend {
                                                   const std::string& chain_pem) override {
     return ctx_->keys->ImportCertificateChain(LocalActor(), name, chain_pem);
   }
+  Result<std::vector<service::UnrecordedKey>> ListUnrecordedKeys() override {
+    return ctx_->keys->ListUnrecordedKeys();
+  }
+  Result<service::UnrecordedKey> DestroyUnrecordedKey(const std::string& hsm_key_id) override {
+    return ctx_->keys->DestroyUnrecordedKey(LocalActor(), hsm_key_id);
+  }
 
  private:
   std::unique_ptr<LocalContext> ctx_;

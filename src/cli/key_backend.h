@@ -35,6 +35,8 @@ class KeyBackend {
   virtual Result<std::string> CreateCsr(const std::string& name, const std::string& subject) = 0;
   virtual Result<store::KeyRecord> ImportCertificateChain(const std::string& name,
                                                           const std::string& chain_pem) = 0;
+  virtual Result<std::vector<service::UnrecordedKey>> ListUnrecordedKeys() = 0;
+  virtual Result<service::UnrecordedKey> DestroyUnrecordedKey(const std::string& hsm_key_id) = 0;
 };
 
 // The backend the rule chooses for `global`: OpenLocal on the data folder, or the session's
@@ -50,6 +52,6 @@ std::unique_ptr<KeyBackend> MakeRemoteKeyBackend(std::unique_ptr<RemoteContext> 
 // from the server: ...", naming the field) when the answer does not have the documented shape.
 Result<store::KeyRecord> KeyRecordFromJson(const nlohmann::json& j);
 Result<service::KeyDetails> KeyDetailsFromJson(const nlohmann::json& j);
-
+Result<service::UnrecordedKey> UnrecordedKeyFromJson(const nlohmann::json& j);
 
 }  // namespace signet::cli

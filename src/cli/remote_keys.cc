@@ -4,6 +4,7 @@
 
 #include "cli/key_backend.h"
 #include "cli/remote_context.h"
+#include "common/text.h"
 
 namespace signet::cli {
 namespace {
@@ -114,6 +115,25 @@ class RemoteKeyBackend final : public KeyBackend {
     return KeyFromAnswer(answer);
   }
 
+  Result<std::vector<service::UnrecordedKey>> ListUnrecordedKeys() override {
+    SIGNET_ASSIGN_OR_RETURN(json answer, Call("keys/unrecorded", json::object()));
+    SIGNET_ASSIGN_OR_RETURN(const json* keys, Member(answer, "unrecorded_keys"));
+    if (!keys->is_array()) return BadAnswer("'unrecorded_keys' is not an array");
+    std::vector<service::UnrecordedKey> out;
+    for (const json& k : *keys) {
+      SIGNET_ASSIGN_OR_RETURN(service::UnrecordedKey key, UnrecordedKeyFromJson(k));
+      out.push_back(std::move(key));
+    }
+    return out;
+  }
+
+  Result<service::UnrecordedKey> DestroyUnrecordedKey(const std::string& hsm_key_id) override {
+    SIGNET_ASSIGN_OR_RETURN(json answer,
+                            Call("keys/destroy-unrecorded", {{"hsm_key_id", hsm_key_id}}));
+    SIGNET_ASSIGN_OR_RETURN(const json* key, Member(answer, "destroyed"));
+    return UnrecordedKeyFromJson(*key);
+  }
+
  private:
   Result<json> Call(std::string_view route, const json& body) {
     return remote_->Call(ApiTarget(route), body);
@@ -151,6 +171,18 @@ Result<store::KeyRecord> KeyRecordFromJson(const json& j) {
   SIGNET_ASSIGN_OR_RETURN(r.created_at, TimeMember(j, "created_at"));
   SIGNET_ASSIGN_OR_RETURN(r.updated_at, TimeMember(j, "updated_at"));
   return r;
+}
+
+Result<service::UnrecordedKey> UnrecordedKeyFromJson(const json& j) {
+  service::UnrecordedKey k;
+  SIGNET_ASSIGN_OR_RETURN(k.hsm_key_id, StringMember(j, "hsm_key_id"));
+  SIGNET_ASSIGN_OR_RETURN(k.label, StringMember(j, "label"));
+  SIGNET_ASSIGN_OR_RETURN(k.algorithm, StringMember(j, "algorithm"));
+  // Printed to a terminal: a server's text must not carry control characters there.
+  k.label = OneLineSafe(k.label, 256);
+  k.hsm_key_id = OneLineSafe(k.hsm_key_id, 256);
+  k.algorithm = OneLineSafe(k.algorithm, 64);
+  return k;
 }
 
 Result<service::KeyDetails> KeyDetailsFromJson(const json& j) {

@@ -14,6 +14,7 @@
 #include "cli/qr_terminal.h"
 #include "cli/service_stack.h"
 #include "common/fs.h"
+#include "common/log.h"
 #include "hsm/pkcs11/pkcs11_secret_sealer.h"
 #include "server/server.h"
 #include "service/accounts.h"
@@ -247,6 +248,29 @@ std::string UrlHost(const std::string& host) {
   return host.find(':') == std::string::npos ? host : "[" + host + "]";
 }
 
+// A key creation that crashed between the HSM and the database leaves a private key nobody
+// knows; say so at every start until an operator has looked (`signet key unrecorded`).
+void WarnAboutUnrecordedKeys(service::KeyService& keys) {
+  Result<std::vector<service::UnrecordedKey>> unrecorded = keys.ListUnrecordedKeys();
+  if (!unrecorded.ok()) {
+    LogLine(LogLevel::kWarning, "serve",
+            "cannot check the token for unrecorded keys: " + unrecorded.error().message());
+    return;
+  }
+  if (unrecorded->empty()) return;
+  std::string ids;
+  for (size_t i = 0; i < unrecorded->size() && i < 10; ++i) {
+    ids +=
+        (i == 0 ? "" : ", ") + (*unrecorded)[i].hsm_key_id + " ('" + (*unrecorded)[i].label + "')";
+  }
+  if (unrecorded->size() > 10) ids += ", ...";
+  LogLine(LogLevel::kWarning, "serve",
+          std::to_string(unrecorded->size()) +
+              " private key(s) on the token have no key record: " + ids +
+              "; a key creation did not finish, or another tool uses the token. `signet key "
+              "unrecorded` lists them and `signet key destroy-unrecorded` removes one");
+}
+
 class ServeCommand final : public Command {
  public:
   void Configure(CLI::App& app) override {
@@ -334,6 +358,7 @@ class ServeCommand final : public Command {
     }
     std::cout << "signet: listening on https://" << UrlHost(config.server.host) << ":" << bound
               << std::endl;
+    WarnAboutUnrecordedKeys(stack->keys());
     // service_stop goes in before the last checkpoint round, so the stop is signed too.
     Status stopped = OkStatus();
     stack->Wait([&] {

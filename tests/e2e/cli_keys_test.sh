@@ -150,6 +150,32 @@ n_destroy=$(grep -c '^key_destroy:success$' <<<"$events")
 grep -q '^key_import_cert:.*public key' <<<"$events" && ok "a refused import is logged with its reason" || bad "refused import not logged"
 expect_error "audit verify before the first serve says there is no log key yet" 3 "no checkpoint key yet" s audit verify
 
+# --- keys on the token that no record names (a creation that crashed, or another tool) -------
+[[ $(s key unrecorded --json | json "len(d)") == 0 ]] && ok "signet's own keys are all recorded" || bad "unrecorded after signet's own work: $(s key unrecorded --json)"
+# What a crash between C_GenerateKeyPair and the record leaves, and another tool's key.
+p11 --keypairgen --key-type EC:prime256v1 --id 0badc0de --label left-behind >/dev/null 2>&1
+p11 --keypairgen --key-type rsa:2048 --id 0badc0df --label other-tool >/dev/null 2>&1
+got=$(s key unrecorded --json | json "sorted((k['hsm_key_id'], k['algorithm'], k['label']) for k in d)")
+[[ $got == "[('0badc0de', 'ec-p256', 'left-behind'), ('0badc0df', 'other', 'other-tool')]" ]] \
+  && ok "key unrecorded lists exactly the keys pkcs11-tool made" || bad "key unrecorded: $got"
+s key unrecorded | grep -q "destroy-unrecorded" && ok "its text says how to remove one" || bad "key unrecorded text"
+rec=$(s key show k-ec-p384 --json | json "d['hsm_key_id']")
+expect_error "a recorded key is not destroyed as unrecorded" 6 "key destroy" s key destroy-unrecorded "$rec" --yes
+expect_error "an id the token lacks is not found" 3 "no private key with id 0102" s key destroy-unrecorded 0102 --yes
+expect_error "an id that is not hex is refused" 2 "hex" s key destroy-unrecorded 0xzz --yes
+s key destroy-unrecorded 0badc0de </dev/null >/dev/null 2>$W/err; rc=$?
+[[ $rc == 6 ]] && grep -q "pass --yes" $W/err && ok "destroy-unrecorded without confirmation is refused" || bad "destroy-unrecorded without confirmation: exit $rc, $(cat $W/err)"
+echo 0badc0df | s key destroy-unrecorded 0badc0de >/dev/null 2>&1 && bad "a mistyped confirmation destroyed the key" || ok "a mistyped confirmation is refused"
+echo 0badc0de | s key destroy-unrecorded 0badc0de >/dev/null 2>&1 && ok "typed confirmation destroys the unrecorded key" || bad "destroy-unrecorded failed"
+objs=$(p11 --list-objects 2>/dev/null | grep -c "ID: *0badc0de")
+[[ $objs == 0 ]] && ok "pkcs11-tool finds no object of the destroyed unrecorded key" || bad "unrecorded key still has $objs objects"
+[[ $(p11 --list-objects 2>/dev/null | grep -c "ID: *0badc0df") == 2 ]] && ok "the other tool's key is untouched" || bad "the other tool's key changed"
+[[ $(s key show k-ec-p384 --json | json "d['present_in_hsm']") == True ]] && ok "the recorded key is untouched" || bad "recorded key changed"
+entry=$(sqlite3 $D/signet.db "select json_extract(data,'$.outcome') || ' ' || json_extract(data,'$.details.unrecorded') || ' ' || json_extract(data,'$.details.label') from log_entries where action = 'key_destroy' and json_extract(data,'$.object') = 'hsm:0badc0de'")
+[[ $entry == "success true left-behind" ]] && ok "the destruction is in the audit log" || bad "log entry for hsm:0badc0de: '$entry'"
+refusals=$(sqlite3 $D/signet.db "select count(*) from log_entries where action = 'key_destroy' and json_extract(data,'$.object') = 'hsm:$rec' and json_extract(data,'$.outcome') != 'success'")
+[[ $refusals == 1 ]] && ok "the refused destruction is in the audit log" || bad "refusals logged for hsm:$rec: $refusals"
+
 # --- bad input: one clear line, non-zero exit, nothing changed --------------------------------
 count_objs() { p11 --list-objects 2>/dev/null | grep -c "Object"; }
 objs_before=$(count_objs)

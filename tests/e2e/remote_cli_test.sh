@@ -263,6 +263,15 @@ s key destroy k-rsa </dev/null >/dev/null 2>"$W/err"; rc=$?
 echo k-rsa | s key destroy k-rsa >/dev/null 2>&1 && ok "typed confirmation destroys" || bad "destroy with confirmation"
 [[ $(s key show k-rsa --json | jstr state) == destroyed ]] && ok "k-rsa is destroyed" || bad "k-rsa not destroyed"
 
+# --- a private key no record names, made on the server's token while it runs -------------------
+SOFTHSM2_CONF=$D/softhsm2.conf pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so --token-label signet \
+  --login --pin "$(cat "$D/user.pin")" --keypairgen --key-type EC:prime256v1 --id 0ddba110 --label stray >/dev/null 2>&1
+s key unrecorded --json >"$W/unrec.json" 2>&1
+json_ok <"$W/unrec.json" && grep -q '"hsm_key_id": "0ddba110"' "$W/unrec.json" && grep -q '"label": "stray"' "$W/unrec.json" \
+  && ok "key unrecorded lists the server's stray key" || bad "key unrecorded: $(head -c 300 "$W/unrec.json")"
+echo 0ddba110 | s key destroy-unrecorded 0ddba110 >/dev/null 2>&1 && ok "destroy-unrecorded over the API" || bad "remote destroy-unrecorded"
+[[ $(s key unrecorded --json) == "[]" ]] && ok "no unrecorded key left" || bad "after destroy-unrecorded: $(s key unrecorded --json 2>&1)"
+
 # --- local commands still work while a session exists -----------------------------------------
 L=$W/local
 check "local init" s --data-dir "$L" init

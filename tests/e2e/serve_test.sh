@@ -101,10 +101,17 @@ signed=$(sqlite3 "$D/signet.db" "SELECT max(size) FROM log_checkpoints")
 [[ $(n account_create) == 1 ]] && ok "the admin's creation is audited" || bad "account_create $(n account_create)"
 ! sqlite3 "$D/signet.db" "SELECT data FROM log_entries" | grep -q "$(cat "$D/user.pin")" && ok "no PIN in the audit trail" || bad "PIN in the audit trail"
 
+! grep -q "unrecorded" "$W/out1.err" "$W/out2.err" && ok "no unrecorded-key warning while every key is recorded" || bad "spurious unrecorded-key warning"
+
 # --- a folder initialised before serve existed gets its TLS identity on first serve -----------
 rm -f "$D/tls-server.crt" "$D/tls-server.key"
 sed -i '/^\[server\]/,$d' "$D/signet.toml"
+# ... and a private key no record names, as a crashed key creation leaves: serve says so.
+SOFTHSM2_CONF=$D/softhsm2.conf pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so --token-label signet \
+  --login --pin "$(cat "$D/user.pin")" --keypairgen --key-type EC:prime256v1 --id 5ca1ab1e --label crashed >/dev/null 2>&1
 if start "$W/out3"; then ok "serve recreates a missing embedded TLS identity"; else bad "serve without TLS files"; fi
+grep -q "1 private key(s) on the token have no key record: 5ca1ab1e ('crashed')" "$W/out3.err" \
+  && ok "serve warns about a private key no record names" || bad "no unrecorded-key warning: $(cat "$W/out3.err")"
 stop
 
 # --- configured TLS files that are missing are an error, even inside the data folder -----------

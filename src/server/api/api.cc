@@ -16,6 +16,7 @@
 #include "common/algorithms.h"
 #include "common/bytes.h"
 #include "common/clock.h"
+#include "common/text.h"
 #include "server/internal/json_handler.h"
 #include "service/key_json.h"
 
@@ -216,10 +217,16 @@ struct RouteSpec {
   std::optional<service::AccountAction> account_refused_as = std::nullopt;
 };
 
-// The object a refused change on an admin route is recorded with: the body's "name", if a string.
+// The object a refused change on an admin route is recorded with: the body's "name", if a string;
+// for keys/destroy-unrecorded "hsm:" and its "hsm_key_id", as KeyService records that route.
 std::string NamedObject(const json& body) {
   auto name = body.find("name");
-  return name != body.end() && name->is_string() ? name->get<std::string>() : std::string();
+  if (name != body.end() && name->is_string()) return name->get<std::string>();
+  auto hsm_key_id = body.find("hsm_key_id");
+  if (hsm_key_id != body.end() && hsm_key_id->is_string()) {
+    return "hsm:" + OneLineSafe(hsm_key_id->get<std::string>(), 128);
+  }
+  return std::string();
 }
 
 Error Call::Refuse(Error error) const {
@@ -407,6 +414,25 @@ Result<json> ImportChain(const Call& c) {
   return KeyAnswer(key);
 }
 
+json UnrecordedKeyJson(const service::UnrecordedKey& k) {
+  return json{{"hsm_key_id", k.hsm_key_id}, {"label", k.label}, {"algorithm", k.algorithm}};
+}
+
+Result<json> ListUnrecordedKeys(const Call& c) {
+  SIGNET_ASSIGN_OR_RETURN(std::vector<service::UnrecordedKey> keys,
+                          c.deps.keys.ListUnrecordedKeys());
+  json list = json::array();
+  for (const service::UnrecordedKey& k : keys) list.push_back(UnrecordedKeyJson(k));
+  return json{{"unrecorded_keys", std::move(list)}};
+}
+
+Result<json> DestroyUnrecordedKey(const Call& c) {
+  SIGNET_ASSIGN_OR_RETURN(std::string id, c.Checked(ReqString(c.body, "hsm_key_id")));
+  SIGNET_ASSIGN_OR_RETURN(service::UnrecordedKey gone,
+                          c.deps.keys.DestroyUnrecordedKey(c.caller(), id));
+  return json{{"destroyed", UnrecordedKeyJson(gone)}};
+}
+
 Result<json> ListGrants(const Call& c) {
   SIGNET_ASSIGN_OR_RETURN(std::string name, ReqKeyName(c.body));
   SIGNET_ASSIGN_OR_RETURN(std::vector<std::string> ids,
@@ -515,6 +541,9 @@ Status RegisterApiRoutes(Router& router, ApiDependencies deps) {
       {"keys/csr", Access::kAdmin, CreateCsr, {"name", "subject"}, AuditAction::kKeyCsr},
       {"keys/import-chain", Access::kAdmin, ImportChain, {"name", "chain_pem"},
        AuditAction::kKeyImportCert},
+      {"keys/unrecorded", Access::kRead, ListUnrecordedKeys},
+      {"keys/destroy-unrecorded", Access::kAdmin, DestroyUnrecordedKey, {"hsm_key_id"},
+       AuditAction::kKeyDestroy},
       {"keys/grants", Access::kRead, ListGrants, {"name"}},
       {"keys/grant", Access::kAdmin, ChangeGrant<&SigningService::Grant>, {"name", "account"},
        AuditAction::kGrant},

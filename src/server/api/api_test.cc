@@ -265,14 +265,31 @@ class ApiTest : public ::testing::Test {
 // ---- the transport conventions ----
 
 TEST_F(ApiTest, EveryRouteIsRegisteredAsBlockingPost) {
-  for (const char* route : {"auth/whoami",     "auth/password",   "accounts/list",
-                            "accounts/show",   "accounts/create", "accounts/disable",
-                            "accounts/enable", "accounts/unlock", "accounts/reset-totp",
-                            "accounts/roles",  "keys/list",       "keys/show",
-                            "keys/create",     "keys/disable",    "keys/enable",
-                            "keys/destroy",    "keys/csr",        "keys/import-chain",
-                            "keys/grants",     "keys/grant",      "keys/revoke",
-                            "keys/policy",     "keys/set-policy"}) {
+  for (const char* route : {"auth/whoami",
+                            "auth/password",
+                            "accounts/list",
+                            "accounts/show",
+                            "accounts/create",
+                            "accounts/disable",
+                            "accounts/enable",
+                            "accounts/unlock",
+                            "accounts/reset-totp",
+                            "accounts/roles",
+                            "keys/list",
+                            "keys/show",
+                            "keys/create",
+                            "keys/disable",
+                            "keys/enable",
+                            "keys/destroy",
+                            "keys/csr",
+                            "keys/import-chain",
+                            "keys/grants",
+                            "keys/grant",
+                            "keys/revoke",
+                            "keys/policy",
+                            "keys/set-policy",
+                            "keys/unrecorded",
+                            "keys/destroy-unrecorded"}) {
     Router::Match m = router_.Find("POST", "/api/v1/" + std::string(route));
     ASSERT_NE(m.route, nullptr) << route;
     EXPECT_TRUE(m.route->options.blocking) << route;
@@ -368,6 +385,7 @@ TEST_F(ApiTest, SignerAndAuditorAreRefusedEveryAdminRouteAndNothingChanges) {
       {"keys/grant", {{"name", "ec"}, {"account", "audrey"}}},
       {"keys/revoke", {{"name", "ec"}, {"account", "alice"}}},
       {"keys/set-policy", {{"name", "ec"}, {"policy", EcPolicy()}}},
+      {"keys/destroy-unrecorded", {{"hsm_key_id", "ff"}}},
   };
   const std::string before = Snapshot();
   const size_t audit_before = audit_.events().size();
@@ -381,7 +399,7 @@ TEST_F(ApiTest, SignerAndAuditorAreRefusedEveryAdminRouteAndNothingChanges) {
   // Every refusal was recorded: key, grant and policy changes through the AuditSink, account
   // changes by AccountService.
   std::vector<service::AuditEvent> audit = audit_.events();
-  ASSERT_EQ(audit.size() - audit_before, 2u * 9u);
+  ASSERT_EQ(audit.size() - audit_before, 2u * 10u);
   for (size_t i = audit_before; i < audit.size(); ++i) {
     EXPECT_FALSE(audit[i].succeeded());
     EXPECT_NE(audit[i].outcome.find("lacks the admin role"), std::string::npos);
@@ -801,6 +819,39 @@ TEST_F(ApiTest, ADestroyTheHsmDidNotFinishSaysToRepeatItWithoutTheHsmsMessage) {
   EXPECT_EQ(Ok(admin_, "keys/show", {{"name", "ec"}})["key"]["present_in_hsm"], true);
   EXPECT_EQ(Ok(admin_, "keys/destroy", {{"name", "ec"}})["key"]["state"], "destroyed");
   EXPECT_EQ(key_store_.KeyCount(), 0u);
+}
+
+// What a crash between generation and record leaves on the token: listed for admins and auditors,
+// destroyed by an admin only, and only that.
+TEST_F(ApiTest, UnrecordedKeysAreListedAndOnlyTheyCanBeDestroyed) {
+  auto orphan = key_store_.GenerateKey(KeyAlgorithm::kEcP384, "ec");
+  ASSERT_TRUE(orphan.ok());
+  const std::string hex = HexEncode(orphan->id.bytes);
+  json listed = Ok(auditor_, "keys/unrecorded");
+  ASSERT_EQ(listed["unrecorded_keys"].size(), 1u) << listed.dump();
+  EXPECT_EQ(listed["unrecorded_keys"][0],
+            json({{"hsm_key_id", hex}, {"label", "ec"}, {"algorithm", "ec-p384"}}));
+  ExpectError(CallAs(alice_, "keys/unrecorded"), 403, "access_denied");
+
+  ExpectError(CallAs(admin_, "keys/destroy-unrecorded", {{"hsm_key_id", ec_.hsm_key_id}}), 400,
+              "failed_precondition");
+  EXPECT_EQ(audit_.events().back().object, "hsm:" + ec_.hsm_key_id);
+  ExpectError(CallAs(admin_, "keys/destroy-unrecorded", {{"hsm_key_id", "0a0b"}}), 404,
+              "not_found");
+  ExpectError(CallAs(admin_, "keys/destroy-unrecorded", {{"hsm_key_id", 12}}), 400,
+              "invalid_request");
+  ExpectError(CallAs(admin_, "keys/destroy-unrecorded", {{"hsm_key_id", "xyz"}}), 400,
+              "invalid_request");
+  EXPECT_EQ(key_store_.KeyCount(), 2u);
+
+  json gone = Ok(admin_, "keys/destroy-unrecorded", {{"hsm_key_id", hex}});
+  EXPECT_EQ(gone["destroyed"]["hsm_key_id"], hex);
+  EXPECT_EQ(audit_.events().back().object, "hsm:" + hex);
+  EXPECT_EQ(audit_.events().back().actor.account_name, "root");
+  EXPECT_TRUE(audit_.events().back().succeeded());
+  EXPECT_EQ(key_store_.KeyCount(), 1u);
+  EXPECT_TRUE(Ok(auditor_, "keys/unrecorded")["unrecorded_keys"].empty());
+  EXPECT_EQ(Ok(admin_, "keys/show", {{"name", "ec"}})["key"]["present_in_hsm"], true);
 }
 
 TEST_F(ApiTest, CsrIsSignedByTheKey) {
