@@ -73,6 +73,16 @@ Response JsonErrorResponse(int status, std::string_view error, std::string_view 
   return response;
 }
 
+bool ConcurrencyLimit::TryAcquire() {
+  size_t now = in_flight_.load();
+  do {
+    if (now >= max_) return false;
+  } while (!in_flight_.compare_exchange_weak(now, now + 1));
+  return true;
+}
+
+void ConcurrencyLimit::Release() { in_flight_.fetch_sub(1); }
+
 Status Router::Add(std::string method, std::string pattern, Handler handler, RouteOptions options) {
   if (!internal::IsHttpToken(method)) {
     return InvalidArgument("route method '" + method + "' is not an HTTP token");
@@ -81,6 +91,10 @@ Status Router::Add(std::string method, std::string pattern, Handler handler, Rou
     return InvalidArgument("route pattern '" + pattern + "' must start with '/'");
   }
   if (!handler) return InvalidArgument("route " + method + " " + pattern + " has no handler");
+  if (options.limit && options.limit->max_in_flight() == 0) {
+    return InvalidArgument("route " + method + " " + pattern +
+                           " has a concurrency limit of 0, which would refuse every request");
+  }
   for (const Route& route : routes_) {
     if (route.method == method && route.pattern == pattern) {
       return InvalidArgument("route " + method + " " + pattern + " is registered twice");

@@ -20,6 +20,7 @@
 // throw; an exception that escapes anyway becomes a 500.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -140,10 +141,33 @@ Response JsonErrorResponse(int status, std::string_view error, std::string_view 
 
 using Handler = std::function<Response(const Request&)>;
 
+// A bound on how many requests of some routes are admitted at once (queued for or running on the
+// WorkerPool, or in the handler), so that routes anyone may call (the public log tiles) cannot take
+// every worker from the signing routes. Routes given the same limit share it. Thread-safe.
+class ConcurrencyLimit {
+ public:
+  explicit ConcurrencyLimit(size_t max_in_flight) : max_(max_in_flight) {}
+  ConcurrencyLimit(const ConcurrencyLimit&) = delete;
+  ConcurrencyLimit& operator=(const ConcurrencyLimit&) = delete;
+
+  // Takes a slot if fewer than max_in_flight are taken; false otherwise.
+  bool TryAcquire();
+  void Release();
+  size_t in_flight() const { return in_flight_.load(); }
+  size_t max_in_flight() const { return max_; }
+
+ private:
+  const size_t max_;
+  std::atomic<size_t> in_flight_{0};
+};
+
 struct RouteOptions {
   // Run the handler on the WorkerPool (it may block: HSM, database). When the pool is full the
   // client gets 503 + Retry-After at once and the handler is not called.
   bool blocking = false;
+  // When set, a request is admitted only while the limit has a free slot, held until its handler
+  // returns; otherwise the client gets 503 + Retry-After at once and the handler is not called.
+  std::shared_ptr<ConcurrencyLimit> limit = nullptr;
 };
 
 // Routes are exact: method and path must equal the registered ones ("/a" and "/a/" differ). A

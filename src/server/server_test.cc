@@ -739,6 +739,64 @@ TEST_F(ServerTest, FullWorkerPoolGives503WithRetryAfter) {
   EXPECT_EQ(gate.entered(), 1);
 }
 
+// A limited group of routes (the public log reads) cannot take the workers the other routes need:
+// beyond its limit it is refused at once, while an unlimited route still runs.
+TEST_F(ServerTest, RouteLimitRefusesBeyondItsSlotsAndLeavesWorkersToOtherRoutes) {
+  ServerOptions options = Options();
+  options.worker_threads = 3;
+  options.worker_queue_capacity = 8;
+  Gate gate;
+  Router router;
+  auto limit = std::make_shared<ConcurrencyLimit>(1);
+  for (const char* path : {"/log/a", "/log/b"}) {
+    ASSERT_TRUE(router
+                    .Add(
+                        "GET", path,
+                        [&gate](const Request&) {
+                          gate.Enter();
+                          return Text("tile");
+                        },
+                        RouteOptions{.blocking = true, .limit = limit})
+                    .ok());
+  }
+  ASSERT_TRUE(router
+                  .Add(
+                      "POST", "/sign", [](const Request&) { return Text("signed"); },
+                      RouteOptions{.blocking = true})
+                  .ok());
+  EXPECT_FALSE(router
+                   .Add(
+                       "GET", "/never", [](const Request&) { return Text("x"); },
+                       RouteOptions{.limit = std::make_shared<ConcurrencyLimit>(0)})
+                   .ok());
+  StartServer(options, std::move(router));
+  TlsClient busy, refused, signer;
+  ASSERT_TRUE(busy.Connect(port_));
+  ASSERT_TRUE(busy.Send(Get("/log/a")));
+  ASSERT_TRUE(WaitFor([&] { return gate.entered() == 1; }));
+  EXPECT_EQ(limit->in_flight(), 1u);
+  ASSERT_TRUE(refused.Connect(port_));
+  auto response = refused.Request(Get("/log/b"));  // the same group: refused, not queued
+  ASSERT_TRUE(response.has_value());
+  EXPECT_EQ(response->status, 503);
+  EXPECT_EQ(response->Header("retry-after"), "1");
+  EXPECT_EQ(metrics_.Value("signet_http_rejected_total", {{"reason", "route_limit"}}), 1);
+  ASSERT_TRUE(signer.Connect(port_));
+  auto signed_answer = signer.Request(Post("/sign", ""));
+  ASSERT_TRUE(signed_answer.has_value());
+  EXPECT_EQ(signed_answer->status, 200);
+  gate.Release();
+  auto done = busy.Read();
+  ASSERT_TRUE(done.has_value());
+  EXPECT_EQ(done->status, 200);
+  // The slot is given back once the handler returned.
+  ASSERT_TRUE(WaitFor([&] { return limit->in_flight() == 0; }));
+  auto again = refused.Request(Get("/log/b"));
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->status, 200);
+  EXPECT_EQ(limit->in_flight(), 0u);
+}
+
 TEST_F(ServerTest, StalledClientIsClosedAfterRequestTimeout) {
   ServerOptions options = Options();
   options.request_timeout = 400ms;

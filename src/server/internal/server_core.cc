@@ -273,10 +273,31 @@ class Session : public std::enable_shared_from_this<Session> {
     route_label_ = route->pattern;
     request->route = route->pattern;
 
-    if (!route->options.blocking) return SendResponse(CallHandler(*route, *request));
+    // The route's own admission bound, if it has one: its slot is held until the handler returns
+    // (or the job is dropped unrun), so requests refused here never reach the worker queue.
+    std::shared_ptr<LimitSlot> slot;
+    if (const std::shared_ptr<ConcurrencyLimit>& limit = route->options.limit) {
+      if (!limit->TryAcquire()) {
+        core_.metrics().Increment(kRejectedTotal, {{"reason", "route_limit"}});
+        Response response =
+            JsonErrorResponse(503, "temporarily_unavailable",
+                              "too many requests to this resource are in progress; retry later");
+        response.headers.emplace_back("Retry-After",
+                                      std::to_string(core_.options().retry_after.count()));
+        return SendResponse(std::move(response));
+      }
+      slot = std::make_shared<LimitSlot>(limit);
+    }
 
-    auto job = [self = shared_from_this(), route, request]() {
+    if (!route->options.blocking) {
       Response response = CallHandler(*route, *request);
+      slot.reset();
+      return SendResponse(std::move(response));
+    }
+
+    auto job = [self = shared_from_this(), route, request, slot]() mutable {
+      Response response = CallHandler(*route, *request);
+      slot.reset();
       net::post(self->stream_.get_executor(), [self, response = std::move(response)]() mutable {
         self->SendResponse(std::move(response));
       });
@@ -290,6 +311,15 @@ class Session : public std::enable_shared_from_this<Session> {
       return SendResponse(std::move(response));
     }
   }
+
+  // A taken ConcurrencyLimit slot, given back when the last holder lets go.
+  struct LimitSlot {
+    explicit LimitSlot(std::shared_ptr<ConcurrencyLimit> l) : limit(std::move(l)) {}
+    LimitSlot(const LimitSlot&) = delete;
+    LimitSlot& operator=(const LimitSlot&) = delete;
+    ~LimitSlot() { limit->Release(); }
+    std::shared_ptr<ConcurrencyLimit> limit;
+  };
 
   static Response CallHandler(const Router::Route& route, const Request& request) {
     std::string what = "an exception that is not a std::exception";
@@ -437,8 +467,9 @@ ServerCore::ServerCore(ServerOptions options, Router router, Metrics& metrics,
                             "Time from reading an HTTP request to its response being ready.",
                             DefaultLatencyBuckets());
   metrics_.DeclareGauge(kConnectionsActive, "Open HTTPS connections.");
-  metrics_.DeclareCounter(kRejectedTotal,
-                          "Requests answered 503 for overload, by reason (connections, workers).");
+  metrics_.DeclareCounter(
+      kRejectedTotal,
+      "Requests answered 503 for overload, by reason (connections, workers, route_limit).");
   metrics_.DeclareCounter("signet_tls_handshake_failures_total", "Failed TLS handshakes.");
 }
 

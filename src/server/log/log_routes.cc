@@ -390,9 +390,13 @@ Status RegisterLogRoutes(Router& router, LogRouteDependencies deps) {
       {"/api/v1/log/proof/consistency", Access::kAuditor, GetConsistencyProof},
       {"/api/v1/log/entries", Access::kAuditor, QueryEntries},
   };
+  std::shared_ptr<ConcurrencyLimit> limit;
+  if (deps.max_concurrent_reads > 0) {
+    limit = std::make_shared<ConcurrencyLimit>(deps.max_concurrent_reads);
+  }
   for (const Spec& route : routes) {
     SIGNET_TRY(router.Add("GET", std::string(route.pattern), Wrap(d, route.access, route.run),
-                          RouteOptions{.blocking = true}));
+                          RouteOptions{.blocking = true, .limit = limit}));
   }
   return OkStatus();
 }

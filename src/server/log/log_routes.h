@@ -42,6 +42,11 @@ struct LogRouteDependencies {
   // mark them cacheable by shared caches ("public"). Proofs and the entry query still need auditor
   // or admin.
   bool public_read = false;
+  // How many log requests may be admitted at once, all five routes together (queued for or
+  // running on the WorkerPool); beyond it they are answered 503 + Retry-After at once. 0: no
+  // bound of their own. The service sets half its workers, so that log readers (anyone, with
+  // public_read) can never take every worker from signing.
+  size_t max_concurrent_reads = 0;
 };
 
 // Registers the GET routes of docs/api.md "Log" on `router`: /log/checkpoint, the prefix route

@@ -225,6 +225,27 @@ TEST_F(LogRoutesTest, EveryRouteIsABlockingGet) {
   }
 }
 
+// Log readers (anyone, with public_read) share one admission bound, so they cannot take every
+// worker from signing; without a bound configured there is none.
+TEST_F(LogRoutesTest, AllRoutesShareOneConcurrencyLimit) {
+  Router limited;
+  LogRouteDependencies deps{*store_, accounts_, /*public_read=*/true};
+  deps.max_concurrent_reads = 2;
+  ASSERT_TRUE(RegisterLogRoutes(limited, deps).ok());
+  std::shared_ptr<ConcurrencyLimit> shared;
+  for (const char* path :
+       {"/log/checkpoint", "/log/tile/0/000", "/log/tile/entries/000",
+        "/api/v1/log/proof/inclusion", "/api/v1/log/proof/consistency", "/api/v1/log/entries"}) {
+    Router::Match m = limited.Find("GET", path);
+    ASSERT_NE(m.route, nullptr) << path;
+    ASSERT_NE(m.route->options.limit, nullptr) << path;
+    EXPECT_EQ(m.route->options.limit->max_in_flight(), 2u) << path;
+    if (!shared) shared = m.route->options.limit;
+    EXPECT_EQ(m.route->options.limit, shared) << path << " has a limit of its own";
+    EXPECT_EQ(router_.Find("GET", path).route->options.limit, nullptr) << path;
+  }
+}
+
 TEST_F(LogRoutesTest, PrivateLogNeedsAnAuditorOrAdminToken) {
   BuildLog();
   for (const char* target : {"/log/checkpoint", "/log/tile/0/000", "/log/tile/entries/000",
