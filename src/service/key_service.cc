@@ -1,6 +1,8 @@
 #include "service/key_service.h"
 
 #include <algorithm>
+#include <mutex>
+#include <set>
 
 #include "common/encoding.h"
 #include "common/log.h"
@@ -19,6 +21,25 @@ Result<std::string> NewRecordId() {
   Bytes b(8);
   SIGNET_TRY(RandomBytes(b));
   return "k_" + HexEncode(b);
+}
+
+// A CKA_LABEL (bytes, not necessarily text) as printable ASCII: other bytes as \xNN, so that it
+// is valid UTF-8 in JSON and carries no control sequence to a terminal or a log line.
+std::string PrintableLabel(std::string_view label) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (char c : label.substr(0, 256)) {
+    const auto b = static_cast<unsigned char>(c);
+    if (b >= 0x20 && b < 0x7f && b != '\\') {
+      out += c;
+    } else {
+      out += "\\x";
+      out += kHex[b >> 4];
+      out += kHex[b & 0x0f];
+    }
+  }
+  if (label.size() > 256) out += "...";
+  return out;
 }
 
 std::string ToLower(std::string_view text) {
@@ -152,24 +173,11 @@ Result<KeyRecord> KeyService::CreateKey(const Caller& caller, std::string_view n
 
   auto record_id = NewRecordId();
   if (!record_id.ok()) return refuse(record_id.error());
-  // Marked before the HSM is asked, so that ListUnrecordedKeys never offers this key for
-  // destruction while it is between generation and record; unmarked however this ends.
-  struct CreatingMark {
-    KeyService& service;
-    std::string hex;
-    ~CreatingMark() {
-      if (hex.empty()) return;
-      std::lock_guard lock(service.creating_mu_);
-      service.creating_.erase(hex);
-    }
-  } mark{*this, {}};
+  // Held from before the HSM generates until the record is stored or the key undone: an
+  // unrecorded-key listing (exclusive) never sees this key between generation and record.
+  std::shared_lock creating(creation_mu_);
   auto generated = FromHsm(key_store_.GenerateKey(algorithm, name));
   if (!generated.ok()) return refuse(generated.error());
-  {
-    std::lock_guard lock(creating_mu_);
-    mark.hex = HexEncode(generated->id.bytes);
-    creating_.insert(mark.hex);
-  }
 
   TimePoint now = clock_.Now();
   KeyRecord record;
@@ -358,22 +366,19 @@ Result<std::vector<UnrecordedKey>> KeyService::Unrecorded(
   for (const KeyRecord& r : records) named.insert(ToLower(r.hsm_key_id));
   SIGNET_ASSIGN_OR_RETURN(std::optional<store::LogKeyRecord> log_key, store_.GetLogKey());
   if (log_key) named.insert(ToLower(log_key->hsm_key_id));
-  {
-    std::lock_guard lock(creating_mu_);
-    named.insert(creating_.begin(), creating_.end());
-  }
   std::vector<UnrecordedKey> unrecorded;
   for (const hsm::TokenKey& k : token_keys) {
     std::string hex = HexEncode(k.id.bytes);
     if (!hex.empty() && named.contains(hex)) continue;
     unrecorded.push_back(
-        {hex, OneLineSafe(k.label, 256),
+        {hex, PrintableLabel(k.label),
          k.algorithm ? std::string(KeyAlgorithmName(*k.algorithm)) : std::string("other")});
   }
   return unrecorded;
 }
 
 Result<std::vector<UnrecordedKey>> KeyService::ListUnrecordedKeys() {
+  std::unique_lock no_creation(creation_mu_);
   SIGNET_ASSIGN_OR_RETURN(std::vector<hsm::TokenKey> token_keys, FromHsm(key_store_.ListKeys()));
   return Unrecorded(token_keys);
 }
@@ -389,6 +394,8 @@ Result<UnrecordedKey> KeyService::DestroyUnrecordedKey(const Caller& caller,
                                   "' is not an HSM key id: give the CKA_ID as 2 to 128 hex digits, "
                                   "as `key unrecorded` lists it"));
   }
+  // No key of this process is between generation and record while this runs (CreateKey).
+  std::unique_lock no_creation(creation_mu_);
   auto token_keys = FromHsm(key_store_.ListKeys());
   if (!token_keys.ok()) return refuse(token_keys.error());
   auto unrecorded = Unrecorded(*token_keys);
@@ -407,6 +414,15 @@ Result<UnrecordedKey> KeyService::DestroyUnrecordedKey(const Caller& caller,
     }
     return refuse(NotFound("no private key with id " + hex + " on token '" + token_.label +
                            "'; `key unrecorded` lists the ones there are"));
+  }
+  const auto same_id =
+      std::count_if(token_keys->begin(), token_keys->end(),
+                    [&](const hsm::TokenKey& k) { return HexEncode(k.id.bytes) == hex; });
+  if (same_id > 1) {
+    // The HSM step removes every object with the id; the log entry could name only one.
+    return refuse(FailedPrecondition(std::to_string(same_id) + " private keys on token '" +
+                                     token_.label + "' have id " + hex +
+                                     "; remove them with the HSM's own tools"));
   }
   UnrecordedKey key = *found;
   // Recorded before the key material goes, so the log never lacks a destruction that happened.

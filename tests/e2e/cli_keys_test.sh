@@ -171,6 +171,10 @@ objs=$(p11 --list-objects 2>/dev/null | grep -c "ID: *0badc0de")
 [[ $objs == 0 ]] && ok "pkcs11-tool finds no object of the destroyed unrecorded key" || bad "unrecorded key still has $objs objects"
 [[ $(p11 --list-objects 2>/dev/null | grep -c "ID: *0badc0df") == 2 ]] && ok "the other tool's key is untouched" || bad "the other tool's key changed"
 [[ $(s key show k-ec-p384 --json | json "d['present_in_hsm']") == True ]] && ok "the recorded key is untouched" || bad "recorded key changed"
+p11 --keypairgen --key-type EC:prime256v1 --id d0d0 --label twin-1 >/dev/null 2>&1
+p11 --keypairgen --key-type EC:prime256v1 --id d0d0 --label twin-2 >/dev/null 2>&1
+expect_error "two private keys with one id are left to the HSM's tools" 6 "2 private keys" s key destroy-unrecorded d0d0 --yes
+[[ $(p11 --list-objects 2>/dev/null | grep -c "ID: *d0d0") == 4 ]] && ok "both twins are untouched" || bad "twins changed"
 entry=$(sqlite3 $D/signet.db "select json_extract(data,'$.outcome') || ' ' || json_extract(data,'$.details.unrecorded') || ' ' || json_extract(data,'$.details.label') from log_entries where action = 'key_destroy' and json_extract(data,'$.object') = 'hsm:0badc0de'")
 [[ $entry == "success true left-behind" ]] && ok "the destruction is in the audit log" || bad "log entry for hsm:0badc0de: '$entry'"
 refusals=$(sqlite3 $D/signet.db "select count(*) from log_entries where action = 'key_destroy' and json_extract(data,'$.object') = 'hsm:$rec' and json_extract(data,'$.outcome') != 'success'")

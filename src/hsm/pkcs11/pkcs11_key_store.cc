@@ -381,17 +381,24 @@ class Pkcs11KeyStore::Impl final : public internal::SessionRunner {
       }
       Keys keys;
       keys.reserve(found.size());
+      bool skipped = false;
       for (CK_OBJECT_HANDLE object : found) {
         TokenKey key;
         rv = internal::GetAttributeBytes(module_, lease.session(), object, CKA_ID, &key.id.bytes);
-        if (rv == CKR_OBJECT_HANDLE_INVALID) continue;  // destroyed since the search
+        if (rv == CKR_OBJECT_HANDLE_INVALID) {  // destroyed since the search, or a logout
+          skipped = true;
+          continue;
+        }
         if (rv != CKR_OK && rv != CKR_ATTRIBUTE_TYPE_INVALID) {
           return attempt.Fail(rv, "C_GetAttributeValue(CKA_ID)",
                               "cannot read the id of a private key on " + token_name_);
         }
         Bytes label;
         rv = internal::GetAttributeBytes(module_, lease.session(), object, CKA_LABEL, &label);
-        if (rv == CKR_OBJECT_HANDLE_INVALID) continue;
+        if (rv == CKR_OBJECT_HANDLE_INVALID) {
+          skipped = true;
+          continue;
+        }
         if (rv != CKR_OK && rv != CKR_ATTRIBUTE_TYPE_INVALID) {
           return attempt.Fail(rv, "C_GetAttributeValue(CKA_LABEL)",
                               "cannot read the label of a private key on " + token_name_);
@@ -405,6 +412,9 @@ class Pkcs11KeyStore::Impl final : public internal::SessionRunner {
         }
         keys.push_back(std::move(key));
       }
+      // A logout during the loop also shows as CKR_OBJECT_HANDLE_INVALID (SoftHSM): then the
+      // list is short, not the token; the login check fails and the listing is retried.
+      if (skipped) SIGNET_TRY(CheckLoggedIn(lease, attempt));
       return keys;
     });
   }
