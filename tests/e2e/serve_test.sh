@@ -82,7 +82,14 @@ stop
 # --- second start: no second admin, no second enrolment ---------------------------------------
 # With the PIN file named by the environment: the start-up entry names the file that was read.
 cp -p "$D/user.pin" "$W/pin-elsewhere"
+# Anonymous rejections beyond 2 a minute are logged as one count; the count of the last minute
+# must be in the log once the service has stopped.
+printf '\n[accounts]\nanonymous_rejections_per_minute = 2\n' >>"$D/signet.toml"
 if SIGNET_PIN_FILE=$W/pin-elsewhere start "$W/out2"; then ok "second start"; else bad "second start"; finish; exit 1; fi
+for _ in 1 2 3 4 5; do
+  curl -sk -o /dev/null -X POST -H "Authorization: Bearer not-a-token" -H "Content-Type: application/json" \
+    -d '{}' "https://127.0.0.1:$PORT/api/v1/auth/whoami"
+done
 pin_file=$(sqlite3 "$D/signet.db" "SELECT json_extract(data, '$.details.\"hsm.pin_file\"') FROM log_entries WHERE action='config_startup' ORDER BY idx DESC LIMIT 1")
 [[ $pin_file == "$W/pin-elsewhere" ]] && ok "config_startup names the PIN file actually read" || bad "config_startup hsm.pin_file: $pin_file"
 ! grep -q otpauth "$W/out2" && ok "second start prints no enrolment" || bad "second start printed an enrolment"
@@ -90,6 +97,10 @@ admins=$(sqlite3 "$D/signet.db" "SELECT count(*) FROM accounts")
 [[ $admins == 1 ]] && ok "still exactly one account" || bad "accounts: $admins"
 stop
 [[ $RC == 0 ]] && ok "second SIGTERM: exits 0" || bad "second SIGTERM: exit $RC"
+rejected=$(sqlite3 "$D/signet.db" "SELECT count(*) FROM log_entries WHERE action='login_failure' AND json_extract(data, '$.details.not_logged_one_by_one') IS NULL AND json_extract(data, '$.details.account_action') = 'token_rejected'")
+held=$(sqlite3 "$D/signet.db" "SELECT sum(json_extract(data, '$.details.not_logged_one_by_one')) FROM log_entries WHERE action='login_failure'")
+[[ $rejected == 2 && $held == 3 ]] && ok "5 bad tokens: 2 logged one by one, the other 3 as a count written at shutdown" \
+  || bad "bad tokens logged one by one: $rejected, held count: $held"
 
 # --- audit trail --------------------------------------------------------------------------------
 n() { sqlite3 "$D/signet.db" "SELECT count(*) FROM log_entries WHERE action='$1'"; }
