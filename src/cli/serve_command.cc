@@ -159,6 +159,7 @@ std::map<std::string, std::string> EffectiveConfig(const config::Config& c,
   d["accounts.anonymous_rejections_per_minute"] =
       std::to_string(c.accounts.anonymous_rejections_per_minute);
   d["activation.sad_lifetime_seconds"] = std::to_string(c.activation.sad_lifetime_seconds);
+  d["activation.max_open_per_account"] = std::to_string(c.activation.max_open_per_account);
   return d;
 }
 
@@ -314,6 +315,7 @@ class ServeCommand final : public Command {
     options.accounts.anonymous_rejections_per_minute =
         config.accounts.anonymous_rejections_per_minute;
     options.signing.sad_lifetime = std::chrono::seconds(config.activation.sad_lifetime_seconds);
+    options.signing.max_open_activations_per_account = config.activation.max_open_per_account;
     options.server = ToServerOptions(config);
     options.log.origin = origin;
     options.log.public_read = config.log.public_read;

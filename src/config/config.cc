@@ -183,11 +183,14 @@ Status ParseServiceSections(const toml::table& root, std::string_view source, Co
                        a.anonymous_rejections_per_minute));
   }
 
-  SIGNET_ASSIGN_OR_RETURN(const toml::table* activation,
-                          Section(root, "activation", {"sad_lifetime_seconds"}, source));
+  SIGNET_ASSIGN_OR_RETURN(
+      const toml::table* activation,
+      Section(root, "activation", {"sad_lifetime_seconds", "max_open_per_account"}, source));
   if (activation != nullptr) {
     SIGNET_TRY(ReadInt(*activation, "activation", "sad_lifetime_seconds", source, 10, 3600,
                        config.activation.sad_lifetime_seconds));
+    SIGNET_TRY(ReadInt(*activation, "activation", "max_open_per_account", source, 0, 1000000,
+                       config.activation.max_open_per_account));
   }
 
   SIGNET_ASSIGN_OR_RETURN(

@@ -80,6 +80,8 @@ struct AccountsConfig {
 
 struct ActivationConfig {
   int64_t sad_lifetime_seconds = 300;  // 10 .. 3600
+  // Open SADs (unexpired, signatures left) one account may hold; 0: no bound. 0 .. 1000000
+  int64_t max_open_per_account = 256;
 };
 
 // The audit log (issue 4): its identity, who may read it, and how often it is checkpointed and

@@ -87,6 +87,7 @@ TEST(ConfigTest, ServiceDefaultsAreSafe) {
   EXPECT_EQ(c->accounts.lockout_threshold, 5);
   EXPECT_EQ(c->accounts.lockout_seconds, 900);
   EXPECT_EQ(c->activation.sad_lifetime_seconds, 300);
+  EXPECT_EQ(c->activation.max_open_per_account, 256);
   EXPECT_TRUE(c->log.origin.empty());
   EXPECT_FALSE(c->log.public_read);
   EXPECT_EQ(c->log.checkpoint_interval_ms, 500);
@@ -108,7 +109,7 @@ TEST(ConfigTest, ServiceSectionsAreRead) {
       "[limits]\nmax_body_bytes=2048\nmax_header_bytes=4096\nmax_connections=10\n"
       "request_timeout_seconds=5\nidle_timeout_seconds=6\n"
       "[accounts]\ntoken_lifetime_seconds=600\nlockout_threshold=3\nlockout_seconds=120\n"
-      "[activation]\nsad_lifetime_seconds=60\n"
+      "[activation]\nsad_lifetime_seconds=60\nmax_open_per_account=0\n"
       "[log]\norigin='signet.example/prod'\npublic=true\ncheckpoint_interval_ms=250\n"
       "verify_interval_seconds=30\n");
   ASSERT_TRUE(c.ok()) << c.error().message();
@@ -129,6 +130,7 @@ TEST(ConfigTest, ServiceSectionsAreRead) {
   EXPECT_EQ(c->accounts.lockout_threshold, 3);
   EXPECT_EQ(c->accounts.lockout_seconds, 120);
   EXPECT_EQ(c->activation.sad_lifetime_seconds, 60);
+  EXPECT_EQ(c->activation.max_open_per_account, 0);
   EXPECT_EQ(c->log.origin, "signet.example/prod");
   EXPECT_TRUE(c->log.public_read);
   EXPECT_EQ(c->log.checkpoint_interval_ms, 250);
@@ -154,6 +156,7 @@ TEST(ConfigTest, BadServiceValuesNameTheKey) {
       {"[accounts]\nlockout_threshold=6\n", "accounts.lockout_threshold"},
       {"[accounts]\nlockout=1\n", "accounts.lockout"},
       {"[activation]\nsad_lifetime_seconds=0\n", "activation.sad_lifetime_seconds"},
+      {"[activation]\nmax_open_per_account=-1\n", "activation.max_open_per_account"},
       {"[log]\norigin='signet example'\n", "log.origin"},
       {"[log]\norigin='a+b'\n", "log.origin"},
       {"[log]\norigin=\"a\\u00a0b\"\n", "log.origin"},  // no-break space: not a key name

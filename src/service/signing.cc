@@ -348,6 +348,19 @@ Result<Authorization> SigningService::Authorize(const Caller& caller, std::strin
     }
     SIGNET_ASSIGN_OR_RETURN(KeyPolicy policy, EffectivePolicy(key));
     SIGNET_TRY(CheckHashes(hashes, hash_algorithm, policy, key));
+    if (const int64_t max_open = options_.max_open_activations_per_account; max_open > 0) {
+      SIGNET_ASSIGN_OR_RETURN(int64_t open,
+                              store_.CountOpenActivations(caller.actor.account_id, clock_.Now()));
+      if (open >= max_open) {
+        return ResourceExhausted(std::string(kOpenActivationsMessage) + "account '" +
+                                 caller.actor.account_name + "' holds " + std::to_string(open) +
+                                 " SADs that are neither used up nor expired, the "
+                                 "most one account may hold (" +
+                                 std::to_string(max_open) +
+                                 "); sign with them or retry when they expire (within " +
+                                 std::to_string(options_.sad_lifetime.count()) + " s)");
+      }
+    }
     return IssueAuthorization(caller, key, hash_algorithm, hashes, policy, nullptr, event);
   }();
   if (!result.ok()) {
@@ -595,8 +608,10 @@ bool SigningService::IsExpiredSad(const Error& error) {
 }
 
 bool SigningService::IsRateLimit(const Error& error) {
+  const std::string_view message = error.message();
   return error.code() == ErrorCode::kResourceExhausted &&
-         std::string_view(error.message()).starts_with(store::kRateLimitMessage);
+         (message.starts_with(store::kRateLimitMessage) ||
+          message.starts_with(kOpenActivationsMessage));
 }
 
 bool SigningService::HashesUsedUp(const Error& error) {

@@ -68,6 +68,11 @@ struct SigningOptions {
   int64_t default_rate_per_minute_account = 3000;
   // Per account over all keys, in addition to the key policies; 0: no limit.
   int64_t rate_per_minute_account = 6000;
+  // How many open SADs (unexpired, with signatures left) one account may hold; Authorize refuses
+  // beyond it (ResourceExhausted, IsRateLimit), so that no client, a service account needing no
+  // fresh second factor least of all, can fill the database with activations. Checked before the
+  // insert, not inside it: requests authorizing at the same moment may pass it together. 0: none.
+  int64_t max_open_activations_per_account = 256;
   // Set only when the AuditSink commits every event durably to the same Store as the activations
   // (cli::ServiceStack: the Merkle log's sequencer). SignHash then lets the consumption of the
   // hashes reach the disk with the `sign` entry's commit, which follows it and precedes the
@@ -87,6 +92,10 @@ struct KeyPolicy {
 
   bool operator==(const KeyPolicy&) const = default;
 };
+
+// What Authorize's error says when the account holds max_open_activations_per_account open
+// SADs already; SigningService::IsRateLimit recognises it.
+inline constexpr std::string_view kOpenActivationsMessage = "too many open authorizations: ";
 
 // The hard upper bound on hashes in one authorization or one signHash call.
 inline constexpr int64_t kMaxSignaturesPerAuthorization = 100000;
@@ -195,8 +204,9 @@ class SigningService {
   // already released, as opposed to a refusal of the caller or the count.
   static bool IsUnauthorizedHash(const Error& error);
 
-  // True if `error` (from SignHash) is a key policy's or the service's rate limit: the caller
-  // asked for more signatures this minute than allowed (ResourceExhausted, like a full disk).
+  // True if `error` is a key policy's or the service's rate limit (from SignHash: the caller
+  // asked for more signatures this minute than allowed) or the bound on open SADs (from
+  // Authorize): ResourceExhausted like a full disk, but the caller's to fix (429, not 503).
   static bool IsRateLimit(const Error& error);
 
   // True if `error` (from SignHash) came after the request's hashes were consumed, so they cannot

@@ -304,6 +304,41 @@ TEST_F(SigningTest, ExpiredSadIsRefused) {
   ExpectRefusalRecorded(AuditAction::kSignRefused, "SAD expired");
 }
 
+// An account holds a bounded number of open SADs (a service account needs no fresh second factor
+// per authorization): beyond it Authorize refuses as a rate limit; a SAD used up or expired, or
+// another account's, does not count.
+TEST_F(SigningTest, OpenSadsPerAccountAreBounded) {
+  SigningOptions options;
+  options.max_open_activations_per_account = 2;
+  SigningService bounded(keys_, store_, clock_, audit_, options);
+  ASSERT_TRUE(bounded.Grant(admin_, "release", "a_bob").ok());
+  auto authorize = [&](const Caller& c, const Bytes& h) {
+    return bounded.Authorize(c, "release", HashAlgorithm::kSha256, {h}, 1);
+  };
+  auto first = authorize(alice_, h1_);
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(authorize(alice_, h2_).ok());
+  auto third = authorize(alice_, h3_);
+  ASSERT_FALSE(third.ok());
+  EXPECT_EQ(third.error().code(), ErrorCode::kResourceExhausted);
+  EXPECT_TRUE(SigningService::IsRateLimit(third.error())) << third.error().message();
+  EXPECT_NE(third.error().message().find("holds 2 SADs"), std::string::npos)
+      << third.error().message();
+  ExpectRefusalRecorded(AuditAction::kAuthorizeRefused, "too many open authorizations");
+  EXPECT_TRUE(authorize(bob_, h3_).ok()) << "another account's SADs counted";
+
+  // Used up, the first no longer counts.
+  ASSERT_TRUE(bounded
+                  .SignHash(alice_, "release", first->sad, {h1_}, SignatureScheme::kEcdsa,
+                            HashAlgorithm::kSha256)
+                  .ok());
+  ASSERT_TRUE(authorize(alice_, h3_).ok());
+  EXPECT_FALSE(authorize(alice_, h3_).ok());
+  // Expired, none counts.
+  clock_.Advance(5min);
+  EXPECT_TRUE(authorize(alice_, h3_).ok());
+}
+
 TEST_F(SigningTest, MoreSignaturesThanAuthorizedAreRefused) {
   Authorization a = AuthorizeOk(alice_, "release", {h1_, h2_});
   auto sigs = Sign(alice_, "release", a.sad, {h1_, h2_, h3_});

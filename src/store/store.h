@@ -444,6 +444,9 @@ class Store {
   virtual Result<int64_t> DeleteExpiredActivations(TimePoint cutoff) = 0;
   // NotFound if no activation has this SAD hash.
   virtual Result<ActivationRecord> GetActivation(ByteView sad_hash) = 0;
+  // How many of the account's activations are open at `now`: not expired (expires_at > now) and
+  // with signatures left (signatures_used < num_signatures). For SigningService's bound on them.
+  virtual Result<int64_t> CountOpenActivations(std::string_view account_id, TimePoint now) = 0;
 
   // THE critical operation of signing (DESIGN.md §4): in one transaction, checks every rule of
   // CheckActivationConsumable against the stored activation and the signatures counted in this

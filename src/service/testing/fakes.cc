@@ -582,6 +582,17 @@ Result<store::ActivationRecord> MemoryStore::GetActivation(ByteView sad_hash) {
   return it->second;
 }
 
+Result<int64_t> MemoryStore::CountOpenActivations(std::string_view account_id, TimePoint now) {
+  std::lock_guard lock(mu_);
+  int64_t open = 0;
+  for (const auto& [sad_hash, a] : activations_) {
+    if (a.account_id == account_id && a.expires_at > now && a.signatures_used < a.num_signatures) {
+      ++open;
+    }
+  }
+  return open;
+}
+
 Status MemoryStore::ConsumeActivationHashes(const store::ConsumeActivationRequest& request) {
   std::lock_guard lock(mu_);
   consume_flush_modes_.push_back(request.flush_with_next_commit);

@@ -117,6 +117,7 @@ class MemoryStore : public store::Store {
   Status InsertActivation(const store::ActivationRecord& activation) override;
   Result<int64_t> DeleteExpiredActivations(TimePoint cutoff) override;
   Result<store::ActivationRecord> GetActivation(ByteView sad_hash) override;
+  Result<int64_t> CountOpenActivations(std::string_view account_id, TimePoint now) override;
   Status ConsumeActivationHashes(const store::ConsumeActivationRequest& request) override;
   Status ReplaceActivation(ByteView old_sad_hash, std::string_view account_id,
                            std::string_view key_id, TimePoint now,

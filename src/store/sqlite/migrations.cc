@@ -292,12 +292,20 @@ INSERT OR IGNORE INTO log_block_terms (term, block)
 )sql";
 // ---- end of the log's query index ----
 
+// ---- open activations by account (migration 6) ----
+// SigningService bounds how many open SADs an account holds; counting them must not scan every
+// account's activations.
+constexpr std::string_view kCreateActivationsByAccount = R"sql(
+CREATE INDEX activations_by_account ON activations (account_id, expires_at);
+)sql";
+
 constexpr std::array kMigrations = {
     Migration{1, "create keys table", kCreateKeys},
     Migration{2, "create accounts and bearer_tokens tables", kCreateAccounts},
     Migration{3, "create activation, grant, policy and audit tables", kCreateActivations},
     Migration{4, "create the audit log tables", kCreateLog},
     Migration{5, "replace the log's query indexes by block summaries", kCreateLogBlocks},
+    Migration{6, "index activations by account", kCreateActivationsByAccount},
 };
 
 }  // namespace

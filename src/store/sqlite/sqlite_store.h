@@ -135,6 +135,7 @@ class SqliteStore final : public Store {
   Status InsertActivation(const ActivationRecord& activation) override;
   Result<int64_t> DeleteExpiredActivations(TimePoint cutoff) override;
   Result<ActivationRecord> GetActivation(ByteView sad_hash) override;
+  Result<int64_t> CountOpenActivations(std::string_view account_id, TimePoint now) override;
   Status ConsumeActivationHashes(const ConsumeActivationRequest& request) override;
   Status ReplaceActivation(ByteView old_sad_hash, std::string_view account_id,
                            std::string_view key_id, TimePoint now,

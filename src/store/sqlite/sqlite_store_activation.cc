@@ -244,6 +244,19 @@ Result<ActivationRecord> SqliteStore::GetActivation(ByteView sad_hash) {
   return std::move(*a);
 }
 
+Result<int64_t> SqliteStore::CountOpenActivations(std::string_view account_id, TimePoint now) {
+  // activations_by_account (migration 6) keeps this to the account's unexpired rows.
+  static constexpr std::string_view kCountOpen =
+      "SELECT count(*) FROM activations WHERE account_id = ?1 AND expires_at > ?2 "
+      "AND signatures_used < num_signatures";
+  std::lock_guard lock(mu_);
+  SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(kCountOpen, "cannot count activations"));
+  SIGNET_TRY(BindAll(query, account_id, ToUnixSeconds(now)));
+  SIGNET_ASSIGN_OR_RETURN(bool row, query.Step());
+  if (!row) return InternalError("count(*) returned no row");
+  return query.Int64(0);
+}
+
 Status SqliteStore::ConsumeActivationHashes(const ConsumeActivationRequest& request) {
   static constexpr std::string_view kContext = "cannot consume activation hashes";
   const int64_t now = ToUnixSeconds(request.now);

@@ -171,6 +171,26 @@ TEST_F(ActivationStoreTest, InsertActivationRefusesDuplicatesAndUnknownKey) {
   EXPECT_EQ(store_->GetActivation(Bytes(32, 9)).error().code(), ErrorCode::kNotFound);
 }
 
+// Open: unexpired, with signatures left; per account.
+TEST_F(ActivationStoreTest, CountOpenActivationsCountsUnexpiredOnesWithSignaturesLeft) {
+  ASSERT_TRUE(store_->InsertActivation(Activation(1, {Digest(0xa1)})).ok());
+  ASSERT_TRUE(store_->InsertActivation(Activation(2, {Digest(0xa1), Digest(0xa2)})).ok());
+  ActivationRecord bobs = Activation(3, {Digest(0xa1)});
+  bobs.account_id = "a_bob";
+  ASSERT_TRUE(store_->InsertActivation(bobs).ok());
+  ActivationRecord short_lived = Activation(4, {Digest(0xa1)});
+  short_lived.expires_at = kT0 + 30s;
+  ASSERT_TRUE(store_->InsertActivation(short_lived).ok());
+  EXPECT_EQ(store_->CountOpenActivations("a_alice", kT0 + 1min).value(), 2);  // 4 has expired
+  EXPECT_EQ(store_->CountOpenActivations("a_alice", kT0).value(), 3);
+  ASSERT_TRUE(store_->ConsumeActivationHashes(Consume(1, {Digest(0xa1)})).ok());  // used up
+  ASSERT_TRUE(store_->ConsumeActivationHashes(Consume(2, {Digest(0xa2)})).ok());  // one left
+  EXPECT_EQ(store_->CountOpenActivations("a_alice", kT0 + 1min).value(), 1);
+  EXPECT_EQ(store_->CountOpenActivations("a_bob", kT0 + 1min).value(), 1);
+  EXPECT_EQ(store_->CountOpenActivations("a_nobody", kT0 + 1min).value(), 0);
+  EXPECT_EQ(store_->CountOpenActivations("a_alice", kT0 + 5min).value(), 0);  // expires_at itself
+}
+
 TEST_F(ActivationStoreTest, ConsumeMarksHashesAndCountsSignatures) {
   ASSERT_TRUE(store_->InsertActivation(Activation(1, {Digest(0xa1), Digest(0xa2)})).ok());
   Status s = store_->ConsumeActivationHashes(Consume(1, {Digest(0xa2)}));
