@@ -365,6 +365,25 @@ TEST_F(KeyServiceTest, ImportNeedsTheKeyMaterialInTheHsm) {
   EXPECT_NE(r.error().message().find("not in the HSM"), std::string::npos) << r.error().message();
 }
 
+// A token swapped for another holding a different key under the same id: the chain is checked
+// against both public keys, so it is refused however well it fits the record.
+TEST_F(KeyServiceTest, ImportRefusesWhenTheHsmsPublicKeyDiffersFromTheRecord) {
+  auto k = service_.CreateKey(actor_, "a", KeyAlgorithm::kEcP256, "x");
+  ASSERT_TRUE(k.ok());
+  ASSERT_TRUE(keys_.ReplaceKeyMaterial(hsm::HsmKeyId{HexDecode(k->hsm_key_id).value()}));
+  auto shown = service_.ShowKey("a");
+  ASSERT_TRUE(shown.ok());
+  EXPECT_TRUE(shown->present_in_hsm);
+  EXPECT_FALSE(shown->public_key_matches_hsm);
+  auto r = service_.ImportCertificateChain(actor_, "a", "anything");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(r.error().message().find("differs"), std::string::npos) << r.error().message();
+  EXPECT_EQ(audit_.last().action, AuditAction::kKeyImportCert);
+  EXPECT_NE(audit_.last().outcome, "success");
+  EXPECT_TRUE(store_.GetKeyByName("a")->certificate_chain_pem.empty());
+}
+
 TEST(CheckCodeSigningLeafTest, RefusesWhatNoSigningKeysCertificateMayBe) {
   const TimePoint now = FromUnixSeconds(1'800'000'000);
   pki::CertificateChain good;

@@ -193,6 +193,15 @@ Result<std::vector<hsm::TokenKey>> FakeKeyStore::ListKeys() {
   return keys;
 }
 
+bool FakeKeyStore::ReplaceKeyMaterial(const hsm::HsmKeyId& id) {
+  PkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
+  std::lock_guard lock(impl_->mu);
+  auto it = impl_->keys.find(HexEncode(id.bytes));
+  if (it == impl_->keys.end() || !key) return false;
+  it->second = std::make_pair(KeyAlgorithm::kEcP256, std::move(key));
+  return true;
+}
+
 size_t FakeKeyStore::KeyCount() {
   std::lock_guard lock(impl_->mu);
   return impl_->keys.size();

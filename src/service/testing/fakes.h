@@ -64,6 +64,9 @@ class FakeKeyStore final : public hsm::KeyStore {
   Result<std::vector<hsm::TokenKey>> ListKeys() override;
 
   size_t KeyCount();
+  // Puts a new P-256 key pair under `id`, as if the token had been swapped behind the service's
+  // back. False if there is no key `id`.
+  bool ReplaceKeyMaterial(const hsm::HsmKeyId& id);
   void FailNextDestroy(Error e);
   // The next Sign fails with `e`.
   void FailNextSign(Error e);
