@@ -110,7 +110,7 @@ Status ServiceStack::BuildServer(server::ServerOptions options, const LogOptions
       router, server::api::ApiDependencies{accounts_, signing_, keys_}));
   SIGNET_TRY(server::log::RegisterLogRoutes(
       router, server::log::LogRouteDependencies{store_, accounts_, log.public_read,
-                                                std::max<size_t>(1, options.worker_threads / 2)}));
+                                                std::max<size_t>(1, options.worker_threads / 4)}));
   SIGNET_ASSIGN_OR_RETURN(server_,
                           server::Server::Create(std::move(options), std::move(router), metrics_));
   return OkStatus();

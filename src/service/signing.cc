@@ -255,6 +255,21 @@ Status SigningService::CheckHashes(const std::vector<Bytes>& hashes, HashAlgorit
 
 // ---- activation ----
 
+Status SigningService::CheckOpenActivations(const Caller& caller) {
+  const int64_t max_open = options_.max_open_activations_per_account;
+  if (max_open <= 0) return OkStatus();
+  SIGNET_ASSIGN_OR_RETURN(int64_t open,
+                          store_.CountOpenActivations(caller.actor.account_id, clock_.Now()));
+  if (open < max_open) return OkStatus();
+  return ResourceExhausted(std::string(kOpenActivationsMessage) + "account '" +
+                           caller.actor.account_name + "' holds " + std::to_string(open) +
+                           " SADs that are neither used up nor expired, the most one account "
+                           "may hold (" +
+                           std::to_string(max_open) +
+                           "); sign with them or retry when they expire (within " +
+                           std::to_string(options_.sad_lifetime.count()) + " s)");
+}
+
 Result<Authorization> SigningService::IssueAuthorization(
     const Caller& caller, const store::KeyRecord& key, HashAlgorithm hash_algorithm,
     const std::vector<Bytes>& hashes, const KeyPolicy& policy, const SecretBytes* old_sad,
@@ -291,6 +306,8 @@ Result<Authorization> SigningService::IssueAuthorization(
           std::to_string(options_.max_transaction_lifetime.count()) + " s ago; authorize again");
     }
     activation.expires_at = std::min(activation.expires_at, cap);
+    // A used-up SAD is not open; its extension would be: bounded as a new authorization is.
+    if (found->signatures_used >= found->num_signatures) SIGNET_TRY(CheckOpenActivations(caller));
     event.details["extends_sad_sha256"] = HexEncode(old_sad_hash);
     // A SAD's num_signatures never changes, so this is what ReplaceActivation will store.
     transaction_num_signatures = found->num_signatures + activation.num_signatures;
@@ -348,19 +365,7 @@ Result<Authorization> SigningService::Authorize(const Caller& caller, std::strin
     }
     SIGNET_ASSIGN_OR_RETURN(KeyPolicy policy, EffectivePolicy(key));
     SIGNET_TRY(CheckHashes(hashes, hash_algorithm, policy, key));
-    if (const int64_t max_open = options_.max_open_activations_per_account; max_open > 0) {
-      SIGNET_ASSIGN_OR_RETURN(int64_t open,
-                              store_.CountOpenActivations(caller.actor.account_id, clock_.Now()));
-      if (open >= max_open) {
-        return ResourceExhausted(std::string(kOpenActivationsMessage) + "account '" +
-                                 caller.actor.account_name + "' holds " + std::to_string(open) +
-                                 " SADs that are neither used up nor expired, the "
-                                 "most one account may hold (" +
-                                 std::to_string(max_open) +
-                                 "); sign with them or retry when they expire (within " +
-                                 std::to_string(options_.sad_lifetime.count()) + " s)");
-      }
-    }
+    SIGNET_TRY(CheckOpenActivations(caller));
     return IssueAuthorization(caller, key, hash_algorithm, hashes, policy, nullptr, event);
   }();
   if (!result.ok()) {

@@ -204,6 +204,10 @@ class SigningService {
   // already released, as opposed to a refusal of the caller or the count.
   static bool IsUnauthorizedHash(const Error& error);
 
+  // OK unless the caller's account holds max_open_activations_per_account open SADs already
+  // (ResourceExhausted starting with kOpenActivationsMessage).
+  Status CheckOpenActivations(const Caller& caller);
+
   // True if `error` is a key policy's or the service's rate limit (from SignHash: the caller
   // asked for more signatures this minute than allowed) or the bound on open SADs (from
   // Authorize): ResourceExhausted like a full disk, but the caller's to fix (429, not 503).

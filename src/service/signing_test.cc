@@ -339,6 +339,34 @@ TEST_F(SigningTest, OpenSadsPerAccountAreBounded) {
   EXPECT_TRUE(authorize(alice_, h3_).ok());
 }
 
+// Extending a used-up SAD opens it again: bounded as a new authorization is. Extending an open
+// one replaces it and leaves the count as it was.
+TEST_F(SigningTest, ExtendingAUsedUpSadIsBoundedLikeANewOne) {
+  SigningOptions options;
+  options.max_open_activations_per_account = 1;
+  SigningService bounded(keys_, store_, clock_, audit_, options);
+  auto first = bounded.Authorize(alice_, "release", HashAlgorithm::kSha256, {h1_}, 1);
+  ASSERT_TRUE(first.ok());
+  auto extended =
+      bounded.ExtendTransaction(alice_, "release", first->sad, HashAlgorithm::kSha256, {h2_});
+  EXPECT_TRUE(extended.ok()) << "an open SAD at the bound could not be extended: "
+                             << extended.error().message();
+
+  ASSERT_TRUE(bounded.Grant(admin_, "release", "a_bob").ok());
+  auto bobs = bounded.Authorize(bob_, "release", HashAlgorithm::kSha256, {h1_}, 1);
+  ASSERT_TRUE(bobs.ok());
+  ASSERT_TRUE(bounded
+                  .SignHash(bob_, "release", bobs->sad, {h1_}, SignatureScheme::kEcdsa,
+                            HashAlgorithm::kSha256)
+                  .ok());  // used up: bob holds no open SAD
+  ASSERT_TRUE(bounded.Authorize(bob_, "release", HashAlgorithm::kSha256, {h3_}, 1).ok());
+  auto reopened =
+      bounded.ExtendTransaction(bob_, "release", bobs->sad, HashAlgorithm::kSha256, {h2_});
+  ASSERT_FALSE(reopened.ok());
+  EXPECT_EQ(reopened.error().code(), ErrorCode::kResourceExhausted);
+  EXPECT_TRUE(SigningService::IsRateLimit(reopened.error())) << reopened.error().message();
+}
+
 TEST_F(SigningTest, MoreSignaturesThanAuthorizedAreRefused) {
   Authorization a = AuthorizeOk(alice_, "release", {h1_, h2_});
   auto sigs = Sign(alice_, "release", a.sad, {h1_, h2_, h3_});

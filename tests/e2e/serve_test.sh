@@ -87,7 +87,7 @@ cp -p "$D/user.pin" "$W/pin-elsewhere"
 printf '\n[accounts]\nanonymous_rejections_per_minute = 2\n' >>"$D/signet.toml"
 if SIGNET_PIN_FILE=$W/pin-elsewhere start "$W/out2"; then ok "second start"; else bad "second start"; finish; exit 1; fi
 for _ in 1 2 3 4 5; do
-  curl -sk -o /dev/null -X POST -H "Authorization: Bearer not-a-token" -H "Content-Type: application/json" \
+  curl -sk --max-time 10 -o /dev/null -X POST -H "Authorization: Bearer not-a-token" -H "Content-Type: application/json" \
     -d '{}' "https://127.0.0.1:$PORT/api/v1/auth/whoami"
 done
 pin_file=$(sqlite3 "$D/signet.db" "SELECT json_extract(data, '$.details.\"hsm.pin_file\"') FROM log_entries WHERE action='config_startup' ORDER BY idx DESC LIMIT 1")

@@ -715,6 +715,11 @@ Response Authorize(const CscDependencies& deps, const Request& request, const js
   if (who->principal.kind == service::AccountKind::kPerson) {
     auto factors = ParseAuthData(body);
     if (!factors.ok()) return refuse(factors.error());
+    // Before the factors: a one-time code spent on a request that is then refused for the bound
+    // would make the client's retry a failed login.
+    if (Status open = deps.signing.CheckOpenActivations(who->caller); !open.ok()) {
+      return refuse(open.error());
+    }
     Status verified = deps.accounts.VerifyActivationFactors(
         who->principal, factors->pin, factors->otp, {request.client_address, request.request_id});
     if (!verified.ok()) return refuse(verified.error(), Phase::kActivation);

@@ -247,6 +247,43 @@ class CscApiTest : public ::testing::Test {
   store::KeyRecord ec_, rsa_;
 };
 
+// The bound on open SADs is checked before a person's factors: the one-time code of a refused
+// request is not spent, so the client's retry (HttpsClient retries 429) is no failed login.
+TEST_F(CscApiTest, OpenSadBoundIsCheckedBeforeAPersonsCodeIsSpent) {
+  service::SigningOptions options;
+  options.max_open_activations_per_account = 1;
+  service::SigningService bounded(key_store_, store_, clock_, audit_, options);
+  Router bounded_router;
+  ASSERT_TRUE(
+      RegisterCscRoutes(bounded_router, {accounts_, bounded, key_service_, clock_, "signet-test"})
+          .ok());
+  std::swap(router_, bounded_router);
+  const std::string token = Login(alice_);
+  const std::string first_hash = B64Hash("first");
+  const std::string sad = AuthorizeOk(token, ec_.id, {first_hash});
+  const json body = {{"credentialID", ec_.id},
+                     {"numSignatures", 1},
+                     {"hashes", {B64Hash("second")}},
+                     {"hashAlgorithmOID", kSha256Oid},
+                     {"authData", json::array({{{"id", "PIN"}, {"value", alice_.password}},
+                                               {{"id", "OTP"}, {"value", Code(alice_)}}})}};
+  Response refused = CallAs(token, "credentials/authorize", body);
+  ExpectError(refused, 429, "too_many_requests");
+  EXPECT_NE(refused.body.find("too many open authorizations"), std::string::npos) << refused.body;
+  EXPECT_EQ(audit_.events().back().action, service::AuditAction::kAuthorizeRefused);
+  // Used up, the first SAD no longer counts, and the same code (not spent) authorizes.
+  ASSERT_EQ(CallAs(token, "signatures/signHash",
+                   {{"credentialID", ec_.id},
+                    {"SAD", sad},
+                    {"hashes", {first_hash}},
+                    {"signAlgo", "1.2.840.10045.4.3.2"}})
+                .status,
+            200);
+  Response retried = CallAs(token, "credentials/authorize", body);
+  EXPECT_EQ(retried.status, 200) << retried.body;
+  std::swap(router_, bounded_router);
+}
+
 TEST_F(CscApiTest, InfoDescribesTheService) {
   Response r = Call("info", "", {}, "");
   ASSERT_EQ(r.status, 200) << r.body;

@@ -277,6 +277,7 @@ class Session : public std::enable_shared_from_this<Session> {
     // (or the job is dropped unrun), so requests refused here never reach the worker queue.
     std::shared_ptr<LimitSlot> slot;
     if (const std::shared_ptr<ConcurrencyLimit>& limit = route->options.limit) {
+      slot = std::make_shared<LimitSlot>();  // before the slot is taken: nothing can throw after
       if (!limit->TryAcquire()) {
         core_.metrics().Increment(kRejectedTotal, {{"reason", "route_limit"}});
         Response response =
@@ -286,7 +287,7 @@ class Session : public std::enable_shared_from_this<Session> {
                                       std::to_string(core_.options().retry_after.count()));
         return SendResponse(std::move(response));
       }
-      slot = std::make_shared<LimitSlot>(limit);
+      slot->limit = limit;
     }
 
     if (!route->options.blocking) {
@@ -314,11 +315,13 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // A taken ConcurrencyLimit slot, given back when the last holder lets go.
   struct LimitSlot {
-    explicit LimitSlot(std::shared_ptr<ConcurrencyLimit> l) : limit(std::move(l)) {}
+    LimitSlot() = default;
     LimitSlot(const LimitSlot&) = delete;
     LimitSlot& operator=(const LimitSlot&) = delete;
-    ~LimitSlot() { limit->Release(); }
-    std::shared_ptr<ConcurrencyLimit> limit;
+    ~LimitSlot() {
+      if (limit) limit->Release();
+    }
+    std::shared_ptr<ConcurrencyLimit> limit;  // set once its slot is taken
   };
 
   static Response CallHandler(const Router::Route& route, const Request& request) {

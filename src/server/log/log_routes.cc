@@ -390,13 +390,17 @@ Status RegisterLogRoutes(Router& router, LogRouteDependencies deps) {
       {"/api/v1/log/proof/consistency", Access::kAuditor, GetConsistencyProof},
       {"/api/v1/log/entries", Access::kAuditor, QueryEntries},
   };
-  std::shared_ptr<ConcurrencyLimit> limit;
+  std::shared_ptr<ConcurrencyLimit> tiles_limit;
+  std::shared_ptr<ConcurrencyLimit> auditor_limit;
   if (deps.max_concurrent_reads > 0) {
-    limit = std::make_shared<ConcurrencyLimit>(deps.max_concurrent_reads);
+    tiles_limit = std::make_shared<ConcurrencyLimit>(deps.max_concurrent_reads);
+    auditor_limit = std::make_shared<ConcurrencyLimit>(deps.max_concurrent_reads);
   }
   for (const Spec& route : routes) {
-    SIGNET_TRY(router.Add("GET", std::string(route.pattern), Wrap(d, route.access, route.run),
-                          RouteOptions{.blocking = true, .limit = limit}));
+    SIGNET_TRY(router.Add(
+        "GET", std::string(route.pattern), Wrap(d, route.access, route.run),
+        RouteOptions{.blocking = true,
+                     .limit = route.access == Access::kTiles ? tiles_limit : auditor_limit}));
   }
   return OkStatus();
 }

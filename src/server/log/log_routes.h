@@ -42,10 +42,11 @@ struct LogRouteDependencies {
   // mark them cacheable by shared caches ("public"). Proofs and the entry query still need auditor
   // or admin.
   bool public_read = false;
-  // How many log requests may be admitted at once, all five routes together (queued for or
-  // running on the WorkerPool); beyond it they are answered 503 + Retry-After at once. 0: no
-  // bound of their own. The service sets half its workers, so that log readers (anyone, with
-  // public_read) can never take every worker from signing.
+  // How many log requests may be admitted at once (queued for or running on the WorkerPool), for
+  // each of two groups: the tlog-tiles resources (anyone's, with public_read) and the auditor
+  // routes (proofs, entry query), so that anonymous mirrors cannot lock auditors out either.
+  // Beyond it a request is answered 503 + Retry-After at once. 0: no bound of their own. The
+  // service sets a quarter of its workers for each, so log readers never take more than half.
   size_t max_concurrent_reads = 0;
 };
 

@@ -225,24 +225,32 @@ TEST_F(LogRoutesTest, EveryRouteIsABlockingGet) {
   }
 }
 
-// Log readers (anyone, with public_read) share one admission bound, so they cannot take every
-// worker from signing; without a bound configured there is none.
-TEST_F(LogRoutesTest, AllRoutesShareOneConcurrencyLimit) {
+// Log readers have admission bounds of their own, so they cannot take every worker from signing:
+// one shared by the tlog-tiles resources (anyone's, with public_read), another by the auditor
+// routes, so that anonymous mirrors cannot lock auditors out. Without a bound configured, none.
+TEST_F(LogRoutesTest, TilesAndAuditorRoutesHaveAConcurrencyLimitEach) {
   Router limited;
   LogRouteDependencies deps{*store_, accounts_, /*public_read=*/true};
   deps.max_concurrent_reads = 2;
   ASSERT_TRUE(RegisterLogRoutes(limited, deps).ok());
-  std::shared_ptr<ConcurrencyLimit> shared;
-  for (const char* path :
-       {"/log/checkpoint", "/log/tile/0/000", "/log/tile/entries/000",
-        "/api/v1/log/proof/inclusion", "/api/v1/log/proof/consistency", "/api/v1/log/entries"}) {
+  auto limit_of = [&](const char* path) {
     Router::Match m = limited.Find("GET", path);
-    ASSERT_NE(m.route, nullptr) << path;
-    ASSERT_NE(m.route->options.limit, nullptr) << path;
-    EXPECT_EQ(m.route->options.limit->max_in_flight(), 2u) << path;
-    if (!shared) shared = m.route->options.limit;
-    EXPECT_EQ(m.route->options.limit, shared) << path << " has a limit of its own";
+    EXPECT_NE(m.route, nullptr) << path;
     EXPECT_EQ(router_.Find("GET", path).route->options.limit, nullptr) << path;
+    return m.route != nullptr ? m.route->options.limit : nullptr;
+  };
+  const std::shared_ptr<ConcurrencyLimit> tiles = limit_of("/log/checkpoint");
+  const std::shared_ptr<ConcurrencyLimit> auditors = limit_of("/api/v1/log/entries");
+  ASSERT_NE(tiles, nullptr);
+  ASSERT_NE(auditors, nullptr);
+  EXPECT_NE(tiles, auditors);
+  EXPECT_EQ(tiles->max_in_flight(), 2u);
+  EXPECT_EQ(auditors->max_in_flight(), 2u);
+  for (const char* path : {"/log/tile/0/000", "/log/tile/entries/000"}) {
+    EXPECT_EQ(limit_of(path), tiles) << path;
+  }
+  for (const char* path : {"/api/v1/log/proof/inclusion", "/api/v1/log/proof/consistency"}) {
+    EXPECT_EQ(limit_of(path), auditors) << path;
   }
 }
 
