@@ -210,6 +210,32 @@ Result<KeyRecord> KeyService::CreateKey(const Caller& caller, std::string_view n
     }
     return refuse(inserted.error().WithContext("key '" + record.name + "' was not created"));
   }
+  // Another process on the same token and database (a local `key destroy-unrecorded` beside
+  // `serve`) may have taken the key for a crash's leftover between its generation and the record
+  // above. Then the record must not stay active over nothing: it is marked destroyed, and the log
+  // says why.
+  Result<Bytes> still_there = key_store_.PublicKey(generated->id);
+  if (!still_there.ok() && still_there.error().code() == ErrorCode::kNotFound) {
+    const TimePoint gone_at = clock_.Now();
+    Status marked = RecordChange(
+        caller, AuditAction::kKeyDestroy, name,
+        {{"key_id", record.id},
+         {"hsm_key_id", record.hsm_key_id},
+         {"reason", "its key material left the HSM while the key was being created"}},
+        [&](AuditDetails&) {
+          return store_.UpdateKeyState(record.id, KeyState::kActive, KeyState::kDestroyed, gone_at);
+        });
+    Error gone = FailedPrecondition(
+        "key '" + record.name +
+        "' was generated and recorded, but its key material left the HSM before the creation "
+        "finished (destroyed as an unrecorded key by another process?); create a key with "
+        "another name");
+    if (!marked.ok()) {
+      return gone.WithContext("and its record could not be marked destroyed (" +
+                              marked.error().message() + ")");
+    }
+    return gone;
+  }
   return record;
 }
 

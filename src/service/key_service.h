@@ -73,7 +73,8 @@ class KeyService {
   // Generates a code-signing key (RSA 3072/4096, ECDSA P-256/P-384) in the HSM and records it as
   // active. InvalidArgument for a bad name or a non-code-signing algorithm; AlreadyExists if the
   // name is taken (by a key in any state: names are never reused, so log entries stay
-  // unambiguous).
+  // unambiguous); FailedPrecondition if the key material left the HSM before the creation
+  // finished (another process destroyed it as unrecorded): the record is then marked destroyed.
   Result<store::KeyRecord> CreateKey(const Caller& caller, std::string_view name,
                                      KeyAlgorithm algorithm, std::string_view owner);
 

@@ -214,6 +214,28 @@ TEST_F(KeyServiceTest, AKeyBeingCreatedIsNotUnrecorded) {
   EXPECT_TRUE(service_.ShowKey("release")->present_in_hsm);
 }
 
+// Another process may destroy the new key as unrecorded between its generation and its record:
+// the record does not stay active over nothing, and the log says what happened.
+TEST_F(KeyServiceTest, AKeyWhoseMaterialVanishesDuringCreationIsMarkedDestroyed) {
+  audit_.DuringNextChange([&] {
+    auto all = keys_.ListKeys();
+    ASSERT_TRUE(all.ok());
+    ASSERT_EQ(all->size(), 1u);
+    ASSERT_TRUE(keys_.DestroyKey(all->at(0).id).ok());  // the other process's destroy
+  });
+  auto k = service_.CreateKey(actor_, "release", KeyAlgorithm::kEcP256, "x");
+  ASSERT_FALSE(k.ok());
+  EXPECT_EQ(k.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(k.error().message().find("left the HSM"), std::string::npos) << k.error().message();
+  EXPECT_EQ(store_.GetKeyByName("release")->state, store::KeyState::kDestroyed);
+  ASSERT_GE(audit_.events().size(), 2u);
+  EXPECT_EQ(audit_.events()[audit_.events().size() - 2].action, AuditAction::kKeyCreate);
+  EXPECT_EQ(audit_.last().action, AuditAction::kKeyDestroy);
+  EXPECT_EQ(audit_.last().outcome, "success");
+  EXPECT_NE(audit_.last().details.at("reason").find("while the key was being created"),
+            std::string::npos);
+}
+
 // A label is bytes: whatever it holds comes out as printable ASCII (valid UTF-8 for JSON, no
 // control sequence for a terminal).
 TEST_F(KeyServiceTest, UnrecordedLabelsArePrintable) {
