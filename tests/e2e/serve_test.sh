@@ -99,7 +99,9 @@ stop
 [[ $RC == 0 ]] && ok "second SIGTERM: exits 0" || bad "second SIGTERM: exit $RC"
 rejected=$(sqlite3 "$D/signet.db" "SELECT count(*) FROM log_entries WHERE action='login_failure' AND json_extract(data, '$.details.not_logged_one_by_one') IS NULL AND json_extract(data, '$.details.account_action') = 'token_rejected'")
 held=$(sqlite3 "$D/signet.db" "SELECT sum(json_extract(data, '$.details.not_logged_one_by_one')) FROM log_entries WHERE action='login_failure'")
-[[ $rejected == 2 && $held == 3 ]] && ok "5 bad tokens: 2 logged one by one, the other 3 as a count written at shutdown" \
+# Budgets are per minute: across a minute's turn up to 4 go one by one, so check the sum.
+[[ $((rejected + held)) == 5 && $rejected -le 4 && $held -ge 1 ]] \
+  && ok "5 bad tokens: $rejected logged one by one, the other $held as a count written at shutdown" \
   || bad "bad tokens logged one by one: $rejected, held count: $held"
 
 # --- audit trail --------------------------------------------------------------------------------
@@ -121,6 +123,8 @@ sed -i '/^\[server\]/,$d' "$D/signet.toml"
 SOFTHSM2_CONF=$D/softhsm2.conf pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so --token-label signet \
   --login --pin "$(cat "$D/user.pin")" --keypairgen --key-type EC:prime256v1 --id 5ca1ab1e --label crashed >/dev/null 2>&1
 if start "$W/out3"; then ok "serve recreates a missing embedded TLS identity"; else bad "serve without TLS files"; fi
+# The check runs once the service listens: wait for its line (bounded).
+for _ in $(seq 1 100); do grep -q "no key record" "$W/out3.err" && break; sleep 0.1; done
 grep -q "1 private key(s) on the token have no key record: 5ca1ab1e ('crashed')" "$W/out3.err" \
   && ok "serve warns about a private key no record names" || bad "no unrecorded-key warning: $(cat "$W/out3.err")"
 stop
