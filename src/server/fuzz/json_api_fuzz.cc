@@ -82,6 +82,8 @@ constexpr std::string_view kRoutes[] = {
     "/api/v1/keys/revoke",
     "/api/v1/keys/policy",
     "/api/v1/keys/set-policy",
+    "/api/v1/keys/unrecorded",
+    "/api/v1/keys/destroy-unrecorded",
 };
 const std::string kFingerprint(64, 'c');
 
