@@ -270,7 +270,9 @@ struct HttpsClient::Impl {
                      });
     RunToCompletion();
     if (ec && !parser.is_done()) {
-      *nothing_received = received == 0 && !parser.got_some();
+      // A closed idle connection reads as EOF or a reset at once; a timeout may be a server still
+      // working on the request, which must not be sent again.
+      *nothing_received = received == 0 && !parser.got_some() && ec != boost::beast::error::timeout;
       if (write_error) {
         return Unavailable("sending to " + options.server_url + " failed: " + write_error.message());
       }
@@ -375,14 +377,18 @@ Result<HttpResponse> HttpsClient::Send(const HttpRequest& request) {
   try {
     for (int attempt = 0;; ++attempt) {
       SIGNET_ASSIGN_OR_RETURN(HttpResponse response, impl_->SendOnce(request));
+      // Only an answer with Retry-After is retried: signet's server sends it only when it refused
+      // the request before any handler ran (connections, workers, a route's limit). A 503 or 429
+      // without it may come after the request took effect (a one-time code spent, hashes consumed,
+      // a key marked destroyed), and sending it again would not be the same request.
       if ((response.status != 429 && response.status != 503) ||
-          attempt >= impl_->options.max_retries) {
+          !response.Header("retry-after").has_value() || attempt >= impl_->options.max_retries) {
         return response;
       }
       // Retry-After in seconds (RFC 9110 §10.2.3; the HTTP-date form is not used by signet):
       // waited for, capped; absent or unreadable: one second.
       std::chrono::milliseconds wait{1000};
-      if (auto after = response.Header("retry-after")) {
+      if (auto after = response.Header("retry-after")) {  // always, see above
         unsigned seconds = 0;
         auto [end, ec] = std::from_chars(after->data(), after->data() + after->size(), seconds);
         if (ec == std::errc() && end == after->data() + after->size()) {

@@ -5,9 +5,11 @@
 // HttpsClient holds one keep-alive TLS connection to one server and reconnects when the server
 // has closed it. TLS 1.2 or 1.3 only; the server certificate must chain to the configured CA file
 // (or the system trust store) and name the URL's host (DNS name or IP address). Optional client
-// certificate for mTLS. Answers 429 and 503 are retried after their Retry-After (bounded), which
-// is safe for signet's APIs: the server sends them before a handler has run (overload) or when a
-// rate limit refused the request without effect.
+// certificate for mTLS. Answers 429 and 503 that carry Retry-After are retried after it
+// (bounded): signet's server sends it only when it refused the request before any handler ran
+// (overload). Others are returned as they are: they may come after the request took effect. A
+// request is sent again on a fresh connection only when a reused one was closed before any answer
+// (EOF or reset), never after a time-out.
 //
 // Threads: one HttpsClient per thread; it is not thread-safe.
 #pragma once

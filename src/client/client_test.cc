@@ -87,6 +87,24 @@ class ClientTest : public ::testing::Test {
                          })
                     .ok());
     ASSERT_TRUE(router
+                    .Add(
+                        "POST", "/slow",
+                        [this](const server::Request&) {
+                          ++slow_calls_;
+                          std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+                          return server::Response{200, "application/json", "{}", {}};
+                        },
+                        server::RouteOptions{.blocking = true})
+                    .ok());
+    ASSERT_TRUE(router
+                    .Add("POST", "/fault",
+                         [this](const server::Request&) {
+                           ++fault_calls_;
+                           return server::JsonErrorResponse(503, "temporarily_unavailable",
+                                                            "internal fault; request id x");
+                         })
+                    .ok());
+    ASSERT_TRUE(router
                     .Add("POST", "/denied",
                          [](const server::Request&) {
                            return server::JsonErrorResponse(403, "access_denied",
@@ -133,6 +151,8 @@ class ClientTest : public ::testing::Test {
   server::Metrics metrics_;
   std::unique_ptr<server::Server> server_;
   std::atomic<int> flaky_calls_{0};
+  std::atomic<int> fault_calls_{0};
+  std::atomic<int> slow_calls_{0};
   int flaky_failures_ = 0;
   std::map<std::string, server::Response> canned_;  // set before StartServer
 };
@@ -216,6 +236,36 @@ TEST_F(ClientTest, AnswersOutsideTheBoundsAreErrorsNotCrashes) {
   EXPECT_EQ(long_error.error().code(), ErrorCode::kInvalidArgument);
   EXPECT_LT(long_error.error().message().size(), kMaxErrorDescription + 40);
   EXPECT_THAT(long_error.error().message(), HasSubstr("... (invalid_request)"));
+}
+
+// A 503 without Retry-After is a fault that may have come after the request took effect (a
+// one-time code spent): it is not sent again.
+TEST_F(ClientTest, DoesNotRetryAnAnswerWithoutRetryAfter) {
+  StartServer();
+  ClientOptions options;
+  options.max_retries = 2;
+  auto client = Client(options);
+  ASSERT_NE(client, nullptr);
+  auto refused = CallJson(*client, "/fault", json::object());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code(), ErrorCode::kUnavailable);
+  EXPECT_EQ(fault_calls_.load(), 1);
+}
+
+// A time-out on a reused connection may be a server still working on the request: it is not sent
+// again on a fresh connection (only a connection closed before any answer is).
+TEST_F(ClientTest, DoesNotResendARequestThatTimedOut) {
+  StartServer();
+  ClientOptions options;
+  options.timeout = std::chrono::milliseconds(500);
+  auto client = Client(options);
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(CallJson(*client, "/echo", json::object()).ok());  // the connection is now reused
+  auto timed_out = CallJson(*client, "/slow", json::object());
+  ASSERT_FALSE(timed_out.ok());
+  EXPECT_EQ(timed_out.error().code(), ErrorCode::kUnavailable);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2000));  // a resend would have arrived
+  EXPECT_EQ(slow_calls_.load(), 1);
 }
 
 TEST_F(ClientTest, RetriesOverloadAnswersUpToTheLimit) {
