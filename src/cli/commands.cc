@@ -15,7 +15,11 @@ namespace {
 
 using nlohmann::json;
 
-void PrintJson(const json& j) { std::cout << j.dump(2) << "\n"; }
+// ensure_ascii: a server's strings (remote key commands) cannot carry a C1 control in UTF-8, and
+// invalid UTF-8 is replaced rather than thrown on after the command took effect.
+void PrintJson(const json& j) {
+  std::cout << j.dump(2, ' ', /*ensure_ascii=*/true, json::error_handler_t::replace) << "\n";
+}
 
 class InitCommand final : public Command {
  public:

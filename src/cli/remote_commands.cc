@@ -390,7 +390,7 @@ class PasswordCommand final : public Command {
     if (global.json) {
       PrintJson(json{{"account", remote->session().account}, {"password_changed", true}});
     } else {
-      std::cout << "password of '" << remote->session().account << "' changed\n";
+      std::cout << "password of '" << OneLineSafe(remote->session().account, 256) << "' changed\n";
     }
     return OkStatus();
   }

@@ -4,6 +4,7 @@
 
 #include "cli/key_backend.h"
 #include "cli/remote_context.h"
+#include "common/encoding.h"
 #include "common/text.h"
 
 namespace signet::cli {
@@ -41,7 +42,20 @@ Result<std::string> SpkiBase64FromPem(std::string_view pem) {
   for (char c : pem.substr(begin + kBegin.size(), end - begin - kBegin.size())) {
     if (c != '\n' && c != '\r') out += c;
   }
+  // Printed as PEM by key show: base64 and nothing else (no escape sequence for the terminal).
+  if (!Base64Decode(out).ok()) return BadAnswer("'public_key_pem' does not hold base64");
   return out;
+}
+
+// PEM text as `key show` prints it: printable ASCII lines only.
+Result<std::string> PemText(const json& j, const char* name) {
+  SIGNET_ASSIGN_OR_RETURN(std::string pem, StringMember(j, name));
+  for (char c : pem) {
+    if ((c < 0x20 || c > 0x7e) && c != '\n' && c != '\r') {
+      return BadAnswer("'" + std::string(name) + "' holds a character that PEM text does not");
+    }
+  }
+  return pem;
 }
 
 // The key object inside an answer like {"key": Key}.
@@ -167,9 +181,15 @@ Result<store::KeyRecord> KeyRecordFromJson(const json& j) {
   SIGNET_ASSIGN_OR_RETURN(r.hsm_key_id, StringMember(j, "hsm_key_id"));
   SIGNET_ASSIGN_OR_RETURN(std::string pem, StringMember(j, "public_key_pem"));
   SIGNET_ASSIGN_OR_RETURN(r.public_key_spki, SpkiBase64FromPem(pem));
-  SIGNET_ASSIGN_OR_RETURN(r.certificate_chain_pem, StringMember(j, "certificate_chain_pem"));
+  SIGNET_ASSIGN_OR_RETURN(r.certificate_chain_pem, PemText(j, "certificate_chain_pem"));
   SIGNET_ASSIGN_OR_RETURN(r.created_at, TimeMember(j, "created_at"));
   SIGNET_ASSIGN_OR_RETURN(r.updated_at, TimeMember(j, "updated_at"));
+  // Printed to a terminal by every key command: a server's text must not carry control
+  // characters there.
+  for (std::string* text :
+       {&r.id, &r.name, &r.algorithm, &r.owner, &r.token_label, &r.token_serial, &r.hsm_key_id}) {
+    *text = OneLineSafe(*text, 256);
+  }
   return r;
 }
 

@@ -240,6 +240,49 @@ TEST_F(HostileServerTest, ServerTextCannotDriveTheTerminal) {
   EXPECT_EQ(r.out.find('\x1b'), std::string::npos);
 }
 
+// The key commands print a server's key records: names and other fields escaped, in text and
+// JSON, and PEM that is not PEM refused.
+TEST_F(HostileServerTest, KeyRecordsCannotDriveTheTerminal) {
+  ASSERT_EQ(Login().code, 0);
+  const std::string evil =
+      "\x1b]52;c;cGF5bG9hZA==\x07\xc2\x9b"
+      "2Jrelease";
+  json key = {{"id", "k_0123456789abcdef"},
+              {"name", evil},
+              {"algorithm", "ec-p256"},
+              {"state", "active"},
+              {"owner", evil},
+              {"token_label", evil},
+              {"token_serial", "1"},
+              {"hsm_key_id", "01"},
+              {"public_key_pem",
+               "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC "
+               "KEY-----\n"},
+              {"has_certificate", false},
+              {"certificate_chain_pem", ""},
+              {"created_at", "2026-11-22T13:23:21Z"},
+              {"updated_at", "2026-11-22T13:23:21Z"}};
+  Set("POST", "/api/v1/keys/disable", 200, json{{"key", key}}.dump());
+  for (const char* args : {"key disable x", "--json key disable x"}) {
+    CliRun r = Signet(args);
+    ASSERT_TRUE(r.exited);
+    EXPECT_EQ(r.code, 0) << args << ": " << r.err;
+    EXPECT_EQ(r.out.find('\x1b'), std::string::npos) << args;
+    EXPECT_EQ(r.out.find("\xc2\x9b"), std::string::npos) << args;
+    EXPECT_NE(r.out.find("release"), std::string::npos) << args << ": the name is shown, escaped";
+  }
+  key["public_key_pem"] =
+      "-----BEGIN PUBLIC KEY-----\n\x1b]0;PWNED\x07\n-----END PUBLIC KEY-----\n";
+  Set("POST", "/api/v1/keys/disable", 200, json{{"key", key}}.dump());
+  ExpectRefused(Signet("key disable x"), 1, "'public_key_pem' does not hold base64");
+  key["public_key_pem"] =
+      "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC "
+      "KEY-----\n";
+  key["certificate_chain_pem"] = "-----BEGIN CERTIFICATE-----\n\x1b[2J\n";
+  Set("POST", "/api/v1/keys/disable", 200, json{{"key", key}}.dump());
+  ExpectRefused(Signet("key disable x"), 1, "'certificate_chain_pem' holds a character");
+}
+
 TEST_F(HostileServerTest, TailStopsOnPagesThatDoNotAdvance) {
   ASSERT_EQ(Login().code, 0);
   const std::string tail = "audit tail --server " + url_ + " --from 0 --no-follow";
