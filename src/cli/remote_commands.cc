@@ -383,9 +383,20 @@ class PasswordCommand final : public Command {
     SIGNET_ASSIGN_OR_RETURN(SecretBytes new_password, prompter.NewPassword(new_password_file_));
     json body = {{"old_password", std::string(old_password.text_view())},
                  {"new_password", std::string(new_password.text_view())}};
-    std::string text = body.dump();
+    std::string text;
+    bool utf8 = true;
+    try {
+      text = body.dump();
+    } catch (const json::type_error&) {
+      utf8 = false;  // its message would quote a byte of the password: not passed on
+    }
     WipeMember(body, "old_password");
     WipeMember(body, "new_password");
+    if (!utf8) {
+      return InvalidArgument(
+          "the current or the new password is not valid UTF-8 text (a file in another encoding?); "
+          "the API carries passwords as JSON strings");
+    }
     SIGNET_TRY(remote->CallWithSecrets(ApiTarget("auth/password"), std::move(text)));
     if (global.json) {
       PrintJson(json{{"account", remote->session().account}, {"password_changed", true}});

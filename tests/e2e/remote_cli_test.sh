@@ -145,6 +145,11 @@ check "one-time password: whoami works" s whoami
 s whoami --json >"$W/whoami.json" 2>&1
 json_ok <"$W/whoami.json" && grep -q '"must_change_password": true' "$W/whoami.json" && ok "whoami --json shows must_change_password" || bad "whoami --json: $(cat "$W/whoami.json")"
 expect_error "password: no new password and no terminal" 2 "--new-password-file" s password --password-file "$PW1"
+# A new password in another encoding (Latin-1 0xe9): refused, without quoting any of its bytes.
+LATIN1_PW=$(printf 'caf\xe9-password-long-enough')
+SIGNET_PASSWORD=$ADMIN_OTP_PW SIGNET_NEW_PASSWORD=$LATIN1_PW s password >/dev/null 2>"$W/pw.err"; rc=$?
+[[ $rc == 2 ]] && grep -q "not valid UTF-8" "$W/pw.err" && ! grep -qi "0xe9\|caf" "$W/pw.err" \
+  && ok "a password that is not UTF-8 is refused without showing its bytes" || bad "non-UTF-8 password: exit $rc, $(cat "$W/pw.err")"
 ADMIN_PW=admin-password-$RANDOM-$RANDOM-long
 SIGNET_PASSWORD=$ADMIN_OTP_PW SIGNET_NEW_PASSWORD=$ADMIN_PW s password >"$W/pw.out" 2>&1
 rc=$?
