@@ -265,8 +265,16 @@ class LoginCommand final : public Command {
     SIGNET_ASSIGN_OR_RETURN(const json* account, AnswerMember(*who, "account"));
     SIGNET_ASSIGN_OR_RETURN(session.account, AnswerString(*account, "name"));
 
-    RevokePreviousSession(path, session.server_url, clock.Now());
-    SIGNET_TRY(SaveSession(path, session));
+    // The old session is read before the new one replaces it and revoked only once the new one
+    // is saved: if the save fails, the old session keeps working and the new token is revoked.
+    std::optional<Session> previous = PreviousSession(path, session.server_url, clock.Now());
+    if (Status saved = SaveSession(path, session); !saved.ok()) {
+      (void)client::CallJson(*http, kRevokeTarget, json::object(),
+                             session.access_token.text_view());
+      return saved.error().WithContext(
+          "logged in, but the session could not be saved (the new token was revoked)");
+    }
+    if (previous) RevokeSession(*previous);
 
     const bool must_change = Bool(*account, "must_change_password");
     if (global.json) {
@@ -289,13 +297,18 @@ class LoginCommand final : public Command {
  private:
   // A new login replaces the session file; the old token, if still valid on the same server, is
   // revoked so it does not linger until it expires. Best effort: failures change nothing.
-  static void RevokePreviousSession(const std::string& path, const std::string& server,
-                                    TimePoint now) {
+  static std::optional<Session> PreviousSession(const std::string& path, const std::string& server,
+                                                TimePoint now) {
     auto old = LoadSession(path);
-    if (!old.ok() || old->ExpiredAt(now) || NormalizeServerUrl(old->server_url) != server) return;
-    auto http = client::HttpsClient::Create(ClientOptionsFor(*old));
+    if (!old.ok() || old->ExpiredAt(now) || NormalizeServerUrl(old->server_url) != server) {
+      return std::nullopt;
+    }
+    return std::move(*old);
+  }
+  static void RevokeSession(const Session& old) {
+    auto http = client::HttpsClient::Create(ClientOptionsFor(old));
     if (!http.ok()) return;
-    (void)client::CallJson(**http, kRevokeTarget, json::object(), old->access_token.text_view());
+    (void)client::CallJson(**http, kRevokeTarget, json::object(), old.access_token.text_view());
   }
 
   std::string user_;

@@ -168,6 +168,24 @@ else
 fi
 expect_error "the replaced session's token was revoked" 5 "session expired or revoked" \
   env XDG_CONFIG_HOME="$W/stale" setsid -w "$SIGNET" whoami
+# A login whose session cannot be saved (the folder is another user's) keeps the old session and
+# revokes the token it got.
+if [[ $(id -u) == 0 ]]; then
+  revokes_before=$(sqlite3 "$D/signet.db" "SELECT count(*) FROM log_entries WHERE action='token_revoke'")
+  chown 65534 "$(dirname "$SESSION")"
+  next_otp admin "$ADMIN_SECRET"
+  SIGNET_PASSWORD_FILE=$(secret_file admin.pw "$ADMIN_PW") s login --server "$URL" --ca-file "$CA" --user admin --otp "$OTP" >/dev/null 2>"$W/nosave.err"; rc=$?
+  chown 0 "$(dirname "$SESSION")"
+  [[ $rc == 5 ]] && grep -q "could not be saved (the new token was revoked)" "$W/nosave.err" \
+    && ok "a login that cannot save its session fails and says so" || bad "unsaved login: exit $rc, $(cat "$W/nosave.err")"
+  check "the previous session still works after a login that could not be saved" s whoami
+  for _ in $(seq 1 50); do
+    [[ $(sqlite3 "$D/signet.db" "SELECT count(*) FROM log_entries WHERE action='token_revoke'") -gt $revokes_before ]] && break
+    sleep 0.1
+  done
+  [[ $(sqlite3 "$D/signet.db" "SELECT count(*) FROM log_entries WHERE action='token_revoke'") -gt $revokes_before ]] \
+    && ok "the unsaved login's token was revoked" || bad "no token_revoke after the unsaved login"
+fi
 
 # --- accounts -----------------------------------------------------------------------------------
 s account create alice --role signer --json >"$W/alice.json" 2>"$W/alice.err"
