@@ -45,13 +45,6 @@ struct ParsedUrl {
   bool is_ip = false;
 };
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
 Result<ParsedUrl> ParseServerUrl(std::string_view url) {
   const std::string_view original = url;
   auto bad = [&](std::string_view why) {
@@ -59,7 +52,7 @@ Result<ParsedUrl> ParseServerUrl(std::string_view url) {
                            "; expected https://HOST[:PORT]");
   };
   constexpr std::string_view kScheme = "https://";
-  if (url.size() < kScheme.size() || Lower(url.substr(0, kScheme.size())) != kScheme) {
+  if (url.size() < kScheme.size() || AsciiLower(url.substr(0, kScheme.size())) != kScheme) {
     return bad("does not start with https://");
   }
   url.remove_prefix(kScheme.size());
@@ -148,7 +141,7 @@ Error ErrorFromCode(int status, std::string message) {
 }  // namespace
 
 std::optional<std::string_view> HttpResponse::Header(std::string_view name) const {
-  const std::string lower = Lower(name);
+  const std::string lower = AsciiLower(name);
   for (const auto& [n, v] : headers) {
     if (n == lower) return std::string_view(v);
   }
@@ -285,7 +278,7 @@ struct HttpsClient::Impl {
     out.status = static_cast<int>(res.result_int());
     out.body = std::move(res.body());
     for (const auto& field : res) {
-      out.headers.emplace_back(Lower(field.name_string()), std::string(field.value()));
+      out.headers.emplace_back(AsciiLower(field.name_string()), std::string(field.value()));
     }
     if (write_error || !res.keep_alive()) Disconnect();
     return out;

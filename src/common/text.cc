@@ -74,4 +74,12 @@ std::string OneLineSafe(std::string_view text, size_t max_bytes) {
   return EscapeControls(text, max_bytes, /*keep_newline=*/false);
 }
 
+std::string AsciiLower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
 }  // namespace signet

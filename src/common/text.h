@@ -36,4 +36,8 @@ std::string TerminalSafe(std::string_view text, size_t max_bytes = 4096);
 // of a log that a message must not be able to split or forge.
 std::string OneLineSafe(std::string_view text, size_t max_bytes = 4096);
 
+// A copy with A-Z turned into a-z and every other byte kept (no locale: for header names, URL
+// schemes and hex ids).
+std::string AsciiLower(std::string_view text);
+
 }  // namespace signet

@@ -63,5 +63,11 @@ TEST(TerminalSafeTest, CutsLongTextOutsideAUtf8Sequence) {
   EXPECT_EQ(TerminalSafe(huge).size(), 4096 + std::string("... (10485760 bytes in all)").size());
 }
 
+TEST(AsciiLowerTest, LowersOnlyAsciiLetters) {
+  EXPECT_EQ(AsciiLower("AbC-09_Z"), "abc-09_z");
+  EXPECT_EQ(AsciiLower("\xc3\x84X\x9bY"), "\xc3\x84x\x9by");  // other bytes kept, no locale
+  EXPECT_EQ(AsciiLower(""), "");
+}
+
 }  // namespace
 }  // namespace signet

@@ -42,14 +42,6 @@ std::string PrintableLabel(std::string_view label) {
   return out;
 }
 
-std::string ToLower(std::string_view text) {
-  std::string lower(text);
-  for (char& c : lower) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return lower;
-}
-
 Result<hsm::HsmKeyId> HsmIdOf(const KeyRecord& r) {
   auto bytes = HexDecode(r.hsm_key_id);
   if (!bytes.ok()) {
@@ -389,9 +381,9 @@ Result<std::vector<UnrecordedKey>> KeyService::Unrecorded(
     const std::vector<hsm::TokenKey>& token_keys) {
   std::set<std::string> named;
   SIGNET_ASSIGN_OR_RETURN(std::vector<KeyRecord> records, store_.ListKeys());
-  for (const KeyRecord& r : records) named.insert(ToLower(r.hsm_key_id));
+  for (const KeyRecord& r : records) named.insert(AsciiLower(r.hsm_key_id));
   SIGNET_ASSIGN_OR_RETURN(std::optional<store::LogKeyRecord> log_key, store_.GetLogKey());
-  if (log_key) named.insert(ToLower(log_key->hsm_key_id));
+  if (log_key) named.insert(AsciiLower(log_key->hsm_key_id));
   std::vector<UnrecordedKey> unrecorded;
   for (const hsm::TokenKey& k : token_keys) {
     std::string hex = HexEncode(k.id.bytes);
@@ -411,7 +403,7 @@ Result<std::vector<UnrecordedKey>> KeyService::ListUnrecordedKeys() {
 
 Result<UnrecordedKey> KeyService::DestroyUnrecordedKey(const Caller& caller,
                                                        std::string_view hsm_key_id) {
-  const std::string hex = ToLower(hsm_key_id);
+  const std::string hex = AsciiLower(hsm_key_id);
   const std::string object = "hsm:" + OneLineSafe(hex, 128);
   const auto refuse = [&](Error e) { return Refused(caller, AuditAction::kKeyDestroy, object, e); };
   Result<Bytes> id = HexDecode(hex);

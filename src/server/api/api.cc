@@ -224,11 +224,8 @@ std::string NamedObject(const json& body) {
   if (name != body.end() && name->is_string()) return name->get<std::string>();
   auto hsm_key_id = body.find("hsm_key_id");
   if (hsm_key_id != body.end() && hsm_key_id->is_string()) {
-    std::string id = OneLineSafe(hsm_key_id->get<std::string>(), 128);
-    for (char& c : id) {
-      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');  // as KeyService records it
-    }
-    return "hsm:" + id;
+    // Lower-case, as KeyService records it.
+    return "hsm:" + AsciiLower(OneLineSafe(hsm_key_id->get<std::string>(), 128));
   }
   return std::string();
 }

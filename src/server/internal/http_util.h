@@ -45,7 +45,4 @@ bool HasLineBreakOrNul(std::string_view text);
 // raw bytes echoed in an error) written as \ufffd, so that the result is always valid JSON text.
 std::string JsonEscape(std::string_view text);
 
-// ASCII lower-case copy.
-std::string ToLowerAscii(std::string_view text);
-
 }  // namespace signet::server::internal

@@ -32,6 +32,7 @@
 #include "common/encoding.h"
 #include "common/log.h"
 #include "common/random.h"
+#include "common/text.h"
 #include "server/internal/http_util.h"
 #include "server/internal/tls_context.h"
 
@@ -242,7 +243,7 @@ class Session : public std::enable_shared_from_this<Session> {
     request->client_cert_sha256 = client_cert_sha256_;
     request->headers.reserve(core_.options().max_header_count);
     for (const auto& field : message) {
-      request->headers.emplace_back(ToLowerAscii(field.name_string()), std::string(field.value()));
+      request->headers.emplace_back(AsciiLower(field.name_string()), std::string(field.value()));
     }
     request->body = std::move(message.body());
     parser_.reset();
@@ -389,7 +390,7 @@ class Session : public std::enable_shared_from_this<Session> {
     res.set("X-Request-Id", request_id_);
     bool has_cache_control = false;
     for (const auto& [name, value] : response.headers) {
-      std::string lower = ToLowerAscii(name);
+      std::string lower = AsciiLower(name);
       if (IsServerManagedHeader(lower)) continue;
       has_cache_control = has_cache_control || lower == "cache-control";
       res.insert(name, value);
