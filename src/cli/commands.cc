@@ -251,10 +251,6 @@ class KeyImportCertCommand final : public NamedKeyCommand {
   std::string chain_;
 };
 
-json UnrecordedKeyToJson(const service::UnrecordedKey& k) {
-  return json{{"hsm_key_id", k.hsm_key_id}, {"label", k.label}, {"algorithm", k.algorithm}};
-}
-
 class KeyUnrecordedCommand final : public Command {
  public:
   void Configure(CLI::App&) override {}
@@ -263,7 +259,7 @@ class KeyUnrecordedCommand final : public Command {
     SIGNET_ASSIGN_OR_RETURN(auto keys, backend->ListUnrecordedKeys());
     if (global.json) {
       json arr = json::array();
-      for (const auto& k : keys) arr.push_back(UnrecordedKeyToJson(k));
+      for (const auto& k : keys) arr.push_back(service::UnrecordedKeyToJson(k));
       PrintJson(arr);
       return OkStatus();
     }
@@ -311,7 +307,7 @@ class KeyDestroyUnrecordedCommand final : public Command {
     }
     SIGNET_ASSIGN_OR_RETURN(service::UnrecordedKey key, backend->DestroyUnrecordedKey(id_));
     if (global.json) {
-      PrintJson(UnrecordedKeyToJson(key));
+      PrintJson(service::UnrecordedKeyToJson(key));
     } else {
       std::cout << "unrecorded HSM key " << key.hsm_key_id << " (" << key.algorithm << ", label '"
                 << key.label << "') destroyed\n";

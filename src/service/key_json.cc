@@ -48,4 +48,9 @@ std::string PublicKeyPem(const std::string& spki_base64) {
   return out;
 }
 
+nlohmann::json UnrecordedKeyToJson(const UnrecordedKey& key) {
+  return nlohmann::json{
+      {"hsm_key_id", key.hsm_key_id}, {"label", key.label}, {"algorithm", key.algorithm}};
+}
+
 }  // namespace signet::service

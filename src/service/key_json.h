@@ -21,6 +21,9 @@ nlohmann::json KeyToJson(const store::KeyRecord& key);
 // "extractable", "never_extractable", "token_object", "private_object"}.
 nlohmann::json KeyDetailsToJson(const KeyDetails& details);
 
+// {"hsm_key_id", "label", "algorithm"}: the management API's and `key unrecorded --json`'s form.
+nlohmann::json UnrecordedKeyToJson(const UnrecordedKey& key);
+
 // PEM "PUBLIC KEY" block of a base64 SubjectPublicKeyInfo, wrapped at 64 columns (RFC 7468 §13).
 std::string PublicKeyPem(const std::string& spki_base64);
 

@@ -415,15 +415,11 @@ Result<json> ImportChain(const Call& c) {
   return KeyAnswer(key);
 }
 
-json UnrecordedKeyJson(const service::UnrecordedKey& k) {
-  return json{{"hsm_key_id", k.hsm_key_id}, {"label", k.label}, {"algorithm", k.algorithm}};
-}
-
 Result<json> ListUnrecordedKeys(const Call& c) {
   SIGNET_ASSIGN_OR_RETURN(std::vector<service::UnrecordedKey> keys,
                           c.deps.keys.ListUnrecordedKeys());
   json list = json::array();
-  for (const service::UnrecordedKey& k : keys) list.push_back(UnrecordedKeyJson(k));
+  for (const service::UnrecordedKey& k : keys) list.push_back(service::UnrecordedKeyToJson(k));
   return json{{"unrecorded_keys", std::move(list)}};
 }
 
@@ -431,7 +427,7 @@ Result<json> DestroyUnrecordedKey(const Call& c) {
   SIGNET_ASSIGN_OR_RETURN(std::string id, c.Checked(ReqString(c.body, "hsm_key_id")));
   SIGNET_ASSIGN_OR_RETURN(service::UnrecordedKey gone,
                           c.deps.keys.DestroyUnrecordedKey(c.caller(), id));
-  return json{{"destroyed", UnrecordedKeyJson(gone)}};
+  return json{{"destroyed", service::UnrecordedKeyToJson(gone)}};
 }
 
 Result<json> ListGrants(const Call& c) {
