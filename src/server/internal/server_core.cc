@@ -280,13 +280,8 @@ class Session : public std::enable_shared_from_this<Session> {
     if (const std::shared_ptr<ConcurrencyLimit>& limit = route->options.limit) {
       slot = std::make_shared<LimitSlot>();  // before the slot is taken: nothing can throw after
       if (!limit->TryAcquire()) {
-        core_.metrics().Increment(kRejectedTotal, {{"reason", "route_limit"}});
-        Response response =
-            JsonErrorResponse(503, "temporarily_unavailable",
-                              "too many requests to this resource are in progress; retry later");
-        response.headers.emplace_back("Retry-After",
-                                      std::to_string(core_.options().retry_after.count()));
-        return SendResponse(std::move(response));
+        return SendResponse(Refused(
+            "route_limit", "too many requests to this resource are in progress; retry later"));
       }
       slot->limit = limit;
     }
@@ -305,13 +300,17 @@ class Session : public std::enable_shared_from_this<Session> {
       });
     };
     if (!core_.pool().TrySubmit(std::move(job))) {
-      core_.metrics().Increment(kRejectedTotal, {{"reason", "workers"}});
-      Response response =
-          JsonErrorResponse(503, "temporarily_unavailable", "the server is busy; retry later");
-      response.headers.emplace_back("Retry-After",
-                                    std::to_string(core_.options().retry_after.count()));
-      return SendResponse(std::move(response));
+      return SendResponse(Refused("workers", "the server is busy; retry later"));
     }
+  }
+
+  // 503 + Retry-After for a request refused before any handler ran, counted by `reason`.
+  Response Refused(std::string_view reason, std::string_view description) {
+    core_.metrics().Increment(kRejectedTotal, {{"reason", std::string(reason)}});
+    Response response = JsonErrorResponse(503, "temporarily_unavailable", description);
+    response.headers.emplace_back("Retry-After",
+                                  std::to_string(core_.options().retry_after.count()));
+    return response;
   }
 
   // A taken ConcurrencyLimit slot, given back when the last holder lets go.
