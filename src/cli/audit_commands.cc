@@ -89,7 +89,7 @@ Result<LocalLog> OpenLocalLog(const std::string& dir) {
 // A server's /log/ resources over HTTPS.
 class ServerLog {
  public:
-  // Uses the session of `signet login` when it belongs to `url` (its CA file and token), else
+  // Uses the session of `signet login` when it belongs to `url` (its pinned CA and token), else
   // `ca_file` (empty: the system trust store) and no token.
   static Result<std::unique_ptr<ServerLog>> Connect(const std::string& url,
                                                     const std::string& ca_file) {
@@ -104,7 +104,10 @@ class ServerLog {
       if (session.ok() && NormalizeServerUrl(session->server_url) == url &&
           !session->ExpiredAt(clock.Now())) {
         options = ClientOptionsFor(*session);
-        if (!ca_file.empty()) options.ca_file = ca_file;
+        if (!ca_file.empty()) {  // given now: it replaces the CA the session pinned
+          options.ca_file = ca_file;
+          options.ca_pem.clear();
+        }
         token = std::string(session->access_token.text_view());
       }
     }

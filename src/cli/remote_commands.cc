@@ -13,6 +13,7 @@
 #include "cli/remote_context.h"
 #include "cli/remote_session.h"
 #include "common/encoding.h"
+#include "common/fs.h"
 #include "common/text.h"
 
 namespace signet::cli {
@@ -195,6 +196,12 @@ class LoginCommand final : public Command {
           "drop --user, --password-file and --otp");
     }
     SIGNET_ASSIGN_OR_RETURN(session.ca_file, AbsolutePath(ca_file_));
+    if (!session.ca_file.empty()) {
+      // Pinned now: later commands trust what was read here, not what the file holds by then.
+      SIGNET_ASSIGN_OR_RETURN(Bytes pem, fs::ReadFile(session.ca_file, kMaxPinnedCaBytes));
+      if (pem.empty()) return InvalidArgument("CA file " + session.ca_file + " is empty");
+      session.ca_certificates.assign(pem.begin(), pem.end());
+    }
     SIGNET_ASSIGN_OR_RETURN(session.client_certificate_file, AbsolutePath(client_cert_));
     SIGNET_ASSIGN_OR_RETURN(session.client_private_key_file, AbsolutePath(client_key_));
     // Before any prompt: a bad HOME, URL, CA file or server should not cost the user a TOTP code.
@@ -326,7 +333,9 @@ class LogoutCommand final : public Command {
   Status Run(const GlobalOptions& global) override {
     SIGNET_ASSIGN_OR_RETURN(std::string path, DefaultSessionFilePath());
     SystemClock clock;
-    auto session = LoadSession(path);
+    // A file others could read is still revoked (its token may have leaked); one others could
+    // write is not used (they could have pointed it at another server).
+    auto session = LoadSession(path, SessionFileAccess::kReadableByOthers);
     if (!session.ok() && session.error().code() == ErrorCode::kNotFound) {
       return Report(global, false, false, "not logged in; nothing to do");
     }

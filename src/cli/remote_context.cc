@@ -48,6 +48,7 @@ client::ClientOptions ClientOptionsFor(const Session& session) {
   client::ClientOptions o;
   o.server_url = session.server_url;
   o.ca_file = session.ca_file;
+  o.ca_pem = session.ca_certificates;
   o.client_certificate_file = session.client_certificate_file;
   o.client_private_key_file = session.client_private_key_file;
   return o;

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -17,9 +18,11 @@ namespace {
 
 using nlohmann::json;
 
-constexpr int kFormatVersion = 1;
-// A session file holds a URL, three paths and a token; anything larger is not ours.
-constexpr size_t kMaxSessionFileBytes = 64 * 1024;
+// Version 2 pins the CA certificates (version 1 only named their file).
+constexpr int kFormatVersion = 2;
+// A session file holds a URL, three paths, a token and the pinned CA certificates (JSON escapes
+// each newline of their PEM as two bytes); anything larger is not ours.
+constexpr size_t kMaxSessionFileBytes = 2 * kMaxPinnedCaBytes + 64 * 1024;
 
 constexpr const char kNotLoggedIn[] = "not logged in; run 'signet login --server URL'";
 
@@ -70,7 +73,7 @@ Error Corrupt(const std::string& path, std::string_view what) {
 
 // Reads the whole file after checking who may access it (the check is on the opened file, so a
 // rename between check and read cannot swap in another one).
-Result<SecretBytes> ReadSessionBytes(const std::string& path) {
+Result<SecretBytes> ReadSessionBytes(const std::string& path, SessionFileAccess access) {
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) {
     int err = errno;
@@ -89,14 +92,16 @@ Result<SecretBytes> ReadSessionBytes(const std::string& path) {
                             " belongs to another user; delete it and "
                             "run 'signet login'");
   }
-  if ((st.st_mode & 077) != 0) {
+  const mode_t tolerated = access == SessionFileAccess::kReadableByOthers ? 044 : 0;
+  if ((st.st_mode & 077 & ~tolerated) != 0) {
     return PermissionDenied("session file " + path +
                             " is accessible by other users; delete it (the token may have leaked) "
                             "or run: chmod 600 " +
                             path);
   }
   if (static_cast<size_t>(st.st_size) > kMaxSessionFileBytes) return Corrupt(path, "too large");
-  Bytes buf(kMaxSessionFileBytes + 1);
+  // Sized by what fstat saw, plus one byte to notice a file that grew past the limit meanwhile.
+  Bytes buf(std::min(static_cast<size_t>(st.st_size), kMaxSessionFileBytes) + 1);
   size_t len = 0;
   for (;;) {
     ssize_t n = ::read(fd.get(), buf.data() + len, buf.size() - len);
@@ -109,8 +114,15 @@ Result<SecretBytes> ReadSessionBytes(const std::string& path) {
     if (n == 0) break;
     len += static_cast<size_t>(n);
     if (len == buf.size()) {
+      if (buf.size() > kMaxSessionFileBytes) {
+        SecureWipe(buf.data(), buf.size());
+        return Corrupt(path, "too large");
+      }
+      // The file grew since fstat: read on, up to the limit.
+      Bytes bigger(std::min(buf.size() * 2, kMaxSessionFileBytes + 1));
+      std::copy(buf.begin(), buf.end(), bigger.begin());
       SecureWipe(buf.data(), buf.size());
-      return Corrupt(path, "too large");
+      buf.swap(bigger);
     }
   }
   SecretBytes out(ByteView(buf.data(), len));
@@ -139,6 +151,7 @@ Result<Session> ParseSession(json& j, const std::string& path) {
   Session s;
   SIGNET_ASSIGN_OR_RETURN(s.server_url, StringField(j, "server", path, true));
   SIGNET_ASSIGN_OR_RETURN(s.ca_file, StringField(j, "ca_file", path, false));
+  SIGNET_ASSIGN_OR_RETURN(s.ca_certificates, StringField(j, "ca_certificates", path, false));
   SIGNET_ASSIGN_OR_RETURN(s.client_certificate_file,
                           StringField(j, "client_certificate_file", path, false));
   SIGNET_ASSIGN_OR_RETURN(s.client_private_key_file,
@@ -158,6 +171,11 @@ Result<Session> ParseSession(json& j, const std::string& path) {
   if (s.client_certificate_file.empty() != s.client_private_key_file.empty()) {
     return Corrupt(path, "a client certificate without its key");
   }
+  if (s.ca_file.empty() != s.ca_certificates.empty()) {
+    return Corrupt(path, "a CA file without its pinned certificates");
+  }
+  if (s.ca_certificates.size() > kMaxPinnedCaBytes)
+    return Corrupt(path, "CA certificates too large");
   return s;
 }
 
@@ -183,11 +201,19 @@ Status SaveSession(const std::string& path, const Session& session) {
   if (session.server_url.empty() || session.account.empty() || session.access_token.empty()) {
     return InvalidArgument("a session needs a server URL, an account and a token");
   }
+  if (session.ca_file.empty() != session.ca_certificates.empty()) {
+    return InvalidArgument("a session pins the CA certificates of its CA file, and only then");
+  }
+  if (session.ca_certificates.size() > kMaxPinnedCaBytes) {
+    return InvalidArgument("the CA file is larger than " + std::to_string(kMaxPinnedCaBytes) +
+                           " bytes; pass only the CA that issued the server's certificate");
+  }
   const std::string dir = std::filesystem::path(path).parent_path().string();
   SIGNET_TRY(CheckFolder(dir));
   json j = {{"version", kFormatVersion},
             {"server", session.server_url},
             {"ca_file", session.ca_file},
+            {"ca_certificates", session.ca_certificates},
             {"client_certificate_file", session.client_certificate_file},
             {"client_private_key_file", session.client_private_key_file},
             {"account", session.account},
@@ -201,8 +227,8 @@ Status SaveSession(const std::string& path, const Session& session) {
   return OkStatus();
 }
 
-Result<Session> LoadSession(const std::string& path) {
-  SIGNET_ASSIGN_OR_RETURN(SecretBytes bytes, ReadSessionBytes(path));
+Result<Session> LoadSession(const std::string& path, SessionFileAccess access) {
+  SIGNET_ASSIGN_OR_RETURN(SecretBytes bytes, ReadSessionBytes(path, access));
   json j = json::parse(bytes.data(), bytes.data() + bytes.size(), nullptr,
                        /*allow_exceptions=*/false);
   if (j.is_discarded()) return Corrupt(path, "not JSON");

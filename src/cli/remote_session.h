@@ -10,6 +10,7 @@
 // Plain functions over the filesystem; safe to call from any thread, though a CLI uses one.
 #pragma once
 
+#include <cstddef>
 #include <string>
 
 #include "common/bytes.h"
@@ -21,6 +22,10 @@ namespace signet::cli {
 struct Session {
   std::string server_url;  // "https://host:port", as given to login (no trailing '/')
   std::string ca_file;     // absolute path; empty: the system trust store
+  // The PEM text of ca_file as read at login: later commands trust these certificates, not
+  // whatever the file holds by then (it may sit where others can replace it). Empty exactly when
+  // ca_file is.
+  std::string ca_certificates;
   // mTLS identity of a service account (absolute paths, both or neither).
   std::string client_certificate_file;
   std::string client_private_key_file;
@@ -30,6 +35,9 @@ struct Session {
 
   bool ExpiredAt(TimePoint now) const { return now >= expires_at; }
 };
+
+// The largest CA file a session pins (a CA certificate or a bundle of them, in PEM).
+inline constexpr size_t kMaxPinnedCaBytes = 1024 * 1024;
 
 // The session file for the given environment values (either may be null or empty):
 // "$XDG_CONFIG_HOME/signet/session.json" when XDG_CONFIG_HOME is an absolute path (the XDG base
@@ -45,11 +53,21 @@ Result<std::string> DefaultSessionFilePath();
 // InvalidArgument for an empty server URL, account or token.
 Status SaveSession(const std::string& path, const Session& session);
 
+// Who else may access a session file that LoadSession still reads.
+enum class SessionFileAccess {
+  kOwnerOnly,         // any group/other permission bit is refused
+  kReadableByOthers,  // group/other read is tolerated (logout revokes such a token: it may have
+                      // leaked); write or execute bits, or another owner, are still refused, since
+                      // others could have changed where the token would be sent
+};
+
 // Reads the session file, expired or not. Errors:
 //   NotFound           no session file ("not logged in; run 'signet login --server URL'")
 //   PermissionDenied   the file belongs to another user, or group/other permission bits are set
+//                      beyond what `access` tolerates
 //   FailedPrecondition the file is not a valid session file (the message says to log in again)
-Result<Session> LoadSession(const std::string& path);
+Result<Session> LoadSession(const std::string& path,
+                            SessionFileAccess access = SessionFileAccess::kOwnerOnly);
 
 // LoadSession for a command that needs a usable session: a missing file or an expired session is
 // Unauthenticated, with a message that says to run `signet login`.

@@ -25,6 +25,7 @@ class RemoteSessionTest : public ::testing::Test {
     Session s;
     s.server_url = "https://127.0.0.1:8443";
     s.ca_file = "/etc/signet/ca.pem";
+    s.ca_certificates = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
     s.account = "alice";
     s.access_token = SecretBytes(std::string_view("tok-0123456789abcdef"));
     s.expires_at = expires;
@@ -74,6 +75,7 @@ TEST_F(RemoteSessionTest, SaveAndLoadRoundTrip) {
   ASSERT_TRUE(loaded.ok()) << loaded.error().message();
   EXPECT_EQ(loaded->server_url, s.server_url);
   EXPECT_EQ(loaded->ca_file, s.ca_file);
+  EXPECT_EQ(loaded->ca_certificates, s.ca_certificates);
   EXPECT_EQ(loaded->client_certificate_file, s.client_certificate_file);
   EXPECT_EQ(loaded->client_private_key_file, s.client_private_key_file);
   EXPECT_EQ(loaded->account, "alice");
@@ -124,6 +126,46 @@ TEST_F(RemoteSessionTest, LoadRefusesAFileOthersCanRead) {
   EXPECT_TRUE(LoadSession(path_).ok());
 }
 
+TEST_F(RemoteSessionTest, LogoutMayReadAFileOthersCanOnlyRead) {
+  ASSERT_TRUE(SaveSession(path_, Sample(now_)).ok());
+  for (mode_t readable : {0640, 0604, 0644}) {
+    ASSERT_EQ(::chmod(path_.c_str(), readable), 0);
+    auto r = LoadSession(path_, SessionFileAccess::kReadableByOthers);
+    ASSERT_TRUE(r.ok()) << std::oct << readable;
+    EXPECT_EQ(r->account, "alice");
+  }
+  // Others who could write it could have changed the server the token goes to.
+  for (mode_t writable : {0620, 0602, 0660, 0610, 0601}) {
+    ASSERT_EQ(::chmod(path_.c_str(), writable), 0);
+    auto r = LoadSession(path_, SessionFileAccess::kReadableByOthers);
+    ASSERT_FALSE(r.ok()) << std::oct << writable;
+    EXPECT_EQ(r.error().code(), ErrorCode::kPermissionDenied);
+  }
+}
+
+TEST_F(RemoteSessionTest, TheCaFileAndItsPinnedCertificatesGoTogether) {
+  Session no_pin = Sample(now_);
+  no_pin.ca_certificates.clear();
+  auto r = SaveSession(path_, no_pin);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);
+  Session system_store = Sample(now_);
+  system_store.ca_file.clear();
+  system_store.ca_certificates.clear();
+  ASSERT_TRUE(SaveSession(path_, system_store).ok());
+  EXPECT_TRUE(LoadSession(path_)->ca_certificates.empty());
+  Session too_big = Sample(now_);
+  too_big.ca_certificates.assign(kMaxPinnedCaBytes + 1, 'A');
+  EXPECT_FALSE(SaveSession(path_, too_big).ok());
+  // The largest pin still loads (JSON escapes its newlines, so the file is bigger than the pin).
+  Session largest = Sample(now_);
+  largest.ca_certificates.assign(kMaxPinnedCaBytes, '\n');
+  ASSERT_TRUE(SaveSession(path_, largest).ok());
+  auto loaded = LoadSession(path_);
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message();
+  EXPECT_EQ(loaded->ca_certificates.size(), kMaxPinnedCaBytes);
+}
+
 TEST_F(RemoteSessionTest, MissingFileMeansNotLoggedIn) {
   auto r = LoadSession(path_);
   ASSERT_FALSE(r.ok());
@@ -147,12 +189,18 @@ TEST_F(RemoteSessionTest, ExpiredSessionIsRefusedWithAClearMessage) {
 TEST_F(RemoteSessionTest, CorruptFilesAreRefused) {
   ASSERT_TRUE(fs::EnsureDirectory(dir_ + "/config/signet").ok());
   for (std::string text :
-       {"not json", "[]", R"({"version":2,"server":"https://h","account":"a",
+       {"not json", "[]", R"({"version":3,"server":"https://h","account":"a",
           "access_token":"t","expires_at":1})",
-        R"({"version":1,"server":"https://h","account":"a","expires_at":1})",
-        R"({"version":1,"server":"https://h","account":"a","access_token":"t"})",
-        R"({"version":1,"server":"https://h","account":"a","access_token":"t","expires_at":1,
-          "client_certificate_file":"/c.pem"})"}) {
+        // Version 1 named a CA file without pinning its certificates.
+        R"({"version":1,"server":"https://h","account":"a","access_token":"t","expires_at":1})",
+        R"({"version":2,"server":"https://h","account":"a","expires_at":1})",
+        R"({"version":2,"server":"https://h","account":"a","access_token":"t"})",
+        R"({"version":2,"server":"https://h","account":"a","access_token":"t","expires_at":1,
+          "client_certificate_file":"/c.pem"})",
+        R"({"version":2,"server":"https://h","account":"a","access_token":"t","expires_at":1,
+          "ca_file":"/ca.pem"})",
+        R"({"version":2,"server":"https://h","account":"a","access_token":"t","expires_at":1,
+          "ca_certificates":"-----BEGIN CERTIFICATE-----"})"}) {
     ASSERT_TRUE(fs::WriteFileAtomic(path_, AsBytes(text)).ok());
     auto r = LoadSession(path_);
     ASSERT_FALSE(r.ok()) << text;

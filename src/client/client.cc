@@ -214,7 +214,9 @@ struct HttpsClient::Impl {
       if (verify != X509_V_OK) {
         why = std::string("the server certificate did not verify (") +
               X509_verify_cert_error_string(verify) + ")";
-        if (options.ca_file.empty()) why += "; pass the server's CA certificate with --ca-file";
+        if (options.ca_file.empty() && options.ca_pem.empty()) {
+          why += "; pass the server's CA certificate with --ca-file";
+        }
       }
       return Unavailable("TLS handshake with " + where + " failed: " + why);
     }
@@ -329,7 +331,18 @@ Result<std::unique_ptr<HttpsClient>> HttpsClient::Create(ClientOptions options) 
   SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
   boost::system::error_code ec;
-  if (options.ca_file.empty()) {
+  if (!options.ca_pem.empty()) {
+    if (options.ca_pem.size() > kMaxCaFile) {
+      return InvalidArgument("the CA certificates are larger than " + std::to_string(kMaxCaFile) +
+                             " bytes");
+    }
+    impl->tls.add_certificate_authority(asio::buffer(options.ca_pem), ec);
+    if (ec) {
+      const std::string what = options.ca_file.empty() ? std::string("the CA certificates")
+                                                       : "CA file " + options.ca_file;
+      return InvalidArgument(what + " hold no usable PEM certificate: " + ec.message());
+    }
+  } else if (options.ca_file.empty()) {
     impl->tls.set_default_verify_paths(ec);
     if (ec) return Unavailable("cannot load the system trust store: " + ec.message());
   } else {

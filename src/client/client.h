@@ -34,6 +34,9 @@ struct ClientOptions {
   // PEM file of the CA certificate(s) that issue the server's certificate (for the embedded
   // default: the server's own self-signed certificate). Empty: the system trust store.
   std::string ca_file;
+  // The same certificates as PEM text, already read (the remote CLI pins them at login). When not
+  // empty they are used and ca_file is not read; it only names them in messages.
+  std::string ca_pem;
   // mTLS client identity (both or neither); the key file must be owner-only.
   std::string client_certificate_file;
   std::string client_private_key_file;

@@ -358,6 +358,81 @@ TEST_F(ClientTest, RefusesACertificateForAnotherHost) {
   EXPECT_THAT(r.error().message(), HasSubstr("IP address mismatch"));
 }
 
+TEST_F(ClientTest, ChecksTheHostNameOfADnsUrl) {
+  // The URL names a host ("localhost"), not an address: the certificate must carry that DNS name.
+  StartServer();
+  const std::string port = url_.substr(url_.rfind(':'));
+  ClientOptions by_name;
+  by_name.server_url = "https://localhost" + port;
+  auto good = Client(by_name);
+  ASSERT_NE(good, nullptr);
+  auto answered = CallJson(*good, "/echo", json::object());
+  EXPECT_TRUE(answered.ok()) << answered.error().message();
+
+  // The same server under another name that also reaches it: the name does not match.
+  const std::string cert = dir_ + "/wrong.crt", key = dir_ + "/wrong.key";
+  ASSERT_EQ(
+      RunQuiet("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 "
+               "-subj /CN=other.example -addext subjectAltName=DNS:other.example,IP:127.0.0.1 "
+               "-keyout " +
+               key + " -out " + cert),
+      0);
+  ASSERT_EQ(chmod(key.c_str(), 0600), 0);
+  server_->Stop();
+  server_->Wait();
+  server_.reset();
+  cert_ = cert;
+  key_ = key;
+  StartServer();
+  const std::string other_port = url_.substr(url_.rfind(':'));
+  by_name.server_url = "https://localhost" + other_port;
+  auto client = Client(by_name);
+  ASSERT_NE(client, nullptr);
+  auto r = CallJson(*client, "/echo", json::object());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kUnavailable);
+  EXPECT_THAT(r.error().message(), HasSubstr("hostname mismatch"));
+  // By address the same certificate is fine (it names 127.0.0.1): only the name was wrong.
+  auto by_ip = Client();
+  ASSERT_NE(by_ip, nullptr);
+  EXPECT_TRUE(CallJson(*by_ip, "/echo", json::object()).ok());
+}
+
+TEST_F(ClientTest, PinnedCaCertificatesAreUsedInsteadOfTheFile) {
+  StartServer();
+  auto pem = fs::ReadFile(cert_, 1 << 20);
+  ASSERT_TRUE(pem.ok());
+  // The file named is gone (or replaced): the pinned text decides, the file is not read.
+  ClientOptions pinned;
+  pinned.ca_file = dir_ + "/gone.crt";
+  pinned.ca_pem.assign(pem->begin(), pem->end());
+  auto client = Client(pinned);
+  ASSERT_NE(client, nullptr);
+  auto ok = CallJson(*client, "/echo", json::object());
+  EXPECT_TRUE(ok.ok()) << ok.error().message();
+
+  // Pinned text of another CA: refused even though ca_file names the right one.
+  auto other = pki::CreateLocalhostTlsIdentity(SystemClock().Now());
+  ASSERT_TRUE(other.ok());
+  ClientOptions wrong;
+  wrong.ca_file = cert_;
+  wrong.ca_pem = other->certificate_pem;
+  auto refused_client = Client(wrong);
+  ASSERT_NE(refused_client, nullptr);
+  auto refused = CallJson(*refused_client, "/echo", json::object());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(refused.error().message(), HasSubstr("did not verify"));
+  // And no advice to pass --ca-file: one was given.
+  EXPECT_THAT(refused.error().message(), ::testing::Not(HasSubstr("--ca-file")));
+
+  ClientOptions garbage;
+  garbage.server_url = url_;
+  garbage.ca_pem = "not a certificate";
+  auto bad = HttpsClient::Create(garbage);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code(), ErrorCode::kInvalidArgument);
+}
+
 TEST_F(ClientTest, PresentsAClientCertificateForMutualTls) {
   const std::string ca = dir_ + "/ca", cl = dir_ + "/client";
   auto client_ca = pki::testing::TestCodeSigningCa::Create("test-client-ca");

@@ -121,7 +121,7 @@ expect_error "a malformed TOTP code is refused before asking the server" 2 "6 to
   s login --server "$URL" --ca-file "$CA" --user admin --password-file "$PW1" --otp 12ab56
 expect_error "an unreachable server fails before any prompt" 7 "cannot connect" \
   s login --server https://127.0.0.1:1 --ca-file "$CA" --user admin
-expect_error "a server certificate from another CA is refused" 7 "" \
+expect_error "a server certificate from another CA is refused" 7 "the server certificate did not verify" \
   s login --server "$URL" --ca-file "$D/client-ca.pem" --user admin --password-file "$PW1" --otp 123456
 expect_error "wrong password" 5 "login failed" env SIGNET_PASSWORD=wrong-password \
   setsid -w "$SIGNET" login --server "$URL" --ca-file "$CA" --user admin --otp "$(wrong_otp "$ADMIN_SECRET")"
@@ -310,10 +310,13 @@ expect_error "--server must be the session's server" 6 "signet login --server" s
 # --- alice (signer), in her own config folder ------------------------------------------------------
 a() { XDG_CONFIG_HOME=$W/alice-config setsid -w "$SIGNET" "$@"; }
 next_otp alice "$ALICE_SECRET"
-a login --server "$URL" --ca-file "$CA" --user alice --password-file "$(secret_file alice.pw "$ALICE_OTP_PW")" --otp "$OTP" --json >"$W/alice-login.json" 2>&1
+cp "$CA" "$W/alice-ca.crt"
+a login --server "$URL" --ca-file "$W/alice-ca.crt" --user alice --password-file "$(secret_file alice.pw "$ALICE_OTP_PW")" --otp "$OTP" --json >"$W/alice-login.json" 2>&1
 json_ok <"$W/alice-login.json" && grep -q '"name": "alice"' "$W/alice-login.json" && ok "alice logs in (--json)" || bad "alice login: $(cat "$W/alice-login.json")"
+# The session pinned the CA certificate at login: replacing the file afterwards changes nothing.
+cp "$D/client-ca.pem" "$W/alice-ca.crt"
 ALICE_PW=alice-password-$RANDOM-$RANDOM-long
-check "alice sets her password" a password --password-file "$W/alice.pw" --new-password-file "$(secret_file alice-new.pw "$ALICE_PW")"
+check "alice sets her password (the CA pinned at login, not the replaced file)" a password --password-file "$W/alice.pw" --new-password-file "$(secret_file alice-new.pw "$ALICE_PW")"
 # The prompts, on a real pseudo-terminal (util-linux `script`): answered once each prompt shows.
 tty_dialog() {  # tty_dialog TRANSCRIPT "COMMAND" PROMPT ANSWER...: COMMAND's exit code
   local out=$1 cmd=$2 spid
@@ -403,7 +406,9 @@ expect_error "a signer cannot read the audit log" 5 "" a audit tail --server "$U
 
 # --- logout, revoked and expired sessions ---------------------------------------------------------
 cp -p "$SESSION" "$W/old-session.json"
-s logout >"$W/logout.out" 2>&1 && grep -q "revoked" "$W/logout.out" && ok "logout revokes the token" || bad "logout: $(cat "$W/logout.out")"
+# A session file others could read is refused for use, but logout still revokes its token.
+chmod 644 "$SESSION"
+s logout >"$W/logout.out" 2>&1 && grep -q "the token is revoked" "$W/logout.out" && ok "logout revokes the token (even of a file others could read)" || bad "logout: $(cat "$W/logout.out")"
 [[ ! -e $SESSION ]] && ok "logout deletes the session file" || bad "session file still there"
 expect_error "after logout: not logged in" 5 "not logged in" s whoami
 out=$(s logout 2>&1) && [[ $out == *"not logged in"* ]] && ok "logout again: nothing to do" || bad "second logout: $out"
