@@ -809,9 +809,23 @@ Status AccountService::CheckPersonFactors(const store::AccountRecord& account,
   }
 
   if (account.failed_attempts != 0 || account.locked_until) {
-    if (Status cleared = store_.ClearLoginFailures(account.id, now); !cleared.ok()) {
+    // Conditional: failures that reached the threshold after the account was read (and after the
+    // code was accepted) locked it, and a success must not lift that lock.
+    Result<bool> forgiven = store_.ForgiveLoginFailures(account.id, now);
+    if (!forgiven.ok()) {
       event.reason = AccountReason::kError;
-      return Fail(event, cleared.error());
+      return Fail(event, forgiven.error());
+    }
+    if (!*forgiven) {
+      auto reread = store_.GetAccountById(account.id);
+      if (reread.ok()) event.locked_until = reread->locked_until;
+      event.details["credentials"] = "valid";
+      event.reason = AccountReason::kAccountLocked;
+      return Fail(event, PermissionDenied(
+                             "account '" + account.name + "' was locked during the login" +
+                             (event.locked_until ? " until " + FormatRfc3339(*event.locked_until)
+                                                 : std::string()) +
+                             "; wait, or ask an admin to unlock it"));
     }
   }
   return OkStatus();

@@ -781,6 +781,39 @@ TEST_F(AccountServiceTest, ALoginRacingAPasswordChangeGetsNoToken) {
   MakeService(store_);  // `store` ends with this test
 }
 
+// A login with earlier failures on record clears them when it succeeds. Failures that locked the
+// account after its factors were checked (here: after the code was accepted) must keep the lock:
+// the clear is conditional, and the login is refused.
+TEST_F(AccountServiceTest, ASuccessDoesNotLiftALockSetWhileItRan) {
+  HookAfterTotpStep store;
+  MakeService(store);
+  Person alice = CreatePerson("alice");
+  const std::string id = store.GetAccountByName("alice")->id;
+  ASSERT_TRUE(store.RecordLoginFailure(id, 5, clock_.Now() + 15min, clock_.Now()).ok());
+  ASSERT_EQ(store.GetAccountById(id)->failed_attempts, 1);
+  store.between = [&] {
+    ASSERT_TRUE(store.RecordLoginFailure(id, 2, clock_.Now() + 15min, clock_.Now()).ok());
+  };
+  Result<BearerToken> raced = Login(alice);
+  ASSERT_FALSE(raced.ok());
+  EXPECT_EQ(raced.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_NE(raced.error().message().find("locked during the login"), std::string::npos)
+      << raced.error().message();
+  EXPECT_EQ(LastEvent().reason, AccountReason::kAccountLocked);
+  EXPECT_EQ(LastEvent().details.at("credentials"), "valid");
+  EXPECT_TRUE(store.GetAccountById(id)->locked_until.has_value());
+  EXPECT_EQ(*store.RevokeAccountTokens(id, clock_.Now(), {}), 0);
+
+  // Once the lock has passed, a success clears the count as before.
+  clock_.Advance(16min);
+  ASSERT_TRUE(store.RecordLoginFailure(id, 5, clock_.Now() + 15min, clock_.Now()).ok());
+  NextStep();
+  EXPECT_TRUE(Login(alice).ok());
+  EXPECT_EQ(store.GetAccountById(id)->failed_attempts, 0);
+  EXPECT_FALSE(store.GetAccountById(id)->locked_until.has_value());
+  MakeService(store_);  // `store` ends with this test
+}
+
 TEST_F(AccountServiceTest, AnAdminChangeThatCannotBeLoggedIsNotMade) {
   Person alice = CreatePerson("alice");
   fail_sink_ = true;

@@ -408,8 +408,12 @@ class Store {
   // `lock_until` and the count restarts at 0. NotFound if no such account.
   virtual Result<LoginFailureState> RecordLoginFailure(std::string_view id, int64_t lock_threshold,
                                                        TimePoint lock_until, TimePoint now) = 0;
-  // Resets the failure count and lifts any lock (after a successful login, or an admin unlock).
+  // Resets the failure count and lifts any lock (an admin unlock).
   virtual Status ClearLoginFailures(std::string_view id, TimePoint now) = 0;
+  // After a successful login: resets the failure count, unless the account is locked at `now`
+  // (a lock that concurrent failures set after the factors were checked stands; false then).
+  // NotFound if no such account.
+  virtual Result<bool> ForgiveLoginFailures(std::string_view id, TimePoint now) = 0;
 
   // Compare-and-set of the state, as UpdateKeyState. NotFound / FailedPrecondition.
   virtual Status UpdateAccountState(std::string_view id, AccountState from, AccountState to,

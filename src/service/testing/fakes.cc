@@ -389,6 +389,18 @@ Status MemoryStore::ClearLoginFailures(std::string_view id, TimePoint now) {
   return OkStatus();
 }
 
+Result<bool> MemoryStore::ForgiveLoginFailures(std::string_view id, TimePoint now) {
+  std::lock_guard lock(mu_);
+  auto it = accounts_by_id_.find(std::string(id));
+  if (it == accounts_by_id_.end()) return NotFound("no account with id '" + std::string(id) + "'");
+  store::AccountRecord& a = it->second;
+  if (a.locked_until && *a.locked_until > now) return false;
+  a.failed_attempts = 0;
+  a.locked_until.reset();
+  a.updated_at = now;
+  return true;
+}
+
 Status MemoryStore::UpdateAccountState(std::string_view id, store::AccountState from,
                                        store::AccountState to, TimePoint now) {
   std::lock_guard lock(mu_);

@@ -102,6 +102,7 @@ class MemoryStore : public store::Store {
   Result<store::LoginFailureState> RecordLoginFailure(std::string_view id, int64_t lock_threshold,
                                                       TimePoint lock_until, TimePoint now) override;
   Status ClearLoginFailures(std::string_view id, TimePoint now) override;
+  Result<bool> ForgiveLoginFailures(std::string_view id, TimePoint now) override;
   Status UpdateAccountState(std::string_view id, store::AccountState from, store::AccountState to,
                             TimePoint now) override;
   Status SetAccountRoles(std::string_view id, const store::RoleSet& roles, TimePoint now) override;

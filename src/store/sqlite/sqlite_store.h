@@ -114,6 +114,7 @@ class SqliteStore final : public Store {
   Result<LoginFailureState> RecordLoginFailure(std::string_view id, int64_t lock_threshold,
                                                TimePoint lock_until, TimePoint now) override;
   Status ClearLoginFailures(std::string_view id, TimePoint now) override;
+  Result<bool> ForgiveLoginFailures(std::string_view id, TimePoint now) override;
   Status UpdateAccountState(std::string_view id, AccountState from, AccountState to,
                             TimePoint now) override;
   Status SetAccountRoles(std::string_view id, const RoleSet& roles, TimePoint now) override;

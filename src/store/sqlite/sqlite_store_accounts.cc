@@ -73,6 +73,9 @@ constexpr std::string_view kRecordLoginFailure =
     " RETURNING failed_attempts, locked_until";
 constexpr std::string_view kClearLoginFailures =
     "UPDATE accounts SET failed_attempts = 0, locked_until = NULL, updated_at = ?1 WHERE id = ?2";
+constexpr std::string_view kForgiveLoginFailures =
+    "UPDATE accounts SET failed_attempts = 0, locked_until = NULL, updated_at = ?1"
+    " WHERE id = ?2 AND (locked_until IS NULL OR locked_until <= ?1)";
 constexpr std::string_view kCompareAndSetAccountState =
     "UPDATE accounts SET state = ?1, updated_at = ?2 WHERE id = ?3 AND state = ?4";
 constexpr std::string_view kSelectAccountNameAndState =
@@ -313,6 +316,20 @@ Status SqliteStore::ClearLoginFailures(std::string_view id, TimePoint now) {
                             SIGNET_TRY(query.Bind(1, ToUnixSeconds(now)));
                             return query.Bind(2, id);
                           });
+}
+
+Result<bool> SqliteStore::ForgiveLoginFailures(std::string_view id, TimePoint now) {
+  const std::string context = "cannot clear the failed logins of account '" + std::string(id) + "'";
+  std::lock_guard lock(mu_);
+  SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(kForgiveLoginFailures, context));
+  SIGNET_TRY(query.Bind(1, ToUnixSeconds(now)));
+  SIGNET_TRY(query.Bind(2, id));
+  SIGNET_ASSIGN_OR_RETURN(int64_t changed, query.Run());
+  if (changed != 0) return true;
+  // No row changed: no such account, or one locked meanwhile.
+  SIGNET_ASSIGN_OR_RETURN(bool exists, Exists(*conn_, kAccountExists, id, context));
+  if (!exists) return NotFound("no account with id '" + std::string(id) + "'");
+  return false;
 }
 
 Status SqliteStore::UpdateAccountState(std::string_view id, AccountState from, AccountState to,

@@ -174,6 +174,7 @@ TEST_F(SqliteAccountsTest, UnknownAccountIsNotFound) {
   EXPECT_EQ(store_->RecordTotpStep("a_x", 5, kNow).error().code(), ErrorCode::kNotFound);
   EXPECT_EQ(store_->RecordLoginFailure("a_x", 5, kNow, kNow).error().code(), ErrorCode::kNotFound);
   EXPECT_EQ(store_->ClearLoginFailures("a_x", kNow).error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(store_->ForgiveLoginFailures("a_x", kNow).error().code(), ErrorCode::kNotFound);
   EXPECT_EQ(store_->SetAccountRoles("a_x", {}, kNow).error().code(), ErrorCode::kNotFound);
 }
 
@@ -234,6 +235,24 @@ TEST_F(SqliteAccountsTest, FailuresLockAtTheThresholdAndRestartTheCount) {
   got = store_->GetAccountByName("alice");
   EXPECT_EQ(got->failed_attempts, 0);
   EXPECT_FALSE(got->locked_until.has_value());
+}
+
+// A success forgives the failures before a lock, never a lock that is in force; an admin's clear
+// lifts it.
+TEST_F(SqliteAccountsTest, ASuccessForgivesFailuresButNotALockInForce) {
+  ASSERT_TRUE(store_->InsertAccount(Person("alice")).ok());
+  ASSERT_TRUE(store_->RecordLoginFailure("a_alice", 5, kNow + 15min, kNow).ok());
+  EXPECT_TRUE(*store_->ForgiveLoginFailures("a_alice", kNow));
+  EXPECT_EQ(store_->GetAccountByName("alice")->failed_attempts, 0);
+  ASSERT_TRUE(store_->RecordLoginFailure("a_alice", 1, kNow + 15min, kNow).ok());
+  EXPECT_FALSE(*store_->ForgiveLoginFailures("a_alice", kNow + 14min));
+  EXPECT_EQ(store_->GetAccountByName("alice")->locked_until, kNow + 15min);
+  // An expired lock is lifted with the count.
+  EXPECT_TRUE(*store_->ForgiveLoginFailures("a_alice", kNow + 15min));
+  EXPECT_FALSE(store_->GetAccountByName("alice")->locked_until.has_value());
+  ASSERT_TRUE(store_->RecordLoginFailure("a_alice", 1, kNow + 15min, kNow).ok());
+  ASSERT_TRUE(store_->ClearLoginFailures("a_alice", kNow).ok());
+  EXPECT_FALSE(store_->GetAccountByName("alice")->locked_until.has_value());
 }
 
 // While the account is locked, a failure (one that raced the lock) neither counts nor extends
