@@ -1142,7 +1142,25 @@ Status AccountService::ChangePassword(const AccountCaller& who, const SecretByte
   // Whoever learnt the old password may hold a session from it: the change ends every session
   // of the account but the caller's own (which proved the old password just now), in the same
   // transaction as the new password and the event that records both.
+  // Inside that transaction the account and the caller's session are read again: a password
+  // change, disable, lock or revocation that committed while the hashes were computed above must
+  // not be overridden by a change decided on the old password (it would end the other change's
+  // sessions and keep the caller's).
   AuditedChange change = [&](AuditDetails& details) -> Status {
+    SIGNET_ASSIGN_OR_RETURN(store::AccountRecord current, store_.GetAccountById(account->id));
+    bool session_live = true;
+    if (!who.principal.token_hash.empty()) {
+      Result<store::BearerTokenRecord> token = store_.GetBearerToken(who.principal.token_hash);
+      if (!token.ok() && token.error().code() != ErrorCode::kNotFound) return token.error();
+      session_live = token.ok() && !token->revoked_at && now < token->expires_at &&
+                     token->account_id == account->id;
+    }
+    if (current.state != AccountState::kActive || IsLockedAt(current, now) ||
+        current.password_hash != account->password_hash || !session_live) {
+      return Unauthenticated(
+          "the account's password, state or session changed during the password change; log in "
+          "again");
+    }
     SIGNET_ASSIGN_OR_RETURN(int64_t revoked,
                             store_.RevokeAccountTokens(account->id, now, who.principal.token_hash));
     details["tokens_revoked"] = std::to_string(revoked);

@@ -1120,6 +1120,83 @@ TEST_F(AccountServiceTest, ChangePasswordEndsTheOtherSessionsButNotTheCallers) {
   EXPECT_TRUE(service_->Authenticate(bobs->token.text_view()).ok());  // other accounts keep theirs
 }
 
+// A store that runs `between` once, just before the next log append (outside its transaction):
+// for ChangePassword, after the old password was checked and the new one hashed, before the
+// change commits.
+class HookBeforeLogAppend : public testing::MemoryStore {
+ public:
+  Result<int64_t> AppendLogEntries(std::span<const store::LogEntryAppend> entries) override {
+    if (between) std::exchange(between, nullptr)();
+    return MemoryStore::AppendLogEntries(entries);
+  }
+  std::function<void()> between;
+};
+
+// Two password changes of one account racing: the one decided on a password that is no longer
+// the account's must not commit (it would end the other change's sessions and set its own
+// password). Nor may a change whose session was revoked, or whose account was disabled, meanwhile.
+TEST_F(AccountServiceTest, APasswordChangeDecidedOnStaleStateDoesNotCommit) {
+  HookBeforeLogAppend store;
+  MakeService(store);
+  Person alice = CreatePerson("alice");
+  const std::string id = store.GetAccountByName("alice")->id;
+  Result<BearerToken> attacker = Login(alice);
+  ASSERT_TRUE(attacker.ok());
+  NextStep();
+  Result<BearerToken> owner = Login(alice);
+  ASSERT_TRUE(owner.ok());
+  Result<std::string> owners_hash = hasher_.Hash(SecretBytes("the owner's new password"));
+  ASSERT_TRUE(owners_hash.ok());
+  // The owner's change commits while the attacker's is hashing.
+  store.between = [&] {
+    ASSERT_TRUE(store.SetPasswordHash(id, *owners_hash, false, clock_.Now()).ok());
+    ASSERT_TRUE(store.RevokeAccountTokens(id, clock_.Now(), owner->principal.token_hash).ok());
+  };
+  Status raced = service_->ChangePassword(attacker->principal, alice.password,
+                                          SecretBytes("the attacker's password"));
+  ASSERT_FALSE(raced.ok());
+  EXPECT_EQ(raced.error().code(), ErrorCode::kUnauthenticated);
+  EXPECT_NE(raced.error().message().find("changed during the password change"), std::string::npos)
+      << raced.error().message();
+  EXPECT_EQ(store.GetAccountById(id)->password_hash, *owners_hash);
+  EXPECT_TRUE(service_->Authenticate(owner->token.text_view()).ok());  // the owner keeps theirs
+
+  // The caller's own session revoked meanwhile (an admin ended it; same password).
+  NextStep();
+  Result<BearerToken> mine = Login(alice);
+  ASSERT_FALSE(mine.ok());  // alice's password is the owner's now
+  Person bob = CreatePerson("bob");
+  Result<BearerToken> bobs = Login(bob);
+  ASSERT_TRUE(bobs.ok());
+  const std::string bob_id = store.GetAccountByName("bob")->id;
+  store.between = [&] {
+    ASSERT_TRUE(store.RevokeBearerToken(bobs->principal.token_hash, clock_.Now()).ok());
+  };
+  EXPECT_FALSE(
+      service_->ChangePassword(bobs->principal, bob.password, SecretBytes("bob's new password"))
+          .ok());
+  Result<bool> unchanged =
+      hasher_.Verify(*store.GetAccountById(bob_id)->password_hash, bob.password);
+  EXPECT_TRUE(unchanged.ok() && *unchanged);
+
+  // The account disabled meanwhile.
+  NextStep();
+  Result<BearerToken> again = Login(bob);
+  ASSERT_TRUE(again.ok());
+  store.between = [&] {
+    ASSERT_TRUE(store
+                    .UpdateAccountState(bob_id, store::AccountState::kActive,
+                                        store::AccountState::kDisabled, clock_.Now())
+                    .ok());
+  };
+  EXPECT_FALSE(
+      service_->ChangePassword(again->principal, bob.password, SecretBytes("bob's new password"))
+          .ok());
+  unchanged = hasher_.Verify(*store.GetAccountById(bob_id)->password_hash, bob.password);
+  EXPECT_TRUE(unchanged.ok() && *unchanged);
+  MakeService(store_);  // `store` ends with this test
+}
+
 TEST_F(AccountServiceTest, ChangePasswordWithoutATokenEndsEverySession) {
   Person alice = CreatePerson("alice");
   Result<BearerToken> token = Login(alice);
