@@ -856,7 +856,14 @@ Result<BearerToken> AccountService::LoginWithPassword(std::string_view name,
     if (found.error().code() != ErrorCode::kNotFound) {
       event.reason = AccountReason::kError;
       WithholdName(event);  // not known to be an account's
-      return Fail(event, found.error());
+      // The store's message names what was looked up; that may be a password typed into the
+      // name field, and the entry is permanent (and perhaps public).
+      std::string message = found.error().message();
+      for (size_t at = 0; !name.empty() && (at = message.find(name, at)) != std::string::npos;) {
+        message.replace(at, name.size(), "(withheld)");
+        at += std::string_view("(withheld)").size();
+      }
+      return Fail(event, Error(found.error().code(), std::move(message)));
     }
     dummy_verify();
     WithholdName(event);

@@ -1120,6 +1120,40 @@ TEST_F(AccountServiceTest, ChangePasswordEndsTheOtherSessionsButNotTheCallers) {
   EXPECT_TRUE(service_->Authenticate(bobs->token.text_view()).ok());  // other accounts keep theirs
 }
 
+// A store whose reads by name fail the way SQLite reports it, naming what was looked up.
+class FailingNameReads : public testing::MemoryStore {
+ public:
+  Result<store::AccountRecord> GetAccountByName(std::string_view name) override {
+    if (!failing) return MemoryStore::GetAccountByName(name);
+    return Unavailable("cannot read account named '" + std::string(name) +
+                       "': disk I/O error (name: " + std::string(name) + ")");
+  }
+  bool failing = false;
+};
+
+// A login whose account read fails for another reason than "no such name" records the error,
+// but not the typed name: it may be a password typed into the wrong field.
+TEST_F(AccountServiceTest, AStoreErrorDoesNotPutTheTypedNameInTheLog) {
+  FailingNameReads store;
+  MakeService(store);
+  Person alice = CreatePerson("alice");
+  store.failing = true;
+  Result<BearerToken> failed = service_->LoginWithPassword("Correct.Horse.Battery", alice.password,
+                                                           Code(alice), {"192.0.2.7:5000"});
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.error().code(), ErrorCode::kUnavailable);
+  const AccountEvent& e = LastEvent();
+  EXPECT_EQ(e.reason, AccountReason::kError);
+  EXPECT_EQ(e.actor_name, "");
+  ASSERT_TRUE(e.details.contains("error"));
+  EXPECT_EQ(e.details.at("error").find("Correct.Horse"), std::string::npos)
+      << e.details.at("error");
+  EXPECT_NE(e.details.at("error").find("disk I/O error"), std::string::npos);
+  for (const auto& [k, v] : e.details) EXPECT_EQ(v.find("Correct.Horse"), std::string::npos) << k;
+  store.failing = false;
+  MakeService(store_);  // `store` ends with this test
+}
+
 // A store that runs `between` once, just before the next log append (outside its transaction):
 // for ChangePassword, after the old password was checked and the new one hashed, before the
 // change commits.
