@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 
 #include "common/fs.h"
 #include "common/random.h"
@@ -50,9 +51,24 @@ Status CheckUsableDataDir(const std::string& dir) {
   return OkStatus();
 }
 
-Result<SecretBytes> ReadUserPin(const std::string& pin_file) {
-  if (const char* pin = std::getenv("SIGNET_PIN"); pin != nullptr && *pin != '\0') {
-    return SecretBytes(std::string_view(pin));
+// The PIN from SIGNET_PIN, taken out of the environment: the value is overwritten where the
+// process's environment keeps it (what /proc/<pid>/environ and a core dump show) and the variable
+// removed, so a long-running `serve` does not carry it. Called before any thread starts.
+std::optional<SecretBytes> TakePinFromEnvironment() {
+  char* pin = std::getenv("SIGNET_PIN");
+  if (pin == nullptr || *pin == '\0') return std::nullopt;
+  SecretBytes taken{std::string_view(pin)};
+  SecureWipe(pin, std::strlen(pin));
+  ::unsetenv("SIGNET_PIN");
+  return taken;
+}
+
+// The user PIN: SIGNET_PIN, else the PIN file. `from_environment` tells which.
+Result<SecretBytes> ReadUserPin(const std::string& pin_file, bool* from_environment) {
+  *from_environment = false;
+  if (std::optional<SecretBytes> pin = TakePinFromEnvironment()) {
+    *from_environment = true;
+    return std::move(*pin);
   }
   if (pin_file.empty()) {
     return InvalidArgument(
@@ -180,11 +196,11 @@ Result<std::unique_ptr<LocalContext>> OpenLocal(const GlobalOptions& global,
   if (!db.ok()) return std::move(db).error();
   ctx->store = std::move(*db);
 
-  SIGNET_ASSIGN_OR_RETURN(SecretBytes pin, ReadUserPin(pin_file));
+  bool pin_from_environment = false;
+  SIGNET_ASSIGN_OR_RETURN(SecretBytes pin, ReadUserPin(pin_file, &pin_from_environment));
   // From here the configuration says where the PIN came from (the start-up entry records it):
   // the file actually read, or none when SIGNET_PIN gave the PIN itself.
-  const char* pin_env = std::getenv("SIGNET_PIN");
-  hsm_config.pin_file = pin_env != nullptr && *pin_env != '\0' ? std::string() : pin_file;
+  hsm_config.pin_file = pin_from_environment ? std::string() : pin_file;
   if (!hsm_config.softhsm_conf.empty()) {
     ::setenv("SOFTHSM2_CONF", hsm_config.softhsm_conf.c_str(), 1);
   }

@@ -122,7 +122,10 @@ sed -i '/^\[server\]/,$d' "$D/signet.toml"
 # ... and a private key no record names, as a crashed key creation leaves: serve says so.
 SOFTHSM2_CONF=$D/softhsm2.conf pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so --token-label signet \
   --login --pin "$(cat "$D/user.pin")" --keypairgen --key-type EC:prime256v1 --id 5ca1ab1e --label crashed >/dev/null 2>&1
-if start "$W/out3"; then ok "serve recreates a missing embedded TLS identity"; else bad "serve without TLS files"; fi
+# This start takes the PIN from SIGNET_PIN: the running service must not keep it in its environment.
+if SIGNET_PIN=$(cat "$D/user.pin") start "$W/out3"; then ok "serve recreates a missing embedded TLS identity"; else bad "serve without TLS files"; fi
+! tr '\0' '\n' <"/proc/$PID/environ" | grep -qF "$(cat "$D/user.pin")" && tr '\0' '\n' <"/proc/$PID/environ" | grep -q '^PATH=' \
+  && ok "SIGNET_PIN is gone from the running service's environment" || bad "the PIN is still in /proc/$PID/environ"
 # The check runs once the service listens: wait for its line (bounded).
 for _ in $(seq 1 100); do grep -q "no key record" "$W/out3.err" && break; sleep 0.1; done
 grep -q "1 private key(s) on the token have no key record: 5ca1ab1e ('crashed')" "$W/out3.err" \
