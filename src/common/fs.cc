@@ -73,6 +73,24 @@ Result<Bytes> ReadFile(const std::string& path, size_t max_size) {
   return ReadFd(fd.get(), path, max_size);
 }
 
+Result<Bytes> ReadProtectedFile(const std::string& path, size_t max_size) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return ErrnoError("cannot open", path, errno);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return ErrnoError("cannot stat", path, errno);
+  if (!S_ISREG(st.st_mode)) return InvalidArgument(path + " is not a regular file");
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    return PermissionDenied(path + " is writable by other users, who could change what it makes " +
+                            "signet trust or load; run: chmod go-w " + path);
+  }
+  if (st.st_uid != ::geteuid() && st.st_uid != 0) {
+    return PermissionDenied(path + " belongs to another user (uid " + std::to_string(st.st_uid) +
+                            "), who could change what it makes signet trust or load; it must "
+                            "belong to this user or root");
+  }
+  return ReadFd(fd.get(), path, max_size);
+}
+
 Result<SecretBytes> ReadSecretFile(const std::string& path) {
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) return ErrnoError("cannot open secret file", path, errno);

@@ -15,6 +15,11 @@ namespace signet::fs {
 // Reads a whole file of at most `max_size` bytes.
 Result<Bytes> ReadFile(const std::string& path, size_t max_size = 16 * 1024 * 1024);
 
+// Reads a file that decides what this process trusts or runs (the configuration names the PKCS#11
+// module to load): refuses one that users other than its owner could change, that is one writable
+// by group or others, or owned by someone other than this process's user or root.
+Result<Bytes> ReadProtectedFile(const std::string& path, size_t max_size);
+
 // Reads a secret (PIN, password) from a file: at most 4 KiB, one trailing newline (LF or CRLF)
 // removed, empty files refused. Refuses a file other users can read or write (mode & 077), the
 // way ssh refuses a loose private key.

@@ -52,6 +52,26 @@ TEST_F(FsTest, ReadSecretFileStripsNewlineAndChecksMode) {
   EXPECT_NE(loose.error().message().find("chmod 600"), std::string::npos);
 }
 
+TEST_F(FsTest, ReadProtectedFileRefusesWhatOthersCouldChange) {
+  std::string p = dir_ + "/signet.toml";
+  ASSERT_TRUE(WriteFileAtomic(p, AsBytes("[hsm]\n"), 0644).ok());
+  auto readable = ReadProtectedFile(p, 1024);  // others may read it: nothing secret inside
+  ASSERT_TRUE(readable.ok()) << readable.error().message();
+  EXPECT_EQ(ToString(*readable), "[hsm]\n");
+  for (mode_t writable : {0664, 0646, 0620, 0602}) {
+    ASSERT_EQ(::chmod(p.c_str(), writable), 0);
+    auto r = ReadProtectedFile(p, 1024);
+    ASSERT_FALSE(r.ok()) << std::oct << writable;
+    EXPECT_EQ(r.error().code(), ErrorCode::kPermissionDenied);
+    EXPECT_NE(r.error().message().find("chmod go-w " + p), std::string::npos)
+        << r.error().message();
+  }
+  ASSERT_EQ(::chmod(p.c_str(), 0600), 0);
+  EXPECT_EQ(ReadProtectedFile(p, 3).error().code(), ErrorCode::kInvalidArgument);  // the limit
+  EXPECT_EQ(ReadProtectedFile(dir_, 1024).error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(ReadProtectedFile(dir_ + "/none", 1024).error().code(), ErrorCode::kNotFound);
+}
+
 TEST_F(FsTest, ReadSecretFileRefusesEmpty) {
   std::string p = dir_ + "/empty";
   ASSERT_TRUE(WriteFileAtomic(p, AsBytes("\n")).ok());

@@ -313,7 +313,7 @@ Result<Config> ParseConfig(std::string_view text, std::string_view source,
 }
 
 Result<Config> LoadConfigFile(const std::string& path, const std::string& data_dir) {
-  auto text = fs::ReadFile(path, 1024 * 1024);
+  auto text = fs::ReadProtectedFile(path, 1024 * 1024);
   if (!text.ok()) {
     if (text.error().code() == ErrorCode::kNotFound) {
       return NotFound("configuration file " + path + " does not exist");
@@ -325,7 +325,7 @@ Result<Config> LoadConfigFile(const std::string& path, const std::string& data_d
 
 Result<Config> LoadDataDirConfig(const std::string& data_dir) {
   std::string path = (std::filesystem::path(data_dir) / kConfigFileName).string();
-  auto text = fs::ReadFile(path, 1024 * 1024);
+  auto text = fs::ReadProtectedFile(path, 1024 * 1024);
   if (!text.ok()) {
     if (text.error().code() == ErrorCode::kNotFound) {
       return NotFound(data_dir + " is not a signet data folder (no " +

@@ -1,6 +1,13 @@
 #include "config/config.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "common/fs.h"
 
 namespace signet::config {
 namespace {
@@ -66,6 +73,26 @@ TEST(ConfigTest, MissingFileSaysRunInit) {
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.error().code(), ErrorCode::kNotFound);
   EXPECT_NE(c.error().message().find("signet init"), std::string::npos);
+}
+
+// The configuration names the module signet loads: one that others could edit is refused.
+TEST(ConfigTest, AConfigurationOthersCouldChangeIsRefused) {
+  char tmpl[] = "/tmp/signet-config-test-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  const std::string path = dir + "/signet.toml";
+  ASSERT_TRUE(
+      fs::WriteFileAtomic(path, AsBytes("[hsm]\nmodule='/m.so'\ntoken_label='t'\n"), 0644).ok());
+  EXPECT_TRUE(LoadConfigFile(path, dir).ok());
+  EXPECT_TRUE(LoadDataDirConfig(dir).ok());
+  ASSERT_EQ(::chmod(path.c_str(), 0666), 0);
+  for (const auto& loaded : {LoadConfigFile(path, dir), LoadDataDirConfig(dir)}) {
+    ASSERT_FALSE(loaded.ok());
+    EXPECT_EQ(loaded.error().code(), ErrorCode::kPermissionDenied);
+    EXPECT_NE(loaded.error().message().find("chmod go-w"), std::string::npos)
+        << loaded.error().message();
+  }
+  std::filesystem::remove_all(dir);
 }
 
 constexpr std::string_view kHsm = "[hsm]\nmodule='/m.so'\ntoken_label='t'\n";
