@@ -408,7 +408,8 @@ class AuditVerifyCommand final : public Command {
         "--export FILE; with none, SIGNET_SERVER or the data folder. Recomputes every leaf and the "
         "Merkle tree, checks every checkpoint's signature and root, the stored checkpoints, the "
         "latest checkpoint and the trusted one. Exit 0: the log verifies; 8: it does not (the "
-        "first bad index is named); others: it could not be read.");
+        "first bad index is named); 6: there is nothing to verify (a server without a "
+        "checkpoint; no entries with --require-signed); others: it could not be read.");
   }
 
   Status Run(const GlobalOptions& global) override {
@@ -464,8 +465,17 @@ class AuditVerifyCommand final : public Command {
     options.trusted_keys = std::move(keys);
     SIGNET_ASSIGN_OR_RETURN(auto server, ServerLog::Connect(url, ca_file_));
     SIGNET_ASSIGN_OR_RETURN(std::optional<std::string> note, server->Checkpoint());
+    if (!note) {
+      // Without a checkpoint there is nothing signed to check the entries against; "verified" would
+      // be said of nothing. A running signet signs its first within a second of its first entries,
+      // so this is a wrong URL, a log that is not signet's, or a server hiding its log.
+      return FailedPrecondition(
+          "the server has no checkpoint (GET " + url +
+          "/log/checkpoint answered 404), so nothing can be verified; check the URL, or retry "
+          "in a second if the log is new");
+    }
     uint64_t size = 0;
-    if (note) {
+    {
       // Only a checkpoint that opens with the trusted key says how many entries to read. An
       // unsigned one could claim 2^63 entries and keep the verifier downloading for hours before
       // it fails; unread, it fails at once, as the bad checkpoint it is (Verify reports it).
@@ -505,6 +515,15 @@ class AuditVerifyCommand final : public Command {
                        const std::string& what, bool as_json) {
     SIGNET_ASSIGN_OR_RETURN(audit::VerifyReport report, audit::Verify(reader, options));
     const uint64_t size = report.size.value();
+    if (report.ok() && size == 0) {
+      // Vacuously true of an empty log; never what a verifier wants to be told "OK" about.
+      if (options.require_signed) {
+        return FailedPrecondition(what +
+                                  " holds no entries, so nothing was verified "
+                                  "(--require-signed)");
+      }
+      std::cerr << "warning: " << what << " holds no entries; nothing was verified\n";
+    }
     if (report.ok() && size > 0 && report.signed_size.value() == 0) {
       std::cerr << "warning: no entry is under a signed checkpoint, so this shows only that the "
                    "entries are well-formed and in order, not that they are the log's; "

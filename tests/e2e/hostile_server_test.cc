@@ -366,5 +366,43 @@ TEST_F(HostileServerTest, VerifyReadsNoEntriesOnAnUnsignedCheckpointsWord) {
   }
 }
 
+// A server that answers 404 for its checkpoint (a wrong prefix, or one hiding its log) has shown
+// nothing: verify must not say "OK" about zero entries.
+TEST_F(HostileServerTest, VerifyOfAServerWithoutACheckpointIsNotASuccess) {
+  Result<audit::VerifierKey> key =
+      audit::NewEd25519VerifierKey("signet.example/hostile", Bytes(32, 7));
+  ASSERT_TRUE(key.ok()) << key.error().message();
+  const std::string verify = "audit verify --server " + url_ + " --ca-file " + cert_ + " --key " +
+                             audit::FormatVerifierKey(*key);
+  for (const std::string& extra : {std::string(), std::string(" --require-signed")}) {
+    CliRun r = Signet(verify + extra);
+    ExpectRefused(r, 6, "the server has no checkpoint");
+    EXPECT_EQ(r.out.find("verifies"), std::string::npos) << r.out;
+  }
+}
+
+// The same for an export that holds no entries and no checkpoint: a warning, and an error under
+// --require-signed.
+TEST_F(HostileServerTest, VerifyOfAnEmptyExportSaysNothingWasVerified) {
+  Result<audit::VerifierKey> key =
+      audit::NewEd25519VerifierKey("signet.example/hostile", Bytes(32, 7));
+  ASSERT_TRUE(key.ok()) << key.error().message();
+  const std::string file = dir_ + "/empty.jsonl";
+  ASSERT_TRUE(fs::WriteFileAtomic(file,
+                                  AsBytes("{\"format\":\"signet-audit-export/1\",\"origin\":"
+                                          "\"signet.example/hostile\",\"size\":0}\n"
+                                          "{\"checkpoint\":null}\n"),
+                                  0600)
+                  .ok());
+  const std::string verify =
+      "audit verify --export " + file + " --key " + audit::FormatVerifierKey(*key);
+  CliRun plain = Signet(verify);
+  ASSERT_TRUE(plain.exited);
+  EXPECT_EQ(plain.code, 0) << plain.err;
+  EXPECT_NE(plain.err.find("holds no entries; nothing was verified"), std::string::npos)
+      << plain.err;
+  ExpectRefused(Signet(verify + " --require-signed"), 6, "holds no entries");
+}
+
 }  // namespace
 }  // namespace signet
