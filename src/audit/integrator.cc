@@ -225,6 +225,32 @@ Result<Integrator::TreeState> Integrator::LoadState() {
   return state;
 }
 
+Status Integrator::CheckExtends(const store::LogCheckpointRow& ours,
+                                const std::optional<store::LogCheckpointRow>& latest) {
+  const std::string refusal = "; refusing to sign until the log is verified";
+  if (!latest || latest->size < ours.size) {
+    return DataLoss("the " + DescribeCheckpoint(ours) +
+                    " this integrator published is gone from the database" + refusal);
+  }
+  if (ours.size == 0) return OkStatus();  // every tree extends the empty one
+  SIGNET_ASSIGN_OR_RETURN(Sha256Digest our_root, ToSha256Digest(ours.root, "checkpoint root"));
+  SIGNET_ASSIGN_OR_RETURN(Sha256Digest new_root, ToSha256Digest(latest->root, "checkpoint root"));
+  const TreeSize from(static_cast<uint64_t>(ours.size));
+  const TreeSize to(static_cast<uint64_t>(latest->size));
+  // The proof's nodes come from the stored tiles; VerifyConsistency binds them to both signed
+  // roots, so altered tiles cannot make a fork pass.
+  Result<std::vector<Sha256Digest>> proof =
+      ConsistencyProof(from, to, TileNodeHashFn(to, StoredTiles(store_)));
+  Status consistent =
+      proof.ok() ? VerifyConsistency(from, to, *proof, our_root, new_root) : Status(proof.error());
+  if (!consistent.ok()) {
+    return DataLoss("the log's newest " + DescribeCheckpoint(*latest) + " does not extend the " +
+                    DescribeCheckpoint(ours) + " this integrator published (" +
+                    consistent.error().message() + ")" + refusal);
+  }
+  return OkStatus();
+}
+
 Result<std::string> Integrator::SignCheckpointNote(const Checkpoint& checkpoint) {
   const NoteSigner signers[] = {NoteSigner{
       .key = verifier_key_, .sign = [this](ByteView message) -> Result<Bytes> {
@@ -264,7 +290,12 @@ Result<std::optional<store::LogCheckpointRow>> Integrator::IntegrateLocked(int64
                           store_.LatestLogCheckpoint());
   const std::optional<store::LogCheckpointRow>& ours = state_.checkpoint;
   if (reload_ || (latest && (!ours || latest->size > ours->size))) {
-    SIGNET_ASSIGN_OR_RETURN(state_, LoadState());
+    SIGNET_ASSIGN_OR_RETURN(TreeState loaded, LoadState());
+    // What another integrator published must extend what this one signed: a checkpoint of a
+    // fork (the database restored to an older state and other entries signed on top) would
+    // otherwise be signed on as if it were the log.
+    if (ours) SIGNET_TRY(CheckExtends(*ours, loaded.checkpoint));
+    state_ = std::move(loaded);
     reload_ = false;
     integrated_size_ = static_cast<int64_t>(state_.range.size().value());
   } else if (ours && (!latest || latest->size != ours->size || latest->root != ours->root ||

@@ -159,6 +159,10 @@ class Integrator {
   };
 
   Result<TreeState> LoadState();
+  // OK when `latest` (just loaded from the store) is `ours` or a tree that extends it, by a
+  // consistency proof from the stored tiles checked against both signed roots; DataLoss if not.
+  Status CheckExtends(const store::LogCheckpointRow& ours,
+                      const std::optional<store::LogCheckpointRow>& latest);
   Result<std::optional<store::LogCheckpointRow>> IntegrateLocked(int64_t* integrated);
   Result<std::string> SignCheckpointNote(const Checkpoint& checkpoint);
   void Run();

@@ -437,6 +437,48 @@ TEST_F(IntegratorTest, ASecondIntegratorPicksUpWhereTheOtherStopped) {
   EXPECT_EQ(integrator_->stats().integrated_size, 16);
 }
 
+// A fork: the database goes back to before this integrator's checkpoint (its row and tiles gone)
+// with one old entry changed, and another integrator signs a bigger tree over it. This one must
+// not sign on top of that, though the fork's checkpoint, tiles and entries agree with each other.
+TEST_F(IntegratorTest, RefusesToSignOnAForkOfWhatItPublished) {
+  StartIntegrator();
+  Append(10);
+  const store::LogCheckpointRow ours = Integrate();
+  ASSERT_EQ(ours.size, 10);
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    const char* fork =
+        "DROP TRIGGER IF EXISTS log_entries_no_update;"
+        "DROP TRIGGER IF EXISTS log_tiles_no_delete;"
+        "DROP TRIGGER IF EXISTS log_checkpoints_no_delete;"
+        "UPDATE log_entries SET data = CAST(replace(CAST(data AS TEXT), '\"n\":3', '\"n\":9') "
+        "AS BLOB) WHERE idx = 3;"
+        "DELETE FROM log_checkpoints; DELETE FROM log_tiles;";
+    ASSERT_EQ(sqlite3_exec(db, fork, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  }
+  auto other = Create(Options());
+  ASSERT_TRUE(other.ok()) << other.error().message();
+  Append(4);
+  auto forked = (*other)->IntegrateOnce();
+  ASSERT_TRUE(forked.ok()) << forked.error().message();
+  ASSERT_TRUE(forked->has_value());
+  ASSERT_GT((*forked)->size, ours.size);
+
+  Append(1);
+  auto refused = integrator_->IntegrateOnce();
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code(), ErrorCode::kDataLoss);
+  EXPECT_NE(refused.error().message().find("does not extend"), std::string::npos)
+      << refused.error().message();
+  EXPECT_EQ(integrator_->stats().checkpoints_signed, 1);
+  auto latest = store_->LatestLogCheckpoint();
+  ASSERT_TRUE(latest.ok() && latest->has_value());
+  EXPECT_EQ((*latest)->size, (*forked)->size);  // nothing signed on top of the fork
+}
+
 TEST_F(IntegratorTest, CreateRefusesATamperedPartialTile) {
   StartIntegrator();
   Append(1000);
