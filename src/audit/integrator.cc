@@ -148,6 +148,14 @@ Result<std::unique_ptr<Integrator>> Integrator::Create(store::Store& store,
         "the audit integrator needs a positive interval, max_pending and "
         "max_batch");
   }
+  if (options.stuck_after == std::chrono::milliseconds(0)) {
+    // A round takes milliseconds; a minute (or several intervals, when they are long) is stuck.
+    options.stuck_after =
+        std::max<std::chrono::milliseconds>(std::chrono::minutes(1), 4 * options.interval);
+  }
+  if (options.stuck_after <= options.interval) {
+    return InvalidArgument("the audit integrator's stuck_after must be longer than its interval");
+  }
   if (!options.render_checkpoint_entry) {
     return InvalidArgument("the audit integrator needs a renderer for checkpoint entries");
   }
@@ -262,9 +270,14 @@ Result<std::string> Integrator::SignCheckpointNote(const Checkpoint& checkpoint)
 
 Result<std::optional<store::LogCheckpointRow>> Integrator::IntegrateOnce() {
   std::lock_guard<std::mutex> round(round_mu_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    round_started_ = std::chrono::steady_clock::now();
+  }
   int64_t integrated = 0;
   Result<std::optional<store::LogCheckpointRow>> result = IntegrateLocked(&integrated);
   std::lock_guard<std::mutex> lock(mu_);
+  round_started_.reset();
   ++stats_.rounds;
   stats_.integrated_size = integrated_size_;
   if (!result.ok()) {
@@ -497,6 +510,15 @@ std::optional<Error> Integrator::LastError() const {
 
 Status Integrator::Health() const {
   std::lock_guard<std::mutex> lock(mu_);
+  if (round_started_) {
+    const auto running = std::chrono::steady_clock::now() - *round_started_;
+    if (running > options_.stuck_after) {
+      const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(running).count();
+      return Unavailable("a checkpoint round has been running for " + std::to_string(seconds) +
+                         " s without finishing (the HSM or the database may have stopped "
+                         "answering); new entries are not being signed");
+    }
+  }
   if (stats_.consecutive_failures == 0 || !last_error_) return OkStatus();
   if (last_error_->code() != ErrorCode::kDataLoss &&
       stats_.consecutive_failures < kUnhealthyAfterFailures) {

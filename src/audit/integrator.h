@@ -74,6 +74,10 @@ struct IntegratorOptions {
   // The most entries one checkpoint integrates; a larger backlog (e.g. after a long outage) is
   // worked off in several rounds, back to back. Bounds the memory and the length of a round.
   int64_t max_batch = 65536;
+  // A round running longer than this makes Health() report the integrator stuck (an HSM or a
+  // database that stopped answering fails no round, yet nothing new is signed). 0: the longer of
+  // one minute and four intervals; else it must exceed `interval`.
+  std::chrono::milliseconds stuck_after{0};
   // Renders the log entry that records a checkpoint, given the index it gets and the checkpoint
   // (with entry_index set to that index). Called inside the store's append transaction: must be a
   // cheap pure function. Required.
@@ -134,11 +138,11 @@ class Integrator {
   // The error of the last round that failed (kept after later successes; see
   // stats().consecutive_failures), or nullopt if none ever did.
   std::optional<Error> LastError() const;
-  // The health rule (the "log_integrator" check of /healthz): OK unless the last round failed
-  // and either its error is DataLoss (the stored log disagrees with what was signed: alert at
-  // once) or kUnhealthyAfterFailures rounds in a row have failed (the unsigned tail, which only a
-  // full verify's form checks hold, grows while they do). Then that round's error, with the
-  // count.
+  // The health rule (the "log_integrator" check of /healthz): Unavailable while a round has run
+  // longer than options.stuck_after; otherwise OK unless the last round failed and either its
+  // error is DataLoss (the stored log disagrees with what was signed: alert at once) or
+  // kUnhealthyAfterFailures rounds in a row have failed (the unsigned tail, which only a full
+  // verify's form checks hold, grows while they do). Then that round's error, with the count.
   Status Health() const;
   static constexpr int64_t kUnhealthyAfterFailures = 3;
 
@@ -192,6 +196,7 @@ class Integrator {
   std::thread thread_;
   IntegratorStats stats_;
   std::optional<Error> last_error_;
+  std::optional<std::chrono::steady_clock::time_point> round_started_;  // while one runs
 };
 
 }  // namespace signet::audit

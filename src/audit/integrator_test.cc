@@ -13,9 +13,11 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -705,6 +707,47 @@ TEST_F(IntegratorTest, CreateRefusesBadOptions) {
   IntegratorOptions no_pending = Options();
   no_pending.max_pending = 0;
   EXPECT_EQ(CodeOf(Create(no_pending)), ErrorCode::kInvalidArgument);
+  IntegratorOptions never_stuck = Options();
+  never_stuck.stuck_after = never_stuck.interval;
+  EXPECT_EQ(CodeOf(Create(never_stuck)), ErrorCode::kInvalidArgument);
+}
+
+// A round that hangs (here: its checkpoint entry's renderer blocks, as a stuck HSM or database
+// would) fails nothing, yet nothing is signed: Health() must say so once it runs too long.
+TEST_F(IntegratorTest, AHungRoundIsUnhealthy) {
+  std::mutex gate_mu;
+  std::condition_variable gate_cv;
+  bool released = false;
+  IntegratorOptions options = Options();
+  options.stuck_after = 300ms;
+  options.render_checkpoint_entry = [&](int64_t index, const store::LogCheckpointRow& row) {
+    std::unique_lock lock(gate_mu);
+    gate_cv.wait(lock, [&] { return released; });
+    return RenderCheckpointEntry(index, row);
+  };
+  auto created = Create(std::move(options));
+  ASSERT_TRUE(created.ok()) << created.error().message();
+  Integrator& integrator = **created;
+  Append(3);
+  std::thread round([&] { EXPECT_TRUE(integrator.IntegrateOnce().ok()); });
+  EXPECT_TRUE(integrator.Health().ok());  // a round in progress is normal
+  Status health = OkStatus();
+  for (int i = 0; i < 100 && health.ok(); ++i) {
+    std::this_thread::sleep_for(20ms);
+    health = integrator.Health();
+  }
+  ASSERT_FALSE(health.ok());
+  EXPECT_EQ(health.error().code(), ErrorCode::kUnavailable);
+  EXPECT_NE(health.error().message().find("without finishing"), std::string::npos)
+      << health.error().message();
+  {
+    std::lock_guard lock(gate_mu);
+    released = true;
+  }
+  gate_cv.notify_all();
+  round.join();
+  EXPECT_TRUE(integrator.Health().ok());
+  EXPECT_EQ(integrator.stats().checkpoints_signed, 1);
 }
 
 // --- EnsureLogKey ------------------------------------------------------------------------------
