@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -688,7 +689,14 @@ class AuditTailCommand final : public Command {
     int64_t after = from_ - 1;
     if (from_ < 0) {
       after = -1;
-      // "From now on": from the latest checkpoint's size, then page to the end without printing.
+      // "From now on": after the log's size as the server gives it with a page of entries.
+      SIGNET_ASSIGN_OR_RETURN(std::optional<int64_t> now, LogSizeNow(*server));
+      if (now) {
+        after = *now - 1;
+        return Follow(*server, after, interval);
+      }
+      // A server that does not say: from the latest checkpoint's size, then page to the end
+      // without printing (entries appended while that runs are skipped).
       SIGNET_ASSIGN_OR_RETURN(std::optional<std::string> note, server->Checkpoint());
       if (note) {
         SIGNET_ASSIGN_OR_RETURN(uint64_t size, ClaimedSize(*note));
@@ -696,12 +704,32 @@ class AuditTailCommand final : public Command {
       }
       SIGNET_TRY(Page(*server, after, /*print=*/false, /*drain=*/true));
     }
+    return Follow(*server, after, interval);
+  }
+
+  Status Follow(ServerLog& server, int64_t& after, std::chrono::milliseconds interval) {
     while (true) {
-      SIGNET_ASSIGN_OR_RETURN(bool full, Page(*server, after, /*print=*/true, /*drain=*/false));
+      SIGNET_ASSIGN_OR_RETURN(bool full, Page(server, after, /*print=*/true, /*drain=*/false));
       if (full) continue;
       if (no_follow_) return OkStatus();
       std::this_thread::sleep_for(interval);
     }
+  }
+
+  // The log's size now, from the "log_size" of a one-entry page; nullopt when the server does not
+  // give it. The server's word, so held to what a size is.
+  static Result<std::optional<int64_t>> LogSizeNow(ServerLog& server) {
+    const std::string target = "/api/v1/log/entries?limit=1";
+    SIGNET_ASSIGN_OR_RETURN(std::string body, server.Get(target));
+    SIGNET_ASSIGN_OR_RETURN(json answer, client::ParseJsonAnswer(body, target, kMaxTailAnswer));
+    auto size = answer.is_object() ? answer.find("log_size") : answer.end();
+    if (size == answer.end()) return std::optional<int64_t>();
+    if (!size->is_number_integer() || size->get<int64_t>() < 0 ||
+        (size->is_number_unsigned() &&
+         size->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))) {
+      return UnexpectedAnswer("\"log_size\" is not a size");
+    }
+    return std::optional<int64_t>(size->get<int64_t>());
   }
 
   // One entry as a line on stdout: its bytes exactly as they are hashed. On a terminal, whatever

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -84,7 +85,10 @@ class HostileServerTest : public ::testing::Test {
                       .Add(method, "/*",
                            [this, method](const server::Request& r) {
                              std::lock_guard lock(mu_);
-                             asked_.push_back(std::string(method) + " " + r.path);
+                             std::string asked = std::string(method) + " " + r.path;
+                             if (auto after = r.QueryParam("after"))
+                               asked += " after=" + std::string(*after);
+                             asked_.push_back(std::move(asked));
                              auto it = answers_.find(std::string(method) + " " + r.path);
                              if (it == answers_.end()) {
                                return server::JsonErrorResponse(404, "not_found", "no such route");
@@ -339,9 +343,34 @@ TEST_F(HostileServerTest, TailPrintsOnlyCanonicalEntriesAtTheirIndex) {
   ExpectRefused(Signet(tail), 1, "the entry listed at index 0 says it is entry 7");
 }
 
+// "From now on" starts after the log's size as the server gives it with a page, not after the
+// latest checkpoint (which lags): entries appended while tail caught up would be skipped.
+TEST_F(HostileServerTest, TailFromNowStartsAfterTheLogSizeTheServerGives) {
+  ASSERT_EQ(Login().code, 0);
+  Set("GET", "/api/v1/log/entries", 200, R"({"entries":[],"next_after":null,"log_size":42})");
+  ServeUnsignedCheckpoint("7");
+  CliRun r = Signet("audit tail --server " + url_ + " --no-follow");
+  ASSERT_TRUE(r.exited);
+  ASSERT_EQ(r.code, 0) << r.err;
+  {
+    std::lock_guard lock(mu_);
+    EXPECT_NE(std::find(asked_.begin(), asked_.end(), "GET /api/v1/log/entries after=41"),
+              asked_.end());
+    EXPECT_EQ(std::find(asked_.begin(), asked_.end(), "GET /log/checkpoint"), asked_.end());
+  }
+  for (const char* bad : {R"(-1)", R"("42")", R"(1.5)", R"(18446744073709551615)"}) {
+    Set("GET", "/api/v1/log/entries", 200,
+        std::string(R"({"entries":[],"next_after":null,"log_size":)") + bad + "}");
+    ExpectRefused(Signet("audit tail --server " + url_ + " --no-follow"), 1,
+                  "\"log_size\" is not a size");
+  }
+}
+
 TEST_F(HostileServerTest, ACheckpointClaimingMoreEntriesThanALogHoldsIsRefused) {
   ASSERT_EQ(Login().code, 0);
-  // The size is read before any signature is checked (tail starts from it).
+  // A server that gives no log_size with its pages: tail starts from the checkpoint's size, read
+  // before any signature is checked.
+  Set("GET", "/api/v1/log/entries", 200, R"({"entries":[],"next_after":null})");
   ServeUnsignedCheckpoint("9223372036854775808");
   ExpectRefused(Signet("audit tail --server " + url_ + " --no-follow"), 2,
                 "more than a log can hold");

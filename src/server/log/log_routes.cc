@@ -332,6 +332,9 @@ Result<Response> QueryEntries(const LogRouteDependencies& deps, const Request& r
     return InvalidArgument("'limit' must be from 1 to " + std::to_string(kMaxEntryLimit));
   }
 
+  // The size first: every entry below it exists, so a client starting "from now" (audit tail)
+  // can begin after it without paging through what came before.
+  SIGNET_ASSIGN_OR_RETURN(int64_t log_size, deps.store.LogSize());
   SIGNET_ASSIGN_OR_RETURN(store::LogEntryPage page, deps.store.QueryLogEntries(query));
   json entries = json::array();
   for (const store::LogEntryRow& row : page.entries) {
@@ -349,8 +352,9 @@ Result<Response> QueryEntries(const LogRouteDependencies& deps, const Request& r
   // after next_after; null is the end.
   json next_after = nullptr;
   if (page.next_after) next_after = *page.next_after;
-  return internal::JsonResponse(
-      json{{"entries", std::move(entries)}, {"next_after", std::move(next_after)}});
+  return internal::JsonResponse(json{{"entries", std::move(entries)},
+                                     {"next_after", std::move(next_after)},
+                                     {"log_size", log_size}});
 }
 
 // ---- the route wrapper --------------------------------------------------------------------------

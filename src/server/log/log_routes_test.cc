@@ -495,6 +495,9 @@ TEST_F(LogEntriesTest, ReturnsEveryEntryInIndexOrderWithoutFilters) {
   json body = Query("");
   EXPECT_EQ(Indices(body), (std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
   EXPECT_TRUE(body["next_after"].is_null());
+  EXPECT_EQ(body["log_size"], 10);
+  // The log's size whatever the page holds.
+  EXPECT_EQ(Query("?action=login_success&limit=1")["log_size"], 10);
 }
 
 TEST_F(LogEntriesTest, FiltersByKeyAccountActionAndTime) {
