@@ -158,6 +158,11 @@ Status LogMonitor::Verify(LogCheck& check) {
 
   SIGNET_ASSIGN_OR_RETURN(std::optional<store::LogKeyRecord> key, store_.GetLogKey());
   if (!key) return DataLoss("the store holds a " + what + " but no log key");
+  if (const auto& pinned = options_.pinned_key;
+      pinned && (key->origin != pinned->origin || key->public_key != pinned->public_key)) {
+    return DataLoss("the log key in the store (origin '" + key->origin +
+                    "') is not the one the service started with, which the HSM holds");
+  }
   SIGNET_ASSIGN_OR_RETURN(Verified now, OpenStored(*latest, *key));
   if (log_size < now.size) {
     return DataLoss("the store holds " + SizeText(log_size) + " entries, fewer than the " + what +

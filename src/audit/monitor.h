@@ -79,6 +79,11 @@ struct LogMonitorOptions {
   // Called after every check with its outcome (e.g. server::log::RecordLogMetrics). Must not
   // throw; must not call back into the monitor's CheckOnce, Start or Stop.
   std::function<void(const LogCheck&)> on_check;
+  // The log key as the service checked it against the HSM at start-up (the integrator's
+  // EnsureLogKey). Set, the stored key must still be this one (origin and public key): whoever can
+  // write the database could otherwise swap the key row and re-sign the log with a key of their
+  // own. Unset, the stored key is trusted (a reader without the HSM).
+  std::optional<store::LogKeyRecord> pinned_key;
 };
 
 class LogMonitor {

@@ -66,9 +66,9 @@ class LogMonitorTest : public ::testing::Test {
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
     sqlite3_busy_timeout(db, 5000);
-    for (const char* trigger :
-         {"log_entries_no_update", "log_entries_no_delete", "log_tiles_only_widen",
-          "log_tiles_no_delete", "log_checkpoints_no_update", "log_checkpoints_no_delete"}) {
+    for (const char* trigger : {"log_entries_no_update", "log_entries_no_delete",
+                                "log_key_no_update", "log_tiles_only_widen", "log_tiles_no_delete",
+                                "log_checkpoints_no_update", "log_checkpoints_no_delete"}) {
       const std::string drop = std::string("DROP TRIGGER IF EXISTS ") + trigger;
       ASSERT_EQ(sqlite3_exec(db, drop.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
           << sqlite3_errmsg(db);
@@ -257,6 +257,22 @@ TEST_F(LogMonitorTest, FailsAfterTheLatestCheckpointNoteIsAltered) {
   ExpectDataLoss(monitor.CheckOnce(), "checkpoint of size 10");
 }
 
+// The service pins the key it checked against the HSM; a key row replaced in the database (with
+// which someone could re-sign the log) is then a failure of its own, named as such.
+TEST_F(LogMonitorTest, FailsWhenTheStoredLogKeyIsNotThePinnedOne) {
+  Grow(10);
+  auto key = store_->GetLogKey();
+  ASSERT_TRUE(key.ok() && key->has_value());
+  LogMonitorOptions options;
+  options.pinned_key = **key;
+  LogMonitor monitor(*store_, clock_, options);
+  ASSERT_TRUE(monitor.CheckOnce().ok());
+  Bytes other = (*key)->public_key;
+  other[0] ^= 0x01;
+  Tamper("UPDATE log_key SET public_key = ?1", other);
+  ExpectDataLoss(monitor.CheckOnce(), "not the one the service started with");
+}
+
 TEST_F(LogMonitorTest, FailsWhenACheckpointIsReplacedByOneSignedOverOtherTiles) {
   // Even a note correctly signed with the log key fails when the tiles do not reproduce its root.
   Grow(10);
@@ -327,7 +343,8 @@ TEST(LogMonitorRaceTest, ACheckpointPublishedDuringACheckIsNotMistakenForLostEnt
 TEST_F(LogMonitorTest, ReportsEveryCheckToTheObserver) {
   std::vector<LogCheck> seen;
   LogMonitor monitor(*store_, clock_,
-                     LogMonitorOptions{.on_check = [&](const LogCheck& c) { seen.push_back(c); }});
+                     LogMonitorOptions{.on_check = [&](const LogCheck& c) { seen.push_back(c); },
+                                       .pinned_key = std::nullopt});
   Grow(10);
   ASSERT_TRUE(monitor.CheckOnce().ok());
   Grow(5);  // entries 11..15, checkpoint 16
