@@ -6,6 +6,7 @@
 #include <span>
 #include <utility>
 
+#include "audit/entry.h"
 #include "common/algorithms.h"
 #include "common/encoding.h"
 
@@ -207,6 +208,21 @@ Result<Integrator::TreeState> Integrator::LoadState() {
   if (log_size < row.size) {
     return DataLoss(what + " covers more entries than the log holds (" + Str(log_size) +
                     "): entries were removed");
+  }
+  // Its own entry must still be there, recording this note: were it gone, the next append would
+  // take its index and only a full verify would notice.
+  if (row.entry_index < row.size || row.entry_index >= log_size) {
+    return DataLoss(what + " says its entry is at index " + Str(row.entry_index) +
+                    ", which the log (" + Str(log_size) + " entries) does not hold");
+  }
+  SIGNET_ASSIGN_OR_RETURN(std::vector<store::LogEntryRow> own,
+                          store_.ReadLogEntries(row.entry_index, 1));
+  Result<EntryFields> fields = own.size() == 1 && own[0].index == row.entry_index
+                                   ? ParseEntryFields(own[0].data)
+                                   : Result<EntryFields>(NotFound("missing"));
+  if (!fields.ok() || fields->action != kCheckpointAction || fields->checkpoint_note != row.note) {
+    return DataLoss("log entry " + Str(row.entry_index) + " does not record " + what +
+                    ": entries were removed or replaced");
   }
 
   // The partial tile at the right edge of each level, which the next round grows.

@@ -44,11 +44,11 @@ std::optional<ErrorCode> CodeOf(const R& result) {
 
 // The checkpoint's own entry, as the service would render it (canonical JSON: nlohmann sorts keys).
 Result<std::string> RenderCheckpointEntry(int64_t index, const store::LogCheckpointRow& row) {
-  const nlohmann::json entry = {{"action", "log_checkpoint"},
-                                {"index", index},
-                                {"entry_index", row.entry_index},
-                                {"size", row.size},
-                                {"checkpoint", row.note}};
+  const nlohmann::json entry = {
+      {"action", "log_checkpoint"},
+      {"index", index},
+      {"entry_index", row.entry_index},
+      {"details", {{"checkpoint", row.note}, {"size", std::to_string(row.size)}}}};
   return entry.dump();
 }
 
@@ -249,8 +249,8 @@ TEST_F(IntegratorTest, CheckpointVerifiesAndCommitsToEveryEntry) {
   EXPECT_EQ(recorded["action"].get<std::string>(), "log_checkpoint");
   EXPECT_EQ(recorded["index"].get<int64_t>(), 1000);
   EXPECT_EQ(recorded["entry_index"].get<int64_t>(), 1000);
-  EXPECT_EQ(recorded["size"].get<int64_t>(), 1000);
-  EXPECT_EQ(recorded["checkpoint"].get<std::string>(), row.note);
+  EXPECT_EQ(recorded["details"]["size"].get<std::string>(), "1000");
+  EXPECT_EQ(recorded["details"]["checkpoint"].get<std::string>(), row.note);
 
   const IntegratorStats stats = integrator_->stats();
   EXPECT_EQ(stats.checkpoints_signed, 1);
@@ -479,6 +479,50 @@ TEST_F(IntegratorTest, RefusesToSignOnAForkOfWhatItPublished) {
   auto latest = store_->LatestLogCheckpoint();
   ASSERT_TRUE(latest.ok() && latest->has_value());
   EXPECT_EQ((*latest)->size, (*forked)->size);  // nothing signed on top of the fork
+}
+
+// The newest checkpoint's own entry deleted (and the index free for the next append), or replaced
+// by another entry: a restarted integrator refuses to go on.
+TEST_F(IntegratorTest, CreateRefusesWhenTheCheckpointsOwnEntryIsGoneOrReplaced) {
+  StartIntegrator();
+  Append(10);
+  const store::LogCheckpointRow row = Integrate();
+  ASSERT_EQ(row.entry_index, 10);
+  integrator_.reset();
+  store_.reset();
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    const char* replace =
+        "DROP TRIGGER IF EXISTS log_entries_no_update;"
+        "UPDATE log_entries SET data = CAST('{\"action\":\"test\",\"index\":10}' AS BLOB) "
+        "WHERE idx = 10;";
+    ASSERT_EQ(sqlite3_exec(db, replace, nullptr, nullptr, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  }
+  OpenStore();
+  auto replaced = Create(Options());
+  ASSERT_FALSE(replaced.ok());
+  EXPECT_EQ(replaced.error().code(), ErrorCode::kDataLoss);
+  EXPECT_NE(replaced.error().message().find("log entry 10 does not record"), std::string::npos)
+      << replaced.error().message();
+  store_.reset();
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    const char* remove =
+        "DROP TRIGGER IF EXISTS log_entries_no_delete;"
+        "DELETE FROM log_entries WHERE idx = 10;";
+    ASSERT_EQ(sqlite3_exec(db, remove, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  }
+  OpenStore();
+  auto removed = Create(Options());
+  ASSERT_FALSE(removed.ok());
+  EXPECT_EQ(removed.error().code(), ErrorCode::kDataLoss);
+  EXPECT_NE(removed.error().message().find("does not hold"), std::string::npos)
+      << removed.error().message();
 }
 
 TEST_F(IntegratorTest, CreateRefusesATamperedPartialTile) {
