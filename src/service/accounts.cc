@@ -313,6 +313,24 @@ Status AccountService::RequireAdmin(const AccountCaller& actor, AccountAction ac
               PermissionDenied(std::move(why)));
 }
 
+Status AccountService::StillAdmin(const Principal& p, TimePoint now) {
+  if (p.token_hash.empty()) return OkStatus();  // the system and the local CLI: no session
+  Result<store::BearerTokenRecord> token = store_.GetBearerToken(p.token_hash);
+  if (!token.ok() && token.error().code() != ErrorCode::kNotFound) return token.error();
+  if (!token.ok() || token->revoked_at || now >= token->expires_at ||
+      token->account_id != p.account_id) {
+    return Unauthenticated("the session of account '" + p.name +
+                           "' ended while the request ran; log in again");
+  }
+  SIGNET_ASSIGN_OR_RETURN(store::AccountRecord current, store_.GetAccountById(p.account_id));
+  if (current.state != AccountState::kActive || IsLockedAt(current, now) ||
+      !current.roles.Has(Role::kAdmin) || current.must_change_password) {
+    return PermissionDenied("account '" + p.name +
+                            "' is no longer an active admin (changed while the request ran)");
+  }
+  return OkStatus();
+}
+
 // ---- helpers ----
 
 AccountInfo AccountService::Info(const store::AccountRecord& account) const {
@@ -405,7 +423,11 @@ Result<NewPerson> AccountService::CreatePerson(const AccountCaller& actor, std::
   record.must_change_password = true;
   record.created_at = now;
   record.updated_at = now;
-  if (Status inserted = Emit(event, [&](AuditDetails&) { return store_.InsertAccount(record); });
+  if (Status inserted = Emit(event,
+                             [&](AuditDetails&) -> Status {
+                               SIGNET_TRY(StillAdmin(actor.principal, now));
+                               return store_.InsertAccount(record);
+                             });
       !inserted.ok()) {
     return fail(inserted.error().code() == ErrorCode::kAlreadyExists
                     ? AccountReason::kInvalidArgument
@@ -445,7 +467,11 @@ Result<AccountInfo> AccountService::CreateService(const AccountCaller& actor, st
   record.mtls_fingerprint = std::string(mtls_fingerprint);
   record.created_at = now;
   record.updated_at = now;
-  if (Status inserted = Emit(event, [&](AuditDetails&) { return store_.InsertAccount(record); });
+  if (Status inserted = Emit(event,
+                             [&](AuditDetails&) -> Status {
+                               SIGNET_TRY(StillAdmin(actor.principal, now));
+                               return store_.InsertAccount(record);
+                             });
       !inserted.ok()) {
     return fail(inserted.error().code() == ErrorCode::kAlreadyExists
                     ? AccountReason::kInvalidArgument
@@ -469,7 +495,11 @@ Result<AccountInfo> AccountService::AdminChange(const AccountCaller& actor, Acco
   if (Status prepared = prepare(*account, clock_.Now(), event, change); !prepared.ok()) {
     return Fail(event, prepared.error());
   }
-  if (Status changed = Emit(event, change); !changed.ok()) return Fail(event, changed.error());
+  AuditedChange checked = [&](AuditDetails& details) -> Status {
+    SIGNET_TRY(StillAdmin(actor.principal, clock_.Now()));
+    return change ? change(details) : OkStatus();
+  };
+  if (Status changed = Emit(event, checked); !changed.ok()) return Fail(event, changed.error());
   return Reload(account->id);
 }
 

@@ -335,6 +335,10 @@ class AccountService {
 
  private:
   Status RequireAdmin(const AccountCaller& actor, AccountAction action, std::string_view object);
+  // Inside an admin change's transaction: the caller (a remote session) must still be an active,
+  // unlocked admin whose session is live; a demotion, disable, lock or revocation that committed
+  // while the request ran wins. Unauthenticated / PermissionDenied otherwise.
+  Status StillAdmin(const Principal& p, TimePoint now);
   template <typename Prepare>
   Result<AccountInfo> AdminChange(const AccountCaller& actor, AccountAction action,
                                   std::string_view name, Prepare prepare);

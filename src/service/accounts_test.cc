@@ -1231,6 +1231,46 @@ TEST_F(AccountServiceTest, APasswordChangeDecidedOnStaleStateDoesNotCommit) {
   MakeService(store_);  // `store` ends with this test
 }
 
+// An admin demoted, or whose session is revoked, while their request runs: the change does not
+// commit (the check is repeated inside the change's transaction).
+TEST_F(AccountServiceTest, AnAdminChangeCommitsOnlyWhileTheCallerIsStillAnAdmin) {
+  HookBeforeLogAppend store;
+  MakeService(store);
+  Person root = CreatePerson("root", RoleSet{Role::kAdmin});
+  CreatePerson("root2", RoleSet{Role::kAdmin});  // so root may lose the role
+  Person alice = CreatePerson("alice");
+  Result<BearerToken> token = Login(root);
+  ASSERT_TRUE(token.ok());
+  ASSERT_TRUE(
+      service_->ChangePassword(token->principal, root.password, SecretBytes("a much better one"))
+          .ok());
+  Result<Principal> admin = service_->Authenticate(token->token.text_view());
+  ASSERT_TRUE(admin.ok());
+  const std::string root_id = admin->account_id;
+
+  store.between = [&] {
+    ASSERT_TRUE(store.SetAccountRoles(root_id, RoleSet{Role::kAuditor}, clock_.Now()).ok());
+  };
+  Result<AccountInfo> created =
+      service_->CreateService(*admin, "ci", {Role::kSigner}, kFingerprint);
+  ASSERT_FALSE(created.ok());
+  EXPECT_EQ(created.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_FALSE(store.GetAccountByName("ci").ok());
+  Result<AccountInfo> disabled = service_->Disable(*admin, "alice");
+  EXPECT_FALSE(disabled.ok());  // nor any other change made on the strength of that principal
+  EXPECT_EQ(store.GetAccountByName("alice")->state, store::AccountState::kActive);
+  ASSERT_TRUE(store.SetAccountRoles(root_id, RoleSet{Role::kAdmin}, clock_.Now()).ok());
+
+  store.between = [&] {
+    ASSERT_TRUE(store.RevokeBearerToken(admin->token_hash, clock_.Now()).ok());
+  };
+  disabled = service_->Disable(*admin, "alice");
+  ASSERT_FALSE(disabled.ok());
+  EXPECT_EQ(disabled.error().code(), ErrorCode::kUnauthenticated);
+  EXPECT_EQ(store.GetAccountByName("alice")->state, store::AccountState::kActive);
+  MakeService(store_);  // `store` ends with this test
+}
+
 TEST_F(AccountServiceTest, ChangePasswordWithoutATokenEndsEverySession) {
   Person alice = CreatePerson("alice");
   Result<BearerToken> token = Login(alice);
