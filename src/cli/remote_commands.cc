@@ -615,6 +615,38 @@ class AccountResetTotpCommand final : public NamedAccountCommand {
   }
 };
 
+class AccountResetPasswordCommand final : public NamedAccountCommand {
+ public:
+  Status Run(const GlobalOptions& global) override {
+    SIGNET_ASSIGN_OR_RETURN(auto remote, RemoteContext::Open(global));
+    SIGNET_ASSIGN_OR_RETURN(json answer,
+                            remote->Call(ApiTarget("accounts/reset-password"), {{"name", name_}}));
+    Status printed = Print(global, answer);
+    WipeMember(answer, "one_time_password");
+    return printed;
+  }
+
+ private:
+  Status Print(const GlobalOptions& global, const json& answer) {
+    SIGNET_ASSIGN_OR_RETURN(std::string otp, AnswerString(answer, "one_time_password"));
+    SIGNET_TRY(CheckShowable({{&otp, "one_time_password"}}));
+    if (global.json) {
+      PrintJson(answer);
+    } else {
+      std::string text = "new one-time password for '" + name_ +
+                         "' (the old password no longer works and its sessions have ended); "
+                         "shown once, give it over a trusted channel:\n\n  one-time password  " +
+                         otp + "\n\n" + name_ +
+                         " logs in with it and a TOTP code, then sets a password with 'signet "
+                         "password'.\n";
+      std::cout << text;
+      SecureWipe(text.data(), text.size());
+    }
+    SecureWipe(otp.data(), otp.size());
+    return OkStatus();
+  }
+};
+
 class AccountRolesCommand final : public NamedAccountCommand {
  public:
   void Configure(CLI::App& app) override {
@@ -798,6 +830,9 @@ std::vector<NamedCommand> RemoteCommands() {
   c.push_back({{"account", "reset-totp"},
                "Give an account a new TOTP secret (shown once)",
                std::make_unique<AccountResetTotpCommand>()});
+  c.push_back({{"account", "reset-password"},
+               "Give a person a new one-time password (shown once) when theirs is lost",
+               std::make_unique<AccountResetPasswordCommand>()});
   c.push_back({{"account", "roles"},
                "Set an account's roles (--role, repeatable)",
                std::make_unique<AccountRolesCommand>()});

@@ -600,6 +600,36 @@ Result<TotpEnrolment> AccountService::ResetTotp(const AccountCaller& actor, std:
   return std::move(*enrolment);
 }
 
+Result<SecretBytes> AccountService::ResetPassword(const AccountCaller& actor,
+                                                  std::string_view name) {
+  std::optional<SecretBytes> one_time;
+  Result<AccountInfo> changed = AdminChange(
+      actor, AccountAction::kAccountChange, name,
+      [&](const store::AccountRecord& account, TimePoint now, AccountEvent& event,
+          AuditedChange& change) -> Status {
+        event.details["change"] = "password_reset";
+        if (account.kind != AccountKind::kPerson) {
+          return InvalidArgument("account '" + account.name +
+                                 "' is a service account and has no password");
+        }
+        SIGNET_ASSIGN_OR_RETURN(SecretBytes password, RandomPrintableSecret(kOneTimePasswordBytes));
+        SIGNET_ASSIGN_OR_RETURN(std::string hash, hasher_.Hash(password));
+        // Whoever knew the old password may hold a session from it.
+        Bytes keep =
+            account.id == actor.principal.account_id ? actor.principal.token_hash : Bytes();
+        change = [this, id = account.id, keep = std::move(keep), hash = std::move(hash),
+                  now](AuditDetails& details) -> Status {
+          SIGNET_ASSIGN_OR_RETURN(int64_t revoked, store_.RevokeAccountTokens(id, now, keep));
+          details["tokens_revoked"] = std::to_string(revoked);
+          return store_.SetPasswordHash(id, hash, /*must_change_password=*/true, now);
+        };
+        one_time = std::move(password);
+        return OkStatus();
+      });
+  if (!changed.ok()) return std::move(changed).error();
+  return std::move(*one_time);
+}
+
 Result<AccountInfo> AccountService::Get(const Principal& actor, std::string_view name) {
   if (!actor.Has(Role::kAdmin) && !actor.Has(Role::kAuditor)) {
     return PermissionDenied("account '" + actor.name + "' lacks the admin or auditor role");

@@ -254,6 +254,11 @@ class AccountService {
   Result<AccountInfo> Unlock(const AccountCaller& actor, std::string_view name);
   // A new TOTP seed for a person (the old one stops working). InvalidArgument for a service.
   Result<TotpEnrolment> ResetTotp(const AccountCaller& actor, std::string_view name);
+  // A new one-time password for a person who lost theirs (the old one stops working; it must be
+  // changed at the next login) and the end of the account's sessions (but the caller's own, when
+  // it resets its own). Recorded as account_change with details change=password_reset.
+  // InvalidArgument for a service account.
+  Result<SecretBytes> ResetPassword(const AccountCaller& actor, std::string_view name);
   // FailedPrecondition when it would leave no active admin.
   Result<AccountInfo> SetRoles(const AccountCaller& actor, std::string_view name, RoleSet roles);
   // NotFound for an unknown name (admins and auditors only: this does reveal names).

@@ -1271,6 +1271,38 @@ TEST_F(AccountServiceTest, AnAdminChangeCommitsOnlyWhileTheCallerIsStillAnAdmin)
   MakeService(store_);  // `store` ends with this test
 }
 
+TEST_F(AccountServiceTest, AnAdminResetsAForgottenPasswordToANewOneTimePassword) {
+  Person alice = CreatePerson("alice");
+  Result<BearerToken> before = Login(alice);
+  ASSERT_TRUE(before.ok());
+  ASSERT_TRUE(
+      service_->ChangePassword(before->principal, alice.password, SecretBytes("alice's own one"))
+          .ok());
+  Result<SecretBytes> reset = service_->ResetPassword(SystemPrincipal(), "alice");
+  ASSERT_TRUE(reset.ok()) << reset.error().message();
+  EXPECT_EQ(LastEvent().action, AccountAction::kAccountChange);
+  EXPECT_EQ(LastEvent().details.at("change"), "password_reset");
+  EXPECT_EQ(LastEvent().details.at("tokens_revoked"), "1");
+  EXPECT_FALSE(service_->Authenticate(before->token.text_view()).ok());  // its session ended
+  NextStep();
+  ExpectGeneric(service_->LoginWithPassword("alice", SecretBytes("alice's own one"), Code(alice),
+                                            {"192.0.2.7:5000"}));
+  NextStep();
+  alice.password = std::move(*reset);
+  Result<BearerToken> after = Login(alice);
+  ASSERT_TRUE(after.ok()) << after.error().message();
+  EXPECT_TRUE(after->principal.must_change_password);
+
+  // Not for service accounts, not by a non-admin.
+  ASSERT_TRUE(service_->CreateService(SystemPrincipal(), "ci", {Role::kSigner}, kFingerprint).ok());
+  EXPECT_EQ(service_->ResetPassword(SystemPrincipal(), "ci").error().code(),
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(service_->ResetPassword(after->principal, "alice").error().code(),
+            ErrorCode::kPermissionDenied);
+  EXPECT_EQ(service_->ResetPassword(SystemPrincipal(), "nobody").error().code(),
+            ErrorCode::kNotFound);
+}
+
 TEST_F(AccountServiceTest, ChangePasswordWithoutATokenEndsEverySession) {
   Person alice = CreatePerson("alice");
   Result<BearerToken> token = Login(alice);

@@ -210,7 +210,10 @@ check "account disable" s account disable carol
 check "account enable" s account enable carol
 check "account unlock" s account unlock carol
 s account reset-totp carol >"$W/reset.out" 2>&1 && grep -q "otpauth://totp/" "$W/reset.out" && ok "account reset-totp prints a new enrolment" || bad "reset-totp: $(head -c 300 "$W/reset.out")"
+s account reset-password carol >"$W/reset-pw.out" 2>&1 && grep -q "one-time password  [!-~]\{24\}$" "$W/reset-pw.out" && ok "account reset-password prints a new one-time password" || bad "reset-password: $(head -c 300 "$W/reset-pw.out")"
+[[ $(s account show carol --json | grep -c '"must_change_password": true') == 1 ]] && ok "after reset-password carol must change her password" || bad "carol must_change_password not set"
 check "account create a service account" s account create build-bot --role signer --service --client-cert-sha256 "$SVC_FP"
+expect_error "reset-password of a service account" 2 "has no password" s account reset-password build-bot
 expect_error "--service needs a fingerprint" 2 "--client-cert-sha256" s account create bot2 --service
 
 # --- keys, remotely (a session exists and no data folder is named) -----------------------------

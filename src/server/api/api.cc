@@ -348,6 +348,15 @@ Result<json> ChangeAccount(const Call& c) {
   return AccountAnswer(a);
 }
 
+Result<json> ResetPassword(const Call& c) {
+  SIGNET_ASSIGN_OR_RETURN(std::string name, c.Checked(ReqString(c.body, "name")));
+  SIGNET_ASSIGN_OR_RETURN(SecretBytes password,
+                          c.deps.accounts.ResetPassword(c.account_caller(), name));
+  SIGNET_ASSIGN_OR_RETURN(service::AccountInfo a, c.deps.accounts.Get(c.principal(), name));
+  return json{{"account", AccountJson(a)},
+              {"one_time_password", std::string(password.text_view())}};
+}
+
 Result<json> ResetTotp(const Call& c) {
   SIGNET_ASSIGN_OR_RETURN(std::string name, c.Checked(ReqString(c.body, "name")));
   SIGNET_ASSIGN_OR_RETURN(service::TotpEnrolment totp,
@@ -524,6 +533,8 @@ Status RegisterApiRoutes(Router& router, ApiDependencies deps) {
        {}, AccountAction::kUnlock},
       {"accounts/reset-totp", Access::kAccountAdmin, ResetTotp, {"name"}, {},
        AccountAction::kAccountResetTotp},
+      {"accounts/reset-password", Access::kAccountAdmin, ResetPassword, {"name"}, {},
+       AccountAction::kAccountChange},
       {"accounts/roles", Access::kAccountAdmin, SetRoles, {"name", "roles"}, {},
        AccountAction::kAccountRoles},
       {"keys/list", Access::kRead, ListKeys},

@@ -265,31 +265,19 @@ class ApiTest : public ::testing::Test {
 // ---- the transport conventions ----
 
 TEST_F(ApiTest, EveryRouteIsRegisteredAsBlockingPost) {
-  for (const char* route : {"auth/whoami",
-                            "auth/password",
-                            "accounts/list",
-                            "accounts/show",
-                            "accounts/create",
-                            "accounts/disable",
-                            "accounts/enable",
-                            "accounts/unlock",
-                            "accounts/reset-totp",
-                            "accounts/roles",
-                            "keys/list",
-                            "keys/show",
-                            "keys/create",
-                            "keys/disable",
-                            "keys/enable",
-                            "keys/destroy",
-                            "keys/csr",
-                            "keys/import-chain",
-                            "keys/grants",
-                            "keys/grant",
-                            "keys/revoke",
-                            "keys/policy",
-                            "keys/set-policy",
-                            "keys/unrecorded",
-                            "keys/destroy-unrecorded"}) {
+  for (const char* route : {"auth/whoami",         "auth/password",
+                            "accounts/list",       "accounts/show",
+                            "accounts/create",     "accounts/disable",
+                            "accounts/enable",     "accounts/unlock",
+                            "accounts/reset-totp", "accounts/reset-password",
+                            "accounts/roles",      "keys/list",
+                            "keys/show",           "keys/create",
+                            "keys/disable",        "keys/enable",
+                            "keys/destroy",        "keys/csr",
+                            "keys/import-chain",   "keys/grants",
+                            "keys/grant",          "keys/revoke",
+                            "keys/policy",         "keys/set-policy",
+                            "keys/unrecorded",     "keys/destroy-unrecorded"}) {
     Router::Match m = router_.Find("POST", "/api/v1/" + std::string(route));
     ASSERT_NE(m.route, nullptr) << route;
     EXPECT_TRUE(m.route->options.blocking) << route;
@@ -374,6 +362,7 @@ TEST_F(ApiTest, SignerAndAuditorAreRefusedEveryAdminRouteAndNothingChanges) {
       {"accounts/enable", {{"name", "alice"}}},
       {"accounts/unlock", {{"name", "alice"}}},
       {"accounts/reset-totp", {{"name", "alice"}}},
+      {"accounts/reset-password", {{"name", "alice"}}},
       {"accounts/roles", {{"name", "alice"}, {"roles", {"admin"}}}},
       {"keys/create", {{"name", "k2"}, {"algorithm", "ec-p256"}}},
       {"keys/disable", {{"name", "ec"}}},
@@ -405,7 +394,7 @@ TEST_F(ApiTest, SignerAndAuditorAreRefusedEveryAdminRouteAndNothingChanges) {
     EXPECT_NE(audit[i].outcome.find("lacks the admin role"), std::string::npos);
   }
   std::vector<service::AccountEvent> events = AccountEvents();
-  ASSERT_EQ(events.size() - account_events_before, 2u * 6u);
+  ASSERT_EQ(events.size() - account_events_before, 2u * 7u);
   for (size_t i = account_events_before; i < events.size(); ++i) {
     EXPECT_EQ(events[i].reason, service::AccountReason::kPermissionDenied);
   }
@@ -744,6 +733,19 @@ TEST_F(ApiTest, ResetTotpReturnsANewEnrolment) {
   alice_.seed = signet::testing::Base32Decode(reset["totp_secret"].get<std::string>());
   EXPECT_EQ(reset["totp_uri"].get<std::string>().rfind("otpauth://totp/", 0), 0u);
   EXPECT_TRUE(Login(alice_).ok());
+}
+
+TEST_F(ApiTest, ResetPasswordReturnsANewOneTimePassword) {
+  const std::string old_password = alice_.password;
+  json reset = Ok(admin_, "accounts/reset-password", {{"name", "alice"}});
+  EXPECT_EQ(reset["account"]["name"], "alice");
+  EXPECT_TRUE(reset["account"]["must_change_password"].get<bool>());
+  alice_.password = reset["one_time_password"].get<std::string>();
+  EXPECT_NE(alice_.password, old_password);
+  auto token = Login(alice_);
+  ASSERT_TRUE(token.ok()) << token.error().message();
+  EXPECT_TRUE(token->principal.must_change_password);
+  ExpectError(CallAs(admin_, "accounts/reset-password", {{"name", "nobody"}}), 404, "not_found");
 }
 
 TEST_F(ApiTest, SetRolesReplacesTheRoles) {

@@ -84,6 +84,7 @@ constexpr std::string_view kRoutes[] = {
     "/api/v1/keys/set-policy",
     "/api/v1/keys/unrecorded",
     "/api/v1/keys/destroy-unrecorded",
+    "/api/v1/accounts/reset-password",
 };
 const std::string kFingerprint(64, 'c');
 
