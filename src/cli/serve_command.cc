@@ -8,7 +8,6 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <sstream>
 
 #include "cli/data_dir.h"
 #include "cli/qr_terminal.h"
@@ -39,22 +38,33 @@ void RemoveBootstrapFileIfDone(store::Store& store, const std::string& path) {
   std::error_code ec;
   if (stdfs::remove(path, ec)) {
     std::cerr << "signet: removed " << path << " (the bootstrap admin has changed its password)\n";
+  } else if (ec) {
+    std::cerr << "signet: warning: could not remove " << path << " (" << ec.message()
+              << "); it holds the bootstrap admin's TOTP secret: delete it by hand\n";
   }
 }
 
-std::string BootstrapText(const service::NewPerson& admin, const std::string& qr) {
-  std::ostringstream t;
-  t << "signet bootstrap administrator (shown once; " << config::kBootstrapAdminFileName
-    << " is deleted after the first password change)\n\n"
-    << "  account            " << admin.account.name << " (role admin)\n"
-    << "  one-time password  " << admin.one_time_password.text_view() << "\n"
-    << "  TOTP secret        " << admin.totp.secret_base32.text_view() << "\n"
-    << "  TOTP URI           " << admin.totp.uri.text_view() << "\n\n"
-    << "Scan this with an authenticator app:\n\n"
-    << qr << "\n"
-    << "Log in as '" << admin.account.name
-    << "' with the one-time password and a TOTP code, then change the password.\n";
-  return t.str();
+// The text holds secrets: built in one buffer reserved up front (appends never reallocate and
+// leave no copy behind), which the caller wipes.
+std::string BootstrapText(std::string_view name, const SecretBytes& one_time_password,
+                          const service::TotpEnrolment& totp, std::string_view qr) {
+  std::string t;
+  t.reserve(2048 + name.size() * 2 + one_time_password.size() + totp.secret_base32.size() +
+            totp.uri.size() + qr.size());
+  for (std::string_view part :
+       {std::string_view("signet bootstrap administrator (shown once; "),
+        std::string_view(config::kBootstrapAdminFileName),
+        std::string_view(" is deleted after the first password change)\n\n  account            "),
+        name, std::string_view(" (role admin)\n  one-time password  "),
+        one_time_password.text_view(), std::string_view("\n  TOTP secret        "),
+        totp.secret_base32.text_view(), std::string_view("\n  TOTP URI           "),
+        totp.uri.text_view(), std::string_view("\n\nScan this with an authenticator app:\n\n"), qr,
+        std::string_view("\nLog in as '"), name,
+        std::string_view("' with the one-time password and a TOTP code, then change the "
+                         "password.\n")}) {
+    t.append(part);
+  }
+  return t;
 }
 
 // On first start (no account at all) creates the person "admin" with the admin role and writes
@@ -67,15 +77,34 @@ Status BootstrapAdmin(store::Store& store, service::AccountService& accounts,
                       const config::Config& config) {
   const std::string path = BootstrapFilePath(config);
   SIGNET_ASSIGN_OR_RETURN(auto existing, store.ListAccounts());
-  if (!existing.empty()) {
+  SecretBytes one_time_password;
+  std::optional<service::TotpEnrolment> totp;
+  if (existing.empty()) {
+    SIGNET_ASSIGN_OR_RETURN(service::NewPerson admin,
+                            accounts.CreatePerson(service::SystemPrincipal(), kBootstrapAdminName,
+                                                  store::RoleSet{store::Role::kAdmin}));
+    one_time_password = std::move(admin.one_time_password);
+    totp = std::move(admin.totp);
+  } else if (existing.size() == 1 && existing[0].name == kBootstrapAdminName &&
+             existing[0].must_change_password && !fs::Exists(path)) {
+    // The bootstrap admin has never logged in (it could administer nothing before changing the
+    // password, so it is still the only account) and its credentials are nowhere: a crash
+    // between creating it and writing the file, or a file deleted unread. Without this, nobody
+    // could ever log in. New credentials replace the lost ones (both changes are audited).
+    std::cerr << "signet: the bootstrap admin never logged in and " << path
+              << " is gone; issuing new one-time credentials\n";
+    SIGNET_ASSIGN_OR_RETURN(
+        one_time_password, accounts.ResetPassword(service::SystemPrincipal(), kBootstrapAdminName));
+    SIGNET_ASSIGN_OR_RETURN(totp,
+                            accounts.ResetTotp(service::SystemPrincipal(), kBootstrapAdminName));
+  } else {
     RemoveBootstrapFileIfDone(store, path);
     return OkStatus();
   }
-  SIGNET_ASSIGN_OR_RETURN(service::NewPerson admin,
-                          accounts.CreatePerson(service::SystemPrincipal(), kBootstrapAdminName,
-                                                store::RoleSet{store::Role::kAdmin}));
-  auto qr = RenderQrForTerminal(admin.totp.uri.text_view());
-  std::string text = BootstrapText(admin, qr.ok() ? *qr : "(QR code unavailable)\n");
+  auto qr = RenderQrForTerminal(totp->uri.text_view());
+  std::string text = BootstrapText(kBootstrapAdminName, one_time_password, *totp,
+                                   qr.ok() ? std::string_view(*qr) : "(QR code unavailable)\n");
+  if (qr.ok()) SecureWipe(qr->data(), qr->size());
   Status written = fs::WriteFileAtomic(path, AsBytes(text), 0600);
   if (!written.ok()) {
     std::cerr << "signet: warning: could not write " << path << ": " << written.error().message()

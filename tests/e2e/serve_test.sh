@@ -5,6 +5,7 @@
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 SIGNET=${1:?usage: $0 path/to/signet}
+command -v oathtool >/dev/null || { echo "oathtool is missing: run scripts/install-deps"; exit 1; }
 W=$(mktemp -d /tmp/signet-e2e-serve-XXXXXX)
 D=$W/data
 PID=
@@ -122,6 +123,10 @@ sed -i '/^\[server\]/,$d' "$D/signet.toml"
 # ... and a private key no record names, as a crashed key creation leaves: serve says so.
 SOFTHSM2_CONF=$D/softhsm2.conf pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so --token-label signet \
   --login --pin "$(cat "$D/user.pin")" --keypairgen --key-type EC:prime256v1 --id 5ca1ab1e --label crashed >/dev/null 2>&1
+# ... and the bootstrap file is lost before the admin ever logged in (as a crash between creating
+# the account and writing the file leaves it): serve issues new one-time credentials.
+OLD_OTP_PW=$(sed -n 's/^ *one-time password *\([^ ]*\)$/\1/p' "$B")
+mv "$B" "$W/bootstrap-lost.txt"
 # This start takes the PIN from SIGNET_PIN: the running service must not keep it in its environment.
 if SIGNET_PIN=$(cat "$D/user.pin") start "$W/out3"; then ok "serve recreates a missing embedded TLS identity"; else bad "serve without TLS files"; fi
 ! tr '\0' '\n' <"/proc/$PID/environ" | grep -qF "$(cat "$D/user.pin")" && tr '\0' '\n' <"/proc/$PID/environ" | grep -q '^PATH=' \
@@ -130,6 +135,17 @@ if SIGNET_PIN=$(cat "$D/user.pin") start "$W/out3"; then ok "serve recreates a m
 for _ in $(seq 1 100); do grep -q "no key record" "$W/out3.err" && break; sleep 0.1; done
 grep -q "1 private key(s) on the token have no key record: 5ca1ab1e ('crashed')" "$W/out3.err" \
   && ok "serve warns about a private key no record names" || bad "no unrecorded-key warning: $(cat "$W/out3.err")"
+NEW_OTP_PW=$(sed -n 's/^ *one-time password *\([^ ]*\)$/\1/p' "$B" 2>/dev/null)
+NEW_SECRET=$(sed -n 's/^ *TOTP secret *\([^ ]*\)$/\1/p' "$B" 2>/dev/null)
+[[ -n $NEW_OTP_PW && $NEW_OTP_PW != "$OLD_OTP_PW" && $(stat -c %a "$B") == 600 ]] && grep -q "issuing new one-time credentials" "$W/out3.err" \
+  && ok "a lost bootstrap file is re-issued with new credentials" || bad "bootstrap re-issue: $(cat "$W/out3.err")"
+login_code() {  # login_code PASSWORD: HTTP status of a CSC login as admin with the current TOTP code
+  curl -sk --max-time 10 -o "$W/login.json" -w '%{http_code}' -u "admin:$1" -H "Content-Type: application/json" \
+    -d "{\"otp\":\"$(oathtool --totp -b "$NEW_SECRET")\"}" "https://127.0.0.1:$PORT/csc/v2/auth/login"
+}
+[[ $(login_code "$OLD_OTP_PW") != 200 ]] && ok "the lost one-time password no longer works" || bad "the lost password still logs in"
+[[ $(login_code "$NEW_OTP_PW") == 200 ]] && grep -q access_token "$W/login.json" \
+  && ok "the admin logs in with the re-issued credentials" || bad "login with re-issued credentials: $(cat "$W/login.json")"
 stop
 
 # --- configured TLS files that are missing are an error, even inside the data folder -----------
