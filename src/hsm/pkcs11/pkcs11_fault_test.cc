@@ -174,6 +174,44 @@ TEST_F(FaultTest, GeneralErrorIsReportedAndNotRetried) {
   ExpectSignsAndVerifies(2);
 }
 
+// Keep in step with testing/fault_shim.cc: an injected kShimLie makes a call succeed with an
+// answer no correct module gives.
+constexpr CK_RV kShimLie = CKR_VENDOR_DEFINED + 0x11e;
+
+// A module that answers what no correct one would is refused, not believed: more object handles
+// than it was given room for (read past the array, they would be stack bytes), an attribute of
+// 2^40 bytes, an RSA signature shorter than the modulus.
+TEST_F(FaultTest, ImpossibleAnswersAreRefused) {
+  ExpectSignsAndVerifies(0);
+  inject_into_("C_FindObjects", kShimLie, 1);
+  Result<std::vector<TokenKey>> listed = store_->ListKeys();
+  ASSERT_FALSE(listed.ok());
+  EXPECT_NE(listed.error().message().find("CKR_GENERAL_ERROR"), std::string::npos)
+      << listed.error().message();
+  ASSERT_TRUE(store_->ListKeys().ok());
+
+  inject_into_("C_GetAttributeValue", kShimLie, 100);  // size queries only; others answer true
+  Result<Bytes> spki = store_->PublicKey(key_->id);
+  clear_();
+  ASSERT_FALSE(spki.ok());
+  EXPECT_NE(spki.error().message().find("CKR_GENERAL_ERROR"), std::string::npos)
+      << spki.error().message();
+  ASSERT_TRUE(store_->PublicKey(key_->id).ok());
+
+  Result<GeneratedKey> rsa = store_->GenerateKey(KeyAlgorithm::kRsa3072, "fault-rsa");
+  ASSERT_TRUE(rsa.ok()) << rsa.error().message();
+  const Bytes digest = DigestOf(7);
+  inject_into_("C_Sign", kShimLie, 1);
+  Result<Bytes> short_signature =
+      store_->Sign(rsa->id, SignatureScheme::kRsaPkcs1v15, HashAlgorithm::kSha256, digest);
+  ASSERT_FALSE(short_signature.ok());
+  EXPECT_NE(short_signature.error().message().find("383-byte signature"), std::string::npos)
+      << short_signature.error().message();
+  EXPECT_TRUE(
+      store_->Sign(rsa->id, SignatureScheme::kRsaPkcs1v15, HashAlgorithm::kSha256, digest).ok());
+  EXPECT_TRUE(store_->DestroyKey(rsa->id).ok());
+}
+
 TEST_F(FaultTest, HotPathOpensNoSessionAndSearchesNothing) {
   ExpectSignsAndVerifies(0);  // Warm: key handle cached, a session in the pool.
   unsigned long opens = calls_("C_OpenSession");

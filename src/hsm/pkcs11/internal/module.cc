@@ -167,6 +167,9 @@ CK_RV FindObjects(const Module& module, CK_SESSION_HANDLE session,
                      &count);
     if (rv != CKR_OK) return rv;
     if (count == 0) break;
+    // A module that reports more handles than the array holds is broken; reading past it would
+    // take stack bytes for object handles.
+    if (count > std::size(batch)) return CKR_GENERAL_ERROR;
     for (CK_ULONG i = 0; i < count && found->size() < limit; ++i) found->push_back(batch[i]);
   }
   return CKR_OK;
@@ -179,11 +182,17 @@ CK_RV GetAttributeBytes(const Module& module, CK_SESSION_HANDLE session, CK_OBJE
       module.Call(&CK_FUNCTION_LIST::C_GetAttributeValue, session, object, &attribute, CK_ULONG{1});
   if (rv != CKR_OK) return rv;
   if (attribute.ulValueLen == CK_UNAVAILABLE_INFORMATION) return CKR_ATTRIBUTE_TYPE_INVALID;
-  value->assign(attribute.ulValueLen, 0);
+  // signet reads ids, labels, public keys and EC parameters: none comes near this. A module that
+  // claims more is broken, and the length is not worth an allocation.
+  if (attribute.ulValueLen > kMaxAttributeBytes) return CKR_GENERAL_ERROR;
+  const CK_ULONG capacity = attribute.ulValueLen;
+  value->assign(capacity, 0);
   attribute.pValue = value->data();
   rv =
       module.Call(&CK_FUNCTION_LIST::C_GetAttributeValue, session, object, &attribute, CK_ULONG{1});
   if (rv != CKR_OK) return rv;
+  // The second answer may only shrink what the first announced.
+  if (attribute.ulValueLen > capacity) return CKR_GENERAL_ERROR;
   value->resize(attribute.ulValueLen);
   return CKR_OK;
 }

@@ -110,13 +110,17 @@ class Session {
 
 // C_FindObjectsInit/C_FindObjects/C_FindObjectsFinal (v2.40 §5.7): the handles of objects that
 // match `attributes`, at most `limit` of them. C_FindObjectsFinal runs even when a step fails, so
-// the session never keeps an active search.
+// the session never keeps an active search. CKR_GENERAL_ERROR if the module reports more handles
+// than it was given room for.
 CK_RV FindObjects(const Module& module, CK_SESSION_HANDLE session,
                   std::span<CK_ATTRIBUTE> attributes, size_t limit,
                   std::vector<CK_OBJECT_HANDLE>* found);
 
 // Reads one variable-length attribute with the two-call pattern of v2.40 §5.2 (size, then value).
-// CKR_ATTRIBUTE_SENSITIVE or CKR_ATTRIBUTE_TYPE_INVALID come back as the return code.
+// CKR_ATTRIBUTE_SENSITIVE or CKR_ATTRIBUTE_TYPE_INVALID come back as the return code;
+// CKR_GENERAL_ERROR if the module announces more than kMaxAttributeBytes, or the second call
+// reports more than the first announced (a broken module).
+inline constexpr CK_ULONG kMaxAttributeBytes = CK_ULONG{1} << 20;
 CK_RV GetAttributeBytes(const Module& module, CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object,
                         CK_ATTRIBUTE_TYPE type, Bytes* value);
 // Reads one CK_ULONG attribute (CKA_KEY_TYPE, CKA_CLASS, ...).

@@ -8,7 +8,11 @@
 //   signet_shim_inject(rv, count)           the next `count` C_SignInit calls return `rv`
 //                                           (queued after earlier injections)
 //   signet_shim_inject_into(fn, rv, count)  the same for fn = "C_SignInit", "C_Sign",
-//                                           "C_OpenSession" or "C_Login"
+//                                           "C_OpenSession", "C_Login", "C_FindObjects" or
+//                                           "C_GetAttributeValue"
+// Injecting kShimLie (below) makes the call succeed but answer something no correct module would:
+// C_FindObjects reports one handle more than it was given room for, C_GetAttributeValue's size
+// query announces 2^40 bytes, C_Sign reports a signature one byte shorter than it wrote.
 //   signet_shim_clear()                     drops every pending injection
 //   signet_shim_calls(fn)                   how often fn was called (the functions above, plus
 //                                           "C_Initialize", "C_Finalize", "C_FindObjectsInit")
@@ -36,11 +40,17 @@ enum Hook {
   kInitialize,
   kFinalize,
   kFindObjectsInit,
+  kFindObjects,
+  kGetAttributeValue,
   kHookCount
 };
 constexpr std::array<const char*, kHookCount> kHookNames = {
-    "C_SignInit",   "C_Sign",     "C_OpenSession",    "C_Login",
-    "C_Initialize", "C_Finalize", "C_FindObjectsInit"};
+    "C_SignInit",        "C_Sign",        "C_OpenSession",
+    "C_Login",           "C_Initialize",  "C_Finalize",
+    "C_FindObjectsInit", "C_FindObjects", "C_GetAttributeValue"};
+
+// Keep in step with the tests (pkcs11_fault_test.cc).
+constexpr CK_RV kShimLie = CKR_VENDOR_DEFINED + 0x11e;
 
 struct ShimState {
   std::mutex mu;
@@ -106,11 +116,35 @@ CK_RV ShimSignInit(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mechanism, CK_OBJ
   return State().target->C_SignInit(session, mechanism, key);
 }
 
+CK_RV ShimFindObjects(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE_PTR objects, CK_ULONG max_count,
+                      CK_ULONG_PTR count) {
+  CK_RV injected = Enter(kFindObjects);
+  if (injected != CKR_OK && injected != kShimLie) return injected;
+  CK_RV rv = State().target->C_FindObjects(session, objects, max_count, count);
+  if (rv == CKR_OK && injected == kShimLie) *count = max_count + 1;
+  return rv;
+}
+
+CK_RV ShimGetAttributeValue(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object,
+                            CK_ATTRIBUTE_PTR attributes, CK_ULONG count) {
+  CK_RV injected = Enter(kGetAttributeValue);
+  if (injected != CKR_OK && injected != kShimLie) return injected;
+  CK_RV rv = State().target->C_GetAttributeValue(session, object, attributes, count);
+  if (rv == CKR_OK && injected == kShimLie) {
+    for (CK_ULONG i = 0; i < count; ++i) {
+      if (attributes[i].pValue == nullptr) attributes[i].ulValueLen = CK_ULONG{1} << 40;
+    }
+  }
+  return rv;
+}
+
 CK_RV ShimSign(CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG data_length,
                CK_BYTE_PTR signature, CK_ULONG_PTR signature_length) {
   CK_RV injected = Enter(kSign);
-  if (injected == CKR_OK) {
-    return State().target->C_Sign(session, data, data_length, signature, signature_length);
+  if (injected == CKR_OK || injected == kShimLie) {
+    CK_RV rv = State().target->C_Sign(session, data, data_length, signature, signature_length);
+    if (rv == CKR_OK && injected == kShimLie && signature != nullptr) --*signature_length;
+    return rv;
   }
   // End the real operation, as a failing C_Sign does, and throw the signature away.
   std::vector<CK_BYTE> discard(1024);
@@ -141,6 +175,8 @@ __attribute__((visibility("default"))) CK_RV C_GetFunctionList(CK_FUNCTION_LIST_
     s.shim.C_OpenSession = &ShimOpenSession;
     s.shim.C_Login = &ShimLogin;
     s.shim.C_FindObjectsInit = &ShimFindObjectsInit;
+    s.shim.C_FindObjects = &ShimFindObjects;
+    s.shim.C_GetAttributeValue = &ShimGetAttributeValue;
     s.shim.C_SignInit = &ShimSignInit;
     s.shim.C_Sign = &ShimSign;
   });
