@@ -6,6 +6,7 @@
 #include "common/encoding.h"
 #include "common/random.h"
 #include "pki/pki.h"
+#include "service/admin_session.h"
 
 namespace signet::service {
 namespace {
@@ -314,21 +315,7 @@ Status AccountService::RequireAdmin(const AccountCaller& actor, AccountAction ac
 }
 
 Status AccountService::StillAdmin(const Principal& p, TimePoint now) {
-  if (p.token_hash.empty()) return OkStatus();  // the system and the local CLI: no session
-  Result<store::BearerTokenRecord> token = store_.GetBearerToken(p.token_hash);
-  if (!token.ok() && token.error().code() != ErrorCode::kNotFound) return token.error();
-  if (!token.ok() || token->revoked_at || now >= token->expires_at ||
-      token->account_id != p.account_id) {
-    return Unauthenticated("the session of account '" + p.name +
-                           "' ended while the request ran; log in again");
-  }
-  SIGNET_ASSIGN_OR_RETURN(store::AccountRecord current, store_.GetAccountById(p.account_id));
-  if (current.state != AccountState::kActive || IsLockedAt(current, now) ||
-      !current.roles.Has(Role::kAdmin) || current.must_change_password) {
-    return PermissionDenied("account '" + p.name +
-                            "' is no longer an active admin (changed while the request ran)");
-  }
-  return OkStatus();
+  return RecheckAdminSession(store_, p.account_id, p.name, p.token_hash, now);
 }
 
 // ---- helpers ----

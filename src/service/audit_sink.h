@@ -56,6 +56,10 @@ struct Caller {
       : actor(std::move(a)), request_id(std::move(id)) {}
   Actor actor;
   std::string request_id;
+  // The SHA-256 of the bearer token the call came with (as the store keeps it); empty for the
+  // local CLI and the system. Admin changes re-check that session inside their transaction
+  // (RecheckAdminSession), so an admin demoted or logged out mid-request changes nothing.
+  Bytes session_token_hash = {};
 };
 
 // The closed set of audited actions. Their names (AuditActionName) are stable: they are stored

@@ -9,6 +9,7 @@
 #include "common/random.h"
 #include "common/text.h"
 #include "pki/pki.h"
+#include "service/admin_session.h"
 
 namespace signet::service {
 namespace {
@@ -87,8 +88,13 @@ Status KeyService::Record(const Caller& caller, AuditAction action, std::string_
 Status KeyService::RecordChange(const Caller& caller, AuditAction action, std::string_view object,
                                 std::map<std::string, std::string> details,
                                 const AuditedChange& change) {
-  return audit_.RecordChange(MakeEvent(caller, action, object, kOutcomeSuccess, std::move(details)),
-                             change);
+  AuditEvent event = MakeEvent(caller, action, object, kOutcomeSuccess, std::move(details));
+  return audit_.RecordChange(event, [&](AuditDetails& d) -> Status {
+    // Every change here is an admin's: its session must still be one when the change commits.
+    SIGNET_TRY(RecheckAdminSession(store_, caller.actor.account_id, caller.actor.account_name,
+                                   caller.session_token_hash, clock_.Now()));
+    return change(d);
+  });
 }
 
 AuditEvent KeyService::MakeEvent(const Caller& caller, AuditAction action, std::string_view object,
@@ -209,11 +215,12 @@ Result<KeyRecord> KeyService::CreateKey(const Caller& caller, std::string_view n
   Result<Bytes> still_there = key_store_.PublicKey(generated->id);
   if (!still_there.ok() && still_there.error().code() == ErrorCode::kNotFound) {
     const TimePoint gone_at = clock_.Now();
-    Status marked = RecordChange(
-        caller, AuditAction::kKeyDestroy, name,
-        {{"key_id", record.id},
-         {"hsm_key_id", record.hsm_key_id},
-         {"reason", "its key material left the HSM while the key was being created"}},
+    // A repair of the store, not the admin's change: made even if the session ended meanwhile.
+    Status marked = audit_.RecordChange(
+        MakeEvent(caller, AuditAction::kKeyDestroy, name, kOutcomeSuccess,
+                  {{"key_id", record.id},
+                   {"hsm_key_id", record.hsm_key_id},
+                   {"reason", "its key material left the HSM while the key was being created"}}),
         [&](AuditDetails&) {
           return store_.UpdateKeyState(record.id, KeyState::kActive, KeyState::kDestroyed, gone_at);
         });
@@ -444,11 +451,15 @@ Result<UnrecordedKey> KeyService::DestroyUnrecordedKey(const Caller& caller,
   }
   UnrecordedKey key = *found;
   // Recorded before the key material goes, so the log never lacks a destruction that happened.
-  SIGNET_TRY(Record(caller, AuditAction::kKeyDestroy, object, "success",
-                    {{"hsm_key_id", hex},
-                     {"unrecorded", "true"},
-                     {"label", key.label},
-                     {"algorithm", key.algorithm}}));
+  if (Status recorded = RecordChange(caller, AuditAction::kKeyDestroy, object,
+                                     {{"hsm_key_id", hex},
+                                      {"unrecorded", "true"},
+                                      {"label", key.label},
+                                      {"algorithm", key.algorithm}},
+                                     [](AuditDetails&) { return OkStatus(); });
+      !recorded.ok()) {
+    return refuse(recorded.error());
+  }
   if (Status destroyed = key_store_.DestroyKey(hsm::HsmKeyId{std::move(*id)}); !destroyed.ok()) {
     return refuse(HsmFailure(destroyed.error())
                       .WithContext("unrecorded HSM key " + hex +

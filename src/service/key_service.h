@@ -150,7 +150,8 @@ class KeyService {
   AuditEvent MakeEvent(const Caller& caller, AuditAction action, std::string_view object,
                        std::string_view outcome, std::map<std::string, std::string> details) const;
   // Makes `change` and records its success as `action` on key `object` together, or neither
-  // (AuditSink::RecordChange).
+  // (AuditSink::RecordChange). Inside that transaction it first re-checks that the caller's
+  // session is still an admin's (RecheckAdminSession).
   Status RecordChange(const Caller& caller, AuditAction action, std::string_view object,
                       std::map<std::string, std::string> details, const AuditedChange& change);
 

@@ -513,5 +513,55 @@ TEST_F(KeyServiceTest, CsrThatCannotBeLoggedIsNotReturned) {
   EXPECT_FALSE(service_.CreateCsr(actor_, "a", "/CN=Example").ok());
 }
 
+// An admin demoted or logged out while the request ran changes nothing: the session the request
+// came with is re-checked inside the change's transaction. The local CLI has no session.
+TEST_F(KeyServiceTest, AdminChangesCommitOnlyWhileTheSessionIsStillAnAdmins) {
+  ASSERT_TRUE(service_.CreateKey(actor_, "release", KeyAlgorithm::kEcP256, "x").ok());
+  store::AccountRecord root;
+  root.id = "a_root";
+  root.name = "root";
+  root.roles = store::RoleSet{store::Role::kAdmin};
+  root.created_at = root.updated_at = clock_.Now();
+  ASSERT_TRUE(store_.InsertAccount(root).ok());
+  store::BearerTokenRecord token;
+  token.token_hash = Bytes(32, 0x5a);
+  token.account_id = root.id;
+  token.created_at = clock_.Now();
+  token.expires_at = clock_.Now() + std::chrono::hours(1);
+  ASSERT_TRUE(store_.InsertBearerToken(token).ok());
+  Caller admin;
+  admin.actor.account_id = root.id;
+  admin.actor.account_name = root.name;
+  admin.actor.roles = root.roles;
+  admin.actor.auth_method = AuthMethod::kPasswordTotp;
+  admin.session_token_hash = token.token_hash;
+  const auto state = [&] { return store_.GetKeyByName("release")->state; };
+
+  ASSERT_TRUE(service_.DisableKey(admin, "release").ok());  // a live admin session
+  audit_.DuringNextChange([&] {
+    ASSERT_TRUE(
+        store_.SetAccountRoles(root.id, store::RoleSet{store::Role::kAuditor}, clock_.Now()).ok());
+  });
+  Result<store::KeyRecord> enabled = service_.EnableKey(admin, "release");
+  ASSERT_FALSE(enabled.ok());
+  EXPECT_EQ(enabled.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_EQ(state(), store::KeyState::kDisabled);
+  EXPECT_EQ(audit_.last().action, AuditAction::kKeyEnable);
+  EXPECT_NE(audit_.last().outcome, "success");
+
+  ASSERT_TRUE(store_.SetAccountRoles(root.id, root.roles, clock_.Now()).ok());
+  audit_.DuringNextChange(
+      [&] { ASSERT_TRUE(store_.RevokeBearerToken(token.token_hash, clock_.Now()).ok()); });
+  Result<store::KeyRecord> created = service_.CreateKey(admin, "other", KeyAlgorithm::kEcP256, "x");
+  ASSERT_FALSE(created.ok());
+  EXPECT_EQ(created.error().code(), ErrorCode::kUnauthenticated);
+  EXPECT_FALSE(store_.GetKeyByName("other").ok());
+  EXPECT_EQ(keys_.KeyCount(), 1u);  // the generated key was undone
+  EXPECT_EQ(service_.DestroyKey(admin, "release").error().code(), ErrorCode::kUnauthenticated);
+  EXPECT_EQ(state(), store::KeyState::kDisabled);
+
+  EXPECT_TRUE(service_.EnableKey(actor_, "release").ok());  // no session to re-check
+}
+
 }  // namespace
 }  // namespace signet::service

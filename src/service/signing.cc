@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "common/random.h"
 #include "pki/pki.h"
+#include "service/admin_session.h"
 
 namespace signet::service {
 namespace {
@@ -520,7 +521,12 @@ Status SigningService::ChangeAsAdmin(
     event.details["key_id"] = key.id;
     event.outcome = std::string(kOutcomeSuccess);
     // The change commits with its log entry or not at all.
-    return audit_.RecordChange(event, [&](AuditDetails& details) { return change(key, details); });
+    return audit_.RecordChange(event, [&](AuditDetails& details) -> Status {
+      // The role was checked when the request began; the session must still be an admin's.
+      SIGNET_TRY(RecheckAdminSession(store_, admin.actor.account_id, admin.actor.account_name,
+                                     admin.session_token_hash, clock_.Now()));
+      return change(key, details);
+    });
   }();
   if (!result.ok()) return RecordRefusal(audit_, event, std::move(result).error());
   return OkStatus();

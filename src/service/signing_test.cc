@@ -154,6 +154,40 @@ TEST_F(SigningTest, AuthorizeThenSignReturnsSignaturesThatVerify) {
 
 // The consumption's flush is left to the audit commit only when the wiring says the sink commits
 // to the same store; otherwise it is flushed on its own.
+// Grants and policies are admin changes: the session the request came with must still be an
+// admin's when the change commits (RecheckAdminSession), not only when the request began.
+TEST_F(SigningTest, GrantCommitsOnlyWhileTheSessionIsStillAnAdmins) {
+  store::AccountRecord root;
+  root.id = "a_root";
+  root.name = "root";
+  root.roles = store::RoleSet{Role::kAdmin};
+  root.created_at = root.updated_at = clock_.Now();
+  ASSERT_TRUE(store_.InsertAccount(root).ok());
+  store::BearerTokenRecord token;
+  token.token_hash = Bytes(32, 0x17);
+  token.account_id = root.id;
+  token.created_at = clock_.Now();
+  token.expires_at = clock_.Now() + std::chrono::minutes(10);
+  ASSERT_TRUE(store_.InsertBearerToken(token).ok());
+  Caller admin = MakeCaller(root.id, root.roles);
+  admin.session_token_hash = token.token_hash;
+
+  ASSERT_TRUE(signing_.Grant(admin, "release", "a_bob").ok());
+  ASSERT_TRUE(store_.SetAccountRoles(root.id, store::RoleSet{Role::kSigner}, clock_.Now()).ok());
+  Status revoked = signing_.Revoke(admin, "release", "a_bob");
+  ASSERT_FALSE(revoked.ok());
+  EXPECT_EQ(revoked.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_TRUE(*store_.HasGrant(key_.id, "a_bob"));
+  ExpectRefusalRecorded(AuditAction::kRevokeGrant, "no longer an active admin");
+
+  ASSERT_TRUE(store_.SetAccountRoles(root.id, root.roles, clock_.Now()).ok());
+  clock_.Advance(std::chrono::minutes(11));  // the session expired meanwhile
+  Status granted = signing_.Grant(admin, "release", "a_carol");
+  ASSERT_FALSE(granted.ok());
+  EXPECT_EQ(granted.error().code(), ErrorCode::kUnauthenticated);
+  EXPECT_FALSE(*store_.HasGrant(key_.id, "a_carol"));
+}
+
 TEST_F(SigningTest, ConsumptionIsFlushedAloneUnlessTheAuditCommitsToTheStore) {
   auto a = AuthorizeOk(alice_, "release", {h1_, h2_});
   ASSERT_TRUE(Sign(alice_, "release", a.sad, {h1_}).ok());

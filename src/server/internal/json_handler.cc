@@ -54,6 +54,7 @@ service::Caller MakeCaller(const service::Principal& principal, const Request& r
                                  : service::AuthMethod::kPasswordTotp;
   caller.actor.client_address = request.client_address;
   caller.request_id = request.request_id;
+  caller.session_token_hash = principal.token_hash;
   return caller;
 }
 
