@@ -32,20 +32,22 @@ class RecordingAuditSink final : public AuditSink {
  public:
   Status Record(const AuditEvent& event) override {
     std::lock_guard lock(mu_);
-    if (fail_ && fail_(event)) return Unavailable("audit log unavailable (test)");
+    if (fail_ && fail_(event)) return Error(fail_code_, "audit log unavailable (test)");
     events_.push_back(event);
     return OkStatus();
   }
   Status RecordChange(const AuditEvent& event, const AuditedChange& change) override {
     std::lock_guard lock(mu_);
-    if (fail_ && fail_(event)) return Unavailable("audit log unavailable (test)");
+    if (fail_ && fail_(event)) return Error(fail_code_, "audit log unavailable (test)");
     SIGNET_ASSIGN_OR_RETURN(AuditEvent recorded, signet::testing::MakeChange(event, change));
     events_.push_back(std::move(recorded));
     return OkStatus();
   }
-  void FailWhen(std::function<bool(const AuditEvent&)> f) {
+  void FailWhen(std::function<bool(const AuditEvent&)> f,
+                ErrorCode code = ErrorCode::kUnavailable) {
     std::lock_guard lock(mu_);
     fail_ = std::move(f);
+    fail_code_ = code;
   }
   std::vector<AuditEvent> events() {
     std::lock_guard lock(mu_);
@@ -60,6 +62,7 @@ class RecordingAuditSink final : public AuditSink {
   std::mutex mu_;
   std::vector<AuditEvent> events_;               // guarded by mu_
   std::function<bool(const AuditEvent&)> fail_;  // guarded by mu_
+  ErrorCode fail_code_ = ErrorCode::kUnavailable;  // guarded by mu_
 };
 
 Caller MakeCaller(const std::string& id, store::RoleSet roles) {
@@ -559,6 +562,20 @@ TEST_F(SigningTest, RateLimitPerKeyIsResourceExhausted) {
   EXPECT_TRUE(Sign(alice_, "release", a.sad, {h3_}).ok());
 }
 
+// A key record the store holds damaged is the service's fault, never the caller's bad request.
+TEST_F(SigningTest, ADamagedKeyRecordIsDataLossNotABadRequest) {
+  store::KeyRecord broken = key_;
+  broken.id = "k_00000000000000b0";
+  broken.name = "broken";
+  broken.algorithm = "rsa-1023";
+  broken.hsm_key_id = "not hex";
+  ASSERT_TRUE(store_.InsertKey(broken).ok());
+  ASSERT_TRUE(signing_.Grant(admin_, "broken", "a_alice").ok());
+  auto a = signing_.Authorize(alice_, "broken", HashAlgorithm::kSha256, {h1_}, 1);
+  ASSERT_FALSE(a.ok());
+  EXPECT_EQ(a.error().code(), ErrorCode::kDataLoss) << a.error().message();
+}
+
 // ---- the audit invariant ----
 
 TEST_F(SigningTest, NoSignatureIsReturnedWhenTheSignEventCannotBeRecorded) {
@@ -573,6 +590,15 @@ TEST_F(SigningTest, NoSignatureIsReturnedWhenTheSignEventCannotBeRecorded) {
   audit_.FailWhen(nullptr);
   auto retry = Sign(alice_, "release", a.sad, {h1_});
   EXPECT_EQ(retry.error().code(), ErrorCode::kPermissionDenied);
+
+  // Whatever the log answered, it is the service's failure, not a bad request of the caller's.
+  Authorization b = AuthorizeOk(alice_, "release", {h2_});
+  audit_.FailWhen([](const AuditEvent& e) { return e.action == AuditAction::kSign; },
+                  ErrorCode::kInvalidArgument);
+  sigs = Sign(alice_, "release", b.sad, {h2_});
+  ASSERT_FALSE(sigs.ok());
+  EXPECT_EQ(sigs.error().code(), ErrorCode::kInternal);
+  audit_.FailWhen(nullptr);
   for (const AuditEvent& e : audit_.events()) EXPECT_NE(e.action, AuditAction::kSign);
 }
 
