@@ -86,9 +86,11 @@ Status BootstrapAdmin(store::Store& store, service::AccountService& accounts,
     one_time_password = std::move(admin.one_time_password);
     totp = std::move(admin.totp);
   } else if (existing.size() == 1 && existing[0].name == kBootstrapAdminName &&
-             existing[0].must_change_password && !fs::Exists(path)) {
-    // The bootstrap admin has never logged in (it could administer nothing before changing the
-    // password, so it is still the only account) and its credentials are nowhere: a crash
+             existing[0].must_change_password && existing[0].totp_last_step == 0 &&
+             !fs::Exists(path)) {
+    // The bootstrap admin has never logged in (no TOTP code was ever accepted for it: a person's
+    // login needs one; it could administer nothing before changing the password, so it is still
+    // the only account) and its credentials are nowhere: a crash
     // between creating it and writing the file, or a file deleted unread. Without this, nobody
     // could ever log in. New credentials replace the lost ones (both changes are audited).
     std::cerr << "signet: the bootstrap admin never logged in and " << path

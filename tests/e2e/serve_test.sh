@@ -147,6 +147,13 @@ login_code() {  # login_code PASSWORD: HTTP status of a CSC login as admin with 
 [[ $(login_code "$NEW_OTP_PW") == 200 ]] && grep -q access_token "$W/login.json" \
   && ok "the admin logs in with the re-issued credentials" || bad "login with re-issued credentials: $(cat "$W/login.json")"
 stop
+# Once the admin has logged in, a deleted bootstrap file is not a reason to replace its password
+# and TOTP seed (it has both; it only has not changed the password yet).
+rm -f "$B"
+if start "$W/out3b"; then ok "serve starts after the logged-in admin's file was deleted"; else bad "serve after file deleted"; fi
+! grep -q "issuing new one-time credentials" "$W/out3b.err" && [[ ! -e $B ]] \
+  && ok "credentials of an admin who has logged in are not re-issued" || bad "re-issued after a login: $(cat "$W/out3b.err")"
+stop
 
 # --- configured TLS files that are missing are an error, even inside the data folder -----------
 printf '[server]\ntls_certificate = "typo.crt"\ntls_private_key = "typo.key"\n' >>"$D/signet.toml"
