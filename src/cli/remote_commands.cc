@@ -200,6 +200,16 @@ class LoginCommand final : public Command {
       // Pinned now: later commands trust what was read here, not what the file holds by then.
       SIGNET_ASSIGN_OR_RETURN(Bytes pem, fs::ReadFile(session.ca_file, kMaxPinnedCaBytes));
       if (pem.empty()) return InvalidArgument("CA file " + session.ca_file + " is empty");
+      // PEM is printable ASCII (RFC 7468 §2); the pin is kept as a JSON string, which could hold
+      // no other bytes as they are.
+      for (size_t i = 0; i < pem.size(); ++i) {
+        const uint8_t b = pem[i];
+        if ((b < 0x20 && b != '\n' && b != '\r' && b != '\t') || b > 0x7e) {
+          return InvalidArgument("CA file " + session.ca_file + " is not PEM text: byte " +
+                                 std::to_string(i) + " is 0x" + HexEncode(ByteView(&pem[i], 1)) +
+                                 ", not printable ASCII");
+        }
+      }
       session.ca_certificates.assign(pem.begin(), pem.end());
     }
     SIGNET_ASSIGN_OR_RETURN(session.client_certificate_file, AbsolutePath(client_cert_));

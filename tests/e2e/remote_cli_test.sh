@@ -123,6 +123,9 @@ expect_error "an unreachable server fails before any prompt" 7 "cannot connect" 
   s login --server https://127.0.0.1:1 --ca-file "$CA" --user admin
 expect_error "a server certificate from another CA is refused" 7 "the server certificate did not verify" \
   s login --server "$URL" --ca-file "$D/client-ca.pem" --user admin --password-file "$PW1" --otp 123456
+{ printf 'Issuer: Soci\xe9t\xe9 G\xe9n\xe9rale\n'; cat "$CA"; } >"$W/latin1-ca.pem"
+expect_error "a CA file that is not PEM text is refused before any prompt" 2 "is not PEM text: byte 12 is 0xe9" \
+  s login --server "$URL" --ca-file "$W/latin1-ca.pem" --user admin
 expect_error "wrong password" 5 "login failed" env SIGNET_PASSWORD=wrong-password \
   setsid -w "$SIGNET" login --server "$URL" --ca-file "$CA" --user admin --otp "$(wrong_otp "$ADMIN_SECRET")"
 expect_error "wrong TOTP code" 5 "login failed" \
