@@ -553,7 +553,8 @@ Result<AccountInfo> AccountService::SetRoles(const AccountCaller& actor, std::st
       });
 }
 
-Result<TotpEnrolment> AccountService::ResetTotp(const AccountCaller& actor, std::string_view name) {
+Result<TotpEnrolment> AccountService::ResetTotp(const AccountCaller& actor, std::string_view name,
+                                                AccountInfo* account_after) {
   std::optional<TotpEnrolment> enrolment;
   Result<AccountInfo> changed =
       AdminChange(actor, AccountAction::kAccountResetTotp, name,
@@ -584,11 +585,12 @@ Result<TotpEnrolment> AccountService::ResetTotp(const AccountCaller& actor, std:
                     return OkStatus();
                   });
   if (!changed.ok()) return std::move(changed).error();
+  if (account_after != nullptr) *account_after = std::move(*changed);
   return std::move(*enrolment);
 }
 
-Result<SecretBytes> AccountService::ResetPassword(const AccountCaller& actor,
-                                                  std::string_view name) {
+Result<SecretBytes> AccountService::ResetPassword(const AccountCaller& actor, std::string_view name,
+                                                  AccountInfo* account_after) {
   std::optional<SecretBytes> one_time;
   Result<AccountInfo> changed = AdminChange(
       actor, AccountAction::kAccountChange, name,
@@ -614,6 +616,7 @@ Result<SecretBytes> AccountService::ResetPassword(const AccountCaller& actor,
         return OkStatus();
       });
   if (!changed.ok()) return std::move(changed).error();
+  if (account_after != nullptr) *account_after = std::move(*changed);
   return std::move(*one_time);
 }
 

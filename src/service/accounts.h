@@ -253,12 +253,16 @@ class AccountService {
   // Lifts a lock and resets the failure count.
   Result<AccountInfo> Unlock(const AccountCaller& actor, std::string_view name);
   // A new TOTP seed for a person (the old one stops working). InvalidArgument for a service.
-  Result<TotpEnrolment> ResetTotp(const AccountCaller& actor, std::string_view name);
+  // `account`, if given, receives the account as it is after the change (read in the same call,
+  // so that a caller never loses a secret that was committed to a failed read after it).
+  Result<TotpEnrolment> ResetTotp(const AccountCaller& actor, std::string_view name,
+                                  AccountInfo* account = nullptr);
   // A new one-time password for a person who lost theirs (the old one stops working; it must be
   // changed at the next login) and the end of the account's sessions (but the caller's own, when
   // it resets its own). Recorded as account_change with details change=password_reset.
-  // InvalidArgument for a service account.
-  Result<SecretBytes> ResetPassword(const AccountCaller& actor, std::string_view name);
+  // InvalidArgument for a service account. `account` as for ResetTotp.
+  Result<SecretBytes> ResetPassword(const AccountCaller& actor, std::string_view name,
+                                    AccountInfo* account = nullptr);
   // FailedPrecondition when it would leave no active admin.
   Result<AccountInfo> SetRoles(const AccountCaller& actor, std::string_view name, RoleSet roles);
   // NotFound for an unknown name (admins and auditors only: this does reveal names).

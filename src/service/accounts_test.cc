@@ -1278,8 +1278,11 @@ TEST_F(AccountServiceTest, AnAdminResetsAForgottenPasswordToANewOneTimePassword)
   ASSERT_TRUE(
       service_->ChangePassword(before->principal, alice.password, SecretBytes("alice's own one"))
           .ok());
-  Result<SecretBytes> reset = service_->ResetPassword(SystemPrincipal(), "alice");
+  AccountInfo after_reset;
+  Result<SecretBytes> reset = service_->ResetPassword(SystemPrincipal(), "alice", &after_reset);
   ASSERT_TRUE(reset.ok()) << reset.error().message();
+  EXPECT_EQ(after_reset.name, "alice");  // the account as the reset left it
+  EXPECT_TRUE(after_reset.must_change_password);
   EXPECT_EQ(LastEvent().action, AccountAction::kAccountChange);
   EXPECT_EQ(LastEvent().details.at("change"), "password_reset");
   EXPECT_EQ(LastEvent().details.at("tokens_revoked"), "1");

@@ -350,18 +350,18 @@ Result<json> ChangeAccount(const Call& c) {
 
 Result<json> ResetPassword(const Call& c) {
   SIGNET_ASSIGN_OR_RETURN(std::string name, c.Checked(ReqString(c.body, "name")));
+  service::AccountInfo a;
   SIGNET_ASSIGN_OR_RETURN(SecretBytes password,
-                          c.deps.accounts.ResetPassword(c.account_caller(), name));
-  SIGNET_ASSIGN_OR_RETURN(service::AccountInfo a, c.deps.accounts.Get(c.principal(), name));
+                          c.deps.accounts.ResetPassword(c.account_caller(), name, &a));
   return json{{"account", AccountJson(a)},
               {"one_time_password", std::string(password.text_view())}};
 }
 
 Result<json> ResetTotp(const Call& c) {
   SIGNET_ASSIGN_OR_RETURN(std::string name, c.Checked(ReqString(c.body, "name")));
+  service::AccountInfo a;
   SIGNET_ASSIGN_OR_RETURN(service::TotpEnrolment totp,
-                          c.deps.accounts.ResetTotp(c.account_caller(), name));
-  SIGNET_ASSIGN_OR_RETURN(service::AccountInfo a, c.deps.accounts.Get(c.principal(), name));
+                          c.deps.accounts.ResetTotp(c.account_caller(), name, &a));
   return json{{"account", AccountJson(a)},
               {"totp_secret", std::string(totp.secret_base32.text_view())},
               {"totp_uri", std::string(totp.uri.text_view())}};
