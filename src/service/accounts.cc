@@ -858,9 +858,11 @@ Status AccountService::CheckPersonFactors(const store::AccountRecord& account,
                                         "' is disabled; ask an admin to enable it"));
   }
 
-  if (account.failed_attempts != 0 || account.locked_until) {
+  {
     // Conditional: failures that reached the threshold after the account was read (and after the
-    // code was accepted) locked it, and a success must not lift that lock.
+    // code was accepted) locked it, and a success must not lift that lock. Made even when the
+    // account had no failures when read: it is also the re-check of the lock (an activation has
+    // no later transaction that would see it, as a login's token issue does).
     Result<bool> forgiven = store_.ForgiveLoginFailures(account.id, now);
     if (!forgiven.ok()) {
       event.reason = AccountReason::kError;

@@ -814,6 +814,29 @@ TEST_F(AccountServiceTest, ASuccessDoesNotLiftALockSetWhileItRan) {
   MakeService(store_);  // `store` ends with this test
 }
 
+// The same for an activation of an account with no failures on record when it was read: a lock
+// set while the factors were checked stands, and the activation is refused.
+TEST_F(AccountServiceTest, AnActivationDoesNotPassALockSetWhileItRan) {
+  HookAfterTotpStep store;
+  MakeService(store);
+  Person alice = CreatePerson("alice", RoleSet{Role::kSigner});
+  const std::string id = store.GetAccountByName("alice")->id;
+  Result<BearerToken> token = Login(alice);
+  ASSERT_TRUE(token.ok()) << token.error().message();
+  ASSERT_EQ(store.GetAccountById(id)->failed_attempts, 0);
+  store.between = [&] {
+    ASSERT_TRUE(store.RecordLoginFailure(id, 1, clock_.Now() + 15min, clock_.Now()).ok());
+  };
+  NextStep();
+  Status raced =
+      service_->VerifyActivationFactors(token->principal, alice.password, Code(alice), {"a:1"});
+  ASSERT_FALSE(raced.ok());
+  EXPECT_EQ(raced.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_EQ(LastEvent().reason, AccountReason::kAccountLocked);
+  EXPECT_TRUE(store.GetAccountById(id)->locked_until.has_value());
+  MakeService(store_);  // `store` ends with this test
+}
+
 TEST_F(AccountServiceTest, AnAdminChangeThatCannotBeLoggedIsNotMade) {
   Person alice = CreatePerson("alice");
   fail_sink_ = true;
