@@ -165,8 +165,9 @@ Result<std::unique_ptr<Integrator>> Integrator::Create(store::Store& store,
   SIGNET_ASSIGN_OR_RETURN(hsm::HsmKeyId key_id, StoredKeyId(record));
   SIGNET_ASSIGN_OR_RETURN(VerifierKey verifier_key,
                           NewEd25519VerifierKey(record.origin, record.public_key));
-  std::unique_ptr<Integrator> integrator(new Integrator(
-      store, key_store, clock, std::move(options), std::move(key_id), std::move(verifier_key)));
+  std::unique_ptr<Integrator> integrator(new Integrator(store, key_store, clock, std::move(options),
+                                                        std::move(record), std::move(key_id),
+                                                        std::move(verifier_key)));
   SIGNET_ASSIGN_OR_RETURN(integrator->state_, integrator->LoadState());
   integrator->integrated_size_ = static_cast<int64_t>(integrator->state_.range.size().value());
   integrator->stats_.integrated_size = integrator->integrated_size_;
@@ -174,11 +175,13 @@ Result<std::unique_ptr<Integrator>> Integrator::Create(store::Store& store,
 }
 
 Integrator::Integrator(store::Store& store, hsm::KeyStore& key_store, const Clock& clock,
-                       IntegratorOptions options, hsm::HsmKeyId key_id, VerifierKey verifier_key)
+                       IntegratorOptions options, store::LogKeyRecord log_key, hsm::HsmKeyId key_id,
+                       VerifierKey verifier_key)
     : store_(store),
       key_store_(key_store),
       clock_(clock),
       options_(std::move(options)),
+      log_key_(std::move(log_key)),
       key_id_(std::move(key_id)),
       verifier_key_(std::move(verifier_key)) {}
 

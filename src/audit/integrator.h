@@ -149,10 +149,13 @@ class Integrator {
   // The key checkpoints verify with; FormatVerifierKey gives what `signet audit key` prints.
   const VerifierKey& verifier_key() const { return verifier_key_; }
   const std::string& origin() const { return options_.origin; }
+  // The stored record of that key, as EnsureLogKey checked it against the HSM.
+  const store::LogKeyRecord& log_key() const { return log_key_; }
 
  private:
   Integrator(store::Store& store, hsm::KeyStore& key_store, const Clock& clock,
-             IntegratorOptions options, hsm::HsmKeyId key_id, VerifierKey verifier_key);
+             IntegratorOptions options, store::LogKeyRecord log_key, hsm::HsmKeyId key_id,
+             VerifierKey verifier_key);
 
   // The compact range of the newest checkpoint and, per tile level, the hashes of its partial
   // right-edge tile (empty when that level ends on a tile boundary).
@@ -176,6 +179,7 @@ class Integrator {
   hsm::KeyStore& key_store_;
   const Clock& clock_;
   const IntegratorOptions options_;
+  const store::LogKeyRecord log_key_;
   const hsm::HsmKeyId key_id_;
   const VerifierKey verifier_key_;
 

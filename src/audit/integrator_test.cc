@@ -273,6 +273,10 @@ TEST_F(IntegratorTest, CheckpointKeyIsAnEd25519KeyThatNeverLeavesTheHsm) {
   ASSERT_TRUE(record.ok() && record->has_value());
   EXPECT_EQ((*record)->origin, kOrigin);
   EXPECT_EQ((*record)->public_key, key.public_key);
+  // ... and the record the integrator checked against the HSM (the monitor pins it) is that one.
+  EXPECT_EQ(integrator_->log_key().origin, kOrigin);
+  EXPECT_EQ(integrator_->log_key().public_key, key.public_key);
+  EXPECT_EQ(integrator_->log_key().hsm_key_id, (*record)->hsm_key_id);
   auto token = key_store_->DescribeToken();
   ASSERT_TRUE(token.ok());
   EXPECT_EQ((*record)->token_serial, token->serial);

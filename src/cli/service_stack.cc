@@ -82,8 +82,8 @@ Status ServiceStack::BuildLog(const LogOptions& options) {
   monitor.on_check = [this](const audit::LogCheck& check) {
     server::log::RecordLogMetrics(check, metrics_);
   };
-  // The key the integrator has just checked against the HSM (EnsureLogKey).
-  SIGNET_ASSIGN_OR_RETURN(monitor.pinned_key, store_.GetLogKey());
+  // The key the integrator has just checked against the HSM (EnsureLogKey), as it checked it.
+  monitor.pinned_key = integrator_->log_key();
   monitor_ = std::make_unique<audit::LogMonitor>(store_, clock_, std::move(monitor));
   return OkStatus();
 }
