@@ -20,6 +20,7 @@ using nlohmann::json;
 
 // Version 2 pins the CA certificates (version 1 only named their file).
 constexpr int kFormatVersion = 2;
+constexpr int kFirstFormatVersion = 1;  // read, never written (ParseSession)
 // A session file holds a URL, three paths, a token and the pinned CA certificates (JSON escapes
 // each newline of their PEM as two bytes); anything larger is not ours.
 constexpr size_t kMaxSessionFileBytes = 2 * kMaxPinnedCaBytes + 64 * 1024;
@@ -145,9 +146,11 @@ Result<Session> ParseSession(json& j, const std::string& path) {
   if (!j.is_object()) return Corrupt(path, "not a JSON object");
   auto version = j.find("version");
   if (version == j.end() || !version->is_number_integer() ||
-      version->get<int64_t>() != kFormatVersion) {
+      (version->get<int64_t>() != kFormatVersion &&
+       version->get<int64_t>() != kFirstFormatVersion)) {
     return Corrupt(path, "unknown format version");
   }
+  const bool first_format = version->get<int64_t>() == kFirstFormatVersion;
   Session s;
   SIGNET_ASSIGN_OR_RETURN(s.server_url, StringField(j, "server", path, true));
   SIGNET_ASSIGN_OR_RETURN(s.ca_file, StringField(j, "ca_file", path, false));
@@ -170,6 +173,19 @@ Result<Session> ParseSession(json& j, const std::string& path) {
   if (s.server_url.empty() || s.account.empty()) return Corrupt(path, "empty server or account");
   if (s.client_certificate_file.empty() != s.client_private_key_file.empty()) {
     return Corrupt(path, "a client certificate without its key");
+  }
+  if (first_format) {
+    // Version 1 pinned nothing and read the CA file at every command; a session saved by it is
+    // still used (and, above all, can still be revoked by logout) with what the file holds now.
+    if (!s.ca_certificates.empty()) return Corrupt(path, "pinned certificates in a version 1 file");
+    if (!s.ca_file.empty()) {
+      Result<Bytes> pem = fs::ReadFile(s.ca_file, kMaxPinnedCaBytes);
+      if (!pem.ok()) {
+        return pem.error().WithContext("the CA file of the version 1 session in " + path);
+      }
+      if (pem->empty()) return InvalidArgument("CA file " + s.ca_file + " is empty");
+      s.ca_certificates.assign(pem->begin(), pem->end());
+    }
   }
   if (s.ca_file.empty() != s.ca_certificates.empty()) {
     return Corrupt(path, "a CA file without its pinned certificates");

@@ -166,6 +166,35 @@ TEST_F(RemoteSessionTest, TheCaFileAndItsPinnedCertificatesGoTogether) {
   EXPECT_EQ(loaded->ca_certificates.size(), kMaxPinnedCaBytes);
 }
 
+// A session saved by format 1 (no pinned certificates) still loads, so that logout can revoke
+// its token; its CA file is read on loading, as format 1 did at every command.
+TEST_F(RemoteSessionTest, AFormatOneSessionLoadsWithItsCaFileReadNow) {
+  const std::string ca = dir_ + "/ca.pem";
+  const std::string pem = "-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n";
+  ASSERT_TRUE(fs::WriteFileAtomic(ca, AsBytes(pem), 0644).ok());
+  ASSERT_TRUE(fs::EnsureDirectory(dir_ + "/config/signet").ok());
+  const auto write_v1 = [&](const std::string& extra) {
+    const std::string text =
+        R"({"version": 1, "server": "https://127.0.0.1:8443", "ca_file": ")" + ca +
+        R"(", "client_certificate_file": "", "client_private_key_file": "",)" + extra +
+        R"( "account": "alice", "access_token": "tok-1", "expires_at": 1800000000})";
+    ASSERT_TRUE(fs::WriteFileAtomic(path_, AsBytes(text), 0600).ok());
+  };
+  write_v1("");
+  auto loaded = LoadSession(path_);
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message();
+  EXPECT_EQ(loaded->ca_certificates, pem);
+  EXPECT_EQ(loaded->access_token.text_view(), "tok-1");
+  write_v1(R"( "ca_certificates": "x",)");
+  EXPECT_FALSE(LoadSession(path_).ok());  // format 1 never pinned
+  write_v1("");
+  ASSERT_TRUE(std::filesystem::remove(ca));
+  auto gone = LoadSession(path_);
+  ASSERT_FALSE(gone.ok());
+  EXPECT_NE(gone.error().message().find("CA file of the version 1 session"), std::string::npos)
+      << gone.error().message();
+}
+
 TEST_F(RemoteSessionTest, MissingFileMeansNotLoggedIn) {
   auto r = LoadSession(path_);
   ASSERT_FALSE(r.ok());
