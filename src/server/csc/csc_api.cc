@@ -193,6 +193,8 @@ Result<HashAlgorithm> ParsePssParams(ByteView der) {
   }
   auto hash_of = [](const X509_ALGOR* alg) -> std::optional<HashAlgorithm> {
     if (alg == nullptr) return std::nullopt;  // default SHA-1: refused
+    // The SHA-2 identifiers take no parameters: absent or NULL (RFC 5754 §2), nothing else.
+    if (alg->parameter != nullptr && alg->parameter->type != V_ASN1_NULL) return std::nullopt;
     switch (OBJ_obj2nid(alg->algorithm)) {
       case NID_sha256:
         return HashAlgorithm::kSha256;
@@ -217,7 +219,7 @@ Result<HashAlgorithm> ParsePssParams(ByteView der) {
   const unsigned char* q = seq->data;
   std::unique_ptr<X509_ALGOR, decltype(&X509_ALGOR_free)> mgf_hash(
       d2i_X509_ALGOR(nullptr, &q, seq->length), X509_ALGOR_free);
-  if (!mgf_hash || hash_of(mgf_hash.get()) != hash) {
+  if (!mgf_hash || q != seq->data + seq->length || hash_of(mgf_hash.get()) != hash) {
     return InvalidArgument("'signAlgoParams': only MGF1 with the message hash is supported");
   }
   int64_t salt = 20;  // the DEFAULT

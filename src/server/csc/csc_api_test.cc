@@ -722,6 +722,16 @@ TEST_F(CscApiTest, SignWithRsaPkcs1AndPss) {
   ExpectError(sign(hashes[2], {{"signAlgo", "1.2.840.113549.1.1.10"},
                                {"signAlgoParams", Base64Encode(bad_salt)}}),
               400, "invalid_request");
+  // So are hash identifiers with parameters other than NULL (an empty OCTET STRING instead), in
+  // the PSS hash (offset 17) or in MGF1's (offset 47).
+  for (size_t at : {size_t{17}, size_t{47}}) {
+    Bytes odd_parameter = params;
+    ASSERT_EQ(odd_parameter[at], 0x05);
+    odd_parameter[at] = 0x04;
+    ExpectError(sign(hashes[2], {{"signAlgo", "1.2.840.113549.1.1.10"},
+                                 {"signAlgoParams", Base64Encode(odd_parameter)}}),
+                400, "invalid_request");
+  }
   Response r3 = sign(hashes[2], {{"signAlgo", "1.2.840.113549.1.1.10"},
                                  {"signAlgoParams", Base64Encode(params)},
                                  {"hashAlgorithmOID", kSha256Oid}});
