@@ -157,8 +157,10 @@ class SigningService {
   // not after the original authorization time + max_transaction_lifetime, and the transaction
   // (the first authorization and all its extensions) never allows more signatures than the key's
   // policy allows per authorization (PermissionDenied): without fresh factors, an extension
-  // changes which hashes may be signed, not how many. Recorded as `authorize` with details
-  // "operation": "extend_transaction".
+  // changes which hashes may be signed, not how many. "Each hash once" holds per SAD: a new SAD
+  // may list a hash an earlier one of the transaction signed, and it is then signed again (as a
+  // new authorization listing it would allow), within that total. Recorded as `authorize` with
+  // details "operation": "extend_transaction".
   Result<Authorization> ExtendTransaction(const Caller& caller, std::string_view credential,
                                           const SecretBytes& sad, HashAlgorithm hash_algorithm,
                                           const std::vector<Bytes>& hashes);
