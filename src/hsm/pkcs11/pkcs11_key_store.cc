@@ -3,8 +3,10 @@
 #include <array>
 #include <chrono>
 #include <cstring>
+#include <exception>
 #include <functional>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <shared_mutex>
 #include <string>
@@ -990,20 +992,47 @@ Result<std::unique_ptr<Pkcs11KeyStore>> Pkcs11KeyStore::Open(Pkcs11Options optio
 Pkcs11KeyStore::Pkcs11KeyStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Pkcs11KeyStore::~Pkcs11KeyStore() = default;
 
-Result<GeneratedKey> Pkcs11KeyStore::GenerateKey(KeyAlgorithm algorithm, std::string_view label) {
-  return impl_->GenerateKey(algorithm, label);
+namespace {
+
+// The adapter's edge (STYLE.md "Errors"): an exception from below (std::bad_alloc, a container's
+// length_error) becomes an error here and never reaches the services, which would otherwise skip
+// their own bookkeeping (a signing request's refusal record) on the way up.
+template <typename F>
+auto Guarded(std::string_view operation, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const std::bad_alloc&) {
+    return ResourceExhausted("out of memory during the HSM " + std::string(operation));
+  } catch (const std::exception& e) {
+    return InternalError("unexpected failure during the HSM " + std::string(operation) + ": " +
+                         e.what());
+  }
 }
-Result<Bytes> Pkcs11KeyStore::PublicKey(const HsmKeyId& id) { return impl_->PublicKey(id); }
+
+}  // namespace
+
+Result<GeneratedKey> Pkcs11KeyStore::GenerateKey(KeyAlgorithm algorithm, std::string_view label) {
+  return Guarded("key generation", [&] { return impl_->GenerateKey(algorithm, label); });
+}
+Result<Bytes> Pkcs11KeyStore::PublicKey(const HsmKeyId& id) {
+  return Guarded("public key read", [&] { return impl_->PublicKey(id); });
+}
 Result<Bytes> Pkcs11KeyStore::Sign(const HsmKeyId& id, SignatureScheme scheme, HashAlgorithm hash,
                                    ByteView input) {
-  return impl_->Sign(id, scheme, hash, input);
+  return Guarded("signature", [&] { return impl_->Sign(id, scheme, hash, input); });
 }
 Result<KeyProtection> Pkcs11KeyStore::Protection(const HsmKeyId& id) {
-  return impl_->Protection(id);
+  return Guarded("key attribute read", [&] { return impl_->Protection(id); });
 }
-Status Pkcs11KeyStore::DestroyKey(const HsmKeyId& id) { return impl_->DestroyKey(id); }
-Result<TokenDescription> Pkcs11KeyStore::DescribeToken() { return impl_->DescribeToken(); }
-Result<std::vector<TokenKey>> Pkcs11KeyStore::ListKeys() { return impl_->ListKeys(); }
+Status Pkcs11KeyStore::DestroyKey(const HsmKeyId& id) {
+  return Guarded("key destruction", [&] { return impl_->DestroyKey(id); });
+}
+Result<TokenDescription> Pkcs11KeyStore::DescribeToken() {
+  return Guarded("token description", [&] { return impl_->DescribeToken(); });
+}
+Result<std::vector<TokenKey>> Pkcs11KeyStore::ListKeys() {
+  return Guarded("key listing", [&] { return impl_->ListKeys(); });
+}
 internal::SessionRunner& Pkcs11KeyStore::runner() { return *impl_; }
 
 namespace {
