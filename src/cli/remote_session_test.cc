@@ -220,8 +220,9 @@ TEST_F(RemoteSessionTest, CorruptFilesAreRefused) {
   for (std::string text :
        {"not json", "[]", R"({"version":3,"server":"https://h","account":"a",
           "access_token":"t","expires_at":1})",
-        // Version 1 named a CA file without pinning its certificates.
-        R"({"version":1,"server":"https://h","account":"a","access_token":"t","expires_at":1})",
+        // Version 1 never pinned certificates (AFormatOneSessionLoadsWithItsCaFileReadNow).
+        R"({"version":1,"server":"https://h","account":"a","access_token":"t","expires_at":1,
+          "ca_certificates":"-----BEGIN CERTIFICATE-----"})",
         R"({"version":2,"server":"https://h","account":"a","expires_at":1})",
         R"({"version":2,"server":"https://h","account":"a","access_token":"t"})",
         R"({"version":2,"server":"https://h","account":"a","access_token":"t","expires_at":1,
