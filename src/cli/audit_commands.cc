@@ -509,6 +509,13 @@ class AuditVerifyCommand final : public Command {
     if (reader->checkpoint()) {
       options.latest_checkpoint = audit::LatestCheckpoint{*reader->checkpoint(), std::nullopt};
     }
+    if (!options.trusted_checkpoint) {
+      // The file's header and final checkpoint are claims nobody signed: a copy cut after any
+      // signed checkpoint, and ended with it, is the true log of that moment and verifies.
+      std::cerr << "warning: without --trusted-checkpoint this shows that the export is a prefix "
+                   "of the log, not that it is the whole log; pass a checkpoint fetched from "
+                   "the server (GET /log/checkpoint) to prove it reaches that far\n";
+    }
     return Finish(*reader, options, "the export " + path, as_json);
   }
 

@@ -401,6 +401,9 @@ s audit export --server "$URL" --out "$W/log.jsonl" 2>"$W/export.err" \
   && ok "audit export --server writes the export format" || bad "audit export: $(cat "$W/export.err")"
 s audit verify --export "$W/log.jsonl" --key "$KEY" >"$W/verify-export.out" 2>&1 \
   && ok "the export verifies offline" || bad "audit verify --export: $(cat "$W/verify-export.out")"
+grep -q "a prefix of the log, not that it is the whole log" "$W/verify-export.out" \
+  && ok "verify --export without a trusted checkpoint says it proves only a prefix" \
+  || bad "no prefix warning: $(cat "$W/verify-export.out")"
 s audit tail --server "$URL" --from 0 --no-follow >"$W/tail.out" 2>"$W/tail.err"
 n=$(wc -l <"$W/tail.out")
 # Exactly the bytes that were hashed: the same lines the database holds, in index order.

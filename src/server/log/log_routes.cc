@@ -225,8 +225,13 @@ Result<Response> GetTile(const LogRouteDependencies& deps, const Request& reques
       }
       entries.push_back(std::move(rows[k].data));
     }
-    SIGNET_ASSIGN_OR_RETURN(Bytes bundle, audit::EncodeEntryBundle(entries));
-    r.body = ToString(bundle);
+    Result<Bytes> bundle = audit::EncodeEntryBundle(entries);
+    if (!bundle.ok()) {
+      // The request was valid; entries that cannot be bundled are the stored log's fault.
+      return DataLoss("the entries of " + audit::TilePath(tile) +
+                      " cannot be bundled: " + bundle.error().message());
+    }
+    r.body = ToString(*bundle);
   } else {
     SIGNET_ASSIGN_OR_RETURN(Bytes hashes,
                             FetchTile(deps.store, tile.level, tile.index, tile.width));
