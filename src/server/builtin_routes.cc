@@ -3,6 +3,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 
 #include "common/log.h"
 #include "server/internal/http_util.h"
@@ -36,6 +37,33 @@ class HealthLog {
   std::map<std::string, std::string> last_;  // "" = passed; guarded by mu_
 };
 
+// One run of the checks at a time. /healthz needs no login and its checks reach the database
+// and the HSM on a worker; a flood of probes must not take every worker from signing. A probe
+// that arrives while a run is in progress gets that endpoint's last answer at once instead of
+// starting another run; probes one after another each run the checks.
+class HealthRuns {
+ public:
+  // The last answer if a run is in progress and one exists; else nullopt, and the caller runs
+  // the checks and then calls Finish.
+  std::optional<Response> JoinOrStart() {
+    std::lock_guard lock(mu_);
+    if (running_ > 0 && last_) return last_;
+    ++running_;
+    return std::nullopt;
+  }
+  // Ends a run that JoinOrStart started; `answer` is empty if the run failed (threw).
+  void Finish(const std::optional<Response>& answer) {
+    std::lock_guard lock(mu_);
+    if (answer) last_ = answer;
+    --running_;
+  }
+
+ private:
+  std::mutex mu_;
+  int running_ = 0;               // guarded by mu_
+  std::optional<Response> last_;  // guarded by mu_
+};
+
 }  // namespace
 
 Status AddHealthzRoute(Router& router, std::vector<HealthCheck> checks) {
@@ -43,7 +71,8 @@ Status AddHealthzRoute(Router& router, std::vector<HealthCheck> checks) {
     if (!check.check) return InvalidArgument("health check '" + check.name + "' has no function");
   }
   auto log = std::make_shared<HealthLog>();
-  auto handler = [checks = std::move(checks), log](const Request&) {
+  auto runs = std::make_shared<HealthRuns>();
+  auto run_checks = [checks = std::move(checks), log]() {
     bool healthy = true;
     std::string results;
     for (const HealthCheck& check : checks) {
@@ -68,6 +97,16 @@ Status AddHealthzRoute(Router& router, std::vector<HealthCheck> checks) {
     response.body = std::string("{\"status\":\"") + (healthy ? "ok" : "unavailable") +
                     "\",\"checks\":{" + results + "}}";
     return response;
+  };
+  auto handler = [runs, run_checks = std::move(run_checks)](const Request&) {
+    if (std::optional<Response> last = runs->JoinOrStart()) return *last;
+    struct Finisher {  // ends the run even if it throws (the router answers 500 then)
+      HealthRuns& runs;
+      std::optional<Response> answer;
+      ~Finisher() { runs.Finish(answer); }
+    } finisher{*runs, std::nullopt};
+    finisher.answer = run_checks();
+    return *finisher.answer;
   };
   return router.Add("GET", "/healthz", std::move(handler), RouteOptions{.blocking = true});
 }

@@ -210,6 +210,9 @@ struct HealthCheck {
 // messages are not shown (they may name paths); the code names which check failed. The message
 // goes to the operational log (common/log.h) when a check starts failing or fails differently,
 // and a line says when it passes again; a check that keeps failing the same way is logged once.
+// The checks run once at a time: a probe arriving while they run gets the previous answer at
+// once (so a flood of unauthenticated probes cannot occupy the workers); probes one after
+// another each run them.
 Status AddHealthzRoute(Router& router, std::vector<HealthCheck> checks);
 
 // GET /metrics: `metrics.RenderPrometheus()` as text/plain; version=0.0.4. `metrics` must outlive

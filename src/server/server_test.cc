@@ -19,12 +19,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <future>
 #include <map>
+#include <mutex>
 #include <thread>
 
 #include "common/fs.h"
@@ -1006,6 +1008,69 @@ TEST_F(ServerTest, HealthzReports503WhenACheckFails) {
   EXPECT_EQ(sick->status, 503);
   EXPECT_EQ(sick->body,
             R"({"status":"unavailable","checks":{"hsm":"ok","database":"unavailable"}})");
+}
+
+// Probes that arrive while the checks run do not start more runs (each would hold a worker): they
+// get the previous answer at once.
+TEST_F(ServerTest, HealthzRunsItsChecksOnceAtATime) {
+  Router router;
+  std::atomic<int> runs{0};
+  std::mutex gate_mu;
+  std::condition_variable gate_cv;
+  bool hold = false;
+  bool held = false;
+  ASSERT_TRUE(AddHealthzRoute(router, {{"database",
+                                        [&]() -> Status {
+                                          ++runs;
+                                          std::unique_lock lock(gate_mu);
+                                          held = true;
+                                          gate_cv.notify_all();
+                                          gate_cv.wait(lock, [&] { return !hold; });
+                                          return OkStatus();
+                                        }}})
+                  .ok());
+  StartServer(Options(), std::move(router));
+  TlsClient first;
+  ASSERT_TRUE(first.Connect(port_));
+  ASSERT_EQ(first.Request(Get("/healthz"))->status, 200);  // an answer to share
+  ASSERT_EQ(runs.load(), 1);
+  {
+    std::lock_guard lock(gate_mu);
+    hold = true;
+    held = false;
+  }
+  std::thread slow([&] {
+    auto answer = first.Request(Get("/healthz"));
+    EXPECT_TRUE(answer.has_value() && answer->status == 200);
+  });
+  {
+    std::unique_lock lock(gate_mu);
+    EXPECT_TRUE(gate_cv.wait_for(lock, std::chrono::seconds(10), [&] { return held; }));
+  }
+  // No ASSERT until the held run is released: `slow` must be joined.
+  for (int i = 0; i < 3; ++i) {
+    TlsClient other;
+    if (!other.Connect(port_)) {
+      ADD_FAILURE() << "connect";
+      continue;
+    }
+    auto shared = other.Request(Get("/healthz"));
+    if (!shared.has_value()) {
+      ADD_FAILURE() << "no answer";
+      continue;
+    }
+    EXPECT_EQ(shared->status, 200);
+    EXPECT_EQ(shared->body, R"({"status":"ok","checks":{"database":"ok"}})");
+  }
+  EXPECT_EQ(runs.load(), 2);  // the held run only
+  {
+    std::lock_guard lock(gate_mu);
+    hold = false;
+  }
+  gate_cv.notify_all();
+  slow.join();
+  ASSERT_EQ(first.Request(Get("/healthz"))->status, 200);
+  EXPECT_EQ(runs.load(), 3);  // one after another, each probe runs the checks
 }
 
 TEST_F(ServerTest, HealthzLogsAFailingCheckOnceAndItsRecovery) {
