@@ -47,7 +47,17 @@ int Main(int argc, char** argv) {
   GlobalOptions global;
   app.add_option("--data-dir", global.data_dir,
                  "Data folder (default: $SIGNET_DATA_DIR or ./signet-data)");
-  app.add_option("--module", global.module_path, "PKCS#11 module to load (overrides signet.toml)");
+  app.add_option("--module", global.module_path,
+                 "PKCS#11 module to load, an absolute path (overrides signet.toml)")
+      ->check(CLI::Validator(
+          [](std::string& path) {
+            // As hsm.module in signet.toml: no lookup from the current folder or library path.
+            return path.empty() || path.front() == '/' ? std::string()
+                                                       : std::string(
+                                                             "must be an absolute path, e.g. "
+                                                             "/usr/lib/softhsm/libsofthsm2.so");
+          },
+          "PATH"));
   app.add_option("--token-label", global.token_label, "Token to use, by label");
   app.add_option("--token-serial", global.token_serial, "Token to use, by serial number")
       ->excludes("--token-label");

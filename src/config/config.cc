@@ -299,6 +299,13 @@ Result<Config> ParseConfig(std::string_view text, std::string_view source,
   SIGNET_TRY(ParseServiceSections(root, source, config));
 
   if (config.hsm.module_path.empty()) return Bad(source, "hsm.module", "is required");
+  if (config.hsm.module_path.front() != '/') {
+    // dlopen would look a relative path up from the current folder and a bare name along the
+    // library search path (LD_LIBRARY_PATH): which code runs with the PIN would depend on where
+    // and how the service was started.
+    return Bad(source, "hsm.module",
+               "must be an absolute path, e.g. /usr/lib/softhsm/libsofthsm2.so");
+  }
   if (config.hsm.token_label.empty() == config.hsm.token_serial.empty()) {
     return Bad(source, "hsm", "set exactly one of token_label and token_serial");
   }

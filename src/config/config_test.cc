@@ -28,6 +28,17 @@ TEST(ConfigTest, EmbeddedDefaultNamesTheModuleUsed) {
   EXPECT_EQ(c->hsm.module_path, "/opt/hsm/libvendor.so");
 }
 
+TEST(ConfigTest, TheModuleMustBeAnAbsolutePath) {
+  for (const char* module : {"libsofthsm2.so", "./lib/x.so", "lib/x.so"}) {
+    auto c = ParseConfig(std::string("[hsm]\nmodule='") + module + "'\ntoken_label='t'\n", "f.toml",
+                         "/d");
+    ASSERT_FALSE(c.ok()) << module;
+    EXPECT_EQ(c.error().code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(c.error().message().find("hsm.module"), std::string::npos) << c.error().message();
+    EXPECT_NE(c.error().message().find("absolute path"), std::string::npos) << c.error().message();
+  }
+}
+
 TEST(ConfigTest, AbsolutePathsStay) {
   auto c = ParseConfig(
       "[hsm]\nmodule='/m.so'\ntoken_serial='abc'\npin_file='/etc/pin'\n[store]\nsqlite_path='/x.db'\n",

@@ -5,8 +5,8 @@
 // (inet_pton) agreeing with the host and port parsed from it, no string with a NUL (it would be
 // cut short in C calls), exactly one of token_label and token_serial, client_ca present exactly
 // when client certificates are asked for, a log origin that the audit log accepts as a
-// signed-note key name (audit::CheckKeyName, a separate implementation), and every file path
-// except hsm.module (a library name for dlopen) absolute, resolved against the data folder.
+// signed-note key name (audit::CheckKeyName, a separate implementation), every file path absolute
+// (resolved against the data folder), and hsm.module absolute as written.
 //
 // Run (libFuzzer writes new inputs to the first folder):
 //   mkdir -p /tmp/config
@@ -64,7 +64,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         &c.server.tls_certificate, &c.server.tls_private_key, &c.server.client_ca, &c.log.origin}) {
     Require(value->find('\0') == std::string::npos, "a string with a NUL");
   }
-  Require(!c.hsm.module_path.empty(), "no hsm.module");
+  Require(!c.hsm.module_path.empty() && c.hsm.module_path.front() == '/',
+          "no hsm.module, or a relative one");
   Require(c.hsm.token_label.empty() != c.hsm.token_serial.empty(),
           "not exactly one of token_label and token_serial");
   Require(AbsoluteOrEmpty(c.hsm.pin_file) && AbsoluteOrEmpty(c.hsm.softhsm_conf) &&
