@@ -645,6 +645,31 @@ TEST_F(ServerTest, BodyOverLimitIs413AndNeverReachesHandler) {
   EXPECT_EQ(ok->status, 200);
 }
 
+// A chunked body's trailer may not add fields to the header (Beast merges them): a trailer
+// "Authorization" must not authenticate a request whose header had none. A chunked body without
+// a trailer is fine.
+TEST_F(ServerTest, TrailerFieldsAreRefused) {
+  StartDefault();
+  TlsClient plain;
+  ASSERT_TRUE(plain.Connect(port_));
+  auto ok = plain.Request(
+      "POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "3\r\nabc\r\n0\r\n\r\n");
+  ASSERT_TRUE(ok.has_value());
+  EXPECT_EQ(ok->status, 200);
+  EXPECT_EQ(calls_, 1);
+
+  TlsClient trailer;
+  ASSERT_TRUE(trailer.Connect(port_));
+  auto refused = trailer.Request(
+      "POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n"
+      "Trailer: Authorization\r\n\r\n3\r\nabc\r\n0\r\nAuthorization: Bearer x\r\n\r\n");
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(refused->status, 400);
+  EXPECT_THAT(refused->body, HasSubstr("trailer fields"));
+  EXPECT_EQ(calls_, 1);  // the handler never saw it
+}
+
 TEST_F(ServerTest, HeaderTooLargeIs431) {
   StartDefault();
   TlsClient client;

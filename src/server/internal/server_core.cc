@@ -176,6 +176,7 @@ class Session : public std::enable_shared_from_this<Session> {
     state_ = State::kReading;
     request_start_ = SteadyClock::now();
     parser_.emplace();
+    header_fields_.reset();
     parser_->header_limit(ClampU32(core_.options().max_header_bytes));
     parser_->body_limit(core_.options().max_body_bytes);
     Lowest().expires_after(core_.options().request_timeout);
@@ -201,6 +202,7 @@ class Session : public std::enable_shared_from_this<Session> {
                                     " header fields",
                                 false);
     }
+    header_fields_ = fields;
     if (parser_->is_done()) return OnRequest();
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](error_code read_ec, size_t) {
@@ -210,6 +212,12 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void OnReadError(error_code ec) {
+    if (ec == http::error::buffer_overflow && header_fields_) {
+      // Past the header: a chunk's size line or the trailer outgrew the read buffer.
+      return SendTransportError(400, "invalid_request",
+                                "a chunk header or the trailer of the request body is too long",
+                                false);
+    }
     if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
       return SendTransportError(431, "invalid_request",
                                 "the request header is larger than " +
@@ -241,6 +249,15 @@ class Session : public std::enable_shared_from_this<Session> {
     request->request_id = NewRequestId();
     request->client_address = client_address_;
     request->client_cert_sha256 = client_cert_sha256_;
+    // Beast adds the fields of a chunked body's trailer to the header's. signet uses no trailer
+    // field, and a trailer must not stand in for a header (RFC 9110 §6.5.2: Authorization or
+    // Content-Type sent after the body, past any proxy's header checks and the header limits).
+    size_t fields = 0;
+    for (auto it = message.begin(); it != message.end(); ++it) ++fields;
+    if (header_fields_ && fields != *header_fields_) {
+      return SendTransportError(400, "invalid_request",
+                                "trailer fields after a chunked body are not accepted", false);
+    }
     request->headers.reserve(core_.options().max_header_count);
     for (const auto& field : message) {
       request->headers.emplace_back(AsciiLower(field.name_string()), std::string(field.value()));
@@ -444,6 +461,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<std::string> client_cert_sha256_;
   State state_ = State::kHandshake;
   bool keep_alive_ = false;
+  // The number of header fields, once the header is read (trailer fields would add to them).
+  std::optional<size_t> header_fields_;
   bool close_after_response_ = false;
   bool stop_requested_ = false;
   SteadyClock::time_point request_start_ = SteadyClock::now();
