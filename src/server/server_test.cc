@@ -670,6 +670,41 @@ TEST_F(ServerTest, TrailerFieldsAreRefused) {
   EXPECT_EQ(calls_, 1);  // the handler never saw it
 }
 
+// A 204 carries neither a body nor Content-Length/Content-Type (RFC 9110 §8.6); a handler that
+// gives one a body gets a 500 instead of a connection that silently dies.
+TEST_F(ServerTest, NoContentHasNoContentLength) {
+  Router router;
+  ASSERT_TRUE(router
+                  .Add("GET", "/empty",
+                       [](const Request&) {
+                         Response r;
+                         r.status = 204;
+                         r.body.clear();
+                         return r;
+                       })
+                  .ok());
+  ASSERT_TRUE(router
+                  .Add("GET", "/bad",
+                       [](const Request&) {
+                         Response r;
+                         r.status = 204;
+                         r.body = "oops";
+                         return r;
+                       })
+                  .ok());
+  StartServer(Options(), std::move(router));
+  TlsClient client;
+  ASSERT_TRUE(client.Connect(port_));
+  auto empty = client.Request(Get("/empty"));
+  ASSERT_TRUE(empty.has_value());
+  EXPECT_EQ(empty->status, 204);
+  EXPECT_EQ(empty->headers.count("content-length"), 0u);
+  EXPECT_EQ(empty->headers.count("content-type"), 0u);
+  auto after = client.Request(Get("/bad"));  // the connection stays usable
+  ASSERT_TRUE(after.has_value());
+  EXPECT_EQ(after->status, 500);
+}
+
 TEST_F(ServerTest, HeaderTooLargeIs431) {
   StartDefault();
   TlsClient client;

@@ -375,8 +375,10 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void SendResponse(Response response) {
     if (state_ == State::kClosed) return;  // closed while the handler ran
+    // 204 and 304 have no body, nor a Content-Length or Content-Type (RFC 9110 §8.3, §8.6).
+    const bool bodiless = response.status == 204 || response.status == 304;
     bool valid = response.status >= 200 && response.status <= 599 &&
-                 !HasLineBreakOrNul(response.content_type);
+                 !HasLineBreakOrNul(response.content_type) && !(bodiless && !response.body.empty());
     for (const auto& [name, value] : response.headers) {
       valid = valid && IsHttpToken(name) && !HasLineBreakOrNul(value);
     }
@@ -402,7 +404,7 @@ class Session : public std::enable_shared_from_this<Session> {
     res.version(11);
     res.result(static_cast<unsigned>(response.status));
     res.set(http::field::server, "signet");
-    res.set(http::field::content_type, response.content_type);
+    if (!bodiless) res.set(http::field::content_type, response.content_type);
     res.set("X-Request-Id", request_id_);
     bool has_cache_control = false;
     for (const auto& [name, value] : response.headers) {
@@ -419,7 +421,7 @@ class Session : public std::enable_shared_from_this<Session> {
     res.set("Referrer-Policy", "no-referrer");
     res.body() = std::move(response.body);
     res.keep_alive(keep_alive);
-    res.prepare_payload();
+    if (!bodiless) res.prepare_payload();  // it would add "Content-Length: 0" to a 204
 
     state_ = State::kWriting;
     Lowest().expires_after(core_.options().request_timeout);
@@ -556,8 +558,11 @@ void ServerCore::RunIoThread() {
     try {
       io_.run();
       return;
-    } catch (...) {
+    } catch (const std::exception& e) {
       // Handlers are written not to throw; one that does (bad_alloc) must not end the thread.
+      LogLine(LogLevel::kError, "server", std::string("an I/O thread caught: ") + e.what());
+    } catch (...) {
+      LogLine(LogLevel::kError, "server", "an I/O thread caught an exception of unknown type");
     }
   }
 }
