@@ -8,6 +8,7 @@
 #include <set>
 
 #include "common/fs.h"
+#include "common/text.h"
 
 namespace signet::config {
 namespace {
@@ -87,8 +88,9 @@ Status CheckKeys(const toml::table& table, std::string_view section,
     if (allowed.count(key.str()) == 0) {
       std::string list;
       for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-      std::string name = section.empty() ? std::string(key.str())
-                                         : std::string(section) + "." + std::string(key.str());
+      // The key is the file's text, not ours: shown escaped, on one line, and cut if long.
+      const std::string shown = OneLineSafe(key.str(), 128);
+      std::string name = section.empty() ? shown : std::string(section) + "." + shown;
       return Bad(source, name, "unknown setting; allowed here: " + list);
     }
     (void)node;

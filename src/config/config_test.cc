@@ -28,6 +28,15 @@ TEST(ConfigTest, EmbeddedDefaultNamesTheModuleUsed) {
   EXPECT_EQ(c->hsm.module_path, "/opt/hsm/libvendor.so");
 }
 
+TEST(ConfigTest, AnUnknownKeyIsShownEscaped) {
+  auto c = ParseConfig("[hsm]\nmodule='/m.so'\ntoken_label='t'\n\"bad\\u001b[2Jkey\" = 1\n",
+                       "f.toml", "/d");
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().message().find('\x1b'), std::string::npos) << c.error().message();
+  EXPECT_NE(c.error().message().find("hsm.bad\\x1b[2Jkey: unknown setting"), std::string::npos)
+      << c.error().message();
+}
+
 TEST(ConfigTest, TheModuleMustBeAnAbsolutePath) {
   for (const char* module : {"libsofthsm2.so", "./lib/x.so", "lib/x.so"}) {
     auto c = ParseConfig(std::string("[hsm]\nmodule='") + module + "'\ntoken_label='t'\n", "f.toml",

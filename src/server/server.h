@@ -232,6 +232,7 @@ class ServerCore;
 //   signet_http_request_duration_seconds{method,path} histogram, request read to response ready
 //   signet_http_connections_active                    gauge
 //   signet_http_rejected_total{reason}                counter; reason = "connections", "workers",
+//                                                       "route_limit" (a route's ConcurrencyLimit),
 //                                                       "error" (a connection that could not be
 //                                                       set up, e.g. no memory for its TLS state)
 class Server {
