@@ -183,7 +183,22 @@ std::string CacheControl(const LogRouteDependencies& deps, std::string_view life
 
 // ---- /log/ --------------------------------------------------------------------------------------
 
-Result<Response> GetCheckpoint(const LogRouteDependencies& deps, const Request&) {
+// True if an If-None-Match value (RFC 9110 §13.1.2: "*" or a list of entity tags) names `etag`.
+// signet's tags are strong; a weak "W/" form of the same tag matches too (weak comparison).
+bool NoneMatchNames(std::string_view header, std::string_view etag) {
+  while (!header.empty()) {
+    const size_t comma = header.find(',');
+    std::string_view item = header.substr(0, comma);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    header.remove_prefix(comma == std::string_view::npos ? header.size() : comma + 1);
+    if (item.substr(0, 2) == "W/") item.remove_prefix(2);
+    if (item == "*" || item == etag) return true;
+  }
+  return false;
+}
+
+Result<Response> GetCheckpoint(const LogRouteDependencies& deps, const Request& request) {
   SIGNET_ASSIGN_OR_RETURN(std::optional<store::LogCheckpointRow> latest,
                           deps.store.LatestLogCheckpoint());
   if (!latest) {
@@ -191,10 +206,20 @@ Result<Response> GetCheckpoint(const LogRouteDependencies& deps, const Request&)
         "the log has no signed checkpoint yet; the integrator signs the first one "
         "shortly after the service starts");
   }
+  // A mirror that polls revalidates with If-None-Match and gets 304 until a new note is signed.
+  // The tag is opaque to clients: the first 128 bits of the note's leaf hash.
+  const audit::Sha256Digest digest = audit::HashLeaf(AsBytes(latest->note));
+  const std::string etag = "\"" + HexEncode(ByteView(digest.data(), 16)) + "\"";
   Response r;
+  r.headers.emplace_back("Cache-Control", CacheControl(deps, kCheckpointCache));
+  r.headers.emplace_back("ETag", etag);
+  if (std::optional<std::string_view> none_match = request.Header("if-none-match");
+      none_match && NoneMatchNames(*none_match, etag)) {
+    r.status = 304;
+    return r;
+  }
   r.content_type = "text/plain; charset=utf-8";
   r.body = std::move(latest->note);
-  r.headers.emplace_back("Cache-Control", CacheControl(deps, kCheckpointCache));
   return r;
 }
 

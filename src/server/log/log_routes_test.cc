@@ -114,7 +114,8 @@ class LogRoutesTest : public ::testing::Test {
 
   // GET `target` ("/path?a=1&b=2", no percent-encoding needed) on `router`.
   static Response Get(const Router& router, const std::string& target,
-                      const std::string& token = "") {
+                      const std::string& token = "",
+                      std::vector<std::pair<std::string, std::string>> headers = {}) {
     Request r;
     r.method = "GET";
     r.target = target;
@@ -131,6 +132,7 @@ class LogRoutesTest : public ::testing::Test {
       }
     }
     if (!token.empty()) r.headers.emplace_back("authorization", "Bearer " + token);
+    for (auto& h : headers) r.headers.push_back(std::move(h));
     r.client_address = "192.0.2.9:4444";
     r.request_id = std::string(32, 'b');
     Router::Match m = router.Find("GET", r.path);
@@ -310,6 +312,29 @@ TEST_F(LogRoutesTest, CheckpointIsTheLatestSignedNote) {
   ASSERT_TRUE(opened.ok()) << opened.error().message();
   EXPECT_EQ(opened->checkpoint.size, TreeSize(701));
   EXPECT_EQ(opened->checkpoint.root, RootAt(701));
+}
+
+// A mirror polling the checkpoint revalidates it: the same note is 304 without a body.
+TEST_F(LogRoutesTest, CheckpointCarriesAnETagAndAnswers304WhileUnchanged) {
+  BuildLog();
+  Response r = Get("/log/checkpoint");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const std::string etag = HeaderOf(r, "ETag");
+  ASSERT_EQ(etag.size(), 2u + 32u) << etag;  // a quoted 128-bit hash of the note
+  EXPECT_EQ(etag.front(), '"');
+  Response same = Get(router_, "/log/checkpoint", auditor_, {{"if-none-match", etag}});
+  EXPECT_EQ(same.status, 304);
+  EXPECT_TRUE(same.body.empty());
+  EXPECT_EQ(HeaderOf(same, "ETag"), etag);
+  EXPECT_EQ(HeaderOf(same, "Cache-Control"), "private, no-cache");
+  for (const char* other : {"\"0123\"", "*x", ""}) {
+    Response changed = Get(router_, "/log/checkpoint", auditor_, {{"if-none-match", other}});
+    EXPECT_EQ(changed.status, 200) << other;
+    EXPECT_EQ(changed.body, latest_.note) << other;
+  }
+  Response listed =
+      Get(router_, "/log/checkpoint", auditor_, {{"if-none-match", "\"x\", " + etag}});
+  EXPECT_EQ(listed.status, 304);
 }
 
 // ---- /log/tile/ ----
