@@ -517,30 +517,19 @@ TEST_F(KeyServiceTest, CsrThatCannotBeLoggedIsNotReturned) {
 // came with is re-checked inside the change's transaction. The local CLI has no session.
 TEST_F(KeyServiceTest, AdminChangesCommitOnlyWhileTheSessionIsStillAnAdmins) {
   ASSERT_TRUE(service_.CreateKey(actor_, "release", KeyAlgorithm::kEcP256, "x").ok());
-  store::AccountRecord root;
-  root.id = "a_root";
-  root.name = "root";
-  root.roles = store::RoleSet{store::Role::kAdmin};
-  root.created_at = root.updated_at = clock_.Now();
-  ASSERT_TRUE(store_.InsertAccount(root).ok());
-  store::BearerTokenRecord token;
-  token.token_hash = Bytes(32, 0x5a);
-  token.account_id = root.id;
-  token.created_at = clock_.Now();
-  token.expires_at = clock_.Now() + std::chrono::hours(1);
-  ASSERT_TRUE(store_.InsertBearerToken(token).ok());
-  Caller admin;
-  admin.actor.account_id = root.id;
-  admin.actor.account_name = root.name;
-  admin.actor.roles = root.roles;
-  admin.actor.auth_method = AuthMethod::kPasswordTotp;
-  admin.session_token_hash = token.token_hash;
+  const Bytes token_hash(32, 0x5a);
+  Result<Caller> session =
+      testing::InsertAdminSession(store_, "root", token_hash, clock_.Now(), std::chrono::hours(1));
+  ASSERT_TRUE(session.ok()) << session.error().message();
+  const Caller admin = *session;
+  const std::string root_id = admin.actor.account_id;
+  const store::RoleSet admin_roles = admin.actor.roles;
   const auto state = [&] { return store_.GetKeyByName("release")->state; };
 
   ASSERT_TRUE(service_.DisableKey(admin, "release").ok());  // a live admin session
   audit_.DuringNextChange([&] {
     ASSERT_TRUE(
-        store_.SetAccountRoles(root.id, store::RoleSet{store::Role::kAuditor}, clock_.Now()).ok());
+        store_.SetAccountRoles(root_id, store::RoleSet{store::Role::kAuditor}, clock_.Now()).ok());
   });
   Result<store::KeyRecord> enabled = service_.EnableKey(admin, "release");
   ASSERT_FALSE(enabled.ok());
@@ -549,9 +538,9 @@ TEST_F(KeyServiceTest, AdminChangesCommitOnlyWhileTheSessionIsStillAnAdmins) {
   EXPECT_EQ(audit_.last().action, AuditAction::kKeyEnable);
   EXPECT_NE(audit_.last().outcome, "success");
 
-  ASSERT_TRUE(store_.SetAccountRoles(root.id, root.roles, clock_.Now()).ok());
+  ASSERT_TRUE(store_.SetAccountRoles(root_id, admin_roles, clock_.Now()).ok());
   audit_.DuringNextChange(
-      [&] { ASSERT_TRUE(store_.RevokeBearerToken(token.token_hash, clock_.Now()).ok()); });
+      [&] { ASSERT_TRUE(store_.RevokeBearerToken(token_hash, clock_.Now()).ok()); });
   Result<store::KeyRecord> created = service_.CreateKey(admin, "other", KeyAlgorithm::kEcP256, "x");
   ASSERT_FALSE(created.ok());
   EXPECT_EQ(created.error().code(), ErrorCode::kUnauthenticated);

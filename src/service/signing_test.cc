@@ -160,30 +160,21 @@ TEST_F(SigningTest, AuthorizeThenSignReturnsSignaturesThatVerify) {
 // Grants and policies are admin changes: the session the request came with must still be an
 // admin's when the change commits (RecheckAdminSession), not only when the request began.
 TEST_F(SigningTest, GrantCommitsOnlyWhileTheSessionIsStillAnAdmins) {
-  store::AccountRecord root;
-  root.id = "a_root";
-  root.name = "root";
-  root.roles = store::RoleSet{Role::kAdmin};
-  root.created_at = root.updated_at = clock_.Now();
-  ASSERT_TRUE(store_.InsertAccount(root).ok());
-  store::BearerTokenRecord token;
-  token.token_hash = Bytes(32, 0x17);
-  token.account_id = root.id;
-  token.created_at = clock_.Now();
-  token.expires_at = clock_.Now() + std::chrono::minutes(10);
-  ASSERT_TRUE(store_.InsertBearerToken(token).ok());
-  Caller admin = MakeCaller(root.id, root.roles);
-  admin.session_token_hash = token.token_hash;
+  Result<Caller> session = signet::testing::InsertAdminSession(
+      store_, "root", Bytes(32, 0x17), clock_.Now(), std::chrono::minutes(10));
+  ASSERT_TRUE(session.ok()) << session.error().message();
+  const Caller admin = *session;
+  const std::string root_id = admin.actor.account_id;
 
   ASSERT_TRUE(signing_.Grant(admin, "release", "a_bob").ok());
-  ASSERT_TRUE(store_.SetAccountRoles(root.id, store::RoleSet{Role::kSigner}, clock_.Now()).ok());
+  ASSERT_TRUE(store_.SetAccountRoles(root_id, store::RoleSet{Role::kSigner}, clock_.Now()).ok());
   Status revoked = signing_.Revoke(admin, "release", "a_bob");
   ASSERT_FALSE(revoked.ok());
   EXPECT_EQ(revoked.error().code(), ErrorCode::kPermissionDenied);
   EXPECT_TRUE(*store_.HasGrant(key_.id, "a_bob"));
   ExpectRefusalRecorded(AuditAction::kRevokeGrant, "no longer an active admin");
 
-  ASSERT_TRUE(store_.SetAccountRoles(root.id, root.roles, clock_.Now()).ok());
+  ASSERT_TRUE(store_.SetAccountRoles(root_id, admin.actor.roles, clock_.Now()).ok());
   clock_.Advance(std::chrono::minutes(11));  // the session expired meanwhile
   Status granted = signing_.Grant(admin, "release", "a_carol");
   ASSERT_FALSE(granted.ok());

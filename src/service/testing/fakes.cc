@@ -720,6 +720,30 @@ Result<std::optional<store::KeyPolicyRecord>> MemoryStore::GetKeyPolicy(std::str
   return std::optional<store::KeyPolicyRecord>(it->second);
 }
 
+Result<service::Caller> InsertAdminSession(store::Store& store, const std::string& name,
+                                           const Bytes& token_hash, TimePoint now,
+                                           std::chrono::seconds lifetime) {
+  store::AccountRecord account;
+  account.id = "a_" + name;
+  account.name = name;
+  account.roles = store::RoleSet{store::Role::kAdmin};
+  account.created_at = account.updated_at = now;
+  SIGNET_TRY(store.InsertAccount(account));
+  store::BearerTokenRecord token;
+  token.token_hash = token_hash;
+  token.account_id = account.id;
+  token.created_at = now;
+  token.expires_at = now + lifetime;
+  SIGNET_TRY(store.InsertBearerToken(token));
+  service::Caller caller;
+  caller.actor.account_id = account.id;
+  caller.actor.account_name = account.name;
+  caller.actor.roles = account.roles;
+  caller.actor.auth_method = service::AuthMethod::kPasswordTotp;
+  caller.session_token_hash = token_hash;
+  return caller;
+}
+
 }  // namespace signet::testing
 
 // ---- end of activations, grants, policies ----

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <map>
@@ -491,5 +492,13 @@ inline int64_t MemoryStore::LogAppendCalls() {
   return log_append_calls_;
 }
 // ---- end of the audit log ----
+
+// An admin account named `name` (id "a_" + name) with a bearer token of the given hash that is
+// live until `now + lifetime`, in `store`; returns the Caller a request on that token would
+// carry (session_token_hash set), for tests of the in-transaction admin re-check. An error if
+// the store refuses either record.
+Result<service::Caller> InsertAdminSession(store::Store& store, const std::string& name,
+                                           const Bytes& token_hash, TimePoint now,
+                                           std::chrono::seconds lifetime);
 
 }  // namespace signet::testing
