@@ -14,15 +14,6 @@
 namespace signet::service {
 namespace {
 
-// A stored field of `key` that does not parse: the database is damaged, not the request wrong
-// (DataLoss, which callers answer as the service's fault, without the detail).
-template <typename T>
-Result<T> StoredField(const store::KeyRecord& key, std::string_view field, Result<T> parsed) {
-  if (parsed.ok()) return parsed;
-  return DataLoss("key '" + key.name + "': the stored " + std::string(field) + " does not parse (" +
-                  parsed.error().message() + ")");
-}
-
 constexpr size_t kSadRandomBytes = 32;
 
 constexpr std::array kAllSchemes = {SignatureScheme::kRsaPkcs1v15, SignatureScheme::kRsaPss,
@@ -209,7 +200,7 @@ Result<store::KeyRecord> SigningService::CheckSignerAccess(const Caller& caller,
 
 Result<KeyPolicy> SigningService::EffectivePolicy(const store::KeyRecord& key) {
   SIGNET_ASSIGN_OR_RETURN(KeyAlgorithm alg,
-                          StoredField(key, "algorithm", ParseKeyAlgorithm(key.algorithm)));
+                          StoredKeyField(key, "algorithm", ParseKeyAlgorithm(key.algorithm)));
   SIGNET_ASSIGN_OR_RETURN(std::optional<store::KeyPolicyRecord> stored,
                           store_.GetKeyPolicy(key.id));
   if (!stored.has_value()) return DefaultPolicy(alg);
@@ -423,7 +414,7 @@ Result<std::vector<Bytes>> SigningService::SignHashUnrecorded(
   event.signature->key_id = key.id;
   event.signature->key_name = key.name;
   SIGNET_ASSIGN_OR_RETURN(KeyAlgorithm key_alg,
-                          StoredField(key, "algorithm", ParseKeyAlgorithm(key.algorithm)));
+                          StoredKeyField(key, "algorithm", ParseKeyAlgorithm(key.algorithm)));
   if (!SchemeFitsKey(scheme, key_alg) || scheme == SignatureScheme::kEd25519) {
     return InvalidArgument("signature scheme " + std::string(SignatureSchemeName(scheme)) +
                            " does not fit key '" + key.name + "' (" + key.algorithm + ")");
@@ -434,7 +425,8 @@ Result<std::vector<Bytes>> SigningService::SignHashUnrecorded(
                             std::string(SignatureSchemeName(scheme)) + " signatures");
   }
   SIGNET_TRY(CheckHashes(hashes, hash_algorithm, policy, key));
-  SIGNET_ASSIGN_OR_RETURN(Bytes hsm_id, StoredField(key, "HSM key id", HexDecode(key.hsm_key_id)));
+  SIGNET_ASSIGN_OR_RETURN(Bytes hsm_id,
+                          StoredKeyField(key, "HSM key id", HexDecode(key.hsm_key_id)));
 
   store::ConsumeActivationRequest consume;
   SIGNET_ASSIGN_OR_RETURN(consume.sad_hash, SadHash(sad));
@@ -582,7 +574,7 @@ Status SigningService::SetPolicy(const Caller& admin, std::string_view credentia
   return ChangeAsAdmin(
       admin, credential, event, [&](const store::KeyRecord& key, AuditDetails& details) -> Status {
         SIGNET_ASSIGN_OR_RETURN(KeyAlgorithm alg,
-                                StoredField(key, "algorithm", ParseKeyAlgorithm(key.algorithm)));
+                                StoredKeyField(key, "algorithm", ParseKeyAlgorithm(key.algorithm)));
         if (policy.allowed_sign_schemes.empty() || policy.allowed_hash_algorithms.empty()) {
           return InvalidArgument("a policy must allow at least one scheme and one hash");
         }

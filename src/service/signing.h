@@ -111,6 +111,16 @@ inline constexpr std::string_view kSadExpiredPrefix = store::kSadExpiredMessage;
 inline constexpr std::string_view kHashesUsedUpNote =
     "the authorized hashes are used up, authorize again";
 
+// `parsed`, or, when a stored field of `key` does not parse, DataLoss naming the key and field:
+// the database is damaged, not the request wrong (callers answer DataLoss as the service's fault,
+// without the detail).
+template <typename T>
+Result<T> StoredKeyField(const store::KeyRecord& key, std::string_view field, Result<T> parsed) {
+  if (parsed.ok()) return parsed;
+  return DataLoss("key '" + key.name + "': the stored " + std::string(field) + " does not parse (" +
+                  parsed.error().message() + ")");
+}
+
 // A freshly issued SAD. The value exists only here and in the client's hands.
 struct Authorization {
   SecretBytes sad;  // base64url of 32 random bytes

@@ -28,15 +28,6 @@
 namespace signet::server::csc {
 namespace {
 
-// A stored field of `key` that does not parse: the database is damaged, not the request wrong
-// (DataLoss, which callers answer as the service's fault, without the detail).
-template <typename T>
-Result<T> StoredField(const store::KeyRecord& key, std::string_view field, Result<T> parsed) {
-  if (parsed.ok()) return parsed;
-  return DataLoss("key '" + key.name + "': the stored " + std::string(field) + " does not parse (" +
-                  parsed.error().message() + ")");
-}
-
 using json = nlohmann::json;
 using internal::AuthenticateBearer;
 using internal::AuthorizationParam;
@@ -310,8 +301,9 @@ Result<SignAlgo> ParseSignAlgo(const json& body) {
 // (for RSA PKCS#1 v1.5 also rsaEncryption, which takes the hash from hashAlgorithmOID; for ECDSA
 // also ecPublicKey), so that a client picks one that will not be refused.
 Result<json> KeyInfo(const store::KeyRecord& key, const service::KeyPolicy& policy) {
-  SIGNET_ASSIGN_OR_RETURN(KeyAlgorithm alg,
-                          StoredField(key, "algorithm", ParseKeyAlgorithm(key.algorithm)));
+  SIGNET_ASSIGN_OR_RETURN(
+      KeyAlgorithm alg,
+      service::StoredKeyField(key, "algorithm", ParseKeyAlgorithm(key.algorithm)));
   auto scheme_allowed = [&](SignatureScheme s) {
     return std::find(policy.allowed_sign_schemes.begin(), policy.allowed_sign_schemes.end(), s) !=
            policy.allowed_sign_schemes.end();
@@ -367,22 +359,24 @@ Result<json> KeyInfo(const store::KeyRecord& key, const service::KeyPolicy& poli
 // is enabled and has a certificate chain whose leaf is within its validity period.
 Result<bool> UsableForValidSignatures(const store::KeyRecord& key, TimePoint now) {
   if (key.state != store::KeyState::kActive || key.certificate_chain_pem.empty()) return false;
-  SIGNET_ASSIGN_OR_RETURN(Bytes spki,
-                          StoredField(key, "public key", Base64Decode(key.public_key_spki)));
-  SIGNET_ASSIGN_OR_RETURN(pki::CertificateChain chain,
-                          StoredField(key, "certificate chain",
-                                      pki::ParseChainForKey(key.certificate_chain_pem, spki)));
+  SIGNET_ASSIGN_OR_RETURN(
+      Bytes spki, service::StoredKeyField(key, "public key", Base64Decode(key.public_key_spki)));
+  SIGNET_ASSIGN_OR_RETURN(
+      pki::CertificateChain chain,
+      service::StoredKeyField(key, "certificate chain",
+                              pki::ParseChainForKey(key.certificate_chain_pem, spki)));
   return now >= chain.not_before && now < chain.not_after;
 }
 
 // cert{} for a key with a stored chain; `mode` is CSC's certificates: none / single / chain.
 Result<json> CertInfo(const store::KeyRecord& key, std::string_view mode, bool cert_info,
                       TimePoint now) {
-  SIGNET_ASSIGN_OR_RETURN(Bytes spki,
-                          StoredField(key, "public key", Base64Decode(key.public_key_spki)));
-  SIGNET_ASSIGN_OR_RETURN(pki::CertificateChain chain,
-                          StoredField(key, "certificate chain",
-                                      pki::ParseChainForKey(key.certificate_chain_pem, spki)));
+  SIGNET_ASSIGN_OR_RETURN(
+      Bytes spki, service::StoredKeyField(key, "public key", Base64Decode(key.public_key_spki)));
+  SIGNET_ASSIGN_OR_RETURN(
+      pki::CertificateChain chain,
+      service::StoredKeyField(key, "certificate chain",
+                              pki::ParseChainForKey(key.certificate_chain_pem, spki)));
   json c;
   c["status"] = (now < chain.not_before || now >= chain.not_after) ? "expired" : "valid";
   if (mode != "none") {
