@@ -355,28 +355,27 @@ Result<json> KeyInfo(const store::KeyRecord& key, const service::KeyPolicy& poli
   return k;
 }
 
+// The certificate chain stored for `key`, parsed against its stored public key; DataLoss if
+// either no longer parses (StoredKeyField).
+Result<pki::CertificateChain> StoredChain(const store::KeyRecord& key) {
+  SIGNET_ASSIGN_OR_RETURN(
+      Bytes spki, service::StoredKeyField(key, "public key", Base64Decode(key.public_key_spki)));
+  return service::StoredKeyField(key, "certificate chain",
+                                 pki::ParseChainForKey(key.certificate_chain_pem, spki));
+}
+
 // Whether a signature by `key` at `now` can be valid (CSC credentials/list onlyValid): the key
 // is enabled and has a certificate chain whose leaf is within its validity period.
 Result<bool> UsableForValidSignatures(const store::KeyRecord& key, TimePoint now) {
   if (key.state != store::KeyState::kActive || key.certificate_chain_pem.empty()) return false;
-  SIGNET_ASSIGN_OR_RETURN(
-      Bytes spki, service::StoredKeyField(key, "public key", Base64Decode(key.public_key_spki)));
-  SIGNET_ASSIGN_OR_RETURN(
-      pki::CertificateChain chain,
-      service::StoredKeyField(key, "certificate chain",
-                              pki::ParseChainForKey(key.certificate_chain_pem, spki)));
+  SIGNET_ASSIGN_OR_RETURN(pki::CertificateChain chain, StoredChain(key));
   return now >= chain.not_before && now < chain.not_after;
 }
 
 // cert{} for a key with a stored chain; `mode` is CSC's certificates: none / single / chain.
 Result<json> CertInfo(const store::KeyRecord& key, std::string_view mode, bool cert_info,
                       TimePoint now) {
-  SIGNET_ASSIGN_OR_RETURN(
-      Bytes spki, service::StoredKeyField(key, "public key", Base64Decode(key.public_key_spki)));
-  SIGNET_ASSIGN_OR_RETURN(
-      pki::CertificateChain chain,
-      service::StoredKeyField(key, "certificate chain",
-                              pki::ParseChainForKey(key.certificate_chain_pem, spki)));
+  SIGNET_ASSIGN_OR_RETURN(pki::CertificateChain chain, StoredChain(key));
   json c;
   c["status"] = (now < chain.not_before || now >= chain.not_after) ? "expired" : "valid";
   if (mode != "none") {
