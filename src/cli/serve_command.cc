@@ -149,6 +149,7 @@ server::ServerOptions ToServerOptions(const config::Config& c) {
   o.max_body_bytes = static_cast<size_t>(c.limits.max_body_bytes);
   o.max_header_bytes = static_cast<size_t>(c.limits.max_header_bytes);
   o.max_connections = static_cast<size_t>(c.limits.max_connections);
+  o.max_connections_per_address = static_cast<size_t>(c.limits.max_connections_per_address);
   o.request_timeout = std::chrono::seconds(c.limits.request_timeout_seconds);
   o.idle_timeout = std::chrono::seconds(c.limits.idle_timeout_seconds);
   o.handle_signals = true;
@@ -182,6 +183,7 @@ std::map<std::string, std::string> EffectiveConfig(const config::Config& c,
   d["limits.max_body_bytes"] = std::to_string(c.limits.max_body_bytes);
   d["limits.max_header_bytes"] = std::to_string(c.limits.max_header_bytes);
   d["limits.max_connections"] = std::to_string(c.limits.max_connections);
+  d["limits.max_connections_per_address"] = std::to_string(c.limits.max_connections_per_address);
   d["limits.request_timeout_seconds"] = std::to_string(c.limits.request_timeout_seconds);
   d["limits.idle_timeout_seconds"] = std::to_string(c.limits.idle_timeout_seconds);
   d["accounts.token_lifetime_seconds"] = std::to_string(c.accounts.token_lifetime_seconds);

@@ -150,11 +150,12 @@ Status ParseServiceSections(const toml::table& root, std::string_view source, Co
                "is only used with server.client_auth \"optional\" or \"required\"");
   }
 
-  SIGNET_ASSIGN_OR_RETURN(const toml::table* limits,
-                          Section(root, "limits",
-                                  {"max_body_bytes", "max_header_bytes", "max_connections",
-                                   "request_timeout_seconds", "idle_timeout_seconds"},
-                                  source));
+  SIGNET_ASSIGN_OR_RETURN(
+      const toml::table* limits,
+      Section(root, "limits",
+              {"max_body_bytes", "max_header_bytes", "max_connections",
+               "max_connections_per_address", "request_timeout_seconds", "idle_timeout_seconds"},
+              source));
   if (limits != nullptr) {
     LimitsConfig& l = config.limits;
     SIGNET_TRY(
@@ -162,6 +163,8 @@ Status ParseServiceSections(const toml::table& root, std::string_view source, Co
     SIGNET_TRY(
         ReadInt(*limits, "limits", "max_header_bytes", source, 1024, 1 << 20, l.max_header_bytes));
     SIGNET_TRY(ReadInt(*limits, "limits", "max_connections", source, 1, 100000, l.max_connections));
+    SIGNET_TRY(ReadInt(*limits, "limits", "max_connections_per_address", source, 1, 100000,
+                       l.max_connections_per_address));
     SIGNET_TRY(ReadInt(*limits, "limits", "request_timeout_seconds", source, 1, 3600,
                        l.request_timeout_seconds));
     SIGNET_TRY(ReadInt(*limits, "limits", "idle_timeout_seconds", source, 1, 3600,

@@ -65,6 +65,7 @@ struct LimitsConfig {
   int64_t max_body_bytes = 1024 * 1024;  // 1 KiB .. 64 MiB
   int64_t max_header_bytes = 16 * 1024;  // 1 KiB .. 1 MiB
   int64_t max_connections = 1024;        // 1 .. 100000
+  int64_t max_connections_per_address = 128;  // 1 .. 100000; IPv4 address or IPv6 /64
   int64_t request_timeout_seconds = 30;  // 1 .. 3600
   int64_t idle_timeout_seconds = 60;     // 1 .. 3600
 };

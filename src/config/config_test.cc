@@ -154,6 +154,7 @@ TEST(ConfigTest, ServiceSectionsAreRead) {
       "[server]\nlisten='[::1]:0'\ntls_certificate='/etc/c.pem'\ntls_private_key='k.pem'\n"
       "client_ca='ca.pem'\nclient_auth='required'\nio_threads=3\nworker_threads=8\n"
       "[limits]\nmax_body_bytes=2048\nmax_header_bytes=4096\nmax_connections=10\n"
+      "max_connections_per_address=3\n"
       "request_timeout_seconds=5\nidle_timeout_seconds=6\n"
       "[accounts]\ntoken_lifetime_seconds=600\nlockout_threshold=3\nlockout_seconds=120\n"
       "[activation]\nsad_lifetime_seconds=60\nmax_open_per_account=0\n"
@@ -171,6 +172,7 @@ TEST(ConfigTest, ServiceSectionsAreRead) {
   EXPECT_EQ(c->limits.max_body_bytes, 2048);
   EXPECT_EQ(c->limits.max_header_bytes, 4096);
   EXPECT_EQ(c->limits.max_connections, 10);
+  EXPECT_EQ(c->limits.max_connections_per_address, 3);
   EXPECT_EQ(c->limits.request_timeout_seconds, 5);
   EXPECT_EQ(c->limits.idle_timeout_seconds, 6);
   EXPECT_EQ(c->accounts.token_lifetime_seconds, 600);
@@ -200,6 +202,7 @@ TEST(ConfigTest, BadServiceValuesNameTheKey) {
       {"[server]\nport=1\n", "server.port"},
       {"[limits]\nmax_body_bytes=-1\n", "limits.max_body_bytes"},
       {"[limits]\nidle_timeout_seconds=1.5\n", "limits.idle_timeout_seconds"},
+      {"[limits]\nmax_connections_per_address=0\n", "limits.max_connections_per_address"},
       {"[accounts]\nlockout_threshold=6\n", "accounts.lockout_threshold"},
       {"[accounts]\nlockout=1\n", "accounts.lockout"},
       {"[activation]\nsad_lifetime_seconds=0\n", "activation.sad_lifetime_seconds"},

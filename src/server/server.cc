@@ -24,6 +24,9 @@ Status CheckOptions(const ServerOptions& options) {
     return InvalidArgument("max_body_bytes must be at most 1 GiB");
   }
   if (options.max_connections == 0) return InvalidArgument("max_connections must be positive");
+  if (options.max_connections_per_address == 0) {
+    return InvalidArgument("max_connections_per_address must be positive");
+  }
   if (!positive(options.idle_timeout) || !positive(options.request_timeout)) {
     return InvalidArgument("idle_timeout and request_timeout must be positive");
   }

@@ -76,6 +76,11 @@ struct ServerOptions {
   size_t max_header_bytes = 16 * 1024;  // request line + header fields; larger: 431
   size_t max_header_count = 100;        // header fields; more: 431
   size_t max_connections = 1024;        // open connections; beyond: 503 + Retry-After, close
+  // Open connections from one client address (an IPv4 address, or an IPv6 /64, since one host
+  // holds a whole /64); beyond: 503 + Retry-After, close. Keeps one client from taking every
+  // connection (and the request bodies they may buffer). Behind a TCP load balancer that does
+  // not pass the client's address, every client shares one address: raise it to max_connections.
+  size_t max_connections_per_address = 128;
 
   // Waiting for the first byte of a request (after the handshake or the previous response).
   std::chrono::milliseconds idle_timeout{std::chrono::seconds(60)};

@@ -147,6 +147,7 @@ struct HttpResponse {
 struct ClientOptions {
   std::string cert_file;
   std::string key_file;
+  uint32_t source_address = INADDR_LOOPBACK;  // the local address to connect from (127.0.0.0/8)
 };
 
 class TlsClient {
@@ -175,6 +176,12 @@ class TlsClient {
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
     timeval tv{5, 0};
     ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (options.source_address != INADDR_LOOPBACK) {
+      sockaddr_in local{};
+      local.sin_family = AF_INET;
+      local.sin_addr.s_addr = htonl(options.source_address);
+      if (::bind(fd_, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) return false;
+    }
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(port);
@@ -764,6 +771,47 @@ TEST_F(ServerTest, ConnectionsBeyondLimitGet503WithRetryAfter) {
   EXPECT_EQ(served->status, 200);
   EXPECT_EQ(calls_, 1);
   EXPECT_EQ(metrics_.Value("signet_http_rejected_total", {{"reason", "connections"}}), 1);
+}
+
+TEST_F(ServerTest, ConnectionsBeyondPerAddressLimitGet503OthersAreServed) {
+  ServerOptions options = Options();
+  options.max_connections_per_address = 2;
+  StartServer(options, DefaultRouter());
+  auto active = [this] { return metrics_.Value("signet_http_connections_active", {}); };
+  auto a = std::make_unique<TlsClient>();
+  TlsClient b, c, other;
+  ASSERT_TRUE(a->Connect(port_));
+  ASSERT_TRUE(b.Connect(port_));
+  ASSERT_TRUE(c.Connect(port_));
+  auto rejected = c.Request(Get("/hello"));
+  ASSERT_TRUE(rejected.has_value());
+  EXPECT_EQ(rejected->status, 503);
+  EXPECT_EQ(rejected->Header("retry-after"), "1");
+  EXPECT_EQ(rejected->Header("connection"), "close");
+  EXPECT_NE(rejected->body.find("this client address has too many open connections"),
+            std::string::npos)
+      << rejected->body;
+  EXPECT_TRUE(c.ClosedWithoutData(2s));
+  EXPECT_EQ(metrics_.Value("signet_http_rejected_total", {{"reason", "connections_per_address"}}),
+            1);
+
+  // Another address (127.0.0.2 is loopback too) has its own count.
+  ClientOptions from_other;
+  from_other.source_address = INADDR_LOOPBACK + 1;
+  ASSERT_TRUE(other.Connect(port_, from_other));
+  auto served = other.Request(Get("/hello"));
+  ASSERT_TRUE(served.has_value());
+  EXPECT_EQ(served->status, 200);
+
+  // A closed connection gives its place back.
+  a.reset();
+  ASSERT_TRUE(WaitFor([&] { return active() == 2; })) << active();  // b and other
+  TlsClient d;
+  ASSERT_TRUE(d.Connect(port_));
+  auto again = d.Request(Get("/hello"));
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->status, 200);
+  EXPECT_EQ(metrics_.Value("signet_http_rejected_total", {{"reason", "connections"}}), 0);
 }
 
 TEST_F(ServerTest, FullWorkerPoolGives503WithRetryAfter) {

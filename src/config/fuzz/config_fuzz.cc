@@ -88,6 +88,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const LimitsConfig& l = c.limits;
   Require(InRange(l.max_body_bytes, 1024, 64 << 20) && InRange(l.max_header_bytes, 1024, 1 << 20) &&
               InRange(l.max_connections, 1, 100000) &&
+              InRange(l.max_connections_per_address, 1, 100000) &&
               InRange(l.request_timeout_seconds, 1, 3600) &&
               InRange(l.idle_timeout_seconds, 1, 3600),
           "a limit out of range");

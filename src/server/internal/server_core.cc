@@ -79,6 +79,24 @@ std::string FormatEndpoint(const tcp::endpoint& endpoint) {
   return address + ":" + std::to_string(endpoint.port());
 }
 
+// What max_connections_per_address counts by: the IPv4 address (also when it arrives IPv4-mapped
+// on an IPv6 socket), or the IPv6 /64. Raw bytes with a family tag; "" if the peer is unknown.
+std::string AddressKey(const tcp::socket& socket) {
+  error_code ec;
+  tcp::endpoint endpoint = socket.remote_endpoint(ec);
+  if (ec) return std::string();
+  net::ip::address address = endpoint.address();
+  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+    address = net::ip::make_address_v4(net::ip::v4_mapped, address.to_v6());
+  }
+  if (address.is_v4()) {
+    auto bytes = address.to_v4().to_bytes();
+    return "4" + std::string(bytes.begin(), bytes.end());
+  }
+  auto bytes = address.to_v6().to_bytes();
+  return "6" + std::string(bytes.begin(), bytes.begin() + 8);
+}
+
 uint32_t ClampU32(size_t n) { return n > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(n); }
 
 bool IsServerManagedHeader(std::string_view lower_name) {
@@ -93,15 +111,16 @@ bool IsServerManagedHeader(std::string_view lower_name) {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(ServerCore& core, tcp::socket socket, uint64_t id, bool rejecting)
+  Session(ServerCore& core, tcp::socket socket, uint64_t id, ServerCore::Admission admission)
       : core_(core),
         id_(id),
-        rejecting_(rejecting),
+        admission_(admission),
+        rejecting_(admission != ServerCore::Admission::kServe),
         client_address_(FormatEndpointOf(socket)),
         stream_(std::move(socket), core.tls()),
         buffer_(core.options().max_header_bytes + 64 * 1024) {}
 
-  ~Session() { core_.OnSessionClosed(id_, rejecting_); }
+  ~Session() { core_.OnSessionClosed(id_, admission_); }
 
   // Bound to one socket and one place in the registry.
   Session(const Session&) = delete;
@@ -187,6 +206,15 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnHeader(error_code ec) {
     if (ec) return OnReadError(ec);
+    if (admission_ == ServerCore::Admission::kTooManyFromAddress) {
+      core_.metrics().Increment(kRejectedTotal, {{"reason", "connections_per_address"}});
+      return SendTransportError(503, "temporarily_unavailable",
+                                "this client address has too many open connections to the server "
+                                "(at most " +
+                                    std::to_string(core_.options().max_connections_per_address) +
+                                    "); close some or retry later",
+                                /*retry_after=*/true);
+    }
     if (rejecting_) {
       core_.metrics().Increment(kRejectedTotal, {{"reason", "connections"}});
       return SendTransportError(503, "temporarily_unavailable",
@@ -452,7 +480,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   ServerCore& core_;
   const uint64_t id_;
-  const bool rejecting_;  // over max_connections: only ever answers 503
+  const ServerCore::Admission admission_;
+  const bool rejecting_;  // over a connection limit: only ever answers 503
   const std::string client_address_;
 
   // Everything below is touched only on the stream's strand.
@@ -493,7 +522,8 @@ ServerCore::ServerCore(ServerOptions options, Router router, Metrics& metrics,
   metrics_.DeclareGauge(kConnectionsActive, "Open HTTPS connections.");
   metrics_.DeclareCounter(
       kRejectedTotal,
-      "Requests answered 503 for overload, by reason (connections, workers, route_limit).");
+      "Requests answered 503 for overload, by reason (connections, connections_per_address, "
+      "workers, route_limit).");
   metrics_.DeclareCounter("signet_tls_handshake_failures_total", "Failed TLS handshakes.");
 }
 
@@ -594,24 +624,41 @@ void ServerCore::OnAccept(error_code ec, tcp::socket socket) {
   std::shared_ptr<Session> session;
   std::shared_ptr<Session> unregistered;  // made but not registered: dropped below, unlocked
   bool failed = false;
+  Admission admission = Admission::kServe;
+  std::string address_key = AddressKey(socket);
   {
     std::lock_guard lock(mu_);
     if (stopping_) return;  // socket closes as it goes out of scope
-    bool rejecting = active_ >= options_.max_connections;
+    if (active_ >= options_.max_connections) {
+      admission = Admission::kTooManyConnections;
+    } else if (auto it = per_address_.find(address_key);
+               it != per_address_.end() && it->second >= options_.max_connections_per_address) {
+      admission = Admission::kTooManyFromAddress;
+    }
+    const bool rejecting = admission != Admission::kServe;
     if (rejecting && rejecting_ >= kMaxRejectingConnections) {
       socket.close(ignored);
     } else {
       uint64_t id = next_session_id_++;
       try {
         // A constructor that throws closes the socket and never runs ~Session.
-        session = std::make_shared<Session>(*this, std::move(socket), id, rejecting);
-        // Counted from here: ~Session uncounts it (OnSessionClosed, which takes mu_).
+        session = std::make_shared<Session>(*this, std::move(socket), id, admission);
+        // Counted from here: ~Session uncounts it (OnSessionClosed, which takes mu_). The map
+        // insertions come first: if one throws, nothing is counted yet and the catch below lets
+        // ~Session run unlocked, whose OnSessionClosed then finds no registration.
+        Registered registered{session, address_key};
+        if (!rejecting) ++per_address_[address_key];
+        try {
+          sessions_.emplace(id, std::move(registered));
+        } catch (...) {
+          if (!rejecting) UncountAddressLocked(address_key);
+          throw;
+        }
         if (rejecting) {
           ++rejecting_;
         } else {
           ++active_;
         }
-        sessions_.emplace(id, session);
       } catch (...) {
         unregistered = std::move(session);
         failed = true;
@@ -623,22 +670,36 @@ void ServerCore::OnAccept(error_code ec, tcp::socket socket) {
     unregistered.reset();
   }
   if (session == nullptr) {
-    metrics_.Increment(kRejectedTotal, {{"reason", failed ? "error" : "connections"}});
+    metrics_.Increment(kRejectedTotal, {{"reason", failed ? "error"
+                                                   : admission == Admission::kTooManyFromAddress
+                                                       ? "connections_per_address"
+                                                       : "connections"}});
   } else {
     metrics_.AddGauge(kConnectionsActive, {}, 1);
     session->Start();
   }
 }
 
-void ServerCore::OnSessionClosed(uint64_t id, bool rejecting) {
+void ServerCore::UncountAddressLocked(const std::string& address_key) {
+  auto it = per_address_.find(address_key);
+  if (it != per_address_.end() && --it->second == 0) per_address_.erase(it);
+}
+
+void ServerCore::OnSessionClosed(uint64_t id, Admission admission) {
   bool post_check = false;
   {
     std::lock_guard lock(mu_);
-    sessions_.erase(id);
-    if (rejecting) {
-      --rejecting_;
+    auto it = sessions_.find(id);
+    if (it == sessions_.end()) {
+      // Never registered (OnAccept failed part-way and counted nothing); gauge only.
     } else {
-      --active_;
+      if (admission == Admission::kServe) {
+        UncountAddressLocked(it->second.address_key);
+        --active_;
+      } else {
+        --rejecting_;
+      }
+      sessions_.erase(it);
     }
     post_check = stopping_ && sessions_.empty() && !io_finished_;
   }
@@ -650,7 +711,7 @@ std::vector<std::weak_ptr<Session>> ServerCore::SnapshotSessions() {
   std::lock_guard lock(mu_);
   std::vector<std::weak_ptr<Session>> out;
   out.reserve(sessions_.size());
-  for (const auto& [id, session] : sessions_) out.push_back(session);
+  for (const auto& [id, registered] : sessions_) out.push_back(registered.session);
   return out;
 }
 

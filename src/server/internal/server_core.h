@@ -22,6 +22,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -57,8 +58,10 @@ class ServerCore {
   Metrics& metrics() { return metrics_; }
   WorkerPool& pool() { return *pool_; }
   boost::asio::ssl::context& tls() { return *tls_; }
+  // Why a connection is only ever answered 503 (kServe: it is served).
+  enum class Admission { kServe, kTooManyConnections, kTooManyFromAddress };
   // Called by ~Session.
-  void OnSessionClosed(uint64_t id, bool rejecting);
+  void OnSessionClosed(uint64_t id, Admission admission);
 
  private:
   void DoAccept();
@@ -68,14 +71,22 @@ class ServerCore {
   void CheckDrainedOnControl();
   void RunIoThread();
   std::vector<std::weak_ptr<Session>> SnapshotSessions();
+  void UncountAddressLocked(const std::string& address_key);  // mu_ held
 
   // Constant after construction.
   const ServerOptions options_;
   const Router router_;
   Metrics& metrics_;
 
+  struct Registered {
+    std::weak_ptr<Session> session;
+    std::string address_key;  // AddressKey of the peer; counted in per_address_ if served
+  };
+
   mutable std::mutex mu_;
-  std::map<uint64_t, std::weak_ptr<Session>> sessions_;  // guarded by mu_
+  std::map<uint64_t, Registered> sessions_;  // guarded by mu_
+  // Served (not rejecting) sessions per AddressKey; guarded by mu_. No zero entries.
+  std::map<std::string, size_t> per_address_;
   uint64_t next_session_id_ = 1;                         // guarded by mu_
   size_t active_ = 0;                                    // guarded by mu_; counted sessions
   size_t rejecting_ = 0;                                 // guarded by mu_; 503-only sessions
