@@ -121,6 +121,18 @@ Status MetricsAuditSink::RecordChange(const AuditEvent& event,
   return Tally(event, std::move(recorded), /*log_failed=*/!refused.load());
 }
 
+Status MetricsAuditSink::RecordIf(const AuditEvent& event, const service::AuditCheck& check) {
+  // A check that refused is the caller's answer (the key was disabled meanwhile), not a failure
+  // of the audit log.
+  std::atomic<bool> refused{false};
+  Status recorded = inner_.RecordIf(event, [&]() -> Status {
+    Status passed = check();
+    refused.store(!passed.ok() && service::IsRefusal(passed.error()));
+    return passed;
+  });
+  return Tally(event, std::move(recorded), /*log_failed=*/!refused.load());
+}
+
 Status MetricsAuditSink::Tally(const AuditEvent& event, Status recorded, bool log_failed) {
   const std::string action(service::AuditActionName(event.action));
   if (!recorded.ok()) {

@@ -70,6 +70,7 @@ class MetricsAuditSink final : public service::AuditSink {
   Status Record(const service::AuditEvent& event) override;
   Status RecordChange(const service::AuditEvent& event,
                       const service::AuditedChange& change) override;
+  Status RecordIf(const service::AuditEvent& event, const service::AuditCheck& check) override;
 
  private:
   // Counts `recorded`, the inner sink's result for `event`, and returns it; an error counts as an

@@ -37,6 +37,11 @@ class RecordingSink final : public service::AuditSink {
     events.push_back(std::move(recorded));
     return OkStatus();
   }
+  // Not atomic here (no transaction to run the check in); the check's effect is what is tested.
+  Status RecordIf(const service::AuditEvent& event, const service::AuditCheck& check) override {
+    SIGNET_TRY(check());
+    return Record(event);
+  }
   bool fail = false;
   std::vector<AuditEvent> events;
 };
@@ -272,6 +277,7 @@ TEST(MetricsAuditSinkServiceTest, CountsWhatTheSigningServiceRecords) {
   service::Caller stranger;
   stranger.actor.account_id = "a_stranger";
   stranger.actor.roles = store::RoleSet{store::Role::kSigner};
+  ASSERT_TRUE(signet::testing::InsertCallerAccount(store, signer, clock.Now()).ok());
 
   const std::vector<Bytes> hashes = {*pki::ComputeDigest(HashAlgorithm::kSha256, AsBytes("one")),
                                      *pki::ComputeDigest(HashAlgorithm::kSha256, AsBytes("two"))};

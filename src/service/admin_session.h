@@ -19,4 +19,10 @@ namespace signet::service {
 Status RecheckAdminSession(store::Store& store, std::string_view account_id,
                            std::string_view account_name, ByteView token_hash, TimePoint now);
 
+// The same for a signer, called inside the transaction that records a signature before it is
+// released (the HSM may have taken seconds): the session, if `token_hash` is not empty, as above;
+// and the account, always: active, unlocked, with the signer role, no password change pending.
+Status RecheckSignerSession(store::Store& store, std::string_view account_id,
+                            std::string_view account_name, ByteView token_hash, TimePoint now);
+
 }  // namespace signet::service

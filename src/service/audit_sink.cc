@@ -303,6 +303,32 @@ Status LogAuditSink::RecordChange(const AuditEvent& event, const AuditedChange& 
   return seq.error().WithContext(what);
 }
 
+Status LogAuditSink::RecordIf(const AuditEvent& event, const AuditCheck& check) {
+  const std::string what =
+      "cannot record audit event '" + std::string(AuditActionName(event.action)) + "'";
+  if (!check) return InvalidArgument(what + ": no check given");
+  std::vector<store::LogEntryAppend> entries;
+  try {
+    entries = ToLogEntries(event);
+  } catch (const std::exception& e) {
+    return InternalError(std::string("cannot serialise audit event: ") + e.what());
+  }
+  if (entries.empty()) return InternalError(what + ": the event gave no entry");
+  // The check rides on the first entry as its (read-only) change: the store runs it in the
+  // append's transaction, and an error from it fails the whole append, all entries.
+  auto refused = std::make_shared<std::optional<Error>>();  // the check's error, last attempt
+  entries.front().apply = [check, refused](store::Store&) -> Status {
+    refused->reset();
+    Status passed = check();
+    if (!passed.ok()) *refused = passed.error();
+    return passed;
+  };
+  auto seq = append_(std::move(entries));
+  if (seq.ok()) return OkStatus();
+  if (*refused && IsRefusal(**refused)) return **refused;
+  return seq.error().WithContext(what);
+}
+
 bool IsRefusal(const Error& error) {
   switch (error.code()) {
     case ErrorCode::kInvalidArgument:

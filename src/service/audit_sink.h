@@ -157,6 +157,11 @@ using AuditDetails = std::map<std::string, std::string>;
 bool IsRefusal(const Error& error);
 using AuditedChange = std::function<Status(AuditDetails& details)>;
 
+// A condition an event is recorded under (the signer may still sign with the key): it reads the
+// service's Store, which must be the store the sink's log is in, and changes nothing. Like a
+// change, it may run more than once, inside the transaction that appends the event.
+using AuditCheck = std::function<Status()>;
+
 class AuditSink {
  public:
   virtual ~AuditSink() = default;
@@ -172,6 +177,14 @@ class AuditSink {
   // can explain it; any other error says the event could not be recorded. InvalidArgument for an
   // event with a signature (changes are configuration, never signatures).
   virtual Status RecordChange(const AuditEvent& event, const AuditedChange& change) = 0;
+
+  // Records `event` only if `check` passes inside the transaction that appends it, so no change
+  // the log records can fall between the check and the event (a key disabled while the HSM
+  // signed is either before the `sign` entry, and refuses it, or after it). Durable when this
+  // returns OK, like Record; the event may carry a signature. A refusal by the check (IsRefusal)
+  // is returned as the check gave it, with nothing recorded; any other error says the event
+  // could not be recorded.
+  virtual Status RecordIf(const AuditEvent& event, const AuditCheck& check) = 0;
 };
 
 // Appends entries to the Merkle log consecutively, all or nothing, and returns the first index
@@ -210,6 +223,7 @@ class LogAuditSink final : public AuditSink {
   // The change travels with the event's log entry (store::LogEntryAppend::apply) and commits in
   // the append's transaction; the entry is rendered after it, with the details it added.
   Status RecordChange(const AuditEvent& event, const AuditedChange& change) override;
+  Status RecordIf(const AuditEvent& event, const AuditCheck& check) override;
 
  private:
   const LogAppendFn append_;

@@ -260,6 +260,59 @@ TEST_F(RecordChangeTest, AnEventWithASignatureCarriesNoChange) {
   EXPECT_EQ(store_->GetKeyById("k_1")->state, store::KeyState::kActive);
 }
 
+// ---- RecordIf: an event recorded only if a check passes in its own transaction ----
+
+AuditCheck KeyIsActive(store::Store& store) {
+  return [&store]() -> Status {
+    SIGNET_ASSIGN_OR_RETURN(store::KeyRecord key, store.GetKeyById("k_1"));
+    if (key.state != store::KeyState::kActive) return FailedPrecondition("key is not active");
+    return OkStatus();
+  };
+}
+
+TEST_F(RecordChangeTest, RecordIfAppendsEveryPartOfTheEventWhenTheCheckPasses) {
+  LogAuditSink sink(DirectLogAppender(*store_));
+  AuditEvent big = SampleEvent();
+  big.signature->hashes.assign(3000, std::string(64, 'b'));  // several entries
+  const size_t parts = ToLogEntries(big).size();
+  ASSERT_GT(parts, 1u);
+  int runs = 0;
+  ASSERT_TRUE(sink.RecordIf(big,
+                            [&]() -> Status {
+                              ++runs;
+                              return KeyIsActive(*store_)();
+                            })
+                  .ok());
+  EXPECT_EQ(runs, 1);
+  EXPECT_EQ(*store_->LogSize(), static_cast<int64_t>(parts));
+}
+
+TEST_F(RecordChangeTest, RecordIfRefusedByItsCheckLogsNothingAndSaysWhy) {
+  LogAuditSink sink(DirectLogAppender(*store_));
+  ASSERT_TRUE(sink.RecordChange(DisableEvent(), Disable()).ok());
+  AuditEvent big = SampleEvent();
+  big.signature->hashes.assign(3000, std::string(64, 'b'));
+  Status s = sink.RecordIf(big, KeyIsActive(*store_));
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(s.error().message(), "key is not active");
+  EXPECT_EQ(*store_->LogSize(), 1);  // the disable alone, no part of the event
+}
+
+TEST_F(RecordChangeTest, RecordIfWhoseEntryCannotBeWrittenIsTheLogsFailureNotARefusal) {
+  LogAuditSink sink([this](std::vector<store::LogEntryAppend> entries) {
+    entries[0].render = [](int64_t) -> Result<std::string> {
+      return InvalidArgument("the log refused the bytes");
+    };
+    return store_->AppendLogEntries(entries);
+  });
+  Status s = sink.RecordIf(SampleEvent(), KeyIsActive(*store_));
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message().find("cannot record audit event 'sign'"), std::string::npos)
+      << s.error().message();
+  EXPECT_EQ(*store_->LogSize(), 0);
+}
+
 // 5000 SHA-512 hashes (640 KB of hex) cannot be one tlog-tiles entry: they are split into
 // consecutive parts, each within the limit, that together hold every hash once, in order.
 TEST(LogAuditSinkTest, LargeSignatureEventsAreSplitIntoParts) {

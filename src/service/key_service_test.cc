@@ -31,6 +31,11 @@ class RecordingSink final : public AuditSink {
     events_.push_back(std::move(recorded));
     return OkStatus();
   }
+  // Not atomic here (no transaction to run the check in); the check's effect is what is tested.
+  Status RecordIf(const AuditEvent& event, const AuditCheck& check) override {
+    SIGNET_TRY(check());
+    return Record(event);
+  }
   void FailFor(std::optional<AuditAction> action) { fail_action_ = action; }
   // `during` runs inside the next RecordChange, before the change is made.
   void DuringNextChange(std::function<void()> during) { during_change_ = std::move(during); }

@@ -482,13 +482,31 @@ Result<std::vector<Bytes>> SigningService::SignHash(
     return RecordRefusal(audit_, event, std::move(signatures).error());
   }
   // The audit invariant: the signatures leave only if this record is durable. (A signature's
-  // hashes were consumed by definition; the mark is for refusals.)
+  // hashes were consumed by definition; the mark is for refusals.) The HSM may have taken
+  // seconds, so the caller's right to sign with the key is read again in the transaction that
+  // records the signatures: a key disabled or destroyed, a grant revoked, an account disabled or
+  // locked, a session ended meanwhile releases nothing (and the log shows them in that order).
   event.outcome = std::string(kOutcomeSuccess);
   event.details.erase("hashes_consumed");
-  Status recorded = audit_.Record(event);
+  const std::string key_id = event.signature->key_id;
+  bool check_refused = false;  // the last run of the check refused (not the log)
+  Status recorded = audit_.RecordIf(event, [&]() -> Status {
+    Status allowed = RecheckSigner(caller, key_id);
+    check_refused = !allowed.ok() && IsRefusal(allowed.error());
+    return allowed;
+  });
   if (!recorded.ok()) {
     event.details["hashes_consumed"] = "true";
     for (Bytes& s : *signatures) SecureWipe(s.data(), s.size());
+    if (check_refused && IsRefusal(recorded.error())) {
+      event.action = AuditAction::kSignRefused;
+      event.details["stage"] = "release";
+      return RecordRefusal(audit_, event,
+                           std::move(recorded).error().WithContext(
+                               "no signature returned: the right to sign changed while the HSM "
+                               "signed; " +
+                               std::string(kHashesUsedUpNote)));
+    }
     // The request was fine; whatever the log refused is the service's failure (Unavailable if it
     // may pass on a retry, Internal otherwise), never a bad request or bad SAD of the caller's.
     const ErrorCode code = recorded.error().code();
@@ -502,6 +520,29 @@ Result<std::vector<Bytes>> SigningService::SignHash(
     return RecordRefusal(audit_, event, std::move(e));
   }
   return signatures;
+}
+
+Status SigningService::RecheckSigner(const Caller& caller, const std::string& key_id) {
+  const std::string& account = caller.actor.account_id;
+  SIGNET_TRY(RecheckSignerSession(
+      store_, account, caller.actor.account_name.empty() ? account : caller.actor.account_name,
+      caller.session_token_hash, clock_.Now()));
+  Result<store::KeyRecord> key = store_.GetKeyById(key_id);
+  if (!key.ok() && key.error().code() == ErrorCode::kNotFound) {
+    return FailedPrecondition("key '" + key_id + "' was deleted while the request ran");
+  }
+  if (!key.ok()) return key.error();
+  if (key->state != store::KeyState::kActive) {
+    return FailedPrecondition("key '" + key->name + "' became " +
+                              std::string(store::KeyStateName(key->state)) +
+                              " while the request ran");
+  }
+  SIGNET_ASSIGN_OR_RETURN(bool granted, store_.HasGrant(key_id, account));
+  if (!granted) {
+    return PermissionDenied("the grant of account '" + account + "' on key '" + key->name +
+                            "' was revoked while the request ran");
+  }
+  return OkStatus();
 }
 
 Error SigningService::RecordMalformedRequest(const Caller& caller, AuditAction action,

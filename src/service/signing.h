@@ -154,9 +154,12 @@ class SigningService {
   // Hashes are consumed BEFORE the HSM signs. If the HSM then fails, or the `sign` event cannot
   // be recorded, the hashes stay consumed and the caller must authorize again: an activation is
   // never handed back, so a failure can cost a retry but can never yield a second signature.
-  // The key state, grant and policy are read before the hashes are consumed, not inside that
-  // transaction: a key disabled (or a grant revoked) while a call is between the two may still
-  // sign that one call's hashes, which are then logged as usual.
+  // The key state and grant are checked again inside the consuming transaction, and once more,
+  // with the caller's session and account (RecheckSigner), inside the transaction that appends
+  // the `sign` event: a key disabled or destroyed, a grant revoked, an account disabled, locked
+  // or stripped of the signer role, or a session ended while the HSM signed releases nothing
+  // (FailedPrecondition, PermissionDenied or Unauthenticated, recorded as `sign_refused` with
+  // stage "release"), and whatever the log shows before the `sign` event held when it was made.
   Result<std::vector<Bytes>> SignHash(const Caller& caller, std::string_view credential,
                                       const SecretBytes& sad, const std::vector<Bytes>& hashes,
                                       SignatureScheme scheme, HashAlgorithm hash_algorithm);
@@ -243,6 +246,9 @@ class SigningService {
  private:
   Result<store::KeyRecord> ResolveKey(std::string_view credential);
   Result<store::KeyRecord> CheckSignerAccess(const Caller& caller, std::string_view credential);
+  // Inside the transaction that records a signature: the caller's session and account (see
+  // RecheckSignerSession), the key still active, the grant still there.
+  Status RecheckSigner(const Caller& caller, const std::string& key_id);
   Result<KeyPolicy> EffectivePolicy(const store::KeyRecord& key);
   Status CheckHashes(const std::vector<Bytes>& hashes, HashAlgorithm hash_algorithm,
                      const KeyPolicy& policy, const store::KeyRecord& key);

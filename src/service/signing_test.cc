@@ -43,6 +43,11 @@ class RecordingAuditSink final : public AuditSink {
     events_.push_back(std::move(recorded));
     return OkStatus();
   }
+  // Not atomic here (no transaction to run the check in); the check's effect is what is tested.
+  Status RecordIf(const AuditEvent& event, const AuditCheck& check) override {
+    SIGNET_TRY(check());
+    return Record(event);
+  }
   void FailWhen(std::function<bool(const AuditEvent&)> f,
                 ErrorCode code = ErrorCode::kUnavailable) {
     std::lock_guard lock(mu_);
@@ -97,6 +102,9 @@ class SigningTest : public ::testing::Test {
         auditor_(MakeCaller("a_auditor", {Role::kAuditor})) {}
 
   void SetUp() override {
+    for (const Caller* c : {&alice_, &bob_, &admin_, &auditor_}) {
+      ASSERT_TRUE(signet::testing::InsertCallerAccount(store_, *c, clock_.Now()).ok());
+    }
     auto k = keys_svc_.CreateKey(admin_.actor, "release", KeyAlgorithm::kEcP256, "a_admin");
     ASSERT_TRUE(k.ok()) << k.error().message();
     key_ = *k;
@@ -696,6 +704,81 @@ TEST(SigningRaceTest, AKeyDisabledOrAGrantRevokedMeanwhileSignsNothing) {
   for (const AuditEvent& e : audit.events()) EXPECT_NE(e.action, AuditAction::kSign);
 }
 
+// The HSM may take seconds; whatever took the caller's right to sign meanwhile (after the
+// consuming transaction, while the HSM signs) is seen by the re-check in the transaction that
+// records the signatures: nothing is released, and the refusal is recorded.
+TEST_F(SigningTest, ARightLostWhileTheHsmSignsReleasesNothing) {
+  Bytes token_hash = Sha256Of("alice's bearer token");
+  store::BearerTokenRecord token;
+  token.token_hash = token_hash;
+  token.account_id = alice_.actor.account_id;
+  token.created_at = clock_.Now();
+  token.expires_at = clock_.Now() + std::chrono::hours(1);
+  ASSERT_TRUE(store_.InsertBearerToken(token).ok());
+  Caller with_session = alice_;
+  with_session.session_token_hash = token_hash;
+
+  struct Case {
+    std::string what;
+    std::function<void()> meanwhile;
+    ErrorCode code;
+    std::string says;
+    std::function<void()> undo;
+  };
+  const std::vector<Case> cases = {
+      {"key disabled", [&] { ASSERT_TRUE(keys_svc_.DisableKey(admin_.actor, "release").ok()); },
+       ErrorCode::kFailedPrecondition, "became disabled",
+       [&] { ASSERT_TRUE(keys_svc_.EnableKey(admin_.actor, "release").ok()); }},
+      {"grant revoked", [&] { ASSERT_TRUE(signing_.Revoke(admin_, "release", "a_alice").ok()); },
+       ErrorCode::kPermissionDenied, "was revoked",
+       [&] { ASSERT_TRUE(signing_.Grant(admin_, "release", "a_alice").ok()); }},
+      {"account disabled",
+       [&] {
+         ASSERT_TRUE(store_
+                         .UpdateAccountState("a_alice", store::AccountState::kActive,
+                                             store::AccountState::kDisabled, clock_.Now())
+                         .ok());
+       },
+       ErrorCode::kPermissionDenied, "no longer an active signer",
+       [&] {
+         ASSERT_TRUE(store_
+                         .UpdateAccountState("a_alice", store::AccountState::kDisabled,
+                                             store::AccountState::kActive, clock_.Now())
+                         .ok());
+       }},
+      {"signer role removed",
+       [&] { ASSERT_TRUE(store_.SetAccountRoles("a_alice", {}, clock_.Now()).ok()); },
+       ErrorCode::kPermissionDenied, "no longer an active signer",
+       [&] { ASSERT_TRUE(store_.SetAccountRoles("a_alice", {Role::kSigner}, clock_.Now()).ok()); }},
+      {"session ended",
+       [&] { ASSERT_TRUE(store_.RevokeBearerToken(token_hash, clock_.Now()).ok()); },
+       ErrorCode::kUnauthenticated, "ended while the request ran", nullptr},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    Authorization a = AuthorizeOk(with_session, "release", {h1_});
+    keys_.DuringNextSign(c.meanwhile);
+    auto sigs = signing_.SignHash(with_session, "release", a.sad, {h1_}, SignatureScheme::kEcdsa,
+                                  HashAlgorithm::kSha256);
+    ASSERT_FALSE(sigs.ok());
+    EXPECT_EQ(sigs.error().code(), c.code) << sigs.error().message();
+    EXPECT_NE(sigs.error().message().find(c.says), std::string::npos) << sigs.error().message();
+    EXPECT_TRUE(SigningService::HashesUsedUp(sigs.error())) << sigs.error().message();
+    AuditEvent e = audit_.last();
+    EXPECT_EQ(e.action, AuditAction::kSignRefused);
+    EXPECT_EQ(e.details["stage"], "release");
+    EXPECT_EQ(e.details["hashes_consumed"], "true");
+    if (c.undo) c.undo();
+  }
+  for (const AuditEvent& e : audit_.events()) EXPECT_NE(e.action, AuditAction::kSign);
+
+  // Nothing lost meanwhile: a fresh session signs as before.
+  Authorization a = AuthorizeOk(alice_, "release", {h2_});
+  auto sigs = Sign(alice_, "release", a.sad, {h2_});
+  ASSERT_TRUE(sigs.ok()) << sigs.error().message();
+  EXPECT_EQ(audit_.last().action, AuditAction::kSign);
+}
+
 // What the HSM answers after the checks is never read as the caller's fault: a lost login
 // (CKR_USER_NOT_LOGGED_IN is Unauthenticated in the PKCS#11 adapter) would otherwise pass for a
 // bad SAD, and a refusal of the key for a missing permission.
@@ -862,6 +945,9 @@ class SqliteSigningTest : public ::testing::Test {
     auto s = store::SqliteStore::Open((dir_ / "signet.db").string());
     ASSERT_TRUE(s.ok()) << s.error().message();
     store_ = std::move(s).value();
+    for (const Caller* c : {&alice_, &admin_}) {
+      ASSERT_TRUE(signet::testing::InsertCallerAccount(*store_, *c, clock_.Now()).ok());
+    }
     sink_ = std::make_unique<LogAuditSink>(DirectLogAppender(*store_));
     keys_svc_ =
         std::make_unique<KeyService>(keys_, *store_, clock_, *sink_, TokenIdentity{"t", "1"});
@@ -901,6 +987,27 @@ class SqliteSigningTest : public ::testing::Test {
   Caller alice_ = MakeCaller("a_alice", {Role::kSigner});
   Caller admin_ = MakeCaller("a_admin", {Role::kAdmin});
 };
+
+// With the real log: a key disabled while the HSM signs comes before the refusal in the log, and
+// no `sign` entry follows it.
+TEST_F(SqliteSigningTest, AKeyDisabledWhileTheHsmSignsIsInTheLogBeforeTheRefusal) {
+  const Bytes h = pki::ComputeDigest(HashAlgorithm::kSha384, AsBytes("late.exe")).value();
+  auto a = signing_->Authorize(alice_, "release", HashAlgorithm::kSha384, {h}, 1);
+  ASSERT_TRUE(a.ok()) << a.error().message();
+  keys_.DuringNextSign([&] { ASSERT_TRUE(keys_svc_->DisableKey(admin_.actor, "release").ok()); });
+  auto sigs = signing_->SignHash(alice_, "release", a->sad, {h}, SignatureScheme::kEcdsa,
+                                 HashAlgorithm::kSha384);
+  ASSERT_FALSE(sigs.ok());
+  EXPECT_EQ(sigs.error().code(), ErrorCode::kFailedPrecondition) << sigs.error().message();
+  EXPECT_TRUE(Events("sign").empty());
+  auto rows = store_->ReadLogEntries(0, 1000);
+  ASSERT_TRUE(rows.ok());
+  ASSERT_GE(rows->size(), 2u);
+  EXPECT_EQ((*rows)[rows->size() - 2].action, "key_disable");
+  EXPECT_EQ(rows->back().action, "sign_refused");
+  auto refusal = nlohmann::json::parse(rows->back().data);
+  EXPECT_EQ(refusal["details"]["stage"], "release");
+}
 
 TEST_F(SqliteSigningTest, ConcurrentSignHashWithSameSadAndHashSignsExactlyOnce) {
   for (int round = 0; round < 5; ++round) {

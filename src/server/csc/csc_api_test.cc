@@ -50,6 +50,11 @@ class KeepingAuditSink final : public service::AuditSink {
     events_.push_back(std::move(recorded));
     return OkStatus();
   }
+  // Not atomic here (no transaction to run the check in); the check's effect is what is tested.
+  Status RecordIf(const service::AuditEvent& event, const service::AuditCheck& check) override {
+    SIGNET_TRY(check());
+    return Record(event);
+  }
   std::vector<service::AuditEvent> events() {
     std::lock_guard lock(mu_);
     return events_;

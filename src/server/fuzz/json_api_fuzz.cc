@@ -96,6 +96,11 @@ class DiscardingAuditSink final : public service::AuditSink {
     SIGNET_TRY(signet::testing::MakeChange(event, change));
     return OkStatus();
   }
+  // Not atomic here (no transaction to run the check in); the check's effect is what is tested.
+  Status RecordIf(const service::AuditEvent& event, const service::AuditCheck& check) override {
+    SIGNET_TRY(check());
+    return Record(event);
+  }
 };
 
 [[noreturn]] void Fail(std::string_view why, std::string_view route, const Response& r) {

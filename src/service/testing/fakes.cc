@@ -720,6 +720,16 @@ Result<std::optional<store::KeyPolicyRecord>> MemoryStore::GetKeyPolicy(std::str
   return std::optional<store::KeyPolicyRecord>(it->second);
 }
 
+Status InsertCallerAccount(store::Store& store, const service::Caller& caller, TimePoint now) {
+  store::AccountRecord account;
+  account.id = caller.actor.account_id;
+  account.name =
+      caller.actor.account_name.empty() ? caller.actor.account_id : caller.actor.account_name;
+  account.roles = caller.actor.roles;
+  account.created_at = account.updated_at = now;
+  return store.InsertAccount(account);
+}
+
 Result<service::Caller> InsertAdminSession(store::Store& store, const std::string& name,
                                            const Bytes& token_hash, TimePoint now,
                                            std::chrono::seconds lifetime) {

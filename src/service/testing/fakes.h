@@ -501,4 +501,8 @@ Result<service::Caller> InsertAdminSession(store::Store& store, const std::strin
                                            const Bytes& token_hash, TimePoint now,
                                            std::chrono::seconds lifetime);
 
+// The active account a test Caller stands for (its id, name and roles), in `store`, so that the
+// service's in-transaction re-checks of the caller's account find it.
+Status InsertCallerAccount(store::Store& store, const service::Caller& caller, TimePoint now);
+
 }  // namespace signet::testing
