@@ -5,6 +5,7 @@
 
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <poll.h>
 
 #include <algorithm>
 #include <boost/asio/connect.hpp>
@@ -286,7 +287,24 @@ struct HttpsClient::Impl {
     return out;
   }
 
+  // An idle kept-alive connection should have nothing to read: the answer to the last request
+  // was read in full. Anything readable (the server's close_notify or FIN, a reset, stray bytes)
+  // means it is no longer usable.
+  bool IdleConnectionLooksClosed() {
+    if (buffer.size() != 0) return true;
+    pollfd p{};
+    p.fd = beast::get_lowest_layer(*stream).socket().native_handle();
+    p.events = POLLIN;
+    const int n = ::poll(&p, 1, 0);
+    return n != 0;  // readable, hung up, in error, or poll itself failed
+  }
+
+  static bool Idempotent(const HttpRequest& request) {
+    return request.idempotent || request.method == "GET" || request.method == "HEAD";
+  }
+
   Result<HttpResponse> SendOnce(const HttpRequest& request) {
+    if (stream != nullptr && IdleConnectionLooksClosed()) Disconnect();
     const bool reused = stream != nullptr;
     if (!reused) SIGNET_TRY(Connect());
     bool nothing_received = true;
@@ -294,8 +312,17 @@ struct HttpsClient::Impl {
     if (result.ok()) return result;
     Disconnect();
     if (!reused || !nothing_received) return result;
-    // The server closed an idle keep-alive connection before reading this request: once more on
-    // a fresh connection.
+    if (!Idempotent(request)) {
+      // The server may have read the request, carried it out and then gone away (stopped after
+      // its grace period, killed) before answering; sending it again could do it twice (a key
+      // destroyed, hashes consumed, a one-time code spent). The idle connection was checked just
+      // before the request was written, so a server that had simply closed it is rare here.
+      return result.error().WithContext(
+          "the connection closed before any answer; the request may have been carried out, so "
+          "it was not sent again");
+    }
+    // Closed before any answer, and sending it twice is harmless: once more on a fresh
+    // connection.
     SIGNET_TRY(Connect());
     result = Exchange(request, &nothing_received);
     if (!result.ok()) Disconnect();

@@ -53,6 +53,10 @@ struct HttpRequest {
   std::string body;
   std::string content_type = "application/json";             // sent when the body is not empty
   std::vector<std::pair<std::string, std::string>> headers;  // extra fields, e.g. Authorization
+  // Safe to send twice (a read). Only such a request (and GET or HEAD) is sent again when a reused
+  // connection closes after it was written but before any answer arrived: the server may have
+  // carried out the request and died, or been stopped, before answering.
+  bool idempotent = false;
 };
 
 struct HttpResponse {
@@ -77,7 +81,10 @@ class HttpsClient {
   // Sends one request and reads the answer (any HTTP status is a success here). Unavailable when
   // the server cannot be reached, the TLS handshake fails (the message says why, e.g. the
   // certificate did not verify) or the connection breaks; DeadlineExceeded does not exist in
-  // signet, so a time-out is Unavailable too.
+  // signet, so a time-out is Unavailable too. A kept-alive connection the server has closed
+  // meanwhile is noticed before the request is written, and a fresh one is used instead; a
+  // connection that closes after the request was written is not retried unless the request is
+  // idempotent (the message then says it may have been carried out).
   Result<HttpResponse> Send(const HttpRequest& request);
 
   // Closes the connection (the next Send reconnects).

@@ -6,6 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -250,6 +251,120 @@ TEST_F(ClientTest, DoesNotRetryAnAnswerWithoutRetryAfter) {
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.error().code(), ErrorCode::kUnavailable);
   EXPECT_EQ(fault_calls_.load(), 1);
+}
+
+// A bare TLS server whose every connection answers its first request and then reads the next one
+// and closes without answering (no close_notify): a server that carried out a request and died,
+// or was stopped after its grace period, before it could answer.
+class AnswerOnceThenDieServer {
+ public:
+  AnswerOnceThenDieServer(const std::string& cert, const std::string& key) {
+    ctx_ = SSL_CTX_new(TLS_server_method());
+    ok_ = SSL_CTX_use_certificate_chain_file(ctx_, cert.c_str()) == 1 &&
+          SSL_CTX_use_PrivateKey_file(ctx_, key.c_str(), SSL_FILETYPE_PEM) == 1;
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    ok_ = ok_ && ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+          ::listen(fd_, 8) == 0 &&
+          ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
+    port_ = ntohs(addr.sin_port);
+    if (ok_) thread_ = std::thread([this] { Run(); });
+  }
+  ~AnswerOnceThenDieServer() {
+    ::shutdown(fd_, SHUT_RDWR);
+    if (thread_.joinable()) thread_.join();
+    ::close(fd_);
+    SSL_CTX_free(ctx_);
+  }
+  AnswerOnceThenDieServer(const AnswerOnceThenDieServer&) = delete;
+  AnswerOnceThenDieServer& operator=(const AnswerOnceThenDieServer&) = delete;
+
+  bool ok() const { return ok_; }
+  uint16_t port() const { return port_; }
+  int requests() const { return requests_.load(); }
+
+ private:
+  void Run() {
+    for (;;) {
+      int conn = ::accept(fd_, nullptr, nullptr);
+      if (conn < 0) return;
+      timeval tv{5, 0};
+      ::setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      SSL* ssl = SSL_new(ctx_);
+      SSL_set_fd(ssl, conn);
+      if (SSL_accept(ssl) == 1 && ReadRequest(ssl)) {
+        ++requests_;
+        static constexpr std::string_view kAnswer =
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+        if (SSL_write(ssl, kAnswer.data(), static_cast<int>(kAnswer.size())) > 0 &&
+            ReadRequest(ssl)) {
+          ++requests_;  // carried out; the answer never comes
+        }
+      }
+      SSL_free(ssl);
+      ::close(conn);
+    }
+  }
+  // Reads one request with a Content-Length body; false if the connection ended first.
+  static bool ReadRequest(SSL* ssl) {
+    std::string data;
+    char buf[4096];
+    size_t header_end = std::string::npos;
+    size_t need = 0;
+    for (;;) {
+      if (header_end == std::string::npos) {
+        header_end = data.find("\r\n\r\n");
+        if (header_end != std::string::npos) {
+          size_t at = data.find("Content-Length: ");
+          size_t body = at == std::string::npos ? 0 : std::stoul(data.substr(at + 16));
+          need = header_end + 4 + body;
+        }
+      }
+      if (header_end != std::string::npos && data.size() >= need) return true;
+      int n = SSL_read(ssl, buf, sizeof buf);
+      if (n <= 0) return false;
+      data.append(buf, static_cast<size_t>(n));
+    }
+  }
+
+  SSL_CTX* ctx_ = nullptr;
+  int fd_ = -1;
+  bool ok_ = false;
+  uint16_t port_ = 0;
+  std::atomic<int> requests_{0};
+  std::thread thread_;
+};
+
+// The server read the second request on a reused connection and closed without answering: it
+// may have carried it out, so the client does not send it again (a destroyed key, a spent code),
+// unless the request says it is safe to.
+TEST_F(ClientTest, DoesNotResendARequestTheServerMayHaveCarriedOut) {
+  AnswerOnceThenDieServer dying(cert_, key_);
+  ASSERT_TRUE(dying.ok());
+  ClientOptions options;
+  options.server_url = "https://localhost:" + std::to_string(dying.port());
+  auto client = Client(options);
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(CallJson(*client, "/api/v1/keys/show", json::object()).ok());
+  auto lost = CallJson(*client, "/api/v1/keys/destroy", json::object());
+  ASSERT_FALSE(lost.ok());
+  EXPECT_EQ(lost.error().code(), ErrorCode::kUnavailable);
+  EXPECT_THAT(lost.error().message(), HasSubstr("may have been carried out"));
+  EXPECT_EQ(dying.requests(), 2);
+
+  // A read may go again: on a fresh connection, where it is answered.
+  ASSERT_TRUE(CallJson(*client, "/api/v1/keys/show", json::object()).ok());
+  HttpRequest read;
+  read.target = "/api/v1/keys/list";
+  read.body = "{}";
+  read.idempotent = true;
+  auto again = client->Send(read);
+  ASSERT_TRUE(again.ok()) << again.error().message();
+  EXPECT_EQ(again->status, 200);
+  EXPECT_EQ(dying.requests(), 5);  // show, destroy, show, list (lost), list (answered)
 }
 
 // A time-out on a reused connection may be a server still working on the request: it is not sent
