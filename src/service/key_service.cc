@@ -241,8 +241,9 @@ Result<KeyRecord> KeyService::CreateKey(const Caller& caller, std::string_view n
 Result<std::vector<KeyRecord>> KeyService::ListKeys() { return store_.ListKeys(); }
 
 Status KeyService::CheckOnOpenToken(const KeyRecord& record) const {
-  if (record.token_serial.empty() ||
-      (record.token_serial == token_.serial && record.token_label == token_.label)) {
+  // Both fields, always: a module may report a blank serial, and a blank serial must not make
+  // every token look like the key's.
+  if (record.token_serial == token_.serial && record.token_label == token_.label) {
     return OkStatus();
   }
   return FailedPrecondition("key '" + record.name + "' is on token '" + record.token_label +

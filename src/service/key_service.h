@@ -141,8 +141,8 @@ class KeyService {
   Result<store::KeyRecord> Transition(const Caller& caller, std::string_view name,
                                       store::KeyState from, store::KeyState to, AuditAction action,
                                       std::string_view verb);
-  // FailedPrecondition unless `record` names the open token (records without a serial predate
-  // the token columns and pass).
+  // FailedPrecondition unless `record` names the open token: the same label and the same serial
+  // (a blank serial, which some modules report, matches only a blank serial).
   Status CheckOnOpenToken(const store::KeyRecord& record) const;
   // Records `action` on key `object` with `outcome` ("success" or the refusal).
   Status Record(const Caller& caller, AuditAction action, std::string_view object,

@@ -338,6 +338,22 @@ TEST_F(KeyServiceTest, AKeyOnAnotherTokenIsNeitherDestroyedNorCertifiedNorShownA
   EXPECT_TRUE(service_.ShowKey("a")->on_open_token);
 }
 
+// A module may report a blank serial; the label still tells the tokens apart.
+TEST_F(KeyServiceTest, TokensWithBlankSerialsAreToldApartByLabel) {
+  KeyService on_a(keys_, store_, clock_, audit_, TokenIdentity{"token-a", ""});
+  KeyService on_b(keys_, store_, clock_, audit_, TokenIdentity{"token-b", ""});
+  ASSERT_TRUE(on_a.CreateKey(actor_, "a", KeyAlgorithm::kEcP256, "x").ok());
+  auto destroyed = on_b.DestroyKey(actor_, "a");
+  ASSERT_FALSE(destroyed.ok());
+  EXPECT_EQ(destroyed.error().code(), ErrorCode::kFailedPrecondition)
+      << destroyed.error().message();
+  EXPECT_EQ(store_.GetKeyByName("a")->state, store::KeyState::kActive);
+  EXPECT_EQ(keys_.KeyCount(), 1u);
+  EXPECT_FALSE(on_b.ShowKey("a")->on_open_token);
+  EXPECT_TRUE(on_a.ShowKey("a")->on_open_token);
+  ASSERT_TRUE(on_a.DestroyKey(actor_, "a").ok());
+}
+
 // A lost HSM login is the service's failure: Unavailable, never Unauthenticated (which the API
 // would answer 401 invalid_token, making the client drop a valid token).
 TEST_F(KeyServiceTest, AnHsmLoginLostIsUnavailableNotUnauthenticated) {
