@@ -209,6 +209,33 @@ Status CheckIssued(const std::vector<UniquePtr<X509>>& chain, size_t index) {
     return OpenSslError(ErrorCode::kInvalidArgument,
                         Describe(chain, index + 1) + " has a public key that cannot be used");
   }
+  const int key_bits = EVP_PKEY_get_security_bits(issuer_key);
+  if (key_bits < kMinChainSecurityBits) {
+    internal::DrainOpenSslErrors();
+    return InvalidArgument(link + "the public key of " + CertificateNumber(index + 2) + " has " +
+                           (key_bits > 0 ? std::to_string(key_bits) : std::string("unknown")) +
+                           " bits of security; at least " + std::to_string(kMinChainSecurityBits) +
+                           " are needed (RSA of 2048 bits or more, or an elliptic curve key)");
+  }
+  int digest_nid = NID_undef;
+  int signature_bits = 0;
+  uint32_t signature_flags = 0;
+  if (X509_get_signature_info(subject, &digest_nid, nullptr, &signature_bits, &signature_flags) !=
+          1 ||
+      (signature_flags & X509_SIG_INFO_VALID) == 0) {
+    internal::DrainOpenSslErrors();
+    return InvalidArgument(link + "the signature algorithm of " + CertificateNumber(index + 1) +
+                           " is not one signet can check");
+  }
+  if (signature_bits < kMinChainSecurityBits) {
+    const char* digest = digest_nid == NID_undef ? nullptr : OBJ_nid2sn(digest_nid);
+    return InvalidArgument(CertificateNumber(index + 1) + " is signed with " +
+                           (digest != nullptr ? std::string(digest) : std::string("a digest")) +
+                           ", which is too weak (" + std::to_string(signature_bits) +
+                           " bits of security, at least " + std::to_string(kMinChainSecurityBits) +
+                           " are needed); ask the CA for a certificate signed with SHA-256 or "
+                           "stronger");
+  }
   if (X509_verify(subject, issuer_key) != 1) {
     return OpenSslError(ErrorCode::kInvalidArgument,
                         link + "the signature of " + CertificateNumber(index + 1) +
@@ -325,6 +352,12 @@ Result<CertificateChain> ParseChainForKey(std::string_view pem, ByteView key_spk
   } else if (critical != -1) {
     internal::DrainOpenSslErrors();
     return InvalidArgument(CertificateNumber(1) + " has an extendedKeyUsage that does not parse");
+  }
+  if ((X509_get_extension_flags(leaf) & EXFLAG_KUSAGE) != 0) {
+    result.leaf_key_usage = X509_get_key_usage(leaf);
+    const int at = X509_get_ext_by_NID(leaf, NID_key_usage, -1);
+    X509_EXTENSION* extension = at < 0 ? nullptr : X509_get_ext(leaf, at);
+    result.leaf_key_usage_critical = extension != nullptr && X509_EXTENSION_get_critical(extension);
   }
   for (const Bytes& der : ders) result.pem += internal::PemEncode(kCertificateLabel, der);
   result.certificates_der = std::move(ders);

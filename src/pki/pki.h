@@ -131,7 +131,19 @@ struct CertificateChain {
   bool leaf_is_ca = false;              // basicConstraints cA TRUE
   // The leaf's extendedKeyUsage purposes as dotted OIDs, in order; nullopt without the extension.
   std::optional<std::vector<std::string>> leaf_extended_key_usage;
+  // The leaf's keyUsage bits (kKeyUsage* below); nullopt without the extension.
+  std::optional<uint32_t> leaf_key_usage;
+  bool leaf_key_usage_critical = false;
 };
+
+// keyUsage bits (RFC 5280 §4.2.1.3) as leaf_key_usage reports them.
+inline constexpr uint32_t kKeyUsageDigitalSignature = 0x80;
+inline constexpr uint32_t kKeyUsageKeyCertSign = 0x04;
+inline constexpr uint32_t kKeyUsageCrlSign = 0x02;
+
+// The least security strength (bits, NIST SP 800-57) a chain's signatures and issuing keys may
+// have: SHA-1 and MD5 signatures and RSA keys under 2048 bits are refused.
+inline constexpr int kMinChainSecurityBits = 112;
 
 // extendedKeyUsage purposes (RFC 5280 §4.2.1.12).
 inline constexpr std::string_view kOidEkuCodeSigning = "1.3.6.1.5.5.7.3.3";
@@ -156,6 +168,8 @@ inline constexpr std::string_view kOidEkuAny = "2.5.29.37.0";
 //     name equals the next subject name (compared as RFC 5280 §7.1 describes, via X509_NAME_cmp)
 //     and the signature verifies with the next certificate's public key ("certificate 2 ('CN=..')
 //     did not issue certificate 1 ('CN=..'): ...");
+//   - each link's signature has at least kMinChainSecurityBits of strength, its algorithm and the
+//     issuer's key alike (no SHA-1 or MD5, no RSA-1024): relying parties refuse them;
 //   - each issuing certificate is a CA (RFC 5280 §6.1.4 (k)): basicConstraints with cA TRUE; if it
 //     has keyUsage, keyCertSign is set (§6.1.4 (n)); its pathLenConstraint, if any, allows the CA
 //     certificates below it (§6.1.4 (l), (m)); and its extensions are well-formed.

@@ -612,6 +612,7 @@ struct CertificateSpec {
   int64_t not_after = kLeafNotAfter;
   std::string not_after_text;  // GeneralizedTime; when set, instead of not_after
   std::string not_before_text;
+  const EVP_MD* digest = EVP_sha256();  // what the issuer signs with
 };
 
 UniquePtr<X509> MakeCertificate(const CertificateSpec& spec) {
@@ -660,7 +661,7 @@ UniquePtr<X509> MakeCertificate(const CertificateSpec& spec) {
   add_extension(NID_ext_key_usage, spec.extended_key_usage);
 
   EVP_PKEY* signing_key = spec.issuer_key != nullptr ? spec.issuer_key : spec.key;
-  if (X509_sign(certificate.get(), signing_key, EVP_sha256()) <= 0) std::abort();
+  if (X509_sign(certificate.get(), signing_key, spec.digest) <= 0) std::abort();
   return certificate;
 }
 
@@ -773,6 +774,64 @@ TEST_F(ChainTest, ReportsTheLeafsCaFlagAndExtendedKeyUsage) {
   chain = ParseChainForKey(Pem({none.get(), intermediate_.get()}), leaf_spki_);
   ASSERT_TRUE(chain.ok()) << chain.error().message();
   EXPECT_FALSE(chain->leaf_extended_key_usage.has_value());
+}
+
+TEST_F(ChainTest, ReportsTheLeafsKeyUsageAndWhetherItIsCritical) {
+  auto chain = ParseChainForKey(Pem({leaf_.get(), intermediate_.get()}), leaf_spki_);
+  ASSERT_TRUE(chain.ok()) << chain.error().message();
+  EXPECT_EQ(chain->leaf_key_usage, kKeyUsageDigitalSignature);
+  EXPECT_TRUE(chain->leaf_key_usage_critical);
+  CertificateSpec spec = LeafSpec(LeafKey(), intermediate_.get(), IntermediateKey());
+  spec.key_usage = "digitalSignature,keyCertSign";
+  UniquePtr<X509> odd = MakeCertificate(spec);
+  chain = ParseChainForKey(Pem({odd.get(), intermediate_.get()}), leaf_spki_);
+  ASSERT_TRUE(chain.ok()) << chain.error().message();
+  EXPECT_EQ(chain->leaf_key_usage, kKeyUsageDigitalSignature | kKeyUsageKeyCertSign);
+  EXPECT_FALSE(chain->leaf_key_usage_critical);
+  spec.key_usage.clear();
+  UniquePtr<X509> none = MakeCertificate(spec);
+  chain = ParseChainForKey(Pem({none.get(), intermediate_.get()}), leaf_spki_);
+  ASSERT_TRUE(chain.ok()) << chain.error().message();
+  EXPECT_FALSE(chain->leaf_key_usage.has_value());
+}
+
+TEST_F(ChainTest, RefusesSha1AndMd5Signatures) {
+  // ECDSA with SHA-1 from the EC intermediate; MD5 (RSA only) from an RSA-2048 one.
+  UniquePtr<EVP_PKEY> rsa2048(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048}));
+  ASSERT_NE(rsa2048, nullptr);
+  UniquePtr<X509> rsa_issuer =
+      MakeCertificate(CaSpec("Signet Test RSA CA", rsa2048.get(), root_.get(), RootKey()));
+  struct Case {
+    const EVP_MD* digest;
+    X509* issuer;
+    EVP_PKEY* issuer_key;
+  };
+  for (const Case& c : {Case{EVP_sha1(), intermediate_.get(), IntermediateKey()},
+                        Case{EVP_md5(), rsa_issuer.get(), rsa2048.get()}}) {
+    CertificateSpec spec = LeafSpec(LeafKey(), c.issuer, c.issuer_key);
+    spec.digest = c.digest;
+    UniquePtr<X509> weak = MakeCertificate(spec);
+    auto chain = ParseChainForKey(Pem({weak.get(), c.issuer}), leaf_spki_);
+    EXPECT_TRUE(FailsWith(chain, ErrorCode::kInvalidArgument, "which is too weak"))
+        << EVP_MD_get0_name(c.digest) << ": "
+        << (chain.ok() ? std::string("accepted") : chain.error().message());
+  }
+  // The same chain signed with SHA-384 is fine.
+  CertificateSpec strong = LeafSpec(LeafKey(), intermediate_.get(), IntermediateKey());
+  strong.digest = EVP_sha384();
+  UniquePtr<X509> leaf = MakeCertificate(strong);
+  auto chain = ParseChainForKey(Pem({leaf.get(), intermediate_.get()}), leaf_spki_);
+  EXPECT_TRUE(chain.ok()) << chain.error().message();
+}
+
+TEST_F(ChainTest, RefusesAnIssuerWithAWeakKey) {
+  UniquePtr<EVP_PKEY> rsa1024(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{1024}));
+  ASSERT_NE(rsa1024, nullptr);
+  UniquePtr<X509> issuer =
+      MakeCertificate(CaSpec("Signet Test Weak CA", rsa1024.get(), root_.get(), RootKey()));
+  UniquePtr<X509> leaf = MakeCertificate(LeafSpec(LeafKey(), issuer.get(), rsa1024.get()));
+  EXPECT_TRUE(FailsWith(ParseChainForKey(Pem({leaf.get(), issuer.get()}), leaf_spki_),
+                        ErrorCode::kInvalidArgument, "80 bits of security"));
 }
 
 TEST_F(ChainTest, UtcTimeIsGivenWithAFourDigitYear) {

@@ -262,6 +262,26 @@ Status KeyService::CheckCodeSigningLeaf(const pki::CertificateChain& chain, Time
         "certificate 1 is a CA certificate (basicConstraints cA TRUE); a signing key's "
         "certificate must not be");
   }
+  // keyUsage (CSBR 7.1.2.3): present and critical, digitalSignature set, no CA bits.
+  if (!chain.leaf_key_usage.has_value()) {
+    return InvalidArgument(
+        "certificate 1 has no keyUsage extension; a code-signing certificate must carry one, "
+        "critical, with digitalSignature (CSBR 7.1.2.3)");
+  }
+  if ((*chain.leaf_key_usage & pki::kKeyUsageDigitalSignature) == 0) {
+    return InvalidArgument(
+        "certificate 1's keyUsage does not allow digitalSignature, so no signature made with "
+        "it would be accepted (CSBR 7.1.2.3)");
+  }
+  if ((*chain.leaf_key_usage & (pki::kKeyUsageKeyCertSign | pki::kKeyUsageCrlSign)) != 0) {
+    return InvalidArgument(
+        "certificate 1's keyUsage allows keyCertSign or cRLSign, which a code-signing "
+        "certificate must not (CSBR 7.1.2.3)");
+  }
+  if (!chain.leaf_key_usage_critical) {
+    return InvalidArgument(
+        "certificate 1's keyUsage extension is not marked critical, as CSBR 7.1.2.3 requires");
+  }
   const auto& usages = chain.leaf_extended_key_usage;
   const auto has = [&](std::string_view oid) {
     return usages && std::find(usages->begin(), usages->end(), oid) != usages->end();

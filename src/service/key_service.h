@@ -112,9 +112,11 @@ class KeyService {
                                                   std::string_view pem);
 
   // The leaf of a chain for a signing key, at `now`: not expired (one not yet valid is accepted,
-  // so a renewal can be imported ahead), not a CA, and with extendedKeyUsage codeSigning but
-  // neither anyExtendedKeyUsage nor serverAuth (CSBR 7.1.2.3). InvalidArgument naming what is
-  // wrong. The CSBR linter checks the rest of the profile; this is what no signing key may lack.
+  // so a renewal can be imported ahead), not a CA, with a critical keyUsage that allows
+  // digitalSignature and neither keyCertSign nor cRLSign, and with extendedKeyUsage codeSigning
+  // but neither anyExtendedKeyUsage nor serverAuth (CSBR 7.1.2.3). InvalidArgument naming what is
+  // wrong. The rest of the CSBR profile (policies, CRL and AIA locations, validity period) is not
+  // checked here; this is what no certificate a signing key signs under may lack.
   static Status CheckCodeSigningLeaf(const pki::CertificateChain& chain, TimePoint now);
 
   // The private keys on the open token that nothing in the store names (UnrecordedKey), in the

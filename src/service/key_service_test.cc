@@ -433,6 +433,8 @@ TEST(CheckCodeSigningLeafTest, RefusesWhatNoSigningKeysCertificateMayBe) {
   good.not_before = now + std::chrono::hours(24);  // not yet valid: a renewal imported ahead
   good.not_after = now + std::chrono::hours(24 * 365);
   good.leaf_extended_key_usage = std::vector<std::string>{"1.3.6.1.5.5.7.3.3"};
+  good.leaf_key_usage = pki::kKeyUsageDigitalSignature;
+  good.leaf_key_usage_critical = true;
   EXPECT_TRUE(KeyService::CheckCodeSigningLeaf(good, now).ok());
   auto refused = [&](pki::CertificateChain chain, std::string_view says) {
     Status s = KeyService::CheckCodeSigningLeaf(chain, now);
@@ -459,6 +461,21 @@ TEST(CheckCodeSigningLeafTest, RefusesWhatNoSigningKeysCertificateMayBe) {
   pki::CertificateChain both = good;
   both.leaf_extended_key_usage->push_back("1.3.6.1.5.5.7.3.1");
   refused(both, "serverAuth");
+  pki::CertificateChain no_ku = good;
+  no_ku.leaf_key_usage.reset();
+  refused(no_ku, "has no keyUsage extension");
+  pki::CertificateChain encipher_only = good;
+  encipher_only.leaf_key_usage = 0x20;  // keyEncipherment
+  refused(encipher_only, "does not allow digitalSignature");
+  pki::CertificateChain ca_bits = good;
+  *ca_bits.leaf_key_usage |= pki::kKeyUsageKeyCertSign;
+  refused(ca_bits, "keyCertSign or cRLSign");
+  pki::CertificateChain crl_bits = good;
+  *crl_bits.leaf_key_usage |= pki::kKeyUsageCrlSign;
+  refused(crl_bits, "keyCertSign or cRLSign");
+  pki::CertificateChain not_critical = good;
+  not_critical.leaf_key_usage_critical = false;
+  refused(not_critical, "not marked critical");
 }
 
 TEST_F(KeyServiceTest, CsrIsSignedByTheKey) {

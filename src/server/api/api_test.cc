@@ -99,6 +99,10 @@ std::string LeafCertificatePem(const std::string& spki_base64) {
   std::unique_ptr<X509_EXTENSION, decltype(&X509_EXTENSION_free)> eku(
       X509V3_EXT_conf_nid(nullptr, nullptr, NID_ext_key_usage, "codeSigning"), X509_EXTENSION_free);
   if (!eku || X509_add_ext(cert.get(), eku.get(), -1) != 1) return "";
+  std::unique_ptr<X509_EXTENSION, decltype(&X509_EXTENSION_free)> ku(
+      X509V3_EXT_conf_nid(nullptr, nullptr, NID_key_usage, "critical,digitalSignature"),
+      X509_EXTENSION_free);
+  if (!ku || X509_add_ext(cert.get(), ku.get(), -1) != 1) return "";
   if (X509_sign(cert.get(), issuer_key.get(), EVP_sha256()) <= 0) return "";
   const int size = i2d_X509(cert.get(), nullptr);
   if (size <= 0) return "";
