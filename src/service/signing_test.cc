@@ -561,6 +561,24 @@ TEST_F(SigningTest, RateLimitPerKeyIsResourceExhausted) {
   EXPECT_TRUE(Sign(alice_, "release", a.sad, {h3_}).ok());
 }
 
+// A request larger than the per-minute limit could never pass by waiting: refused with what to do
+// instead, nothing consumed, and smaller requests from the same SAD sign.
+TEST_F(SigningTest, ARequestLargerThanARateLimitSaysToSplitIt) {
+  KeyPolicy p = signing_.DefaultPolicy(KeyAlgorithm::kEcP256);
+  p.rate_per_minute_account = 2;
+  ASSERT_TRUE(signing_.SetPolicy(admin_, "release", p).ok());
+  Authorization a = AuthorizeOk(alice_, "release", {h1_, h2_, h3_});
+  auto too_many = Sign(alice_, "release", a.sad, {h1_, h2_, h3_});
+  ASSERT_FALSE(too_many.ok());
+  EXPECT_EQ(too_many.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_NE(too_many.error().message().find("send at most that many hashes"), std::string::npos)
+      << too_many.error().message();
+  EXPECT_FALSE(SigningService::HashesUsedUp(too_many.error()));
+  EXPECT_TRUE(Sign(alice_, "release", a.sad, {h1_, h2_}).ok());
+  clock_.Advance(1min);
+  EXPECT_TRUE(Sign(alice_, "release", a.sad, {h3_}).ok());
+}
+
 // A key record the store holds damaged is the service's fault, never the caller's bad request.
 TEST_F(SigningTest, ADamagedKeyRecordIsDataLossNotABadRequest) {
   store::KeyRecord broken = key_;

@@ -126,6 +126,13 @@ std::string ShortHex(ByteView hash) {
 
 Status CheckRate(int64_t counted, int64_t requested, int64_t limit, std::string_view what) {
   if (limit <= 0 || counted + requested <= limit) return OkStatus();
+  if (requested > limit) {
+    // No minute would ever have room: waiting does not help, a smaller request does.
+    return PermissionDenied("this request asks for " + std::to_string(requested) +
+                            " signatures, but at most " + std::to_string(limit) +
+                            " per minute are allowed " + std::string(what) +
+                            "; send at most that many hashes per request");
+  }
   return ResourceExhausted(std::string(kRateLimitMessage) + std::to_string(limit) +
                            " signatures per minute " + std::string(what) + " reached (" +
                            std::to_string(counted) + " used this minute, " +

@@ -360,6 +360,20 @@ TEST_F(ActivationStoreTest, RateLimitPerKeyIsResourceExhaustedAndConsumesNothing
   EXPECT_TRUE(s.ok()) << s.error().message();
 }
 
+// More hashes in one request than a minute allows can never pass: not "retry in the next minute".
+TEST_F(ActivationStoreTest, ARequestLargerThanARateLimitIsRefusedForGood) {
+  ASSERT_TRUE(
+      store_->InsertActivation(Activation(1, {Digest(0xa1), Digest(0xa2), Digest(0xa3)})).ok());
+  ConsumeActivationRequest r = Consume(1, {Digest(0xa1), Digest(0xa2), Digest(0xa3)});
+  r.limits.per_account_key = 2;
+  Status s = store_->ConsumeActivationHashes(r);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code(), ErrorCode::kPermissionDenied) << s.error().message();
+  EXPECT_NE(s.error().message().find("send at most that many hashes"), std::string::npos)
+      << s.error().message();
+  ExpectUntouched(1);
+}
+
 TEST_F(ActivationStoreTest, RateLimitPerAccountCountsAllKeys) {
   ASSERT_TRUE(store_->InsertActivation(Activation(1, {Digest(0xa1)})).ok());
   ActivationRecord other_key = Activation(2, {Digest(0xa2)});
