@@ -29,7 +29,11 @@ constexpr int64_t kMaxTokenLifetimeSeconds = 24 * 3600;
 
 // ASCII only: every non-ASCII character, C1 controls included, is written as \uXXXX (and dump()
 // escapes the C0 ones), so a server's strings cannot reach the terminal as control sequences.
-void PrintJson(const json& j) { std::cout << j.dump(2, ' ', /*ensure_ascii=*/true) << "\n"; }
+// Bytes that are not UTF-8 (a file name from a Latin-1 home folder) are shown as U+FFFD rather
+// than failing a command whose work is done.
+void PrintJson(const json& j) {
+  std::cout << j.dump(2, ' ', /*ensure_ascii=*/true, json::error_handler_t::replace) << "\n";
+}
 
 // Overwrites a string member of a JSON answer that held a secret.
 void WipeMember(json& j, const char* name) {

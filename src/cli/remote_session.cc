@@ -235,7 +235,15 @@ Status SaveSession(const std::string& path, const Session& session) {
             {"account", session.account},
             {"access_token", std::string(session.access_token.text_view())},
             {"expires_at", ToUnixSeconds(session.expires_at)}};
-  std::string text = j.dump(2) + "\n";
+  std::string text;
+  try {
+    text = j.dump(2) + "\n";
+  } catch (const json::type_error&) {
+    WipeString(j["access_token"].get_ref<std::string&>());
+    return InvalidArgument(
+        "cannot save the session: the server URL or a file name (CA, client certificate or key) "
+        "is not valid UTF-8, and the session file is JSON; use a path in UTF-8");
+  }
   WipeString(j["access_token"].get_ref<std::string&>());
   Status written = fs::WriteFileAtomic(path, AsBytes(text), 0600);
   WipeString(text);

@@ -83,6 +83,18 @@ TEST_F(RemoteSessionTest, SaveAndLoadRoundTrip) {
   EXPECT_EQ(loaded->expires_at, s.expires_at);
 }
 
+// A file name from a Latin-1 folder cannot go into the JSON session file: a clear error, no file.
+TEST_F(RemoteSessionTest, SaveRefusesAFileNameThatIsNotUtf8) {
+  Session s = Sample(now_);
+  s.client_certificate_file = "/home/jos\xe9/svc.pem";
+  Status saved = SaveSession(path_, s);
+  ASSERT_FALSE(saved.ok());
+  EXPECT_EQ(saved.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(saved.error().message().find("not valid UTF-8"), std::string::npos)
+      << saved.error().message();
+  EXPECT_FALSE(std::filesystem::exists(path_));
+}
+
 TEST_F(RemoteSessionTest, SaveReplacesAndLeavesNoTemporaryFiles) {
   ASSERT_TRUE(SaveSession(path_, Sample(now_)).ok());
   Session second = Sample(now_);

@@ -480,7 +480,14 @@ Result<nlohmann::json> CallJson(HttpsClient& client, std::string_view target,
                                 const nlohmann::json& body, std::string_view bearer) {
   HttpRequest request;
   request.target = std::string(target);
-  request.body = body.dump();
+  try {
+    request.body = body.dump();
+  } catch (const nlohmann::json::type_error&) {
+    // The exception's text quotes the offending byte; the request may hold secrets.
+    return InvalidArgument(
+        "the request holds text that is not valid UTF-8 (a file or an argument in another "
+        "encoding?); signet's API carries text as UTF-8 JSON strings");
+  }
   if (!bearer.empty())
     request.headers.emplace_back("Authorization", "Bearer " + std::string(bearer));
   auto response = client.Send(request);

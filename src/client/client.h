@@ -105,7 +105,8 @@ class HttpsClient {
 // 409 AlreadyExists, 413 InvalidArgument, 429 ResourceExhausted, 503 Unavailable, other
 // Internal) and whose message is the server's error_description followed by the error name, e.g.
 // "the account is locked until ... (invalid_authentication_data)". A 2xx body that is not JSON is
-// Internal.
+// Internal. A `body` holding a string that is not valid UTF-8 is InvalidArgument, and nothing is
+// sent.
 Result<nlohmann::json> CallJson(HttpsClient& client, std::string_view target,
                                 const nlohmann::json& body, std::string_view bearer = {});
 

@@ -418,6 +418,20 @@ TEST_F(ClientTest, ReconnectsWhenTheServerClosedAnIdleConnection) {
   EXPECT_NE((*first)["client"], (*second)["client"]);
 }
 
+// Text that is not UTF-8 (a Latin-1 file given on the command line) cannot be a JSON string: a
+// clear InvalidArgument, not an exception, and nothing is sent.
+TEST_F(ClientTest, ABodyThatIsNotUtf8IsRefusedBeforeSending) {
+  StartServer();
+  auto client = Client();
+  ASSERT_NE(client, nullptr);
+  auto r = CallJson(*client, "/flaky", json{{"chain_pem", "caf\xe9 secret"}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_THAT(r.error().message(), HasSubstr("not valid UTF-8"));
+  EXPECT_THAT(r.error().message(), ::testing::Not(HasSubstr("secret")));
+  EXPECT_EQ(flaky_calls_.load(), 0);
+}
+
 TEST_F(ClientTest, ReturnsTheServersAnswerToABodyOverItsLimit) {
   server::ServerOptions options;
   options.max_body_bytes = 1024;
