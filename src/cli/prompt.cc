@@ -299,7 +299,11 @@ Result<SecretBytes> Prompter::Password(const std::string& password_file, std::st
       Terminal * tty,
       Tty("no password given and no terminal to ask on: use --password-file FILE or set "
           "SIGNET_PASSWORD"));
-  return tty->ReadSecret(prompt);
+  SIGNET_ASSIGN_OR_RETURN(SecretBytes typed, tty->ReadSecret(prompt));
+  // Enter on an empty line is not a password: sent, it would count as a failed login toward the
+  // lock-out and spend the TOTP code.
+  if (typed.empty()) return InvalidArgument("no password was entered; nothing was sent");
+  return typed;
 }
 
 Result<SecretBytes> Prompter::NewPassword(const std::string& new_password_file) {
@@ -315,6 +319,7 @@ Result<SecretBytes> Prompter::NewPassword(const std::string& new_password_file) 
       Tty("no new password given and no terminal to ask on: use --new-password-file FILE or set "
           "SIGNET_NEW_PASSWORD"));
   SIGNET_ASSIGN_OR_RETURN(SecretBytes first, tty->ReadSecret("New password: "));
+  if (first.empty()) return InvalidArgument("no new password was entered; nothing changed");
   SIGNET_ASSIGN_OR_RETURN(SecretBytes second, tty->ReadSecret("New password again: "));
   if (!first.Equals(second)) {
     return InvalidArgument("the two new passwords differ; nothing changed");

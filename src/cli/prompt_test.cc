@@ -120,6 +120,17 @@ TEST_F(PromptTest, EmptyVariableCountsAsUnsetAndTheTerminalIsAsked) {
   EXPECT_EQ(asked_[0], "secret:Password for a: ");  // echo off
 }
 
+// Enter on an empty line would otherwise be sent and count as a failed login.
+TEST_F(PromptTest, AnEmptyTypedPasswordIsRefusedBeforeAnythingIsSent) {
+  auto p = Make({""}).Password("", "Password: ");
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(p.error().message().find("no password was entered"), std::string::npos);
+  auto n = Make({""}).NewPassword("");
+  ASSERT_FALSE(n.ok());
+  EXPECT_NE(n.error().message().find("no new password was entered"), std::string::npos);
+}
+
 TEST_F(PromptTest, NoSourceAndNoTerminalIsAnErrorNamingTheAlternatives) {
   auto p = Make({}, /*no_tty=*/true).Password("", "Password: ");
   ASSERT_FALSE(p.ok());

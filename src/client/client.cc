@@ -380,6 +380,12 @@ Result<std::unique_ptr<HttpsClient>> HttpsClient::Create(ClientOptions options) 
                              " holds no usable PEM certificate: " + ec.message());
     }
   }
+  if (!options.ca_pem.empty() || !options.ca_file.empty()) {
+    // CA certificates the user named are trusted as they are, an intermediate (the CA that issued
+    // the server's certificate, as --ca-file's help says) as much as a root: without this flag
+    // OpenSSL would insist on reaching a self-signed root that nobody asked it to trust.
+    X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx), X509_V_FLAG_PARTIAL_CHAIN);
+  }
   if (!options.client_certificate_file.empty()) {
     SIGNET_ASSIGN_OR_RETURN(Bytes chain, fs::ReadFile(options.client_certificate_file, kMaxCaFile));
     impl->tls.use_certificate_chain(asio::buffer(chain.data(), chain.size()), ec);

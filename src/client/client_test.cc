@@ -527,6 +527,61 @@ TEST_F(ClientTest, ChecksTheHostNameOfADnsUrl) {
   EXPECT_TRUE(CallJson(*by_ip, "/echo", json::object()).ok());
 }
 
+// The CA named with --ca-file may be the intermediate that issued the server's certificate: it is
+// trusted as it is, without the root above it.
+TEST_F(ClientTest, AnIntermediateCaGivenAsTheCaFileIsTrusted) {
+  const std::string d = dir_ + "/";
+  const std::string ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes ";
+  ASSERT_EQ(RunQuiet("openssl req -x509 " + ec + "-days 1 -subj /CN=Root -keyout " + d +
+                     "root.key -out " + d +
+                     "root.pem -addext basicConstraints=critical,CA:TRUE "
+                     "-addext keyUsage=critical,keyCertSign"),
+            0);
+  ASSERT_EQ(RunQuiet("openssl req " + ec + "-subj /CN=Issuing -keyout " + d + "int.key -out " + d +
+                     "int.csr"),
+            0);
+  ASSERT_EQ(
+      RunQuiet("printf 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n' > " +
+               d + "int.ext && openssl x509 -req -in " + d + "int.csr -CA " + d +
+               "root.pem -CAkey " + d + "root.key -CAcreateserial -days 1 -extfile " + d +
+               "int.ext -out " + d + "int.pem"),
+      0);
+  ASSERT_EQ(RunQuiet("openssl req " + ec + "-subj /CN=localhost -keyout " + d + "leaf.key -out " +
+                     d + "leaf.csr"),
+            0);
+  ASSERT_EQ(RunQuiet("printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > " + d +
+                     "leaf.ext && openssl x509 -req -in " + d + "leaf.csr -CA " + d +
+                     "int.pem -CAkey " + d + "int.key -CAcreateserial -days 1 -extfile " + d +
+                     "leaf.ext -out " + d + "leaf.pem"),
+            0);
+  {
+    auto leaf = fs::ReadFile(d + "leaf.pem", 1 << 16);
+    auto intermediate = fs::ReadFile(d + "int.pem", 1 << 16);
+    ASSERT_TRUE(leaf.ok() && intermediate.ok());
+    Bytes chain = *leaf;
+    chain.insert(chain.end(), intermediate->begin(), intermediate->end());
+    ASSERT_TRUE(fs::WriteFileAtomic(d + "chain.pem", chain, 0644).ok());
+  }
+  ASSERT_EQ(chmod((d + "leaf.key").c_str(), 0600), 0);
+  cert_ = d + "chain.pem";
+  key_ = d + "leaf.key";
+  StartServer();
+  for (const std::string& ca : {d + "int.pem", d + "root.pem"}) {
+    ClientOptions options;
+    options.ca_file = ca;
+    auto client = Client(options);
+    ASSERT_NE(client, nullptr);
+    auto r = CallJson(*client, "/echo", json::object());
+    EXPECT_TRUE(r.ok()) << ca << ": " << r.error().message();
+  }
+  // A CA that issued neither (the fixture's own self-signed certificate) is still refused.
+  ClientOptions other;
+  other.ca_file = d + "server.crt";
+  auto client = Client(other);
+  ASSERT_NE(client, nullptr);
+  EXPECT_FALSE(CallJson(*client, "/echo", json::object()).ok());
+}
+
 TEST_F(ClientTest, PinnedCaCertificatesAreUsedInsteadOfTheFile) {
   StartServer();
   auto pem = fs::ReadFile(cert_, 1 << 20);
