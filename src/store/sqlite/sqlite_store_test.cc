@@ -207,6 +207,9 @@ TEST(SqliteErrorTest, MapsResultCodesToErrorCodes) {
   EXPECT_EQ(code(SQLITE_CANTOPEN, EIO), ErrorCode::kInternal);
   EXPECT_EQ(code(SQLITE_CONSTRAINT_UNIQUE), ErrorCode::kAlreadyExists);
   EXPECT_EQ(code(SQLITE_CONSTRAINT_CHECK), ErrorCode::kInvalidArgument);
+  // signet's triggers guard append-only tables: tampering or a bug, never a bad request.
+  EXPECT_EQ(code(SQLITE_CONSTRAINT_TRIGGER), ErrorCode::kDataLoss);
+  EXPECT_EQ(code(SQLITE_CONSTRAINT_COMMITHOOK), ErrorCode::kInternal);
   EXPECT_EQ(code(SQLITE_IOERR_WRITE), ErrorCode::kInternal);
   EXPECT_EQ(code(SQLITE_ERROR), ErrorCode::kInternal);
 }

@@ -61,6 +61,16 @@ Error ErrorFromSqlite(int rc, std::string_view path, std::string_view context,
       if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
         return AlreadyExists(what + "the record already exists" + detail);
       }
+      if (rc == SQLITE_CONSTRAINT_TRIGGER) {
+        // signet's triggers guard the append-only tables (the log, its tiles, checkpoints and
+        // block summaries): an abort means rows were removed or changed behind signet's back, or
+        // signet broke its own rule. Either way it is no request's fault.
+        return DataLoss(what + "an append-only table's guard refused the write" + detail);
+      }
+      if (rc == SQLITE_CONSTRAINT_COMMITHOOK) {
+        // A statement tried to commit while a change must join its log entry's transaction.
+        return InternalError(what + "a commit was refused inside an audited change" + detail);
+      }
       return InvalidArgument(what + "the record breaks a database constraint" + detail);
     case SQLITE_TOOBIG:
     case SQLITE_RANGE:

@@ -27,8 +27,11 @@ namespace signet::store::sqlite_internal {
 //   BUSY, LOCKED (still locked when the busy timeout ran out)      -> Unavailable
 //   FULL, NOMEM                                                    -> ResourceExhausted
 //   CORRUPT, NOTADB                                                -> DataLoss
-//   READONLY, PERM, AUTH; CANTOPEN with EACCES/EPERM/EROFS         -> PermissionDenied
+//   READONLY, PERM, AUTH; CANTOPEN with EACCES/EPERM/EROFS (open)  -> PermissionDenied
+//   READONLY, PERM, AUTH once the database is open                 -> Unavailable
 //   CONSTRAINT_UNIQUE, CONSTRAINT_PRIMARYKEY                       -> AlreadyExists
+//   CONSTRAINT_TRIGGER (an append-only guard)                      -> DataLoss
+//   CONSTRAINT_COMMITHOOK (a commit inside an audited change)      -> Internal
 //   other CONSTRAINT (CHECK, NOT NULL, ...), TOOBIG, RANGE         -> InvalidArgument
 //   anything else                                                  -> Internal
 Error ErrorFromSqlite(int rc, std::string_view path, std::string_view context,
