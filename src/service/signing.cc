@@ -331,7 +331,9 @@ Result<Authorization> SigningService::IssueAuthorization(
                                         activation, max_signatures));
     event.details["transaction_num_signatures"] = std::to_string(transaction_num_signatures);
   } else {
-    SIGNET_TRY(store_.InsertActivation(activation));
+    // Checked again inside the insert's transaction: concurrent authorizations that all passed
+    // CheckOpenActivations cannot overshoot the bound together.
+    SIGNET_TRY(store_.InsertActivation(activation, options_.max_open_activations_per_account));
   }
 
   event.details["sad_sha256"] = HexEncode(activation.sad_hash);

@@ -95,7 +95,7 @@ struct KeyPolicy {
 
 // What Authorize's error says when the account holds max_open_activations_per_account open
 // SADs already; SigningService::IsRateLimit recognises it.
-inline constexpr std::string_view kOpenActivationsMessage = "too many open authorizations: ";
+inline constexpr std::string_view kOpenActivationsMessage = store::kOpenActivationsMessage;
 
 // The hard upper bound on hashes in one authorization or one signHash call.
 inline constexpr int64_t kMaxSignaturesPerAuthorization = 100000;

@@ -130,6 +130,9 @@ struct ActivationHash {
 // A Signature Activation Data (SAD) as the store keeps it: only the SHA-256 of the SAD value,
 // bound to one account, one key, one hash algorithm and a list of hashes (DESIGN.md §3
 // "activation").
+// The start of the refusal of an activation beyond an account's bound on open ones.
+inline constexpr std::string_view kOpenActivationsMessage = "too many open authorizations: ";
+
 struct ActivationRecord {
   Bytes sad_hash;  // SHA-256 of the SAD (32 bytes); the SAD itself is never stored
   std::string account_id;
@@ -443,7 +446,15 @@ class Store {
 
   // Stores a new activation with all its hashes unconsumed. AlreadyExists if the SAD hash is
   // taken; InvalidArgument if it has no hashes or a hash twice; NotFound if there is no such key.
-  virtual Status InsertActivation(const ActivationRecord& activation) = 0;
+  // If `max_open_for_account` > 0 and the account already holds that many open activations at
+  // activation.created_at (as CountOpenActivations counts them), counted in the same
+  // transaction, nothing is stored and the answer is ResourceExhausted starting with
+  // kOpenActivationsMessage: concurrent authorizations cannot overshoot the bound together.
+  virtual Status InsertActivation(const ActivationRecord& activation,
+                                  int64_t max_open_for_account) = 0;
+  Status InsertActivation(const ActivationRecord& activation) {
+    return InsertActivation(activation, 0);
+  }
   // Deletes activations (and their hashes) that expired before `cutoff`; returns how many.
   virtual Result<int64_t> DeleteExpiredActivations(TimePoint cutoff) = 0;
   // NotFound if no activation has this SAD hash.

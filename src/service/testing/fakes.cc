@@ -566,8 +566,22 @@ Result<SecretBytes> FakeSecretSealer::Unseal(ByteView sealed, ByteView aad) {
 
 namespace signet::testing {
 
-Status MemoryStore::InsertActivation(const store::ActivationRecord& activation) {
+Status MemoryStore::InsertActivation(const store::ActivationRecord& activation,
+                                     int64_t max_open_for_account) {
   std::lock_guard lock(mu_);
+  if (max_open_for_account > 0) {
+    int64_t open = 0;
+    for (const auto& [sad_hash, a] : activations_) {
+      if (a.account_id == activation.account_id && a.expires_at > activation.created_at &&
+          a.signatures_used < a.num_signatures) {
+        ++open;
+      }
+    }
+    if (open >= max_open_for_account) {
+      return ResourceExhausted(std::string(store::kOpenActivationsMessage) + "account '" +
+                               activation.account_id + "' holds " + std::to_string(open));
+    }
+  }
   if (by_id_.count(activation.key_id) == 0) {
     return NotFound("no key with id '" + activation.key_id + "'");
   }

@@ -119,7 +119,9 @@ class MemoryStore : public store::Store {
   // ---- end of accounts and bearer tokens ----
 
   // ---- activations, grants, policies (migration 3) ----
-  Status InsertActivation(const store::ActivationRecord& activation) override;
+  using store::Store::InsertActivation;
+  Status InsertActivation(const store::ActivationRecord& activation,
+                          int64_t max_open_for_account) override;
   Result<int64_t> DeleteExpiredActivations(TimePoint cutoff) override;
   Result<store::ActivationRecord> GetActivation(ByteView sad_hash) override;
   Result<int64_t> CountOpenActivations(std::string_view account_id, TimePoint now) override;

@@ -133,7 +133,9 @@ class SqliteStore final : public Store {
   // Error codes as documented on Store. ConsumeActivationHashes decides and commits in one
   // BEGIN IMMEDIATE transaction (a refusal is rolled back, then explained from a second one) and
   // ReplaceActivation runs in one, so both are atomic also between processes sharing the file.
-  Status InsertActivation(const ActivationRecord& activation) override;
+  using Store::InsertActivation;
+  Status InsertActivation(const ActivationRecord& activation,
+                          int64_t max_open_for_account) override;
   Result<int64_t> DeleteExpiredActivations(TimePoint cutoff) override;
   Result<ActivationRecord> GetActivation(ByteView sad_hash) override;
   Result<int64_t> CountOpenActivations(std::string_view account_id, TimePoint now) override;
@@ -211,6 +213,7 @@ class SqliteStore final : public Store {
   Result<std::optional<ActivationRecord>> LoadActivationLocked(
       ByteView sad_hash, const std::vector<Bytes>* only = nullptr);
   Status InsertActivationLocked(const ActivationRecord& activation);
+  Result<int64_t> CountOpenActivationsLocked(std::string_view account_id, TimePoint now);
   Result<bool> KeyExistsLocked(std::string_view key_id);
   // ---- end of activations, grants, policies ----
 

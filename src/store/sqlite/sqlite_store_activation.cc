@@ -210,10 +210,21 @@ Status SqliteStore::InsertActivationLocked(const ActivationRecord& a) {
 
 // ---- activations ----
 
-Status SqliteStore::InsertActivation(const ActivationRecord& activation) {
+Status SqliteStore::InsertActivation(const ActivationRecord& activation,
+                                     int64_t max_open_for_account) {
   SIGNET_TRY(CheckActivationShape(activation));
   std::lock_guard lock(mu_);
   SIGNET_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*conn_, "cannot store activation"));
+  if (max_open_for_account > 0) {
+    SIGNET_ASSIGN_OR_RETURN(
+        int64_t open, CountOpenActivationsLocked(activation.account_id, activation.created_at));
+    if (open >= max_open_for_account) {
+      return ResourceExhausted(std::string(kOpenActivationsMessage) + "account '" +
+                               activation.account_id + "' holds " + std::to_string(open) +
+                               " open authorizations, the most it may hold (" +
+                               std::to_string(max_open_for_account) + ")");
+    }
+  }
   SIGNET_TRY(InsertActivationLocked(activation));
   return tx.Commit();
 }
@@ -245,11 +256,16 @@ Result<ActivationRecord> SqliteStore::GetActivation(ByteView sad_hash) {
 }
 
 Result<int64_t> SqliteStore::CountOpenActivations(std::string_view account_id, TimePoint now) {
+  std::lock_guard lock(mu_);
+  return CountOpenActivationsLocked(account_id, now);
+}
+
+Result<int64_t> SqliteStore::CountOpenActivationsLocked(std::string_view account_id,
+                                                        TimePoint now) {
   // activations_by_account (migration 6) keeps this to the account's unexpired rows.
   static constexpr std::string_view kCountOpen =
       "SELECT count(*) FROM activations WHERE account_id = ?1 AND expires_at > ?2 "
       "AND signatures_used < num_signatures";
-  std::lock_guard lock(mu_);
   SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(kCountOpen, "cannot count activations"));
   SIGNET_TRY(BindAll(query, account_id, ToUnixSeconds(now)));
   SIGNET_ASSIGN_OR_RETURN(bool row, query.Step());

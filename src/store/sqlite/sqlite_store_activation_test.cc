@@ -360,6 +360,45 @@ TEST_F(ActivationStoreTest, RateLimitPerKeyIsResourceExhaustedAndConsumesNothing
   EXPECT_TRUE(s.ok()) << s.error().message();
 }
 
+// The bound on open activations is counted inside the insert's transaction: threads that all
+// saw room before inserting cannot overshoot it together.
+TEST_F(ActivationStoreTest, ConcurrentInsertsCannotOvershootTheOpenBound) {
+  constexpr int kMax = 4;
+  for (int i = 0; i < kMax - 1; ++i) {
+    ASSERT_TRUE(store_
+                    ->InsertActivation(Activation(static_cast<uint8_t>(10 + i),
+                                                  {Digest(static_cast<uint8_t>(10 + i))}),
+                                       kMax)
+                    .ok());
+  }
+  constexpr int kThreads = 8;
+  std::barrier start(kThreads);
+  std::atomic<int> stored{0};
+  std::atomic<int> refused{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      ActivationRecord a =
+          Activation(static_cast<uint8_t>(100 + t), {Digest(static_cast<uint8_t>(100 + t))});
+      start.arrive_and_wait();
+      Status s = store_->InsertActivation(a, kMax);
+      if (s.ok()) {
+        ++stored;
+      } else {
+        EXPECT_EQ(s.error().code(), ErrorCode::kResourceExhausted) << s.error().message();
+        EXPECT_EQ(s.error().message().rfind(kOpenActivationsMessage, 0), 0u) << s.error().message();
+        ++refused;
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(stored.load(), 1);
+  EXPECT_EQ(refused.load(), kThreads - 1);
+  EXPECT_EQ(*store_->CountOpenActivations("a_alice", kT0), kMax);
+  // Without a bound (0), nothing is counted.
+  EXPECT_TRUE(store_->InsertActivation(Activation(200, {Digest(200)})).ok());
+}
+
 // More hashes in one request than a minute allows can never pass: not "retry in the next minute".
 TEST_F(ActivationStoreTest, ARequestLargerThanARateLimitIsRefusedForGood) {
   ASSERT_TRUE(
