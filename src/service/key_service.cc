@@ -376,12 +376,12 @@ Result<KeyRecord> KeyService::DestroyKey(const Caller& caller, std::string_view 
     // before the key material goes, so the log never lacks a destruction that happened.
     const KeyState before = record.state;
     TimePoint now = clock_.Now();
-    if (Status moved = RecordChange(caller, AuditAction::kKeyDestroy, name,
-                                    {{"key_id", record.id}, {"hsm_key_id", record.hsm_key_id}},
-                                    [&](AuditDetails&) {
-                                      return store_.UpdateKeyState(record.id, before,
-                                                                   KeyState::kDestroyed, now);
-                                    });
+    if (Status moved = RecordChange(
+            caller, AuditAction::kKeyDestroy, name,
+            {{"key_id", record.id}, {"hsm_key_id", record.hsm_key_id}, {"hsm", "pending"}},
+            [&](AuditDetails&) {
+              return store_.UpdateKeyState(record.id, before, KeyState::kDestroyed, now);
+            });
         !moved.ok()) {
       return refuse(moved.error());
     }
@@ -396,11 +396,16 @@ Result<KeyRecord> KeyService::DestroyKey(const Caller& caller, std::string_view 
     return refuse(destroyed.error().WithContext("key '" + record.name +
                                                 "': " + std::string(kKeyDestroyPendingNote)));
   }
-  if (marked_before) {
-    // A repeated destroy: the mark's entry is older, so this one says when the material went.
-    SIGNET_TRY(
-        Record(caller, AuditAction::kKeyDestroy, name, "success",
-               {{"key_id", record.id}, {"hsm_key_id", record.hsm_key_id}, {"repeated", "true"}}));
+  // The mark's entry says "pending"; this one says the key material is gone, so a crash between
+  // the two leaves a log that does not claim more than happened.
+  std::map<std::string, std::string> details = {
+      {"key_id", record.id}, {"hsm_key_id", record.hsm_key_id}, {"hsm", "removed"}};
+  if (marked_before) details["repeated"] = "true";
+  if (Status recorded = Record(caller, AuditAction::kKeyDestroy, name, "success", details);
+      !recorded.ok()) {
+    return recorded.error().WithContext("key '" + record.name +
+                                        "' was destroyed in the HSM, but the log could not "
+                                        "record that it is gone");
   }
   return record;
 }
@@ -476,7 +481,8 @@ Result<UnrecordedKey> KeyService::DestroyUnrecordedKey(const Caller& caller,
                                      {{"hsm_key_id", hex},
                                       {"unrecorded", "true"},
                                       {"label", key.label},
-                                      {"algorithm", key.algorithm}},
+                                      {"algorithm", key.algorithm},
+                                      {"hsm", "pending"}},
                                      [](AuditDetails&) { return OkStatus(); });
       !recorded.ok()) {
     return refuse(recorded.error());
@@ -485,6 +491,17 @@ Result<UnrecordedKey> KeyService::DestroyUnrecordedKey(const Caller& caller,
     return refuse(HsmFailure(destroyed.error())
                       .WithContext("unrecorded HSM key " + hex +
                                    " was not destroyed; run the command again"));
+  }
+  if (Status recorded = Record(caller, AuditAction::kKeyDestroy, object, "success",
+                               {{"hsm_key_id", hex},
+                                {"unrecorded", "true"},
+                                {"label", key.label},
+                                {"algorithm", key.algorithm},
+                                {"hsm", "removed"}});
+      !recorded.ok()) {
+    return recorded.error().WithContext("unrecorded HSM key " + hex +
+                                        " was destroyed, but the log could not record that it is "
+                                        "gone");
   }
   return key;
 }

@@ -155,6 +155,7 @@ TEST_F(KeyServiceTest, DestroyMarksThenRemovesAndIsRepeatable) {
   const AuditEvent& mark = audit_.events()[audit_.events().size() - 2];
   EXPECT_EQ(mark.action, AuditAction::kKeyDestroy);
   EXPECT_EQ(mark.outcome, "success");
+  EXPECT_EQ(mark.details.at("hsm"), "pending");  // the mark does not claim the material is gone
   EXPECT_EQ(audit_.last().action, AuditAction::kKeyDestroy);
   EXPECT_NE(audit_.last().outcome.find("hsm busy"), std::string::npos) << audit_.last().outcome;
   // Until then, key show says the material is still there.
@@ -166,6 +167,7 @@ TEST_F(KeyServiceTest, DestroyMarksThenRemovesAndIsRepeatable) {
   EXPECT_EQ(audit_.last().action, AuditAction::kKeyDestroy);
   EXPECT_EQ(audit_.last().outcome, "success");
   EXPECT_EQ(audit_.last().details.at("repeated"), "true");
+  EXPECT_EQ(audit_.last().details.at("hsm"), "removed");
   EXPECT_EQ(service_.EnableKey(actor_, "a").error().code(), ErrorCode::kFailedPrecondition);
   auto shown = service_.ShowKey("a");
   ASSERT_TRUE(shown.ok());
@@ -310,6 +312,10 @@ TEST_F(KeyServiceTest, DestroyUnrecordedRecordsFirstAndTouchesNothingElse) {
   EXPECT_EQ(e.details.at("unrecorded"), "true");
   EXPECT_EQ(e.details.at("hsm_key_id"), hex);
   EXPECT_EQ(e.details.at("algorithm"), "ec-p256");
+  EXPECT_EQ(e.details.at("hsm"), "removed");  // after the HSM step; the one before says "pending"
+  const AuditEvent& before_hsm = audit_.events()[audit_.events().size() - 2];
+  EXPECT_EQ(before_hsm.object, "hsm:" + hex);
+  EXPECT_EQ(before_hsm.details.at("hsm"), "pending");
   EXPECT_EQ(keys_.KeyCount(), 1u);
   EXPECT_TRUE(service_.ShowKey("release")->present_in_hsm);
   EXPECT_TRUE(service_.ListUnrecordedKeys()->empty());
@@ -501,9 +507,10 @@ TEST_F(KeyServiceTest, EveryChangeIsRecordedWithItsActor) {
   ASSERT_TRUE(service_.DisableKey(actor_, "a").ok());
   ASSERT_TRUE(service_.EnableKey(actor_, "a").ok());
   ASSERT_TRUE(service_.DestroyKey(actor_, "a").ok());
-  std::vector<AuditAction> want = {AuditAction::kKeyCreate, AuditAction::kKeyCsr,
+  // A destruction is two entries: the mark ("hsm": "pending"), then the key material gone.
+  std::vector<AuditAction> want = {AuditAction::kKeyCreate,  AuditAction::kKeyCsr,
                                    AuditAction::kKeyDisable, AuditAction::kKeyEnable,
-                                   AuditAction::kKeyDestroy};
+                                   AuditAction::kKeyDestroy, AuditAction::kKeyDestroy};
   ASSERT_EQ(audit_.events().size(), want.size());
   for (size_t i = 0; i < want.size(); ++i) {
     EXPECT_EQ(audit_.events()[i].action, want[i]);

@@ -145,7 +145,8 @@ expect_error "a CSR with another token open is refused" 6 "is on token 'signet'"
 events=$(sqlite3 $D/signet.db "select action || ':' || json_extract(data,'$.outcome') from log_entries order by idx")
 n_create=$(grep -c '^key_create:success$' <<<"$events")
 n_destroy=$(grep -c '^key_destroy:success$' <<<"$events")
-[[ $n_create == 4 && $n_destroy == 2 ]] && grep -q '^key_import_cert:success$' <<<"$events" && grep -q '^key_disable:success$' <<<"$events" \
+n_removed=$(sqlite3 $D/signet.db "select count(*) from log_entries where action = 'key_destroy' and json_extract(data,'$.details.hsm') = 'removed'")
+[[ $n_create == 4 && $n_destroy == 3 && $n_removed == 2 ]] && grep -q '^key_import_cert:success$' <<<"$events" && grep -q '^key_disable:success$' <<<"$events" \
   && ok "key create, import, disable and destroy are in the audit log" || bad "log_entries: $(tr '\n' ' ' <<<"$events")"
 grep -q '^key_import_cert:.*public key' <<<"$events" && ok "a refused import is logged with its reason" || bad "refused import not logged"
 expect_error "audit verify before the first serve says there is no log key yet" 3 "no checkpoint key yet" s audit verify
@@ -175,7 +176,7 @@ p11 --keypairgen --key-type EC:prime256v1 --id d0d0 --label twin-1 >/dev/null 2>
 p11 --keypairgen --key-type EC:prime256v1 --id d0d0 --label twin-2 >/dev/null 2>&1
 expect_error "two private keys with one id are left to the HSM's tools" 6 "2 private keys" s key destroy-unrecorded d0d0 --yes
 [[ $(p11 --list-objects 2>/dev/null | grep -c "ID: *d0d0") == 4 ]] && ok "both twins are untouched" || bad "twins changed"
-entry=$(sqlite3 $D/signet.db "select json_extract(data,'$.outcome') || ' ' || json_extract(data,'$.details.unrecorded') || ' ' || json_extract(data,'$.details.label') from log_entries where action = 'key_destroy' and json_extract(data,'$.object') = 'hsm:0badc0de'")
+entry=$(sqlite3 $D/signet.db "select json_extract(data,'$.outcome') || ' ' || json_extract(data,'$.details.unrecorded') || ' ' || json_extract(data,'$.details.label') from log_entries where action = 'key_destroy' and json_extract(data,'$.object') = 'hsm:0badc0de' and json_extract(data,'$.details.hsm') = 'removed'")
 [[ $entry == "success true left-behind" ]] && ok "the destruction is in the audit log" || bad "log entry for hsm:0badc0de: '$entry'"
 refusals=$(sqlite3 $D/signet.db "select count(*) from log_entries where action = 'key_destroy' and json_extract(data,'$.object') = 'hsm:$rec' and json_extract(data,'$.outcome') != 'success'")
 [[ $refusals == 1 ]] && ok "the refused destruction is in the audit log" || bad "refusals logged for hsm:$rec: $refusals"
