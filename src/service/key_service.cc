@@ -240,6 +240,23 @@ Result<KeyRecord> KeyService::CreateKey(const Caller& caller, std::string_view n
 
 Result<std::vector<KeyRecord>> KeyService::ListKeys() { return store_.ListKeys(); }
 
+Status KeyService::CheckHsmKeyMatches(const KeyRecord& record, const hsm::HsmKeyId& id,
+                                      const Bytes& spki, std::string_view verb) {
+  auto hsm_spki = FromHsm(key_store_.PublicKey(id));
+  if (!hsm_spki.ok()) {
+    if (hsm_spki.error().code() == ErrorCode::kNotFound) {
+      return FailedPrecondition("cannot " + std::string(verb) + " key '" + record.name +
+                                "': its key material is not in the HSM");
+    }
+    return hsm_spki.error();
+  }
+  if (*hsm_spki != spki) {
+    return FailedPrecondition("cannot " + std::string(verb) + " key '" + record.name +
+                              "': the public key the HSM reports differs from the stored one");
+  }
+  return OkStatus();
+}
+
 Status KeyService::CheckOnOpenToken(const KeyRecord& record) const {
   // Both fields, always: a module may report a blank serial, and a blank serial must not make
   // every token look like the key's.
@@ -529,21 +546,32 @@ Result<std::string> KeyService::CreateCsr(const Caller& caller, std::string_view
   if (!id.ok()) return refuse(id.error());
   auto spki = SpkiOf(record);
   if (!spki.ok()) return refuse(spki.error());
+  // The request is for the key the HSM holds: a swapped key would make a CSR that fails its own
+  // self-check, which the caller would see as a server fault.
+  if (Status same = CheckHsmKeyMatches(record, *id, *spki, "make a CSR for"); !same.ok()) {
+    return refuse(same.error());
+  }
   pki::DigestSigner signer = [&](SignatureScheme scheme, HashAlgorithm hash, ByteView digest) {
     return FromHsm(key_store_.Sign(*id, scheme, hash, digest));
   };
   auto pem = pki::CreateCsrPem(*spki, *alg, *dn, signer);
   if (!pem.ok()) return refuse(pem.error());
-  // Read again: a key disabled or destroyed while the HSM signed gets no CSR.
-  auto now_state = store_.GetKeyById(record.id);
-  if (!now_state.ok()) return refuse(now_state.error());
-  if (now_state->state != KeyState::kActive) {
-    return refuse(FailedPrecondition("cannot make a CSR for key '" + record.name + "': it became " +
-                                     std::string(store::KeyStateName(now_state->state)) +
-                                     " meanwhile"));
+  // Recorded as a change that makes none, so that its transaction re-reads the key (disabled or
+  // destroyed while the HSM signed: no CSR) and the admin's session (RecordChange).
+  if (Status recorded = RecordChange(
+          caller, AuditAction::kKeyCsr, name, {{"key_id", record.id}, {"subject", dn->ToString()}},
+          [&](AuditDetails&) -> Status {
+            SIGNET_ASSIGN_OR_RETURN(KeyRecord current, store_.GetKeyById(record.id));
+            if (current.state != KeyState::kActive) {
+              return FailedPrecondition(
+                  "cannot make a CSR for key '" + record.name + "': it became " +
+                  std::string(store::KeyStateName(current.state)) + " meanwhile");
+            }
+            return OkStatus();
+          });
+      !recorded.ok()) {
+    return refuse(recorded.error());
   }
-  SIGNET_TRY(Record(caller, AuditAction::kKeyCsr, name, "success",
-                    {{"key_id", record.id}, {"subject", dn->ToString()}}));
   return pem;
 }
 
@@ -565,18 +593,9 @@ Result<KeyRecord> KeyService::ImportCertificateChain(const Caller& caller, std::
   // The certificate must certify the key the HSM holds, not only the record's copy of it.
   auto id = HsmIdOf(record);
   if (!id.ok()) return refuse(id.error());
-  auto hsm_spki = FromHsm(key_store_.PublicKey(*id));
-  if (!hsm_spki.ok()) {
-    if (hsm_spki.error().code() == ErrorCode::kNotFound) {
-      return refuse(FailedPrecondition("cannot import a certificate for key '" + record.name +
-                                       "': its key material is not in the HSM"));
-    }
-    return refuse(hsm_spki.error());
-  }
-  if (*hsm_spki != *spki) {
-    return refuse(FailedPrecondition("cannot import a certificate for key '" + record.name +
-                                     "': the public key the HSM reports differs from the "
-                                     "stored one"));
+  if (Status same = CheckHsmKeyMatches(record, *id, *spki, "import a certificate for");
+      !same.ok()) {
+    return refuse(same.error());
   }
   auto chain = pki::ParseChainForKey(pem, *spki);
   if (!chain.ok()) return refuse(chain.error().WithContext("key '" + record.name + "'"));

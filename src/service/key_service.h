@@ -146,6 +146,10 @@ class KeyService {
   // FailedPrecondition unless `record` names the open token: the same label and the same serial
   // (a blank serial, which some modules report, matches only a blank serial).
   Status CheckOnOpenToken(const store::KeyRecord& record) const;
+  // FailedPrecondition unless the HSM holds key `id` and reports `spki` (the record's) for it;
+  // `verb` says what was refused, e.g. "make a CSR for".
+  Status CheckHsmKeyMatches(const store::KeyRecord& record, const hsm::HsmKeyId& id,
+                            const Bytes& spki, std::string_view verb);
   // Records `action` on key `object` with `outcome` ("success" or the refusal).
   Status Record(const Caller& caller, AuditAction action, std::string_view object,
                 std::string_view outcome, std::map<std::string, std::string> details = {});

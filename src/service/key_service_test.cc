@@ -433,6 +433,20 @@ TEST_F(KeyServiceTest, ImportRefusesWhenTheHsmsPublicKeyDiffersFromTheRecord) {
   EXPECT_TRUE(store_.GetKeyByName("a")->certificate_chain_pem.empty());
 }
 
+// The same for a CSR: a clear refusal, not the CSR's failed self-check (a 500).
+TEST_F(KeyServiceTest, CsrRefusedWhenTheHsmsPublicKeyDiffersFromTheRecord) {
+  auto k = service_.CreateKey(actor_, "a", KeyAlgorithm::kEcP256, "x");
+  ASSERT_TRUE(k.ok());
+  ASSERT_TRUE(keys_.ReplaceKeyMaterial(hsm::HsmKeyId{HexDecode(k->hsm_key_id).value()}));
+  auto csr = service_.CreateCsr(actor_, "a", "/CN=x");
+  ASSERT_FALSE(csr.ok());
+  EXPECT_EQ(csr.error().code(), ErrorCode::kFailedPrecondition) << csr.error().message();
+  EXPECT_NE(csr.error().message().find("differs from the stored one"), std::string::npos)
+      << csr.error().message();
+  EXPECT_EQ(audit_.last().action, AuditAction::kKeyCsr);
+  EXPECT_NE(audit_.last().outcome, "success");
+}
+
 TEST(CheckCodeSigningLeafTest, RefusesWhatNoSigningKeysCertificateMayBe) {
   const TimePoint now = FromUnixSeconds(1'800'000'000);
   pki::CertificateChain good;
