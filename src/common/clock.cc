@@ -8,7 +8,18 @@ int64_t ToUnixSeconds(TimePoint t) {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
 }
 
-TimePoint FromUnixSeconds(int64_t seconds) { return TimePoint(std::chrono::seconds(seconds)); }
+TimePoint FromUnixSeconds(int64_t seconds) {
+  // TimePoint counts nanoseconds in 64 bits; seconds beyond its range (a damaged or tampered
+  // database value) saturate instead of overflowing, so "locked until" a huge time stays locked.
+  namespace chrono = std::chrono;
+  static const int64_t kMax =
+      chrono::duration_cast<chrono::seconds>(TimePoint::max().time_since_epoch()).count();
+  static const int64_t kMin =
+      chrono::duration_cast<chrono::seconds>(TimePoint::min().time_since_epoch()).count();
+  if (seconds > kMax) return TimePoint::max();
+  if (seconds < kMin) return TimePoint::min();
+  return TimePoint(std::chrono::seconds(seconds));
+}
 
 std::optional<TimePoint> ParseRfc3339(std::string_view text) {
   static constexpr std::string_view kShape = "dddd-dd-ddTdd:dd:ddZ";

@@ -40,6 +40,7 @@ class FakeClock final : public Clock {
 
 // Seconds since the Unix epoch.
 int64_t ToUnixSeconds(TimePoint t);
+// Saturates: seconds beyond TimePoint's range (about 1677..2262) give TimePoint::min() or max().
 TimePoint FromUnixSeconds(int64_t seconds);
 // RFC 3339 UTC with second precision, e.g. "2026-11-22T13:23:21Z".
 std::string FormatRfc3339(TimePoint t);

@@ -16,6 +16,16 @@ TEST(Rfc3339Test, ParsesWhatFormatRfc3339Writes) {
   EXPECT_EQ(ParseRfc3339("1677-09-22T00:00:00Z"), FromUnixSeconds(-9'223'286'400));
 }
 
+// Seconds a database might hold but TimePoint cannot: saturated, never overflowed (UBSan checks
+// the multiplication this avoids).
+TEST(UnixSecondsTest, OutOfRangeSecondsSaturate) {
+  EXPECT_EQ(FromUnixSeconds(INT64_MAX), TimePoint::max());
+  EXPECT_EQ(FromUnixSeconds(10'000'000'000), TimePoint::max());
+  EXPECT_EQ(FromUnixSeconds(INT64_MIN), TimePoint::min());
+  EXPECT_EQ(FromUnixSeconds(-10'000'000'000), TimePoint::min());
+  EXPECT_EQ(ToUnixSeconds(FromUnixSeconds(9'223'286'399)), 9'223'286'399);
+}
+
 TEST(Rfc3339Test, RejectsOtherShapesAndImpossibleDates) {
   for (const char* bad :
        {"2026-02-30T00:00:00Z", "2025-02-29T00:00:00Z", "2026-01-01 00:00:00Z",
