@@ -308,10 +308,17 @@ Status SqliteStore::ConsumeActivationHashes(const ConsumeActivationRequest& requ
                             LoadActivationLocked(request.sad_hash, &kNoHashes));
     SIGNET_ASSIGN_OR_RETURN(SignatureCounts counts, read_counts());
     bool allowed = CheckActivationRequest(activation, request, counts).ok();
+    for (size_t i = 0; allowed && i < request.hashes.size(); ++i) {
+      SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(kConsumeHash, kContext));
+      SIGNET_TRY(BindAll(query, now, ByteView(request.sad_hash), ByteView(request.hashes[i])));
+      SIGNET_ASSIGN_OR_RETURN(int64_t changed, query.Run());
+      allowed = changed == 1;
+    }
     if (allowed) {
-      // Checked by the service before, and again here, where no disable, destroy or grant
-      // revocation can commit in between: a key taken out of use while a request was on its way
-      // signs nothing more.
+      // Once every rule of the SAD held (store.h: in that order, as MemoryStore checks), checked
+      // by the service before and again here, where no disable, destroy or grant revocation can
+      // commit in between: a key taken out of use while a request was on its way signs nothing
+      // more. An early return rolls the hash updates above back.
       SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(kSelectKeyAndGrant, kContext));
       SIGNET_TRY(BindAll(query, request.key_id, request.account_id));
       SIGNET_ASSIGN_OR_RETURN(bool row, query.Step());
@@ -324,12 +331,6 @@ Status SqliteStore::ConsumeActivationHashes(const ConsumeActivationRequest& requ
         return PermissionDenied("account '" + request.account_id + "' has no grant on key '" +
                                 request.key_id + "'");
       }
-    }
-    for (size_t i = 0; allowed && i < request.hashes.size(); ++i) {
-      SIGNET_ASSIGN_OR_RETURN(Query query, conn_->Prepare(kConsumeHash, kContext));
-      SIGNET_TRY(BindAll(query, now, ByteView(request.sad_hash), ByteView(request.hashes[i])));
-      SIGNET_ASSIGN_OR_RETURN(int64_t changed, query.Run());
-      allowed = changed == 1;
     }
     if (allowed) {
       {

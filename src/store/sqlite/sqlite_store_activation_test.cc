@@ -340,6 +340,24 @@ TEST_F(ActivationStoreTest, ConsumeNeedsTheKeyStillActiveAndTheGrantStillThere) 
   EXPECT_TRUE(store_->ConsumeActivationHashes(Consume(1, {Digest(0xa1)})).ok());
 }
 
+// The SAD's own rules come first (store.h, as MemoryStore checks them): a replayed hash on a key
+// disabled since is refused as a replay, not as a disabled key.
+TEST_F(ActivationStoreTest, TheSadsRulesComeBeforeTheKeysState) {
+  ASSERT_TRUE(store_->InsertActivation(Activation(1, {Digest(0xa1), Digest(0xa2)})).ok());
+  ASSERT_TRUE(store_->ConsumeActivationHashes(Consume(1, {Digest(0xa1)})).ok());
+  ASSERT_TRUE(store_->UpdateKeyState("k_1", KeyState::kActive, KeyState::kDisabled, kT0).ok());
+  Status s = store_->ConsumeActivationHashes(Consume(1, {Digest(0xa1)}));
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code(), ErrorCode::kPermissionDenied) << s.error().message();
+  EXPECT_EQ(s.error().message().rfind(kHashNotAuthorizedMessage, 0), 0u) << s.error().message();
+  // A fresh hash on the disabled key: the key's state, and nothing consumed.
+  s = store_->ConsumeActivationHashes(Consume(1, {Digest(0xa2)}));
+  EXPECT_EQ(s.error().code(), ErrorCode::kFailedPrecondition) << s.error().message();
+  auto a = store_->GetActivation(Bytes(32, 1));
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->signatures_used, 1);
+}
+
 TEST_F(ActivationStoreTest, RateLimitPerKeyIsResourceExhaustedAndConsumesNothing) {
   ASSERT_TRUE(store_->InsertActivation(Activation(1, {Digest(0xa1), Digest(0xa2)})).ok());
   ActivationRecord bob = Activation(2, {Digest(0xb1), Digest(0xb2)});
