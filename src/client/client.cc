@@ -170,6 +170,7 @@ struct HttpsClient::Impl {
     beast::get_lowest_layer(*stream).socket().shutdown(tcp::socket::shutdown_both, ignored);
     beast::get_lowest_layer(*stream).close();
     stream.reset();
+    WipeReadBuffer();
     buffer.clear();
   }
 
@@ -225,6 +226,26 @@ struct HttpsClient::Impl {
     return OkStatus();
   }
 
+  // The request's copy of the body and header values (a Basic password, a bearer token, a new
+  // password) is wiped once sent. Beast keeps each field's value in memory the fields object
+  // owns, so writing through the view is writing to our own buffer.
+  static void WipeRequest(http::request<http::string_body>& req) {
+    SecureWipe(req.body().data(), req.body().size());
+    for (auto& field : req) {
+      const std::string_view value = field.value();
+      SecureWipe(const_cast<char*>(value.data()), value.size());
+    }
+  }
+
+  // The read buffer keeps the raw bytes of past answers in its storage after they are consumed;
+  // they are zeroed before the next exchange and when the connection goes.
+  void WipeReadBuffer() {
+    buffer.consume(buffer.size());
+    if (buffer.capacity() == 0) return;
+    auto storage = buffer.prepare(buffer.capacity());
+    SecureWipe(storage.data(), storage.size());
+  }
+
   // One exchange on the current connection. `*nothing_received` tells the caller whether the
   // failure happened before any byte of an answer arrived (then a reused connection that the
   // server had closed can be retried on a fresh one).
@@ -251,6 +272,7 @@ struct HttpsClient::Impl {
     http::async_write(*stream, req, [&ec](const boost::system::error_code& e, size_t) { ec = e; });
     RunToCompletion();
     const boost::system::error_code write_error = ec;
+    WipeRequest(req);
 
     // Read the answer even when the write failed: a server may refuse a request early (413 for a
     // declared body over its limit) and close without reading the rest; its answer is the error.
@@ -276,6 +298,7 @@ struct HttpsClient::Impl {
                          " failed: " + ec.message());
     }
     *nothing_received = false;
+    WipeReadBuffer();  // the answer's raw bytes; its parsed copy follows
     auto res = parser.release();
     HttpResponse out;
     out.status = static_cast<int>(res.result_int());
@@ -502,7 +525,11 @@ Result<nlohmann::json> CallJson(HttpsClient& client, std::string_view target,
   if (!response.ok()) return std::move(response).error();
   if (response->status < 200 || response->status > 299) return ErrorFromResponse(*response);
   if (response->body.empty()) return nlohmann::json::object();
-  return ParseJsonAnswer(response->body, target);
+  auto parsed = ParseJsonAnswer(response->body, target);
+  // Answers may hold secrets (a new account's one-time password and TOTP seed); the parsed
+  // copy is the caller's to wipe, the raw one is wiped here.
+  SecureWipe(response->body.data(), response->body.size());
+  return parsed;
 }
 
 Result<nlohmann::json> ParseJsonAnswer(std::string_view body, std::string_view what,
