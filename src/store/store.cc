@@ -172,6 +172,11 @@ Result<ActivationRecord> ContinueTransaction(const ActivationRecord& old,
   if (replacement.num_signatures <= 0 || replacement.signatures_used != 0) {
     return InvalidArgument("an extension carries the count of its own hashes, none used yet");
   }
+  if (replacement.account_id != old.account_id || replacement.key_id != old.key_id) {
+    // An extension continues its own transaction; it never moves the signatures left in it to
+    // another account or key.
+    return InvalidArgument("an extension must be for the account and key of the SAD it replaces");
+  }
   const int64_t total = old.num_signatures + replacement.num_signatures;
   if (total > max_transaction_signatures) {
     return PermissionDenied(

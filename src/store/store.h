@@ -239,7 +239,8 @@ Status CheckActivationBinding(const std::optional<ActivationRecord>& activation,
 
 // What ReplaceActivation stores for `replacement` (counts of its own hashes only) continuing the
 // transaction of `old`: the same record with old's counts added and old's created_at (the
-// transaction's start). PermissionDenied, naming both
+// transaction's start). InvalidArgument if `replacement` names another account or key than
+// `old`. PermissionDenied, naming both
 // numbers, if the transaction would then allow more than `max_transaction_signatures` (> 0)
 // signatures: an extension trades the old SAD for new hashes, never for more signatures than
 // one authorization may carry.

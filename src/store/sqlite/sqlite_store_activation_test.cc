@@ -578,6 +578,20 @@ TEST_F(ActivationStoreTest, ReplaceActivationContinuesTheTransactionsCounts) {
                 .error()
                 .code(),
             ErrorCode::kInvalidArgument);
+  // So is one for another account or key: the transaction's signatures stay where they are.
+  ActivationRecord elsewhere = Activation(3, {Digest(0xc1)});
+  elsewhere.account_id = "a_bob";
+  EXPECT_EQ(store_->ReplaceActivation(Bytes(32, 2), "a_alice", "k_1", kT0 + 1min, elsewhere, 10)
+                .error()
+                .code(),
+            ErrorCode::kInvalidArgument);
+  elsewhere = Activation(3, {Digest(0xc1)});
+  elsewhere.key_id = "k_2";
+  EXPECT_EQ(store_->ReplaceActivation(Bytes(32, 2), "a_alice", "k_1", kT0 + 1min, elsewhere, 10)
+                .error()
+                .code(),
+            ErrorCode::kInvalidArgument);
+  EXPECT_TRUE(store_->GetActivation(Bytes(32, 2)).ok());
 }
 
 TEST_F(ActivationStoreTest, ReplaceActivationOfAnotherAccountChangesNothing) {
