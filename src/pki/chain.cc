@@ -284,6 +284,14 @@ Result<CertificateChain> ParseChainForKey(std::string_view pem, ByteView key_spk
                           internal::ParseSpki(key_spki_der, "the key's public key"));
   SIGNET_ASSIGN_OR_RETURN(std::vector<Bytes> ders, SplitPem(pem));
 
+  for (size_t i = 1; i < ders.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (ders[i] == ders[j]) {
+        return InvalidArgument(CertificateNumber(i + 1) + " repeats " + CertificateNumber(j + 1) +
+                               "; list each certificate once, leaf first");
+      }
+    }
+  }
   std::vector<UniquePtr<X509>> chain;
   chain.reserve(ders.size());
   for (size_t i = 0; i < ders.size(); ++i) {

@@ -159,7 +159,8 @@ inline constexpr std::string_view kOidEkuAny = "2.5.29.37.0";
 // Checks, all failing with InvalidArgument:
 //   - the text is at most kMaxChainPemSize bytes and holds 1 to kMaxChainCertificates
 //     certificates; each block is well-formed base64 of exactly one DER X.509 certificate and
-//     nothing after it (the message names the certificate, counting from 1);
+//     nothing after it (the message names the certificate, counting from 1); no certificate
+//     appears twice;
 //   - the leaf's SubjectPublicKeyInfo equals `key_spki_der` byte for byte ("... is not for this
 //     key: its public key differs"; if a later certificate holds the key, the message says to put
 //     the leaf first). A wrong certificate is a wrong input, hence InvalidArgument rather than

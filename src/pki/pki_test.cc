@@ -848,6 +848,13 @@ TEST_F(ChainTest, AcceptsTrailingSelfSignedRoot) {
   EXPECT_EQ(chain->certificates_der[2], CertificateDer(root_.get()));
 }
 
+TEST_F(ChainTest, RefusesACertificateListedTwice) {
+  EXPECT_TRUE(
+      FailsWith(ParseChainForKey(Pem({leaf_.get(), intermediate_.get(), root_.get(), root_.get()}),
+                                 leaf_spki_),
+                ErrorCode::kInvalidArgument, "certificate 4 repeats certificate 3"));
+}
+
 TEST_F(ChainTest, AcceptsLeafAlone) {
   auto chain = ParseChainForKey(Pem({leaf_.get()}), leaf_spki_);
   ASSERT_TRUE(chain.ok()) << chain.error().message();
