@@ -427,20 +427,6 @@ Result<std::vector<Bytes>> SigningService::SignHashUnrecorded(
                             std::string(SignatureSchemeName(scheme)) + " signatures");
   }
   SIGNET_TRY(CheckHashes(hashes, hash_algorithm, policy, key));
-  // A request larger than a per-minute limit could never pass, however long the caller waits
-  // (the store would answer "retry in the next minute" forever): said at once, nothing consumed.
-  const auto requested = static_cast<int64_t>(hashes.size());
-  for (const auto& [limit, what] :
-       {std::pair<int64_t, std::string>{policy.rate_per_minute_key, "on key '" + key.name + "'"},
-        {policy.rate_per_minute_account, "per account on key '" + key.name + "'"},
-        {options_.rate_per_minute_account, "per account"}}) {
-    if (limit > 0 && requested > limit) {
-      return PermissionDenied("this request asks for " + std::to_string(requested) +
-                              " signatures, but at most " + std::to_string(limit) +
-                              " per minute are allowed " + what +
-                              "; send at most that many hashes per signHash request");
-    }
-  }
   SIGNET_ASSIGN_OR_RETURN(Bytes hsm_id,
                           StoredKeyField(key, "HSM key id", HexDecode(key.hsm_key_id)));
 
