@@ -6,6 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -173,6 +174,39 @@ TEST_F(ClientTest, CallJsonSendsBodyAndBearerAndReusesTheConnection) {
   EXPECT_EQ((*second)["authorization"], "");
   // Same client address and port: one keep-alive connection.
   EXPECT_EQ((*first)["client"], (*second)["client"]);
+}
+
+// The socket of this process whose local IPv4 port is `port`, or -1.
+int FindLocalTcpSocket(int port) {
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    const int fd = std::atoi(entry.path().filename().c_str());
+    sockaddr_in address{};
+    socklen_t length = sizeof(address);
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0 &&
+        address.sin_family == AF_INET && ntohs(address.sin_port) == port) {
+      return fd;
+    }
+  }
+  return -1;
+}
+
+// A request larger than one TCP segment must not wait for the server's delayed ACK (~40 ms per
+// request with Nagle's algorithm on): the client's own end of the connection is found among this
+// process's sockets by the port the server saw, and must have TCP_NODELAY set.
+TEST_F(ClientTest, SendsWithoutNagleDelay) {
+  StartServer();
+  auto client = Client();
+  ASSERT_NE(client, nullptr);
+  auto answer = CallJson(*client, "/echo", json{{"data", std::string(100000, 'x')}});
+  ASSERT_TRUE(answer.ok()) << answer.error().message();
+  const std::string seen = (*answer)["client"].get<std::string>();
+  ASSERT_EQ(seen.rfind("127.0.0.1:", 0), 0U) << seen;
+  const int fd = FindLocalTcpSocket(std::atoi(seen.c_str() + std::string("127.0.0.1:").size()));
+  ASSERT_GE(fd, 0) << "no socket of this process has the client's port: " << seen;
+  int nodelay = 0;
+  socklen_t length = sizeof(nodelay);
+  ASSERT_EQ(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &length), 0);
+  EXPECT_NE(nodelay, 0);
 }
 
 TEST_F(ClientTest, ErrorAnswersBecomeSignetErrors) {
