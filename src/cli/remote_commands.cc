@@ -771,23 +771,24 @@ class KeyPolicyCommand final : public Command {
           "--rate-key, --rate-account");
     }
     SIGNET_ASSIGN_OR_RETURN(auto remote, RemoteContext::Open(global));
-    SIGNET_ASSIGN_OR_RETURN(json answer, remote->Call(ApiTarget("keys/policy"), {{"name", name_}}));
-    SIGNET_ASSIGN_OR_RETURN(const json* current, AnswerMember(answer, "policy"));
-    if (!current->is_object()) return UnexpectedAnswer("'policy' is not an object");
-    json policy = *current;
+    json answer;
     if (set_) {
-      // set-policy replaces every field, so unspecified ones are sent with their current values.
-      if (schemes_opt_->count() > 0) policy["sign_schemes"] = schemes_;
-      if (hashes_opt_->count() > 0) policy["hash_algorithms"] = hashes_;
-      if (max_opt_->count() > 0) policy["max_signatures_per_authorization"] = max_signatures_;
-      if (rate_key_opt_->count() > 0) policy["rate_per_minute_key"] = rate_key_;
-      if (rate_account_opt_->count() > 0) policy["rate_per_minute_account"] = rate_account_;
+      // Only the fields given are sent: the server keeps the others as they are when the change
+      // commits, so a concurrent change of another field is not undone by a stale copy.
+      json change = json::object();
+      if (schemes_opt_->count() > 0) change["sign_schemes"] = schemes_;
+      if (hashes_opt_->count() > 0) change["hash_algorithms"] = hashes_;
+      if (max_opt_->count() > 0) change["max_signatures_per_authorization"] = max_signatures_;
+      if (rate_key_opt_->count() > 0) change["rate_per_minute_key"] = rate_key_;
+      if (rate_account_opt_->count() > 0) change["rate_per_minute_account"] = rate_account_;
       SIGNET_ASSIGN_OR_RETURN(answer, remote->Call(ApiTarget("keys/set-policy"),
-                                                   {{"name", name_}, {"policy", policy}}));
-      SIGNET_ASSIGN_OR_RETURN(const json* updated, AnswerMember(answer, "policy"));
-      if (!updated->is_object()) return UnexpectedAnswer("'policy' is not an object");
-      policy = *updated;
+                                                   {{"name", name_}, {"policy", change}}));
+    } else {
+      SIGNET_ASSIGN_OR_RETURN(answer, remote->Call(ApiTarget("keys/policy"), {{"name", name_}}));
     }
+    SIGNET_ASSIGN_OR_RETURN(const json* returned, AnswerMember(answer, "policy"));
+    if (!returned->is_object()) return UnexpectedAnswer("'policy' is not an object");
+    const json policy = *returned;
     if (global.json) {
       PrintJson(policy);
     } else {

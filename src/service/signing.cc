@@ -36,21 +36,49 @@ std::vector<std::string> HexAll(const std::vector<Bytes>& hashes) {
 }
 
 // A compact text form of a policy for the audit details.
+std::string JoinSchemes(const std::vector<SignatureScheme>& list) {
+  std::string out;
+  for (SignatureScheme s : list) {
+    if (!out.empty()) out += ',';
+    out += SignatureSchemeName(s);
+  }
+  return out;
+}
+
+std::string JoinHashes(const std::vector<HashAlgorithm>& list) {
+  std::string out;
+  for (HashAlgorithm h : list) {
+    if (!out.empty()) out += ',';
+    out += HashAlgorithmName(h);
+  }
+  return out;
+}
+
 std::string DescribePolicy(const KeyPolicy& p) {
-  std::string schemes;
-  for (SignatureScheme s : p.allowed_sign_schemes) {
-    if (!schemes.empty()) schemes += ',';
-    schemes += SignatureSchemeName(s);
-  }
-  std::string hashes;
-  for (HashAlgorithm h : p.allowed_hash_algorithms) {
-    if (!hashes.empty()) hashes += ',';
-    hashes += HashAlgorithmName(h);
-  }
-  return "schemes=" + schemes + ";hashes=" + hashes +
+  return "schemes=" + JoinSchemes(p.allowed_sign_schemes) +
+         ";hashes=" + JoinHashes(p.allowed_hash_algorithms) +
          ";max_per_authorization=" + std::to_string(p.max_signatures_per_authorization) +
          ";rate_per_minute_key=" + std::to_string(p.rate_per_minute_key) +
          ";rate_per_minute_account=" + std::to_string(p.rate_per_minute_account);
+}
+
+// Only the fields the change sets, in DescribePolicy's form.
+std::string DescribePolicyChange(const KeyPolicyChange& c) {
+  std::string out;
+  auto add = [&out](const char* name, const std::string& value) {
+    if (!out.empty()) out += ';';
+    out += std::string(name) + "=" + value;
+  };
+  if (c.allowed_sign_schemes) add("schemes", JoinSchemes(*c.allowed_sign_schemes));
+  if (c.allowed_hash_algorithms) add("hashes", JoinHashes(*c.allowed_hash_algorithms));
+  if (c.max_signatures_per_authorization) {
+    add("max_per_authorization", std::to_string(*c.max_signatures_per_authorization));
+  }
+  if (c.rate_per_minute_key) add("rate_per_minute_key", std::to_string(*c.rate_per_minute_key));
+  if (c.rate_per_minute_account) {
+    add("rate_per_minute_account", std::to_string(*c.rate_per_minute_account));
+  }
+  return out;
 }
 
 store::KeyPolicyRecord ToRecord(const std::string& key_id, const KeyPolicy& p) {
@@ -612,10 +640,41 @@ Status SigningService::Revoke(const Caller& admin, std::string_view credential,
 
 Status SigningService::SetPolicy(const Caller& admin, std::string_view credential,
                                  const KeyPolicy& policy) {
+  KeyPolicyChange change;
+  change.allowed_sign_schemes = policy.allowed_sign_schemes;
+  change.allowed_hash_algorithms = policy.allowed_hash_algorithms;
+  change.max_signatures_per_authorization = policy.max_signatures_per_authorization;
+  change.rate_per_minute_key = policy.rate_per_minute_key;
+  change.rate_per_minute_account = policy.rate_per_minute_account;
+  return ChangePolicy(admin, credential, change);
+}
+
+Status SigningService::ChangePolicy(const Caller& admin, std::string_view credential,
+                                    const KeyPolicyChange& change) {
   AuditEvent event = NewEvent(admin, AuditAction::kPolicyChange, credential);
-  event.details["new_policy"] = DescribePolicy(policy);
+  event.details["change"] = DescribePolicyChange(change);
+  if (change.empty()) {
+    return RecordRefusal(audit_, event,
+                         InvalidArgument("a policy change must set at least one field"));
+  }
   return ChangeAsAdmin(
       admin, credential, event, [&](const store::KeyRecord& key, AuditDetails& details) -> Status {
+        // Read inside the change's transaction, so it is the policy this one replaces, and the
+        // fields the change leaves alone keep what they hold now (not what a client read earlier).
+        SIGNET_ASSIGN_OR_RETURN(KeyPolicy current, EffectivePolicy(key));
+        KeyPolicy policy = current;
+        if (change.allowed_sign_schemes) policy.allowed_sign_schemes = *change.allowed_sign_schemes;
+        if (change.allowed_hash_algorithms) {
+          policy.allowed_hash_algorithms = *change.allowed_hash_algorithms;
+        }
+        if (change.max_signatures_per_authorization) {
+          policy.max_signatures_per_authorization = *change.max_signatures_per_authorization;
+        }
+        if (change.rate_per_minute_key) policy.rate_per_minute_key = *change.rate_per_minute_key;
+        if (change.rate_per_minute_account) {
+          policy.rate_per_minute_account = *change.rate_per_minute_account;
+        }
+        details["new_policy"] = DescribePolicy(policy);
         SIGNET_ASSIGN_OR_RETURN(KeyAlgorithm alg,
                                 StoredKeyField(key, "algorithm", ParseKeyAlgorithm(key.algorithm)));
         if (policy.allowed_sign_schemes.empty() || policy.allowed_hash_algorithms.empty()) {
@@ -635,8 +694,6 @@ Status SigningService::SetPolicy(const Caller& admin, std::string_view credentia
         if (policy.rate_per_minute_key < 0 || policy.rate_per_minute_account < 0) {
           return InvalidArgument("rate limits must be 0 (none) or positive");
         }
-        // Read inside the change's transaction, so it is the policy this one replaced.
-        SIGNET_ASSIGN_OR_RETURN(KeyPolicy current, EffectivePolicy(key));
         details["old_policy"] = DescribePolicy(current);
         return store_.PutKeyPolicy(ToRecord(key.id, policy));
       });

@@ -42,6 +42,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -91,6 +92,20 @@ struct KeyPolicy {
   int64_t rate_per_minute_account = 0;  // per account on the key; 0: none
 
   bool operator==(const KeyPolicy&) const = default;
+};
+
+// The fields of a KeyPolicy to change; unset ones keep their value (SigningService::ChangePolicy).
+struct KeyPolicyChange {
+  std::optional<std::vector<SignatureScheme>> allowed_sign_schemes;
+  std::optional<std::vector<HashAlgorithm>> allowed_hash_algorithms;
+  std::optional<int64_t> max_signatures_per_authorization;
+  std::optional<int64_t> rate_per_minute_key;
+  std::optional<int64_t> rate_per_minute_account;
+
+  bool empty() const {
+    return !allowed_sign_schemes && !allowed_hash_algorithms && !max_signatures_per_authorization &&
+           !rate_per_minute_key && !rate_per_minute_account;
+  }
 };
 
 // What Authorize's error says when the account holds max_open_activations_per_account open
@@ -189,6 +204,13 @@ class SigningService {
   // out of range. Recorded as `policy_change` (old and new policy in details); undone if the
   // record fails.
   Status SetPolicy(const Caller& admin, std::string_view credential, const KeyPolicy& policy);
+
+  // Changes only the fields `change` sets; the others keep the value of the policy in force,
+  // read in the change's own transaction, so two admins changing different fields at once both
+  // take effect. At least one field must be set (InvalidArgument otherwise); the merged policy is
+  // checked and recorded as SetPolicy's is.
+  Status ChangePolicy(const Caller& admin, std::string_view credential,
+                      const KeyPolicyChange& change);
 
   // The policy in force (the defaults if none was set). Admins, auditors and accounts with a
   // grant on the key may read it; PermissionDenied for others.

@@ -89,6 +89,7 @@ class HostileServerTest : public ::testing::Test {
                              if (auto after = r.QueryParam("after"))
                                asked += " after=" + std::string(*after);
                              asked_.push_back(std::move(asked));
+                             bodies_[std::string(method) + " " + r.path] = r.body;
                              auto it = answers_.find(std::string(method) + " " + r.path);
                              if (it == answers_.end()) {
                                return server::JsonErrorResponse(404, "not_found", "no such route");
@@ -167,6 +168,7 @@ class HostileServerTest : public ::testing::Test {
   std::mutex mu_;
   std::map<std::string, server::Response> answers_;
   std::vector<std::string> asked_;  // "METHOD /path" of every request, in order; guarded by mu_
+  std::map<std::string, std::string> bodies_;  // the last body per "METHOD /path"; guarded by mu_
 };
 
 // Exit status and output of a refusal: an error exit, a message naming the problem, within time.
@@ -209,8 +211,34 @@ TEST_F(HostileServerTest, APolicyThatIsNotAnObjectIsRefused) {
   ASSERT_EQ(Login().code, 0);
   for (const char* policy : {"[]", "\"x\"", "null", "7"}) {
     Set("POST", "/api/v1/keys/policy", 200, std::string("{\"policy\":") + policy + "}");
+    ExpectRefused(Signet("key policy release"), 1, "'policy' is not an object");
+    // A change sends only its fields and shows the policy the server answers with.
+    Set("POST", "/api/v1/keys/set-policy", 200, std::string("{\"policy\":") + policy + "}");
     ExpectRefused(Signet("key policy release --set --rate-key 5"), 1, "'policy' is not an object");
   }
+}
+
+// `key policy --set` sends the fields given and nothing else, without reading the policy first:
+// the server merges them with the policy in force when the change commits, so a field another
+// admin changed meanwhile is not put back from a stale copy.
+TEST_F(HostileServerTest, APolicyChangeSendsOnlyTheFieldsGiven) {
+  ASSERT_EQ(Login().code, 0);
+  const json policy = {{"sign_schemes", {"ecdsa"}},
+                       {"hash_algorithms", {"sha256"}},
+                       {"max_signatures_per_authorization", 10},
+                       {"rate_per_minute_key", 5},
+                       {"rate_per_minute_account", 0}};
+  Set("POST", "/api/v1/keys/set-policy", 200, json{{"policy", policy}}.dump());
+  {
+    std::lock_guard lock(mu_);
+    asked_.clear();
+  }
+  CliRun run = Signet("key policy release --set --rate-key 5");
+  ASSERT_EQ(run.code, 0) << run.err;
+  std::lock_guard lock(mu_);
+  EXPECT_EQ(asked_, std::vector<std::string>{"POST /api/v1/keys/set-policy"});
+  EXPECT_EQ(json::parse(bodies_["POST /api/v1/keys/set-policy"]),
+            (json{{"name", "release"}, {"policy", {{"rate_per_minute_key", 5}}}}));
 }
 
 TEST_F(HostileServerTest, ServerTextCannotDriveTheTerminal) {

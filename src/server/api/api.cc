@@ -106,8 +106,9 @@ Result<SignatureScheme> ParseSchemeName(std::string_view name) {
                          "'; use rsa-pkcs1, rsa-pss or ecdsa");
 }
 
-// docs/api.md "Objects": Policy, every field required.
-Result<service::KeyPolicy> ReqPolicy(const json& body) {
+// docs/api.md "Objects": Policy. For keys/set-policy every field is optional, and those left out
+// keep their current value; at least one must be given.
+Result<service::KeyPolicyChange> ReqPolicyChange(const json& body) {
   auto it = body.find("policy");
   if (it == body.end() || it->is_null()) return InvalidArgument("'policy' is required");
   if (!it->is_object()) return InvalidArgument("'policy' must be an object");
@@ -116,18 +117,34 @@ Result<service::KeyPolicy> ReqPolicy(const json& body) {
                          {"sign_schemes", "hash_algorithms", "max_signatures_per_authorization",
                           "rate_per_minute_key", "rate_per_minute_account"},
                          "'policy'"));
-  service::KeyPolicy policy;
-  SIGNET_ASSIGN_OR_RETURN(policy.allowed_sign_schemes,
-                          ReqList<SignatureScheme>(p, "sign_schemes", ParseSchemeName));
-  SIGNET_ASSIGN_OR_RETURN(policy.allowed_hash_algorithms,
-                          ReqList<HashAlgorithm>(p, "hash_algorithms", [](std::string_view name) {
-                            return ParseHashAlgorithm(name);
-                          }));
-  SIGNET_ASSIGN_OR_RETURN(policy.max_signatures_per_authorization,
-                          ReqInt(p, "max_signatures_per_authorization"));
-  SIGNET_ASSIGN_OR_RETURN(policy.rate_per_minute_key, ReqInt(p, "rate_per_minute_key"));
-  SIGNET_ASSIGN_OR_RETURN(policy.rate_per_minute_account, ReqInt(p, "rate_per_minute_account"));
-  return policy;
+  service::KeyPolicyChange change;
+  auto given = [&p](const char* field) { return p.contains(field) && !p[field].is_null(); };
+  if (given("sign_schemes")) {
+    SIGNET_ASSIGN_OR_RETURN(change.allowed_sign_schemes,
+                            ReqList<SignatureScheme>(p, "sign_schemes", ParseSchemeName));
+  }
+  if (given("hash_algorithms")) {
+    SIGNET_ASSIGN_OR_RETURN(change.allowed_hash_algorithms,
+                            ReqList<HashAlgorithm>(p, "hash_algorithms", [](std::string_view n) {
+                              return ParseHashAlgorithm(n);
+                            }));
+  }
+  if (given("max_signatures_per_authorization")) {
+    SIGNET_ASSIGN_OR_RETURN(change.max_signatures_per_authorization,
+                            ReqInt(p, "max_signatures_per_authorization"));
+  }
+  if (given("rate_per_minute_key")) {
+    SIGNET_ASSIGN_OR_RETURN(change.rate_per_minute_key, ReqInt(p, "rate_per_minute_key"));
+  }
+  if (given("rate_per_minute_account")) {
+    SIGNET_ASSIGN_OR_RETURN(change.rate_per_minute_account, ReqInt(p, "rate_per_minute_account"));
+  }
+  if (change.empty()) {
+    return InvalidArgument(
+        "'policy' names no field to change; give at least one of sign_schemes, hash_algorithms, "
+        "max_signatures_per_authorization, rate_per_minute_key, rate_per_minute_account");
+  }
+  return change;
 }
 
 // ---- answers ------------------------------------------------------------------------------------
@@ -476,8 +493,8 @@ Result<json> GetPolicy(const Call& c) {
 
 Result<json> SetPolicy(const Call& c) {
   SIGNET_ASSIGN_OR_RETURN(std::string name, c.Checked(ReqKeyName(c.body)));
-  SIGNET_ASSIGN_OR_RETURN(service::KeyPolicy policy, c.Checked(ReqPolicy(c.body)));
-  SIGNET_TRY(c.deps.signing.SetPolicy(c.caller(), name, policy));
+  SIGNET_ASSIGN_OR_RETURN(service::KeyPolicyChange change, c.Checked(ReqPolicyChange(c.body)));
+  SIGNET_TRY(c.deps.signing.ChangePolicy(c.caller(), name, change));
   SIGNET_ASSIGN_OR_RETURN(service::KeyPolicy now, c.deps.signing.GetPolicy(c.caller(), name));
   return json{{"policy", PolicyJson(now)}};
 }

@@ -3,6 +3,7 @@
 // FakeKeyStore, and an audit sink that keeps what it is given.
 #include "server/api/api.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
@@ -25,6 +26,8 @@
 
 namespace signet::server::api {
 namespace {
+
+using ::testing::HasSubstr;
 
 using json = nlohmann::json;
 using namespace std::chrono_literals;
@@ -918,19 +921,46 @@ TEST_F(ApiTest, SetPolicyRoundTrips) {
   EXPECT_EQ(audit_.events().back().action, AuditAction::kPolicyChange);
 }
 
-TEST_F(ApiTest, SetPolicyNeedsEveryFieldAndOnlyKnownOnes) {
-  json missing = EcPolicy();
-  missing.erase("rate_per_minute_account");
-  ExpectError(CallAs(admin_, "keys/set-policy", {{"name", "ec"}, {"policy", missing}}), 400,
+TEST_F(ApiTest, SetPolicyChangesOnlyTheFieldsGiven) {
+  Ok(admin_, "keys/set-policy", {{"name", "ec"}, {"policy", EcPolicy()}});
+  // Two admins' partial changes of different fields: each keeps what the other set.
+  json rate = Ok(admin_, "keys/set-policy",
+                 {{"name", "ec"}, {"policy", {{"rate_per_minute_key", 7}}}})["policy"];
+  EXPECT_EQ(rate["max_signatures_per_authorization"], 10);
+  json max = Ok(admin_, "keys/set-policy",
+                {{"name", "ec"}, {"policy", {{"max_signatures_per_authorization", 5}}}})["policy"];
+  json expected = EcPolicy();
+  expected["rate_per_minute_key"] = 7;
+  expected["max_signatures_per_authorization"] = 5;
+  EXPECT_EQ(max, expected);
+  EXPECT_EQ(Ok(auditor_, "keys/policy", {{"name", "ec"}})["policy"], expected);
+  const service::AuditEvent last = audit_.events().back();
+  EXPECT_EQ(last.action, AuditAction::kPolicyChange);
+  EXPECT_EQ(last.details.at("change"), "max_per_authorization=5");
+  EXPECT_THAT(last.details.at("old_policy"), HasSubstr("max_per_authorization=10;"));
+  EXPECT_THAT(last.details.at("new_policy"), HasSubstr("max_per_authorization=5;"));
+  EXPECT_THAT(last.details.at("new_policy"), HasSubstr("rate_per_minute_key=7;"));
+}
+
+TEST_F(ApiTest, SetPolicyNeedsAFieldAndOnlyKnownOnes) {
+  ExpectError(CallAs(admin_, "keys/set-policy", {{"name", "ec"}, {"policy", json::object()}}), 400,
               "invalid_request");
+  ExpectError(CallAs(admin_, "keys/set-policy",
+                     {{"name", "ec"}, {"policy", {{"rate_per_minute_key", nullptr}}}}),
+              400, "invalid_request");
   json extra = EcPolicy();
   extra["burst"] = 5;
   ExpectError(CallAs(admin_, "keys/set-policy", {{"name", "ec"}, {"policy", extra}}), 400,
               "invalid_request");
-  json unfit = EcPolicy();
-  unfit["sign_schemes"] = {"rsa-pss"};
-  ExpectError(CallAs(admin_, "keys/set-policy", {{"name", "ec"}, {"policy", unfit}}), 400,
-              "invalid_request");
+  ExpectError(CallAs(admin_, "keys/set-policy",
+                     {{"name", "ec"}, {"policy", {{"sign_schemes", {"rsa-pss"}}}}}),
+              400, "invalid_request");
+  ExpectError(CallAs(admin_, "keys/set-policy",
+                     {{"name", "ec"}, {"policy", {{"rate_per_minute_account", -1}}}}),
+              400, "invalid_request");
+  ExpectError(CallAs(admin_, "keys/set-policy",
+                     {{"name", "ec"}, {"policy", {{"hash_algorithms", json::array()}}}}),
+              400, "invalid_request");
   EXPECT_FALSE(store_.GetKeyPolicy(ec_.id).value().has_value());
 }
 
