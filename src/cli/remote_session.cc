@@ -75,7 +75,9 @@ Error Corrupt(const std::string& path, std::string_view what) {
 // Reads the whole file after checking who may access it (the check is on the opened file, so a
 // rename between check and read cannot swap in another one).
 Result<SecretBytes> ReadSessionBytes(const std::string& path, SessionFileAccess access) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  // O_NONBLOCK: a FIFO at the path is refused below as not a regular file instead of keeping
+  // open() waiting for a writer; a regular file's reads do not change.
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
   if (fd.get() < 0) {
     int err = errno;
     if (err == ENOENT) return NotFound(kNotLoggedIn);

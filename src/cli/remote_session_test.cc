@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "common/fs.h"
+#include "common/testing/fifo.h"
 
 namespace signet::cli {
 namespace {
@@ -249,6 +250,19 @@ TEST_F(RemoteSessionTest, CorruptFilesAreRefused) {
     EXPECT_EQ(r.error().code(), ErrorCode::kFailedPrecondition) << text;
     EXPECT_NE(r.error().message().find("signet login"), std::string::npos);
   }
+}
+
+// A FIFO at the session's path is refused at once, not waited on forever.
+TEST_F(RemoteSessionTest, AFifoIsRefusedWithoutWaiting) {
+  ASSERT_TRUE(fs::EnsureDirectory(dir_ + "/config/signet").ok());
+  bool made = false;
+  Result<Session> loaded = InvalidArgument("not run");
+  EXPECT_FALSE(signet::testing::ReadOfFifoHangs(
+      path_, [&] { loaded = LoadSession(path_); }, &made));
+  ASSERT_TRUE(made);
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_NE(loaded.error().message().find("not a regular file"), std::string::npos)
+      << loaded.error().message();
 }
 
 TEST_F(RemoteSessionTest, DeleteReportsWhetherThereWasASession) {

@@ -73,8 +73,11 @@ Result<Bytes> ReadFile(const std::string& path, size_t max_size) {
   return ReadFd(fd.get(), path, max_size);
 }
 
+// Files that must be regular are opened with O_NONBLOCK (no effect on a regular file's reads): a
+// FIFO put in their place would otherwise keep open() waiting for a writer forever, where the
+// S_ISREG check after it refuses it at once.
 Result<Bytes> ReadProtectedFile(const std::string& path, size_t max_size) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
   if (fd.get() < 0) return ErrnoError("cannot open", path, errno);
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return ErrnoError("cannot stat", path, errno);
@@ -92,7 +95,7 @@ Result<Bytes> ReadProtectedFile(const std::string& path, size_t max_size) {
 }
 
 Result<SecretBytes> ReadSecretFile(const std::string& path) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));  // as ReadProtectedFile
   if (fd.get() < 0) return ErrnoError("cannot open secret file", path, errno);
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return ErrnoError("cannot stat", path, errno);

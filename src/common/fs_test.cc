@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "common/testing/fifo.h"
+
 namespace signet::fs {
 namespace {
 
@@ -70,6 +72,25 @@ TEST_F(FsTest, ReadProtectedFileRefusesWhatOthersCouldChange) {
   EXPECT_EQ(ReadProtectedFile(p, 3).error().code(), ErrorCode::kInvalidArgument);  // the limit
   EXPECT_EQ(ReadProtectedFile(dir_, 1024).error().code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(ReadProtectedFile(dir_ + "/none", 1024).error().code(), ErrorCode::kNotFound);
+}
+
+// A FIFO where a secret or a trusted file should be is refused at once, not waited on forever.
+TEST_F(FsTest, FilesThatMustBeRegularAreNotWaitedOnWhenTheyAreFifos) {
+  const std::string fifo = dir_ + "/fifo";
+  bool made = false;
+  Result<SecretBytes> secret = InvalidArgument("not run");
+  EXPECT_FALSE(signet::testing::ReadOfFifoHangs(
+      fifo, [&] { secret = ReadSecretFile(fifo); }, &made));
+  ASSERT_TRUE(made);
+  ASSERT_FALSE(secret.ok());
+  EXPECT_NE(secret.error().message().find("not a regular file"), std::string::npos);
+  ::unlink(fifo.c_str());
+  Result<Bytes> trusted = InvalidArgument("not run");
+  EXPECT_FALSE(signet::testing::ReadOfFifoHangs(
+      fifo, [&] { trusted = ReadProtectedFile(fifo, 1024); }, &made));
+  ASSERT_TRUE(made);
+  ASSERT_FALSE(trusted.ok());
+  EXPECT_NE(trusted.error().message().find("not a regular file"), std::string::npos);
 }
 
 TEST_F(FsTest, ReadSecretFileRefusesEmpty) {
