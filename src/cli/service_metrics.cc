@@ -122,12 +122,12 @@ Status MetricsAuditSink::RecordChange(const AuditEvent& event,
 }
 
 Status MetricsAuditSink::RecordIf(const AuditEvent& event, const service::AuditCheck& check) {
-  // A check that refused is the caller's answer (the key was disabled meanwhile), not a failure
-  // of the audit log.
+  // A check that failed is the caller's answer (the key was disabled meanwhile, the account holds
+  // too many open authorizations) or the store's, not a failure of the audit log.
   std::atomic<bool> refused{false};
   Status recorded = inner_.RecordIf(event, [&]() -> Status {
     Status passed = check();
-    refused.store(!passed.ok() && service::IsRefusal(passed.error()));
+    refused.store(!passed.ok());
     return passed;
   });
   return Tally(event, std::move(recorded), /*log_failed=*/!refused.load());

@@ -158,8 +158,10 @@ bool IsRefusal(const Error& error);
 using AuditedChange = std::function<Status(AuditDetails& details)>;
 
 // A condition an event is recorded under (the signer may still sign with the key): it reads the
-// service's Store, which must be the store the sink's log is in, and changes nothing. Like a
-// change, it may run more than once, inside the transaction that appends the event.
+// service's Store, which must be the store the sink's log is in. It may also write what must be
+// stored exactly when the event is (an authorization's activation); unlike an AuditedChange it
+// adds no details to the event. Like a change, it may run more than once, inside the transaction
+// that appends the event, and what it wrote is undone with a failed append.
 using AuditCheck = std::function<Status()>;
 
 class AuditSink {

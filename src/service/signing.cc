@@ -352,24 +352,37 @@ Result<Authorization> SigningService::IssueAuthorization(
   SecureWipe(text.data(), text.size());
   SIGNET_ASSIGN_OR_RETURN(activation.sad_hash, SadHash(sad));
 
-  if (old_sad != nullptr) {
-    const int64_t max_signatures =
-        std::min(policy.max_signatures_per_authorization, kMaxSignaturesPerAuthorization);
-    SIGNET_TRY(store_.ReplaceActivation(old_sad_hash, caller.actor.account_id, key.id, now,
-                                        activation, max_signatures));
-    event.details["transaction_num_signatures"] = std::to_string(transaction_num_signatures);
-  } else {
-    // Checked again inside the insert's transaction: concurrent authorizations that all passed
-    // CheckOpenActivations cannot overshoot the bound together.
-    SIGNET_TRY(store_.InsertActivation(activation, options_.max_open_activations_per_account));
-  }
-
   event.details["sad_sha256"] = HexEncode(activation.sad_hash);
   event.details["expires_at"] = FormatRfc3339(activation.expires_at);
+  if (old_sad != nullptr) {
+    event.details["transaction_num_signatures"] = std::to_string(transaction_num_signatures);
+  }
   event.outcome = std::string(kOutcomeSuccess);
-  Status recorded = audit_.Record(event);
+  // The activation is stored in the transaction that appends the event: if the log cannot record
+  // it, an extension leaves the old SAD as it was (the client keeps its transaction), and a new
+  // one leaves nothing that would count toward the account's open authorizations.
+  const int64_t max_signatures =
+      std::min(policy.max_signatures_per_authorization, kMaxSignaturesPerAuthorization);
+  std::optional<Error> store_error;  // the store's own answer, from the last attempt
+  Status recorded = audit_.RecordIf(event, [&]() -> Status {
+    store_error.reset();
+    // The open-SAD bound is checked again inside the insert: concurrent authorizations that all
+    // passed CheckOpenActivations cannot overshoot it together.
+    Status stored =
+        old_sad != nullptr
+            ? store_.ReplaceActivation(old_sad_hash, caller.actor.account_id, key.id, now,
+                                       activation, max_signatures)
+            : store_.InsertActivation(activation, options_.max_open_activations_per_account);
+    if (!stored.ok()) store_error = stored.error();
+    return stored;
+  });
   if (!recorded.ok()) {
-    // The SAD never leaves; the stored activation is unusable without it and expires.
+    // The refusal is recorded without the SAD that was never issued.
+    for (const char* issued : {"sad_sha256", "expires_at", "transaction_num_signatures"}) {
+      event.details.erase(issued);
+    }
+    if (store_error) return *store_error;  // refused or failed by the store, as it said
+    // The SAD never leaves, and nothing of it was stored.
     return recorded.error().WithContext("no SAD issued because the audit log could not record it");
   }
   const auto expires_in =

@@ -43,8 +43,13 @@ class RecordingAuditSink final : public AuditSink {
     events_.push_back(std::move(recorded));
     return OkStatus();
   }
-  // Not atomic here (no transaction to run the check in); the check's effect is what is tested.
+  // Not atomic here (no transaction to run the check in), but a sink told to fail fails before
+  // the check, so that what the check writes (an activation) is not made, as with RecordChange.
   Status RecordIf(const AuditEvent& event, const AuditCheck& check) override {
+    {
+      std::lock_guard lock(mu_);
+      if (fail_ && fail_(event)) return Error(fail_code_, "audit log unavailable (test)");
+    }
     SIGNET_TRY(check());
     return Record(event);
   }
@@ -966,7 +971,20 @@ class SqliteSigningTest : public ::testing::Test {
     for (const Caller* c : {&alice_, &admin_}) {
       ASSERT_TRUE(signet::testing::InsertCallerAccount(*store_, *c, clock_.Now()).ok());
     }
-    sink_ = std::make_unique<LogAuditSink>(DirectLogAppender(*store_));
+    // The real log, which can be made to fail every `authorize` append after the store ran the
+    // entry's change: the render fails, so the whole transaction is undone.
+    LogAppendFn direct = DirectLogAppender(*store_);
+    sink_ = std::make_unique<LogAuditSink>(
+        [this, direct](std::vector<store::LogEntryAppend> entries) -> Result<int64_t> {
+          if (fail_authorize_ && !entries.empty() && entries.front().action == "authorize") {
+            for (store::LogEntryAppend& e : entries) {
+              e.render = [](int64_t) -> Result<std::string> {
+                return Unavailable("the log's disk is full (test)");
+              };
+            }
+          }
+          return direct(std::move(entries));
+        });
     keys_svc_ =
         std::make_unique<KeyService>(keys_, *store_, clock_, *sink_, TokenIdentity{"t", "1"});
     signing_ = std::make_unique<SigningService>(keys_, *store_, clock_, *sink_);
@@ -999,6 +1017,7 @@ class SqliteSigningTest : public ::testing::Test {
   signet::testing::FakeKeyStore keys_;
   std::unique_ptr<store::SqliteStore> store_;
   std::unique_ptr<LogAuditSink> sink_;
+  std::atomic<bool> fail_authorize_{false};
   std::unique_ptr<KeyService> keys_svc_;
   std::unique_ptr<SigningService> signing_;
   store::KeyRecord key_;
@@ -1025,6 +1044,39 @@ TEST_F(SqliteSigningTest, AKeyDisabledWhileTheHsmSignsIsInTheLogBeforeTheRefusal
   EXPECT_EQ(rows->back().action, "sign_refused");
   auto refusal = nlohmann::json::parse(rows->back().data);
   EXPECT_EQ(refusal["details"]["stage"], "release");
+}
+
+// An authorization the log cannot record stores nothing: an extension leaves the old SAD as it
+// was, and a new one does not count toward the account's open authorizations.
+TEST_F(SqliteSigningTest, AnAuthorizationTheLogCannotRecordStoresNothing) {
+  const Bytes h1 = pki::ComputeDigest(HashAlgorithm::kSha384, AsBytes("one.exe")).value();
+  const Bytes h2 = pki::ComputeDigest(HashAlgorithm::kSha384, AsBytes("two.exe")).value();
+  auto a = signing_->Authorize(alice_, "release", HashAlgorithm::kSha384, {h1}, 1);
+  ASSERT_TRUE(a.ok()) << a.error().message();
+
+  fail_authorize_ = true;
+  auto extended =
+      signing_->ExtendTransaction(alice_, "release", a->sad, HashAlgorithm::kSha384, {h2});
+  ASSERT_FALSE(extended.ok());
+  EXPECT_EQ(extended.error().code(), ErrorCode::kUnavailable) << extended.error().message();
+  EXPECT_NE(extended.error().message().find("no SAD issued"), std::string::npos);
+  auto fresh = signing_->Authorize(alice_, "release", HashAlgorithm::kSha384, {h2}, 1);
+  ASSERT_FALSE(fresh.ok());
+  EXPECT_EQ(fresh.error().code(), ErrorCode::kUnavailable) << fresh.error().message();
+  fail_authorize_ = false;
+
+  auto open = store_->CountOpenActivations("a_alice", clock_.Now());
+  ASSERT_TRUE(open.ok()) << open.error().message();
+  EXPECT_EQ(*open, 1);
+  auto sigs = signing_->SignHash(alice_, "release", a->sad, {h1}, SignatureScheme::kEcdsa,
+                                 HashAlgorithm::kSha384);
+  EXPECT_TRUE(sigs.ok()) << sigs.error().message();
+  const std::vector<nlohmann::json> refusals = Events("authorize_refused");
+  ASSERT_EQ(refusals.size(), 2u);
+  for (const nlohmann::json& r : refusals) {
+    EXPECT_FALSE(r["details"].contains("sad_sha256")) << r.dump();  // never issued
+  }
+  EXPECT_EQ(Events("authorize").size(), 1u);
 }
 
 TEST_F(SqliteSigningTest, ConcurrentSignHashWithSameSadAndHashSignsExactlyOnce) {

@@ -56,8 +56,13 @@ class RecordingAuditSink final : public service::AuditSink {
     events_.push_back(std::move(recorded));
     return OkStatus();
   }
-  // Not atomic here (no transaction to run the check in); the check's effect is what is tested.
+  // Not atomic here (no transaction to run the check in), but a sink told to fail fails before
+  // the check, so that what the check writes (an activation) is not made, as with RecordChange.
   Status RecordIf(const service::AuditEvent& event, const service::AuditCheck& check) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (fail_) return Unavailable("the audit log is down");
+    }
     SIGNET_TRY(check());
     return Record(event);
   }
