@@ -445,16 +445,18 @@ Result<HttpResponse> HttpsClient::Send(const HttpRequest& request) {
   try {
     for (int attempt = 0;; ++attempt) {
       SIGNET_ASSIGN_OR_RETURN(HttpResponse response, impl_->SendOnce(request));
-      // Only an answer with Retry-After is retried: signet's server sends it only when it refused
-      // the request before any handler ran (connections, workers, a route's limit). A 503 or 429
-      // without it may come after the request took effect (a one-time code spent, hashes consumed,
-      // a key marked destroyed), and sending it again would not be the same request.
+      // Only an answer with Retry-After is retried: signet's server sends it only when the request
+      // took no effect (refused before any handler ran: connections, workers, a route's limit; or
+      // a signHash over a per-minute rate limit). A 503 or 429 without it may come after the
+      // request took effect (a one-time code spent, hashes consumed, a key marked destroyed), and
+      // sending it again would not be the same request.
       if ((response.status != 429 && response.status != 503) ||
           !response.Header("retry-after").has_value() || attempt >= impl_->options.max_retries) {
         return response;
       }
-      // Retry-After in seconds (RFC 9110 §10.2.3; the HTTP-date form is not used by signet):
-      // waited for, capped; absent or unreadable: one second.
+      // Retry-After in seconds (RFC 9110 §10.2.3; the HTTP-date form is not used by signet);
+      // unreadable: one second. A wait longer than max_retry_wait is not waited for: the server
+      // said the request cannot pass sooner, so the answer goes to the caller at once.
       std::chrono::milliseconds wait{1000};
       if (auto after = response.Header("retry-after")) {  // always, see above
         unsigned seconds = 0;
@@ -463,7 +465,8 @@ Result<HttpResponse> HttpsClient::Send(const HttpRequest& request) {
           wait = std::chrono::seconds(seconds);
         }
       }
-      std::this_thread::sleep_for(std::min(wait, impl_->options.max_retry_wait));
+      if (wait > impl_->options.max_retry_wait) return response;
+      std::this_thread::sleep_for(wait);
     }
   } catch (const std::exception& e) {
     impl_->Disconnect();

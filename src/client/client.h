@@ -42,7 +42,8 @@ struct ClientOptions {
   std::string client_private_key_file;
   // Limit for connecting + handshake, and for each request/response exchange.
   std::chrono::milliseconds timeout{std::chrono::seconds(30)};
-  // Extra attempts after a 429/503 answer, each after min(Retry-After, max_retry_wait).
+  // Extra attempts after a 429/503 answer with Retry-After, each after that many seconds; an
+  // answer asking for a longer wait than max_retry_wait is returned without waiting.
   int max_retries = 2;
   std::chrono::milliseconds max_retry_wait{std::chrono::seconds(5)};
 };

@@ -123,6 +123,7 @@ class ClientTest : public ::testing::Test {
     ASSERT_TRUE(router
                     .Add("POST", "/canned/*",
                          [this](const server::Request& r) {
+                           ++canned_calls_;
                            const std::string name = r.path.substr(std::string("/canned/").size());
                            auto it = canned_.find(name);
                            return it != canned_.end() ? it->second
@@ -155,6 +156,7 @@ class ClientTest : public ::testing::Test {
   std::atomic<int> flaky_calls_{0};
   std::atomic<int> fault_calls_{0};
   std::atomic<int> slow_calls_{0};
+  std::atomic<int> canned_calls_{0};
   int flaky_failures_ = 0;
   std::map<std::string, server::Response> canned_;  // set before StartServer
 };
@@ -415,6 +417,23 @@ TEST_F(ClientTest, DoesNotResendARequestThatTimedOut) {
   EXPECT_EQ(timed_out.error().code(), ErrorCode::kUnavailable);
   std::this_thread::sleep_for(std::chrono::milliseconds(2000));  // a resend would have arrived
   EXPECT_EQ(slow_calls_.load(), 1);
+}
+
+// An answer that asks for a longer wait than max_retry_wait (a per-minute rate limit says up to
+// 60 s) goes to the caller at once: a retry after the capped wait would only be refused again.
+TEST_F(ClientTest, DoesNotRetryBeforeTheTimeRetryAfterNames) {
+  canned_["later"] = server::JsonErrorResponse(429, "too_many_requests", "rate limit of 1");
+  canned_["later"].headers.emplace_back("Retry-After", "40");
+  StartServer();
+  ClientOptions options;
+  options.max_retries = 2;
+  options.max_retry_wait = std::chrono::milliseconds(100);
+  auto client = Client(options);
+  ASSERT_NE(client, nullptr);
+  auto answer = CallJson(*client, "/canned/later", json::object());
+  ASSERT_FALSE(answer.ok());
+  EXPECT_EQ(answer.error().code(), ErrorCode::kResourceExhausted) << answer.error().message();
+  EXPECT_EQ(canned_calls_.load(), 1);
 }
 
 TEST_F(ClientTest, RetriesOverloadAnswersUpToTheLimit) {
