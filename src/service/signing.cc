@@ -403,14 +403,8 @@ Result<Authorization> SigningService::Authorize(const Caller& caller, std::strin
     event.object = key.name;
     event.signature->key_id = key.id;
     event.signature->key_name = key.name;
-    if (num_signatures != static_cast<int64_t>(hashes.size())) {
-      return InvalidArgument("numSignatures is " + std::to_string(num_signatures) + " but " +
-                             std::to_string(hashes.size()) +
-                             " hashes were given; they must be equal (SCAL 2)");
-    }
-    SIGNET_ASSIGN_OR_RETURN(KeyPolicy policy, EffectivePolicy(key));
-    SIGNET_TRY(CheckHashes(hashes, hash_algorithm, policy, key));
-    SIGNET_TRY(CheckOpenActivations(caller));
+    SIGNET_ASSIGN_OR_RETURN(KeyPolicy policy, CheckAuthorizeRequest(caller, key, hash_algorithm,
+                                                                    hashes, num_signatures));
     return IssueAuthorization(caller, key, hash_algorithm, hashes, policy, nullptr, event);
   }();
   if (!result.ok()) {
@@ -418,6 +412,31 @@ Result<Authorization> SigningService::Authorize(const Caller& caller, std::strin
     return RecordRefusal(audit_, event, std::move(result).error());
   }
   return result;
+}
+
+Result<KeyPolicy> SigningService::CheckAuthorizeRequest(const Caller& caller,
+                                                        const store::KeyRecord& key,
+                                                        HashAlgorithm hash_algorithm,
+                                                        const std::vector<Bytes>& hashes,
+                                                        int64_t num_signatures) {
+  if (num_signatures != static_cast<int64_t>(hashes.size())) {
+    return InvalidArgument("numSignatures is " + std::to_string(num_signatures) + " but " +
+                           std::to_string(hashes.size()) +
+                           " hashes were given; they must be equal (SCAL 2)");
+  }
+  SIGNET_ASSIGN_OR_RETURN(KeyPolicy policy, EffectivePolicy(key));
+  SIGNET_TRY(CheckHashes(hashes, hash_algorithm, policy, key));
+  SIGNET_TRY(CheckOpenActivations(caller));
+  return policy;
+}
+
+Status SigningService::PrecheckAuthorize(const Caller& caller, std::string_view credential,
+                                         HashAlgorithm hash_algorithm,
+                                         const std::vector<Bytes>& hashes, int64_t num_signatures) {
+  SIGNET_ASSIGN_OR_RETURN(store::KeyRecord key, CheckSignerAccess(caller, credential));
+  auto policy = CheckAuthorizeRequest(caller, key, hash_algorithm, hashes, num_signatures);
+  if (!policy.ok()) return std::move(policy).error();
+  return OkStatus();
 }
 
 Result<Authorization> SigningService::ExtendTransaction(const Caller& caller,
@@ -746,6 +765,15 @@ bool SigningService::IsRateLimit(const Error& error) {
   return error.code() == ErrorCode::kResourceExhausted &&
          (message.starts_with(store::kRateLimitMessage) ||
           message.starts_with(kOpenActivationsMessage));
+}
+
+std::optional<int64_t> SigningService::RateLimitRetryAfter(const Error& error, TimePoint now) {
+  if (error.code() != ErrorCode::kResourceExhausted ||
+      !std::string_view(error.message()).starts_with(store::kRateLimitMessage)) {
+    return std::nullopt;
+  }
+  // store::RateMinute's windows: minute m covers the unix seconds [60m, 60m + 60).
+  return (store::RateMinute(now) + 1) * 60 - ToUnixSeconds(now);
 }
 
 bool SigningService::HashesUsedUp(const Error& error) {

@@ -245,10 +245,23 @@ class SigningService {
   // (ResourceExhausted starting with kOpenActivationsMessage).
   Status CheckOpenActivations(const Caller& caller);
 
+  // Everything Authorize checks before it stores anything (the caller's access to the key,
+  // numSignatures against the hashes, the key policy, the bound on open SADs), without recording
+  // anything. The CSC layer runs it before a person's factors, so that a one-time code is not
+  // spent on a request that would be refused anyway; Authorize checks it all again.
+  Status PrecheckAuthorize(const Caller& caller, std::string_view credential,
+                           HashAlgorithm hash_algorithm, const std::vector<Bytes>& hashes,
+                           int64_t num_signatures);
+
   // True if `error` is a key policy's or the service's rate limit (from SignHash: the caller
   // asked for more signatures this minute than allowed) or the bound on open SADs (from
   // Authorize): ResourceExhausted like a full disk, but the caller's to fix (429, not 503).
   static bool IsRateLimit(const Error& error);
+
+  // If `error` is a per-minute rate limit (not the bound on open SADs, which frees when a SAD is
+  // used up or expires), the seconds from `now` until the next rate window opens (1 to 60): what
+  // a 429's Retry-After says. Nothing was consumed, so the same request may be sent again then.
+  static std::optional<int64_t> RateLimitRetryAfter(const Error& error, TimePoint now);
 
   // True if `error` (from SignHash) came after the request's hashes were consumed, so they cannot
   // be signed again with this SAD (kHashesUsedUpNote); whatever failed, the client must authorize
@@ -272,6 +285,10 @@ class SigningService {
   // RecheckSignerSession), the key still active, the grant still there.
   Status RecheckSigner(const Caller& caller, const std::string& key_id);
   Result<KeyPolicy> EffectivePolicy(const store::KeyRecord& key);
+  // Authorize's checks after the caller's access to `key`; the policy in force on success.
+  Result<KeyPolicy> CheckAuthorizeRequest(const Caller& caller, const store::KeyRecord& key,
+                                          HashAlgorithm hash_algorithm,
+                                          const std::vector<Bytes>& hashes, int64_t num_signatures);
   Status CheckHashes(const std::vector<Bytes>& hashes, HashAlgorithm hash_algorithm,
                      const KeyPolicy& policy, const store::KeyRecord& key);
   Result<Authorization> IssueAuthorization(const Caller& caller, const store::KeyRecord& key,

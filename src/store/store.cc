@@ -201,8 +201,9 @@ Status CheckActivationHead(const std::optional<ActivationRecord>& activation,
   SIGNET_TRY(CheckActivationBinding(activation, request.account_id, request.key_id, request.now));
   const ActivationRecord& a = *activation;
   if (a.hash_algorithm != request.hash_algorithm) {
-    return PermissionDenied("the SAD authorizes " + a.hash_algorithm + " hashes, not " +
-                            request.hash_algorithm);
+    // CSC's invalid_hash: no hash of this algorithm is one the SAD lists.
+    return PermissionDenied(std::string(kHashNotAuthorizedMessage) + ": it authorizes " +
+                            a.hash_algorithm + " hashes, not " + request.hash_algorithm);
   }
   if (request.hashes.empty()) return InvalidArgument("no hashes to sign");
   std::set<Bytes> seen;

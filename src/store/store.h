@@ -189,7 +189,7 @@ struct SignatureCounts {
 //   SAD of another account                        -> Unauthenticated "... another account ..."
 //   SAD of another credential                     -> Unauthenticated "... another credential ..."
 //   now >= expires_at                             -> Unauthenticated "SAD expired"
-//   hash algorithm differs from the authorized one -> PermissionDenied
+//   hash algorithm differs from the authorized one -> PermissionDenied kHashNotAuthorizedMessage
 //   no hashes, or one hash twice in the request   -> InvalidArgument
 //   more hashes than signatures left              -> PermissionDenied "more signatures than ..."
 //   a hash not bound to the SAD                   -> PermissionDenied kHashNotAuthorizedMessage

@@ -78,14 +78,15 @@ enum class Phase {
   kActivation,  // credentials/authorize: the PIN or OTP in authData is wrong
 };
 
-// THE mapping of signet errors to CSC error bodies. HTTP status from HttpStatusFor; CSC error:
-//   InvalidArgument, NotFound, AlreadyExists, FailedPrecondition -> invalid_request
+// THE mapping of signet errors to CSC error bodies. HTTP status from HttpStatusFor but where
+// noted; CSC error:
+//   InvalidArgument, NotFound, AlreadyExists, FailedPrecondition -> invalid_request, always 400
 //   PermissionDenied   -> access_denied; in a SAD phase, a hash the SAD does not authorize (not
 //                         listed, or already signed: SigningService::IsUnauthorizedHash) is
 //                         invalid_hash, CSC's code for "Hash is not authorized by the SAD"
 //   Unauthenticated    -> login: invalid_authentication_data (AccountService does not say which
 //                         factor was wrong, by design, so invalid_otp is never sent);
-//                         bearer: invalid_token;
+//                         bearer: invalid_token; both 401 with WWW-Authenticate (RFC 6750 §3);
 //                         SAD (unknown, replaced, another account's or credential's, or
 //                         expired): 400 invalid_request, as CSC v2's signHash table has it
 //                         ("Invalid parameter SAD", "SAD expired": the expired case's
@@ -108,7 +109,9 @@ Response CscErrorResponse(const Error& error, Phase phase, std::string_view requ
     case ErrorCode::kNotFound:
     case ErrorCode::kAlreadyExists:
     case ErrorCode::kFailedPrecondition:
-      return JsonErrorResponse(status, "invalid_request", error.message());
+      // CSC has no not-found or conflict error: all of these are its invalid_request, which is
+      // a 400 whatever HttpStatusFor says for the management API.
+      return JsonErrorResponse(400, "invalid_request", error.message());
     case ErrorCode::kPermissionDenied:
       if (phase == Phase::kSad && service::SigningService::IsUnauthorizedHash(error)) {
         return JsonErrorResponse(status, "invalid_hash", error.message());
@@ -120,7 +123,12 @@ Response CscErrorResponse(const Error& error, Phase phase, std::string_view requ
       }
       const std::string_view csc =
           phase == Phase::kLogin ? "invalid_authentication_data" : "invalid_token";
-      return JsonErrorResponse(status, csc, error.message());
+      Response r = JsonErrorResponse(status, csc, error.message());
+      // RFC 6750 §3: a 401 names the scheme the route wants (a login also takes Basic).
+      r.headers.emplace_back("WWW-Authenticate", phase == Phase::kLogin
+                                                     ? "Basic realm=\"signet\""
+                                                     : "Bearer realm=\"signet\"");
+      return r;
     }
     case ErrorCode::kResourceExhausted:
       return JsonErrorResponse(status, "too_many_requests", error.message());
@@ -549,6 +557,13 @@ Response Revoke(const CscDependencies& deps, const Request& request, const json&
   if (hint->has_value() && **hint != "access_token") {
     return BadRequest("'token_type_hint' must be access_token (signet issues no refresh tokens)");
   }
+  if (token->has_value() && (*token)->empty()) {
+    // An empty token names no token: answering 204 would tell the client that something was
+    // revoked. Leave the field out to revoke the token of the request.
+    return BadRequest(
+        "'token' is empty; give the token to revoke, or leave it out to revoke "
+        "the one this request carries");
+  }
   std::string target = token->value_or(who->token);
   if (target != who->token) {
     // Only the caller's own tokens may be revoked here. Anything else (unknown, dead, another
@@ -724,10 +739,13 @@ Response Authorize(const CscDependencies& deps, const Request& request, const js
   if (who->principal.kind == service::AccountKind::kPerson) {
     auto factors = ParseAuthData(body);
     if (!factors.ok()) return refuse(factors.error());
-    // Before the factors: a one-time code spent on a request that is then refused for the bound
-    // would make the client's retry a failed login.
-    if (Status open = deps.signing.CheckOpenActivations(who->caller); !open.ok()) {
-      return refuse(open.error());
+    // Before the factors: a one-time code spent on a request that is then refused (a count that
+    // does not match the hashes, no grant, a policy's limit, the bound on open SADs) would make
+    // the corrected request's code a replay, counted toward the lockout.
+    if (Status checked =
+            deps.signing.PrecheckAuthorize(who->caller, *credential, *hash, *hashes, *num);
+        !checked.ok()) {
+      return refuse(checked.error());
     }
     Status verified = deps.accounts.VerifyActivationFactors(
         who->principal, factors->pin, factors->otp, {request.client_address, request.request_id});
@@ -786,7 +804,15 @@ Response SignHash(const CscDependencies& deps, const Request& request, const jso
   SecretBytes sad_secret{std::string_view(*sad)};
   auto sigs = deps.signing.SignHash(who->caller, *credential, sad_secret, *hashes, algo->scheme,
                                     algo->hash);
-  if (!sigs.ok()) return CscErrorResponse(sigs.error(), Phase::kSad, request.request_id);
+  if (!sigs.ok()) {
+    Response refused = CscErrorResponse(sigs.error(), Phase::kSad, request.request_id);
+    // A per-minute limit frees at the next window, and nothing was consumed: say when to retry
+    // (RFC 6585 §4), which HttpsClient and other clients honour.
+    if (auto after = service::SigningService::RateLimitRetryAfter(sigs.error(), deps.clock.Now())) {
+      refused.headers.emplace_back("Retry-After", std::to_string(*after));
+    }
+    return refused;
+  }
   json list = json::array();
   for (const Bytes& s : *sigs) list.push_back(Base64Encode(s));
   json out;

@@ -253,7 +253,7 @@ class CscApiTest : public ::testing::Test {
 };
 
 // The bound on open SADs is checked before a person's factors: the one-time code of a refused
-// request is not spent, so the client's retry (HttpsClient retries 429) is no failed login.
+// request is not spent, so a client's retry is no failed login.
 TEST_F(CscApiTest, OpenSadBoundIsCheckedBeforeAPersonsCodeIsSpent) {
   service::SigningOptions options;
   options.max_open_activations_per_account = 1;
@@ -275,6 +275,7 @@ TEST_F(CscApiTest, OpenSadBoundIsCheckedBeforeAPersonsCodeIsSpent) {
   Response refused = CallAs(token, "credentials/authorize", body);
   ExpectError(refused, 429, "too_many_requests");
   EXPECT_NE(refused.body.find("too many open authorizations"), std::string::npos) << refused.body;
+  for (const auto& [name, value] : refused.headers) EXPECT_NE(name, "Retry-After");  // no window
   EXPECT_EQ(audit_.events().back().action, service::AuditAction::kAuthorizeRefused);
   // Used up, the first SAD no longer counts, and the same code (not spent) authorizes.
   ASSERT_EQ(CallAs(token, "signatures/signHash",
@@ -287,6 +288,30 @@ TEST_F(CscApiTest, OpenSadBoundIsCheckedBeforeAPersonsCodeIsSpent) {
   Response retried = CallAs(token, "credentials/authorize", body);
   EXPECT_EQ(retried.status, 200) << retried.body;
   std::swap(router_, bounded_router);
+}
+
+// Every check Authorize would refuse runs before a person's factors: the corrected request may
+// use the same one-time code, which a refused request did not spend.
+TEST_F(CscApiTest, ARefusedAuthorizeDoesNotSpendThePersonsCode) {
+  const std::string token = Login(alice_);
+  const std::string code = Code(alice_);
+  json body = {{"credentialID", ec_.id},
+               {"numSignatures", 2},
+               {"hashes", {B64Hash("only one")}},
+               {"hashAlgorithmOID", kSha256Oid},
+               {"authData", json::array({{{"id", "PIN"}, {"value", alice_.password}},
+                                         {{"id", "OTP"}, {"value", code}}})}};
+  Response miscounted = CallAs(token, "credentials/authorize", body);
+  ExpectError(miscounted, 400, "invalid_request");
+  EXPECT_NE(miscounted.body.find("numSignatures"), std::string::npos) << miscounted.body;
+  body["numSignatures"] = 1;
+  body["hashes"] = {B64Hash("only one"), B64Hash("only one")};
+  ExpectError(CallAs(token, "credentials/authorize", body), 400, "invalid_request");
+  body["numSignatures"] = 1;
+  body["hashes"] = {B64Hash("only one")};
+  Response fixed = CallAs(token, "credentials/authorize", body);
+  EXPECT_EQ(fixed.status, 200) << fixed.body;
+  EXPECT_EQ(audit_.events().back().action, service::AuditAction::kAuthorize);
 }
 
 TEST_F(CscApiTest, InfoDescribesTheService) {
@@ -390,10 +415,33 @@ TEST_F(CscApiTest, LoginWithClientCertificate) {
   ExpectError(Call("auth/login", ""), 401, "invalid_authentication_data");
 }
 
+// RFC 6750 §3: a 401 says which scheme the route wants.
+std::string WwwAuthenticate(const Response& r) {
+  for (const auto& [name, value] : r.headers) {
+    if (name == "WWW-Authenticate") return value;
+  }
+  return "";
+}
+
 TEST_F(CscApiTest, NoBearerTokenIsUnauthorized) {
-  ExpectError(Call("credentials/list", "{}"), 401, "invalid_token");
-  ExpectError(Call("credentials/list", "{}", {{"authorization", "Bearer nonsense"}}), 401,
-              "invalid_token");
+  Response none = Call("credentials/list", "{}");
+  ExpectError(none, 401, "invalid_token");
+  EXPECT_EQ(WwwAuthenticate(none), "Bearer realm=\"signet\"");
+  Response bad = Call("credentials/list", "{}", {{"authorization", "Bearer nonsense"}});
+  ExpectError(bad, 401, "invalid_token");
+  EXPECT_EQ(WwwAuthenticate(bad), "Bearer realm=\"signet\"");
+  Response login = LoginResponse(alice_, "wrong password", Code(alice_));
+  ExpectError(login, 401, "invalid_authentication_data");
+  EXPECT_EQ(WwwAuthenticate(login), "Basic realm=\"signet\"");
+}
+
+// An empty 'token' names nothing: a 204 would claim a revocation that did not happen.
+TEST_F(CscApiTest, RevokingAnEmptyTokenIsABadRequest) {
+  std::string token = Login(alice_);
+  const size_t before = account_events_.size();
+  ExpectError(CallAs(token, "auth/revoke", {{"token", ""}}), 400, "invalid_request");
+  EXPECT_EQ(account_events_.size(), before);
+  EXPECT_EQ(CallAs(token, "credentials/list", json::object()).status, 200);  // still live
 }
 
 // Logins, revocations and rejected tokens name the request and the peer in their events.
@@ -755,6 +803,15 @@ TEST_F(CscApiTest, HashNotInTheSadIsRefused) {
                       {"hashes", {B64Hash("something else")}},
                       {"signAlgo", "1.2.840.10045.4.3.2"}}),
               403, "invalid_hash");
+  // A hash of another algorithm than the SAD's is not one it lists either.
+  const std::string sha384 =
+      Base64Encode(pki::ComputeDigest(HashAlgorithm::kSha384, AsBytes("authorized")).value());
+  ExpectError(CallAs(token, "signatures/signHash",
+                     {{"credentialID", ec_.id},
+                      {"SAD", sad},
+                      {"hashes", {sha384}},
+                      {"signAlgo", "1.2.840.10045.4.3.3"}}),
+              403, "invalid_hash");
 }
 
 TEST_F(CscApiTest, AHashIsSignedOnce) {
@@ -857,6 +914,15 @@ TEST_F(CscApiTest, ARateLimitIsTooManyRequestsAndSaysWhichLimit) {
   Response r = sign(hashes[1]);
   ExpectError(r, 429, "too_many_requests");
   EXPECT_NE(r.body.find("rate limit of 1 signatures per minute"), std::string::npos) << r.body;
+  // The window opens at the next whole minute of the service's clock, and the hash was not spent.
+  const int64_t now = ToUnixSeconds(clock_.Now());
+  std::string after;
+  for (const auto& [name, value] : r.headers) {
+    if (name == "Retry-After") after = value;
+  }
+  EXPECT_EQ(after, std::to_string(60 - now % 60)) << "at " << now;
+  clock_.Advance(std::chrono::seconds(std::stoll(after.empty() ? "0" : after)));
+  EXPECT_EQ(sign(hashes[1]).status, 200);
 }
 
 // A person authenticates again for every activation (CSBR 6.2.7.3): the bearer token alone does
