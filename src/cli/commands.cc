@@ -26,7 +26,7 @@ class InitCommand final : public Command {
   void Configure(CLI::App&) override {}
   Status Run(const GlobalOptions& global) override {
     SIGNET_ASSIGN_OR_RETURN(InitOutcome outcome, InitDataDir(global));
-    SIGNET_ASSIGN_OR_RETURN(auto ctx, OpenLocal(global));
+    const std::unique_ptr<LocalContext>& ctx = outcome.ctx;
     if (global.json) {
       PrintJson(json{{"data_dir", outcome.data_dir},
                      {"created", outcome.created},

@@ -7,10 +7,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <iostream>
 #include <optional>
 
 #include "common/fs.h"
 #include "common/random.h"
+#include "common/text.h"
 #include "hsm/pkcs11/pkcs11_key_store.h"
 #include "pki/pki.h"
 #include "store/sqlite/sqlite_store.h"
@@ -129,11 +131,20 @@ Status BuildEmbeddedDefault(const std::string& staging, const std::string& final
   SIGNET_TRY(WriteTlsIdentity(Join(staging, config::kTlsCertificateFileName),
                               Join(staging, config::kTlsPrivateKeyFileName), clock));
 
-  // Now point SoftHSM at the folder's final place, and write signet.toml last of all.
+  // Now point SoftHSM at the folder's final place, and write signet.toml last of all, once it is
+  // known to read back (a module path that is not UTF-8 cannot be written in TOML): a folder
+  // moved into place must open.
+  const std::string config_text = config::EmbeddedDefaultConfigText(module_path);
+  auto parsed = config::ParseConfig(config_text, config::kConfigFileName, final_dir);
+  if (!parsed.ok()) {
+    return InvalidArgument("the module path " + OneLineSafe(module_path, 512) +
+                           " cannot be written to " + std::string(config::kConfigFileName) + ": " +
+                           parsed.error().message());
+  }
   SIGNET_TRY(fs::WriteFileAtomic(
       staging_conf, AsBytes(SoftHsmConfigText(Join(final_dir, config::kTokenDirName)))));
-  SIGNET_TRY(fs::WriteFileAtomic(Join(staging, config::kConfigFileName),
-                                 AsBytes(config::EmbeddedDefaultConfigText(module_path)), 0600));
+  SIGNET_TRY(
+      fs::WriteFileAtomic(Join(staging, config::kConfigFileName), AsBytes(config_text), 0600));
   return OkStatus();
 }
 
@@ -173,8 +184,13 @@ Result<bool> EnsureEmbeddedTlsIdentity(const config::Config& config, const Clock
   return true;
 }
 
-Result<std::unique_ptr<LocalContext>> OpenLocal(const GlobalOptions& global,
-                                                const std::string& config_file) {
+namespace {
+
+// OpenLocal; with `fixed_pin_file`, the user PIN is read from that file only (a folder init has
+// just made), and a PIN given by the environment or --pin-file is set aside.
+Result<std::unique_ptr<LocalContext>> OpenLocalWith(const GlobalOptions& global,
+                                                    const std::string& config_file,
+                                                    const std::string* fixed_pin_file) {
   std::string dir = ResolveDataDir(global);
   SIGNET_TRY(CheckUsableDataDir(dir));
   auto ctx = std::make_unique<LocalContext>();
@@ -197,6 +213,16 @@ Result<std::unique_ptr<LocalContext>> OpenLocal(const GlobalOptions& global,
   ctx->store = std::move(*db);
 
   bool pin_from_environment = false;
+  if (fixed_pin_file != nullptr) {
+    const bool from_environment = TakePinFromEnvironment().has_value();  // taken and wiped
+    const bool other_file = !pin_file.empty() && pin_file != *fixed_pin_file;
+    if (from_environment || other_file) {
+      std::cerr << "signet: the PIN given by SIGNET_PIN, SIGNET_PIN_FILE or --pin-file is not "
+                   "used: the new token's user PIN is the one init generated, in "
+                << *fixed_pin_file << "\n";
+    }
+    pin_file = *fixed_pin_file;
+  }
   SIGNET_ASSIGN_OR_RETURN(SecretBytes pin, ReadUserPin(pin_file, &pin_from_environment));
   // From here the configuration says where the PIN came from (the start-up entry records it):
   // the file actually read, or none when SIGNET_PIN gave the PIN itself.
@@ -222,6 +248,13 @@ Result<std::unique_ptr<LocalContext>> OpenLocal(const GlobalOptions& global,
   return ctx;
 }
 
+}  // namespace
+
+Result<std::unique_ptr<LocalContext>> OpenLocal(const GlobalOptions& global,
+                                                const std::string& config_file) {
+  return OpenLocalWith(global, config_file, nullptr);
+}
+
 Result<InitOutcome> InitDataDir(const GlobalOptions& global) {
   InitOutcome outcome;
   outcome.data_dir = ResolveDataDir(global);
@@ -229,7 +262,7 @@ Result<InitOutcome> InitDataDir(const GlobalOptions& global) {
 
   if (fs::Exists(Join(dir, config::kConfigFileName))) {
     // Already initialised: prove it still opens, and change nothing.
-    SIGNET_TRY(OpenLocal(global));
+    SIGNET_ASSIGN_OR_RETURN(outcome.ctx, OpenLocal(global));
     return outcome;
   }
   if (fs::Exists(dir)) {
@@ -266,7 +299,8 @@ Result<InitOutcome> InitDataDir(const GlobalOptions& global) {
     return built.error().WithContext("signet init");
   }
   outcome.created = true;
-  SIGNET_TRY(OpenLocal(global));
+  const std::string user_pin_file = Join(dir, config::kUserPinFileName);
+  SIGNET_ASSIGN_OR_RETURN(outcome.ctx, OpenLocalWith(global, "", &user_pin_file));
   return outcome;
 }
 

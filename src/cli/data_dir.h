@@ -51,6 +51,10 @@ Result<bool> EnsureEmbeddedTlsIdentity(const config::Config& config, const Clock
 struct InitOutcome {
   std::string data_dir;
   bool created = false;  // false: the folder was already initialised and nothing changed
+  // The folder, opened: a new one with the user PIN init generated (SIGNET_PIN, SIGNET_PIN_FILE
+  // and --pin-file cannot name it, and are not used), an existing one as OpenLocal opens it. Use
+  // it rather than opening again, which would find SIGNET_PIN already taken.
+  std::unique_ptr<LocalContext> ctx;
 };
 
 // Creates the embedded default in the data folder: a SoftHSM2 token with its own softhsm2.conf,

@@ -32,6 +32,15 @@ before=$(snapshot)
 out=$(s init)
 after=$(snapshot)
 [[ -n "$before" && "$before" == "$after" && "$out" == *"already initialised"* ]] && ok "second init changes nothing" || bad "second init changed files or said: $out"
+# A PIN given for a folder that does not exist yet cannot be the new token's: init uses the one it
+# generated, says so, and takes SIGNET_PIN out of the way.
+out=$(SIGNET_PIN=not-the-new-pin-1234 "$SIGNET" --data-dir "$W/data2" init 2>&1) &&
+  [[ $out == *"not used"* && $out == *"initialised signet data folder"* ]] &&
+  ok "init of a new folder ignores SIGNET_PIN" || bad "init with SIGNET_PIN set: $out"
+out=$(SIGNET_PIN=$(cat "$W/data2/user.pin") "$SIGNET" --data-dir "$W/data2" init 2>&1) &&
+  [[ $out == *"already initialised"* ]] && ok "init of that folder again with its PIN" ||
+  bad "second init with SIGNET_PIN: $out"
+rm -rf "$W/data2"
 check "pkcs11-tool sees the token" bash -c "SOFTHSM2_CONF=$D/softhsm2.conf pkcs11-tool --module $MODULE --list-token-slots | grep -q 'token label *: signet'"
 check "status works" s status
 
