@@ -348,13 +348,38 @@ Result<Config> LoadDataDirConfig(const std::string& data_dir) {
   return ParseConfig(ToString(*text), path, data_dir);
 }
 
+namespace {
+
+// `text` as a TOML basic string, quotes included: backslash, quote and control characters are
+// escaped, so any path reads back as itself.
+std::string TomlBasicString(std::string_view text) {
+  std::string out = "\"";
+  for (char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (u < 0x20 || u == 0x7f) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\u00";
+      out += kHex[u >> 4];
+      out += kHex[u & 0xf];
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
 std::string EmbeddedDefaultConfigText(std::string_view module_path) {
   std::string t;
   t += "# signet configuration, written by `signet init` for the embedded default:\n";
   t += "# a SoftHSM2 token and an SQLite database, both inside this folder.\n";
   t += "# Relative paths are relative to this folder.\n\n";
   t += "[hsm]\n";
-  t += "module = \"" + std::string(module_path) + "\"\n";
+  t += "module = " + TomlBasicString(module_path) + "\n";
   t += "token_label = \"" + std::string(kDefaultTokenLabel) + "\"\n";
   t += "pin_file = \"" + std::string(kUserPinFileName) + "\"\n";
   t += "softhsm_conf = \"" + std::string(kSoftHsmConfigFileName) + "\"\n\n";

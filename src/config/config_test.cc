@@ -28,6 +28,17 @@ TEST(ConfigTest, EmbeddedDefaultNamesTheModuleUsed) {
   EXPECT_EQ(c->hsm.module_path, "/opt/hsm/libvendor.so");
 }
 
+// Whatever the module's path holds, signet.toml reads it back as given (a quote or backslash
+// written as is made the file unreadable, or a "\t" in it read as a tab).
+TEST(ConfigTest, EmbeddedDefaultKeepsAnyModulePath) {
+  for (std::string path : {"/opt/a\"b/p11.so", "/opt/a\\tb/p11.so", "/opt/tab\there.so",
+                           "/opt/\xc3\xa9t\xc3\xa9/p11.so"}) {
+    auto c = ParseConfig(EmbeddedDefaultConfigText(path), "signet.toml", "/d");
+    ASSERT_TRUE(c.ok()) << path << ": " << c.error().message();
+    EXPECT_EQ(c->hsm.module_path, path);
+  }
+}
+
 TEST(ConfigTest, AnUnknownKeyIsShownEscaped) {
   auto c = ParseConfig("[hsm]\nmodule='/m.so'\ntoken_label='t'\n\"bad\\u001b[2Jkey\" = 1\n",
                        "f.toml", "/d");
