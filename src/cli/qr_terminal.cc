@@ -5,13 +5,22 @@
 #include <cerrno>
 #include <memory>
 
+#include "common/bytes.h"
+
 namespace signet::cli {
 namespace {
 
 constexpr int kQuietZone = 4;
 
+// The code's modules encode the text (a TOTP secret, for the bootstrap admin): wiped before
+// libqrencode frees them.
 struct QrDeleter {
-  void operator()(QRcode* code) const { QRcode_free(code); }
+  void operator()(QRcode* code) const {
+    if (code->data != nullptr && code->width > 0) {
+      SecureWipe(code->data, static_cast<size_t>(code->width) * static_cast<size_t>(code->width));
+    }
+    QRcode_free(code);
+  }
 };
 
 }  // namespace
@@ -20,6 +29,9 @@ Result<std::string> RenderQrForTerminal(std::string_view text) {
   std::string input(text);  // libqrencode wants a NUL-terminated string
   errno = 0;
   std::unique_ptr<QRcode, QrDeleter> code(QRcode_encodeString8bit(input.c_str(), 0, QR_ECLEVEL_M));
+  const int encode_errno = errno;
+  SecureWipe(input.data(), input.size());  // the text may hold a secret (an otpauth:// URI)
+  errno = encode_errno;
   if (code == nullptr) {
     if (errno == ERANGE) return InvalidArgument("text too long for a QR code");
     return InternalError("libqrencode could not encode the text");
@@ -33,7 +45,11 @@ Result<std::string> RenderQrForTerminal(std::string_view text) {
     if (row < 0 || col < 0 || row >= width || col >= width) return false;
     return (code->data[row * width + col] & 1) != 0;
   };
+  // Sized once, so that no partial drawing of the code is left behind in freed memory (each
+  // cell is at most one 3-byte block character; one newline per line).
   std::string out;
+  out.reserve(static_cast<size_t>(size) * static_cast<size_t>(size / 2 + 1) * 3 +
+              static_cast<size_t>(size / 2 + 1));
   for (int row = 0; row < size; row += 2) {
     for (int col = 0; col < size; ++col) {
       bool top_ink = !dark(row, col);

@@ -44,6 +44,26 @@ void RemoveBootstrapFileIfDone(store::Store& store, const std::string& path) {
   }
 }
 
+// fs::WriteFileAtomic writes the bootstrap file as ".bootstrap-admin.txt.tmpXXXXXX" first and
+// renames it: a crash in between leaves that copy, with the one-time password and the TOTP
+// secret, where nothing else would ever remove it. Called at start, before anything writes one.
+void RemoveStaleBootstrapCopies(const std::string& data_dir) {
+  const std::string prefix = "." + std::string(config::kBootstrapAdminFileName) + ".tmp";
+  std::error_code ec;
+  for (const auto& entry : stdfs::directory_iterator(data_dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!name.starts_with(prefix) || entry.is_symlink(ec) || !entry.is_regular_file(ec)) continue;
+    std::error_code removed;
+    if (stdfs::remove(entry.path(), removed)) {
+      std::cerr << "signet: removed " << entry.path().string()
+                << ", a copy of the bootstrap credentials left by an interrupted start\n";
+    } else if (removed) {
+      std::cerr << "signet: warning: could not remove " << entry.path().string() << " ("
+                << removed.message() << "); it holds bootstrap credentials: delete it by hand\n";
+    }
+  }
+}
+
 // The text holds secrets: built in one buffer reserved up front (appends never reallocate and
 // leave no copy behind), which the caller wipes.
 std::string BootstrapText(std::string_view name, const SecretBytes& one_time_password,
@@ -76,6 +96,7 @@ std::string BootstrapText(std::string_view name, const SecretBytes& one_time_pas
 Status BootstrapAdmin(store::Store& store, service::AccountService& accounts,
                       const config::Config& config) {
   const std::string path = BootstrapFilePath(config);
+  RemoveStaleBootstrapCopies(config.data_dir);
   SIGNET_ASSIGN_OR_RETURN(auto existing, store.ListAccounts());
   SecretBytes one_time_password;
   std::optional<service::TotpEnrolment> totp;
@@ -320,12 +341,15 @@ class ServeCommand final : public Command {
     if (!listen_.empty()) SIGNET_TRY(config::ParseListenAddress(listen_, "--listen", &host, &port));
 
     const std::string dir = ResolveDataDir(global);
+    std::unique_ptr<LocalContext> ctx;
     if (config_file_.empty() &&
         !fs::Exists((stdfs::path(dir) / config::kConfigFileName).string())) {
       SIGNET_ASSIGN_OR_RETURN(InitOutcome init, InitDataDir(global));
       if (init.created) std::cout << "signet: initialised data folder " << init.data_dir << "\n";
+      ctx = std::move(init.ctx);  // opened once: SIGNET_PIN is taken by the first opening
+    } else {
+      SIGNET_ASSIGN_OR_RETURN(ctx, OpenLocal(global, config_file_));
     }
-    SIGNET_ASSIGN_OR_RETURN(auto ctx, OpenLocal(global, config_file_));
     config::Config& config = ctx->config;
     if (!listen_.empty()) {
       config.server.listen = listen_;
