@@ -25,6 +25,8 @@ namespace {
 namespace stdfs = std::filesystem;
 
 constexpr std::string_view kBootstrapAdminName = "admin";
+// In the data folder: held (flock) by the one `signet serve` that uses the folder.
+constexpr std::string_view kServeLockFileName = "serve.lock";
 
 std::string BootstrapFilePath(const config::Config& config) {
   return (stdfs::path(config.data_dir) / config::kBootstrapAdminFileName).string();
@@ -351,6 +353,17 @@ class ServeCommand final : public Command {
       SIGNET_ASSIGN_OR_RETURN(ctx, OpenLocal(global, config_file_));
     }
     config::Config& config = ctx->config;
+    // One service per data folder: a second would bootstrap the admin again, and sequence and
+    // sign the same log beside the first. Held until the process ends.
+    auto serving =
+        fs::ExclusiveLock::Acquire((stdfs::path(config.data_dir) / kServeLockFileName).string(),
+                                   "the data folder " + config.data_dir + " for signet serve");
+    if (!serving.ok()) {
+      Error e = std::move(serving).error();
+      if (e.code() != ErrorCode::kFailedPrecondition) return e;
+      return FailedPrecondition(e.message() +
+                                "; stop that service first, or give this one its own --data-dir");
+    }
     if (!listen_.empty()) {
       config.server.listen = listen_;
       config.server.host = host;

@@ -34,4 +34,22 @@ Status EnsureDirectory(const std::string& path, mode_t mode = 0700);
 
 bool Exists(const std::string& path);
 
+// An exclusive advisory lock (flock) on the file `path`, created owner-only if absent, held until
+// the object is destroyed or the process ends (however it ends: the kernel releases it). The
+// holder's pid is written into the file. FailedPrecondition if another process holds the lock;
+// its message names `what` is locked and the holder's pid.
+class ExclusiveLock {
+ public:
+  static Result<ExclusiveLock> Acquire(const std::string& path, const std::string& what);
+  ExclusiveLock(ExclusiveLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  ExclusiveLock& operator=(ExclusiveLock&&) = delete;
+  ExclusiveLock(const ExclusiveLock&) = delete;
+  ExclusiveLock& operator=(const ExclusiveLock&) = delete;
+  ~ExclusiveLock();
+
+ private:
+  explicit ExclusiveLock(int fd) : fd_(fd) {}
+  int fd_;
+};
+
 }  // namespace signet::fs

@@ -2,9 +2,11 @@
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 
 #include "common/testing/fifo.h"
 
@@ -91,6 +93,24 @@ TEST_F(FsTest, FilesThatMustBeRegularAreNotWaitedOnWhenTheyAreFifos) {
   ASSERT_TRUE(made);
   ASSERT_FALSE(trusted.ok());
   EXPECT_NE(trusted.error().message().find("not a regular file"), std::string::npos);
+}
+
+TEST_F(FsTest, AnExclusiveLockIsHeldUntilReleased) {
+  const std::string path = dir_ + "/serve.lock";
+  std::optional<Result<ExclusiveLock>> first(ExclusiveLock::Acquire(path, "the folder"));
+  ASSERT_TRUE(first->ok()) << first->error().message();
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  auto second = ExclusiveLock::Acquire(path, "the folder");
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(
+      second.error().message().find("(pid " + std::to_string(::getpid()) + ") is using the folder"),
+      std::string::npos)
+      << second.error().message();
+  first.reset();
+  EXPECT_TRUE(ExclusiveLock::Acquire(path, "the folder").ok());
 }
 
 TEST_F(FsTest, ReadSecretFileRefusesEmpty) {

@@ -45,6 +45,11 @@ stop() {
 if start "$W/out1"; then ok "serve starts on a free port ($PORT)"; else bad "serve starts"; finish; exit 1; fi
 URL=https://127.0.0.1:$PORT
 
+# A second service on the same data folder is refused before it changes anything.
+timeout 30 "$SIGNET" serve --data-dir "$D" --listen 127.0.0.1:0 >"$W/second.out" 2>&1 </dev/null
+rc=$?
+[[ $rc != 0 && $rc != 124 ]] && grep -q "another process (pid $PID) is using the data folder" "$W/second.out" \
+  && ok "a second serve on the same data folder is refused" || bad "second serve: rc $rc, $(cat "$W/second.out")"
 code=$(curl -sk --max-time 10 -o "$W/health" -w '%{http_code}' "$URL/healthz")
 [[ $code == 200 ]] && grep -q '"ok"' "$W/health" && ok "/healthz is 200 ok" || bad "/healthz: $code $(cat "$W/health")"
 check "/metrics counts requests" bash -c "curl -sk --max-time 10 $URL/metrics | grep -q signet_http_requests_total"
