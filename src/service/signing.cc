@@ -8,6 +8,7 @@
 #include "common/encoding.h"
 #include "common/log.h"
 #include "common/random.h"
+#include "common/text.h"
 #include "pki/pki.h"
 #include "service/admin_session.h"
 
@@ -209,7 +210,7 @@ Result<store::KeyRecord> SigningService::CheckSignerAccess(const Caller& caller,
   }
   // An unknown credential and a credential without grant get the same answer, so a signer cannot
   // probe which key names exist.
-  const std::string no_grant = "credential '" + std::string(credential) +
+  const std::string no_grant = "credential '" + OneLineSafe(credential, 128) +
                                "' does not exist or account '" + account + "' has no grant on it";
   auto key = ResolveKey(credential);
   if (!key.ok()) {
@@ -813,7 +814,7 @@ Result<store::KeyRecord> SigningService::GetGrantedCredential(const Caller& call
   if (!caller.actor.roles.Has(store::Role::kSigner)) {
     return PermissionDenied("account '" + account + "' does not have the signer role");
   }
-  const std::string no_grant = "credential '" + std::string(credential) +
+  const std::string no_grant = "credential '" + OneLineSafe(credential, 128) +
                                "' does not exist or account '" + account + "' has no grant on it";
   auto key = ResolveKey(credential);
   if (!key.ok()) {

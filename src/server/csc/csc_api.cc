@@ -22,6 +22,7 @@
 #include "common/bytes.h"
 #include "common/clock.h"
 #include "common/encoding.h"
+#include "common/text.h"
 #include "pki/pki.h"
 #include "server/internal/json_handler.h"
 
@@ -144,10 +145,13 @@ Response BadRequest(std::string_view description) {
   return JsonErrorResponse(400, "invalid_request", description);
 }
 
+// How much of a client's value an error message repeats (escaped): enough to recognise it.
+constexpr size_t kEchoBytes = 128;
+
 Result<HashAlgorithm> ParseHashOid(std::string_view oid) {
   auto h = HashFromOid(oid);
   if (!h) {
-    return InvalidArgument("'hashAlgorithmOID' " + std::string(oid) +
+    return InvalidArgument("'hashAlgorithmOID' " + OneLineSafe(oid, kEchoBytes) +
                            " is not supported; use SHA-256, SHA-384 or SHA-512 "
                            "(2.16.840.1.101.3.4.2.1/2/3)");
   }
@@ -189,6 +193,16 @@ Result<HashAlgorithm> ParsePssParams(ByteView der) {
       d2i_RSA_PSS_PARAMS(nullptr, &p, static_cast<long>(der.size())), RSA_PSS_PARAMS_free);
   if (!params || p != der.data() + der.size()) {
     return InvalidArgument("'signAlgoParams' is not a DER RSASSA-PSS-params");
+  }
+  // d2i also takes BER (indefinite or non-minimal lengths): only the DER encoding of what it
+  // read is the same bytes again.
+  unsigned char* again = nullptr;
+  const int again_len = i2d_RSA_PSS_PARAMS(params.get(), &again);
+  const bool canonical =
+      again_len == static_cast<int>(der.size()) && std::equal(der.begin(), der.end(), again);
+  OPENSSL_free(again);
+  if (!canonical) {
+    return InvalidArgument("'signAlgoParams' is not in DER (the distinguished encoding)");
   }
   auto hash_of = [](const X509_ALGOR* alg) -> std::optional<HashAlgorithm> {
     if (alg == nullptr) return std::nullopt;  // default SHA-1: refused
@@ -299,7 +313,7 @@ Result<SignAlgo> ParseSignAlgo(const json& body) {
     }
     return SignAlgo{SignatureScheme::kRsaPss, h};
   }
-  return InvalidArgument("'signAlgo' " + algo + " is not supported");
+  return InvalidArgument("'signAlgo' " + OneLineSafe(algo, kEchoBytes) + " is not supported");
 }
 
 // ---- credential descriptions
@@ -488,7 +502,7 @@ Response Info(const CscDependencies& deps) {
   info["signAlgorithms"] = {
       {"algos",
        {kOidRsaEncryption, kOidSha256WithRsa, kOidSha384WithRsa, kOidSha512WithRsa, kOidRsaPss,
-        kOidEcdsaSha256, kOidEcdsaSha384, kOidEcdsaSha512}}};
+        kOidEcPublicKey, kOidEcdsaSha256, kOidEcdsaSha384, kOidEcdsaSha512}}};
   return JsonResponse(info);
 }
 
@@ -731,8 +745,15 @@ Response Authorize(const CscDependencies& deps, const Request& request, const js
   if (!hashes.ok()) return refuse(hashes.error());
   auto description = OptString(body, "description");
   if (!description.ok()) return refuse(description.error());
-  if (description->has_value() && (*description)->size() > 500) {
-    return refuse(InvalidArgument("'description' is longer than 500 characters"));
+  if (description->has_value()) {
+    // CSC's limit is in characters: UTF-8 lead bytes (the parser took only valid UTF-8).
+    const std::string& text = **description;
+    const auto characters = std::count_if(text.begin(), text.end(), [](char c) {
+      return (static_cast<unsigned char>(c) & 0xc0) != 0x80;
+    });
+    if (characters > 500) {
+      return refuse(InvalidArgument("'description' is longer than 500 characters"));
+    }
   }
   // Every activation is a fresh multi-factor authentication for people (CSBR 6.2.7.3); a service
   // account's rests on its mTLS login (server-to-server), and any authData it sends is unused.

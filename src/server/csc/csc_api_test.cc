@@ -324,6 +324,8 @@ TEST_F(CscApiTest, InfoDescribesTheService) {
   auto algos = info["signAlgorithms"]["algos"];
   EXPECT_NE(std::find(algos.begin(), algos.end(), "1.2.840.113549.1.1.10"), algos.end());
   EXPECT_NE(std::find(algos.begin(), algos.end(), "1.2.840.10045.4.3.2"), algos.end());
+  // Every signAlgo signHash takes, ecPublicKey too (credentials/info lists it for EC keys).
+  EXPECT_NE(std::find(algos.begin(), algos.end(), "1.2.840.10045.2.1"), algos.end());
 }
 
 TEST_F(CscApiTest, LoginReturnsAToken) {
@@ -785,6 +787,13 @@ TEST_F(CscApiTest, SignWithRsaPkcs1AndPss) {
                                  {"signAlgoParams", Base64Encode(odd_parameter)}}),
                 400, "invalid_request");
   }
+  // BER is not DER: the same parameters with the outer length in the long form are refused.
+  Bytes ber = HexDecode("308134").value();
+  ber.insert(ber.end(), params.begin() + 2, params.end());
+  Response not_der = sign(
+      hashes[2], {{"signAlgo", "1.2.840.113549.1.1.10"}, {"signAlgoParams", Base64Encode(ber)}});
+  ExpectError(not_der, 400, "invalid_request");
+  EXPECT_NE(not_der.body.find("not in DER"), std::string::npos) << not_der.body;
   Response r3 = sign(hashes[2], {{"signAlgo", "1.2.840.113549.1.1.10"},
                                  {"signAlgoParams", Base64Encode(params)},
                                  {"hashAlgorithmOID", kSha256Oid}});
@@ -927,6 +936,46 @@ TEST_F(CscApiTest, ARateLimitIsTooManyRequestsAndSaysWhichLimit) {
 
 // A person authenticates again for every activation (CSBR 6.2.7.3): the bearer token alone does
 // not get a SAD.
+// CSC's 500-character limit on 'description' counts characters, not bytes.
+TEST_F(CscApiTest, TheDescriptionLimitCountsCharacters) {
+  std::string token = Login(alice_);
+  std::string euros;
+  for (int i = 0; i < 500; ++i) euros += "\u20ac";  // 1 500 bytes
+  json body = {
+      {"credentialID", ec_.id},         {"numSignatures", 1},   {"hashes", {B64Hash("described")}},
+      {"hashAlgorithmOID", kSha256Oid}, {"description", euros}, {"authData", AuthData(alice_)}};
+  Response r = CallAs(token, "credentials/authorize", body);
+  EXPECT_EQ(r.status, 200) << r.body;
+  body["description"] = euros + "x";
+  body["hashes"] = {B64Hash("described too")};
+  Response longer = CallAs(token, "credentials/authorize", body);
+  ExpectError(longer, 400, "invalid_request");
+  EXPECT_NE(longer.body.find("longer than 500 characters"), std::string::npos) << longer.body;
+}
+
+// A refusal repeats at most a short, escaped part of what the client sent.
+TEST_F(CscApiTest, RefusalsEchoLittleOfTheClientsValues) {
+  std::string token = Login(alice_);
+  const std::string huge = "\x1b[2J" + std::string(100000, 'k');
+  for (const json& body :
+       {json{{"credentialID", huge},
+             {"SAD", "x"},
+             {"hashes", {B64Hash("e")}},
+             {"signAlgo", "1.2.840.10045.4.3.2"}},
+        json{
+            {"credentialID", ec_.id}, {"SAD", "x"}, {"hashes", {B64Hash("e")}}, {"signAlgo", huge}},
+        json{{"credentialID", ec_.id},
+             {"SAD", "x"},
+             {"hashes", {B64Hash("e")}},
+             {"signAlgo", "1.2.840.113549.1.1.1"},
+             {"hashAlgorithmOID", huge}}}) {
+    Response r = CallAs(token, "signatures/signHash", body);
+    EXPECT_GE(r.status, 400);
+    EXPECT_LT(r.body.size(), 1000u) << r.body.substr(0, 300);
+    EXPECT_EQ(r.body.find('\x1b'), std::string::npos);
+  }
+}
+
 TEST_F(CscApiTest, AuthorizeNeedsThePinAndAFreshOtp) {
   std::string token = Login(alice_);
   json body = {{"credentialID", ec_.id},
