@@ -503,6 +503,21 @@ TEST_F(CscApiTest, RevokedTokenStopsWorking) {
   ExpectError(CallAs(token, "credentials/list", json::object()), 401, "invalid_token");
 }
 
+// A key twice in one object has two readings (the first or the last value): refused, at any
+// depth; the same key in different objects is fine.
+TEST_F(CscApiTest, AKeyTwiceInOneObjectIsABadRequest) {
+  std::string token = Login(alice_);
+  const std::vector<std::pair<std::string, std::string>> auth = {
+      {"authorization", "Bearer " + token}};
+  Response twice = Call("credentials/list", R"({"maxResults":1,"maxResults":100})", auth);
+  ExpectError(twice, 400, "invalid_request");
+  EXPECT_NE(twice.body.find("'maxResults' twice"), std::string::npos) << twice.body;
+  ExpectError(Call("credentials/list", R"({"clientData":{"a":1,"b":{"c":2,"c":3}}})", auth), 400,
+              "invalid_request");
+  EXPECT_EQ(Call("credentials/list", R"({"clientData":{"a":{"x":1},"b":{"x":2}}})", auth).status,
+            200);
+}
+
 TEST_F(CscApiTest, MalformedJsonIsABadRequest) {
   std::string token = Login(alice_);
   ExpectError(

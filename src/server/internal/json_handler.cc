@@ -3,7 +3,11 @@
 #include <cctype>
 #include <exception>
 #include <limits>
+#include <optional>
+#include <string>
+#include <unordered_set>
 #include <utility>
+#include <vector>
 
 #include "common/log.h"
 #include "common/text.h"
@@ -93,8 +97,29 @@ Result<json> ParseJsonObject(const Request& request) {
     return InvalidArgument("the request body nests objects and arrays deeper than " +
                            std::to_string(kMaxJsonDepth) + " levels");
   }
-  json body = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
+  // A key given twice in one object would be read as its last value here, and maybe as its first
+  // by a proxy or a log in front of signet: two readings of one request. Refused.
+  std::vector<std::unordered_set<std::string>> open_objects;  // the keys of each open object
+  std::optional<std::string> repeated;
+  const json::parser_callback_t track = [&](int, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::object_start) {
+      open_objects.emplace_back();
+    } else if (event == json::parse_event_t::object_end) {
+      if (!open_objects.empty()) open_objects.pop_back();
+    } else if (event == json::parse_event_t::key && !open_objects.empty() && !repeated &&
+               parsed.is_string()) {
+      if (!open_objects.back().insert(parsed.get_ref<const std::string&>()).second) {
+        repeated = parsed.get_ref<const std::string&>();
+      }
+    }
+    return true;
+  };
+  json body = json::parse(request.body, track, /*allow_exceptions=*/false);
   if (body.is_discarded()) return InvalidArgument("the request body is not valid JSON");
+  if (repeated) {
+    return InvalidArgument("the request body gives '" + OneLineSafe(*repeated, 64) +
+                           "' twice in one object");
+  }
   if (!body.is_object()) return InvalidArgument("the request body must be a JSON object");
   return body;
 }
