@@ -1,9 +1,11 @@
 #include "cli/data_dir.h"
 
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -255,6 +257,31 @@ Result<std::unique_ptr<LocalContext>> OpenLocal(const GlobalOptions& global,
   return OpenLocalWith(global, config_file, nullptr);
 }
 
+namespace {
+
+// Blocks SIGINT, SIGTERM, SIGHUP and SIGQUIT for the calling thread while it lives; one that
+// arrives meanwhile is delivered when the old mask comes back.
+class DeferredTerminationSignals {
+ public:
+  DeferredTerminationSignals() {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) sigaddset(&set, sig);
+    blocked_ = ::pthread_sigmask(SIG_BLOCK, &set, &old_) == 0;
+  }
+  ~DeferredTerminationSignals() {
+    if (blocked_) ::pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  DeferredTerminationSignals(const DeferredTerminationSignals&) = delete;
+  DeferredTerminationSignals& operator=(const DeferredTerminationSignals&) = delete;
+
+ private:
+  sigset_t old_{};
+  bool blocked_ = false;
+};
+
+}  // namespace
+
 Result<InitOutcome> InitDataDir(const GlobalOptions& global) {
   InitOutcome outcome;
   outcome.data_dir = ResolveDataDir(global);
@@ -276,6 +303,10 @@ Result<InitOutcome> InitDataDir(const GlobalOptions& global) {
 
   std::string parent = stdfs::path(dir).parent_path().string();
   SIGNET_TRY(fs::EnsureDirectory(parent, 0755));
+  // While the staging folder exists, Ctrl-C and the like wait: the folder is then either moved
+  // into place whole or removed, and the signal acts on return (a staging folder left behind
+  // would hold the new token's PINs, and nothing would ever remove it).
+  DeferredTerminationSignals deferred;
   std::string tmpl = Join(parent, ".signet-init-XXXXXX");
   if (::mkdtemp(tmpl.data()) == nullptr) {
     int err = errno;

@@ -41,6 +41,17 @@ out=$(SIGNET_PIN=$(cat "$W/data2/user.pin") "$SIGNET" --data-dir "$W/data2" init
   [[ $out == *"already initialised"* ]] && ok "init of that folder again with its PIN" ||
   bad "second init with SIGNET_PIN: $out"
 rm -rf "$W/data2"
+# Ctrl-C or SIGTERM while init builds the folder: it finishes or removes the staging folder,
+# which holds the new token's PINs, before it exits.
+mkdir -p "$W/interrupt"
+"$SIGNET" --data-dir "$W/interrupt/data" init >/dev/null 2>&1 &
+ipid=$!
+for _ in $(seq 1 20000); do compgen -G "$W/interrupt/.signet-init-*" >/dev/null && break; kill -0 $ipid 2>/dev/null || break; done
+kill -TERM $ipid 2>/dev/null  # (a background job of a script ignores SIGINT)
+wait $ipid
+! compgen -G "$W/interrupt/.signet-init-*" >/dev/null && ok "an interrupted init leaves no staging folder" ||
+  bad "staging folder left: $(ls -a "$W/interrupt")"
+rm -rf "$W/interrupt"
 check "pkcs11-tool sees the token" bash -c "SOFTHSM2_CONF=$D/softhsm2.conf pkcs11-tool --module $MODULE --list-token-slots | grep -q 'token label *: signet'"
 check "status works" s status
 
