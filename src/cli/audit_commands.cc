@@ -565,6 +565,10 @@ class AuditExportCommand final : public Command {
                    "Write to this file (created complete or not at all); default: stdout");
     app.add_option("--ca-file", ca_file_,
                    "CA certificate(s) of the server (PEM), when not logged in to it");
+    app.add_option("--key", keys_,
+                   "The log's verifier key (from 'signet audit key'); may be given more than "
+                   "once. Required with --server: the checkpoint must be signed before its size "
+                   "decides how many entries are downloaded");
     app.footer(
         "Writes the log as JSON lines (docs/audit.md): a header, one line per entry with its "
         "exact bytes in base64, and the latest signed checkpoint. 'signet audit verify --export "
@@ -600,9 +604,23 @@ class AuditExportCommand final : public Command {
       reader = std::make_unique<audit::StoreLogReader>(*local->store);
       SIGNET_ASSIGN_OR_RETURN(header.size, reader->Size());
     } else {
+      // The checkpoint's size decides how many entries are fetched: an unsigned one could claim
+      // 2^63 and keep export downloading (and filling the disk) until it is stopped.
+      SIGNET_ASSIGN_OR_RETURN(std::vector<audit::VerifierKey> keys, ParseKeys(keys_));
+      if (keys.empty()) {
+        return InvalidArgument(
+            "--key VERIFIER_KEY is required with --server: the server's checkpoint must be signed "
+            "by the log's key before its size decides how much is downloaded (ask the operator "
+            "for the output of 'signet audit key')");
+      }
       SIGNET_ASSIGN_OR_RETURN(server, ServerLog::Connect(source.where, ca_file_));
       SIGNET_ASSIGN_OR_RETURN(note, server->Checkpoint());
       if (note) {
+        auto opened = audit::OpenCheckpoint(*note, keys.front().name, keys);
+        if (!opened.ok()) {
+          return opened.error().WithContext(
+              "the server's checkpoint does not verify with --key; nothing was written");
+        }
         SIGNET_ASSIGN_OR_RETURN(header.size, ClaimedSize(*note));
         header.origin = note->substr(0, note->find('\n'));
       }
@@ -641,6 +659,7 @@ class AuditExportCommand final : public Command {
  private:
   std::string out_;
   std::string ca_file_;
+  std::vector<std::string> keys_;
 };
 
 // ---- signet audit tail -------------------------------------------------------------------------
@@ -812,6 +831,11 @@ class AuditTailCommand final : public Command {
                                   std::to_string(after) +
                                   ": a page's indexes must rise past the last one read");
         }
+        // tail asks for every entry (no filter), so a gap is entries the server left out.
+        if (i != after + 1) {
+          return UnexpectedAnswer("entry index " + index->dump() + " after entry " +
+                                  std::to_string(after) + ": the entries between are missing");
+        }
         if (print) {
           SIGNET_ASSIGN_OR_RETURN(std::string bytes, EntryBytes(e, i));
           WriteEntryLine(bytes);
@@ -829,6 +853,11 @@ class AuditTailCommand final : public Command {
             (entries.empty() && next->get<int64_t>() == after)) {
           return UnexpectedAnswer("\"next_after\" " + next->dump() + " after entry " +
                                   std::to_string(after) + ": it must rise past the page");
+        }
+        // Unfiltered, every entry examined is listed: a next_after beyond the last one skips.
+        if (next->get<int64_t>() != after) {
+          return UnexpectedAnswer("\"next_after\" " + next->dump() + " after entry " +
+                                  std::to_string(after) + ": the entries between are missing");
         }
         after = next->get<int64_t>();
         more = true;

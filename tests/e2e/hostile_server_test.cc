@@ -333,10 +333,20 @@ TEST_F(HostileServerTest, TailStopsOnPagesThatDoNotAdvance) {
   for (int i = 0; i < 300; ++i) page["entries"].push_back(EntryItem(i, Entry(i)));
   Set("GET", "/api/v1/log/entries", 200, page.dump());
   ExpectRefused(Signet(tail), 1, "300 entries in a page of at most 256");
-  // A page cut short may be empty and say where to go on; it must say somewhere new each time,
-  // else tail would ask for the same page forever.
+  // An unfiltered page lists every entry it examined: an empty page cannot say to go on (tail
+  // would ask for the same page forever, or skip), and next_after is the last entry listed.
+  Set("GET", "/api/v1/log/entries", 200, R"({"entries":[],"next_after":-1})");
+  ExpectRefused(Signet(tail), 1, "\"next_after\" -1 after entry -1: it must rise past the page");
   Set("GET", "/api/v1/log/entries", 200, R"({"entries":[],"next_after":5})");
-  ExpectRefused(Signet(tail), 1, "\"next_after\" 5 after entry 5: it must rise past the page");
+  ExpectRefused(Signet(tail), 1,
+                "\"next_after\" 5 after entry -1: the entries between are missing");
+  // Entries left out of a page, or between pages.
+  page = {{"entries", {EntryItem(0, Entry(0)), EntryItem(2, Entry(2))}}};
+  Set("GET", "/api/v1/log/entries", 200, page.dump());
+  ExpectRefused(Signet(tail), 1, "entry index 2 after entry 0: the entries between are missing");
+  page = {{"entries", {EntryItem(0, Entry(0))}}, {"next_after", 3}};
+  Set("GET", "/api/v1/log/entries", 200, page.dump());
+  ExpectRefused(Signet(tail), 1, "\"next_after\" 3 after entry 0: the entries between are missing");
   page = {{"entries", {EntryItem(0, Entry(0)), EntryItem(1, Entry(1))}}, {"next_after", 0}};
   Set("GET", "/api/v1/log/entries", 200, page.dump());
   ExpectRefused(Signet(tail), 1, "\"next_after\" 0 after entry 1");
@@ -420,6 +430,26 @@ TEST_F(HostileServerTest, VerifyReadsNoEntriesOnAnUnsignedCheckpointsWord) {
   std::lock_guard lock(mu_);
   for (const std::string& asked : asked_) {
     EXPECT_EQ(asked.find("entries"), std::string::npos) << asked;
+  }
+}
+
+// The same for export: it downloads as many entries as the checkpoint says only once the
+// checkpoint opens with the log's key, and writes nothing otherwise.
+TEST_F(HostileServerTest, ExportReadsNoEntriesOnAnUnsignedCheckpointsWord) {
+  ServeUnsignedCheckpoint("9223372036854775807");
+  Result<audit::VerifierKey> key =
+      audit::NewEd25519VerifierKey("signet.example/hostile", Bytes(32, 7));
+  ASSERT_TRUE(key.ok()) << key.error().message();
+  const std::string out = dir_ + "/export.jsonl";
+  CliRun r = Signet("audit export --server " + url_ + " --ca-file " + cert_ + " --key " +
+                    audit::FormatVerifierKey(*key) + " --out " + out);
+  EXPECT_TRUE(r.exited) << r.err;
+  EXPECT_NE(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.err.find("does not verify with --key"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(out));
+  std::lock_guard lock(mu_);
+  for (const std::string& asked : asked_) {
+    EXPECT_EQ(asked.find("/log/tile"), std::string::npos) << asked;
   }
 }
 

@@ -396,7 +396,9 @@ done
 s audit verify --server "$URL" --key "$KEY" >"$W/verify.out" 2>&1 \
   && ok "audit verify --server recomputes the tree and checks every checkpoint" \
   || bad "audit verify --server: $(cat "$W/verify.out")"
-s audit export --server "$URL" --out "$W/log.jsonl" 2>"$W/export.err" \
+expect_error "audit export --server needs the log's key" 2 "--key" s audit export --server "$URL" --out "$W/log.jsonl"
+[[ ! -e $W/log.jsonl ]] && ok "nothing was written without --key" || bad "an export was written without --key"
+s audit export --server "$URL" --key "$KEY" --out "$W/log.jsonl" 2>"$W/export.err" \
   && head -1 "$W/log.jsonl" | grep -q 'signet-audit-export/1' \
   && ok "audit export --server writes the export format" || bad "audit export: $(cat "$W/export.err")"
 s audit verify --export "$W/log.jsonl" --key "$KEY" >"$W/verify-export.out" 2>&1 \

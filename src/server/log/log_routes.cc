@@ -89,6 +89,16 @@ Status CheckQuery(const Request& request, std::initializer_list<std::string_view
   return OkStatus();
 }
 
+// The checkpoint and the tiles are static files in tlog-tiles: a query string, even an empty
+// one, would only make another cache key for the same immutable answer (and let anonymous
+// clients go around a cache in front of the log).
+Status CheckNoQuery(const Request& request) {
+  if (request.target.find('?') != std::string::npos || !request.query.empty()) {
+    return InvalidArgument("this path takes no query string");
+  }
+  return OkStatus();
+}
+
 // A decimal integer 0 .. INT64_MAX: digits only, no sign, no leading zeros.
 Result<int64_t> ParseCount(std::string_view name, std::string_view text) {
   const Error bad = InvalidArgument("'" + std::string(name) +
@@ -199,6 +209,7 @@ bool NoneMatchNames(std::string_view header, std::string_view etag) {
 }
 
 Result<Response> GetCheckpoint(const LogRouteDependencies& deps, const Request& request) {
+  SIGNET_TRY(CheckNoQuery(request));
   SIGNET_ASSIGN_OR_RETURN(std::optional<store::LogCheckpointRow> latest,
                           deps.store.LatestLogCheckpoint());
   if (!latest) {
@@ -224,6 +235,7 @@ Result<Response> GetCheckpoint(const LogRouteDependencies& deps, const Request& 
 }
 
 Result<Response> GetTile(const LogRouteDependencies& deps, const Request& request) {
+  SIGNET_TRY(CheckNoQuery(request));
   std::string_view path = request.path;
   path.remove_prefix(kTilesPrefix.size());  // the route is /log/tile/*
   auto parsed = audit::ParseTilePath(path);

@@ -417,6 +417,11 @@ TEST_F(LogRoutesTest, MalformedTilePathsAreBadRequests) {
         "tile/entries/1", "tile/0/%30%30%30"}) {
     ExpectError(Get("/log/" + std::string(path)), 400, "invalid_request");
   }
+  // Static files take no query string, not even an empty one (each would be a new cache key).
+  for (const char* target : {"/log/tile/0/000?1", "/log/tile/entries/000?x=1", "/log/tile/0/000?",
+                             "/log/checkpoint?fresh"}) {
+    ExpectError(Get(target), 400, "invalid_request");
+  }
 }
 
 // ---- proofs ----
