@@ -156,6 +156,38 @@ TEST_F(ExportTest, EntryLinesAfterTheHeaderSizeAreRefused) {
       << report.error().message();
 }
 
+// An unreadable line later in the same batch does not hide an earlier disagreement: the first
+// bad index is still the one named (here two swapped entries before a damaged line, and before
+// lines added past the header's size).
+TEST_F(ExportTest, AnUnreadableLineDoesNotHideAnEarlierBadIndex) {
+  for (bool damaged_line : {true, false}) {
+    std::vector<std::string> lines = Lines();
+    std::swap(lines[1 + 10], lines[1 + 11]);
+    if (damaged_line) {
+      lines[1 + 20] = "{\"index\":20,\"entry_b64\":\"!!!\"}\n";
+    } else {
+      lines.insert(lines.end() - 1, "{\"index\":" + std::to_string(log_.entries().size()) +
+                                        ",\"entry_b64\":\"e30=\"}\n");
+    }
+    VerifyReport report = VerifyFile(Write(lines));
+    ASSERT_FALSE(report.ok()) << damaged_line;
+    EXPECT_EQ(report.failure->kind, FailureKind::kIndexMismatch) << damaged_line;
+    EXPECT_EQ(report.failure->index, std::optional<uint64_t>(10)) << damaged_line;
+  }
+  // Alone, the damaged line is still an error that names its entry.
+  std::vector<std::string> lines = Lines();
+  lines[1 + 20] = "{\"index\":20,\"entry_b64\":\"!!!\"}\n";
+  auto reader = ExportReader::Open(Write(lines));
+  ASSERT_TRUE(reader.ok());
+  VerifyOptions options;
+  options.trusted_keys = {log_.verifier_key()};
+  auto report = Verify(**reader, options);
+  ASSERT_FALSE(report.ok());
+  EXPECT_EQ(report.error().code(), ErrorCode::kDataLoss);
+  EXPECT_NE(report.error().message().find("reading entry 20"), std::string::npos)
+      << report.error().message();
+}
+
 // A log with no entries yet exports as a header and {"checkpoint":null}, and verifies.
 TEST_F(ExportTest, EmptyLogExportVerifies) {
   const std::string path = Write(

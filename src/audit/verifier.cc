@@ -208,11 +208,21 @@ class Verification {
   Status Stream() {
     EntryBatch batch;
     uint64_t position = 0;
+    uint64_t singly_until = 0;  // after a failed batch: entries before this are read one by one
     while (position < size_) {
-      const uint64_t want = std::min(options_.batch_size, size_ - position);
+      const uint64_t want =
+          position < singly_until ? 1 : std::min(options_.batch_size, size_ - position);
       Status status = reader_.Read(position, want, batch);
       if (!status.ok()) {
-        return status.error().WithContext("reading entries from " + Str(position));
+        if (want > 1) {
+          // The source fails somewhere in this batch (a damaged line, a bundle it cannot
+          // fetch): read it again one entry at a time, so that the entries before the
+          // unreadable one are still checked (an earlier disagreement is the first bad index),
+          // and the error names the entry it is about.
+          singly_until = position + want;
+          continue;
+        }
+        return status.error().WithContext("reading entry " + Str(position));
       }
       const uint64_t got = std::min<uint64_t>(batch.size(), want);
       for (uint64_t k = 0; k < got; ++k) {
