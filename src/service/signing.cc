@@ -37,22 +37,23 @@ std::vector<std::string> HexAll(const std::vector<Bytes>& hashes) {
 }
 
 // A compact text form of a policy for the audit details.
-std::string JoinSchemes(const std::vector<SignatureScheme>& list) {
+// "a,b,c": the names of a list of schemes or hash algorithms.
+template <typename T, typename NameOf>
+std::string JoinNames(const std::vector<T>& list, NameOf name_of) {
   std::string out;
-  for (SignatureScheme s : list) {
+  for (const T& item : list) {
     if (!out.empty()) out += ',';
-    out += SignatureSchemeName(s);
+    out += name_of(item);
   }
   return out;
 }
 
+std::string JoinSchemes(const std::vector<SignatureScheme>& list) {
+  return JoinNames(list, SignatureSchemeName);
+}
+
 std::string JoinHashes(const std::vector<HashAlgorithm>& list) {
-  std::string out;
-  for (HashAlgorithm h : list) {
-    if (!out.empty()) out += ',';
-    out += HashAlgorithmName(h);
-  }
-  return out;
+  return JoinNames(list, HashAlgorithmName);
 }
 
 std::string DescribePolicy(const KeyPolicy& p) {
