@@ -238,7 +238,15 @@ Result<std::unique_ptr<LocalContext>> OpenLocalWith(const GlobalOptions& global,
   options.token_serial = hsm_config.token_serial;
   options.user_pin = std::move(pin);
   auto key_store = hsm::Pkcs11KeyStore::Open(std::move(options));
-  if (!key_store.ok()) return std::move(key_store).error();
+  if (!key_store.ok()) {
+    Error e = std::move(key_store).error();
+    // A refused PIN: say which one was used, since SIGNET_PIN wins over every PIN file.
+    if (e.code() != ErrorCode::kUnauthenticated) return e;
+    return Error(e.code(), e.message() + " (the PIN " +
+                               (pin_from_environment ? std::string("came from SIGNET_PIN")
+                                                     : "was read from " + pin_file) +
+                               ")");
+  }
   ctx->pkcs11 = key_store->get();
   ctx->key_store = std::move(*key_store);
   SIGNET_ASSIGN_OR_RETURN(ctx->token, ctx->key_store->DescribeToken());

@@ -211,7 +211,9 @@ expect_error "bad key name" 2 "key name" s key create --name "bad name" --alg ec
 expect_error "duplicate name" 4 "already exists" s key create --name k-ec-p256 --alg ec-p256
 expect_error "unknown key" 3 "no-such-key" s key show no-such-key
 expect_error "bad subject" 2 "subject" s key csr k-ec-p256 --subject "CN=missing-slash"
-expect_error "wrong PIN" 5 "PIN" env SIGNET_PIN=wrong-pin-1234 "$SIGNET" --data-dir $D key list
+expect_error "wrong PIN, naming where it came from" 5 "the PIN came from SIGNET_PIN" env SIGNET_PIN=wrong-pin-1234 "$SIGNET" --data-dir $D key list
+echo "wrong-pin-5678" >"$W/wrong.pin" && chmod 600 "$W/wrong.pin"
+expect_error "wrong PIN file, named" 5 "the PIN was read from $W/wrong.pin" s --pin-file "$W/wrong.pin" key list
 expect_error "missing module" 3 "/nonexistent/libpkcs11.so" s --module /nonexistent/libpkcs11.so key list
 expect_error "wrong token label" 3 "no-such-token" s --token-label no-such-token key list
 expect_error "missing data folder" 3 "signet init" "$SIGNET" --data-dir $W/nothing-here key list
