@@ -37,12 +37,19 @@ Status LogMonitor::CheckOnce() {
   LogCheck check;
   check.time = clock_.Now();
   Status verified = Verify(check);
-  if (!verified.ok()) check.error = verified.error().WithContext("log check");
+  if (!verified.ok()) {
+    check.error = verified.error().WithContext("log check");
+    // Until a check passes, the next ones start from the base of the last check that passed,
+    // which lies at or below every range checked since: a range that failed is re-hashed again
+    // even after newer checkpoints move the usual base above it.
+    if (verified_ && !retry_) retry_ = Base{base_, base_range_};
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     last_ = check;
     ++checks_;
     if (!check.ok()) ++failures_;
+    if (!check.ok() && check.error->code() == ErrorCode::kDataLoss && !alarm_) alarm_ = check;
   }
   if (options_.on_check) options_.on_check(check);
   if (!check.ok()) return *check.error;
@@ -207,7 +214,10 @@ Status LogMonitor::Verify(LogCheck& check) {
   // tiles and held to its signature.
   Verified base;
   CompactRange range;
-  if (verified_ && verified_->size == now.size) {
+  if (retry_) {
+    base = retry_->checkpoint;
+    range = retry_->range;
+  } else if (verified_ && verified_->size == now.size) {
     base = base_;
     range = base_range_;
   } else if (verified_) {
@@ -240,6 +250,7 @@ Status LogMonitor::Verify(LogCheck& check) {
   }
   base_ = base;
   base_range_ = std::move(base_range);
+  retry_.reset();
   verified_ = now;
   verified_range_ = std::move(range);
   return OkStatus();
@@ -296,6 +307,12 @@ LogMonitorState LogMonitor::State() const {
 Status LogMonitor::Health() const {
   std::lock_guard<std::mutex> lock(mu_);
   if (last_ && !last_->ok()) return *last_->error;
+  if (alarm_) {
+    return DataLoss(alarm_->error->message() + " (found by the check at " +
+                    FormatRfc3339(alarm_->time) +
+                    "; later checks passed, but a log that was altered stays reported until the "
+                    "service restarts: run `signet audit verify`)");
+  }
   if (!interval_) {
     if (!last_) return FailedPrecondition("the log monitor has not checked the log yet");
     return OkStatus();

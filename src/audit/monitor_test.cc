@@ -230,6 +230,51 @@ TEST_F(LogMonitorTest, FailsAfterAnEntryIsAlteredInTheRangeOfTheNextCheck) {
   EXPECT_EQ(monitor.State().failures, 2u);
 }
 
+// A failed range stays under check after newer checkpoints are signed: without that, the next
+// check would start from the last verified checkpoint, above the altered entry, and pass. (Entry
+// 400 lies in the full tile 0/001, which later checkpoints leave as it is.)
+TEST_F(LogMonitorTest, AFailedRangeIsCheckedAgainAfterANewerCheckpoint) {
+  Grow(300);
+  Grow(300);  // checkpoint 601
+  LogMonitor monitor(*store_, clock_);
+  ASSERT_TRUE(monitor.CheckOnce().ok());  // from the checkpoint of size 300
+  Tamper("UPDATE log_entries SET data = ?1 WHERE idx = 400",
+         ToBytes(R"({"action":"grant","index":400,"n":14})"));
+  ExpectDataLoss(monitor.CheckOnce(), "entry 400");
+  Grow(10);
+  ExpectDataLoss(monitor.CheckOnce(), "entry 400");
+  Grow(10);
+  ExpectDataLoss(monitor.CheckOnce(), "entry 400");
+  EXPECT_EQ(monitor.State().last->checked_from, 300);
+}
+
+// Put back as it was, the range passes again and the usual base returns; /healthz keeps the alarm.
+TEST_F(LogMonitorTest, ADataLossStaysInHealthAfterTheLogVerifiesAgain) {
+  Grow(300);
+  Grow(300);
+  LogMonitor monitor(*store_, clock_);
+  ASSERT_TRUE(monitor.CheckOnce().ok());
+  auto original = store_->ReadLogEntries(400, 1);
+  ASSERT_TRUE(original.ok() && original->size() == 1);
+  Tamper("UPDATE log_entries SET data = ?1 WHERE idx = 400",
+         ToBytes(R"({"action":"grant","index":400,"n":14})"));
+  ExpectDataLoss(monitor.CheckOnce(), "entry 400");
+  const store::LogCheckpointRow grown = Grow(10);
+  Tamper("UPDATE log_entries SET data = ?1 WHERE idx = 400", ToBytes((*original)[0].data));
+  ASSERT_TRUE(monitor.CheckOnce().ok());
+  EXPECT_EQ(monitor.State().last->checked_from, 300);
+  Status health = monitor.Health();
+  ASSERT_FALSE(health.ok());
+  EXPECT_EQ(health.error().code(), ErrorCode::kDataLoss);
+  EXPECT_NE(health.error().message().find("entry 400"), std::string::npos)
+      << health.error().message();
+  EXPECT_NE(health.error().message().find("until the service restarts"), std::string::npos);
+  // The range passed, so the next checkpoint is checked from the one verified last.
+  Grow(5);
+  ASSERT_TRUE(monitor.CheckOnce().ok());
+  EXPECT_EQ(monitor.State().last->checked_from, grown.size);
+}
+
 TEST_F(LogMonitorTest, FailsAfterALevelZeroTileIsAltered) {
   Grow(300);
   Grow(20);  // size 321: tile 0/001 has width 65

@@ -79,8 +79,9 @@ Status ServiceStack::BuildLog(const LogOptions& options) {
   sequencer_.SetOnAppended([wake](int64_t new_size) { wake->Notify(new_size); });
   server::log::DeclareLogMetrics(metrics_);
   audit::LogMonitorOptions monitor;
-  monitor.on_check = [this](const audit::LogCheck& check) {
+  monitor.on_check = [this, was_failing = false](const audit::LogCheck& check) mutable {
     server::log::RecordLogMetrics(check, metrics_);
+    server::log::LogCheckLine(check, was_failing);
   };
   // The key the integrator has just checked against the HSM (EnsureLogKey), as it checked it.
   monitor.pinned_key = integrator_->log_key();

@@ -136,7 +136,17 @@ Result<store::LogCheckpointRow> LogFixture::Publish(TimePoint time) {
   SIGNET_ASSIGN_OR_RETURN(std::optional<store::LogCheckpointRow> previous,
                           store_.LatestLogCheckpoint());
   const int64_t old_size = previous ? previous->size : 0;
-  SIGNET_ASSIGN_OR_RETURN(std::vector<Sha256Digest> leaves, LeafHashes(size));
+  // Like the integrator, the entries already signed are not read again: their leaf hashes are the
+  // ones this fixture signed, so an entry altered since does not change later checkpoints.
+  std::vector<Sha256Digest> leaves = signed_leaves_;
+  while (static_cast<int64_t>(leaves.size()) < size) {
+    const auto from = static_cast<int64_t>(leaves.size());
+    SIGNET_ASSIGN_OR_RETURN(std::vector<store::LogEntryRow> rows,
+                            store_.ReadLogEntries(from, std::min<int64_t>(1000, size - from)));
+    if (rows.empty()) return DataLoss("entry " + std::to_string(from) + " is missing");
+    for (const store::LogEntryRow& row : rows) leaves.push_back(HashLeaf(AsBytes(row.data)));
+  }
+  leaves.resize(static_cast<size_t>(size));
   std::vector<store::LogTileRow> tiles;
   for (const TileRef& t :
        NewTiles(TreeSize(static_cast<uint64_t>(old_size)), TreeSize(static_cast<uint64_t>(size)))) {
@@ -158,6 +168,7 @@ Result<store::LogCheckpointRow> LogFixture::Publish(TimePoint time) {
     return nlohmann::json{{"action", "log_checkpoint"}, {"index", index}, {"size", size}}.dump();
   };
   SIGNET_ASSIGN_OR_RETURN(row.entry_index, store_.PublishLogCheckpoint(tiles, row, entry));
+  signed_leaves_ = std::move(leaves);
   return row;
 }
 

@@ -46,7 +46,9 @@ class LogFixture {
   Result<int64_t> Append(int64_t count) { return Append(count, EntrySpec{}); }
 
   // Signs a checkpoint of the whole log as it is now and publishes it with the tiles that grew
-  // since the previous checkpoint and its own entry (which the next checkpoint covers).
+  // since the previous checkpoint and its own entry (which the next checkpoint covers). Entries
+  // an earlier Publish covered are not read again (as the integrator does): their leaf hashes are
+  // the ones signed then.
   Result<store::LogCheckpointRow> Publish(TimePoint time = FromUnixSeconds(1'800'000'100));
 
   // Signs `checkpoint` with the log key (for forged or replaced checkpoints).
@@ -77,6 +79,7 @@ class LogFixture {
   const std::string origin_;
   std::unique_ptr<Key> key_;
   const VerifierKey verifier_key_;
+  std::vector<Sha256Digest> signed_leaves_;  // the leaf hashes the last Publish signed
 };
 
 }  // namespace signet::audit::testing

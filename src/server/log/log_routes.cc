@@ -20,6 +20,7 @@
 #include "audit/merkle.h"
 #include "audit/tiles.h"
 #include "common/encoding.h"
+#include "common/log.h"
 #include "server/internal/json_handler.h"
 #include "service/audit_sink.h"
 
@@ -485,6 +486,19 @@ void RecordLogMetrics(const audit::LogCheck& check, Metrics& metrics) {
   metrics.SetGauge("signet_log_verify_ok", {}, check.ok() ? 1 : 0);
   // Adding 0 on success makes the series exist from the first check (rate() needs a start).
   metrics.Increment("signet_log_verify_failures_total", {}, check.ok() ? 0 : 1);
+}
+
+void LogCheckLine(const audit::LogCheck& check, bool& was_failing) {
+  if (!check.ok()) {
+    LogLine(LogLevel::kError, "audit",
+            std::string(check.error->code() == ErrorCode::kDataLoss
+                            ? "the audit log does not verify (alert; run `signet audit verify`): "
+                            : "the audit log could not be checked: ") +
+                check.error->message());
+  } else if (was_failing) {
+    LogLine(LogLevel::kWarning, "audit", "the audit log's check passes again");
+  }
+  was_failing = !check.ok();
 }
 
 }  // namespace signet::server::log

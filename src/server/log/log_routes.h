@@ -74,4 +74,11 @@ void DeclareLogMetrics(Metrics& metrics);
 // Sizes are left unchanged when the check could not read them (a store error).
 void RecordLogMetrics(const audit::LogCheck& check, Metrics& metrics);
 
+// Writes the operational log's lines for one check (use beside RecordLogMetrics): an error line for
+// every check that fails (a log that does not verify is an alarm, not to be found only by whoever
+// next probes /healthz), and a warning for the first check that passes after a failed one.
+// `was_failing` carries that state from one check to the next (a monitor's checks run one at a
+// time).
+void LogCheckLine(const audit::LogCheck& check, bool& was_failing);
+
 }  // namespace signet::server::log

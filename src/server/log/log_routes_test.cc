@@ -24,6 +24,7 @@
 #include "audit/testing/log_fixture.h"
 #include "audit/tiles.h"
 #include "common/encoding.h"
+#include "common/log.h"
 #include "service/adapters/argon2_password_hasher.h"
 #include "service/adapters/oath_totp.h"
 #include "service/testing/fakes.h"
@@ -566,6 +567,38 @@ TEST_F(LogEntriesTest, RefusesUnknownNamesAndMalformedParameters) {
 }
 
 // ---- monitoring glue ----
+
+TEST(LogMonitoringTest, LogsEveryFailedCheckAndTheFirstPassAfterThem) {
+  std::vector<std::string> lines;
+  LogSink previous = SetLogSink([&](std::string_view line) { lines.emplace_back(line); });
+  bool failing = false;
+  audit::LogCheck ok;
+  ok.time = kT0;
+  LogCheckLine(ok, failing);
+  audit::LogCheck altered = ok;
+  altered.error = DataLoss("entry 3 does not match its leaf hash");
+  LogCheckLine(altered, failing);
+  LogCheckLine(altered, failing);
+  audit::LogCheck unreadable = ok;
+  unreadable.error = Unavailable("database is locked");
+  LogCheckLine(unreadable, failing);
+  LogCheckLine(ok, failing);
+  LogCheckLine(ok, failing);
+  SetLogSink(std::move(previous));
+  ASSERT_EQ(lines.size(), 4u);
+  EXPECT_NE(lines[0].find("signet error: audit: the audit log does not verify (alert; "
+                          "run `signet audit verify`): entry 3 does not match"),
+            std::string::npos)
+      << lines[0];
+  EXPECT_NE(lines[1].find("entry 3"), std::string::npos) << lines[1];
+  EXPECT_NE(lines[2].find("signet error: audit: the audit log could not be checked: "),
+            std::string::npos)
+      << lines[2];
+  EXPECT_NE(lines[3].find("signet warning: audit: the audit log's check passes again"),
+            std::string::npos)
+      << lines[3];
+  EXPECT_FALSE(failing);
+}
 
 TEST(LogMonitoringTest, RecordsTheLastCheckInMetrics) {
   Metrics metrics;
