@@ -215,7 +215,30 @@ struct KeyHandles {
   CK_OBJECT_HANDLE private_key = CK_INVALID_HANDLE;
   CK_OBJECT_HANDLE public_key = CK_INVALID_HANDLE;  // CK_INVALID_HANDLE if the object is missing.
   KeyAlgorithm algorithm = KeyAlgorithm::kEcP256;
+  // Empty when the private key carries the protection signet generates keys with; otherwise which
+  // attributes it lacks. Such a key (imported from a file, or changed by another tool) neither
+  // signs nor gives its public key (CSBR 6.2.7.3: generated and kept in the module).
+  std::string unprotected;
 };
+
+// What `p` lacks of the protection of a key generated inside the module and never exportable
+// (v2.40 §4.9), or "" when nothing.
+std::string MissingProtection(const KeyProtection& p) {
+  std::string missing;
+  auto lacks = [&missing](bool has, std::string_view what) {
+    if (has) return;
+    if (!missing.empty()) missing += ", ";
+    missing += what;
+  };
+  lacks(p.local, "CKA_LOCAL (generated on the token)");
+  lacks(p.sensitive, "CKA_SENSITIVE");
+  lacks(p.always_sensitive, "CKA_ALWAYS_SENSITIVE");
+  lacks(!p.extractable, "CKA_EXTRACTABLE false");
+  lacks(p.never_extractable, "CKA_NEVER_EXTRACTABLE");
+  lacks(p.is_token_object, "CKA_TOKEN");
+  lacks(p.is_private_object, "CKA_PRIVATE");
+  return missing;
+}
 
 }  // namespace
 
@@ -291,6 +314,7 @@ class Pkcs11KeyStore::Impl final : public internal::SessionRunner {
     SIGNET_TRY(CheckId(id));
     return Run<Bytes>([&](Lease& lease, Attempt& attempt) -> Result<Bytes> {
       SIGNET_ASSIGN_OR_RETURN(KeyHandles key, LookupKey(lease, attempt, id));
+      SIGNET_TRY(RequireProtected(id, key));
       return ReadSpki(lease, attempt, id, key);
     });
   }
@@ -317,6 +341,7 @@ class Pkcs11KeyStore::Impl final : public internal::SessionRunner {
     }
     return Run<Bytes>([&](Lease& lease, Attempt& attempt) -> Result<Bytes> {
       SIGNET_ASSIGN_OR_RETURN(KeyHandles key, LookupKey(lease, attempt, id));
+      SIGNET_TRY(RequireProtected(id, key));
       if (!SchemeFitsKey(scheme, key.algorithm)) {
         return InvalidArgument("key " + HexEncode(id.bytes) + " is " +
                                std::string(KeyAlgorithmName(key.algorithm)) + " and cannot sign " +
@@ -666,11 +691,19 @@ class Pkcs11KeyStore::Impl final : public internal::SessionRunner {
     return OkStatus();
   }
 
+  // Objects of `object_class` with CKA_ID `id`; with `private_token_only`, only token objects
+  // that need a login to be seen (CKA_TOKEN and CKA_PRIVATE true), so that an object planted from
+  // a public session cannot stand in for a key while the store is logged out.
   Status FindKeyObjects(const Lease& lease, Attempt& attempt, CK_OBJECT_CLASS object_class,
-                        const HsmKeyId& id, size_t limit, std::vector<CK_OBJECT_HANDLE>* found) {
-    std::array<CK_ATTRIBUTE, 2> search = {Attribute(CKA_CLASS, &object_class),
-                                          Attribute(CKA_ID, id.bytes)};
-    CK_RV rv = internal::FindObjects(module_, lease.session(), search, limit, found);
+                        const HsmKeyId& id, size_t limit, std::vector<CK_OBJECT_HANDLE>* found,
+                        bool private_token_only = false) {
+    CK_BBOOL yes = CK_TRUE;
+    std::array<CK_ATTRIBUTE, 4> search = {Attribute(CKA_CLASS, &object_class),
+                                          Attribute(CKA_ID, id.bytes), Attribute(CKA_TOKEN, &yes),
+                                          Attribute(CKA_PRIVATE, &yes)};
+    CK_RV rv = internal::FindObjects(
+        module_, lease.session(),
+        std::span<CK_ATTRIBUTE>(search.data(), private_token_only ? 4 : 2), limit, found);
     if (rv != CKR_OK) {
       return attempt.Fail(rv, "C_FindObjects",
                           "cannot search " + token_name_ + " for key " + HexEncode(id.bytes));
@@ -687,7 +720,8 @@ class Pkcs11KeyStore::Impl final : public internal::SessionRunner {
     }
     KeyHandles key;
     std::vector<CK_OBJECT_HANDLE> found;
-    SIGNET_TRY(FindKeyObjects(lease, attempt, CKO_PRIVATE_KEY, id, 2, &found));
+    SIGNET_TRY(FindKeyObjects(lease, attempt, CKO_PRIVATE_KEY, id, 2, &found,
+                              /*private_token_only=*/true));
     if (found.empty()) {
       // Logged out, private keys are invisible: log in again rather than report NotFound.
       SIGNET_TRY(CheckLoggedIn(lease, attempt));
@@ -702,9 +736,20 @@ class Pkcs11KeyStore::Impl final : public internal::SessionRunner {
     SIGNET_TRY(FindKeyObjects(lease, attempt, CKO_PUBLIC_KEY, id, 2, &found));
     if (found.size() == 1) key.public_key = found[0];
     SIGNET_ASSIGN_OR_RETURN(key.algorithm, ReadAlgorithm(lease, attempt, id, key.private_key));
+    SIGNET_ASSIGN_OR_RETURN(KeyProtection protection,
+                            ReadProtection(lease, attempt, id, key.private_key));
+    key.unprotected = MissingProtection(protection);
     std::unique_lock<std::shared_mutex> lock(keys_mu_);
     keys_.insert_or_assign(CacheKey(id), key);
     return key;
+  }
+
+  Status RequireProtected(const HsmKeyId& id, const KeyHandles& key) const {
+    if (key.unprotected.empty()) return OkStatus();
+    return FailedPrecondition("key " + HexEncode(id.bytes) + " on " + token_name_ + " lacks " +
+                              key.unprotected +
+                              ": it was not generated inside the module as non-exportable, or "
+                              "was changed since, so signet does not use it");
   }
 
   // The key's algorithm from CKA_KEY_TYPE and CKA_MODULUS / CKA_EC_PARAMS of the private key.

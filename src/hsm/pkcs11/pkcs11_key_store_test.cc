@@ -290,6 +290,75 @@ TEST_F(KeyStoreTest, UnknownKeyIdIsNotFound) {
   EXPECT_EQ(store_->Protection(unknown).error().code(), ErrorCode::kNotFound);
 }
 
+// Keys put on the token by other means: one generated exportable, one imported from a value.
+// Neither signs nor gives its public key; Protection still shows what it has, for `key show`.
+TEST_F(KeyStoreTest, KeysWithoutFullProtectionAreNotUsed) {
+  Result<internal::Session> session = raw_->OpenSession();
+  ASSERT_TRUE(session.ok()) << session.error().message();
+  CK_BBOOL yes = CK_TRUE;
+  CK_BBOOL no = CK_FALSE;
+  const Bytes p256_oid = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
+  auto attr = [](CK_ATTRIBUTE_TYPE type, const void* value, size_t size) {
+    return CK_ATTRIBUTE{type, const_cast<void*>(value), static_cast<CK_ULONG>(size)};
+  };
+
+  // Generated in the module, but extractable and not sensitive.
+  HsmKeyId exportable{Bytes(16, 0x61)};
+  std::array<CK_ATTRIBUTE, 4> public_template = {
+      attr(CKA_TOKEN, &yes, 1), attr(CKA_VERIFY, &yes, 1),
+      attr(CKA_EC_PARAMS, p256_oid.data(), p256_oid.size()),
+      attr(CKA_ID, exportable.bytes.data(), exportable.bytes.size())};
+  std::array<CK_ATTRIBUTE, 6> private_template = {
+      attr(CKA_TOKEN, &yes, 1),    attr(CKA_PRIVATE, &yes, 1),
+      attr(CKA_SENSITIVE, &no, 1), attr(CKA_EXTRACTABLE, &yes, 1),
+      attr(CKA_SIGN, &yes, 1),     attr(CKA_ID, exportable.bytes.data(), exportable.bytes.size())};
+  CK_MECHANISM generate{CKM_EC_KEY_PAIR_GEN, nullptr, 0};
+  CK_OBJECT_HANDLE pub = CK_INVALID_HANDLE;
+  CK_OBJECT_HANDLE priv = CK_INVALID_HANDLE;
+  ASSERT_EQ(
+      raw_->module().Call(&CK_FUNCTION_LIST::C_GenerateKeyPair, session->get(), &generate,
+                          public_template.data(), CK_ULONG{public_template.size()},
+                          private_template.data(), CK_ULONG{private_template.size()}, &pub, &priv),
+      CKR_OK);
+
+  // Imported: marked sensitive and not extractable, but its value came from outside.
+  HsmKeyId imported{Bytes(16, 0x62)};
+  CK_OBJECT_CLASS private_class = CKO_PRIVATE_KEY;
+  CK_KEY_TYPE ec = CKK_EC;
+  const Bytes scalar(32, 0x17);
+  std::array<CK_ATTRIBUTE, 10> import_template = {
+      attr(CKA_CLASS, &private_class, sizeof private_class),
+      attr(CKA_KEY_TYPE, &ec, sizeof ec),
+      attr(CKA_TOKEN, &yes, 1),
+      attr(CKA_PRIVATE, &yes, 1),
+      attr(CKA_SENSITIVE, &yes, 1),
+      attr(CKA_EXTRACTABLE, &no, 1),
+      attr(CKA_SIGN, &yes, 1),
+      attr(CKA_EC_PARAMS, p256_oid.data(), p256_oid.size()),
+      attr(CKA_VALUE, scalar.data(), scalar.size()),
+      attr(CKA_ID, imported.bytes.data(), imported.bytes.size())};
+  CK_OBJECT_HANDLE created = CK_INVALID_HANDLE;
+  ASSERT_EQ(raw_->module().Call(&CK_FUNCTION_LIST::C_CreateObject, session->get(),
+                                import_template.data(), CK_ULONG{import_template.size()}, &created),
+            CKR_OK);
+
+  for (const auto& [id, lacks] :
+       {std::pair{exportable, "CKA_SENSITIVE"}, std::pair{imported, "CKA_LOCAL"}}) {
+    SCOPED_TRACE(HexEncode(id.bytes));
+    Result<Bytes> signature =
+        store_->Sign(id, SignatureScheme::kEcdsa, HashAlgorithm::kSha256, Bytes(32, 0x01));
+    ASSERT_FALSE(signature.ok()) << "signed with a key that left, or came from, outside";
+    EXPECT_EQ(signature.error().code(), ErrorCode::kFailedPrecondition);
+    EXPECT_NE(signature.error().message().find(lacks), std::string::npos)
+        << signature.error().message();
+    EXPECT_EQ(store_->PublicKey(id).error().code(), ErrorCode::kFailedPrecondition);
+    Result<KeyProtection> protection = store_->Protection(id);
+    ASSERT_TRUE(protection.ok()) << protection.error().message();
+    EXPECT_FALSE(protection->local && protection->sensitive && !protection->extractable);
+    EXPECT_TRUE(store_->DestroyKey(id).ok());
+  }
+}
+
 TEST_F(KeyStoreTest, RejectsEmptyKeyIdAndUnknownEnums) {
   EXPECT_EQ(store_->PublicKey(HsmKeyId{}).error().code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(store_->GenerateKey(static_cast<KeyAlgorithm>(99), "x").error().code(),
