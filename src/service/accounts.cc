@@ -809,13 +809,14 @@ Status AccountService::CheckPersonFactors(const store::AccountRecord& account,
   }
   AccountReason reason = password_ok ? totp_reason : AccountReason::kWrongPassword;
   bool totp_ok = false;
-  if (password_ok && step->has_value()) {
+  if (step->has_value() && (password_ok || locked)) {
     // The compare-and-set: of two logins with the same code, only one moves the step forward,
     // and none once a concurrent failure has locked the account (the store checks the lock in the
     // same statement), so parallel guesses cannot outrun the lock. A locked account's code is
-    // used up as well: it only decides whether the owner is told of the lock, and whoever finds
-    // a right code by guessing during the lock must not be able to log in with it when the lock
-    // ends.
+    // used up as well, whatever the password: it only decides whether the owner is told of the
+    // lock, so each code buys one password test (uncounted guesses with one seen code would
+    // otherwise find the password by the answer that names the lock), and whoever finds a right
+    // code by guessing during the lock must not be able to log in with it when the lock ends.
     Result<bool> fresh = locked ? store_.BurnTotpStep(account.id, **step, now)
                                 : store_.RecordTotpStep(account.id, **step, now);
     if (!fresh.ok()) {

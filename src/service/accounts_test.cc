@@ -377,6 +377,26 @@ TEST_F(AccountServiceTest, ACodeShownDuringALockIsUsedUp) {
   EXPECT_TRUE(Login(alice).ok());
 }
 
+// During a lock, a seen code buys one password test: wrong guesses with it use it up, so the
+// answer that names the lock cannot confirm a password found by guessing with that code.
+TEST_F(AccountServiceTest, DuringALockWrongPasswordsUseUpTheCode) {
+  Person alice = CreatePerson("alice");
+  for (int i = 0; i < 5; ++i) ExpectGeneric(LoginWrongPassword(alice));
+  NextStep();
+  const std::string code = Code(alice);
+  for (int i = 0; i < 3; ++i) {
+    ExpectGeneric(service_->LoginWithPassword(alice.name, SecretBytes("guess " + std::to_string(i)),
+                                              code, {"192.0.2.9:1"}));
+  }
+  ExpectGeneric(service_->LoginWithPassword(alice.name, alice.password, code, {"192.0.2.9:1"}));
+  EXPECT_EQ(LastEvent().reason, AccountReason::kAccountLocked);
+  // The owner with a fresh code is still told of the lock.
+  NextStep();
+  Result<BearerToken> named = Login(alice);
+  ASSERT_FALSE(named.ok());
+  EXPECT_EQ(named.error().code(), ErrorCode::kPermissionDenied);
+}
+
 // Counts the HSM's unseals, as /metrics does.
 class CountingSealer final : public hsm::SecretSealer {
  public:
