@@ -13,6 +13,13 @@ std::string RejectionThrottle::AddressOf(std::string_view client_address) {
     const std::string inside(client_address.substr(1, close - 1));
     unsigned char bytes[16];
     if (inet_pton(AF_INET6, inside.c_str(), bytes) != 1) return std::string(client_address);
+    // An IPv4 client of a dual-stack listener (::ffff:a.b.c.d): its own IPv4 address, or every
+    // IPv4 client would share the one bucket of ::/64.
+    constexpr unsigned char kV4MappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (std::memcmp(bytes, kV4MappedPrefix, sizeof kV4MappedPrefix) == 0) {
+      char v4[INET_ADDRSTRLEN];
+      if (inet_ntop(AF_INET, bytes + 12, v4, sizeof v4) != nullptr) return std::string(v4);
+    }
     std::memset(bytes + 8, 0, 8);  // the interface identifier: one host may use them all
     char text[INET6_ADDRSTRLEN];
     if (inet_ntop(AF_INET6, bytes, text, sizeof text) == nullptr) {

@@ -17,6 +17,9 @@ TEST(RejectionThrottleTest, AddressOfDropsThePortAndKeepsAnIpv6Slash64) {
             "[2001:db8:1:2::]/64");
   EXPECT_EQ(RejectionThrottle::AddressOf("[2001:db8:1:2::99]:1"), "[2001:db8:1:2::]/64");
   EXPECT_EQ(RejectionThrottle::AddressOf("[::1]:8443"), "[::]/64");
+  // IPv4 clients of a dual-stack listener keep their own addresses.
+  EXPECT_EQ(RejectionThrottle::AddressOf("[::ffff:192.0.2.7]:1"), "192.0.2.7");
+  EXPECT_EQ(RejectionThrottle::AddressOf("[::ffff:198.51.100.1]:2"), "198.51.100.1");
   EXPECT_EQ(RejectionThrottle::AddressOf("[not an address]:1"), "[not an address]:1");
   EXPECT_EQ(RejectionThrottle::AddressOf("2001:db8::1"), "2001:db8::1");
   EXPECT_EQ(RejectionThrottle::AddressOf("unknown"), "unknown");
