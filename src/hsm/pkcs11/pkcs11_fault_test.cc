@@ -248,6 +248,37 @@ TEST_F(FaultTest, LockedPinIsPermissionDenied) {
       << store.error().message();
 }
 
+// A PIN the token refuses after a logout (changed by another tool) is offered once, not on every
+// request: an HSM with a retry counter would otherwise lock it within seconds.
+TEST_F(FaultTest, ARefusedPinIsNotTriedAgain) {
+  Pkcs11Options options = hsmt::SoftHsmSandbox::OptionsFor(kLabel);
+  options.module_path = SIGNET_FAULT_SHIM_PATH;
+  Result<std::unique_ptr<Pkcs11KeyStore>> store = Pkcs11KeyStore::Open(std::move(options));
+  ASSERT_TRUE(store.ok()) << store.error().message();
+  ASSERT_TRUE(
+      (*store)->Sign(key_->id, SignatureScheme::kEcdsa, HashAlgorithm::kSha256, DigestOf(1)).ok());
+  const unsigned long logins = calls_("C_Login");
+  inject_into_("C_SignInit", CKR_USER_NOT_LOGGED_IN, 100);
+  inject_into_("C_Login", CKR_PIN_INCORRECT, 100);
+  for (int i = 0; i < 5; ++i) {
+    Result<Bytes> refused =
+        (*store)->Sign(key_->id, SignatureScheme::kEcdsa, HashAlgorithm::kSha256, DigestOf(i));
+    ASSERT_FALSE(refused.ok());
+    EXPECT_NE(refused.error().message().find("CKR_PIN_INCORRECT"), std::string::npos)
+        << refused.error().message();
+  }
+  EXPECT_EQ(calls_("C_Login") - logins, 1u);
+  clear_();
+  // Still refused without asking the token: only reopening with the right PIN helps.
+  Result<Bytes> later =
+      (*store)->Sign(key_->id, SignatureScheme::kEcdsa, HashAlgorithm::kSha256, DigestOf(9));
+  EXPECT_EQ(calls_("C_Login") - logins, 1u);
+  if (!later.ok()) {
+    EXPECT_NE(later.error().message().find("reopen the key store"), std::string::npos)
+        << later.error().message();
+  }
+}
+
 TEST_F(FaultTest, SixThreadsShareAPoolOfTwoSessions) {
   Pkcs11Options options = hsmt::SoftHsmSandbox::OptionsFor(kLabel);
   options.module_path = SIGNET_FAULT_SHIM_PATH;

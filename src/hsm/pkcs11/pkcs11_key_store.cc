@@ -569,7 +569,7 @@ class Pkcs11KeyStore::Impl final : public internal::SessionRunner {
       return rv;
     }
     if (info.state == CKS_RO_PUBLIC_SESSION || info.state == CKS_RW_PUBLIC_SESSION) {
-      rv = LoginUser(module_, session.get(), options_.user_pin);
+      rv = LoginAgainLocked(session.get());
       if (rv != CKR_OK) {
         *failed_function = "C_Login";
         return rv;
@@ -578,6 +578,21 @@ class Pkcs11KeyStore::Impl final : public internal::SessionRunner {
     }
     pool_.Add(std::move(session));
     return CKR_OK;
+  }
+
+  // Requires gate_ held exclusively. C_Login as CKU_USER after a logout. Once the token has
+  // refused the PIN (incorrect, locked, expired), it is not offered again: each try may count
+  // toward the token's retry limit, and every request would make one, locking the PIN within
+  // seconds on an HSM that counts. The refusal is answered without calling the module until the
+  // store is reopened.
+  CK_RV LoginAgainLocked(CK_SESSION_HANDLE session) {
+    if (refused_pin_ != CKR_OK) return refused_pin_;
+    CK_RV rv = LoginUser(module_, session, options_.user_pin);
+    if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LOCKED || rv == CKR_PIN_EXPIRED ||
+        rv == CKR_PIN_LEN_RANGE || rv == CKR_PIN_INVALID) {
+      refused_pin_ = rv;
+    }
+    return rv;
   }
 
   // Repairs what a failed call reported, unless another thread already did after `seen_epoch`.
@@ -605,13 +620,16 @@ class Pkcs11KeyStore::Impl final : public internal::SessionRunner {
         InvalidateKeysLocked();
         std::optional<CK_SESSION_HANDLE> session = pool_.AnyIdle();
         if (!session) break;  // A new session logs in when it is opened.
-        CK_RV rv = LoginUser(module_, *session, options_.user_pin);
+        CK_RV rv = LoginAgainLocked(*session);
         // A recoverable failure (dead session, lost device) shows up again in the retry, which
         // then recovers from that instead.
         if (rv != CKR_OK && RecoveryFor(rv) == Recovery::kNone) {
-          return RvError(
-              rv, "C_Login", "cannot log in to " + token_name_ + " again",
-              rv == CKR_PIN_INCORRECT ? "the PIN was changed; reopen the key store" : "");
+          return RvError(rv, "C_Login", "cannot log in to " + token_name_ + " again",
+                         refused_pin_ != CKR_OK
+                             ? "the token refused the PIN, which is not tried again (a token "
+                               "may lock it after a few tries); reopen the key store (restart "
+                               "the service) with the right PIN"
+                             : "");
         }
         break;
       }
@@ -981,6 +999,7 @@ class Pkcs11KeyStore::Impl final : public internal::SessionRunner {
   RecoveryGate gate_;
   CK_SLOT_ID slot_;     // Guarded by gate_ (written exclusively). Valid for this initialisation.
   uint64_t epoch_ = 0;  // Guarded by gate_; counts recoveries and handle invalidations.
+  CK_RV refused_pin_ = CKR_OK;  // Guarded by gate_: the token's refusal of the PIN after Start.
   internal::SessionPool pool_;  // Thread-safe; see the "exclusive gate" methods.
 
   std::shared_mutex keys_mu_;
