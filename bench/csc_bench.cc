@@ -767,6 +767,7 @@ Status Bench::SetUp() {
   o.server.tls.client_auth = server::ClientAuth::kOptional;
   o.signing.rate_per_minute_account = 0;
   o.log.origin = "signet.bench/csc";
+  o.log.witness_file = dir_ + "/log-witness.note";  // as `signet serve` keeps it
   if (options_.breakdown) {
     o.decorate_audit = [this](service::AuditSink& log) -> service::AuditSink& {
       timing_audit_ = std::make_unique<TimingAuditSink>(log);

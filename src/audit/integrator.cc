@@ -9,6 +9,7 @@
 #include "audit/entry.h"
 #include "common/algorithms.h"
 #include "common/encoding.h"
+#include "common/fs.h"
 
 namespace signet::audit {
 namespace {
@@ -138,6 +139,23 @@ Result<store::LogKeyRecord> EnsureLogKey(store::Store& store, hsm::KeyStore& key
   return CheckStoredKey(key_store, std::move(*stored), origin);
 }
 
+CheckpointWitness FileCheckpointWitness(std::string path) {
+  CheckpointWitness witness;
+  witness.where = path;
+  witness.load = [path]() -> Result<std::optional<std::string>> {
+    Result<Bytes> bytes = fs::ReadFile(path, 64 * 1024);
+    if (!bytes.ok()) {
+      if (bytes.error().code() == ErrorCode::kNotFound) return std::optional<std::string>();
+      return bytes.error();
+    }
+    return std::optional<std::string>(std::string(bytes->begin(), bytes->end()));
+  };
+  witness.save = [path](std::string_view note) -> Status {
+    return fs::WriteFileAtomic(path, AsBytes(note));
+  };
+  return witness;
+}
+
 // ---- Integrator ----------------------------------------------------------------------------
 
 Result<std::unique_ptr<Integrator>> Integrator::Create(store::Store& store,
@@ -169,6 +187,7 @@ Result<std::unique_ptr<Integrator>> Integrator::Create(store::Store& store,
                                                         std::move(record), std::move(key_id),
                                                         std::move(verifier_key)));
   SIGNET_ASSIGN_OR_RETURN(integrator->state_, integrator->LoadState());
+  SIGNET_TRY(integrator->CheckWitness());
   integrator->integrated_size_ = static_cast<int64_t>(integrator->state_.range.size().value());
   integrator->stats_.integrated_size = integrator->integrated_size_;
   return integrator;
@@ -250,6 +269,82 @@ Result<Integrator::TreeState> Integrator::LoadState() {
                     ": tiles or checkpoints were altered");
   }
   return state;
+}
+
+namespace {
+
+Status Keep(const CheckpointWitness& witness, std::string_view note) {
+  Status saved = witness.save(note);
+  if (!saved.ok()) {
+    return saved.error().WithContext("cannot keep the newest checkpoint in " + witness.where);
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+Status Integrator::CheckWitness() {
+  if (!options_.witness) return OkStatus();
+  const CheckpointWitness& witness = *options_.witness;
+  const std::optional<store::LogCheckpointRow>& latest = state_.checkpoint;
+  Result<std::optional<std::string>> loaded = witness.load();
+  if (!loaded.ok()) {
+    return loaded.error().WithContext("cannot read the last signed checkpoint from " +
+                                      witness.where);
+  }
+  if (!*loaded) {
+    if (!latest) return OkStatus();
+    return Keep(witness, latest->note);
+  }
+  const VerifierKey trusted[] = {verifier_key_};
+  Result<VerifiedCheckpoint> opened = OpenCheckpoint(**loaded, options_.origin, trusted);
+  if (!opened.ok()) {
+    return DataLoss(witness.where + " does not hold a checkpoint of this log signed with " +
+                    FormatVerifierKey(verifier_key_) + ": " + opened.error().message());
+  }
+  const Checkpoint& kept = opened->checkpoint;
+  const auto kept_size = static_cast<int64_t>(kept.size.value());
+  const std::string signed_before =
+      "this service signed the log at size " + Str(kept_size) + " (" + witness.where + ")";
+  const std::string refusal =
+      ". Signing on would fork the log: two trees of one size, which anyone holding the "
+      "earlier checkpoint can prove. Restore the database with all its entries, or start a new "
+      "log (a new data folder and origin)";
+  if (!latest) {
+    return DataLoss(signed_before +
+                    ", but the database holds no checkpoint: it was replaced or "
+                    "emptied" +
+                    refusal);
+  }
+  if (latest->size < kept_size) {
+    return DataLoss(signed_before + ", but the database's newest " + DescribeCheckpoint(*latest) +
+                    ": it was rolled back (an older backup "
+                    "restored, or its tail removed)" +
+                    refusal);
+  }
+  SIGNET_ASSIGN_OR_RETURN(Sha256Digest latest_root,
+                          ToSha256Digest(latest->root, "checkpoint root"));
+  if (latest->size == kept_size) {
+    if (latest_root != kept.root) {
+      return DataLoss(signed_before + ", but the database's " + DescribeCheckpoint(*latest) +
+                      " has another root" + refusal);
+    }
+    return OkStatus();
+  }
+  // Newer in the database (published, then stopped before the witness was written, or by another
+  // node): it must extend the kept one.
+  const TreeSize old_tree(kept.size.value());
+  const TreeSize new_tree(static_cast<uint64_t>(latest->size));
+  Result<std::vector<Sha256Digest>> proof =
+      ConsistencyProof(old_tree, new_tree, TileNodeHashFn(new_tree, StoredTiles(store_)));
+  Status consistent = proof.ok()
+                          ? VerifyConsistency(old_tree, new_tree, *proof, kept.root, latest_root)
+                          : Status(proof.error());
+  if (!consistent.ok()) {
+    return DataLoss(signed_before + ", and the database's newest " + DescribeCheckpoint(*latest) +
+                    " does not extend it: " + consistent.error().message() + refusal);
+  }
+  return Keep(witness, latest->note);
 }
 
 Status Integrator::CheckExtends(const store::LogCheckpointRow& ours,
@@ -464,8 +559,17 @@ Result<std::optional<store::LogCheckpointRow>> Integrator::IntegrateLocked(int64
   state_.edges = std::move(edges);
   state_.checkpoint = row;
   integrated_size_ = row.size;
-  backlog_ = backlog;  // only after a success: a failing round must not be retried at once
   *integrated = row.size - old_size;
+  if (options_.witness) {
+    // Published either way; a witness left behind still holds an earlier checkpoint of the same
+    // tree, which the next round's save (or the next start, by a consistency proof) brings up.
+    if (Status kept = options_.witness->save(row.note); !kept.ok()) {
+      return kept.error().WithContext("the " + DescribeCheckpoint(row) +
+                                      " is published, but cannot be kept in " +
+                                      options_.witness->where);
+    }
+  }
+  backlog_ = backlog;  // only after a success: a failing round must not be retried at once
   return std::optional<store::LogCheckpointRow>(std::move(row));
 }
 

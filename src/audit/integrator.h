@@ -63,6 +63,21 @@ inline constexpr std::string_view kLogCheckpointAction = "log_checkpoint";
 Result<store::LogKeyRecord> EnsureLogKey(store::Store& store, hsm::KeyStore& key_store,
                                          std::string_view origin, const Clock& clock);
 
+// Where the integrator keeps, outside the store, the newest checkpoint it signed: a store rolled
+// back under it (an older backup restored, the tail of the log and its checkpoints cut) would
+// otherwise be signed over, giving a second tree of a size already signed, a fork that everyone
+// holding the first checkpoint can prove. `load` gives the note saved last (nullopt: none yet);
+// `save` replaces it durably; `where` names it in messages (e.g. the file's path).
+struct CheckpointWitness {
+  std::function<Result<std::optional<std::string>>()> load;
+  std::function<Status(std::string_view note)> save;
+  std::string where;
+};
+
+// A witness kept in the file `path` (written atomically, owner-only); for `signet serve`, a file in
+// its data folder beside the database, so that restoring the database alone is noticed.
+CheckpointWitness FileCheckpointWitness(std::string path);
+
 struct IntegratorOptions {
   // The log's identity: checkpoint origin and signed-note key name, e.g. "signet.example/prod".
   std::string origin;
@@ -83,6 +98,10 @@ struct IntegratorOptions {
   // cheap pure function. Required.
   std::function<Result<std::string>(int64_t index, const store::LogCheckpointRow& checkpoint)>
       render_checkpoint_entry;
+  // Set: Create() holds the store's newest checkpoint to the witness's (it must be the same, or
+  // extend it by a consistency proof from the stored tiles; DataLoss otherwise), and every
+  // published checkpoint is saved to it. A witness without a note is given the store's newest.
+  std::optional<CheckpointWitness> witness;
 };
 
 struct IntegratorStats {
@@ -166,6 +185,8 @@ class Integrator {
   };
 
   Result<TreeState> LoadState();
+  // Holds state_.checkpoint to options_.witness (see IntegratorOptions::witness).
+  Status CheckWitness();
   // OK when `latest` (just loaded from the store) is `ours` or a tree that extends it, by a
   // consistency proof from the stored tiles checked against both signed roots; DataLoss if not.
   Status CheckExtends(const store::LogCheckpointRow& ours,

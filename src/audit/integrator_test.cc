@@ -485,6 +485,117 @@ TEST_F(IntegratorTest, RefusesToSignOnAForkOfWhatItPublished) {
   EXPECT_EQ((*latest)->size, (*forked)->size);  // nothing signed on top of the fork
 }
 
+// ---- the witness outside the database ----
+
+// A backup of the database taken at one checkpoint and restored after later ones were signed:
+// without the witness the integrator would sign a second tree of a size it already signed.
+TEST_F(IntegratorTest, CreateRefusesADatabaseRolledBackBehindTheWitness) {
+  IntegratorOptions options = Options();
+  options.witness = FileCheckpointWitness(dir_ + "/log-witness");
+  auto integrator = Create(options);
+  ASSERT_TRUE(integrator.ok()) << integrator.error().message();
+  integrator_ = std::move(*integrator);
+  Append(10);
+  Integrate();  // size 10
+  integrator_.reset();
+  store_.reset();  // the last connection: the WAL is folded into the file
+  std::filesystem::copy_file(path_, dir_ + "/backup.db");
+  OpenStore();
+  integrator = Create(options);
+  ASSERT_TRUE(integrator.ok()) << integrator.error().message();
+  integrator_ = std::move(*integrator);
+  Append(5);
+  const store::LogCheckpointRow later = Integrate();  // size 16, kept in the witness
+  integrator_.reset();
+  store_.reset();
+  std::filesystem::copy_file(dir_ + "/backup.db", path_,
+                             std::filesystem::copy_options::overwrite_existing);
+  OpenStore();
+
+  auto refused = Create(options);
+  ASSERT_FALSE(refused.ok()) << "signing on a rolled-back database";
+  EXPECT_EQ(refused.error().code(), ErrorCode::kDataLoss);
+  EXPECT_NE(refused.error().message().find("at size " + std::to_string(later.size)),
+            std::string::npos)
+      << refused.error().message();
+  EXPECT_NE(refused.error().message().find("rolled back"), std::string::npos)
+      << refused.error().message();
+  EXPECT_NE(refused.error().message().find("log-witness"), std::string::npos);
+  // Without the witness, the same database is accepted and would be signed over.
+  EXPECT_TRUE(Create(Options()).ok());
+
+  // A database emptied of checkpoints is refused as well.
+  Tamper("DELETE FROM log_checkpoints WHERE size = 10");
+  auto emptied = Create(options);
+  ASSERT_FALSE(emptied.ok());
+  EXPECT_EQ(emptied.error().code(), ErrorCode::kDataLoss);
+  EXPECT_NE(emptied.error().message().find("holds no checkpoint"), std::string::npos)
+      << emptied.error().message();
+}
+
+TEST_F(IntegratorTest, TheWitnessFollowsEveryCheckpointAndMayLagBehind) {
+  std::optional<std::string> kept;
+  int saves = 0;
+  IntegratorOptions options = Options();
+  options.witness =
+      CheckpointWitness{.load = [&kept]() -> Result<std::optional<std::string>> { return kept; },
+                        .save = [&kept, &saves](std::string_view note) -> Status {
+                          kept = std::string(note);
+                          ++saves;
+                          return OkStatus();
+                        },
+                        .where = "the test's witness"};
+  // A log signed before the witness existed (an upgrade): the newest checkpoint becomes its note.
+  StartIntegrator();
+  Append(3);
+  const store::LogCheckpointRow first = Integrate();
+  integrator_.reset();
+  auto integrator = Create(options);
+  ASSERT_TRUE(integrator.ok()) << integrator.error().message();
+  integrator_ = std::move(*integrator);
+  ASSERT_TRUE(kept.has_value());
+  EXPECT_EQ(*kept, first.note);
+  Append(2);
+  const store::LogCheckpointRow second = Integrate();
+  EXPECT_EQ(*kept, second.note);
+  // Stopped after publishing but before the witness was written: the witness lags, and the next
+  // start checks that the database extends it.
+  kept = first.note;
+  integrator_.reset();
+  integrator = Create(options);
+  ASSERT_TRUE(integrator.ok()) << integrator.error().message();
+  EXPECT_EQ(*kept, second.note);
+  integrator->reset();
+
+  // A witness that is not a checkpoint of this log, or names another root for the same size.
+  kept = "not a checkpoint\n";
+  auto garbage = Create(options);
+  ASSERT_FALSE(garbage.ok());
+  EXPECT_EQ(garbage.error().code(), ErrorCode::kDataLoss);
+  EXPECT_NE(garbage.error().message().find("the test's witness does not hold a checkpoint"),
+            std::string::npos)
+      << garbage.error().message();
+
+  // A failing save is an error of the round, after the checkpoint was published.
+  kept = second.note;
+  integrator = Create(options);
+  ASSERT_TRUE(integrator.ok()) << integrator.error().message();
+  options.witness->save = [](std::string_view) -> Status { return Unavailable("disk full"); };
+  auto failing = Create(options);
+  ASSERT_TRUE(failing.ok()) << failing.error().message();  // equal: nothing to save
+  integrator->reset();
+  Append(1);
+  auto round = (*failing)->IntegrateOnce();
+  ASSERT_FALSE(round.ok());
+  EXPECT_NE(round.error().message().find("is published, but cannot be kept in the test's witness"),
+            std::string::npos)
+      << round.error().message();
+  auto latest = store_->LatestLogCheckpoint();
+  ASSERT_TRUE(latest.ok() && latest->has_value());
+  EXPECT_GT((*latest)->size, second.size);
+  EXPECT_GE(saves, 3);
+}
+
 // The newest checkpoint's own entry deleted (and the index free for the next append), or replaced
 // by another entry: a restarted integrator refuses to go on.
 TEST_F(IntegratorTest, CreateRefusesWhenTheCheckpointsOwnEntryIsGoneOrReplaced) {

@@ -67,6 +67,9 @@ Status ServiceStack::BuildLog(const LogOptions& options) {
   audit::IntegratorOptions integrator;
   integrator.origin = options.origin;
   integrator.interval = options.checkpoint_interval;
+  if (!options.witness_file.empty()) {
+    integrator.witness = audit::FileCheckpointWitness(options.witness_file);
+  }
   const std::string origin = options.origin;
   integrator.render_checkpoint_entry = [origin](int64_t index,
                                                 const store::LogCheckpointRow& checkpoint) {

@@ -90,6 +90,10 @@ struct LogOptions {
   std::chrono::seconds verify_interval{60};
   // Run the integrator and the monitor threads (tests that drive them by hand turn this off).
   bool background = true;
+  // Where the integrator keeps the newest checkpoint it signed, outside the database
+  // (audit::FileCheckpointWitness): a database rolled back behind it is refused at start. Empty:
+  // none (tests).
+  std::string witness_file;
 };
 
 struct ServiceStackOptions {

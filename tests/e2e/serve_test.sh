@@ -84,6 +84,8 @@ grep -q "$(printf '\xe2\x96\x88')" "$W/tty.out" && grep -q 'one-time password' "
 
 stop
 [[ $RC == 0 ]] && ok "SIGTERM: exits 0 within 10 s" || bad "SIGTERM: exit $RC"
+# A backup of the database as it is now, restored below after more checkpoints were signed.
+mkdir -p "$W/backup" && cp -p "$D"/signet.db* "$W/backup/"
 
 # --- second start: no second admin, no second enrolment ---------------------------------------
 # With the PIN file named by the environment: the start-up entry names the file that was read.
@@ -118,6 +120,19 @@ stop_idx=$(sqlite3 "$D/signet.db" "SELECT max(idx) FROM log_entries WHERE action
 signed=$(sqlite3 "$D/signet.db" "SELECT max(size) FROM log_checkpoints")
 [[ -n $stop_idx && $signed -gt $stop_idx ]] && ok "the last service_stop is under a signed checkpoint" || bad "service_stop at $stop_idx, signed size $signed"
 [[ $(n account_create) == 1 ]] && ok "the admin's creation is audited" || bad "account_create $(n account_create)"
+# The newest signed checkpoint is also kept outside the database (a tlog-checkpoint note: origin,
+# size, root), and a database restored from an older backup is refused rather than signed over.
+witness_size=$(sed -n 2p "$D/log-witness.note" 2>/dev/null)
+[[ -n $witness_size && $witness_size == "$signed" && $(stat -c %a "$D/log-witness.note") == 600 ]] \
+  && ok "log-witness.note holds the newest checkpoint (size $signed), owner-only" \
+  || bad "log-witness.note: size '$witness_size', newest checkpoint $signed"
+mkdir -p "$W/current" && mv "$D"/signet.db* "$W/current/" && cp -p "$W/backup"/signet.db* "$D/"
+timeout 60 "$SIGNET" serve --data-dir "$D" --listen 127.0.0.1:0 >"$W/rolled.out" 2>&1 </dev/null
+rc=$?
+[[ $rc != 0 && $rc != 124 ]] && grep -q "rolled back" "$W/rolled.out" \
+  && ok "serve refuses a database rolled back behind the signed log" \
+  || bad "rolled-back database: rc $rc, $(tail -3 "$W/rolled.out")"
+rm -f "$D"/signet.db* && mv "$W/current"/signet.db* "$D/"
 ! sqlite3 "$D/signet.db" "SELECT data FROM log_entries" | grep -q "$(cat "$D/user.pin")" && ok "no PIN in the audit trail" || bad "PIN in the audit trail"
 
 ! grep -q "unrecorded" "$W/out1.err" "$W/out2.err" && ok "no unrecorded-key warning while every key is recorded" || bad "spurious unrecorded-key warning"
