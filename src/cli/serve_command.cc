@@ -205,6 +205,7 @@ std::map<std::string, std::string> EffectiveConfig(const config::Config& c,
   d["server.client_auth"] = std::string(config::ClientAuthModeName(c.server.client_auth));
   d["server.io_threads"] = std::to_string(c.server.io_threads);
   d["server.worker_threads"] = std::to_string(c.server.worker_threads);
+  d["server.metrics_public"] = c.server.metrics_public ? "true" : "false";
   d["limits.max_body_bytes"] = std::to_string(c.limits.max_body_bytes);
   d["limits.max_header_bytes"] = std::to_string(c.limits.max_header_bytes);
   d["limits.max_connections"] = std::to_string(c.limits.max_connections);
@@ -389,6 +390,7 @@ class ServeCommand final : public Command {
     options.signing.sad_lifetime = std::chrono::seconds(config.activation.sad_lifetime_seconds);
     options.signing.max_open_activations_per_account = config.activation.max_open_per_account;
     options.server = ToServerOptions(config);
+    options.metrics_public = config.server.metrics_public;
     options.log.origin = origin;
     options.log.public_read = config.log.public_read;
     options.log.checkpoint_interval = std::chrono::milliseconds(config.log.checkpoint_interval_ms);

@@ -48,6 +48,7 @@ ServiceStack::ServiceStack(ServicePorts ports, ServiceStackOptions options)
                    options.housekeeping.interval),
       housekeeping_enabled_(options.housekeeping.enabled),
       log_background_(options.log.background),
+      metrics_public_(options.metrics_public),
       checkpoint_interval_(options.log.checkpoint_interval),
       verify_interval_(options.log.verify_interval) {
   DeclareServiceMetrics(metrics_);
@@ -109,7 +110,9 @@ Status ServiceStack::BuildServer(server::ServerOptions options, const LogOptions
     checks.push_back({"log_integrator", [this] { return integrator_->Health(); }});
   }
   SIGNET_TRY(server::AddHealthzRoute(router, std::move(checks)));
-  SIGNET_TRY(server::AddMetricsRoute(router, metrics_));
+  SIGNET_TRY(server::AddMetricsRoute(
+      router, metrics_,
+      metrics_public_ ? server::MetricsAccess() : server::api::MetricsReaders(accounts_)));
   SIGNET_TRY(server::csc::RegisterCscRoutes(
       router, server::csc::CscDependencies{accounts_, signing_, keys_, clock_}));
   SIGNET_TRY(server::api::RegisterApiRoutes(

@@ -98,6 +98,8 @@ struct LogOptions {
 
 struct ServiceStackOptions {
   LogOptions log;
+  // Serve /metrics without a token; else an auditor's or admin's bearer token is needed.
+  bool metrics_public = false;
   service::AccountServiceOptions accounts;
   service::SigningOptions signing;
   server::ServerOptions server;
@@ -185,6 +187,7 @@ class ServiceStack {
   std::unique_ptr<server::Server> server_;         // set by Create
   bool housekeeping_enabled_ = true;
   bool log_background_ = true;
+  bool metrics_public_ = false;
   bool log_started_ = false;  // used by Start and Wait only (one thread)
   std::chrono::milliseconds checkpoint_interval_{500};
   std::chrono::seconds verify_interval_{60};

@@ -115,7 +115,7 @@ Status ParseServer(const toml::table& root, std::string_view source, ServerConfi
   SIGNET_ASSIGN_OR_RETURN(const toml::table* t,
                           Section(root, "server",
                                   {"listen", "tls_certificate", "tls_private_key", "client_ca",
-                                   "client_auth", "io_threads", "worker_threads"},
+                                   "client_auth", "io_threads", "worker_threads", "metrics_public"},
                                   source));
   if (t == nullptr) return OkStatus();
   SIGNET_TRY(ReadString(*t, "server", "listen", source, out.listen));
@@ -137,6 +137,7 @@ Status ParseServer(const toml::table& root, std::string_view source, ServerConfi
   }
   SIGNET_TRY(ReadInt(*t, "server", "io_threads", source, 1, 64, out.io_threads));
   SIGNET_TRY(ReadInt(*t, "server", "worker_threads", source, 1, 256, out.worker_threads));
+  SIGNET_TRY(ReadBool(*t, "server", "metrics_public", source, out.metrics_public));
   return OkStatus();
 }
 

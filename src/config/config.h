@@ -59,6 +59,9 @@ struct ServerConfig {
   ClientAuthMode client_auth = ClientAuthMode::kNone;
   int64_t io_threads = 2;      // 1 .. 64
   int64_t worker_threads = 4;  // 1 .. 256
+  // [server] metrics_public: serve /metrics without a token. Off, it needs an auditor's or admin's
+  // bearer token: its series name keys and count each key's signatures and refusals.
+  bool metrics_public = false;
 };
 
 struct LimitsConfig {

@@ -148,6 +148,7 @@ TEST(ConfigTest, ServiceDefaultsAreSafe) {
   EXPECT_EQ(c->activation.max_open_per_account, 256);
   EXPECT_TRUE(c->log.origin.empty());
   EXPECT_FALSE(c->log.public_read);
+  EXPECT_FALSE(c->server.metrics_public);
   EXPECT_EQ(c->log.checkpoint_interval_ms, 500);
   EXPECT_EQ(c->log.verify_interval_seconds, 60);
 }
@@ -164,6 +165,7 @@ TEST(ConfigTest, ServiceSectionsAreRead) {
   auto c = ParseWithHsm(
       "[server]\nlisten='[::1]:0'\ntls_certificate='/etc/c.pem'\ntls_private_key='k.pem'\n"
       "client_ca='ca.pem'\nclient_auth='required'\nio_threads=3\nworker_threads=8\n"
+      "metrics_public=true\n"
       "[limits]\nmax_body_bytes=2048\nmax_header_bytes=4096\nmax_connections=10\n"
       "max_connections_per_address=3\n"
       "request_timeout_seconds=5\nidle_timeout_seconds=6\n"
@@ -180,6 +182,7 @@ TEST(ConfigTest, ServiceSectionsAreRead) {
   EXPECT_EQ(c->server.client_auth, ClientAuthMode::kRequired);
   EXPECT_EQ(c->server.io_threads, 3);
   EXPECT_EQ(c->server.worker_threads, 8);
+  EXPECT_TRUE(c->server.metrics_public);
   EXPECT_EQ(c->limits.max_body_bytes, 2048);
   EXPECT_EQ(c->limits.max_header_bytes, 4096);
   EXPECT_EQ(c->limits.max_connections, 10);

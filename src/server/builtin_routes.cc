@@ -111,13 +111,20 @@ Status AddHealthzRoute(Router& router, std::vector<HealthCheck> checks) {
   return router.Add("GET", "/healthz", std::move(handler), RouteOptions{.blocking = true});
 }
 
-Status AddMetricsRoute(Router& router, const Metrics& metrics) {
-  return router.Add("GET", "/metrics", [&metrics](const Request&) {
-    Response response;
-    response.content_type = std::string(kPrometheusContentType);
-    response.body = metrics.RenderPrometheus();
-    return response;
-  });
+Status AddMetricsRoute(Router& router, const Metrics& metrics, MetricsAccess access) {
+  const bool blocking = static_cast<bool>(access);
+  return router.Add(
+      "GET", "/metrics",
+      [&metrics, access = std::move(access)](const Request& request) {
+        if (access) {
+          if (std::optional<Response> refused = access(request)) return std::move(*refused);
+        }
+        Response response;
+        response.content_type = std::string(kPrometheusContentType);
+        response.body = metrics.RenderPrometheus();
+        return response;
+      },
+      RouteOptions{.blocking = blocking});
 }
 
 }  // namespace signet::server

@@ -220,9 +220,14 @@ struct HealthCheck {
 // another each run them.
 Status AddHealthzRoute(Router& router, std::vector<HealthCheck> checks);
 
-// GET /metrics: `metrics.RenderPrometheus()` as text/plain; version=0.0.4. `metrics` must outlive
+// Decides whether a request may read /metrics: nullopt to allow it, else the answer to give.
+using MetricsAccess = std::function<std::optional<Response>(const Request&)>;
+
+// GET /metrics: `metrics.RenderPrometheus()` as text/plain; version=0.0.4. With `access`, the
+// route runs on a worker (the check may reach the database) and answers only requests it allows;
+// without, anyone may read. `metrics` must outlive
 // the server.
-Status AddMetricsRoute(Router& router, const Metrics& metrics);
+Status AddMetricsRoute(Router& router, const Metrics& metrics, MetricsAccess access = nullptr);
 
 // --- The server ---------------------------------------------------------------------------------
 

@@ -1092,8 +1092,20 @@ TEST_F(CscHttpsTest, MetricsShowSignaturesByKeyHsmWorkAndFailedLogins) {
   client::HttpRequest r;
   r.method = "GET";
   r.target = "/metrics";
+  // Not public by default: key names and each key's signature counts are for auditors and admins.
+  client::HttpResponse anonymous = Send(*client_, r);
+  EXPECT_EQ(anonymous.status, 401);
+  EXPECT_EQ(anonymous.body.find("signet_signatures_total"), std::string::npos);
+  EXPECT_NE(anonymous.body.find("invalid_token"), std::string::npos) << anonymous.body;
+  client::HttpRequest as_signer = r;
+  as_signer.headers.emplace_back("Authorization", "Bearer " + P("alice").token);
+  client::HttpResponse refused = Send(*client_, as_signer);
+  EXPECT_EQ(refused.status, 403);
+  EXPECT_NE(refused.body.find("lacks the auditor or admin role"), std::string::npos)
+      << refused.body;
+  r.headers.emplace_back("Authorization", "Bearer " + P("audrey").token);
   client::HttpResponse m = Send(*client_, r);
-  ASSERT_EQ(m.status, 200);
+  ASSERT_EQ(m.status, 200) << m.body;
   EXPECT_GE(Scrape(m.body, "signet_signatures_total{key=\"e2e-p256\",outcome=\"success\"}"), 1)
       << m.body;
   EXPECT_GE(Scrape(m.body, "signet_login_failures_total"), 1) << m.body;

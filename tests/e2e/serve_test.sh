@@ -52,7 +52,8 @@ rc=$?
   && ok "a second serve on the same data folder is refused" || bad "second serve: rc $rc, $(cat "$W/second.out")"
 code=$(curl -sk --max-time 10 -o "$W/health" -w '%{http_code}' "$URL/healthz")
 [[ $code == 200 ]] && grep -q '"ok"' "$W/health" && ok "/healthz is 200 ok" || bad "/healthz: $code $(cat "$W/health")"
-check "/metrics counts requests" bash -c "curl -sk --max-time 10 $URL/metrics | grep -q signet_http_requests_total"
+code=$(curl -sk --max-time 10 -o "$W/metrics" -w '%{http_code}' "$URL/metrics")
+[[ $code == 401 ]] && ! grep -q signet_ "$W/metrics" && ok "/metrics needs a token by default" || bad "/metrics without a token: $code"
 check "TLS 1.2 is accepted" bash -c "openssl s_client -connect 127.0.0.1:$PORT -tls1_2 </dev/null"
 if timeout 10 openssl s_client -connect 127.0.0.1:$PORT -tls1_1 -cipher DEFAULT@SECLEVEL=0 </dev/null >/dev/null 2>&1; then
   bad "TLS 1.1 is refused"
@@ -93,6 +94,7 @@ cp -p "$D/user.pin" "$W/pin-elsewhere"
 # Anonymous rejections beyond 2 a minute are logged as one count; the count of the last minute
 # must be in the log once the service has stopped.
 printf '\n[accounts]\nanonymous_rejections_per_minute = 2\n' >>"$D/signet.toml"
+sed -i '/^\[server\]/a metrics_public = true' "$D/signet.toml"
 if SIGNET_PIN_FILE=$W/pin-elsewhere start "$W/out2"; then ok "second start"; else bad "second start"; finish; exit 1; fi
 for _ in 1 2 3 4 5; do
   curl -sk --max-time 10 -o /dev/null -X POST -H "Authorization: Bearer not-a-token" -H "Content-Type: application/json" \
@@ -101,6 +103,7 @@ done
 pin_file=$(sqlite3 "$D/signet.db" "SELECT json_extract(data, '$.details.\"hsm.pin_file\"') FROM log_entries WHERE action='config_startup' ORDER BY idx DESC LIMIT 1")
 [[ $pin_file == "$W/pin-elsewhere" ]] && ok "config_startup names the PIN file actually read" || bad "config_startup hsm.pin_file: $pin_file"
 ! grep -q otpauth "$W/out2" && ok "second start prints no enrolment" || bad "second start printed an enrolment"
+check "/metrics counts requests, public with [server] metrics_public = true" bash -c "curl -sk --max-time 10 https://127.0.0.1:$PORT/metrics | grep -q signet_http_requests_total"
 admins=$(sqlite3 "$D/signet.db" "SELECT count(*) FROM accounts")
 [[ $admins == 1 ]] && ok "still exactly one account" || bad "accounts: $admins"
 stop

@@ -523,6 +523,21 @@ Response Serve(const ApiDependencies& deps, const RouteSpec& route, const Reques
 
 }  // namespace
 
+MetricsAccess MetricsReaders(service::AccountService& accounts) {
+  return [&accounts](const Request& request) -> std::optional<Response> {
+    Result<internal::Authenticated> who = internal::AuthenticateBearer(accounts, request);
+    if (!who.ok()) return ApiErrorResponse(who.error(), request.request_id);
+    const service::Principal& p = who->principal;
+    if (!p.Has(Role::kAdmin) && !p.Has(Role::kAuditor)) {
+      return ApiErrorResponse(PermissionDenied("account '" + p.name +
+                                               "' lacks the auditor or admin role needed to "
+                                               "read /metrics"),
+                              request.request_id);
+    }
+    return std::nullopt;
+  };
+}
+
 Status RegisterApiRoutes(Router& router, ApiDependencies deps) {
   using service::AccountAction;
   using service::AccountService;

@@ -33,4 +33,9 @@ struct ApiDependencies {
 // registered.
 Status RegisterApiRoutes(Router& router, ApiDependencies deps);
 
+// The access rule for /metrics when it is not public (AddMetricsRoute): a bearer token of an
+// auditor or an admin, refusals answered as the API's errors (401 with WWW-Authenticate, 403).
+// `accounts` must outlive the router.
+MetricsAccess MetricsReaders(service::AccountService& accounts);
+
 }  // namespace signet::server::api
