@@ -213,7 +213,8 @@ std::string CacheKey(const HsmKeyId& id) { return ToString(id.bytes); }
 
 struct KeyHandles {
   CK_OBJECT_HANDLE private_key = CK_INVALID_HANDLE;
-  CK_OBJECT_HANDLE public_key = CK_INVALID_HANDLE;  // CK_INVALID_HANDLE if the object is missing.
+  CK_OBJECT_HANDLE public_key = CK_INVALID_HANDLE;  // CK_INVALID_HANDLE if missing or not one.
+  size_t public_objects = 0;  // found with the key's CKA_ID (at most 2 are counted)
   KeyAlgorithm algorithm = KeyAlgorithm::kEcP256;
   // Empty when the private key carries the protection signet generates keys with; otherwise which
   // attributes it lacks. Such a key (imported from a file, or changed by another tool) neither
@@ -752,6 +753,7 @@ class Pkcs11KeyStore::Impl final : public internal::SessionRunner {
     }
     key.private_key = found[0];
     SIGNET_TRY(FindKeyObjects(lease, attempt, CKO_PUBLIC_KEY, id, 2, &found));
+    key.public_objects = found.size();
     if (found.size() == 1) key.public_key = found[0];
     SIGNET_ASSIGN_OR_RETURN(key.algorithm, ReadAlgorithm(lease, attempt, id, key.private_key));
     SIGNET_ASSIGN_OR_RETURN(KeyProtection protection,
@@ -825,9 +827,16 @@ class Pkcs11KeyStore::Impl final : public internal::SessionRunner {
       if (!spki.ok()) return unusable(spki.error());
       return spki;
     }
+    // Not NotFound: the private key is there and still signs, and callers take NotFound for key
+    // material gone from the HSM. (Public objects need no login to be removed or added.)
+    if (key.public_objects > 1) {
+      return FailedPrecondition("several public key objects on " + token_name_ + " have id " +
+                                HexEncode(id.bytes) + "; remove the ones signet did not make");
+    }
     if (key.public_key == CK_INVALID_HANDLE) {
-      return NotFound("the public key object of key " + HexEncode(id.bytes) + " is missing from " +
-                      token_name_ + "; destroy the key and make a new one");
+      return FailedPrecondition("the public key object of key " + HexEncode(id.bytes) +
+                                " is missing from " + token_name_ +
+                                "; its private key is there, but its public key cannot be read");
     }
     Bytes point;
     CK_RV rv =

@@ -442,6 +442,27 @@ TEST_F(KeyStoreTest, DestroyKeyRemovesBothObjectsAndCanBeRepeated) {
   EXPECT_TRUE(store_->Protection(Key(KeyAlgorithm::kEcP256).id).ok());
 }
 
+// The public object of an EC key removed (no login needed for that): the key still signs, and its
+// public key is FailedPrecondition, not NotFound, which callers take for key material gone.
+TEST_F(KeyStoreTest, AMissingPublicObjectIsNotAMissingKey) {
+  Result<GeneratedKey> key = store_->GenerateKey(KeyAlgorithm::kEcP256, "public-gone");
+  ASSERT_TRUE(key.ok()) << key.error().message();
+  Result<internal::Session> session = raw_->OpenSession();
+  ASSERT_TRUE(session.ok());
+  std::vector<CK_OBJECT_HANDLE> pub = FindRaw(*session, CKO_PUBLIC_KEY, key->id);
+  ASSERT_EQ(pub.size(), 1u);
+  ASSERT_EQ(raw_->module().Call(&CK_FUNCTION_LIST::C_DestroyObject, session->get(), pub[0]),
+            CKR_OK);
+  Result<Bytes> spki = store_->PublicKey(key->id);
+  ASSERT_FALSE(spki.ok());
+  EXPECT_EQ(spki.error().code(), ErrorCode::kFailedPrecondition) << spki.error().message();
+  EXPECT_NE(spki.error().message().find("public key object"), std::string::npos)
+      << spki.error().message();
+  EXPECT_TRUE(
+      store_->Sign(key->id, SignatureScheme::kEcdsa, HashAlgorithm::kSha256, Bytes(32, 7)).ok());
+  EXPECT_TRUE(store_->DestroyKey(key->id).ok());
+}
+
 TEST_F(KeyStoreTest, ListKeysReportsEveryPrivateKeyWithLabelAndAlgorithm) {
   Result<GeneratedKey> extra = store_->GenerateKey(KeyAlgorithm::kEcP384, "listed-then-gone");
   ASSERT_TRUE(extra.ok()) << extra.error().message();
