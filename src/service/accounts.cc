@@ -148,11 +148,7 @@ AccountService::AccountService(store::Store& store, hsm::SecretSealer& sealer,
       options_(std::move(options)),
       sink_(std::move(sink)),
       throttle_(options_.anonymous_rejections_per_minute) {
-  Result<SecretBytes> random = RandomPrintableSecret(16);
-  if (random.ok()) {
-    Result<std::string> hash = hasher_.Hash(*random);
-    if (hash.ok()) dummy_hash_ = std::move(*hash);
-  }
+  (void)DummyHash();  // made now so that the first login does not pay for it; retried if it failed
 }
 
 Status AccountService::ValidateAccountName(std::string_view name) {
@@ -715,6 +711,27 @@ Result<std::optional<int64_t>> AccountService::MatchTotp(const store::AccountRec
   return step;
 }
 
+Result<std::string> AccountService::DummyHash() {
+  std::lock_guard lock(dummy_mu_);
+  if (dummy_hash_.empty()) {
+    SIGNET_ASSIGN_OR_RETURN(SecretBytes random, RandomPrintableSecret(16));
+    SIGNET_ASSIGN_OR_RETURN(dummy_hash_, hasher_.Hash(random));
+  }
+  return dummy_hash_;
+}
+
+Status AccountService::DummyLoginWork(const SecretBytes& password, std::string_view code,
+                                      TimePoint now) {
+  SIGNET_ASSIGN_OR_RETURN(std::string hash, DummyHash());
+  if (ValidPasswordLength(password, options_.max_password_length)) {
+    Result<bool> verified = hasher_.Verify(hash, password);
+    if (!verified.ok()) return std::move(verified).error();
+  } else {
+    (void)hasher_.Verify(hash, password);
+  }
+  return DummyTotpWork(code, now);
+}
+
 Status AccountService::DummyTotpWork(std::string_view code, TimePoint now) {
   Bytes sealed;
   {
@@ -796,7 +813,7 @@ Status AccountService::CheckPersonFactors(const store::AccountRecord& account,
     }
     password_ok = *verified;
   } else {
-    if (!dummy_hash_.empty()) (void)hasher_.Verify(dummy_hash_, password);
+    if (Result<std::string> dummy = DummyHash(); dummy.ok()) (void)hasher_.Verify(*dummy, password);
   }
 
   // The seed is unsealed and the code matched whether or not the password was right, so neither
@@ -896,10 +913,14 @@ Result<BearerToken> AccountService::LoginWithPassword(std::string_view name,
     return Fail(event, generic);
   };
   // Burns the same Argon2id and HSM work as a real verification, so neither the time taken nor
-  // the HSM's operation count tells unknown names from known ones.
-  auto dummy_verify = [&] {
-    if (!dummy_hash_.empty()) (void)hasher_.Verify(dummy_hash_, password);
-    (void)DummyTotpWork(totp_code, now);
+  // the HSM's operation count tells unknown names from known ones; and fails as a known name's
+  // verification would (a server fault, not the generic refusal) when the hasher or the HSM does.
+  auto dummy_verify = [&]() -> std::optional<Error> {
+    Status done = DummyLoginWork(password, totp_code, now);
+    if (done.ok()) return std::nullopt;
+    event.reason = AccountReason::kError;
+    WithholdName(event);
+    return Fail(event, done.error());
   };
 
   Result<store::AccountRecord> found = ValidateAccountName(name).ok()
@@ -918,7 +939,7 @@ Result<BearerToken> AccountService::LoginWithPassword(std::string_view name,
       }
       return Fail(event, Error(found.error().code(), std::move(message)));
     }
-    dummy_verify();
+    if (std::optional<Error> fault = dummy_verify()) return *std::move(fault);
     WithholdName(event);
     return refuse(AccountReason::kUnknownAccount);
   }
@@ -926,7 +947,7 @@ Result<BearerToken> AccountService::LoginWithPassword(std::string_view name,
   event.actor_id = account.id;
   event.actor_roles = account.roles;
   if (account.kind != AccountKind::kPerson || !account.password_hash) {
-    dummy_verify();
+    if (std::optional<Error> fault = dummy_verify()) return *std::move(fault);
     return refuse(AccountReason::kNotAPerson);
   }
   SIGNET_TRY(CheckPersonFactors(account, password, totp_code, now, event, generic));

@@ -385,6 +385,12 @@ class AccountService {
   // The HSM and TOTP work of MatchTotp on a seed sealed for no account, for attempts that have no
   // seed to check (unknown names), so they cost what a real check costs.
   Status DummyTotpWork(std::string_view code, TimePoint now);
+  // The password work of a login whose account is unknown (or no person): Argon2id against a hash
+  // of a random password, and DummyTotpWork. Its errors are those a known account's would give
+  // (the hasher's, the HSM's), so a fault does not tell names apart either.
+  Status DummyLoginWork(const SecretBytes& password, std::string_view code, TimePoint now);
+  // dummy_hash_, made now if it could not be made before.
+  Result<std::string> DummyHash();
   // The factor checks of LoginWithPassword and VerifyActivationFactors (see CheckPersonFactors
   // in accounts.cc); `generic` is the error every wrong factor gets.
   Status CheckPersonFactors(const store::AccountRecord& account, const SecretBytes& password,
@@ -410,14 +416,14 @@ class AccountService {
   const Clock& clock_;
   const AccountServiceOptions options_;
   const AccountEventSink sink_;
-  // A hash of a random password, verified against when the account does not exist, so unknown
-  // names cost the same Argon2id work as known ones. Made at construction; empty only if hashing
-  // failed then. Constant after construction.
-  std::string dummy_hash_;
   // Anonymous rejections per client address (thread-safe itself).
   RejectionThrottle throttle_;
-  // DummyTotpWork's seed, sealed on first need (the HSM may not be there at construction).
   std::mutex dummy_mu_;
+  // A hash of a random password, verified against when the account does not exist, so unknown
+  // names cost the same Argon2id work as known ones. Made at construction, or on first need if
+  // hashing failed then. Guarded by dummy_mu_.
+  std::string dummy_hash_;
+  // DummyTotpWork's seed, sealed on first need (the HSM may not be there at construction).
   Bytes dummy_sealed_seed_;  // guarded by dummy_mu_
 };
 

@@ -406,9 +406,11 @@ class CountingSealer final : public hsm::SecretSealer {
   }
   Result<SecretBytes> Unseal(ByteView sealed, ByteView aad) override {
     ++unseals;
+    if (down) return Unavailable("the HSM is not answering");
     return inner_.Unseal(sealed, aad);
   }
   int unseals = 0;
+  bool down = false;  // Unseal fails, as with the HSM unreachable
 
  private:
   hsm::SecretSealer& inner_;
@@ -436,6 +438,25 @@ TEST_F(AccountServiceTest, EveryLoginAttemptCostsOneUnseal) {
   for (int i = 0; i < 3; ++i) attempt("alice", SecretBytes("not the password"), "000000");
   EXPECT_EQ(attempt("alice", SecretBytes("not the password"), "000000"), 1);  // locked now
   EXPECT_EQ(attempt("alice", alice.password, "000000"), 1);
+}
+
+// With the HSM down, a known name, an unknown one and a service account's all get the same server
+// fault: the generic refusal for unknown names only would list the accounts during any outage.
+TEST_F(AccountServiceTest, AnHsmFaultLooksTheSameForEveryName) {
+  Person alice = CreatePerson("alice");
+  CountingSealer counting(sealer_);
+  AccountService service(store_, counting, hasher_, totp_, clock_, {},
+                         [](const AccountEvent& e, const AuditedChange& change) -> Status {
+                           SIGNET_TRY(testing::MakeChange(e, change));
+                           return OkStatus();
+                         });
+  counting.down = true;
+  for (const char* name : {"alice", "nobody", "bad name!"}) {
+    SCOPED_TRACE(name);
+    Result<BearerToken> r = service.LoginWithPassword(name, alice.password, Code(alice), {"x"});
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code(), ErrorCode::kUnavailable) << r.error().message();
+  }
 }
 
 TEST_F(AccountServiceTest, AdminUnlockEndsTheLockAtOnce) {
