@@ -668,8 +668,10 @@ Error AccountService::FailCounted(AccountEvent event, const store::AccountRecord
   // costs one durable commit, as one on an unknown name does (its entry alone), so the time a
   // refusal takes does not tell names apart.
   std::optional<TimePoint> locked_now;
-  AuditedChange count = [this, id = account.id, now, &locked_now](AuditDetails&) -> Status {
+  AuditedChange count = [this, id = account.id, now, &locked_now](AuditDetails& details) -> Status {
     locked_now.reset();  // a retried attempt starts again
+    details.erase("locked_until");
+    details.erase("tokens_revoked");
     SIGNET_ASSIGN_OR_RETURN(store::LoginFailureState state,
                             store_.RecordLoginFailure(id, options_.lockout_threshold,
                                                       now + options_.lockout_duration, now));
@@ -678,7 +680,10 @@ Error AccountService::FailCounted(AccountEvent event, const store::AccountRecord
     // before the token does), with five more guesses.
     if (state.locked_until) {
       SIGNET_ASSIGN_OR_RETURN(int64_t revoked, store_.RevokeAccountTokens(id, now, /*keep=*/{}));
-      (void)revoked;
+      // In the entry that commits with the lock: the lockout entry after it is a second append,
+      // which a crash or a failing log could leave unwritten.
+      details["locked_until"] = FormatRfc3339(*state.locked_until);
+      details["tokens_revoked"] = std::to_string(revoked);
     }
     locked_now = state.locked_until;
     return OkStatus();

@@ -323,6 +323,11 @@ TEST_F(AccountServiceTest, FiveFailuresLockTheAccountEvenForCorrectCredentials) 
   EXPECT_EQ(LastEvent().action, AccountAction::kLockout);
   ASSERT_TRUE(LastEvent().locked_until.has_value());
   EXPECT_EQ(*LastEvent().locked_until, clock_.Now() + 15min);
+  // The failure that set the lock records it itself, in the transaction that set it.
+  const AccountEvent& failure = events_[events_.size() - 2];
+  EXPECT_EQ(failure.action, AccountAction::kLoginFailure);
+  EXPECT_EQ(failure.details.at("locked_until"), FormatRfc3339(clock_.Now() + 15min));
+  EXPECT_EQ(failure.details.at("tokens_revoked"), "0");
 
   NextStep();
   Result<BearerToken> locked = Login(alice);
