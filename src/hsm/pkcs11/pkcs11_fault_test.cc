@@ -248,6 +248,22 @@ TEST_F(FaultTest, LockedPinIsPermissionDenied) {
       << store.error().message();
 }
 
+// The session dies right after C_GenerateKeyPair, so the pair cannot be read nor destroyed on it:
+// the retry removes it before generating again, and the token holds one new key, not two.
+TEST_F(FaultTest, ARetriedGenerationLeavesOneKey) {
+  Result<std::vector<TokenKey>> before = store_->ListKeys();
+  ASSERT_TRUE(before.ok()) << before.error().message();
+  inject_into_("C_GetAttributeValue", CKR_SESSION_HANDLE_INVALID, 1);
+  inject_into_("C_DestroyObject", CKR_SESSION_HANDLE_INVALID, 2);
+  Result<GeneratedKey> key = store_->GenerateKey(KeyAlgorithm::kEcP256, "retried");
+  ASSERT_TRUE(key.ok()) << key.error().message();
+  clear_();
+  Result<std::vector<TokenKey>> after = store_->ListKeys();
+  ASSERT_TRUE(after.ok()) << after.error().message();
+  EXPECT_EQ(after->size(), before->size() + 1);
+  EXPECT_TRUE(store_->DestroyKey(key->id).ok());
+}
+
 // A PIN the token refuses after a logout (changed by another tool) is offered once, not on every
 // request: an HSM with a retry counter would otherwise lock it within seconds.
 TEST_F(FaultTest, ARefusedPinIsNotTriedAgain) {

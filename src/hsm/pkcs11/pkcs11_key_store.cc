@@ -306,9 +306,24 @@ class Pkcs11KeyStore::Impl final : public internal::SessionRunner {
       return InvalidArgument("key label has " + std::to_string(label.size()) +
                              " bytes; use at most " + std::to_string(kMaxLabelSize));
     }
-    return Run<GeneratedKey>([&](Lease& lease, Attempt& attempt) -> Result<GeneratedKey> {
-      return GenerateWith(lease, attempt, algorithm, label);
-    });
+    // The key pair an attempt generated before failing on a session that died (so that its guard
+    // could not destroy it either); the next attempt removes it before generating another, so a
+    // retried generation leaves one key, not one per attempt.
+    std::optional<HsmKeyId> leftover;
+    Result<GeneratedKey> generated =
+        Run<GeneratedKey>([&](Lease& lease, Attempt& attempt) -> Result<GeneratedKey> {
+          if (leftover) {
+            SIGNET_TRY(DestroyObjectsWithId(lease, attempt, *leftover));
+            leftover.reset();
+          }
+          return GenerateWith(lease, attempt, algorithm, label, &leftover);
+        });
+    if (!generated.ok() && leftover) {
+      return generated.error().WithContext("a key pair generated on the way (CKA_ID " +
+                                           HexEncode(leftover->bytes) + ") may be left on " +
+                                           token_name_ + "; `signet key unrecorded` lists it");
+    }
+    return generated;
   }
 
   Result<Bytes> PublicKey(const HsmKeyId& id) {
@@ -364,27 +379,32 @@ class Pkcs11KeyStore::Impl final : public internal::SessionRunner {
   Status DestroyKey(const HsmKeyId& id) {
     SIGNET_TRY(CheckId(id));
     return Run<void>([&](Lease& lease, Attempt& attempt) -> Status {
-      // Logged out, the search would not see the private key and "success" would be a lie.
-      SIGNET_TRY(CheckLoggedIn(lease, attempt));
-      EraseKey(id);
-      for (CK_OBJECT_CLASS object_class : {CKO_PRIVATE_KEY, CKO_PUBLIC_KEY}) {
-        std::vector<CK_OBJECT_HANDLE> found;
-        SIGNET_TRY(FindKeyObjects(lease, attempt, object_class, id, 64, &found));
-        for (CK_OBJECT_HANDLE object : found) {
-          CK_RV rv = module_.Call(&CK_FUNCTION_LIST::C_DestroyObject, lease.session(), object);
-          // CKR_OBJECT_HANDLE_INVALID: destroyed concurrently, which is the goal.
-          if (rv != CKR_OK && rv != CKR_OBJECT_HANDLE_INVALID) {
-            return attempt.Fail(rv, "C_DestroyObject",
-                                "cannot destroy key " + HexEncode(id.bytes) + " on " + token_name_);
-          }
+      return DestroyObjectsWithId(lease, attempt, id);
+    });
+  }
+
+  // The private and public key objects with CKA_ID `id`, destroyed (none there is success).
+  Status DestroyObjectsWithId(const Lease& lease, Attempt& attempt, const HsmKeyId& id) {
+    // Logged out, the search would not see the private key and "success" would be a lie.
+    SIGNET_TRY(CheckLoggedIn(lease, attempt));
+    EraseKey(id);
+    for (CK_OBJECT_CLASS object_class : {CKO_PRIVATE_KEY, CKO_PUBLIC_KEY}) {
+      std::vector<CK_OBJECT_HANDLE> found;
+      SIGNET_TRY(FindKeyObjects(lease, attempt, object_class, id, 64, &found));
+      for (CK_OBJECT_HANDLE object : found) {
+        CK_RV rv = module_.Call(&CK_FUNCTION_LIST::C_DestroyObject, lease.session(), object);
+        // CKR_OBJECT_HANDLE_INVALID: destroyed concurrently, which is the goal.
+        if (rv != CKR_OK && rv != CKR_OBJECT_HANDLE_INVALID) {
+          return attempt.Fail(rv, "C_DestroyObject",
+                              "cannot destroy key " + HexEncode(id.bytes) + " on " + token_name_);
         }
       }
-      // A logout during the loop would also show as CKR_OBJECT_HANDLE_INVALID; make sure it did
-      // not happen before calling the key gone.
-      SIGNET_TRY(CheckLoggedIn(lease, attempt));
-      EraseKey(id);  // A concurrent lookup may have cached it again meanwhile.
-      return OkStatus();
-    });
+    }
+    // A logout during the loop would also show as CKR_OBJECT_HANDLE_INVALID; make sure it did
+    // not happen before calling the key gone.
+    SIGNET_TRY(CheckLoggedIn(lease, attempt));
+    EraseKey(id);  // A concurrent lookup may have cached it again meanwhile.
+    return OkStatus();
   }
 
   Result<std::vector<TokenKey>> ListKeys() {
@@ -879,8 +899,10 @@ class Pkcs11KeyStore::Impl final : public internal::SessionRunner {
   }
 
   // C_GenerateKeyPair with the templates of pkcs11-softhsm.md §5 (v2.40 §5.14).
+  // `leftover` is set to the new pair's id once it exists and reset once it is kept (see
+  // GenerateKey).
   Result<GeneratedKey> GenerateWith(Lease& lease, Attempt& attempt, KeyAlgorithm algorithm,
-                                    std::string_view label) {
+                                    std::string_view label, std::optional<HsmKeyId>* leftover) {
     std::string context =
         "cannot generate a " + std::string(KeyAlgorithmName(algorithm)) + " key on " + token_name_;
     Bytes id(kKeyIdSize);
@@ -921,6 +943,7 @@ class Pkcs11KeyStore::Impl final : public internal::SessionRunner {
                       &key.private_key);
     if (rv != CKR_OK) return attempt.Fail(rv, "C_GenerateKeyPair", context);
     GeneratedPairGuard guard(module_, lease.session(), key.public_key, key.private_key);
+    *leftover = HsmKeyId{id};
 
     HsmKeyId key_id{id};
     // Modules are free to ignore template attributes; refuse a key that came out exportable.
@@ -935,6 +958,7 @@ class Pkcs11KeyStore::Impl final : public internal::SessionRunner {
     }
     SIGNET_ASSIGN_OR_RETURN(Bytes spki, ReadSpki(lease, attempt, key_id, key));
     guard.Keep();
+    leftover->reset();
     {
       std::unique_lock<std::shared_mutex> lock(keys_mu_);
       keys_.insert_or_assign(CacheKey(key_id), key);

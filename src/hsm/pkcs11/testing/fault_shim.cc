@@ -8,8 +8,8 @@
 //   signet_shim_inject(rv, count)           the next `count` C_SignInit calls return `rv`
 //                                           (queued after earlier injections)
 //   signet_shim_inject_into(fn, rv, count)  the same for fn = "C_SignInit", "C_Sign",
-//                                           "C_OpenSession", "C_Login", "C_FindObjects" or
-//                                           "C_GetAttributeValue"
+//                                           "C_OpenSession", "C_Login", "C_FindObjects",
+//                                           "C_GetAttributeValue" or "C_DestroyObject"
 // Injecting kShimLie (below) makes the call succeed but answer something no correct module would:
 // C_FindObjects reports one handle more than it was given room for, C_GetAttributeValue's size
 // query announces 2^40 bytes, C_Sign reports a signature one byte shorter than it wrote.
@@ -42,12 +42,13 @@ enum Hook {
   kFindObjectsInit,
   kFindObjects,
   kGetAttributeValue,
+  kDestroyObject,
   kHookCount
 };
 constexpr std::array<const char*, kHookCount> kHookNames = {
-    "C_SignInit",        "C_Sign",        "C_OpenSession",
-    "C_Login",           "C_Initialize",  "C_Finalize",
-    "C_FindObjectsInit", "C_FindObjects", "C_GetAttributeValue"};
+    "C_SignInit",          "C_Sign",         "C_OpenSession",     "C_Login",
+    "C_Initialize",        "C_Finalize",     "C_FindObjectsInit", "C_FindObjects",
+    "C_GetAttributeValue", "C_DestroyObject"};
 
 // Keep in step with the tests (pkcs11_fault_test.cc).
 constexpr CK_RV kShimLie = CKR_VENDOR_DEFINED + 0x11e;
@@ -125,6 +126,11 @@ CK_RV ShimFindObjects(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE_PTR objects, C
   return rv;
 }
 
+CK_RV ShimDestroyObject(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object) {
+  if (CK_RV rv = Enter(kDestroyObject); rv != CKR_OK) return rv;
+  return State().target->C_DestroyObject(session, object);
+}
+
 CK_RV ShimGetAttributeValue(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object,
                             CK_ATTRIBUTE_PTR attributes, CK_ULONG count) {
   CK_RV injected = Enter(kGetAttributeValue);
@@ -177,6 +183,7 @@ __attribute__((visibility("default"))) CK_RV C_GetFunctionList(CK_FUNCTION_LIST_
     s.shim.C_FindObjectsInit = &ShimFindObjectsInit;
     s.shim.C_FindObjects = &ShimFindObjects;
     s.shim.C_GetAttributeValue = &ShimGetAttributeValue;
+    s.shim.C_DestroyObject = &ShimDestroyObject;
     s.shim.C_SignInit = &ShimSignInit;
     s.shim.C_Sign = &ShimSign;
   });
