@@ -703,12 +703,14 @@ class Pkcs11KeyStore::Impl final : public internal::SessionRunner {
   void InvalidateKeysLocked() {
     std::unique_lock<std::shared_mutex> lock(keys_mu_);
     keys_.clear();
+    ++key_changes_;
     ++epoch_;
   }
 
   void EraseKey(const HsmKeyId& id) {
     std::unique_lock<std::shared_mutex> lock(keys_mu_);
     keys_.erase(CacheKey(id));
+    ++key_changes_;
   }
 
   static Status CheckId(const HsmKeyId& id) {
@@ -752,10 +754,12 @@ class Pkcs11KeyStore::Impl final : public internal::SessionRunner {
 
   // The key's handles: from the cache, or found by CKA_ID (v2.40 §5.7) and cached.
   Result<KeyHandles> LookupKey(const Lease& lease, Attempt& attempt, const HsmKeyId& id) {
+    uint64_t changes_seen = 0;
     {
       std::shared_lock<std::shared_mutex> lock(keys_mu_);
       auto it = keys_.find(CacheKey(id));
       if (it != keys_.end()) return it->second;
+      changes_seen = key_changes_;
     }
     KeyHandles key;
     std::vector<CK_OBJECT_HANDLE> found;
@@ -780,7 +784,10 @@ class Pkcs11KeyStore::Impl final : public internal::SessionRunner {
                             ReadProtection(lease, attempt, id, key.private_key));
     key.unprotected = MissingProtection(protection);
     std::unique_lock<std::shared_mutex> lock(keys_mu_);
-    keys_.insert_or_assign(CacheKey(id), key);
+    // A DestroyKey (or an invalidation) since the search may have removed these objects: caching
+    // their handles then would keep them after the destroy's own erase, and a module that reuses
+    // handles could later give one to another object.
+    if (key_changes_ == changes_seen) keys_.insert_or_assign(CacheKey(id), key);
     return key;
   }
 
@@ -1038,6 +1045,7 @@ class Pkcs11KeyStore::Impl final : public internal::SessionRunner {
   std::shared_mutex keys_mu_;
   // By CacheKey(id). Guarded by keys_mu_; cleared only with gate_ held exclusively.
   std::unordered_map<std::string, KeyHandles> keys_;
+  uint64_t key_changes_ = 0;  // Guarded by keys_mu_; counts erases and clears of keys_.
 };
 
 Result<std::unique_ptr<Pkcs11KeyStore>> Pkcs11KeyStore::Open(Pkcs11Options options) {
