@@ -1444,6 +1444,26 @@ TEST_F(AccountServiceTest, ResetTotpReplacesTheSeed) {
   EXPECT_EQ(service.error().code(), ErrorCode::kInvalidArgument);
 }
 
+// A login while the server's clock ran a day ahead records a far-future step; once the clock is
+// right again every code looks replayed. A new seed starts afresh, so ResetTotp repairs it.
+TEST_F(AccountServiceTest, ResetTotpRepairsAStepRecordedWhileTheClockRanAhead) {
+  Person alice = CreatePerson("alice");
+  const TimePoint right = clock_.Now();
+  clock_.Advance(24h);
+  ASSERT_TRUE(Login(alice).ok());
+  clock_.Set(right + 30s);
+  ExpectGeneric(Login(alice));
+  EXPECT_EQ(LastEvent().reason, AccountReason::kTotpReplayed);
+  Result<TotpEnrolment> enrolment = service_->ResetTotp(SystemPrincipal(), "alice");
+  ASSERT_TRUE(enrolment.ok()) << enrolment.error().message();
+  alice.seed = Base32Decode(enrolment->secret_base32.text_view());
+  Result<BearerToken> after = Login(alice);
+  EXPECT_TRUE(after.ok()) << after.error().message();
+  // And the new seed's code is used up like any other.
+  ExpectGeneric(Login(alice));
+  EXPECT_EQ(LastEvent().reason, AccountReason::kTotpReplayed);
+}
+
 TEST_F(AccountServiceTest, ResetTotpEndsTheAccountsSessionsButNotTheCallers) {
   Person alice = CreatePerson("alice");
   Result<BearerToken> alices = Login(alice);

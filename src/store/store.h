@@ -93,7 +93,8 @@ struct AccountRecord {
   AccountState state = AccountState::kActive;
   std::optional<std::string> password_hash;  // people only
   std::optional<Bytes> totp_seed_sealed;     // people only, once enrolled
-  int64_t totp_last_step = 0;   // the last TOTP time step accepted (0: none); only grows
+  int64_t totp_last_step = 0;   // the last TOTP time step accepted (0: none); only grows, but
+                                // for a new seed (SetTotpSeed)
   int64_t failed_attempts = 0;  // consecutive failed logins since the last success or lock
   std::optional<TimePoint> locked_until;
   std::optional<std::string> mtls_fingerprint;  // services only: SHA-256 of the cert DER, hex
@@ -425,7 +426,9 @@ class Store {
   virtual Status SetAccountRoles(std::string_view id, const RoleSet& roles, TimePoint now) = 0;
   virtual Status SetPasswordHash(std::string_view id, std::string_view password_hash,
                                  bool must_change_password, TimePoint now) = 0;
-  // Replaces the sealed TOTP seed. totp_last_step is kept: it only ever grows.
+  // Replaces the sealed TOTP seed and sets totp_last_step to 0: no code of the new seed was used,
+  // and a step recorded while the clock ran ahead (which would refuse every code until the clock
+  // caught up) must not outlive the seed.
   virtual Status SetTotpSeed(std::string_view id, ByteView sealed_seed, TimePoint now) = 0;
 
   // AlreadyExists if a token with this hash exists; NotFound if the account does not.

@@ -442,6 +442,7 @@ Status MemoryStore::SetTotpSeed(std::string_view id, ByteView sealed_seed, TimeP
   auto it = accounts_by_id_.find(std::string(id));
   if (it == accounts_by_id_.end()) return NotFound("no account with id '" + std::string(id) + "'");
   it->second.totp_seed_sealed = Bytes(sealed_seed.begin(), sealed_seed.end());
+  it->second.totp_last_step = 0;
   it->second.updated_at = now;
   return OkStatus();
 }

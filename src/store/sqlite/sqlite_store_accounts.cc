@@ -86,7 +86,7 @@ constexpr std::string_view kSetPasswordHash =
     "UPDATE accounts SET password_hash = ?1, must_change_password = ?2, updated_at = ?3"
     " WHERE id = ?4";
 constexpr std::string_view kSetTotpSeed =
-    "UPDATE accounts SET totp_seed_sealed = ?1, updated_at = ?2 WHERE id = ?3";
+    "UPDATE accounts SET totp_seed_sealed = ?1, totp_last_step = 0, updated_at = ?2 WHERE id = ?3";
 
 constexpr std::string_view kInsertToken =
     "INSERT INTO bearer_tokens (token_hash, account_id, created_at, expires_at, revoked_at)"
