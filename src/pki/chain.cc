@@ -204,6 +204,20 @@ Status CheckIssued(const std::vector<UniquePtr<X509>>& chain, size_t index) {
                            ShortName(X509_get_issuer_name(subject)) +
                            "'; list each certificate's issuer right after it");
   }
+  // Equal as RFC 5280 §7.1 compares names, but CSBR 7.1.4.1 wants the very bytes, and verifiers
+  // that compare bytes (Windows among them) would not link the two.
+  SIGNET_ASSIGN_OR_RETURN(
+      const Bytes issuer_field,
+      internal::EncodeDer(i2d_X509_NAME, X509_get_issuer_name(subject), "an issuer name"));
+  SIGNET_ASSIGN_OR_RETURN(
+      const Bytes issuer_subject,
+      internal::EncodeDer(i2d_X509_NAME, X509_get_subject_name(issuer), "a subject name"));
+  if (!SameBytes(issuer_field, issuer_subject)) {
+    return InvalidArgument(link + "the issuer name in " + CertificateNumber(index + 1) +
+                           " matches the subject of " + CertificateNumber(index + 2) +
+                           " only when compared loosely (case, spaces or string types differ); "
+                           "it must be the same bytes (CSBR 7.1.4.1)");
+  }
   EVP_PKEY* issuer_key = X509_get0_pubkey(issuer);
   if (issuer_key == nullptr) {
     return OpenSslError(ErrorCode::kInvalidArgument,
@@ -316,6 +330,23 @@ Result<CertificateChain> ParseChainForKey(std::string_view pem, ByteView key_spk
                            internal::Sha256Hex(leaf_spki) + ")");
   }
 
+  for (size_t i = 1; i < chain.size(); ++i) {
+    SIGNET_ASSIGN_OR_RETURN(const Bytes spki, SpkiOf(chain[i].get()));
+    if (SameBytes(spki, key_spki_der)) {
+      return InvalidArgument(Describe(chain, i) +
+                             " certifies this key too, as an issuer: a signing key must not be a "
+                             "CA's key (whoever may sign with it could issue certificates)");
+    }
+  }
+  for (size_t i = 0; i < chain.size(); ++i) {
+    // RFC 5280 §4.2: a relying party refuses a certificate with a critical extension it does not
+    // understand, so a chain holding one would be refused wherever it is used.
+    if ((X509_get_extension_flags(chain[i].get()) & EXFLAG_CRITICAL) != 0) {
+      return InvalidArgument(Describe(chain, i) +
+                             " has a critical extension that signet (OpenSSL) does not know; "
+                             "verifiers refuse such a certificate");
+    }
+  }
   for (size_t i = 0; i + 1 < chain.size(); ++i) SIGNET_TRY(CheckIssued(chain, i));
 
   X509* leaf = chain[0].get();

@@ -795,6 +795,62 @@ TEST_F(ChainTest, ReportsTheLeafsKeyUsageAndWhetherItIsCritical) {
   EXPECT_FALSE(chain->leaf_key_usage.has_value());
 }
 
+// A CA certificate for the signing key itself, above its own leaf: every link verifies, but
+// whoever may sign with the key could issue certificates.
+TEST_F(ChainTest, RefusesTheKeyCertifiedAsACaInItsOwnChain) {
+  CertificateSpec ca = CaSpec("Key As CA", LeafKey(), intermediate_.get(), IntermediateKey());
+  UniquePtr<X509> key_ca = MakeCertificate(ca);
+  UniquePtr<X509> leaf = MakeCertificate(LeafSpec(LeafKey(), key_ca.get(), LeafKey()));
+  auto chain = ParseChainForKey(Pem({leaf.get(), key_ca.get(), intermediate_.get()}), leaf_spki_);
+  ASSERT_FALSE(chain.ok());
+  EXPECT_EQ(chain.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(chain.error().message().find(
+                "certificate 2 ('CN=Key As CA,O=Signet Test,C=GB') certifies this key too"),
+            std::string::npos)
+      << chain.error().message();
+}
+
+// The issuer name differs from the CA's subject only in case: equal for RFC 5280's comparison,
+// not for verifiers that compare bytes (CSBR 7.1.4.1).
+TEST_F(ChainTest, RefusesAnIssuerNameThatMatchesOnlyLoosely) {
+  UniquePtr<X509> leaf =
+      MakeCertificate(LeafSpec(LeafKey(), intermediate_.get(), IntermediateKey()));
+  UniquePtr<X509_NAME> loose(X509_NAME_new());
+  auto add = [&](const char* type, const std::string& value) {
+    X509_NAME_add_entry_by_txt(loose.get(), type, MBSTRING_UTF8,
+                               reinterpret_cast<const unsigned char*>(value.data()),
+                               static_cast<int>(value.size()), -1, 0);
+  };
+  add("C", "GB");
+  add("O", "signet test");
+  add("CN", "SIGNET TEST CODE SIGNING CA");
+  ASSERT_EQ(X509_NAME_cmp(loose.get(), X509_get_subject_name(intermediate_.get())), 0);
+  X509_set_issuer_name(leaf.get(), loose.get());
+  ASSERT_GT(X509_sign(leaf.get(), IntermediateKey(), EVP_sha256()), 0);
+  auto chain = ParseChainForKey(Pem({leaf.get(), intermediate_.get()}), leaf_spki_);
+  ASSERT_FALSE(chain.ok());
+  EXPECT_NE(chain.error().message().find("only when compared loosely"), std::string::npos)
+      << chain.error().message();
+}
+
+TEST_F(ChainTest, RefusesACriticalExtensionNobodyKnows) {
+  UniquePtr<X509> leaf =
+      MakeCertificate(LeafSpec(LeafKey(), intermediate_.get(), IntermediateKey()));
+  UniquePtr<ASN1_OBJECT> oid(OBJ_txt2obj("1.3.6.1.4.1.55555.1", 1));
+  UniquePtr<ASN1_STRING> value(ASN1_OCTET_STRING_new());
+  const unsigned char null_der[] = {0x05, 0x00};
+  ASSERT_EQ(ASN1_OCTET_STRING_set(value.get(), null_der, sizeof null_der), 1);
+  UniquePtr<X509_EXTENSION> extension(
+      X509_EXTENSION_create_by_OBJ(nullptr, oid.get(), /*crit=*/1, value.get()));
+  ASSERT_NE(extension, nullptr);
+  ASSERT_EQ(X509_add_ext(leaf.get(), extension.get(), -1), 1);
+  ASSERT_GT(X509_sign(leaf.get(), IntermediateKey(), EVP_sha256()), 0);
+  auto chain = ParseChainForKey(Pem({leaf.get(), intermediate_.get()}), leaf_spki_);
+  ASSERT_FALSE(chain.ok());
+  EXPECT_NE(chain.error().message().find("critical extension"), std::string::npos)
+      << chain.error().message();
+}
+
 TEST_F(ChainTest, RefusesSha1AndMd5Signatures) {
   // ECDSA with SHA-1 from the EC intermediate; MD5 (RSA only) from an RSA-2048 one.
   UniquePtr<EVP_PKEY> rsa2048(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048}));
