@@ -274,6 +274,17 @@ Status KeyService::CheckCodeSigningLeaf(const pki::CertificateChain& chain, Time
     return InvalidArgument("certificate 1 expired at " + chain.not_after_text +
                            "; import the renewed certificate");
   }
+  if (chain.not_before >= chain.not_after) {
+    return InvalidArgument("certificate 1 is never valid: its notBefore (" + chain.not_before_text +
+                           ") is not before its notAfter (" + chain.not_after_text + ")");
+  }
+  // The import replaces the chain clients are given: one that is not valid for a long while
+  // would make every signature until then fail to verify.
+  if (chain.not_before > now + kMaxImportAhead) {
+    return InvalidArgument("certificate 1 is not valid before " + chain.not_before_text +
+                           "; the chain in use would be replaced by one no verifier accepts until "
+                           "then: import it at most a day ahead");
+  }
   if (chain.leaf_is_ca) {
     return InvalidArgument(
         "certificate 1 is a CA certificate (basicConstraints cA TRUE); a signing key's "

@@ -111,8 +111,12 @@ class KeyService {
   Result<store::KeyRecord> ImportCertificateChain(const Caller& caller, std::string_view name,
                                                   std::string_view pem);
 
-  // The leaf of a chain for a signing key, at `now`: not expired (one not yet valid is accepted,
-  // so a renewal can be imported ahead), not a CA, with a critical keyUsage that allows
+  // How far ahead of its notBefore a leaf may be imported (it replaces the chain in use at once).
+  static constexpr std::chrono::hours kMaxImportAhead{24};
+
+  // The leaf of a chain for a signing key, at `now`: not expired, valid at some time (notBefore
+  // before notAfter) and no later than kMaxImportAhead from now (a renewal can be imported a
+  // little ahead; clock skew), not a CA, with a critical keyUsage that allows
   // digitalSignature and neither keyCertSign nor cRLSign, and with extendedKeyUsage codeSigning
   // but neither anyExtendedKeyUsage nor serverAuth (CSBR 7.1.2.3). InvalidArgument naming what is
   // wrong. The rest of the CSBR profile (policies, CRL and AIA locations, validity period) is not

@@ -466,6 +466,13 @@ TEST(CheckCodeSigningLeafTest, RefusesWhatNoSigningKeysCertificateMayBe) {
   expired.not_after = now;
   expired.not_after_text = "20270115080000Z";
   refused(expired, "expired at 20270115080000Z");
+  pki::CertificateChain far_ahead = good;
+  far_ahead.not_before = now + std::chrono::hours(24) + std::chrono::seconds(1);
+  far_ahead.not_before_text = "20270116080001Z";
+  refused(far_ahead, "not valid before 20270116080001Z");
+  pki::CertificateChain never = good;
+  never.not_before = good.not_after;
+  refused(never, "is never valid");
   pki::CertificateChain ca = good;
   ca.leaf_is_ca = true;
   refused(ca, "is a CA certificate");
