@@ -567,10 +567,19 @@ Result<std::string> KeyService::CreateCsr(const Caller& caller, std::string_view
   };
   auto pem = pki::CreateCsrPem(*spki, *alg, *dn, signer);
   if (!pem.ok()) return refuse(pem.error());
+  auto spki_sha256 = pki::ComputeDigest(HashAlgorithm::kSha256, *spki);
+  auto csr_sha256 = pki::ComputeDigest(HashAlgorithm::kSha256, AsBytes(*pem));
+  if (!spki_sha256.ok()) return refuse(spki_sha256.error());
+  if (!csr_sha256.ok()) return refuse(csr_sha256.error());
   // Recorded as a change that makes none, so that its transaction re-reads the key (disabled or
   // destroyed while the HSM signed: no CSR) and the admin's session (RecordChange).
   if (Status recorded = RecordChange(
-          caller, AuditAction::kKeyCsr, name, {{"key_id", record.id}, {"subject", dn->ToString()}},
+          caller, AuditAction::kKeyCsr, name,
+          {{"key_id", record.id},
+           {"subject", dn->ToString()},
+           // Which key the request certifies, and which request was handed out (its PEM text).
+           {"spki_sha256", HexEncode(*spki_sha256)},
+           {"csr_pem_sha256", HexEncode(*csr_sha256)}},
           [&](AuditDetails&) -> Status {
             SIGNET_ASSIGN_OR_RETURN(KeyRecord current, store_.GetKeyById(record.id));
             if (current.state != KeyState::kActive) {
@@ -614,12 +623,20 @@ Result<KeyRecord> KeyService::ImportCertificateChain(const Caller& caller, std::
   if (Status usable = CheckCodeSigningLeaf(*chain, now); !usable.ok()) {
     return refuse(usable.error().WithContext("key '" + record.name + "'"));
   }
+  auto leaf_sha256 = pki::ComputeDigest(HashAlgorithm::kSha256, chain->certificates_der[0]);
+  auto chain_sha256 = pki::ComputeDigest(HashAlgorithm::kSha256, AsBytes(chain->pem));
+  if (!leaf_sha256.ok()) return refuse(leaf_sha256.error());
+  if (!chain_sha256.ok()) return refuse(chain_sha256.error());
   if (Status set = RecordChange(
           caller, AuditAction::kKeyImportCert, name,
           {{"key_id", record.id},
            {"leaf_subject", chain->leaf_subject},
            {"leaf_issuer", chain->leaf_issuer},
-           {"leaf_serial", chain->leaf_serial_hex}},
+           {"leaf_serial", chain->leaf_serial_hex},
+           // The exact certificate and chain put in use: issuer and serial alone would not tell
+           // two certificates apart if a CA repeated a serial.
+           {"leaf_sha256", HexEncode(*leaf_sha256)},
+           {"chain_pem_sha256", HexEncode(*chain_sha256)}},
           [&](AuditDetails&) -> Status {
             // Read again in the transaction: a key destroyed meanwhile
             // gets no certificate.

@@ -126,6 +126,13 @@ expect_error "a file that is not PEM is refused" 2 "certificate" s key import-ce
 check "the right chain is imported" s key import-cert k-ec-p256 --chain $P/ec-p256-chain.pem
 s key show k-ec-p256 --json | json "d['certificate_chain_pem']" >$W/stored.pem
 check "the stored chain verifies with openssl against the root" openssl verify -CAfile $P/root.pem -untrusted $W/stored.pem $P/ec-p256.pem
+# The log names the exact certificate put in use (SHA-256 of its DER, as openssl computes it).
+leaf_sha=$(openssl x509 -in $P/ec-p256.pem -outform DER | sha256sum | cut -d' ' -f1)
+logged_sha=$(sqlite3 $D/signet.db "select json_extract(data,'$.details.leaf_sha256') from log_entries where action = 'key_import_cert' and json_extract(data,'$.outcome') = 'success' and json_extract(data,'$.object') = 'k-ec-p256'")
+[[ -n $leaf_sha && $logged_sha == "$leaf_sha" ]] && ok "key_import_cert records the leaf's SHA-256" || bad "leaf_sha256 logged '$logged_sha', openssl '$leaf_sha'"
+csr_sha=$(openssl req -in $W/ec-p256.csr -pubkey -noout | openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1)
+logged_spki=$(sqlite3 $D/signet.db "select json_extract(data,'$.details.spki_sha256') from log_entries where action = 'key_csr' and json_extract(data,'$.object') = 'k-ec-p256' and json_extract(data,'$.outcome') = 'success' limit 1")
+[[ -n $csr_sha && $logged_spki == "$csr_sha" ]] && ok "key_csr records the SHA-256 of the key it certifies" || bad "spki_sha256 logged '$logged_spki', openssl '$csr_sha'"
 check "the right chain with its root is imported" s key import-cert k-rsa-3072 --chain <(cat $P/rsa-3072-chain.pem $P/root.pem)
 
 # --- disable, enable, destroy ----------------------------------------------------------------
