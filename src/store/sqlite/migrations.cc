@@ -299,6 +299,15 @@ constexpr std::string_view kCreateActivationsByAccount = R"sql(
 CREATE INDEX activations_by_account ON activations (account_id, expires_at);
 )sql";
 
+// ---- closing audit_events (migration 7) ----
+// audit_events had only UPDATE and DELETE triggers, and INSERT OR REPLACE deletes a conflicting row
+// without firing them: an old event could be replaced from an sqlite3 prompt. Nothing writes the
+// table since migration 4, so every insert is refused.
+constexpr std::string_view kCloseAuditEvents = R"sql(
+CREATE TRIGGER audit_events_closed BEFORE INSERT ON audit_events
+BEGIN SELECT RAISE(ABORT, 'audit_events is append-only and closed: the log is log_entries'); END;
+)sql";
+
 constexpr std::array kMigrations = {
     Migration{1, "create keys table", kCreateKeys},
     Migration{2, "create accounts and bearer_tokens tables", kCreateAccounts},
@@ -306,6 +315,7 @@ constexpr std::array kMigrations = {
     Migration{4, "create the audit log tables", kCreateLog},
     Migration{5, "replace the log's query indexes by block summaries", kCreateLogBlocks},
     Migration{6, "index activations by account", kCreateActivationsByAccount},
+    Migration{7, "close audit_events to inserts", kCloseAuditEvents},
 };
 
 }  // namespace

@@ -656,14 +656,31 @@ TEST_F(ActivationStoreTest, PolicyPutGetAndReplace) {
 
 // audit_events (migration 3) is no longer written or read: the Merkle log (migration 4) replaced
 // it. Its rows, if an early database has any, are kept, and the schema still refuses to change
-// them from any connection.
+// them from any connection, also by INSERT OR REPLACE (which deletes without delete triggers).
 TEST_F(ActivationStoreTest, OldAuditEventsCannotBeUpdatedOrDeletedInTheDatabase) {
-  auto raw = sqlite_internal::Connection::Open(path_, SQLITE_OPEN_READWRITE);
+  const std::string old_path = path_ + ".v3";
+  {
+    auto old = SqliteStoreTestPeer::OpenWith(old_path, Migrations().first(3));
+    ASSERT_TRUE(old.ok()) << old.error().message();
+    auto raw = sqlite_internal::Connection::Open(old_path, SQLITE_OPEN_READWRITE);
+    ASSERT_TRUE(raw.ok());
+    ASSERT_TRUE(
+        raw->Exec(R"(INSERT INTO audit_events (time, action, json) VALUES (1, 'sign', '{"a":1}'))",
+                  "insert")
+            .ok());
+  }
+  ASSERT_TRUE(SqliteStore::Open(old_path).ok());  // migrated to the latest version
+  auto raw = sqlite_internal::Connection::Open(old_path, SQLITE_OPEN_READWRITE);
   ASSERT_TRUE(raw.ok());
-  ASSERT_TRUE(
-      raw->Exec(R"(INSERT INTO audit_events (time, action, json) VALUES (1, 'sign', '{"a":1}'))",
-                "insert")
-          .ok());
+  for (const char* replace :
+       {"INSERT OR REPLACE INTO audit_events (seq, time, action, json) VALUES (1, 1, 'sign', '{}')",
+        "REPLACE INTO audit_events (seq, time, action, json) VALUES (1, 1, 'sign', '{}')",
+        "INSERT INTO audit_events (time, action, json) VALUES (2, 'sign', '{}')"}) {
+    SCOPED_TRACE(replace);
+    Status refused = raw->Exec(replace, "tamper");
+    ASSERT_FALSE(refused.ok());
+    EXPECT_NE(refused.error().message().find("append-only"), std::string::npos);
+  }
   Status update = raw->Exec("UPDATE audit_events SET json = '{}'", "tamper");
   ASSERT_FALSE(update.ok());
   EXPECT_NE(update.error().message().find("append-only"), std::string::npos);

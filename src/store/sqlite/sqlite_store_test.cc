@@ -473,12 +473,13 @@ TEST_F(SqliteStoreTest, NewDatabaseFileIsOwnerOnly) {
 
 TEST_F(SqliteStoreTest, NewerSchemaVersionIsFailedPrecondition) {
   ASSERT_NE(OpenStore(), nullptr);
-  RawExec(path_, "PRAGMA user_version=7");
+  const std::string newer = std::to_string(LatestSchemaVersion() + 1);
+  RawExec(path_, "PRAGMA user_version=" + newer);
   auto store = SqliteStore::Open(path_);
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.error().code(), ErrorCode::kFailedPrecondition);
   EXPECT_EQ(store.error().message(),
-            path_ + ": database schema version 7 is newer than this signet (" +
+            path_ + ": database schema version " + newer + " is newer than this signet (" +
                 std::to_string(LatestSchemaVersion()) + "); upgrade signet");
 }
 
