@@ -57,6 +57,19 @@ Result<bool> CheckPath(const std::string& path) {
     if (::access(path.c_str(), R_OK | W_OK) != 0) {
       return FileError("database " + path + " cannot be read and written by this user", errno);
     }
+    // It holds password hashes, sealed TOTP seeds and token hashes: owner-only, as a database
+    // signet creates is (a file made by `touch` is usually 0644).
+    if (st.st_uid != ::geteuid()) {
+      return PermissionDenied("database " + path + " belongs to another user (uid " +
+                              std::to_string(st.st_uid) +
+                              "); it must belong to the user signet runs as, mode 0600");
+    }
+    if ((st.st_mode & 077) != 0 && ::chmod(path.c_str(), 0600) != 0) {
+      return FileError("database " + path +
+                           " is readable by other users and cannot be made "
+                           "owner-only",
+                       errno);
+    }
     exists = true;
   } else if (errno != ENOENT && errno != ENOTDIR) {
     return FileError("cannot access database " + path, errno);
@@ -94,6 +107,11 @@ Result<bool> CheckPath(const std::string& path) {
                            "owner and mode of " +
                            path,
                        errno);
+    }
+    struct stat side_st {};
+    if (::stat(side.c_str(), &side_st) == 0 && side_st.st_uid == ::geteuid() &&
+        (side_st.st_mode & 077) != 0 && ::chmod(side.c_str(), 0600) != 0) {
+      return FileError(side + " is readable by other users and cannot be made owner-only", errno);
     }
   }
   return exists;
@@ -193,7 +211,10 @@ Status Configure(Connection& conn) {
   // synchronous=FULL: in WAL mode, the WAL is synced at every commit, so a commit that returned
   // survives power loss (NORMAL would only protect against corruption, not loss of the last
   // commits).
-  return conn.Exec("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;", "cannot configure database");
+  // secure_delete: freed pages (a replaced password hash or sealed seed, deleted activations)
+  // are zeroed rather than left in the file; Debian's libsqlite3 does so by default, others not.
+  return conn.Exec("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON;",
+                   "cannot configure database");
 }
 
 // Brings the database from version `from` to the last of `migrations`, one transaction per

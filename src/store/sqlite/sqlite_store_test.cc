@@ -1,5 +1,6 @@
 #include "store/sqlite/sqlite_store.h"
 
+#include <fcntl.h>
 #include <grp.h>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
@@ -469,6 +470,25 @@ TEST_F(SqliteStoreTest, NewDatabaseFileIsOwnerOnly) {
   struct stat st {};
   ASSERT_EQ(::stat(path_.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+// A file made by hand (touch: usually 0644) becomes owner-only before anything is written to it,
+// and so do the WAL and shared-memory files SQLite makes with its mode.
+TEST_F(SqliteStoreTest, AnExistingDatabaseFileIsMadeOwnerOnly) {
+  {
+    int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+    ASSERT_GE(fd, 0);
+    ::close(fd);
+  }
+  ASSERT_EQ(::chmod(path_.c_str(), 0644), 0);
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  for (const std::string& file : {path_, path_ + "-wal", path_ + "-shm"}) {
+    SCOPED_TRACE(file);
+    struct stat st {};
+    ASSERT_EQ(::stat(file.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+  }
 }
 
 TEST_F(SqliteStoreTest, NewerSchemaVersionIsFailedPrecondition) {
