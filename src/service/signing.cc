@@ -373,7 +373,8 @@ Result<Authorization> SigningService::IssueAuthorization(
     Status stored =
         old_sad != nullptr
             ? store_.ReplaceActivation(old_sad_hash, caller.actor.account_id, key.id, now,
-                                       activation, max_signatures)
+                                       activation, max_signatures,
+                                       options_.max_open_activations_per_account)
             : store_.InsertActivation(activation, options_.max_open_activations_per_account);
     if (!stored.ok()) store_error = stored.error();
     return stored;

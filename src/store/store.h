@@ -483,12 +483,22 @@ class Store {
   // CheckActivationConsumable), deletes it, and inserts `replacement` as the continuation of its
   // transaction (ContinueTransaction: the counts add up, and PermissionDenied if the transaction
   // would then allow more than `max_transaction_signatures`). `replacement` carries the counts of
-  // its own hashes only (num_signatures = their number, signatures_used = 0). Changes nothing on
-  // error.
+  // its own hashes only (num_signatures = their number, signatures_used = 0). If the old activation
+  // is used up (so not open) and `max_open_for_account` > 0, its continuation would be a new open
+  // one: bounded as InsertActivation bounds one, counted in the same transaction
+  // (ResourceExhausted starting with kOpenActivationsMessage). Changes nothing on error.
   virtual Status ReplaceActivation(ByteView old_sad_hash, std::string_view account_id,
                                    std::string_view key_id, TimePoint now,
                                    const ActivationRecord& replacement,
-                                   int64_t max_transaction_signatures) = 0;
+                                   int64_t max_transaction_signatures,
+                                   int64_t max_open_for_account) = 0;
+  Status ReplaceActivation(ByteView old_sad_hash, std::string_view account_id,
+                           std::string_view key_id, TimePoint now,
+                           const ActivationRecord& replacement,
+                           int64_t max_transaction_signatures) {
+    return ReplaceActivation(old_sad_hash, account_id, key_id, now, replacement,
+                             max_transaction_signatures, 0);
+  }
 
   // Grants `account_id` the use of key `key_id`. AlreadyExists if granted already; NotFound if
   // there is no such key.

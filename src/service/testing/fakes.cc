@@ -670,12 +670,26 @@ Status MemoryStore::ConsumeActivationHashes(const store::ConsumeActivationReques
 Status MemoryStore::ReplaceActivation(ByteView old_sad_hash, std::string_view account_id,
                                       std::string_view key_id, TimePoint now,
                                       const store::ActivationRecord& replacement,
-                                      int64_t max_transaction_signatures) {
+                                      int64_t max_transaction_signatures,
+                                      int64_t max_open_for_account) {
   std::lock_guard lock(mu_);
   auto it = activations_.find(Bytes(old_sad_hash.begin(), old_sad_hash.end()));
   std::optional<store::ActivationRecord> found;
   if (it != activations_.end()) found = it->second;
   SIGNET_TRY(store::CheckActivationBinding(found, account_id, key_id, now));
+  if (max_open_for_account > 0 && found->signatures_used >= found->num_signatures) {
+    int64_t open = 0;
+    for (const auto& [sad_hash, a] : activations_) {
+      if (a.account_id == account_id && a.expires_at > now &&
+          a.signatures_used < a.num_signatures) {
+        ++open;
+      }
+    }
+    if (open >= max_open_for_account) {
+      return ResourceExhausted(std::string(store::kOpenActivationsMessage) + "account '" +
+                               std::string(account_id) + "' holds " + std::to_string(open));
+    }
+  }
   SIGNET_ASSIGN_OR_RETURN(
       store::ActivationRecord next,
       store::ContinueTransaction(*found, replacement, max_transaction_signatures));

@@ -126,10 +126,12 @@ class MemoryStore : public store::Store {
   Result<store::ActivationRecord> GetActivation(ByteView sad_hash) override;
   Result<int64_t> CountOpenActivations(std::string_view account_id, TimePoint now) override;
   Status ConsumeActivationHashes(const store::ConsumeActivationRequest& request) override;
+  using store::Store::ReplaceActivation;
   Status ReplaceActivation(ByteView old_sad_hash, std::string_view account_id,
                            std::string_view key_id, TimePoint now,
                            const store::ActivationRecord& replacement,
-                           int64_t max_transaction_signatures) override;
+                           int64_t max_transaction_signatures,
+                           int64_t max_open_for_account) override;
   Status InsertGrant(std::string_view key_id, std::string_view account_id, TimePoint now) override;
   Status DeleteGrant(std::string_view key_id, std::string_view account_id) override;
   Result<bool> HasGrant(std::string_view key_id, std::string_view account_id) override;

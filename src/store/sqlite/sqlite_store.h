@@ -140,10 +140,11 @@ class SqliteStore final : public Store {
   Result<ActivationRecord> GetActivation(ByteView sad_hash) override;
   Result<int64_t> CountOpenActivations(std::string_view account_id, TimePoint now) override;
   Status ConsumeActivationHashes(const ConsumeActivationRequest& request) override;
+  using Store::ReplaceActivation;
   Status ReplaceActivation(ByteView old_sad_hash, std::string_view account_id,
                            std::string_view key_id, TimePoint now,
-                           const ActivationRecord& replacement,
-                           int64_t max_transaction_signatures) override;
+                           const ActivationRecord& replacement, int64_t max_transaction_signatures,
+                           int64_t max_open_for_account) override;
   Status InsertGrant(std::string_view key_id, std::string_view account_id, TimePoint now) override;
   Status DeleteGrant(std::string_view key_id, std::string_view account_id) override;
   Result<bool> HasGrant(std::string_view key_id, std::string_view account_id) override;

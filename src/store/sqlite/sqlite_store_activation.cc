@@ -365,7 +365,8 @@ Status SqliteStore::ConsumeActivationHashes(const ConsumeActivationRequest& requ
 Status SqliteStore::ReplaceActivation(ByteView old_sad_hash, std::string_view account_id,
                                       std::string_view key_id, TimePoint now,
                                       const ActivationRecord& replacement,
-                                      int64_t max_transaction_signatures) {
+                                      int64_t max_transaction_signatures,
+                                      int64_t max_open_for_account) {
   static constexpr std::string_view kContext = "cannot replace activation";
   SIGNET_TRY(CheckActivationShape(replacement));
   std::lock_guard lock(mu_);
@@ -373,6 +374,17 @@ Status SqliteStore::ReplaceActivation(ByteView old_sad_hash, std::string_view ac
   SIGNET_ASSIGN_OR_RETURN(std::optional<ActivationRecord> old, LoadActivationLocked(old_sad_hash));
   // The binding rules only: account, credential, expiry (no hash is consumed here).
   SIGNET_TRY(CheckActivationBinding(old, account_id, key_id, now));
+  // A used-up activation is not open; its continuation would be, so it is bounded as a new one
+  // is, in this transaction (concurrent extensions and authorizations cannot overshoot together).
+  if (max_open_for_account > 0 && old->signatures_used >= old->num_signatures) {
+    SIGNET_ASSIGN_OR_RETURN(int64_t open, CountOpenActivationsLocked(account_id, now));
+    if (open >= max_open_for_account) {
+      return ResourceExhausted(std::string(kOpenActivationsMessage) + "account '" +
+                               std::string(account_id) + "' holds " + std::to_string(open) +
+                               " open authorizations, the most it may hold (" +
+                               std::to_string(max_open_for_account) + ")");
+    }
+  }
   SIGNET_ASSIGN_OR_RETURN(ActivationRecord next,
                           ContinueTransaction(*old, replacement, max_transaction_signatures));
   for (std::string_view sql : {kDeleteActivationHashes, kDeleteActivation}) {

@@ -547,6 +547,31 @@ TEST_F(ActivationStoreTest, ReplaceActivationDeletesOldAndStoresNew) {
             ErrorCode::kUnauthenticated);
 }
 
+// Extending a used-up SAD makes a new open one: bounded like a new authorization, in the same
+// transaction. Extending an open one leaves the number of open ones as it was.
+TEST_F(ActivationStoreTest, ReplacingAUsedUpActivationIsBoundedLikeANewOne) {
+  ASSERT_TRUE(store_->InsertActivation(Activation(1, {Digest(0xa1)})).ok());
+  ASSERT_TRUE(store_->ConsumeActivationHashes(Consume(1, {Digest(0xa1)})).ok());  // used up
+  ASSERT_TRUE(store_->InsertActivation(Activation(2, {Digest(0xb1)})).ok());
+  ASSERT_TRUE(store_->InsertActivation(Activation(3, {Digest(0xc1)})).ok());
+  Status s = store_->ReplaceActivation(Bytes(32, 1), "a_alice", "k_1", kT0 + 1min,
+                                       Activation(4, {Digest(0xd1)}), 1000, 2);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code(), ErrorCode::kResourceExhausted);
+  EXPECT_TRUE(s.error().message().starts_with(kOpenActivationsMessage)) << s.error().message();
+  EXPECT_TRUE(store_->GetActivation(Bytes(32, 1)).ok());  // nothing changed
+  EXPECT_EQ(store_->CountOpenActivations("a_alice", kT0 + 1min).value(), 2);
+  // An open one replaced: still two open, within the bound.
+  s = store_->ReplaceActivation(Bytes(32, 2), "a_alice", "k_1", kT0 + 1min,
+                                Activation(5, {Digest(0xe1)}), 1000, 2);
+  ASSERT_TRUE(s.ok()) << s.error().message();
+  // With room for a third, the used-up one may be continued.
+  s = store_->ReplaceActivation(Bytes(32, 1), "a_alice", "k_1", kT0 + 1min,
+                                Activation(4, {Digest(0xd1)}), 1000, 3);
+  ASSERT_TRUE(s.ok()) << s.error().message();
+  EXPECT_EQ(store_->CountOpenActivations("a_alice", kT0 + 1min).value(), 3);
+}
+
 TEST_F(ActivationStoreTest, ReplaceActivationContinuesTheTransactionsCounts) {
   ASSERT_TRUE(store_->InsertActivation(Activation(1, {Digest(0xa1), Digest(0xa2)})).ok());
   ASSERT_TRUE(store_->ConsumeActivationHashes(Consume(1, {Digest(0xa1)})).ok());
