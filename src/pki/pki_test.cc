@@ -311,6 +311,8 @@ TEST(SubjectTest, RejectsControlCharacter) {
 TEST(SubjectTest, RejectsPlaceholderValue) {
   EXPECT_TRUE(
       FailsWith(ParseSubject("/CN=Example/OU=-"), ErrorCode::kInvalidArgument, "is a placeholder"));
+  EXPECT_TRUE(FailsWith(ParseSubject("/CN=Example/O=-\xc2\xa0-"), ErrorCode::kInvalidArgument,
+                        "is a placeholder"));
   EXPECT_TRUE(FailsWith(ParseSubject("/CN=Example/ST=N\\/A"), ErrorCode::kInvalidArgument,
                         "is a placeholder"));
 }
@@ -318,6 +320,30 @@ TEST(SubjectTest, RejectsPlaceholderValue) {
 TEST(SubjectTest, RejectsSurroundingSpaces) {
   EXPECT_TRUE(FailsWith(ParseSubject("/CN= Example"), ErrorCode::kInvalidArgument,
                         "starts or ends with a space"));
+  // Other spaces than ASCII's: NO-BREAK SPACE, IDEOGRAPHIC SPACE.
+  EXPECT_TRUE(FailsWith(ParseSubject("/CN=Example\xc2\xa0"), ErrorCode::kInvalidArgument,
+                        "starts or ends with a space"));
+  EXPECT_TRUE(FailsWith(ParseSubject("/CN=\xe3\x80\x80"
+                                     "Example"),
+                        ErrorCode::kInvalidArgument, "starts or ends with a space"));
+  // Inside a value they are kept.
+  auto inside = ParseSubject("/CN=Example\xc2\xa0Ltd");
+  ASSERT_TRUE(inside.ok()) << inside.error().message();
+}
+
+// A name that shows other than it reads: bidi overrides, zero-width characters, a BOM.
+TEST(SubjectTest, RejectsInvisibleFormattingCharacters) {
+  EXPECT_TRUE(FailsWith(ParseSubject("/CN=Micro\xe2\x80\xae"
+                                     "tfos"),
+                        ErrorCode::kInvalidArgument, "invisible formatting character U+202E"));
+  EXPECT_TRUE(
+      FailsWith(ParseSubject("/CN=Exa\xe2\x80\x8bmple"), ErrorCode::kInvalidArgument, "U+200B"));
+  EXPECT_TRUE(FailsWith(ParseSubject("/CN=\xef\xbb\xbf"
+                                     "Example"),
+                        ErrorCode::kInvalidArgument, "U+FEFF"));
+  EXPECT_TRUE(FailsWith(ParseSubject("/CN=Example/O=A\xe2\x81\xa6"
+                                     "B"),
+                        ErrorCode::kInvalidArgument, "U+2066"));
 }
 
 TEST(SubjectTest, RejectsTooLongCommonName) {

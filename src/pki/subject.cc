@@ -6,8 +6,11 @@
 
 #include "pki/internal/subject.h"
 
+#include <algorithm>
 #include <array>
+#include <cstdio>
 #include <string>
+#include <vector>
 
 #include "pki/internal/openssl_util.h"
 #include "pki/pki.h"
@@ -62,9 +65,45 @@ std::string Where(size_t index, std::string_view type) {
   return "subject attribute " + std::to_string(index) + " (" + std::string(type) + ")";
 }
 
+// Unicode's White_Space property (PropList.txt, Unicode 15), past ASCII's space.
+bool IsUnicodeSpace(uint32_t c) {
+  return c == 0x20 || c == 0x85 || c == 0xa0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200a) ||
+         c == 0x2028 || c == 0x2029 || c == 0x202f || c == 0x205f || c == 0x3000;
+}
+
+// Unicode's general category Cf (format characters: invisible, or reordering the text around
+// them, e.g. U+202E RIGHT-TO-LEFT OVERRIDE, U+200B ZERO WIDTH SPACE, U+FEFF), from
+// UnicodeData.txt (Unicode 15). A name that shows other than it reads has no place in a
+// certificate that tells users who signed their software.
+bool IsFormatCharacter(uint32_t c) {
+  return c == 0xad || (c >= 0x600 && c <= 0x605) || c == 0x61c || c == 0x6dd || c == 0x70f ||
+         c == 0x890 || c == 0x891 || c == 0x8e2 || c == 0x180e || (c >= 0x200b && c <= 0x200f) ||
+         (c >= 0x202a && c <= 0x202e) || (c >= 0x2060 && c <= 0x2064) ||
+         (c >= 0x2066 && c <= 0x206f) || c == 0xfeff || (c >= 0xfff9 && c <= 0xfffb) ||
+         c == 0x110bd || c == 0x110cd || (c >= 0x13430 && c <= 0x1343f) ||
+         (c >= 0x1bca0 && c <= 0x1bca3) || (c >= 0x1d173 && c <= 0x1d17a) || c == 0xe0001 ||
+         (c >= 0xe0020 && c <= 0xe007f);
+}
+
+// The code points of valid UTF-8 `text` (as CountCharacters has checked it).
+std::vector<uint32_t> CodePoints(std::string_view text) {
+  std::vector<uint32_t> out;
+  for (size_t i = 0; i < text.size();) {
+    auto byte = static_cast<unsigned char>(text[i]);
+    const size_t extra = byte < 0x80 ? 0 : byte < 0xe0 ? 1 : byte < 0xf0 ? 2 : 3;
+    uint32_t c = extra == 0 ? byte : byte & (0x3fu >> extra);
+    for (size_t k = 1; k <= extra && i + k < text.size(); ++k) {
+      c = (c << 6) | (static_cast<unsigned char>(text[i + k]) & 0x3fu);
+    }
+    out.push_back(c);
+    i += extra + 1;
+  }
+  return out;
+}
+
 // Counts the code points of `text` if it is valid UTF-8 (RFC 3629 §4: no overlong forms, no
-// surrogates, nothing above U+10FFFF) without control characters (C0, DEL, C1). Otherwise returns
-// an error message describing the first problem.
+// surrogates, nothing above U+10FFFF) without control characters (C0, DEL, C1) or format
+// characters (IsFormatCharacter). Otherwise returns an error message describing the first problem.
 Result<size_t> CountCharacters(std::string_view text) {
   size_t count = 0;
   size_t i = 0;
@@ -106,6 +145,13 @@ Result<size_t> CountCharacters(std::string_view text) {
     if (code_point < 0x20 || (code_point >= 0x7f && code_point <= 0x9f)) {
       return InvalidArgument("holds a control character (byte " + std::to_string(i + 1) + ")");
     }
+    if (IsFormatCharacter(code_point)) {
+      char hex[16];
+      std::snprintf(hex, sizeof hex, "U+%04X", static_cast<unsigned>(code_point));
+      return InvalidArgument("holds the invisible formatting character " + std::string(hex) +
+                             " (byte " + std::to_string(i + 1) +
+                             "), which can make a name show other than it reads");
+    }
     i += extra + 1;
     ++count;
   }
@@ -117,9 +163,15 @@ bool IsPrintableStringChar(char c) {
   return std::string_view(" '()+,-./:=?").find(c) != std::string_view::npos;
 }
 
-// CSBR §7.1.4.2: no attribute may hold only metadata such as ".", "-", " " or "n/a".
+// CSBR §7.1.4.2: no attribute may hold only metadata such as ".", "-", " " or "n/a" (any Unicode
+// space counts as " ").
 bool IsMetadataOnly(std::string_view value) {
-  if (value.find_first_not_of(".-_ ") == std::string_view::npos) return true;
+  const std::vector<uint32_t> code_points = CodePoints(value);
+  if (std::all_of(code_points.begin(), code_points.end(), [](uint32_t c) {
+        return c == '.' || c == '-' || c == '_' || IsUnicodeSpace(c);
+      })) {
+    return true;
+  }
   for (std::string_view word : {"n/a", "absent", "not applicable"}) {
     if (EqualsIgnoringAsciiCase(value, word)) return true;
   }
@@ -131,7 +183,8 @@ Status ValidateValue(const AttributeType& type, std::string_view value, size_t i
   if (value.empty()) return InvalidArgument(where + " has an empty value");
   auto chars = CountCharacters(value);
   if (!chars.ok()) return InvalidArgument(where + ": the value " + chars.error().message());
-  if (value.front() == ' ' || value.back() == ' ') {
+  if (const std::vector<uint32_t> code_points = CodePoints(value);
+      IsUnicodeSpace(code_points.front()) || IsUnicodeSpace(code_points.back())) {
     return InvalidArgument(where + ": the value starts or ends with a space; remove it");
   }
   if (IsMetadataOnly(value)) {
