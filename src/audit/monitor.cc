@@ -19,10 +19,18 @@ namespace {
 std::string SizeText(int64_t size) { return std::to_string(size); }
 
 // A stored-data problem: whatever a helper said, the check's verdict is DataLoss (tampering or
-// corruption), with `context` saying where.
+// corruption), with `context` saying where; but the store failing to answer (a tile read that
+// failed: Unavailable, Internal, ResourceExhausted) stays what it is, an outage, not an alarm.
 Error AsDataLoss(const Error& e, const std::string& context) {
-  if (e.code() == ErrorCode::kDataLoss) return e.WithContext(context);
-  return DataLoss(context + ": " + e.message());
+  switch (e.code()) {
+    case ErrorCode::kDataLoss:
+    case ErrorCode::kUnavailable:
+    case ErrorCode::kInternal:
+    case ErrorCode::kResourceExhausted:
+      return e.WithContext(context);
+    default:
+      return DataLoss(context + ": " + e.message());
+  }
 }
 
 }  // namespace
@@ -49,7 +57,6 @@ Status LogMonitor::CheckOnce() {
     last_ = check;
     ++checks_;
     if (!check.ok()) ++failures_;
-    if (!check.ok() && check.error->code() == ErrorCode::kDataLoss && !alarm_) alarm_ = check;
   }
   if (options_.on_check) options_.on_check(check);
   if (!check.ok()) return *check.error;
@@ -307,12 +314,6 @@ LogMonitorState LogMonitor::State() const {
 Status LogMonitor::Health() const {
   std::lock_guard<std::mutex> lock(mu_);
   if (last_ && !last_->ok()) return *last_->error;
-  if (alarm_) {
-    return DataLoss(alarm_->error->message() + " (found by the check at " +
-                    FormatRfc3339(alarm_->time) +
-                    "; later checks passed, but a log that was altered stays reported until the "
-                    "service restarts: run `signet audit verify`)");
-  }
   if (!interval_) {
     if (!last_) return FailedPrecondition("the log monitor has not checked the log yet");
     return OkStatus();

@@ -29,9 +29,10 @@
 // A log without any checkpoint yet passes (nothing is signed); one whose checkpoints disappear
 // after one was verified fails. A failed check keeps the last verified checkpoint, and until a
 // check passes the next ones re-hash from the base of the last check that passed, so the range
-// that failed is covered again even after newer checkpoints were signed. A DataLoss is an alarm:
-// Health() keeps reporting it after later checks pass (an altered log was altered, even if it was
-// put back), until the monitor is destroyed (the service restarts).
+// that failed is covered again even after newer checkpoints were signed: an alteration that stays
+// keeps every check failing. (If it is undone, checks pass again; the failures stay counted, see
+// server::log::RecordLogMetrics, and logged.) A store that cannot be read fails a check with its
+// own error (Unavailable, ...), not DataLoss.
 //
 // The monitor does not know HTTP: server/log turns its results into the "log" health check and the
 // signet_log_* metrics (RecordLogMetrics, LogHealthCheck).
@@ -114,10 +115,9 @@ class LogMonitor {
 
   LogMonitorState State() const;
 
-  // The health rule: OK when the last check passed, no check has ever failed with DataLoss and,
-  // while started, the last check is no older than three intervals (before the first check: no
-  // older than three intervals since Start). Otherwise the last check's error, the first DataLoss
-  // found (with when), or Unavailable if the checks are overdue (or have never run while not
+  // The health rule: OK when the last check passed and, while started, is no older than three
+  // intervals (before the first check: no older than three intervals since Start). Otherwise the
+  // last check's error, or Unavailable if the checks are overdue (or have never run while not
   // started: FailedPrecondition).
   Status Health() const;
 
@@ -167,7 +167,6 @@ class LogMonitor {
   mutable std::mutex mu_;
   std::condition_variable wake_;                       // signalled by Stop (with mu_)
   std::optional<LogCheck> last_;                       // guarded by mu_
-  std::optional<LogCheck> alarm_;  // guarded by mu_: the first check that failed with DataLoss
   uint64_t checks_ = 0;                                // guarded by mu_
   uint64_t failures_ = 0;                              // guarded by mu_
   std::optional<std::chrono::milliseconds> interval_;  // guarded by mu_: set while started

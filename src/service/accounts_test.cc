@@ -65,6 +65,17 @@ class AccountServiceTest : public ::testing::Test {
         });
   }
 
+  // Another service on the same store and clock, unsealing through `sealer`, whose events are
+  // checked for form only.
+  std::unique_ptr<AccountService> ServiceOn(hsm::SecretSealer& sealer) {
+    return std::make_unique<AccountService>(
+        store_, sealer, hasher_, totp_, clock_, AccountServiceOptions{},
+        [](const AccountEvent& e, const AuditedChange& change) -> Status {
+          SIGNET_TRY(testing::MakeChange(e, change));
+          return OkStatus();
+        });
+  }
+
   Person CreatePerson(const std::string& name, RoleSet roles = {}) {
     Result<NewPerson> created = service_->CreatePerson(SystemPrincipal(), name, roles);
     EXPECT_TRUE(created.ok()) << created.error().message();
@@ -426,11 +437,8 @@ class CountingSealer final : public hsm::SecretSealer {
 TEST_F(AccountServiceTest, EveryLoginAttemptCostsOneUnseal) {
   Person alice = CreatePerson("alice");
   CountingSealer counting(sealer_);
-  AccountService service(store_, counting, hasher_, totp_, clock_, {},
-                         [](const AccountEvent& e, const AuditedChange& change) -> Status {
-                           SIGNET_TRY(testing::MakeChange(e, change));
-                           return OkStatus();
-                         });
+  std::unique_ptr<AccountService> on_counting = ServiceOn(counting);
+  AccountService& service = *on_counting;
   auto attempt = [&](std::string_view name, const SecretBytes& password, const std::string& code) {
     const int before = counting.unseals;
     EXPECT_FALSE(service.LoginWithPassword(name, password, code, {"x"}).ok());
@@ -450,13 +458,11 @@ TEST_F(AccountServiceTest, EveryLoginAttemptCostsOneUnseal) {
 TEST_F(AccountServiceTest, AnHsmFaultLooksTheSameForEveryName) {
   Person alice = CreatePerson("alice");
   CountingSealer counting(sealer_);
-  AccountService service(store_, counting, hasher_, totp_, clock_, {},
-                         [](const AccountEvent& e, const AuditedChange& change) -> Status {
-                           SIGNET_TRY(testing::MakeChange(e, change));
-                           return OkStatus();
-                         });
+  std::unique_ptr<AccountService> on_counting = ServiceOn(counting);
+  AccountService& service = *on_counting;
+  ASSERT_TRUE(service_->CreateService(SystemPrincipal(), "ci", {}, kFingerprint).ok());
   counting.down = true;
-  for (const char* name : {"alice", "nobody", "bad name!"}) {
+  for (const char* name : {"alice", "nobody", "bad name!", "ci"}) {
     SCOPED_TRACE(name);
     Result<BearerToken> r = service.LoginWithPassword(name, alice.password, Code(alice), {"x"});
     ASSERT_FALSE(r.ok());

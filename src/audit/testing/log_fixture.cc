@@ -109,6 +109,11 @@ Status LogFixture::InsertKey(store::Store& store, std::string id, std::string na
 
 Result<std::vector<Sha256Digest>> LogFixture::LeafHashes(int64_t size) const {
   std::vector<Sha256Digest> leaves;
+  SIGNET_TRY(AppendLeafHashes(leaves, size));
+  return leaves;
+}
+
+Status LogFixture::AppendLeafHashes(std::vector<Sha256Digest>& leaves, int64_t size) const {
   while (static_cast<int64_t>(leaves.size()) < size) {
     const auto from = static_cast<int64_t>(leaves.size());
     SIGNET_ASSIGN_OR_RETURN(std::vector<store::LogEntryRow> rows,
@@ -116,7 +121,8 @@ Result<std::vector<Sha256Digest>> LogFixture::LeafHashes(int64_t size) const {
     if (rows.empty()) return DataLoss("entry " + std::to_string(from) + " is missing");
     for (const store::LogEntryRow& row : rows) leaves.push_back(HashLeaf(AsBytes(row.data)));
   }
-  return leaves;
+  leaves.resize(static_cast<size_t>(size));
+  return OkStatus();
 }
 
 Bytes LogFixture::ExpectedTile(std::span<const Sha256Digest> leaves, int level, uint64_t index,
@@ -139,14 +145,7 @@ Result<store::LogCheckpointRow> LogFixture::Publish(TimePoint time) {
   // Like the integrator, the entries already signed are not read again: their leaf hashes are the
   // ones this fixture signed, so an entry altered since does not change later checkpoints.
   std::vector<Sha256Digest> leaves = signed_leaves_;
-  while (static_cast<int64_t>(leaves.size()) < size) {
-    const auto from = static_cast<int64_t>(leaves.size());
-    SIGNET_ASSIGN_OR_RETURN(std::vector<store::LogEntryRow> rows,
-                            store_.ReadLogEntries(from, std::min<int64_t>(1000, size - from)));
-    if (rows.empty()) return DataLoss("entry " + std::to_string(from) + " is missing");
-    for (const store::LogEntryRow& row : rows) leaves.push_back(HashLeaf(AsBytes(row.data)));
-  }
-  leaves.resize(static_cast<size_t>(size));
+  SIGNET_TRY(AppendLeafHashes(leaves, size));
   std::vector<store::LogTileRow> tiles;
   for (const TileRef& t :
        NewTiles(TreeSize(static_cast<uint64_t>(old_size)), TreeSize(static_cast<uint64_t>(size)))) {

@@ -61,6 +61,9 @@ class LogFixture {
 
   // The leaf hashes of entries [0, size), read back from the store.
   Result<std::vector<Sha256Digest>> LeafHashes(int64_t size) const;
+  // Appends to `leaves` (the hashes of entries [0, leaves.size())) those of the entries up to
+  // `size`, read from the store.
+  Status AppendLeafHashes(std::vector<Sha256Digest>& leaves, int64_t size) const;
 
   // Tile (level, index) of width `width` as C2SP tlog-tiles defines it, from all the leaf hashes of
   // a tree (each node hashed from its leaves with RootFromLeafHashes).

@@ -468,6 +468,9 @@ void DeclareLogMetrics(Metrics& metrics) {
                        "1 if the last re-verification of the audit log passed, else 0.");
   metrics.DeclareCounter("signet_log_verify_failures_total",
                          "Re-verifications of the audit log that failed.");
+  metrics.DeclareCounter("signet_log_data_loss_total",
+                         "Re-verifications that found the stored log altered or corrupt (alert on "
+                         "any increase; an outage of the store does not count).");
 }
 
 void RecordLogMetrics(const audit::LogCheck& check, Metrics& metrics) {
@@ -486,6 +489,8 @@ void RecordLogMetrics(const audit::LogCheck& check, Metrics& metrics) {
   metrics.SetGauge("signet_log_verify_ok", {}, check.ok() ? 1 : 0);
   // Adding 0 on success makes the series exist from the first check (rate() needs a start).
   metrics.Increment("signet_log_verify_failures_total", {}, check.ok() ? 0 : 1);
+  const bool data_loss = !check.ok() && check.error->code() == ErrorCode::kDataLoss;
+  metrics.Increment("signet_log_data_loss_total", {}, data_loss ? 1 : 0);
 }
 
 void LogCheckLine(const audit::LogCheck& check, bool& was_failing) {

@@ -71,6 +71,7 @@ void DeclareLogMetrics(Metrics& metrics);
 //   signet_log_checkpoint_age_seconds  gauge: its age when checked (0 before the first checkpoint)
 //   signet_log_verify_ok               gauge: 1 if the check passed, else 0
 //   signet_log_verify_failures_total   counter: failed checks
+//   signet_log_data_loss_total         counter: of which found the log altered (DataLoss)
 // Sizes are left unchanged when the check could not read them (a store error).
 void RecordLogMetrics(const audit::LogCheck& check, Metrics& metrics);
 

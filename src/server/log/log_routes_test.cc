@@ -630,6 +630,7 @@ TEST(LogMonitoringTest, RecordsTheLastCheckInMetrics) {
   EXPECT_EQ(metrics.Value("signet_log_size"), 12);
   EXPECT_EQ(metrics.Value("signet_log_checkpoint_size"), 10);
   EXPECT_EQ(metrics.Value("signet_log_verify_failures_total"), 3);
+  EXPECT_EQ(metrics.Value("signet_log_data_loss_total"), 2);  // the outage is not an alarm
 }
 
 TEST_F(LogRoutesTest, HealthCheckFollowsTheMonitor) {
