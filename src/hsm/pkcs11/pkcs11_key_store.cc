@@ -916,6 +916,9 @@ class Pkcs11KeyStore::Impl final : public internal::SessionRunner {
     CK_RV rv = module_.Call(&CK_FUNCTION_LIST::C_GenerateRandom, lease.session(), id.data(),
                             CK_ULONG{id.size()});
     if (rv != CKR_OK) return attempt.Fail(rv, "C_GenerateRandom", context);
+    // Before the call: a module that creates the pair and then fails (a lost session, a network
+    // HSM's timeout) leaves objects under this id for the next attempt to remove.
+    *leftover = HsmKeyId{id};
 
     CK_BBOOL yes = CK_TRUE;
     CK_BBOOL no = CK_FALSE;
@@ -950,18 +953,16 @@ class Pkcs11KeyStore::Impl final : public internal::SessionRunner {
                       &key.private_key);
     if (rv != CKR_OK) return attempt.Fail(rv, "C_GenerateKeyPair", context);
     GeneratedPairGuard guard(module_, lease.session(), key.public_key, key.private_key);
-    *leftover = HsmKeyId{id};
 
     HsmKeyId key_id{id};
     // Modules are free to ignore template attributes; refuse a key that came out exportable.
     SIGNET_ASSIGN_OR_RETURN(KeyProtection protection,
                             ReadProtection(lease, attempt, key_id, key.private_key));
-    if (!protection.sensitive || protection.extractable || !protection.is_token_object ||
-        !protection.is_private_object) {
-      return FailedPrecondition("PKCS#11 module " + module_.path() +
-                                " did not apply CKA_SENSITIVE/CKA_EXTRACTABLE/CKA_TOKEN/"
-                                "CKA_PRIVATE to the new key, so it was destroyed; use a module "
-                                "that enforces them");
+    // The same rule as every later lookup (MissingProtection): a key that would be refused once
+    // the handle cache is cleared must not be handed out now.
+    if (const std::string missing = MissingProtection(protection); !missing.empty()) {
+      return FailedPrecondition("PKCS#11 module " + module_.path() + " gave the new key no " +
+                                missing + ", so it was destroyed; use a module that applies them");
     }
     SIGNET_ASSIGN_OR_RETURN(Bytes spki, ReadSpki(lease, attempt, key_id, key));
     guard.Keep();
