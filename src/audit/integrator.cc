@@ -390,6 +390,20 @@ Result<std::optional<store::LogCheckpointRow>> Integrator::IntegrateOnce() {
   }
   int64_t integrated = 0;
   Result<std::optional<store::LogCheckpointRow>> result = IntegrateLocked(&integrated);
+  // The witness follows the newest checkpoint; one that could not be written is tried again in
+  // every round, empty ones too, and counts as a failed round until it is written (a witness left
+  // behind still holds an earlier checkpoint of the same tree, which the next start accepts by a
+  // consistency proof, but a rollback to between the two would go unseen).
+  Status witness = OkStatus();
+  if (witness_behind_ && state_.checkpoint) {
+    witness = Keep(*options_.witness, state_.checkpoint->note);
+    if (witness.ok()) {
+      witness_behind_ = false;
+    } else {
+      witness = witness.error().WithContext("the " + DescribeCheckpoint(*state_.checkpoint) +
+                                            " is published, but");
+    }
+  }
   std::lock_guard<std::mutex> lock(mu_);
   round_started_.reset();
   ++stats_.rounds;
@@ -400,12 +414,18 @@ Result<std::optional<store::LogCheckpointRow>> Integrator::IntegrateOnce() {
     last_error_ = result.error();
     return result;
   }
-  stats_.consecutive_failures = 0;
   if (*result) {
     ++stats_.checkpoints_signed;
     stats_.entries_integrated += integrated;
     stats_.last_checkpoint_time = (*result)->time;
   }
+  if (!witness.ok()) {
+    ++stats_.failures;
+    ++stats_.consecutive_failures;
+    last_error_ = witness.error();
+    return witness.error();
+  }
+  stats_.consecutive_failures = 0;
   return result;
 }
 
@@ -560,15 +580,7 @@ Result<std::optional<store::LogCheckpointRow>> Integrator::IntegrateLocked(int64
   state_.checkpoint = row;
   integrated_size_ = row.size;
   *integrated = row.size - old_size;
-  if (options_.witness) {
-    // Published either way; a witness left behind still holds an earlier checkpoint of the same
-    // tree, which the next round's save (or the next start, by a consistency proof) brings up.
-    if (Status kept = options_.witness->save(row.note); !kept.ok()) {
-      return kept.error().WithContext("the " + DescribeCheckpoint(row) +
-                                      " is published, but cannot be kept in " +
-                                      options_.witness->where);
-    }
-  }
+  witness_behind_ = options_.witness.has_value();  // IntegrateOnce saves it
   backlog_ = backlog;  // only after a success: a failing round must not be retried at once
   return std::optional<store::LogCheckpointRow>(std::move(row));
 }

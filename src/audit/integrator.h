@@ -187,6 +187,9 @@ class Integrator {
   Result<TreeState> LoadState();
   // Holds state_.checkpoint to options_.witness (see IntegratorOptions::witness).
   Status CheckWitness();
+  // Set when a checkpoint was published and the witness does not hold it yet. Guarded by
+  // round_mu_.
+  bool witness_behind_ = false;
   // OK when `latest` (just loaded from the store) is `ours` or a tree that extends it, by a
   // consistency proof from the stored tiles checked against both signed roots; DataLoss if not.
   Status CheckExtends(const store::LogCheckpointRow& ours,
