@@ -818,7 +818,14 @@ Status AccountService::CheckPersonFactors(const store::AccountRecord& account,
     }
     password_ok = *verified;
   } else {
-    if (Result<std::string> dummy = DummyHash(); dummy.ok()) (void)hasher_.Verify(*dummy, password);
+    // As for an unknown name (DummyLoginWork): the same work, and the same fault if the dummy
+    // hash cannot be made.
+    Result<std::string> dummy = DummyHash();
+    if (!dummy.ok()) {
+      event.reason = AccountReason::kError;
+      return Fail(event, dummy.error());
+    }
+    (void)hasher_.Verify(*dummy, password);
   }
 
   // The seed is unsealed and the code matched whether or not the password was right, so neither
@@ -846,7 +853,8 @@ Status AccountService::CheckPersonFactors(const store::AccountRecord& account,
       return Fail(event, fresh.error());
     }
     totp_ok = *fresh;
-    if (!totp_ok) reason = AccountReason::kTotpReplayed;
+    // A wrong password stays the reason recorded: the code's reuse is the lesser finding.
+    if (!totp_ok && password_ok) reason = AccountReason::kTotpReplayed;
     if (!totp_ok && !locked) {
       // Refused by the store: a replayed code, or a lock set by a concurrent failure since the
       // account was read. Which one decides how the refusal is recorded.

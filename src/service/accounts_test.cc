@@ -403,6 +403,8 @@ TEST_F(AccountServiceTest, DuringALockWrongPasswordsUseUpTheCode) {
   for (int i = 0; i < 3; ++i) {
     ExpectGeneric(service_->LoginWithPassword(alice.name, SecretBytes("guess " + std::to_string(i)),
                                               code, {"192.0.2.9:1"}));
+    // The code is used up after the first guess; the record still says the password was wrong.
+    EXPECT_EQ(LastEvent().details.at("credentials"), "wrong_password");
   }
   ExpectGeneric(service_->LoginWithPassword(alice.name, alice.password, code, {"192.0.2.9:1"}));
   EXPECT_EQ(LastEvent().reason, AccountReason::kAccountLocked);
