@@ -1,6 +1,7 @@
 #include "store/sqlite/sqlite_store.h"
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -59,10 +60,16 @@ Result<bool> CheckPath(const std::string& path) {
     }
     // It holds password hashes, sealed TOTP seeds and token hashes: owner-only, as a database
     // signet creates is (a file made by `touch` is usually 0644).
+    // Also for root: files SQLite would create beside it (-wal, -shm) would be root's, and the
+    // service's own user could then no longer open its database.
     if (st.st_uid != ::geteuid()) {
-      return PermissionDenied("database " + path + " belongs to another user (uid " +
-                              std::to_string(st.st_uid) +
-                              "); it must belong to the user signet runs as, mode 0600");
+      const struct passwd* owner = ::getpwuid(st.st_uid);  // NOLINT(concurrency-mt-unsafe)
+      const std::string name =
+          owner != nullptr ? std::string(owner->pw_name) : "uid " + std::to_string(st.st_uid);
+      return PermissionDenied("database " + path + " belongs to " + name +
+                              ", not to the user running signet; run signet as that user (e.g. "
+                              "sudo -u " +
+                              name + " signet ...)");
     }
     if ((st.st_mode & 077) != 0 && ::chmod(path.c_str(), 0600) != 0) {
       return FileError("database " + path +
