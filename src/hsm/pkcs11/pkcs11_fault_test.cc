@@ -293,6 +293,11 @@ TEST_F(FaultTest, ARefusedPinIsNotTriedAgain) {
   EXPECT_NE(later.error().message().find("reopen the key store"), std::string::npos)
       << later.error().message();
   EXPECT_EQ(calls_("C_Login") - logins, 1u);
+  // What the service's hsm health check asks: no longer fine.
+  Result<TokenDescription> described = (*store)->DescribeToken();
+  ASSERT_FALSE(described.ok());
+  EXPECT_NE(described.error().message().find("refused the user PIN"), std::string::npos)
+      << described.error().message();
 }
 
 TEST_F(FaultTest, SixThreadsShareAPoolOfTwoSessions) {

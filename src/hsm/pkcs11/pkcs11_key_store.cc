@@ -485,6 +485,14 @@ class Pkcs11KeyStore::Impl final : public internal::SessionRunner {
 
   Result<TokenDescription> DescribeToken() {
     return Run<TokenDescription>([&](Lease&, Attempt& attempt) -> Result<TokenDescription> {
+      // The token answers C_GetTokenInfo without a login, so a health check built on this would
+      // pass while every signature fails for a PIN the token no longer accepts (read with gate_
+      // held shared; it is written with gate_ held exclusively).
+      if (refused_pin_ != CKR_OK) {
+        return RvError(refused_pin_, "C_Login",
+                       token_name_ + " refused the user PIN after a logout",
+                       "reopen the key store (restart the service) with the right PIN");
+      }
       CK_TOKEN_INFO info{};
       CK_RV rv = module_.Call(&CK_FUNCTION_LIST::C_GetTokenInfo, slot_, &info);
       if (rv != CKR_OK) {
