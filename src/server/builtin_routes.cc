@@ -1,5 +1,7 @@
 // The built-in endpoints /healthz and /metrics (server.h).
 
+#include <condition_variable>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -40,27 +42,39 @@ class HealthLog {
 // One run of the checks at a time. /healthz needs no login and its checks reach the database
 // and the HSM on a worker; a flood of probes must not take every worker from signing. A probe
 // that arrives while a run is in progress gets that endpoint's last answer at once instead of
-// starting another run; probes one after another each run the checks.
+// starting another run, or, before there is any answer, waits for that run's; probes one after
+// another each run the checks.
 class HealthRuns {
  public:
-  // The last answer if a run is in progress and one exists; else nullopt, and the caller runs
-  // the checks and then calls Finish.
+  // The answer to give if a run is in progress (the last one, or the running one's once it is
+  // there); else nullopt, and the caller runs the checks and then calls Finish.
   std::optional<Response> JoinOrStart() {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
+    if (running_ > 0 && !last_) {
+      const uint64_t waiting_for = finished_ + 1;
+      done_.wait(lock, [&] { return finished_ >= waiting_for || running_ == 0; });
+      if (last_) return last_;  // else that run threw: run the checks here
+    }
     if (running_ > 0 && last_) return last_;
     ++running_;
     return std::nullopt;
   }
   // Ends a run that JoinOrStart started; `answer` is empty if the run failed (threw).
   void Finish(const std::optional<Response>& answer) {
-    std::lock_guard lock(mu_);
-    if (answer) last_ = answer;
-    --running_;
+    {
+      std::lock_guard lock(mu_);
+      if (answer) last_ = answer;
+      --running_;
+      ++finished_;
+    }
+    done_.notify_all();
   }
 
  private:
   std::mutex mu_;
+  std::condition_variable done_;  // signalled by Finish
   int running_ = 0;               // guarded by mu_
+  uint64_t finished_ = 0;         // guarded by mu_: runs finished
   std::optional<Response> last_;  // guarded by mu_
 };
 

@@ -1118,6 +1118,52 @@ TEST_F(ServerTest, HealthzReports503WhenACheckFails) {
             R"({"status":"unavailable","checks":{"hsm":"ok","database":"unavailable"}})");
 }
 
+// Before there is any answer, probes that arrive while the first run is held wait for its answer
+// instead of starting runs of their own.
+TEST_F(ServerTest, HealthzProbesBeforeTheFirstAnswerShareTheFirstRun) {
+  Router router;
+  std::atomic<int> runs{0};
+  std::mutex gate_mu;
+  std::condition_variable gate_cv;
+  bool hold = true;
+  bool held = false;
+  ASSERT_TRUE(AddHealthzRoute(router, {{"database",
+                                        [&]() -> Status {
+                                          ++runs;
+                                          std::unique_lock lock(gate_mu);
+                                          held = true;
+                                          gate_cv.notify_all();
+                                          gate_cv.wait(lock, [&] { return !hold; });
+                                          return OkStatus();
+                                        }}})
+                  .ok());
+  StartServer(Options(), std::move(router));
+  std::vector<std::thread> probes;
+  std::atomic<int> answered{0};
+  auto probe = [&] {
+    TlsClient client;
+    if (!client.Connect(port_)) return;
+    auto answer = client.Request(Get("/healthz"));
+    if (answer.has_value() && answer->status == 200) ++answered;
+  };
+  probes.emplace_back(probe);
+  {
+    std::unique_lock lock(gate_mu);
+    EXPECT_TRUE(gate_cv.wait_for(lock, std::chrono::seconds(10), [&] { return held; }));
+  }
+  for (int i = 0; i < 2; ++i) probes.emplace_back(probe);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // let them arrive and wait
+  // Started separately, each would be held in a run of its own by now.
+  EXPECT_EQ(runs.load(), 1);
+  {
+    std::lock_guard lock(gate_mu);
+    hold = false;
+  }
+  gate_cv.notify_all();
+  for (std::thread& t : probes) t.join();
+  EXPECT_EQ(answered.load(), 3);
+}
+
 // Probes that arrive while the checks run do not start more runs (each would hold a worker): they
 // get the previous answer at once.
 TEST_F(ServerTest, HealthzRunsItsChecksOnceAtATime) {
