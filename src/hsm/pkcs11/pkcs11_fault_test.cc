@@ -248,6 +248,43 @@ TEST_F(FaultTest, LockedPinIsPermissionDenied) {
       << store.error().message();
 }
 
+// A session that does not answer C_GetSessionInfo during a recovery (a device error, not a handle
+// the module no longer knows) is closed as it is dropped, not leaked in the module.
+TEST_F(FaultTest, ASessionDroppedForAnErrorIsClosed) {
+  const unsigned long opens = calls_("C_OpenSession");
+  Pkcs11Options options = hsmt::SoftHsmSandbox::OptionsFor(kLabel);
+  options.module_path = SIGNET_FAULT_SHIM_PATH;
+  Result<std::unique_ptr<Pkcs11KeyStore>> store = Pkcs11KeyStore::Open(std::move(options));
+  ASSERT_TRUE(store.ok()) << store.error().message();
+  // Two threads at once until the pool holds a second session: the one recovery examines (the
+  // failing one is dropped before it looks).
+  std::atomic<bool> failed{false};
+  for (int round = 0; round < 20 && calls_("C_OpenSession") - opens < 2; ++round) {
+    std::vector<std::thread> signers;
+    for (int t = 0; t < 2; ++t) {
+      signers.emplace_back([&] {
+        for (int i = 0; i < 50; ++i) {
+          if (!(*store)
+                   ->Sign(key_->id, SignatureScheme::kEcdsa, HashAlgorithm::kSha256, DigestOf(i))
+                   .ok()) {
+            failed = true;
+          }
+        }
+      });
+    }
+    for (std::thread& t : signers) t.join();
+  }
+  ASSERT_FALSE(failed.load());
+  ASSERT_GE(calls_("C_OpenSession") - opens, 2u) << "the pool never held two sessions";
+  const unsigned long closes = calls_("C_CloseSession");
+  inject_into_("C_SignInit", CKR_SESSION_HANDLE_INVALID, 1);
+  inject_into_("C_GetSessionInfo", CKR_DEVICE_ERROR, 1);
+  Result<Bytes> signature =
+      (*store)->Sign(key_->id, SignatureScheme::kEcdsa, HashAlgorithm::kSha256, DigestOf(2));
+  ASSERT_TRUE(signature.ok()) << signature.error().message();
+  EXPECT_EQ(calls_("C_CloseSession") - closes, 1u);
+}
+
 // The session dies right after C_GenerateKeyPair, so the pair cannot be read nor destroyed on it:
 // the retry removes it before generating again, and the token holds one new key, not two.
 TEST_F(FaultTest, ARetriedGenerationLeavesOneKey) {

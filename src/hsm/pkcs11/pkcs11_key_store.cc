@@ -641,7 +641,16 @@ class Pkcs11KeyStore::Impl final : public internal::SessionRunner {
         // in if the loss logged us out.
         pool_.ForgetDead([this](CK_SESSION_HANDLE handle) {
           CK_SESSION_INFO info{};
-          return module_.Call(&CK_FUNCTION_LIST::C_GetSessionInfo, handle, &info) != CKR_OK;
+          const CK_RV rv = module_.Call(&CK_FUNCTION_LIST::C_GetSessionInfo, handle, &info);
+          if (rv == CKR_OK) return false;
+          // Gone already: nothing to close. Any other failure (a device error) leaves a session
+          // that may still exist in the module: closed here, or a network HSM would count it
+          // against its session limit for ever. (The module was not re-initialised, so the handle
+          // is still ours.)
+          if (rv != CKR_SESSION_HANDLE_INVALID && rv != CKR_SESSION_CLOSED) {
+            (void)module_.Call(&CK_FUNCTION_LIST::C_CloseSession, handle);
+          }
+          return true;
         });
         InvalidateKeysLocked();
         break;

@@ -9,7 +9,8 @@
 //                                           (queued after earlier injections)
 //   signet_shim_inject_into(fn, rv, count)  the same for fn = "C_SignInit", "C_Sign",
 //                                           "C_OpenSession", "C_Login", "C_FindObjects",
-//                                           "C_GetAttributeValue" or "C_DestroyObject"
+//                                           "C_GetAttributeValue", "C_DestroyObject",
+//                                           "C_GetSessionInfo" or "C_CloseSession"
 // Injecting kShimLie (below) makes the call succeed but answer something no correct module would:
 // C_FindObjects reports one handle more than it was given room for, C_GetAttributeValue's size
 // query announces 2^40 bytes, C_Sign reports a signature one byte shorter than it wrote.
@@ -43,12 +44,14 @@ enum Hook {
   kFindObjects,
   kGetAttributeValue,
   kDestroyObject,
+  kGetSessionInfo,
+  kCloseSession,
   kHookCount
 };
 constexpr std::array<const char*, kHookCount> kHookNames = {
-    "C_SignInit",          "C_Sign",         "C_OpenSession",     "C_Login",
-    "C_Initialize",        "C_Finalize",     "C_FindObjectsInit", "C_FindObjects",
-    "C_GetAttributeValue", "C_DestroyObject"};
+    "C_SignInit",          "C_Sign",          "C_OpenSession",     "C_Login",
+    "C_Initialize",        "C_Finalize",      "C_FindObjectsInit", "C_FindObjects",
+    "C_GetAttributeValue", "C_DestroyObject", "C_GetSessionInfo",  "C_CloseSession"};
 
 // Keep in step with the tests (pkcs11_fault_test.cc).
 constexpr CK_RV kShimLie = CKR_VENDOR_DEFINED + 0x11e;
@@ -131,6 +134,16 @@ CK_RV ShimDestroyObject(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object) {
   return State().target->C_DestroyObject(session, object);
 }
 
+CK_RV ShimGetSessionInfo(CK_SESSION_HANDLE session, CK_SESSION_INFO_PTR info) {
+  if (CK_RV rv = Enter(kGetSessionInfo); rv != CKR_OK) return rv;
+  return State().target->C_GetSessionInfo(session, info);
+}
+
+CK_RV ShimCloseSession(CK_SESSION_HANDLE session) {
+  if (CK_RV rv = Enter(kCloseSession); rv != CKR_OK) return rv;
+  return State().target->C_CloseSession(session);
+}
+
 CK_RV ShimGetAttributeValue(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object,
                             CK_ATTRIBUTE_PTR attributes, CK_ULONG count) {
   CK_RV injected = Enter(kGetAttributeValue);
@@ -184,6 +197,8 @@ __attribute__((visibility("default"))) CK_RV C_GetFunctionList(CK_FUNCTION_LIST_
     s.shim.C_FindObjects = &ShimFindObjects;
     s.shim.C_GetAttributeValue = &ShimGetAttributeValue;
     s.shim.C_DestroyObject = &ShimDestroyObject;
+    s.shim.C_GetSessionInfo = &ShimGetSessionInfo;
+    s.shim.C_CloseSession = &ShimCloseSession;
     s.shim.C_SignInit = &ShimSignInit;
     s.shim.C_Sign = &ShimSign;
   });
