@@ -1118,25 +1118,33 @@ TEST_F(ServerTest, HealthzReports503WhenACheckFails) {
             R"({"status":"unavailable","checks":{"hsm":"ok","database":"unavailable"}})");
 }
 
+// A "database" health check that counts its runs and, while `hold` is set, blocks in the run
+// (after setting `held`) until it is cleared.
+struct HeldCheck {
+  std::atomic<int> runs{0};
+  std::mutex mu;
+  std::condition_variable cv;
+  bool hold = false;  // guarded by mu
+  bool held = false;  // guarded by mu
+  HealthCheck Check() {
+    return {"database", [this]() -> Status {
+              ++runs;
+              std::unique_lock lock(mu);
+              held = true;
+              cv.notify_all();
+              cv.wait(lock, [this] { return !hold; });
+              return OkStatus();
+            }};
+  }
+};
+
 // Before there is any answer, probes that arrive while the first run is held wait for its answer
 // instead of starting runs of their own.
 TEST_F(ServerTest, HealthzProbesBeforeTheFirstAnswerShareTheFirstRun) {
   Router router;
-  std::atomic<int> runs{0};
-  std::mutex gate_mu;
-  std::condition_variable gate_cv;
-  bool hold = true;
-  bool held = false;
-  ASSERT_TRUE(AddHealthzRoute(router, {{"database",
-                                        [&]() -> Status {
-                                          ++runs;
-                                          std::unique_lock lock(gate_mu);
-                                          held = true;
-                                          gate_cv.notify_all();
-                                          gate_cv.wait(lock, [&] { return !hold; });
-                                          return OkStatus();
-                                        }}})
-                  .ok());
+  HeldCheck check;
+  check.hold = true;
+  ASSERT_TRUE(AddHealthzRoute(router, {check.Check()}).ok());
   StartServer(Options(), std::move(router));
   std::vector<std::thread> probes;
   std::atomic<int> answered{0};
@@ -1148,18 +1156,18 @@ TEST_F(ServerTest, HealthzProbesBeforeTheFirstAnswerShareTheFirstRun) {
   };
   probes.emplace_back(probe);
   {
-    std::unique_lock lock(gate_mu);
-    EXPECT_TRUE(gate_cv.wait_for(lock, std::chrono::seconds(10), [&] { return held; }));
+    std::unique_lock lock(check.mu);
+    EXPECT_TRUE(check.cv.wait_for(lock, std::chrono::seconds(10), [&] { return check.held; }));
   }
   for (int i = 0; i < 2; ++i) probes.emplace_back(probe);
   std::this_thread::sleep_for(std::chrono::milliseconds(500));  // let them arrive and wait
   // Started separately, each would be held in a run of its own by now.
-  EXPECT_EQ(runs.load(), 1);
+  EXPECT_EQ(check.runs.load(), 1);
   {
-    std::lock_guard lock(gate_mu);
-    hold = false;
+    std::lock_guard lock(check.mu);
+    check.hold = false;
   }
-  gate_cv.notify_all();
+  check.cv.notify_all();
   for (std::thread& t : probes) t.join();
   EXPECT_EQ(answered.load(), 3);
 }
@@ -1168,38 +1176,25 @@ TEST_F(ServerTest, HealthzProbesBeforeTheFirstAnswerShareTheFirstRun) {
 // get the previous answer at once.
 TEST_F(ServerTest, HealthzRunsItsChecksOnceAtATime) {
   Router router;
-  std::atomic<int> runs{0};
-  std::mutex gate_mu;
-  std::condition_variable gate_cv;
-  bool hold = false;
-  bool held = false;
-  ASSERT_TRUE(AddHealthzRoute(router, {{"database",
-                                        [&]() -> Status {
-                                          ++runs;
-                                          std::unique_lock lock(gate_mu);
-                                          held = true;
-                                          gate_cv.notify_all();
-                                          gate_cv.wait(lock, [&] { return !hold; });
-                                          return OkStatus();
-                                        }}})
-                  .ok());
+  HeldCheck check;
+  ASSERT_TRUE(AddHealthzRoute(router, {check.Check()}).ok());
   StartServer(Options(), std::move(router));
   TlsClient first;
   ASSERT_TRUE(first.Connect(port_));
   ASSERT_EQ(first.Request(Get("/healthz"))->status, 200);  // an answer to share
-  ASSERT_EQ(runs.load(), 1);
+  ASSERT_EQ(check.runs.load(), 1);
   {
-    std::lock_guard lock(gate_mu);
-    hold = true;
-    held = false;
+    std::lock_guard lock(check.mu);
+    check.hold = true;
+    check.held = false;
   }
   std::thread slow([&] {
     auto answer = first.Request(Get("/healthz"));
     EXPECT_TRUE(answer.has_value() && answer->status == 200);
   });
   {
-    std::unique_lock lock(gate_mu);
-    EXPECT_TRUE(gate_cv.wait_for(lock, std::chrono::seconds(10), [&] { return held; }));
+    std::unique_lock lock(check.mu);
+    EXPECT_TRUE(check.cv.wait_for(lock, std::chrono::seconds(10), [&] { return check.held; }));
   }
   // No ASSERT until the held run is released: `slow` must be joined.
   for (int i = 0; i < 3; ++i) {
@@ -1216,15 +1211,15 @@ TEST_F(ServerTest, HealthzRunsItsChecksOnceAtATime) {
     EXPECT_EQ(shared->status, 200);
     EXPECT_EQ(shared->body, R"({"status":"ok","checks":{"database":"ok"}})");
   }
-  EXPECT_EQ(runs.load(), 2);  // the held run only
+  EXPECT_EQ(check.runs.load(), 2);  // the held run only
   {
-    std::lock_guard lock(gate_mu);
-    hold = false;
+    std::lock_guard lock(check.mu);
+    check.hold = false;
   }
-  gate_cv.notify_all();
+  check.cv.notify_all();
   slow.join();
   ASSERT_EQ(first.Request(Get("/healthz"))->status, 200);
-  EXPECT_EQ(runs.load(), 3);  // one after another, each probe runs the checks
+  EXPECT_EQ(check.runs.load(), 3);  // one after another, each probe runs the checks
 }
 
 TEST_F(ServerTest, HealthzLogsAFailingCheckOnceAndItsRecovery) {
