@@ -449,6 +449,20 @@ class AuditVerifyCommand final : public Command {
       keys.push_back(std::move(key));
     }
     options.trusted_keys = std::move(keys);
+    // Without a kept checkpoint, the one serve wrote beside the database: it shows a database
+    // rolled back behind what the service signed (though not a folder replaced as a whole).
+    if (!options.trusted_checkpoint) {
+      const std::string witness =
+          (std::filesystem::path(log.config.data_dir) / config::kLogWitnessFileName).string();
+      if (fs::Exists(witness)) {
+        auto text = fs::ReadFile(witness, audit::kMaxNoteSize);
+        if (!text.ok()) return text.error().WithContext("reading the service's checkpoint");
+        options.trusted_checkpoint = ToString(*text);
+        std::cerr << "note: the checkpoint serve kept in " << witness
+                  << " is taken as trusted; --trusted-checkpoint with one kept elsewhere checks "
+                     "against a copy no one with access to this folder could replace\n";
+      }
+    }
     // The latest checkpoint first, then the size (in Verify): the entries read then cover it.
     SIGNET_TRY(audit::AddStoreSources(store, options));
     audit::StoreLogReader reader(store);

@@ -27,8 +27,6 @@ namespace stdfs = std::filesystem;
 constexpr std::string_view kBootstrapAdminName = "admin";
 // In the data folder: held (flock) by the one `signet serve` that uses the folder.
 constexpr std::string_view kServeLockFileName = "serve.lock";
-// In the data folder: the newest audit log checkpoint signed (audit::FileCheckpointWitness).
-constexpr std::string_view kLogWitnessFileName = "log-witness.note";
 
 std::string BootstrapFilePath(const config::Config& config) {
   return (stdfs::path(config.data_dir) / config::kBootstrapAdminFileName).string();
@@ -395,7 +393,8 @@ class ServeCommand final : public Command {
     options.log.public_read = config.log.public_read;
     options.log.checkpoint_interval = std::chrono::milliseconds(config.log.checkpoint_interval_ms);
     options.log.verify_interval = std::chrono::seconds(config.log.verify_interval_seconds);
-    options.log.witness_file = (stdfs::path(config.data_dir) / kLogWitnessFileName).string();
+    options.log.witness_file =
+        (stdfs::path(config.data_dir) / config::kLogWitnessFileName).string();
     // The bootstrap file goes once the bootstrap admin has changed the one-time password; the
     // hook runs after the account_change event is recorded (and again at every start).
     const std::string bootstrap_file = BootstrapFilePath(config);

@@ -31,6 +31,9 @@ inline constexpr std::string_view kTlsCertificateFileName = "tls-server.crt";
 inline constexpr std::string_view kTlsPrivateKeyFileName = "tls-server.key";
 // The bootstrap admin's one-time password and TOTP enrolment, until the first password change.
 inline constexpr std::string_view kBootstrapAdminFileName = "bootstrap-admin.txt";
+// The newest audit-log checkpoint `signet serve` signed, kept beside the database
+// (audit::FileCheckpointWitness).
+inline constexpr std::string_view kLogWitnessFileName = "log-witness.note";
 
 struct HsmConfig {
   std::string module_path;   // [hsm] module

@@ -135,7 +135,14 @@ rc=$?
 [[ $rc != 0 && $rc != 124 ]] && grep -q "rolled back" "$W/rolled.out" \
   && ok "serve refuses a database rolled back behind the signed log" \
   || bad "rolled-back database: rc $rc, $(tail -3 "$W/rolled.out")"
+# `audit verify` takes the same kept checkpoint as trusted when none is given.
+timeout 60 "$SIGNET" audit verify --data-dir "$D" >"$W/verify-rolled.out" 2>&1
+rc=$?
+[[ $rc == 8 ]] && grep -q "log-witness.note is taken as trusted" "$W/verify-rolled.out" \
+  && ok "audit verify fails on the rolled-back database against the kept checkpoint" \
+  || bad "audit verify on the rolled-back database: rc $rc, $(tail -3 "$W/verify-rolled.out")"
 rm -f "$D"/signet.db* && mv "$W/current"/signet.db* "$D/"
+check "audit verify passes on the database as it was" timeout 60 "$SIGNET" audit verify --data-dir "$D"
 ! sqlite3 "$D/signet.db" "SELECT data FROM log_entries" | grep -q "$(cat "$D/user.pin")" && ok "no PIN in the audit trail" || bad "PIN in the audit trail"
 
 ! grep -q "unrecorded" "$W/out1.err" "$W/out2.err" && ok "no unrecorded-key warning while every key is recorded" || bad "spurious unrecorded-key warning"
