@@ -225,7 +225,44 @@ Result<store::KeyRecord> SigningService::CheckSignerAccess(const Caller& caller,
                               std::string(store::KeyStateName(key->state)) +
                               "; only an active key can be used");
   }
+  SIGNET_TRY(CheckCertificateValidity(*key, clock_.Now()));
   return key;
+}
+
+Status SigningService::CheckCertificateValidity(const store::KeyRecord& key, TimePoint now) {
+  if (key.certificate_chain_pem.empty()) return OkStatus();
+  LeafValidity validity;
+  {
+    std::lock_guard<std::mutex> lock(validity_mu_);
+    auto it = validity_.find(key.id);
+    if (it != validity_.end() && it->second.chain_pem == key.certificate_chain_pem) {
+      validity = it->second;
+    }
+  }
+  if (validity.chain_pem.empty()) {
+    SIGNET_ASSIGN_OR_RETURN(Bytes spki,
+                            StoredKeyField(key, "public key", Base64Decode(key.public_key_spki)));
+    SIGNET_ASSIGN_OR_RETURN(pki::CertificateChain chain,
+                            StoredKeyField(key, "certificate chain",
+                                           pki::ParseChainForKey(key.certificate_chain_pem, spki)));
+    validity = LeafValidity{key.certificate_chain_pem, chain.not_before, chain.not_after,
+                            std::move(chain.not_before_text), std::move(chain.not_after_text)};
+    std::lock_guard<std::mutex> lock(validity_mu_);
+    if (validity_.size() >= kMaxCachedValidities) validity_.clear();
+    validity_[key.id] = validity;
+  }
+  if (now >= validity.not_after) {
+    return FailedPrecondition("the certificate of key '" + key.name + "' expired at " +
+                              validity.not_after_text +
+                              "; a signature made now would not validate. Import a renewed "
+                              "certificate chain for the key (keys/import-chain)");
+  }
+  if (now < validity.not_before) {
+    return FailedPrecondition("the certificate of key '" + key.name + "' is not valid before " +
+                              validity.not_before_text +
+                              "; a signature made now would not validate");
+  }
+  return OkStatus();
 }
 
 Result<KeyPolicy> SigningService::EffectivePolicy(const store::KeyRecord& key) {

@@ -28,7 +28,11 @@
 //                       another account or for another credential; or the SAD expired
 //                       (SigningService::IsExpiredSad tells this case apart; its message starts
 //                       "SAD expired", CSC's description)
-//   FailedPrecondition  the key is disabled or destroyed
+//   FailedPrecondition  the key is disabled or destroyed, or its certificate (the leaf of the
+//                       chain imported for it) has expired or is not valid yet: a signature
+//                       made then would not validate, so none is made. A key without a
+//                       certificate (before keys/import-chain) can still sign; CSC's
+//                       credentials/info says it has none
 //   ResourceExhausted   a per-minute rate limit (retry in the next minute)
 //   Unavailable etc.    the Store, HSM or AuditSink failed; an HSM failure after the hashes were
 //                       consumed is Unavailable (also a lost HSM login) or Internal, whatever
@@ -42,9 +46,11 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "common/algorithms.h"
@@ -281,6 +287,8 @@ class SigningService {
  private:
   Result<store::KeyRecord> ResolveKey(std::string_view credential);
   Result<store::KeyRecord> CheckSignerAccess(const Caller& caller, std::string_view credential);
+  // FailedPrecondition if `key` has a certificate chain whose leaf is not valid at `now`.
+  Status CheckCertificateValidity(const store::KeyRecord& key, TimePoint now);
   // Inside the transaction that records a signature: the caller's session and account (see
   // RecheckSignerSession), the key still active, the grant still there.
   Status RecheckSigner(const Caller& caller, const std::string& key_id);
@@ -313,6 +321,19 @@ class SigningService {
   const Clock& clock_;
   AuditSink& audit_;
   const SigningOptions options_;
+
+  // The validity of each key's leaf certificate, parsed once per stored chain (a chain is
+  // decoded and its signatures checked only when it is first seen or replaced, not per request).
+  struct LeafValidity {
+    std::string chain_pem;  // the stored chain this was read from
+    TimePoint not_before;
+    TimePoint not_after;
+    std::string not_before_text;
+    std::string not_after_text;
+  };
+  static constexpr size_t kMaxCachedValidities = 4096;
+  std::mutex validity_mu_;
+  std::unordered_map<std::string, LeafValidity> validity_;  // by key id; under validity_mu_
 };
 
 }  // namespace signet::service

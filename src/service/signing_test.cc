@@ -17,6 +17,7 @@
 
 #include "common/encoding.h"
 #include "pki/pki.h"
+#include "pki/testing/test_ca.h"
 #include "service/key_service.h"
 #include "service/testing/fakes.h"
 #include "store/sqlite/sqlite_store.h"
@@ -428,6 +429,57 @@ TEST_F(SigningTest, DisabledKeyIsRefused) {
   auto again = signing_.Authorize(alice_, "release", HashAlgorithm::kSha256, {h2_}, 1);
   EXPECT_EQ(again.error().code(), ErrorCode::kFailedPrecondition);
   ExpectRefusalRecorded(AuditAction::kAuthorizeRefused, "disabled");
+}
+
+// A signature made outside the validity of the key's certificate would not validate, so none is
+// made: authorize and signHash are refused once the leaf expired (also with a SAD issued before),
+// and before its notBefore. A renewed chain is used at once.
+TEST_F(SigningTest, KeyWithCertificateOutsideItsValidityIsRefused) {
+  clock_.Set(std::chrono::time_point_cast<TimePoint::duration>(std::chrono::system_clock::now()));
+  auto ca = pki::testing::TestCodeSigningCa::Create("signing test CA");
+  ASSERT_TRUE(ca.ok()) << ca.error().message();
+  auto import = [&](std::chrono::seconds shift) {
+    auto csr = keys_svc_.CreateCsr(admin_.actor, "release", "/CN=release");
+    ASSERT_TRUE(csr.ok()) << csr.error().message();
+    auto chain = (*ca)->Issue(*csr, shift);
+    ASSERT_TRUE(chain.ok()) << chain.error().message();
+    auto imported = keys_svc_.ImportCertificateChain(admin_.actor, "release", *chain);
+    ASSERT_TRUE(imported.ok()) << imported.error().message();
+  };
+  import(0s);
+  auto sign_ok = [&](const Bytes& h) {
+    Authorization a = AuthorizeOk(alice_, "release", {h});
+    auto sigs = Sign(alice_, "release", a.sad, {h});
+    EXPECT_TRUE(sigs.ok()) << sigs.error().message();
+  };
+  sign_ok(h1_);
+
+  // The test CA's leaves end 30 days after their issue. A SAD issued a minute before
+  // the end is no use after it.
+  clock_.Advance(30 * 24h - 1min);
+  Authorization late = AuthorizeOk(alice_, "release", {h2_});
+  clock_.Advance(2min);
+  auto sigs = Sign(alice_, "release", late.sad, {h2_});
+  ASSERT_FALSE(sigs.ok());
+  EXPECT_EQ(sigs.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(sigs.error().message().find("expired at"), std::string::npos) << sigs.error().message();
+  ExpectRefusalRecorded(AuditAction::kSignRefused, "expired at");
+  auto again = signing_.Authorize(alice_, "release", HashAlgorithm::kSha256, {h3_}, 1);
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code(), ErrorCode::kFailedPrecondition);
+  ExpectRefusalRecorded(AuditAction::kAuthorizeRefused, "expired at");
+
+  // A renewed certificate is used at once (the validity read from the old chain is not kept).
+  import(30 * 24h);
+  sign_ok(h3_);
+
+  // Before the renewed leaf's notBefore (an hour before the renewal's issue).
+  clock_.Advance(-2h);
+  auto early = signing_.Authorize(alice_, "release", HashAlgorithm::kSha256, {h1_}, 1);
+  ASSERT_FALSE(early.ok());
+  EXPECT_EQ(early.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(early.error().message().find("not valid before"), std::string::npos)
+      << early.error().message();
 }
 
 TEST_F(SigningTest, SignerWithoutGrantIsRefused) {

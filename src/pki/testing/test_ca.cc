@@ -22,9 +22,10 @@ bool AddExtension(X509* cert, X509* issuer, int nid, const char* value) {
   return ext && X509_add_ext(cert, ext.get(), -1) == 1;
 }
 
-bool SetValidity(X509* cert) {
-  return X509_gmtime_adj(X509_getm_notBefore(cert), -3600) != nullptr &&
-         X509_gmtime_adj(X509_getm_notAfter(cert), 30L * 24 * 3600) != nullptr;
+// From an hour before now + `shift` to 30 days after now + `shift`.
+bool SetValidity(X509* cert, long shift = 0) {
+  return X509_gmtime_adj(X509_getm_notBefore(cert), shift - 3600) != nullptr &&
+         X509_gmtime_adj(X509_getm_notAfter(cert), shift + 30L * 24 * 3600) != nullptr;
 }
 
 std::string ToPem(X509* cert) {
@@ -54,19 +55,19 @@ UniquePtr<X509> ParseDer(ByteView der) {
 // An end-entity certificate from `ca` (signed with `ca_key`, serial `serial`) for `key`:
 // keyUsage digitalSignature and the given extendedKeyUsage. Null if OpenSSL fails.
 UniquePtr<X509> IssueLeaf(X509* ca, EVP_PKEY* ca_key, long serial, X509_NAME* subject,
-                          EVP_PKEY* key, const char* extended_key_usage) {
+                          EVP_PKEY* key, const char* extended_key_usage, long shift = 0) {
   UniquePtr<X509> leaf(X509_new());
   X509* c = leaf.get();
-  const bool ok =
-      c != nullptr && X509_set_version(c, X509_VERSION_3) == 1 &&
-      ASN1_INTEGER_set(X509_get_serialNumber(c), serial) == 1 && SetValidity(c) &&
-      X509_set_subject_name(c, subject) == 1 &&
-      X509_set_issuer_name(c, X509_get_subject_name(ca)) == 1 && X509_set_pubkey(c, key) == 1 &&
-      AddExtension(c, ca, NID_basic_constraints, "critical,CA:FALSE") &&
-      AddExtension(c, ca, NID_key_usage, "critical,digitalSignature") &&
-      AddExtension(c, ca, NID_ext_key_usage, extended_key_usage) &&
-      AddExtension(c, ca, NID_authority_key_identifier, "keyid:always") &&
-      X509_sign(c, ca_key, EVP_sha256()) > 0;
+  const bool ok = c != nullptr && X509_set_version(c, X509_VERSION_3) == 1 &&
+                  ASN1_INTEGER_set(X509_get_serialNumber(c), serial) == 1 &&
+                  SetValidity(c, shift) && X509_set_subject_name(c, subject) == 1 &&
+                  X509_set_issuer_name(c, X509_get_subject_name(ca)) == 1 &&
+                  X509_set_pubkey(c, key) == 1 &&
+                  AddExtension(c, ca, NID_basic_constraints, "critical,CA:FALSE") &&
+                  AddExtension(c, ca, NID_key_usage, "critical,digitalSignature") &&
+                  AddExtension(c, ca, NID_ext_key_usage, extended_key_usage) &&
+                  AddExtension(c, ca, NID_authority_key_identifier, "keyid:always") &&
+                  X509_sign(c, ca_key, EVP_sha256()) > 0;
   if (!ok) leaf.reset();
   return leaf;
 }
@@ -105,7 +106,8 @@ Result<std::unique_ptr<TestCodeSigningCa>> TestCodeSigningCa::Create(
   return std::unique_ptr<TestCodeSigningCa>(new TestCodeSigningCa(std::move(impl)));
 }
 
-Result<std::string> TestCodeSigningCa::Issue(const std::string& csr_pem) {
+Result<std::string> TestCodeSigningCa::Issue(const std::string& csr_pem,
+                                             std::chrono::seconds shift) {
   UniquePtr<BIO> in(BIO_new_mem_buf(csr_pem.data(), static_cast<int>(csr_pem.size())));
   UniquePtr<X509_REQ> req(in ? PEM_read_bio_X509_REQ(in.get(), nullptr, nullptr, nullptr)
                              : nullptr);
@@ -115,7 +117,8 @@ Result<std::string> TestCodeSigningCa::Issue(const std::string& csr_pem) {
     return InvalidArgument("the certificate request's signature does not verify");
   }
   auto leaf = IssueLeaf(impl_->cert.get(), impl_->key.get(), ++impl_->serial,
-                        X509_REQ_get_subject_name(req.get()), pub, "codeSigning");
+                        X509_REQ_get_subject_name(req.get()), pub, "codeSigning",
+                        static_cast<long>(shift.count()));
   if (!leaf) return InternalError("the test CA could not issue the certificate");
   return ToPem(leaf.get()) + ToPem(impl_->cert.get());
 }

@@ -12,6 +12,7 @@
 // synchronise.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -31,8 +32,10 @@ class TestCodeSigningCa {
   TestCodeSigningCa& operator=(const TestCodeSigningCa&) = delete;
 
   // The PEM chain "leaf, then this CA" for the key of `csr_pem`, keeping the request's subject.
-  // InvalidArgument if the request does not parse or its self-signature does not verify.
-  Result<std::string> Issue(const std::string& csr_pem);
+  // The leaf's validity is moved by `shift` (a renewal issued in a test's future). InvalidArgument
+  // if the request does not parse or its self-signature does not verify.
+  Result<std::string> Issue(const std::string& csr_pem,
+                            std::chrono::seconds shift = std::chrono::seconds(0));
 
   // A TLS client certificate with subject CN=`common_name` (keyUsage digitalSignature,
   // extendedKeyUsage clientAuth, same validity as above) for a new P-256 key. Internal if
