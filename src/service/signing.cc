@@ -231,15 +231,20 @@ Result<store::KeyRecord> SigningService::CheckSignerAccess(const Caller& caller,
 
 Status SigningService::CheckCertificateValidity(const store::KeyRecord& key, TimePoint now) {
   if (key.certificate_chain_pem.empty()) return OkStatus();
-  LeafValidity validity;
+  LeafValidity validity;  // without chain_pem: the hot path copies no chain
+  bool cached = false;
   {
     std::lock_guard<std::mutex> lock(validity_mu_);
     auto it = validity_.find(key.id);
     if (it != validity_.end() && it->second.chain_pem == key.certificate_chain_pem) {
-      validity = it->second;
+      validity.not_before = it->second.not_before;
+      validity.not_after = it->second.not_after;
+      validity.not_before_text = it->second.not_before_text;
+      validity.not_after_text = it->second.not_after_text;
+      cached = true;
     }
   }
-  if (validity.chain_pem.empty()) {
+  if (!cached) {
     SIGNET_ASSIGN_OR_RETURN(Bytes spki,
                             StoredKeyField(key, "public key", Base64Decode(key.public_key_spki)));
     SIGNET_ASSIGN_OR_RETURN(pki::CertificateChain chain,
