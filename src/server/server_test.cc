@@ -677,6 +677,67 @@ TEST_F(ServerTest, TrailerFieldsAreRefused) {
   EXPECT_EQ(calls_, 1);  // the handler never saw it
 }
 
+// A request two readers could frame or read differently is refused with 400 and the connection
+// closed, before any handler runs (RFC 9112 §6.1, §6.3, §3.2): a Transfer-Encoding other than
+// exactly "chunked" (Beast would read the body as empty and the bytes after the header as the
+// next request), chunked in HTTP/1.0, no Host or two in HTTP/1.1, a second Authorization or
+// Content-Type.
+TEST_F(ServerTest, AmbiguousFramingAndRepeatedHeadersAreRefused) {
+  StartDefault();
+  const std::string body = "{}";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip\r\n\r\n"
+       "GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n",
+       "must be exactly"},
+      {"POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+       "2\r\n{}\r\n0\r\n\r\n",
+       "must be exactly"},
+      {"POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip\r\n"
+       "Content-Length: 2\r\n\r\n{}",
+       "must be exactly"},
+      // Beast itself refuses a second chunked.
+      {"POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n"
+       "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+       "malformed HTTP request"},
+      {"POST /echo HTTP/1.0\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
+       "2\r\n{}\r\n0\r\n\r\n",
+       "HTTP/1.0"},
+      {"GET /hello HTTP/1.1\r\n\r\n", "needs a Host"},
+      {"GET /hello HTTP/1.1\r\nHost: localhost\r\nHost: example.com\r\n\r\n", "more than one Host"},
+      {"GET /hello HTTP/1.1\r\nHost: localhost\r\nAuthorization: Basic eDp5\r\n"
+       "Authorization: Bearer x\r\n\r\n",
+       "more than one Authorization"},
+      {"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n"
+       "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+       "more than one Content-Type"},
+  };
+  for (const auto& [raw, says] : cases) {
+    SCOPED_TRACE(raw);
+    TlsClient client;
+    ASSERT_TRUE(client.Connect(port_));
+    auto response = client.Request(raw);
+    ASSERT_TRUE(response.has_value());
+    EXPECT_EQ(response->status, 400);
+    EXPECT_THAT(response->body, HasSubstr(says));
+    EXPECT_EQ(response->Header("connection"), "close");
+  }
+  EXPECT_EQ(calls_, 0);
+
+  // What stays accepted: chunked in any letter case, HTTP/1.0 without Host.
+  TlsClient upper;
+  ASSERT_TRUE(upper.Connect(port_));
+  auto ok = upper.Request(
+      "POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: Chunked\r\n\r\n"
+      "2\r\n{}\r\n0\r\n\r\n");
+  ASSERT_TRUE(ok.has_value());
+  EXPECT_EQ(ok->status, 200);
+  TlsClient old;
+  ASSERT_TRUE(old.Connect(port_));
+  auto http10 = old.Request("GET /hello HTTP/1.0\r\n\r\n");
+  ASSERT_TRUE(http10.has_value());
+  EXPECT_EQ(http10->status, 200);
+}
+
 // A 204 carries neither a body nor Content-Length/Content-Type (RFC 9110 §8.6); a handler that
 // gives one a body gets a 500 instead of a connection that silently dies.
 TEST_F(ServerTest, NoContentHasNoContentLength) {
