@@ -114,7 +114,11 @@ Status ServiceStack::BuildServer(server::ServerOptions options, const LogOptions
       router, metrics_,
       metrics_public_ ? server::MetricsAccess() : server::api::MetricsReaders(accounts_)));
   SIGNET_TRY(server::csc::RegisterCscRoutes(
-      router, server::csc::CscDependencies{accounts_, signing_, keys_, clock_}));
+      router, server::csc::CscDependencies{
+                  accounts_, signing_, keys_, clock_, "signet",
+                  // Half the workers at most hash passwords; the rest stay for signing.
+                  std::make_shared<server::ConcurrencyLimit>(
+                      std::max<size_t>(1, options.worker_threads / 2))}));
   SIGNET_TRY(server::api::RegisterApiRoutes(
       router, server::api::ApiDependencies{accounts_, signing_, keys_}));
   SIGNET_TRY(server::log::RegisterLogRoutes(

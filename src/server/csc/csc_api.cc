@@ -536,6 +536,19 @@ Response Login(const CscDependencies& deps, const Request& request, const json& 
           InvalidArgument("'otp' (the TOTP code) is required with Basic authentication"),
           Phase::kBearer, name);
     }
+    if (deps.password_logins && !deps.password_logins->TryAcquire()) {
+      Response busy =
+          JsonErrorResponse(503, "temporarily_unavailable",
+                            "too many password logins are in progress; retry in a few seconds");
+      busy.headers.emplace_back("Retry-After", "2");
+      return busy;
+    }
+    struct Release {
+      ConcurrencyLimit* limit;
+      ~Release() {
+        if (limit != nullptr) limit->Release();
+      }
+    } release{deps.password_logins.get()};
     SecretBytes password{text.substr(colon + 1)};
     token = deps.accounts.LoginWithPassword(name, password, **otp, origin);
   } else if (request.Header("authorization")) {

@@ -27,6 +27,7 @@
 // (CscErrorResponse) for the one table mapping signet ErrorCode to them.
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include "common/clock.h"
@@ -45,6 +46,11 @@ struct CscDependencies {
   // The services' clock: login's expires_in and a certificate's validity are judged by it.
   const Clock& clock;
   std::string service_name = "signet";
+  // Bounds the password logins (HTTP Basic) in progress at once: each costs a memory-hard hash
+  // (Argon2id, 64 MiB), also for an unknown name, and anyone can send one, so without a bound a
+  // flood of them fills the worker pool ahead of signHash. Beyond it: 503 + Retry-After, nothing
+  // checked or recorded. Certificate logins are cheap and not counted. Null: no bound.
+  std::shared_ptr<ConcurrencyLimit> password_logins = nullptr;
 };
 
 // Registers POST /csc/v2/{info, auth/login, auth/revoke, credentials/list, credentials/info,

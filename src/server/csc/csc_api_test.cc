@@ -252,6 +252,36 @@ class CscApiTest : public ::testing::Test {
   store::KeyRecord ec_, rsa_;
 };
 
+// Password logins beyond the bound get 503 + Retry-After before any password is hashed or any
+// code spent, and nothing is recorded; one that frees its slot lets the next in.
+TEST_F(CscApiTest, PasswordLoginsBeyondTheirBoundAreRefusedUnchecked) {
+  auto limit = std::make_shared<ConcurrencyLimit>(1);
+  Router bounded_router;
+  ASSERT_TRUE(RegisterCscRoutes(bounded_router,
+                                {accounts_, signing_, key_service_, clock_, "signet-test", limit})
+                  .ok());
+  std::swap(router_, bounded_router);
+  ASSERT_TRUE(limit->TryAcquire());  // a login in progress
+  const size_t before = audit_.events().size();
+  const std::string code = Code(alice_);
+  Response busy = LoginResponse(alice_, alice_.password, code);
+  EXPECT_EQ(busy.status, 503) << busy.body;
+  EXPECT_NE(busy.body.find("too many password logins"), std::string::npos) << busy.body;
+  bool retry_after = false;
+  for (const auto& [name, value] : busy.headers) retry_after |= name == "Retry-After";
+  EXPECT_TRUE(retry_after);
+  EXPECT_EQ(audit_.events().size(), before);
+  EXPECT_EQ(limit->in_flight(), 1u);
+  limit->Release();
+  // The same code still works: the refused request did not spend it.
+  Response ok = LoginResponse(alice_, alice_.password, code);
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(limit->in_flight(), 0u);  // given back after the login
+  Response wrong = LoginResponse(bob_, "not the password", Code(bob_));
+  EXPECT_NE(wrong.status, 503);
+  EXPECT_EQ(limit->in_flight(), 0u);  // also after a refused one
+}
+
 // The bound on open SADs is checked before a person's factors: the one-time code of a refused
 // request is not spent, so a client's retry is no failed login.
 TEST_F(CscApiTest, OpenSadBoundIsCheckedBeforeAPersonsCodeIsSpent) {
