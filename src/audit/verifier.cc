@@ -136,6 +136,19 @@ class Verification {
       return InvalidArgument("no trusted verifier key: verification needs the log's public key");
     }
     origin_ = options_.origin.empty() ? options_.trusted_keys.front().name : options_.origin;
+    // Any trusted key opens a note (OpenNote), so a key of another name given next to the log's
+    // (another log's, a cosigner's) could sign a whole forged history under this origin. signet
+    // names its log key after the origin; a renewed key keeps the name.
+    for (const VerifierKey& key : options_.trusted_keys) {
+      if (key.name != origin_) {
+        // Key names are checked when a key is read (no spaces, '+' or control characters).
+        return InvalidArgument("trusted key \"" + key.name + "\" is not a key of the log \"" +
+                               origin_ + "\"" +
+                               ": every key given must be named after the log's origin, as "
+                               "signet names its log key; a key of another name could sign "
+                               "checkpoints for this log on its own");
+      }
+    }
     if (options_.batch_size == 0) return InvalidArgument("batch size must be at least 1");
 
     if (options_.trusted_checkpoint) {

@@ -130,7 +130,9 @@ inline constexpr uint64_t kMaxEntriesBetweenCheckpoints = uint64_t{1} << 22;
 
 struct VerifyOptions {
   // Keys whose signatures on checkpoints count (at least one). Checkpoint notes must carry a valid
-  // signature from one of them.
+  // signature from one of them. Each must be named after the origin (signet names its log key so,
+  // and a renewed key keeps the name): InvalidArgument otherwise, since any of them alone opens a
+  // note, and another log's or a cosigner's key must not vouch for this log.
   std::vector<VerifierKey> trusted_keys;
   // The log's origin, the first line of every checkpoint. Empty: the first trusted key's name
   // (signet names its key after the origin).

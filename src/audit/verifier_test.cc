@@ -173,6 +173,25 @@ TEST_F(VerifierTest, RefusesOptionsWithoutKey) {
   EXPECT_EQ(report.error().code(), ErrorCode::kInvalidArgument);
 }
 
+// Every trusted key opens a note by itself, so a key named otherwise than the log (another log's,
+// a cosigner's) would let its holder sign a forged history under this origin: refused up front.
+// Two keys of the log's name (a renewal) are fine.
+TEST_F(VerifierTest, RefusesATrustedKeyNamedOtherwiseThanTheLog) {
+  TestEd25519Key other;
+  VerifyOptions options = KeyOnly();
+  options.trusted_keys.push_back(other.Verifier("staging.example/log"));
+  MemoryLogReader reader(log_.entries());
+  auto report = Verify(reader, options);
+  ASSERT_FALSE(report.ok());
+  EXPECT_EQ(report.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(report.error().message().find("\"staging.example/log\" is not a key of the log"),
+            std::string::npos)
+      << report.error().message();
+  VerifyOptions renewed = KeyOnly();
+  renewed.trusted_keys.push_back(other.Verifier(kOrigin));
+  EXPECT_TRUE(Run(renewed).ok());
+}
+
 TEST_F(VerifierTest, RefusesTrustedCheckpointFromAnotherKey) {
   TestEd25519Key other;
   VerifyOptions options = KeyOnly();
