@@ -157,7 +157,11 @@ std::string ResolveDataDir(const GlobalOptions& global) {
   if (dir.empty()) dir = EnvOr("SIGNET_DATA_DIR", std::string(config::kDefaultDataDir));
   std::error_code ec;
   stdfs::path abs = stdfs::absolute(dir, ec);
-  return (ec ? stdfs::path(dir) : abs).lexically_normal().string();
+  stdfs::path normal = (ec ? stdfs::path(dir) : abs).lexically_normal();
+  // "data/" and "." normalise to a path ending in a separator, whose parent_path() is the folder
+  // itself: init would then create the folder to stage in and fail to move the staging into it.
+  if (!normal.has_filename() && normal.has_relative_path()) normal = normal.parent_path();
+  return normal.string();
 }
 
 Result<bool> EnsureEmbeddedTlsIdentity(const config::Config& config, const Clock& clock) {

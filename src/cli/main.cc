@@ -119,7 +119,18 @@ int Main(int argc, char** argv) {
         return InternalError(std::string("unexpected failure: ") + e.what());
       }
     }();
-    if (status.ok()) return kExitOk;
+    if (status.ok()) {
+      // What was done is done, but a script reading the output (a CSR, a listing, a one-time
+      // password shown once) must not take an empty or cut file for success.
+      std::cout.flush();
+      if (!std::cout) {
+        std::cerr << "signet: the command was carried out, but its output could not be written "
+                     "to standard output (disk full or the reader gone?); anything it shows only "
+                     "once, such as a one-time password or a TOTP secret, must be issued again\n";
+        return ExitCodeFor(ErrorCode::kUnavailable);
+      }
+      return kExitOk;
+    }
     // Messages can carry a server's words (an error description, a name): escaped, so they
     // cannot drive the terminal.
     std::cerr << "signet: " << TerminalSafe(status.error().message(), 16384) << "\n";

@@ -41,6 +41,13 @@ out=$(SIGNET_PIN=$(cat "$W/data2/user.pin") "$SIGNET" --data-dir "$W/data2" init
   [[ $out == *"already initialised"* ]] && ok "init of that folder again with its PIN" ||
   bad "second init with SIGNET_PIN: $out"
 rm -rf "$W/data2"
+# A folder named with a trailing slash (as shell completion writes it) is the same folder.
+out=$("$SIGNET" --data-dir "$W/data3/" init 2>&1) && [[ -f $W/data3/signet.toml ]] &&
+  [[ $(stat -c %a "$W/data3") == 700 ]] && ok "init of a folder given as 'data3/'" ||
+  bad "init of 'data3/': $out ($(ls -la "$W/data3" 2>&1 | head -3 | tr '\n' '|'))"
+out=$("$SIGNET" --data-dir "$W/data3//" status 2>&1) && ok "status with 'data3//'" ||
+  bad "status with 'data3//': $out"
+rm -rf "$W/data3"
 # Ctrl-C or SIGTERM while init builds the folder: it finishes or removes the staging folder,
 # which holds the new token's PINs, before it exits.
 mkdir -p "$W/interrupt"
@@ -94,6 +101,10 @@ case $(openssl req -in $W/ec-p384.csr -noout -text | grep -m1 "Signature Algorit
 esac
 n=$(s key list --json | json "len(d)")
 [[ $n == 4 ]] && ok "key list shows 4 keys" || bad "key list shows $n keys"
+# Output that cannot be written is a failure (exit 7), not a silent empty file.
+err=$(s key list --json 2>&1 >/dev/full); rc=$?
+[[ $rc == 7 && $err == *"could not be written to standard output"* ]] \
+  && ok "output to a full disk exits 7" || bad "output to a full disk: exit $rc, '$err'"
 
 # --- certificate import ----------------------------------------------------------------------
 P=$W/pki; mkdir -p $P
