@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -810,6 +811,40 @@ TEST_F(ServerTest, MalformedRequestIs400) {
   ASSERT_TRUE(bad_query.has_value());
   EXPECT_EQ(bad_query->status, 400);
   EXPECT_EQ(calls_, 0);
+}
+
+// The open-file limit must hold every connection the server admits: a soft limit below that is
+// raised at start (up to the hard one), and a hard limit below it refuses to start, naming the
+// max_connections that fits.
+TEST_F(ServerTest, OpenFileLimitIsRaisedToFitTheConnectionsOrStartIsRefused) {
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  if (saved.rlim_max == RLIM_INFINITY || saved.rlim_max < 2000) {
+    GTEST_SKIP() << "needs a finite hard open-file limit of at least 2000";
+  }
+  rlimit low = saved;
+  low.rlim_cur = 300;
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  ServerOptions options = Options();
+  options.max_connections = 1024;
+  StartServer(options, DefaultRouter());
+  rlimit now{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &now), 0);
+  EXPECT_GE(now.rlim_cur, 1024u + 64u);
+  EXPECT_EQ(now.rlim_max, saved.rlim_max);
+  server_->Stop();
+  server_->Wait();
+  server_.reset();
+
+  ServerOptions too_many = Options();
+  too_many.max_connections = static_cast<size_t>(saved.rlim_max);
+  auto server = Server::Create(std::move(too_many), DefaultRouter(), metrics_);
+  ASSERT_TRUE(server.ok()) << server.error().message();
+  auto port = (*server)->Start();
+  ASSERT_FALSE(port.ok());
+  EXPECT_EQ(port.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_THAT(port.error().message(), HasSubstr("set [server] max_connections to at most"));
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
 }
 
 TEST_F(ServerTest, ConnectionsBeyondLimitGet503WithRetryAfter) {

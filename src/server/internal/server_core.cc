@@ -17,13 +17,17 @@
 
 #include "server/internal/server_core.h"
 
+#include <sys/resource.h>
+
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <exception>
 #include <optional>
 #include <string>
@@ -570,12 +574,48 @@ ServerCore::~ServerCore() {
   Wait();
 }
 
+// Makes sure this process may open a descriptor for every connection the server admits, plus the
+// ones it keeps open to refuse, plus kDescriptorReserve for everything else (the database and its
+// WAL, the HSM's files, the log, the listening socket, epoll). Raises the soft RLIMIT_NOFILE up to
+// the hard one if need be. Without this, a soft limit of 1024 (the usual default) runs out before
+// the default 1024 connections: accept fails with EMFILE, clients wait unanswered in the backlog,
+// and so does every file the service opens meanwhile (a checkpoint, a database page cache spill).
+Status EnsureDescriptorRoom(size_t max_connections) {
+  const rlim_t need =
+      static_cast<rlim_t>(max_connections) + kMaxRejectingConnections + kDescriptorReserve;
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    return Unavailable(std::string("cannot read the open-file limit: ") + std::strerror(errno));
+  }
+  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur >= need) return OkStatus();
+  if (limit.rlim_cur == RLIM_INFINITY) return OkStatus();
+  if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < need) {
+    const rlim_t fits = limit.rlim_max > kMaxRejectingConnections + kDescriptorReserve
+                            ? limit.rlim_max - kMaxRejectingConnections - kDescriptorReserve
+                            : 0;
+    return FailedPrecondition(
+        "max_connections = " + std::to_string(max_connections) + " needs up to " +
+        std::to_string(need) + " open files, but this process may open at most " +
+        std::to_string(limit.rlim_max) + " (hard RLIMIT_NOFILE, 'ulimit -Hn'); set [server] " +
+        "max_connections to at most " + std::to_string(fits) +
+        " or raise the limit (LimitNOFILE= in a systemd unit, --ulimit nofile= for docker)");
+  }
+  rlimit raised = limit;
+  raised.rlim_cur = need;
+  if (setrlimit(RLIMIT_NOFILE, &raised) != 0) {
+    return Unavailable("cannot raise the open-file limit from " + std::to_string(limit.rlim_cur) +
+                       " to " + std::to_string(need) + ": " + std::strerror(errno));
+  }
+  return OkStatus();
+}
+
 Result<uint16_t> ServerCore::Start() {
   {
     std::lock_guard lock(mu_);
     if (started_ || stopping_) return FailedPrecondition("the server was already started");
     started_ = true;
   }
+  SIGNET_TRY(EnsureDescriptorRoom(options_.max_connections));
   error_code ec;
   net::ip::address address = net::ip::make_address(options_.bind_address, ec);
   if (ec)

@@ -37,6 +37,13 @@ class Session;
 
 // At most this many connections beyond max_connections are kept open just to be told 503.
 inline constexpr size_t kMaxRejectingConnections = 64;
+// Descriptors kept for everything but connections (database, HSM, log files, sockets, epoll).
+inline constexpr size_t kDescriptorReserve = 256;
+
+// Raises the soft RLIMIT_NOFILE (up to the hard one) so that max_connections connections, the
+// refused ones and kDescriptorReserve fit; FailedPrecondition naming the largest max_connections
+// that fits if the hard limit is too low. Called by ServerCore::Start.
+Status EnsureDescriptorRoom(size_t max_connections);
 
 class ServerCore {
  public:
