@@ -739,6 +739,29 @@ TEST_F(ServerTest, AmbiguousFramingAndRepeatedHeadersAreRefused) {
   EXPECT_EQ(http10->status, 200);
 }
 
+// "Expect: 100-continue": the server answers 100 once it accepted the header, and the client
+// then sends the body (RFC 9110 §10.1.1); without it curl waits a second per request.
+TEST_F(ServerTest, ExpectContinueGetsAnInterim100BeforeTheBody) {
+  StartDefault();
+  TlsClient client;
+  ASSERT_TRUE(client.Connect(port_));
+  ASSERT_TRUE(
+      client.Send("POST /echo HTTP/1.1\r\nHost: localhost\r\nExpect: 100-Continue\r\n"
+                  "Content-Length: 7\r\n\r\n"));
+  auto interim = client.Read();
+  ASSERT_TRUE(interim.has_value());
+  EXPECT_EQ(interim->status, 100);
+  ASSERT_TRUE(client.Send("payload"));
+  auto response = client.Read();
+  ASSERT_TRUE(response.has_value());
+  EXPECT_EQ(response->status, 200);
+  EXPECT_EQ(response->body, "payload");
+  // The connection goes on as usual.
+  auto again = client.Request(Get("/hello"));
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->status, 200);
+}
+
 // A 204 carries neither a body nor Content-Length/Content-Type (RFC 9110 §8.6); a handler that
 // gives one a body gets a 500 instead of a connection that silently dies.
 TEST_F(ServerTest, NoContentHasNoContentLength) {

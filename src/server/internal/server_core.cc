@@ -239,6 +239,22 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     header_fields_ = fields;
     if (parser_->is_done()) return OnRequest();
+    // RFC 9110 §10.1.1: a client that sent "Expect: 100-continue" waits for the interim answer
+    // before its body (curl does so for larger bodies, for a second), so it gets one once the
+    // header is accepted. The request's deadline keeps running.
+    if (parser_->get().version() >= 11 &&
+        AsciiLower(std::string_view(parser_->get()[http::field::expect])) == "100-continue") {
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      return net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
+                              [self = shared_from_this()](error_code write_ec, size_t) {
+                                if (write_ec) return self->Close();
+                                self->ReadBody();
+                              });
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](error_code read_ec, size_t) {
                        if (read_ec) return self->OnReadError(read_ec);
