@@ -1041,6 +1041,32 @@ TEST_F(ServerTest, StalledClientIsClosedAfterRequestTimeout) {
   EXPECT_EQ(calls_, 0);
 }
 
+// A connection that never starts its TLS handshake is closed after handshake_timeout, not held
+// for the (longer) request timeout.
+TEST_F(ServerTest, SilentConnectionIsClosedAfterHandshakeTimeout) {
+  ServerOptions options = Options();
+  options.handshake_timeout = 300ms;
+  options.request_timeout = 20s;
+  StartServer(options, DefaultRouter());
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port_);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  const auto start = std::chrono::steady_clock::now();
+  char byte = 0;
+  const ssize_t n = recv(fd, &byte, 1, 0);  // 0: the server closed it
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  close(fd);
+  EXPECT_EQ(n, 0);
+  EXPECT_GE(elapsed, 200ms);
+  EXPECT_LT(elapsed, 3s);
+}
+
 TEST_F(ServerTest, IdleConnectionIsClosedAfterIdleTimeout) {
   ServerOptions options = Options();
   options.idle_timeout = 300ms;

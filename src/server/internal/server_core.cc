@@ -167,7 +167,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void DoHandshake() {
     state_ = State::kHandshake;
-    Lowest().expires_after(core_.options().request_timeout);
+    Lowest().expires_after(core_.options().handshake_timeout);
     stream_.async_handshake(ssl::stream_base::server,
                             [self = shared_from_this()](error_code ec) { self->OnHandshake(ec); });
   }
