@@ -153,7 +153,11 @@ class Verification {
 
     if (options_.trusted_checkpoint) {
       auto opened = OpenCheckpoint(*options_.trusted_checkpoint, origin_, options_.trusted_keys);
-      if (!opened.ok()) return opened.error().WithContext("the trusted checkpoint");
+      if (!opened.ok()) {
+        // The user's input and key disagree: a wrong argument, whatever the note's fault was.
+        return InvalidArgument(opened.error().message())
+            .WithContext("the trusted checkpoint does not open with the trusted key");
+      }
       trusted_ = opened->checkpoint;
     }
     if (options_.latest_checkpoint) {

@@ -457,6 +457,16 @@ class AuditVerifyCommand final : public Command {
       if (fs::Exists(witness)) {
         auto text = fs::ReadFile(witness, audit::kMaxNoteSize);
         if (!text.ok()) return text.error().WithContext("reading the service's checkpoint");
+        // serve signed it with the log key; if that key (the given one, or the database's) does
+        // not open it, the key row or the file was replaced: evidence, not a usage error.
+        const std::string& origin =
+            options.origin.empty() ? options.trusted_keys.front().name : options.origin;
+        auto opened = audit::OpenCheckpoint(ToString(*text), origin, options.trusted_keys);
+        if (!opened.ok()) {
+          return DataLoss("the checkpoint serve kept in " + witness +
+                          " does not open with the log key (" + opened.error().message() +
+                          "): the key in the database or that file was replaced");
+        }
         options.trusted_checkpoint = ToString(*text);
         std::cerr << "note: the checkpoint serve kept in " << witness
                   << " is taken as trusted; --trusted-checkpoint with one kept elsewhere checks "

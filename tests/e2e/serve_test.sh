@@ -143,6 +143,16 @@ rc=$?
   || bad "audit verify on the rolled-back database: rc $rc, $(tail -3 "$W/verify-rolled.out")"
 rm -f "$D"/signet.db* && mv "$W/current"/signet.db* "$D/"
 check "audit verify passes on the database as it was" timeout 60 "$SIGNET" audit verify --data-dir "$D"
+# A kept checkpoint the log key does not open (its root changed here; a key row replaced in the
+# database looks the same) is evidence of tampering: exit 8, not a usage error.
+cp -p "$D/log-witness.note" "$W/witness.keep"
+sed -i '3s/.*/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=/' "$D/log-witness.note"
+timeout 60 "$SIGNET" audit verify --data-dir "$D" >"$W/verify-witness.out" 2>&1
+rc=$?
+[[ $rc == 8 ]] && grep -q "does not open with the log key" "$W/verify-witness.out" \
+  && ok "audit verify fails (8) on a kept checkpoint the log key does not open" \
+  || bad "altered kept checkpoint: rc $rc, $(tail -3 "$W/verify-witness.out")"
+cp -p "$W/witness.keep" "$D/log-witness.note"
 ! sqlite3 "$D/signet.db" "SELECT data FROM log_entries" | grep -q "$(cat "$D/user.pin")" && ok "no PIN in the audit trail" || bad "PIN in the audit trail"
 
 ! grep -q "unrecorded" "$W/out1.err" "$W/out2.err" && ok "no unrecorded-key warning while every key is recorded" || bad "spurious unrecorded-key warning"
