@@ -1,8 +1,11 @@
 #include "cli/key_backend.h"
 
+#include <pwd.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <string>
+#include <vector>
 
 #include "cli/data_dir.h"
 #include "cli/remote_context.h"
@@ -10,13 +13,26 @@
 namespace signet::cli {
 namespace {
 
-// Who the log names for a local command: the operator at this machine, by OS user.
+// Who the log names for a local command: the operator at this machine, by the OS account the
+// process runs as (not $USER, which anyone sets to anything, and which sudo sets to root). Under
+// sudo the invoking user is named too, as "root (sudo by alice)": sudo's word, as the log says.
 service::Actor LocalActor() {
   service::Actor actor;
-  const char* user = std::getenv("USER");
   actor.account_id = "local";
-  actor.account_name =
-      (user != nullptr && *user != '\0') ? user : "uid-" + std::to_string(::getuid());
+  const uid_t uid = ::geteuid();
+  std::string name = "uid-" + std::to_string(uid);
+  std::vector<char> buffer(16384);
+  passwd entry{};
+  passwd* found = nullptr;
+  if (::getpwuid_r(uid, &entry, buffer.data(), buffer.size(), &found) == 0 && found != nullptr &&
+      found->pw_name != nullptr && *found->pw_name != '\0') {
+    name = found->pw_name;
+  }
+  const char* sudo_user = std::getenv("SUDO_USER");
+  if (uid == 0 && sudo_user != nullptr && *sudo_user != '\0') {
+    name += " (sudo by " + std::string(sudo_user).substr(0, 64) + ")";
+  }
+  actor.account_name = std::move(name);
   actor.auth_method = service::AuthMethod::kLocalCli;
   return actor;
 }

@@ -94,6 +94,19 @@ RemoteContext::RemoteContext(Session session, std::unique_ptr<client::HttpsClien
     : session_(std::move(session)), http_(std::move(http)) {}
 
 Result<std::unique_ptr<RemoteContext>> RemoteContext::Open(const GlobalOptions& global) {
+  // The server chooses its own HSM token: flags that pick a local one would be ignored, and a
+  // key meant for one token made on another.
+  for (const auto& [flag, value] :
+       {std::pair{"--module", &global.module_path}, std::pair{"--token-label", &global.token_label},
+        std::pair{"--token-serial", &global.token_serial},
+        std::pair{"--pin-file", &global.pin_file}}) {
+    if (!value->empty()) {
+      return InvalidArgument(std::string(flag) +
+                             " chooses a local HSM token, but this command goes to the server "
+                             "(a login session or --server), which uses its own; drop it, or "
+                             "pass --data-dir to work on a local data folder");
+    }
+  }
   SIGNET_ASSIGN_OR_RETURN(std::string path, DefaultSessionFilePath());
   SystemClock clock;
   SIGNET_ASSIGN_OR_RETURN(Session session, LoadActiveSession(path, clock.Now()));

@@ -101,6 +101,10 @@ case $(openssl req -in $W/ec-p384.csr -noout -text | grep -m1 "Signature Algorit
 esac
 n=$(s key list --json | json "len(d)")
 [[ $n == 4 ]] && ok "key list shows 4 keys" || bad "key list shows $n keys"
+# The log names the OS account the command ran as, not whatever $USER says.
+USER=mallory s key disable k-ec-p256 >/dev/null && USER=mallory s key enable k-ec-p256 >/dev/null
+actor=$(sqlite3 $D/signet.db "SELECT data FROM log_entries WHERE action='key_enable' ORDER BY idx DESC LIMIT 1" | json "d['actor']['account_name']")
+[[ $actor == "$(id -un)" ]] && ok "a local command is logged as its OS account ($actor)" || bad "local actor logged as '$actor'"
 # Output that cannot be written is a failure (exit 7), not a silent empty file.
 err=$(s key list --json 2>&1 >/dev/full); rc=$?
 [[ $rc == 7 && $err == *"could not be written to standard output"* ]] \

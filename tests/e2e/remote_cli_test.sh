@@ -220,6 +220,8 @@ expect_error "reset-password of a service account" 2 "has no password" s account
 expect_error "--service needs a fingerprint" 2 "--client-cert-sha256" s account create bot2 --service
 
 # --- keys, remotely (a session exists and no data folder is named) -----------------------------
+expect_error "a local token flag with a remote command is refused" 2 "--token-label chooses a local HSM token" \
+  s --token-label prod key create --name k-flag --alg ec-p256
 check "key create ec-p256" s key create --name k-ec --alg ec-p256
 check "key create rsa-3072" s key create --name k-rsa --alg rsa-3072
 sqlite3 "$D/signet.db" "SELECT name FROM keys" | grep -q '^k-ec$' && ok "the key is in the server's database" || bad "k-ec not in the server's database"
