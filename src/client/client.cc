@@ -423,7 +423,16 @@ Result<std::unique_ptr<HttpsClient>> HttpsClient::Create(ClientOptions options) 
                              " is not a usable PEM certificate chain: " + ec.message());
     }
     SIGNET_ASSIGN_OR_RETURN(SecretBytes key, fs::ReadSecretFile(options.client_private_key_file));
+    // An encrypted key would make OpenSSL ask for its passphrase on the terminal itself (or read
+    // it from standard input), outside signet's prompts: a callback that gives none refuses it.
+    SSL_CTX_set_default_passwd_cb(ctx, [](char*, int, int, void*) -> int { return 0; });
+    const bool encrypted = key.text_view().find("ENCRYPTED") != std::string_view::npos;
     impl->tls.use_private_key(asio::buffer(key.data(), key.size()), ssl::context::pem, ec);
+    if (ec && encrypted) {
+      return InvalidArgument("client key " + options.client_private_key_file +
+                             " is encrypted; signet needs it unencrypted, in an owner-only (0600) "
+                             "file (openssl pkey -in KEY -out PLAIN)");
+    }
     if (ec) {
       return InvalidArgument(
           "client key " + options.client_private_key_file +

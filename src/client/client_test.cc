@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -696,6 +698,38 @@ TEST_F(ClientTest, PresentsAClientCertificateForMutualTls) {
   auto without = Client();
   ASSERT_NE(without, nullptr);
   EXPECT_FALSE(CallJson(*without, "/echo", json::object()).ok());
+
+  // An encrypted client key is refused with a clear word, without OpenSSL asking for its
+  // passphrase on the terminal or reading standard input.
+  {
+    auto plain = fs::ReadFile(cl + ".key", 1 << 16);
+    ASSERT_TRUE(plain.ok());
+    BIO* in = BIO_new_mem_buf(plain->data(), static_cast<int>(plain->size()));
+    EVP_PKEY* pkey = PEM_read_bio_PrivateKey(in, nullptr, nullptr, nullptr);
+    BIO_free(in);
+    ASSERT_NE(pkey, nullptr);
+    BIO* out = BIO_new(BIO_s_mem());
+    char pass[] = "passphrase";
+    ASSERT_EQ(
+        PEM_write_bio_PKCS8PrivateKey(out, pkey, EVP_aes_256_cbc(), pass, 10, nullptr, nullptr), 1);
+    EVP_PKEY_free(pkey);
+    char* data = nullptr;
+    const long n = BIO_get_mem_data(out, &data);
+    ASSERT_TRUE(fs::WriteFileAtomic(
+                    cl + "-enc.key",
+                    ByteView(reinterpret_cast<const uint8_t*>(data), static_cast<size_t>(n)), 0600)
+                    .ok());
+    BIO_free(out);
+    ClientOptions encrypted = with_cert;
+    encrypted.server_url = url_;
+    encrypted.ca_file = cert_;
+    encrypted.client_private_key_file = cl + "-enc.key";
+    auto refused = HttpsClient::Create(encrypted);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.error().code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(refused.error().message().find("is encrypted"), std::string::npos)
+        << refused.error().message();
+  }
 
   // A loose client key is refused before any connection.
   ASSERT_EQ(chmod((cl + ".key").c_str(), 0644), 0);
