@@ -243,11 +243,17 @@ class LoginCommand final : public Command {
       Bytes pair = ToBytes(user + ":");
       pair.insert(pair.end(), password.view().begin(), password.view().end());
       std::string encoded = Base64Encode(pair);
-      std::string authorization = "Basic " + encoded;
+      std::string authorization;
+      authorization.reserve(6 + encoded.size());
+      authorization.append("Basic ").append(encoded);
       SecureWipe(pair.data(), pair.size());
       SecureWipe(encoded.data(), encoded.size());
-      answer = CallJsonWithSecrets(*http, kLoginTarget, json{{"otp", otp}}.dump(),
-                                   {{"Authorization", std::move(authorization)}});
+      // Moved into the vector (an initializer list would copy it and free its own copy unwiped).
+      std::vector<std::pair<std::string, std::string>> headers;
+      headers.emplace_back("Authorization", std::move(authorization));
+      answer =
+          CallJsonWithSecrets(*http, kLoginTarget, json{{"otp", otp}}.dump(), std::move(headers));
+      SecureWipe(otp.data(), otp.size());
       session.account = user;
     }
     if (!answer.ok()) {

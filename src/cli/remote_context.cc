@@ -128,9 +128,13 @@ Result<nlohmann::json> RemoteContext::Call(std::string_view target, const nlohma
 }
 
 Result<nlohmann::json> RemoteContext::CallWithSecrets(std::string_view target, std::string body) {
-  auto answer = CallJsonWithSecrets(
-      *http_, target, std::move(body),
-      {{"Authorization", "Bearer " + std::string(session_.access_token.text_view())}});
+  // Built in place and moved in: no intermediate copy of the token is freed unwiped.
+  std::string authorization;
+  authorization.reserve(7 + session_.access_token.size());
+  authorization.append("Bearer ").append(session_.access_token.text_view());
+  std::vector<std::pair<std::string, std::string>> headers;
+  headers.emplace_back("Authorization", std::move(authorization));
+  auto answer = CallJsonWithSecrets(*http_, target, std::move(body), std::move(headers));
   if (!answer.ok() && answer.error().code() == ErrorCode::kUnauthenticated &&
       answer.error().message().ends_with("(invalid_token)")) {
     return Unauthenticated(kSessionRevoked);

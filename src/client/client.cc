@@ -535,8 +535,13 @@ Result<nlohmann::json> CallJson(HttpsClient& client, std::string_view target,
         "the request holds text that is not valid UTF-8 (a file or an argument in another "
         "encoding?); signet's API carries text as UTF-8 JSON strings");
   }
-  if (!bearer.empty())
-    request.headers.emplace_back("Authorization", "Bearer " + std::string(bearer));
+  if (!bearer.empty()) {
+    // Built in place and moved in: no intermediate copy of the token is freed unwiped.
+    std::string header;
+    header.reserve(7 + bearer.size());
+    header.append("Bearer ").append(bearer);
+    request.headers.emplace_back("Authorization", std::move(header));
+  }
   auto response = client.Send(request);
   // The request carried a bearer token; wipe our copy of the header.
   for (auto& [name, value] : request.headers) SecureWipe(value.data(), value.size());
