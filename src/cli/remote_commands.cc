@@ -268,9 +268,22 @@ class LoginCommand final : public Command {
     auto expires_in = AnswerInt(a, "expires_in");
     WipeMember(a, "access_token");
     if (!token.ok()) return std::move(token).error();
-    if (!expires_in.ok()) return std::move(expires_in).error();
     session.access_token = SecretBytes(std::string_view(*token));
     SecureWipe(token->data(), token->size());
+    // From here on the server holds a live token for us: every way out but a saved session
+    // revokes it (best effort), so no refused login leaves one valid until it expires.
+    struct RevokeUnlessSaved {
+      client::HttpsClient& http;
+      const Session& session;
+      bool saved = false;
+      ~RevokeUnlessSaved() {
+        if (!saved) {
+          (void)client::CallJson(http, kRevokeTarget, json::object(),
+                                 session.access_token.text_view());
+        }
+      }
+    } revoke_unless_saved{*http, session};
+    if (!expires_in.ok()) return std::move(expires_in).error();
     // Bounded before the arithmetic: a huge value would overflow the time point, a negative one
     // would save a session that has already expired.
     if (*expires_in <= 0 || *expires_in > kMaxTokenLifetimeSeconds) {
@@ -285,8 +298,6 @@ class LoginCommand final : public Command {
     auto who = client::CallJson(*http, ApiTarget("auth/whoami"), json::object(),
                                 session.access_token.text_view());
     if (!who.ok()) {
-      (void)client::CallJson(*http, kRevokeTarget, json::object(),
-                             session.access_token.text_view());
       return who.error().WithContext("logged in, but auth/whoami failed (the token was revoked)");
     }
     SIGNET_ASSIGN_OR_RETURN(const json* account, AnswerMember(*who, "account"));
@@ -296,11 +307,10 @@ class LoginCommand final : public Command {
     // is saved: if the save fails, the old session keeps working and the new token is revoked.
     std::optional<Session> previous = PreviousSession(path, session.server_url, clock.Now());
     if (Status saved = SaveSession(path, session); !saved.ok()) {
-      (void)client::CallJson(*http, kRevokeTarget, json::object(),
-                             session.access_token.text_view());
       return saved.error().WithContext(
           "logged in, but the session could not be saved (the new token was revoked)");
     }
+    revoke_unless_saved.saved = true;
     if (previous) RevokeSession(*previous);
 
     const bool must_change = Bool(*account, "must_change_password");

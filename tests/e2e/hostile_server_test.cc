@@ -190,9 +190,17 @@ TEST_F(HostileServerTest, ATokenLifetimeOutOfRangeIsRefusedAndNoSessionIsSaved) 
   for (const char* expires : {"9223372036854775807", "18446744073709551615", "-5", "0"}) {
     Set("POST", "/csc/v2/auth/login", 200,
         std::string(R"({"access_token":"t0k3n","expires_in":)") + expires + "}");
+    {
+      std::lock_guard lock(mu_);
+      asked_.clear();
+    }
     const CliRun r = Login();
     ExpectRefused(r, 1, "expires_in");
     EXPECT_FALSE(std::filesystem::exists(dir_ + "/.config/signet/session.json")) << expires;
+    // The token the server issued is not left valid: the refused login revokes it.
+    std::lock_guard lock(mu_);
+    EXPECT_NE(std::find(asked_.begin(), asked_.end(), "POST /csc/v2/auth/revoke"), asked_.end())
+        << expires;
   }
 }
 
