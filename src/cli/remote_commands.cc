@@ -336,7 +336,9 @@ class LoginCommand final : public Command {
   // revoked so it does not linger until it expires. Best effort: failures change nothing.
   static std::optional<Session> PreviousSession(const std::string& path, const std::string& server,
                                                 TimePoint now) {
-    auto old = LoadSession(path);
+    // Also a file others could read: its token may have leaked, so it is revoked all the more
+    // (a file others could write is not used: it could point at another server).
+    auto old = LoadSession(path, SessionFileAccess::kReadableByOthers);
     if (!old.ok() || old->ExpiredAt(now) || NormalizeServerUrl(old->server_url) != server) {
       return std::nullopt;
     }

@@ -98,8 +98,8 @@ Result<SecretBytes> ReadSessionBytes(const std::string& path, SessionFileAccess 
   const mode_t tolerated = access == SessionFileAccess::kReadableByOthers ? 044 : 0;
   if ((st.st_mode & 077 & ~tolerated) != 0) {
     return PermissionDenied("session file " + path +
-                            " is accessible by other users; delete it (the token may have leaked) "
-                            "or run: chmod 600 " +
+                            " is accessible by other users; run 'signet logout' (it revokes the "
+                            "token, which may have leaked, and removes the file) or: chmod 600 " +
                             path);
   }
   if (static_cast<size_t>(st.st_size) > kMaxSessionFileBytes) return Corrupt(path, "too large");

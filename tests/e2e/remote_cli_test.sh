@@ -386,6 +386,17 @@ expect_error "the bot's token without its client certificate is refused" 5 "sess
 n=$(sqlite3 "$D/signet.db" "select count(*) from log_entries where json_extract(data, '$.outcome') = 'certificate_mismatch'")
 [[ $n -ge 1 ]] && ok "the refusal is in the log as certificate_mismatch" || bad "certificate_mismatch entries: $n"
 v whoami | grep -q "name: *build-bot" && ok "with the certificate it still works" || bad "bot whoami after: $(v whoami 2>&1)"
+# A new login over a session file others could read revokes that file's token (it may have
+# leaked) instead of leaving it valid.
+cp -p "$W/bot-config/signet/session.json" "$W/bot-old-session.json"
+chmod 644 "$W/bot-config/signet/session.json"
+v login --server "$URL" --ca-file "$CA" --client-cert "$P/svc.pem" --client-key "$P/svc.key" >"$W/bot-relogin.out" 2>&1 \
+  || bad "bot re-login: $(cat "$W/bot-relogin.out")"
+mkdir -p "$W/bot3-config/signet" && chmod 700 "$W/bot3-config" "$W/bot3-config/signet"
+cp "$W/bot-old-session.json" "$W/bot3-config/signet/session.json" && chmod 600 "$W/bot3-config/signet/session.json"
+expect_error "re-login revoked the token of the readable session file" 5 "session expired or revoked" \
+  env XDG_CONFIG_HOME=$W/bot3-config setsid -w "$SIGNET" whoami
+v whoami | grep -q "name: *build-bot" && ok "the new session works" || bad "bot whoami after re-login: $(v whoami 2>&1)"
 
 # --- the audit log over HTTPS: verify, export and tail through the server ----------------------
 KEY=$(s audit key --data-dir "$D" 2>"$W/key.err") && [[ $KEY == *+*+* ]] \
