@@ -121,8 +121,27 @@ Status BuildEmbeddedDefault(const std::string& staging, const std::string& final
   SIGNET_TRY(fs::WriteFileAtomic(Join(staging, config::kSoPinFileName), so_pin.view(), 0600));
   SIGNET_TRY(fs::WriteFileAtomic(Join(staging, config::kUserPinFileName), user_pin.view(), 0600));
 
+  // Everything that can be refused is checked before a token is made: a module path that is not
+  // UTF-8 cannot be written in TOML, and the module must be SoftHSM2, whose token goes inside the
+  // staging folder (SOFTHSM2_CONF) and disappears with it if init fails. Another module would
+  // initialise a slot of a real HSM, whose SO PIN would then be lost with the staging folder.
+  const std::string config_text = config::EmbeddedDefaultConfigText(module_path);
+  auto parsed = config::ParseConfig(config_text, config::kConfigFileName, final_dir);
+  if (!parsed.ok()) {
+    return InvalidArgument("the module path " + OneLineSafe(module_path, 512) +
+                           " cannot be written to " + std::string(config::kConfigFileName) + ": " +
+                           parsed.error().message());
+  }
   ::setenv("SOFTHSM2_CONF", staging_conf.c_str(), 1);
-  SIGNET_TRY(hsm::InitializeToken(module_path, config::kDefaultTokenLabel, so_pin, user_pin));
+  Status made =
+      hsm::InitializeToken(module_path, config::kDefaultTokenLabel, so_pin, user_pin, "SoftHSM");
+  if (!made.ok() && made.error().message().find("no token was initialised") != std::string::npos) {
+    return made.error().WithContext(
+        "init sets up the embedded default, a SoftHSM2 token inside the data folder; for another "
+        "HSM, initialise its token with the vendor's tools and write signet.toml's [hsm] yourself "
+        "(README)");
+  }
+  SIGNET_TRY(made);
 
   {
     auto db = store::SqliteStore::Open(Join(staging, config::kDatabaseFileName));
@@ -133,16 +152,8 @@ Status BuildEmbeddedDefault(const std::string& staging, const std::string& final
   SIGNET_TRY(WriteTlsIdentity(Join(staging, config::kTlsCertificateFileName),
                               Join(staging, config::kTlsPrivateKeyFileName), clock));
 
-  // Now point SoftHSM at the folder's final place, and write signet.toml last of all, once it is
-  // known to read back (a module path that is not UTF-8 cannot be written in TOML): a folder
-  // moved into place must open.
-  const std::string config_text = config::EmbeddedDefaultConfigText(module_path);
-  auto parsed = config::ParseConfig(config_text, config::kConfigFileName, final_dir);
-  if (!parsed.ok()) {
-    return InvalidArgument("the module path " + OneLineSafe(module_path, 512) +
-                           " cannot be written to " + std::string(config::kConfigFileName) + ": " +
-                           parsed.error().message());
-  }
+  // Now point SoftHSM at the folder's final place, and write signet.toml (checked above) last of
+  // all: a folder moved into place must open.
   SIGNET_TRY(fs::WriteFileAtomic(
       staging_conf, AsBytes(SoftHsmConfigText(Join(final_dir, config::kTokenDirName)))));
   SIGNET_TRY(

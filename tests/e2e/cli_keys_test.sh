@@ -261,6 +261,13 @@ mkdir -p $W/full && touch $W/full/somefile
 expect_error "init refuses a non-empty foreign folder" 6 "not empty" "$SIGNET" --data-dir $W/full init
 expect_error "init with a missing module leaves nothing" 3 "/nonexistent/p11.so" "$SIGNET" --data-dir $W/new --module /nonexistent/p11.so init
 [[ ! -e $W/new && -z $(ls -a $W | grep signet-init) ]] && ok "failed init left no partial data folder" || bad "failed init left files"
+# A module other than SoftHSM2 (here OpenSC's) is refused before any slot is touched: init would
+# otherwise initialise a token of a real HSM.
+if [[ -f /usr/lib/x86_64-linux-gnu/opensc-pkcs11.so ]]; then
+  expect_error "init with a module that is not SoftHSM2 is refused" 6 "not SoftHSM; no token was initialised" \
+    "$SIGNET" --data-dir $W/new --module /usr/lib/x86_64-linux-gnu/opensc-pkcs11.so init
+  [[ ! -e $W/new && -z $(ls -a $W | grep signet-init) ]] && ok "... and left nothing" || bad "init with OpenSC left files"
+fi
 echo 'bogus = 1' >>$W/foreign/signet.toml
 expect_error "an unknown setting in signet.toml is refused" 2 "bogus" "$SIGNET" --data-dir $W/foreign key list
 

@@ -17,6 +17,7 @@
 
 #include "common/der.h"
 #include "common/encoding.h"
+#include "common/text.h"
 #include "hsm/pkcs11/internal/ckr.h"
 #include "hsm/pkcs11/internal/cryptoki.h"
 #include "hsm/pkcs11/internal/key_encoding.h"
@@ -1177,7 +1178,8 @@ class SoLogin {
 }  // namespace
 
 Status InitializeToken(const std::string& module_path, std::string_view label,
-                       const SecretBytes& so_pin, const SecretBytes& user_pin) {
+                       const SecretBytes& so_pin, const SecretBytes& user_pin,
+                       std::string_view only_manufacturer) {
   if (label.empty() || label.size() > kTokenLabelSize || label.back() == ' ') {
     return InvalidArgument("token label '" + std::string(label) +
                            "' must have 1 to 32 bytes and no trailing blank");
@@ -1191,6 +1193,19 @@ Status InitializeToken(const std::string& module_path, std::string_view label,
   if (rv != CKR_OK) {
     return RvError(rv, "C_Initialize", "cannot initialise PKCS#11 module " + module_path,
                    "for SoftHSM check SOFTHSM2_CONF and that its token directory exists");
+  }
+  if (!only_manufacturer.empty()) {
+    CK_INFO info{};
+    rv = module.Call(&CK_FUNCTION_LIST::C_GetInfo, &info);
+    if (rv != CKR_OK) {
+      return RvError(rv, "C_GetInfo", "cannot read which library " + module_path + " is");
+    }
+    const std::string manufacturer = internal::TrimPadded(info.manufacturerID);
+    if (manufacturer != only_manufacturer) {
+      return FailedPrecondition("PKCS#11 module " + module_path + " is made by '" +
+                                OneLineSafe(manufacturer, 64) + "', not " +
+                                std::string(only_manufacturer) + "; no token was initialised");
+    }
   }
   std::vector<CK_SLOT_ID> slots;
   rv = internal::ListSlotsWithToken(module, &slots);

@@ -96,8 +96,12 @@ class Pkcs11KeyStore final : public KeyStore {
 // Open() in the same process starts from a clean module.
 // Fails with InvalidArgument for an empty or over-long (> 32 bytes) label or an empty PIN;
 // AlreadyExists if a token with this label exists; FailedPrecondition if no uninitialised token
-// slot is free; NotFound/FailedPrecondition if the module cannot be loaded.
+// slot is free; NotFound/FailedPrecondition if the module cannot be loaded. With
+// `only_manufacturer` set, the module's C_GetInfo manufacturerID must be exactly that before any
+// slot is looked at (FailedPrecondition naming the one it has otherwise): `signet init` makes a
+// SoftHSM token inside its data folder, and must never initialise a slot of a real HSM.
 Status InitializeToken(const std::string& module_path, std::string_view label,
-                       const SecretBytes& so_pin, const SecretBytes& user_pin);
+                       const SecretBytes& so_pin, const SecretBytes& user_pin,
+                       std::string_view only_manufacturer = {});
 
 }  // namespace signet::hsm
