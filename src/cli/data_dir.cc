@@ -1,5 +1,6 @@
 #include "cli/data_dir.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -346,6 +347,15 @@ Result<InitOutcome> InitDataDir(const GlobalOptions& global) {
     int err = errno;
     built = Unavailable("cannot move the new data folder into place at " + dir + ": " +
                         std::strerror(err));
+  }
+  if (built.ok()) {
+    // The rename is durable only once the parent folder is: after a power loss the folder
+    // could otherwise come back under its staging name, PINs and all, where nothing looks.
+    const int parent_fd = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (parent_fd >= 0) {
+      ::fsync(parent_fd);
+      ::close(parent_fd);
+    }
   }
   if (!built.ok()) {
     std::error_code ec;

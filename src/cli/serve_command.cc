@@ -46,22 +46,36 @@ void RemoveBootstrapFileIfDone(store::Store& store, const std::string& path) {
   }
 }
 
-// fs::WriteFileAtomic writes the bootstrap file as ".bootstrap-admin.txt.tmpXXXXXX" first and
-// renames it: a crash in between leaves that copy, with the one-time password and the TOTP
-// secret, where nothing else would ever remove it. Called at start, before anything writes one.
-void RemoveStaleBootstrapCopies(const std::string& data_dir) {
-  const std::string prefix = "." + std::string(config::kBootstrapAdminFileName) + ".tmp";
+// fs::WriteFileAtomic writes a file as ".<name>.tmpXXXXXX" first and renames it: a crash in
+// between leaves that copy where nothing else would ever remove it; for the bootstrap file it
+// holds the one-time password and the TOTP secret, for the TLS key the private key. Called once
+// serve holds the folder's lock, before anything writes one of these files.
+void RemoveStaleTemporaryCopies(const std::string& data_dir) {
+  struct Written {
+    std::string_view name;
+    std::string_view holds;  // what a stale copy holds, for the message
+  };
+  static constexpr Written kWritten[] = {
+      {config::kBootstrapAdminFileName, "bootstrap credentials"},
+      {config::kTlsPrivateKeyFileName, "the TLS private key"},
+      {config::kTlsCertificateFileName, "the TLS certificate"},
+      {config::kLogWitnessFileName, "a log checkpoint"},
+  };
   std::error_code ec;
   for (const auto& entry : stdfs::directory_iterator(data_dir, ec)) {
     const std::string name = entry.path().filename().string();
-    if (!name.starts_with(prefix) || entry.is_symlink(ec) || !entry.is_regular_file(ec)) continue;
+    const Written* match = nullptr;
+    for (const Written& w : kWritten) {
+      if (name.starts_with("." + std::string(w.name) + ".tmp")) match = &w;
+    }
+    if (match == nullptr || entry.is_symlink(ec) || !entry.is_regular_file(ec)) continue;
     std::error_code removed;
     if (stdfs::remove(entry.path(), removed)) {
-      std::cerr << "signet: removed " << entry.path().string()
-                << ", a copy of the bootstrap credentials left by an interrupted start\n";
+      std::cerr << "signet: removed " << entry.path().string() << ", a copy of " << match->holds
+                << " left by an interrupted write\n";
     } else if (removed) {
       std::cerr << "signet: warning: could not remove " << entry.path().string() << " ("
-                << removed.message() << "); it holds bootstrap credentials: delete it by hand\n";
+                << removed.message() << "); it holds " << match->holds << ": delete it by hand\n";
     }
   }
 }
@@ -98,7 +112,6 @@ std::string BootstrapText(std::string_view name, const SecretBytes& one_time_pas
 Status BootstrapAdmin(store::Store& store, service::AccountService& accounts,
                       const config::Config& config) {
   const std::string path = BootstrapFilePath(config);
-  RemoveStaleBootstrapCopies(config.data_dir);
   SIGNET_ASSIGN_OR_RETURN(auto existing, store.ListAccounts());
   SecretBytes one_time_password;
   std::optional<service::TotpEnrolment> totp;
@@ -365,6 +378,7 @@ class ServeCommand final : public Command {
       return FailedPrecondition(e.message() +
                                 "; stop that service first, or give this one its own --data-dir");
     }
+    RemoveStaleTemporaryCopies(config.data_dir);
     if (!listen_.empty()) {
       config.server.listen = listen_;
       config.server.host = host;

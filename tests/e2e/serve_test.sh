@@ -169,6 +169,9 @@ OLD_OTP_PW=$(sed -n 's/^ *one-time password *\([^ ]*\)$/\1/p' "$B")
 mv "$B" "$W/bootstrap-lost.txt"
 # ... and a crash in the middle of writing it left its temporary copy: the next start removes it.
 cp "$W/bootstrap-lost.txt" "$D/.bootstrap-admin.txt.tmpAbC123"
+# ... and so did a write of the TLS key and of the kept checkpoint.
+echo "-----BEGIN PRIVATE KEY-----" >"$D/.tls-server.key.tmpXyZ789" && chmod 600 "$D/.tls-server.key.tmpXyZ789"
+cp "$D/log-witness.note" "$D/.log-witness.note.tmpQwE456"
 # This start takes the PIN from SIGNET_PIN: the running service must not keep it in its environment.
 if SIGNET_PIN=$(cat "$D/user.pin") start "$W/out3"; then ok "serve recreates a missing embedded TLS identity"; else bad "serve without TLS files"; fi
 ! tr '\0' '\n' <"/proc/$PID/environ" | grep -qF "$(cat "$D/user.pin")" && tr '\0' '\n' <"/proc/$PID/environ" | grep -q '^PATH=' \
@@ -181,8 +184,10 @@ NEW_OTP_PW=$(sed -n 's/^ *one-time password *\([^ ]*\)$/\1/p' "$B" 2>/dev/null)
 NEW_SECRET=$(sed -n 's/^ *TOTP secret *\([^ ]*\)$/\1/p' "$B" 2>/dev/null)
 [[ -n $NEW_OTP_PW && $NEW_OTP_PW != "$OLD_OTP_PW" && $(stat -c %a "$B") == 600 ]] && grep -q "issuing new one-time credentials" "$W/out3.err" \
   && ok "a lost bootstrap file is re-issued with new credentials" || bad "bootstrap re-issue: $(cat "$W/out3.err")"
-[[ ! -e $D/.bootstrap-admin.txt.tmpAbC123 ]] && grep -q "left by an interrupted start" "$W/out3.err" \
+[[ ! -e $D/.bootstrap-admin.txt.tmpAbC123 ]] && grep -q "a copy of bootstrap credentials left by an interrupted write" "$W/out3.err" \
   && ok "a stale copy of the bootstrap file is removed" || bad "stale bootstrap copy: $(ls -a "$D")"
+[[ ! -e $D/.tls-server.key.tmpXyZ789 && ! -e $D/.log-witness.note.tmpQwE456 ]] && grep -q "a copy of the TLS private key" "$W/out3.err" \
+  && ok "stale copies of the TLS key and the kept checkpoint are removed" || bad "stale copies: $(ls -a "$D")"
 login_code() {  # login_code PASSWORD: HTTP status of a CSC login as admin with the current TOTP code
   curl -sk --max-time 10 -o "$W/login.json" -w '%{http_code}' -u "admin:$1" -H "Content-Type: application/json" \
     -d "{\"otp\":\"$(oathtool --totp -b "$NEW_SECRET")\"}" "https://127.0.0.1:$PORT/csc/v2/auth/login"
