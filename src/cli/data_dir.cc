@@ -181,7 +181,6 @@ Result<bool> EnsureEmbeddedTlsIdentity(const config::Config& config, const Clock
   const std::string& key = config.server.tls_private_key;
   bool have_cert = fs::Exists(cert);
   bool have_key = fs::Exists(key);
-  if (have_cert && have_key) return false;
   // Only the embedded default's own files are made: a configured path that is missing (a typo,
   // a certificate not yet copied in) must fail at start-up, naming the file, not be replaced by a
   // self-signed development certificate without anyone noticing.
@@ -189,10 +188,33 @@ Result<bool> EnsureEmbeddedTlsIdentity(const config::Config& config, const Clock
     return stdfs::path(path).lexically_normal() ==
            (stdfs::path(config.data_dir) / name).lexically_normal();
   };
-  if (!is_default(cert, config::kTlsCertificateFileName) ||
-      !is_default(key, config::kTlsPrivateKeyFileName)) {
-    return false;
+  const bool defaults = is_default(cert, config::kTlsCertificateFileName) &&
+                        is_default(key, config::kTlsPrivateKeyFileName);
+  if (have_cert && have_key) {
+    // A certificate that has expired, or soon will, makes every client fail its handshake with
+    // nothing in signet's own output to say why. The development certificate is renewed (clients
+    // that pinned it must take the new one); a configured one is the operator's: a warning.
+    auto text = fs::ReadFile(cert, 1024 * 1024);
+    auto not_after = text.ok() ? pki::FirstCertificateNotAfter(ToString(*text))
+                               : Result<TimePoint>(text.error());
+    if (!not_after.ok()) return false;  // the server's TLS set-up reports what is wrong
+    const TimePoint now = clock.Now();
+    const bool expired = now >= *not_after;
+    if (now + kTlsRenewBefore < *not_after) return false;
+    if (!defaults) {
+      std::cerr << "signet: warning: the TLS certificate " << cert
+                << (expired ? " expired at " : " expires at ") << FormatRfc3339(*not_after)
+                << "; clients will refuse the server" << (expired ? "" : " then")
+                << ": install a renewed certificate\n";
+      return false;
+    }
+    std::cerr << "signet: the development TLS certificate " << cert
+              << (expired ? " expired at " : " expires at ") << FormatRfc3339(*not_after)
+              << "; a new one is made (clients that trusted the old one need the new file)\n";
+    SIGNET_TRY(WriteTlsIdentity(cert, key, clock));
+    return true;
   }
+  if (!defaults) return false;
   if (have_cert != have_key) {
     return FailedPrecondition("TLS identity incomplete: " + (have_cert ? key : cert) +
                               " is missing; remove " + (have_cert ? cert : key) +

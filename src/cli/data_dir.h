@@ -4,6 +4,7 @@
 // embedded default (`signet init`). Not thread-safe; one per process.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -44,7 +45,10 @@ Result<std::unique_ptr<LocalContext>> OpenLocal(const GlobalOptions& global,
 // embedded default's own files (tls-server.crt and tls-server.key in the data folder): this is
 // how a folder initialised before `signet serve` existed gets one. Returns true if it created
 // them. Other paths are never created (a missing one fails when the server loads it);
-// FailedPrecondition if only one of the two exists.
+// FailedPrecondition if only one of the two exists. A certificate that has expired or expires
+// within kTlsRenewBefore is renewed if it is the default's own (returns true; stderr says why),
+// and warned about on stderr otherwise.
+inline constexpr std::chrono::hours kTlsRenewBefore{24 * 30};
 Result<bool> EnsureEmbeddedTlsIdentity(const config::Config& config, const Clock& clock);
 
 // What `signet init` did.

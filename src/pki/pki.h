@@ -208,6 +208,10 @@ struct TlsIdentity {
 Result<TlsIdentity> CreateLocalhostTlsIdentity(
     TimePoint now, std::chrono::seconds validity = kLocalhostTlsValidity);
 
+// The notAfter of the first certificate in PEM `text` (a TLS certificate file). InvalidArgument
+// if it holds no PEM certificate.
+Result<TimePoint> FirstCertificateNotAfter(std::string_view text);
+
 // --- Digests (activations: SAD hashes; tests) -------------------------------------------------
 
 // The `hash` digest of `data` (FIPS 180-4), DigestSize(hash) bytes. Internal if OpenSSL fails.

@@ -137,4 +137,11 @@ Result<TlsIdentity> CreateLocalhostTlsIdentity(TimePoint now, std::chrono::secon
   return identity;
 }
 
+Result<TimePoint> FirstCertificateNotAfter(std::string_view text) {
+  UniquePtr<BIO> bio(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
+  UniquePtr<X509> cert(bio ? PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr) : nullptr);
+  if (!cert) return InvalidArgument("holds no PEM certificate");
+  return internal::AsnTimeToTimePoint(X509_get0_notAfter(cert.get()));
+}
+
 }  // namespace signet::pki

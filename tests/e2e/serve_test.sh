@@ -199,9 +199,16 @@ stop
 # Once the admin has logged in, a deleted bootstrap file is not a reason to replace its password
 # and TOTP seed (it has both; it only has not changed the password yet).
 rm -f "$B"
+# The development TLS certificate is about to expire (a day left): serve makes a new one.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost \
+  -keyout "$D/tls-server.key" -out "$D/tls-server.crt" >/dev/null 2>&1 && chmod 600 "$D/tls-server.key"
 if start "$W/out3b"; then ok "serve starts after the logged-in admin's file was deleted"; else bad "serve after file deleted"; fi
 ! grep -q "issuing new one-time credentials" "$W/out3b.err" && [[ ! -e $B ]] \
   && ok "credentials of an admin who has logged in are not re-issued" || bad "re-issued after a login: $(cat "$W/out3b.err")"
+grep -q "the development TLS certificate .* expires at .*a new one is made" "$W/out3b.err" \
+  && openssl x509 -in "$D/tls-server.crt" -noout -checkend $((300 * 86400)) >/dev/null \
+  && ok "an expiring development TLS certificate is renewed at start" \
+  || bad "TLS renewal: $(grep -i tls "$W/out3b.err"; openssl x509 -in "$D/tls-server.crt" -noout -enddate)"
 stop
 
 # --- configured TLS files that are missing are an error, even inside the data folder -----------
