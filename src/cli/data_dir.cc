@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
@@ -12,6 +13,7 @@
 #include <filesystem>
 #include <iostream>
 #include <optional>
+#include <vector>
 
 #include "common/fs.h"
 #include "common/random.h"
@@ -326,6 +328,43 @@ class DeferredTerminationSignals {
   bool blocked_ = false;
 };
 
+void SyncFolder(const std::string& folder) {
+  const int fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+// Moves every entry of `staging` (inside `dir`) up into `dir`, signet.toml last, then removes
+// the empty staging folder and makes `dir` owner-only. `moved` lists what was moved.
+Status MoveEntriesUp(const std::string& staging, const std::string& dir,
+                     std::vector<std::string>* moved) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& entry : stdfs::directory_iterator(staging, ec)) {
+    names.push_back(entry.path().filename().string());
+  }
+  if (ec) return Unavailable("cannot list " + staging + ": " + ec.message());
+  std::stable_partition(names.begin(), names.end(),
+                        [](const std::string& n) { return n != config::kConfigFileName; });
+  for (const std::string& name : names) {
+    const std::string from = Join(staging, name);
+    const std::string to = Join(dir, name);
+    if (::rename(from.c_str(), to.c_str()) != 0) {
+      return Unavailable("cannot move " + name + " into " + dir + ": " + std::strerror(errno));
+    }
+    moved->push_back(to);
+  }
+  if (::rmdir(staging.c_str()) != 0) {
+    return Unavailable("cannot remove the staging folder " + staging + ": " + std::strerror(errno));
+  }
+  // The folder holds the PINs: owner-only, as a folder init creates is. (A folder this user may
+  // write but not chmod, such as a mount point, keeps its mode; the files are owner-only anyway.)
+  ::chmod(dir.c_str(), 0700);
+  return OkStatus();
+}
+
 }  // namespace
 
 Result<InitOutcome> InitDataDir(const GlobalOptions& global) {
@@ -347,16 +386,22 @@ Result<InitOutcome> InitDataDir(const GlobalOptions& global) {
     }
   }
 
+  // A new folder is built beside its place and renamed into it whole. An existing empty one (made
+  // by a package's install -d under a root-owned parent, a mounted volume, a symlink to a folder)
+  // cannot be replaced by a rename: the staging folder is made inside it and its entries are
+  // moved up, signet.toml last, so the folder counts as initialised only once it is complete.
+  const bool existing = fs::Exists(dir);
   std::string parent = stdfs::path(dir).parent_path().string();
-  SIGNET_TRY(fs::EnsureDirectory(parent, 0755));
+  if (!existing) SIGNET_TRY(fs::EnsureDirectory(parent, 0755));
+  const std::string stage_in = existing ? dir : parent;
   // While the staging folder exists, Ctrl-C and the like wait: the folder is then either moved
   // into place whole or removed, and the signal acts on return (a staging folder left behind
   // would hold the new token's PINs, and nothing would ever remove it).
   DeferredTerminationSignals deferred;
-  std::string tmpl = Join(parent, ".signet-init-XXXXXX");
+  std::string tmpl = Join(stage_in, ".signet-init-XXXXXX");
   if (::mkdtemp(tmpl.data()) == nullptr) {
     int err = errno;
-    std::string msg = "cannot create a staging folder in " + parent + ": " + std::strerror(err);
+    std::string msg = "cannot create a staging folder in " + stage_in + ": " + std::strerror(err);
     if (err == EACCES || err == EPERM || err == EROFS) return PermissionDenied(msg);
     return Unavailable(msg);
   }
@@ -365,22 +410,21 @@ Result<InitOutcome> InitDataDir(const GlobalOptions& global) {
   std::string module_path =
       global.module_path.empty() ? std::string(config::kSoftHsmModulePath) : global.module_path;
   Status built = BuildEmbeddedDefault(staging, dir, module_path);
-  if (built.ok() && ::rename(staging.c_str(), dir.c_str()) != 0) {
+  std::vector<std::string> moved;  // entries moved into an existing folder, to undo on failure
+  if (built.ok() && !existing && ::rename(staging.c_str(), dir.c_str()) != 0) {
     int err = errno;
     built = Unavailable("cannot move the new data folder into place at " + dir + ": " +
                         std::strerror(err));
   }
+  if (built.ok() && existing) built = MoveEntriesUp(staging, dir, &moved);
   if (built.ok()) {
-    // The rename is durable only once the parent folder is: after a power loss the folder
-    // could otherwise come back under its staging name, PINs and all, where nothing looks.
-    const int parent_fd = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (parent_fd >= 0) {
-      ::fsync(parent_fd);
-      ::close(parent_fd);
-    }
+    // A rename is durable only once its folder is: after a power loss the folder could otherwise
+    // come back under its staging name, PINs and all, where nothing looks.
+    SyncFolder(existing ? dir : parent);
   }
   if (!built.ok()) {
     std::error_code ec;
+    for (const std::string& entry : moved) stdfs::remove_all(entry, ec);
     stdfs::remove_all(staging, ec);
     return built.error().WithContext("signet init");
   }

@@ -254,9 +254,23 @@ if command -v setpriv >/dev/null && [[ $(id -u) == 0 ]]; then
   mkdir -p $W/ro && chmod 555 $W/ro
   expect_error "init where nothing can be written" 5 "permission" setpriv --reuid=65534 --regid=65534 --clear-groups "$SIGNET" --data-dir $W/ro/data init
   [[ -z $(ls -A $W/ro) ]] && ok "failed init left nothing behind" || bad "failed init left: $(ls -A $W/ro)"
+  # An empty folder made ahead for the service user under a parent it cannot write (as a
+  # package's install -d does) is initialised in place.
+  mkdir -p $W/rop/data && chown 65534:65534 $W/rop/data && chmod 755 $W/rop/data && chmod 555 $W/rop
+  out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$SIGNET" --data-dir $W/rop/data init 2>&1) \
+    && [[ -f $W/rop/data/signet.toml && $(ls -A $W/rop) == data && $(stat -c %a $W/rop/data) == 700 ]] \
+    && [[ -z $(ls -A $W/rop/data | grep signet-init) ]] \
+    && setpriv --reuid=65534 --regid=65534 --clear-groups "$SIGNET" --data-dir $W/rop/data status >/dev/null 2>&1 \
+    && ok "init of an empty folder under a parent it cannot write" || bad "init in place: $out ($(ls -la $W/rop/data | tr '\n' '|'))"
+  chmod 755 $W/rop
 else
   chmod 000 $D; expect_error "a data folder without permission" 5 "permission" s key list; chmod 700 $D
 fi
+# A symlink to an empty folder is initialised through the link (a rename onto it would fail).
+mkdir -p $W/real && ln -s $W/real $W/link
+out=$("$SIGNET" --data-dir $W/link init 2>&1) && [[ -f $W/real/signet.toml && -L $W/link ]] \
+  && "$SIGNET" --data-dir $W/link status >/dev/null 2>&1 \
+  && ok "init through a symlink to an empty folder" || bad "init through a symlink: $out"
 mkdir -p $W/full && touch $W/full/somefile
 expect_error "init refuses a non-empty foreign folder" 6 "not empty" "$SIGNET" --data-dir $W/full init
 expect_error "init with a missing module leaves nothing" 3 "/nonexistent/p11.so" "$SIGNET" --data-dir $W/new --module /nonexistent/p11.so init
