@@ -197,13 +197,16 @@ Result<bool> EnsureEmbeddedTlsIdentity(const config::Config& config, const Clock
     // nothing in signet's own output to say why. The development certificate is renewed (clients
     // that pinned it must take the new one); a configured one is the operator's: a warning.
     auto text = fs::ReadFile(cert, 1024 * 1024);
-    auto not_after = text.ok() ? pki::FirstCertificateNotAfter(ToString(*text))
-                               : Result<TimePoint>(text.error());
-    if (!not_after.ok()) return false;  // the server's TLS set-up reports what is wrong
+    auto summary = text.ok() ? pki::SummarizeTlsCertificate(ToString(*text))
+                             : Result<pki::TlsCertificateSummary>(text.error());
+    if (!summary.ok()) return false;  // the server's TLS set-up reports what is wrong
+    const TimePoint* not_after = &summary->not_after;
     const TimePoint now = clock.Now();
     const bool expired = now >= *not_after;
     if (now + kTlsRenewBefore < *not_after) return false;
-    if (!defaults) {
+    // Only signet's own development certificate is replaced: a CA-issued one put in these files
+    // (the obvious way to install one) is the operator's, and so is its key.
+    if (!defaults || !summary->development) {
       std::cerr << "signet: warning: the TLS certificate " << cert
                 << (expired ? " expired at " : " expires at ") << FormatRfc3339(*not_after)
                 << "; clients will refuse the server" << (expired ? "" : " then")

@@ -46,8 +46,9 @@ Result<std::unique_ptr<LocalContext>> OpenLocal(const GlobalOptions& global,
 // how a folder initialised before `signet serve` existed gets one. Returns true if it created
 // them. Other paths are never created (a missing one fails when the server loads it);
 // FailedPrecondition if only one of the two exists. A certificate that has expired or expires
-// within kTlsRenewBefore is renewed if it is the default's own (returns true; stderr says why),
-// and warned about on stderr otherwise.
+// within kTlsRenewBefore is renewed if it is the development certificate in the default's own
+// files (returns true; stderr says why), and warned about on stderr otherwise (a CA-issued one,
+// also in those files, is never replaced).
 inline constexpr std::chrono::hours kTlsRenewBefore{24 * 30};
 Result<bool> EnsureEmbeddedTlsIdentity(const config::Config& config, const Clock& clock);
 

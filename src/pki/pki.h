@@ -208,9 +208,15 @@ struct TlsIdentity {
 Result<TlsIdentity> CreateLocalhostTlsIdentity(
     TimePoint now, std::chrono::seconds validity = kLocalhostTlsValidity);
 
-// The notAfter of the first certificate in PEM `text` (a TLS certificate file). InvalidArgument
-// if it holds no PEM certificate.
-Result<TimePoint> FirstCertificateNotAfter(std::string_view text);
+// What a TLS certificate file says about its first certificate.
+struct TlsCertificateSummary {
+  TimePoint not_after;
+  // Made by CreateLocalhostTlsIdentity: self-issued, with its development subject. Only such a
+  // certificate may be replaced by a new one without the operator; one a CA issued may not.
+  bool development = false;
+};
+// InvalidArgument if `text` holds no PEM certificate.
+Result<TlsCertificateSummary> SummarizeTlsCertificate(std::string_view text);
 
 // --- Digests (activations: SAD hashes; tests) -------------------------------------------------
 

@@ -50,6 +50,13 @@ Status AddNameEntry(X509_NAME* name, const char* field, const char* value) {
   return OkStatus();
 }
 
+// The subject (and issuer) of the development certificate.
+Status AddDevelopmentName(X509_NAME* name) {
+  SIGNET_TRY(AddNameEntry(name, "O", "signet development"));
+  SIGNET_TRY(AddNameEntry(name, "OU", "signet development TLS (not for production)"));
+  return AddNameEntry(name, "CN", "localhost");
+}
+
 // A random positive serial of 16 bytes (RFC 5280 §4.1.2.2: positive, at most 20 octets).
 Status SetRandomSerial(X509* cert) {
   std::array<uint8_t, 16> raw{};
@@ -81,9 +88,7 @@ Result<TlsIdentity> CreateLocalhostTlsIdentity(TimePoint now, std::chrono::secon
 
   UniquePtr<X509_NAME> name(X509_NAME_new());
   if (!name) return OpenSslError(ErrorCode::kInternal, "cannot create a name");
-  SIGNET_TRY(AddNameEntry(name.get(), "O", "signet development"));
-  SIGNET_TRY(AddNameEntry(name.get(), "OU", "signet development TLS (not for production)"));
-  SIGNET_TRY(AddNameEntry(name.get(), "CN", "localhost"));
+  SIGNET_TRY(AddDevelopmentName(name.get()));
   if (X509_set_subject_name(cert.get(), name.get()) != 1 ||
       X509_set_issuer_name(cert.get(), name.get()) != 1) {
     return OpenSslError(ErrorCode::kInternal, "cannot set the certificate names");
@@ -137,11 +142,19 @@ Result<TlsIdentity> CreateLocalhostTlsIdentity(TimePoint now, std::chrono::secon
   return identity;
 }
 
-Result<TimePoint> FirstCertificateNotAfter(std::string_view text) {
+Result<TlsCertificateSummary> SummarizeTlsCertificate(std::string_view text) {
   UniquePtr<BIO> bio(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
   UniquePtr<X509> cert(bio ? PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr) : nullptr);
   if (!cert) return InvalidArgument("holds no PEM certificate");
-  return internal::AsnTimeToTimePoint(X509_get0_notAfter(cert.get()));
+  TlsCertificateSummary summary;
+  SIGNET_ASSIGN_OR_RETURN(summary.not_after,
+                          internal::AsnTimeToTimePoint(X509_get0_notAfter(cert.get())));
+  UniquePtr<X509_NAME> expected(X509_NAME_new());
+  if (!expected) return InternalError("cannot allocate a name");
+  SIGNET_TRY(AddDevelopmentName(expected.get()));
+  summary.development = X509_NAME_cmp(X509_get_subject_name(cert.get()), expected.get()) == 0 &&
+                        X509_NAME_cmp(X509_get_issuer_name(cert.get()), expected.get()) == 0;
+  return summary;
 }
 
 }  // namespace signet::pki

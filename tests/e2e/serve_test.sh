@@ -200,7 +200,8 @@ stop
 # and TOTP seed (it has both; it only has not changed the password yet).
 rm -f "$B"
 # The development TLS certificate is about to expire (a day left): serve makes a new one.
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost \
+DEV_SUBJ="/O=signet development/OU=signet development TLS (not for production)/CN=localhost"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj "$DEV_SUBJ" \
   -keyout "$D/tls-server.key" -out "$D/tls-server.crt" >/dev/null 2>&1 && chmod 600 "$D/tls-server.key"
 if start "$W/out3b"; then ok "serve starts after the logged-in admin's file was deleted"; else bad "serve after file deleted"; fi
 ! grep -q "issuing new one-time credentials" "$W/out3b.err" && [[ ! -e $B ]] \
@@ -209,6 +210,16 @@ grep -q "the development TLS certificate .* expires at .*a new one is made" "$W/
   && openssl x509 -in "$D/tls-server.crt" -noout -checkend $((300 * 86400)) >/dev/null \
   && ok "an expiring development TLS certificate is renewed at start" \
   || bad "TLS renewal: $(grep -i tls "$W/out3b.err"; openssl x509 -in "$D/tls-server.crt" -noout -enddate)"
+stop
+# Another certificate in those files (the obvious way to install a CA's) is the operator's: near
+# its end it gets a warning, and neither it nor its key is replaced.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=signet.example \
+  -keyout "$D/tls-server.key" -out "$D/tls-server.crt" >/dev/null 2>&1 && chmod 600 "$D/tls-server.key"
+sum_before=$(cat "$D/tls-server.crt" "$D/tls-server.key" | sha256sum)
+if start "$W/out3c"; then ok "serve starts with an operator's certificate near its end"; else bad "serve with an operator's certificate"; fi
+[[ $(cat "$D/tls-server.crt" "$D/tls-server.key" | sha256sum) == "$sum_before" ]] \
+  && grep -q "warning: the TLS certificate .* expires at .*install a renewed certificate" "$W/out3c.err" \
+  && ok "an operator's certificate is warned about, not replaced" || bad "operator's certificate: $(grep -i tls "$W/out3c.err")"
 stop
 
 # --- configured TLS files that are missing are an error, even inside the data folder -----------
