@@ -33,6 +33,7 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "pki/pki.h"
+#include "server/internal/server_core.h"
 
 namespace signet::server {
 namespace {
@@ -837,14 +838,18 @@ TEST_F(ServerTest, MalformedRequestIs400) {
 }
 
 // The open-file limit must hold every connection the server admits: a soft limit below that is
-// raised at start (up to the hard one), and a hard limit below it refuses to start, naming the
-// max_connections that fits.
-TEST_F(ServerTest, OpenFileLimitIsRaisedToFitTheConnectionsOrStartIsRefused) {
+// raised at start (up to the hard one); a hard limit below it lowers the connection cap to what
+// fits rather than refusing to start on the defaults.
+TEST_F(ServerTest, OpenFileLimitIsRaisedToFitTheConnectionsOrTheCapLowered) {
   rlimit saved{};
   ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
   if (saved.rlim_max == RLIM_INFINITY || saved.rlim_max < 2000) {
     GTEST_SKIP() << "needs a finite hard open-file limit of at least 2000";
   }
+  struct Restore {
+    rlimit limit;
+    ~Restore() { setrlimit(RLIMIT_NOFILE, &limit); }
+  } restore{saved};
   rlimit low = saved;
   low.rlim_cur = 300;
   ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
@@ -859,15 +864,19 @@ TEST_F(ServerTest, OpenFileLimitIsRaisedToFitTheConnectionsOrStartIsRefused) {
   server_->Wait();
   server_.reset();
 
+  // More than the hard limit holds: the cap is what fits, and the server serves.
+  auto fits = internal::FitConnectionsToDescriptors(static_cast<size_t>(saved.rlim_max));
+  ASSERT_TRUE(fits.ok()) << fits.error().message();
+  EXPECT_EQ(*fits, static_cast<size_t>(saved.rlim_max) - internal::kMaxRejectingConnections -
+                       internal::kDescriptorReserve);
   ServerOptions too_many = Options();
   too_many.max_connections = static_cast<size_t>(saved.rlim_max);
-  auto server = Server::Create(std::move(too_many), DefaultRouter(), metrics_);
-  ASSERT_TRUE(server.ok()) << server.error().message();
-  auto port = (*server)->Start();
-  ASSERT_FALSE(port.ok());
-  EXPECT_EQ(port.error().code(), ErrorCode::kFailedPrecondition);
-  EXPECT_THAT(port.error().message(), HasSubstr("set [server] max_connections to at most"));
-  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+  StartServer(too_many, DefaultRouter());
+  TlsClient client;
+  ASSERT_TRUE(client.Connect(port_));
+  auto response = client.Request(Get("/hello"));
+  ASSERT_TRUE(response.has_value());
+  EXPECT_EQ(response->status, 200);
 }
 
 TEST_F(ServerTest, ConnectionsBeyondLimitGet503WithRetryAfter) {

@@ -592,37 +592,52 @@ ServerCore::~ServerCore() {
 
 // Makes sure this process may open a descriptor for every connection the server admits, plus the
 // ones it keeps open to refuse, plus kDescriptorReserve for everything else (the database and its
-// WAL, the HSM's files, the log, the listening socket, epoll). Raises the soft RLIMIT_NOFILE up to
-// the hard one if need be. Without this, a soft limit of 1024 (the usual default) runs out before
-// the default 1024 connections: accept fails with EMFILE, clients wait unanswered in the backlog,
-// and so does every file the service opens meanwhile (a checkpoint, a database page cache spill).
-Status EnsureDescriptorRoom(size_t max_connections) {
-  const rlim_t need =
-      static_cast<rlim_t>(max_connections) + kMaxRejectingConnections + kDescriptorReserve;
+// WAL, the HSM's files, the log, the listening socket, epoll), by raising the soft RLIMIT_NOFILE
+// up to the hard one. Without this, a soft limit of 1024 (the usual default) runs out before the
+// default 1024 connections: accept fails with EMFILE, clients wait unanswered in the backlog, and
+// so does every file the service opens meanwhile (a checkpoint, a database spill).
+Result<size_t> FitConnectionsToDescriptors(size_t max_connections) {
+  const rlim_t overhead = kMaxRejectingConnections + kDescriptorReserve;
+  const rlim_t need = static_cast<rlim_t>(max_connections) + overhead;
   rlimit limit{};
   if (getrlimit(RLIMIT_NOFILE, &limit) != 0) {
     return Unavailable(std::string("cannot read the open-file limit: ") + std::strerror(errno));
   }
-  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur >= need) return OkStatus();
-  if (limit.rlim_cur == RLIM_INFINITY) return OkStatus();
+  if (limit.rlim_cur == RLIM_INFINITY || limit.rlim_cur >= need) return max_connections;
+  size_t fits = max_connections;
+  rlim_t target = need;
   if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < need) {
-    const rlim_t fits = limit.rlim_max > kMaxRejectingConnections + kDescriptorReserve
-                            ? limit.rlim_max - kMaxRejectingConnections - kDescriptorReserve
-                            : 0;
-    return FailedPrecondition(
-        "max_connections = " + std::to_string(max_connections) + " needs up to " +
-        std::to_string(need) + " open files, but this process may open at most " +
-        std::to_string(limit.rlim_max) + " (hard RLIMIT_NOFILE, 'ulimit -Hn'); set [server] " +
-        "max_connections to at most " + std::to_string(fits) +
-        " or raise the limit (LimitNOFILE= in a systemd unit, --ulimit nofile= for docker)");
+    // A container or a shell's "ulimit -n 1024" often sets the hard limit too: the cap is lowered
+    // to what fits (with a warning) rather than the service refusing to start on its defaults.
+    fits = limit.rlim_max > overhead ? static_cast<size_t>(limit.rlim_max - overhead) : 0;
+    if (fits < kMinConnections) {
+      return FailedPrecondition(
+          "this process may open at most " + std::to_string(limit.rlim_max) +
+          " files (hard RLIMIT_NOFILE, 'ulimit -Hn'), too few for a server: it needs " +
+          std::to_string(overhead + kMinConnections) +
+          " or more; raise the limit (LimitNOFILE= in a systemd unit, --ulimit nofile= for "
+          "docker)");
+    }
+    target = limit.rlim_max;
   }
-  rlimit raised = limit;
-  raised.rlim_cur = need;
-  if (setrlimit(RLIMIT_NOFILE, &raised) != 0) {
-    return Unavailable("cannot raise the open-file limit from " + std::to_string(limit.rlim_cur) +
-                       " to " + std::to_string(need) + ": " + std::strerror(errno));
+  if (target > limit.rlim_cur) {
+    rlimit raised = limit;
+    raised.rlim_cur = target;
+    if (setrlimit(RLIMIT_NOFILE, &raised) != 0) {
+      return Unavailable("cannot raise the open-file limit from " + std::to_string(limit.rlim_cur) +
+                         " to " + std::to_string(target) + ": " + std::strerror(errno));
+    }
   }
-  return OkStatus();
+  if (fits < max_connections) {
+    LogLine(LogLevel::kWarning, "server",
+            "max_connections lowered from " + std::to_string(max_connections) + " to " +
+                std::to_string(fits) + ": this process may open at most " +
+                std::to_string(limit.rlim_max) +
+                " files (hard RLIMIT_NOFILE); raise it (LimitNOFILE=, docker --ulimit nofile=) or "
+                "set [limits] max_connections to at most " +
+                std::to_string(fits));
+  }
+  return fits;
 }
 
 Result<uint16_t> ServerCore::Start() {
@@ -631,7 +646,7 @@ Result<uint16_t> ServerCore::Start() {
     if (started_ || stopping_) return FailedPrecondition("the server was already started");
     started_ = true;
   }
-  SIGNET_TRY(EnsureDescriptorRoom(options_.max_connections));
+  SIGNET_ASSIGN_OR_RETURN(max_connections_, FitConnectionsToDescriptors(options_.max_connections));
   error_code ec;
   net::ip::address address = net::ip::make_address(options_.bind_address, ec);
   if (ec)
@@ -723,7 +738,7 @@ void ServerCore::OnAccept(error_code ec, tcp::socket socket) {
   {
     std::lock_guard lock(mu_);
     if (stopping_) return;  // socket closes as it goes out of scope
-    if (active_ >= options_.max_connections) {
+    if (active_ >= max_connections_) {
       admission = Admission::kTooManyConnections;
     } else if (auto it = per_address_.find(address_key);
                it != per_address_.end() && it->second >= options_.max_connections_per_address) {

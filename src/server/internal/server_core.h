@@ -39,11 +39,14 @@ class Session;
 inline constexpr size_t kMaxRejectingConnections = 64;
 // Descriptors kept for everything but connections (database, HSM, log files, sockets, epoll).
 inline constexpr size_t kDescriptorReserve = 256;
+// Below this many connections a server is not worth starting.
+inline constexpr size_t kMinConnections = 16;
 
 // Raises the soft RLIMIT_NOFILE (up to the hard one) so that max_connections connections, the
-// refused ones and kDescriptorReserve fit; FailedPrecondition naming the largest max_connections
-// that fits if the hard limit is too low. Called by ServerCore::Start.
-Status EnsureDescriptorRoom(size_t max_connections);
+// refused ones and kDescriptorReserve fit, and returns the connection cap that fits: when the hard
+// limit is too low, max_connections lowered to it, with a warning in the operational log.
+// FailedPrecondition if not even kMinConnections fit. Called by ServerCore::Start.
+Result<size_t> FitConnectionsToDescriptors(size_t max_connections);
 
 class ServerCore {
  public:
@@ -82,6 +85,9 @@ class ServerCore {
 
   // Constant after construction.
   const ServerOptions options_;
+  // options_.max_connections, or less if the open-file limit holds fewer; set in Start, before
+  // the first accept.
+  size_t max_connections_ = 0;
   const Router router_;
   Metrics& metrics_;
 
