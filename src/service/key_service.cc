@@ -623,6 +623,19 @@ Result<KeyRecord> KeyService::ImportCertificateChain(const Caller& caller, std::
   if (Status usable = CheckCodeSigningLeaf(*chain, now); !usable.ok()) {
     return refuse(usable.error().WithContext("key '" + record.name + "'"));
   }
+  // A leaf not valid yet replaces the chain at once, and signing refuses a certificate outside
+  // its validity: while the chain in use is still good, such a renewal would stop signing until
+  // its notBefore. (With no usable chain in use there is nothing to lose.)
+  if (chain->not_before > now && !record.certificate_chain_pem.empty()) {
+    auto current = pki::ParseChainForKey(record.certificate_chain_pem, *spki);
+    if (current.ok() && current->not_before <= now && now < current->not_after) {
+      return refuse(FailedPrecondition(
+          "key '" + record.name + "': the new certificate is valid only from " +
+          chain->not_before_text + " and the one in use until " + current->not_after_text +
+          "; importing it now would stop signing until then: import it from " +
+          chain->not_before_text + " on"));
+    }
+  }
   auto leaf_sha256 = pki::ComputeDigest(HashAlgorithm::kSha256, chain->certificates_der[0]);
   auto chain_sha256 = pki::ComputeDigest(HashAlgorithm::kSha256, AsBytes(chain->pem));
   if (!leaf_sha256.ok()) return refuse(leaf_sha256.error());

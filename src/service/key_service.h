@@ -107,7 +107,8 @@ class KeyService {
   // reports it, that it links and that its leaf can sign code (CheckCodeSigningLeaf), then
   // stores it, replacing any chain before. FailedPrecondition for a destroyed key, a key
   // on another token than the open one, or one whose key material is not in the HSM (or differs
-  // from the record); InvalidArgument for a chain that is not for the key or does not link.
+  // from the record), or a leaf not valid yet while the chain in use is (signing would stop until
+  // its notBefore); InvalidArgument for a chain that is not for the key or does not link.
   Result<store::KeyRecord> ImportCertificateChain(const Caller& caller, std::string_view name,
                                                   std::string_view pem);
 

@@ -482,6 +482,35 @@ TEST_F(SigningTest, KeyWithCertificateOutsideItsValidityIsRefused) {
       << early.error().message();
 }
 
+// A renewal imported before its notBefore would replace a chain that is still good by one signing
+// refuses until then: refused while the chain in use is valid, accepted once the new one is.
+TEST_F(SigningTest, EarlyRenewalDoesNotStopSigning) {
+  clock_.Set(std::chrono::time_point_cast<TimePoint::duration>(std::chrono::system_clock::now()));
+  auto ca = pki::testing::TestCodeSigningCa::Create("signing test CA");
+  ASSERT_TRUE(ca.ok()) << ca.error().message();
+  auto chain_for = [&](std::chrono::seconds shift) -> std::string {
+    auto csr = keys_svc_.CreateCsr(admin_.actor, "release", "/CN=release");
+    EXPECT_TRUE(csr.ok()) << csr.error().message();
+    auto chain = (*ca)->Issue(csr.ok() ? *csr : std::string(), shift);
+    EXPECT_TRUE(chain.ok()) << chain.error().message();
+    return chain.ok() ? *chain : std::string();
+  };
+  ASSERT_TRUE(keys_svc_.ImportCertificateChain(admin_.actor, "release", chain_for(0s)).ok());
+  const std::string renewal = chain_for(2h);  // valid from an hour from now
+  auto early = keys_svc_.ImportCertificateChain(admin_.actor, "release", renewal);
+  ASSERT_FALSE(early.ok());
+  EXPECT_EQ(early.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(early.error().message().find("would stop signing"), std::string::npos)
+      << early.error().message();
+  Authorization a = AuthorizeOk(alice_, "release", {h1_});
+  EXPECT_TRUE(Sign(alice_, "release", a.sad, {h1_}).ok());
+  clock_.Advance(1h + 1min);
+  auto in_time = keys_svc_.ImportCertificateChain(admin_.actor, "release", renewal);
+  EXPECT_TRUE(in_time.ok()) << in_time.error().message();
+  Authorization b = AuthorizeOk(alice_, "release", {h2_});
+  EXPECT_TRUE(Sign(alice_, "release", b.sad, {h2_}).ok());
+}
+
 TEST_F(SigningTest, SignerWithoutGrantIsRefused) {
   auto a = signing_.Authorize(bob_, "release", HashAlgorithm::kSha256, {h1_}, 1);
   ASSERT_FALSE(a.ok());
