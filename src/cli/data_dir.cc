@@ -2,12 +2,14 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -97,9 +99,29 @@ std::string SoftHsmConfigText(const std::string& token_dir) {
          "slots.removable = false\n";
 }
 
-bool IsEmptyDir(const std::string& dir) {
+// Whether an existing folder may be initialised: nothing in it but a file system's lost+found
+// (a freshly made volume's). The remains of an interrupted init (its staging folder, with the
+// PINs of a token never used, and what it had moved) are named as such.
+Status CheckEmptyForInit(const std::string& dir) {
   std::error_code ec;
-  return stdfs::is_directory(dir, ec) && stdfs::is_empty(dir, ec);
+  bool other = false;
+  for (const auto& entry : stdfs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name == "lost+found") continue;
+    if (name.starts_with(".signet-init-")) {
+      return FailedPrecondition(dir + " holds the remains of an interrupted signet init (" + name +
+                                ", with the PINs of a token that was never used); remove " +
+                                "everything in the folder and run signet init again");
+    }
+    other = true;
+  }
+  if (ec) return Unavailable("cannot list " + dir + ": " + ec.message());
+  if (other) {
+    return FailedPrecondition(dir + " exists, is not empty and holds no " +
+                              std::string(config::kConfigFileName) +
+                              "; choose a new or empty folder for signet init");
+  }
+  return OkStatus();
 }
 
 Status WriteTlsIdentity(const std::string& cert_path, const std::string& key_path,
@@ -354,7 +376,8 @@ Status MoveEntriesUp(const std::string& staging, const std::string& dir,
   for (const std::string& name : names) {
     const std::string from = Join(staging, name);
     const std::string to = Join(dir, name);
-    if (::rename(from.c_str(), to.c_str()) != 0) {
+    // Never over anything that appeared meanwhile.
+    if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) != 0) {
       return Unavailable("cannot move " + name + " into " + dir + ": " + std::strerror(errno));
     }
     moved->push_back(to);
@@ -382,11 +405,7 @@ Result<InitOutcome> InitDataDir(const GlobalOptions& global) {
   }
   if (fs::Exists(dir)) {
     SIGNET_TRY(CheckUsableDataDir(dir));
-    if (!IsEmptyDir(dir)) {
-      return FailedPrecondition(dir + " exists, is not empty and holds no " +
-                                std::string(config::kConfigFileName) +
-                                "; choose a new or empty folder for signet init");
-    }
+    SIGNET_TRY(CheckEmptyForInit(dir));
   }
 
   // A new folder is built beside its place and renamed into it whole. An existing empty one (made
@@ -396,6 +415,30 @@ Result<InitOutcome> InitDataDir(const GlobalOptions& global) {
   const bool existing = fs::Exists(dir);
   std::string parent = stdfs::path(dir).parent_path().string();
   if (!existing) SIGNET_TRY(fs::EnsureDirectory(parent, 0755));
+  // Two inits of one existing folder (a restart racing a manual run) are kept apart by a lock on
+  // the folder itself, and the winner looks again once it holds it. (Two inits of a new folder
+  // race on the final rename, which only one can win.)
+  struct FolderLock {
+    int fd = -1;
+    ~FolderLock() {
+      if (fd >= 0) ::close(fd);
+    }
+  } folder_lock;
+  if (existing) {
+    folder_lock.fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (folder_lock.fd < 0) {
+      return Unavailable("cannot open " + dir + ": " + std::strerror(errno));
+    }
+    if (::flock(folder_lock.fd, LOCK_EX | LOCK_NB) != 0) {
+      return FailedPrecondition("another signet init is setting up " + dir +
+                                "; wait for it to finish");
+    }
+    if (fs::Exists(Join(dir, config::kConfigFileName))) {
+      return FailedPrecondition("another signet init set up " + dir +
+                                " meanwhile; run the command again to use it");
+    }
+    SIGNET_TRY(CheckEmptyForInit(dir));
+  }
   const std::string stage_in = existing ? dir : parent;
   // While the staging folder exists, Ctrl-C and the like wait: the folder is then either moved
   // into place whole or removed, and the signal acts on return (a staging folder left behind

@@ -271,6 +271,24 @@ mkdir -p $W/real && ln -s $W/real $W/link
 out=$("$SIGNET" --data-dir $W/link init 2>&1) && [[ -f $W/real/signet.toml && -L $W/link ]] \
   && "$SIGNET" --data-dir $W/link status >/dev/null 2>&1 \
   && ok "init through a symlink to an empty folder" || bad "init through a symlink: $out"
+# A fresh volume's lost+found does not make it "not empty"; it stays.
+mkdir -p $W/vol/lost+found
+out=$("$SIGNET" --data-dir $W/vol init 2>&1) && [[ -f $W/vol/signet.toml && -d $W/vol/lost+found ]] \
+  && ok "init of a folder holding only lost+found" || bad "init with lost+found: $out"
+# The remains of an interrupted in-place init are named as such.
+mkdir -p $W/crashed/.signet-init-AbC123 && touch $W/crashed/signet.db
+expect_error "the remains of an interrupted init are named" 6 "remains of an interrupted signet init" \
+  "$SIGNET" --data-dir $W/crashed init
+# A second init of the same existing folder waits for none: it is refused while the first runs.
+mkdir -p $W/busy
+flock $W/busy sleep 5 &
+lock_pid=$!
+for _ in $(seq 1 50); do [[ -n $(ls /proc/$lock_pid/fd 2>/dev/null) ]] && break; sleep 0.05; done
+sleep 0.3
+expect_error "a concurrent init of one folder is refused" 6 "another signet init is setting up" \
+  "$SIGNET" --data-dir $W/busy init
+kill $lock_pid 2>/dev/null; wait $lock_pid 2>/dev/null
+[[ -z $(ls -A $W/busy) ]] && ok "... and left the folder as it was" || bad "busy folder: $(ls -A $W/busy)"
 mkdir -p $W/full && touch $W/full/somefile
 expect_error "init refuses a non-empty foreign folder" 6 "not empty" "$SIGNET" --data-dir $W/full init
 expect_error "init with a missing module leaves nothing" 3 "/nonexistent/p11.so" "$SIGNET" --data-dir $W/new --module /nonexistent/p11.so init
