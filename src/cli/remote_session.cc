@@ -97,8 +97,17 @@ Result<SecretBytes> ReadSessionBytes(const std::string& path, SessionFileAccess 
   }
   const mode_t tolerated = access == SessionFileAccess::kReadableByOthers ? 044 : 0;
   if ((st.st_mode & 077 & ~tolerated) != 0) {
+    if ((st.st_mode & 022) != 0) {
+      // Others could have changed it (pointed it at another server): logout will not use it to
+      // revoke, only remove it.
+      return PermissionDenied("session file " + path +
+                              " is writable by other users, so it cannot be trusted; delete it "
+                              "('signet logout' removes it) and log in again; its token, if it "
+                              "leaked, stays valid until it expires unless an admin disables "
+                              "the account");
+    }
     return PermissionDenied("session file " + path +
-                            " is accessible by other users; run 'signet logout' (it revokes the "
+                            " is readable by other users; run 'signet logout' (it revokes the "
                             "token, which may have leaked, and removes the file) or: chmod 600 " +
                             path);
   }

@@ -27,8 +27,9 @@ Status CheckOptions(const ServerOptions& options) {
   if (options.max_connections_per_address == 0) {
     return InvalidArgument("max_connections_per_address must be positive");
   }
-  if (!positive(options.idle_timeout) || !positive(options.request_timeout)) {
-    return InvalidArgument("idle_timeout and request_timeout must be positive");
+  if (!positive(options.idle_timeout) || !positive(options.request_timeout) ||
+      !positive(options.handshake_timeout)) {
+    return InvalidArgument("idle_timeout, request_timeout and handshake_timeout must be positive");
   }
   if (options.shutdown_grace.count() < 0 || options.retry_after.count() < 0) {
     return InvalidArgument("shutdown_grace and retry_after must not be negative");

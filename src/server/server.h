@@ -82,9 +82,9 @@ struct ServerOptions {
   // not pass the client's address, every client shares one address: raise it to max_connections.
   size_t max_connections_per_address = 128;
 
-  // For the TLS handshake of a new connection, which no honest client takes long over. Shorter
-  // than request_timeout: a connection that never sends its ClientHello holds a connection slot
-  // before anything about it is known.
+  // For the TLS handshake of a new connection, which no honest client takes long over (capped by
+  // request_timeout when that is shorter): a connection that never sends its ClientHello holds a
+  // connection slot before anything about it is known.
   std::chrono::milliseconds handshake_timeout{std::chrono::seconds(10)};
   // Waiting for the first byte of a request (after the handshake or the previous response).
   std::chrono::milliseconds idle_timeout{std::chrono::seconds(60)};

@@ -231,12 +231,17 @@ Result<store::KeyRecord> SigningService::CheckSignerAccess(const Caller& caller,
 
 Status SigningService::CheckCertificateValidity(const store::KeyRecord& key, TimePoint now) {
   if (key.certificate_chain_pem.empty()) return OkStatus();
-  LeafValidity validity;  // without chain_pem: the hot path copies no chain
+  // The stored chain is named by its SHA-256 (hashed outside the lock): a chain may be up to
+  // 1 MiB, and the cache holds no copy of it.
+  SIGNET_ASSIGN_OR_RETURN(
+      Bytes chain_sha256,
+      pki::ComputeDigest(HashAlgorithm::kSha256, AsBytes(key.certificate_chain_pem)));
+  LeafValidity validity;
   bool cached = false;
   {
     std::lock_guard<std::mutex> lock(validity_mu_);
     auto it = validity_.find(key.id);
-    if (it != validity_.end() && it->second.chain_pem == key.certificate_chain_pem) {
+    if (it != validity_.end() && it->second.chain_sha256 == chain_sha256) {
       validity.not_before = it->second.not_before;
       validity.not_after = it->second.not_after;
       validity.not_before_text = it->second.not_before_text;
@@ -250,7 +255,7 @@ Status SigningService::CheckCertificateValidity(const store::KeyRecord& key, Tim
     SIGNET_ASSIGN_OR_RETURN(pki::CertificateChain chain,
                             StoredKeyField(key, "certificate chain",
                                            pki::ParseChainForKey(key.certificate_chain_pem, spki)));
-    validity = LeafValidity{key.certificate_chain_pem, chain.not_before, chain.not_after,
+    validity = LeafValidity{std::move(chain_sha256), chain.not_before, chain.not_after,
                             std::move(chain.not_before_text), std::move(chain.not_after_text)};
     std::lock_guard<std::mutex> lock(validity_mu_);
     if (validity_.size() >= kMaxCachedValidities) validity_.clear();

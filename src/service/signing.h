@@ -325,7 +325,7 @@ class SigningService {
   // The validity of each key's leaf certificate, parsed once per stored chain (a chain is
   // decoded and its signatures checked only when it is first seen or replaced, not per request).
   struct LeafValidity {
-    std::string chain_pem;  // the stored chain this was read from
+    Bytes chain_sha256;  // of the stored chain this was read from
     TimePoint not_before;
     TimePoint not_after;
     std::string not_before_text;

@@ -48,8 +48,10 @@ struct CscDependencies {
   std::string service_name = "signet";
   // Bounds the password logins (HTTP Basic) in progress at once: each costs a memory-hard hash
   // (Argon2id, 64 MiB), also for an unknown name, and anyone can send one, so without a bound a
-  // flood of them fills the worker pool ahead of signHash. Beyond it: 503 + Retry-After, nothing
-  // checked or recorded. Certificate logins are cheap and not counted. Null: no bound.
+  // flood of them fills the worker pool ahead of signHash. Beyond it: 503 + Retry-After before
+  // the password is hashed or the code spent, unrecorded (a malformed Basic header or a missing
+  // code is still refused and recorded first). Certificate logins are cheap and not counted.
+  // Null: no bound.
   std::shared_ptr<ConcurrencyLimit> password_logins = nullptr;
 };
 

@@ -5,7 +5,8 @@
 //   handshake -> [idle: wait for the first byte] -> read header -> read body -> handle -> write
 //   -> (keep-alive) idle ... -> TLS close_notify -> close.
 // Timeouts are armed on the tcp_stream (Beast closes the socket when one expires): the handshake
-// and each request read get request_timeout, waiting for a next request gets idle_timeout, the
+// gets handshake_timeout (or request_timeout if shorter), each request read request_timeout,
+// waiting for a next request idle_timeout, the
 // handler itself is not bounded (a blocking HSM call cannot be interrupted), and writing the
 // response gets request_timeout again.
 //
@@ -19,6 +20,7 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
@@ -167,7 +169,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void DoHandshake() {
     state_ = State::kHandshake;
-    Lowest().expires_after(core_.options().handshake_timeout);
+    Lowest().expires_after(
+        std::min(core_.options().handshake_timeout, core_.options().request_timeout));
     stream_.async_handshake(ssl::stream_base::server,
                             [self = shared_from_this()](error_code ec) { self->OnHandshake(ec); });
   }
