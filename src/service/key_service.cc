@@ -112,8 +112,12 @@ AuditEvent KeyService::MakeEvent(const Caller& caller, AuditAction action, std::
 }
 
 Error KeyService::Refused(const Caller& caller, AuditAction action, std::string_view object,
-                          Error error) {
-  Status recorded = Record(caller, action, object, error.message());
+                          Error error, std::map<std::string, std::string> details) {
+  if (!details.contains("key_id")) {
+    // A name that names no key (a create, a typo) leaves the entry without one.
+    if (auto key = store_.GetKeyByName(object); key.ok()) details["key_id"] = key->id;
+  }
+  Status recorded = Record(caller, action, object, error.message(), std::move(details));
   if (!recorded.ok()) {
     // Why the log failed is for the operator (it may name files), not in a refusal's answer.
     LogLine(LogLevel::kError, "audit",
@@ -421,8 +425,10 @@ Result<KeyRecord> KeyService::DestroyKey(const Caller& caller, std::string_view 
     destroyed = HsmFailure(destroyed.error());
     // Logged as well: the log shows that the key material outlived the mark, until a repeated
     // command's entry shows it gone.
-    return refuse(destroyed.error().WithContext("key '" + record.name +
-                                                "': " + std::string(kKeyDestroyPendingNote)));
+    return Refused(caller, AuditAction::kKeyDestroy, name,
+                   destroyed.error().WithContext("key '" + record.name +
+                                                 "': " + std::string(kKeyDestroyPendingNote)),
+                   {{"key_id", record.id}, {"hsm_key_id", record.hsm_key_id}, {"hsm", "pending"}});
   }
   // The mark's entry says "pending"; this one says the key material is gone, so a crash between
   // the two leaves a log that does not claim more than happened.

@@ -142,7 +142,10 @@ class KeyService {
   // key (one of the above, or a grant or policy change), the caller records the refusal here:
   // `action` on key `object`, with the error's message as outcome. Returns `error`, with a note
   // added if the refusal could not be recorded (that failure is not allowed to hide the refusal).
-  Error Refused(const Caller& caller, AuditAction action, std::string_view object, Error error);
+  // Records the refusal and returns `error`. The entry carries the key's id (looked up by the
+  // name `object` unless `details` has one), so the log's per-key query finds refusals too.
+  Error Refused(const Caller& caller, AuditAction action, std::string_view object, Error error,
+                std::map<std::string, std::string> details = {});
 
  private:
   Result<store::KeyRecord> Transition(const Caller& caller, std::string_view name,

@@ -533,6 +533,13 @@ TEST_F(ApiTest, RefusedKeyChangeIsRecordedWithActorAndKey) {
   EXPECT_EQ(last.request_id, std::string(32, 'a'));
   EXPECT_FALSE(last.succeeded());
   EXPECT_FALSE(store_.HasGrant(ec_.id, alice_.id).value());
+  // With the key's id, which the log's per-key query (key=) goes by.
+  EXPECT_EQ(last.details["key_id"], ec_.id);
+  // Also an admin's refused change of an existing key, and none for a name that names no key.
+  ExpectError(CallAs(admin_, "keys/enable", {{"name", "ec"}}), 400, "failed_precondition");
+  EXPECT_EQ(audit_.events().back().details["key_id"], ec_.id);
+  ExpectError(CallAs(alice_, "keys/destroy", {{"name", "no-such-key"}}), 403, "access_denied");
+  EXPECT_FALSE(audit_.events().back().details.contains("key_id"));
 }
 
 // Key lifecycle events carry the request that caused them, like signatures do.
