@@ -420,19 +420,38 @@ class CountingSealer final : public hsm::SecretSealer {
  public:
   explicit CountingSealer(hsm::SecretSealer& inner) : inner_(inner) {}
   Result<Bytes> Seal(ByteView plaintext, ByteView aad) override {
+    if (logged_out) return Unauthenticated("C_Encrypt returned CKR_USER_NOT_LOGGED_IN");
     return inner_.Seal(plaintext, aad);
   }
   Result<SecretBytes> Unseal(ByteView sealed, ByteView aad) override {
     ++unseals;
     if (down) return Unavailable("the HSM is not answering");
+    if (logged_out) return Unauthenticated("C_Decrypt returned CKR_USER_NOT_LOGGED_IN");
     return inner_.Unseal(sealed, aad);
   }
   int unseals = 0;
-  bool down = false;  // Unseal fails, as with the HSM unreachable
+  bool down = false;        // Unseal fails, as with the HSM unreachable
+  bool logged_out = false;  // both fail as a module whose login was lost answers
 
  private:
   hsm::SecretSealer& inner_;
 };
+
+// An HSM that lost its login answers Unauthenticated; to a client of the account routes that is
+// the service's outage (Unavailable, 503), not its own bad credentials (401) or rights.
+TEST_F(AccountServiceTest, AnHsmThatLostItsLoginIsAnOutageNotTheCallersFault) {
+  Person alice = CreatePerson("alice");
+  CountingSealer counting(sealer_);
+  std::unique_ptr<AccountService> on_counting = ServiceOn(counting);
+  counting.logged_out = true;
+  auto created = on_counting->CreatePerson(SystemPrincipal(), "bob", RoleSet{Role::kSigner});
+  ASSERT_FALSE(created.ok());
+  EXPECT_EQ(created.error().code(), ErrorCode::kUnavailable) << created.error().message();
+  auto login = on_counting->LoginWithPassword(alice.name, alice.password, Code(alice),
+                                              CallOrigin{"192.0.2.1:1", "r"});
+  ASSERT_FALSE(login.ok());
+  EXPECT_EQ(login.error().code(), ErrorCode::kUnavailable) << login.error().message();
+}
 
 // A right password with a wrong code, a wrong password, an unknown name and a locked account all
 // cost one unseal: neither the time taken nor the HSM's counters tell them apart.

@@ -54,8 +54,12 @@ Result<hsm::HsmKeyId> HsmIdOf(const KeyRecord& r) {
 // What the HSM answers to an operation the caller may ask for is the service's failure, never the
 // caller's: a lost HSM login (Unauthenticated) reads as Unavailable, as in SigningService, so that
 // no client takes it for its own bad credentials (a 401 would make it drop a valid token).
+// A logged-out HSM (Unauthenticated) or one that refuses (PermissionDenied: a locked PIN, an
+// object it will not destroy) is the service's failure, never the caller's credentials or rights.
 Error HsmFailure(Error e) {
-  if (e.code() == ErrorCode::kUnauthenticated) return Error(ErrorCode::kUnavailable, e.message());
+  if (e.code() == ErrorCode::kUnauthenticated || e.code() == ErrorCode::kPermissionDenied) {
+    return Error(ErrorCode::kUnavailable, e.message());
+  }
   return e;
 }
 template <typename T>
