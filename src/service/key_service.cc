@@ -423,6 +423,15 @@ Result<KeyRecord> KeyService::DestroyKey(const Caller& caller, std::string_view 
     }
     record.state = KeyState::kDestroyed;
     record.updated_at = now;
+  } else {
+    // A repeat only finishes an earlier destroy, but it is still an admin's change: the session
+    // must still be one when the key material goes (the mark's transaction checked it above).
+    if (Status still =
+            RecheckAdminSession(store_, caller.actor.account_id, caller.actor.account_name,
+                                caller.session_token_hash, clock_.Now());
+        !still.ok()) {
+      return refuse(still.error());
+    }
   }
   Status destroyed = key_store_.DestroyKey(*id);
   if (!destroyed.ok()) {

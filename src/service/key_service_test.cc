@@ -616,6 +616,19 @@ TEST_F(KeyServiceTest, AdminChangesCommitOnlyWhileTheSessionIsStillAnAdmins) {
   EXPECT_EQ(state(), store::KeyState::kDisabled);
 
   EXPECT_TRUE(service_.EnableKey(actor_, "release").ok());  // no session to re-check
+
+  // A repeated destroy (the HSM kept the material the first time) is checked as well: a session
+  // that ended meanwhile removes nothing.
+  keys_.FailNextDestroy(Unavailable("hsm busy"));
+  ASSERT_FALSE(service_.DestroyKey(actor_, "release").ok());
+  ASSERT_EQ(state(), store::KeyState::kDestroyed);
+  ASSERT_EQ(keys_.KeyCount(), 1u);
+  Result<store::KeyRecord> repeated = service_.DestroyKey(admin, "release");
+  ASSERT_FALSE(repeated.ok());
+  EXPECT_EQ(repeated.error().code(), ErrorCode::kUnauthenticated);
+  EXPECT_EQ(keys_.KeyCount(), 1u);
+  EXPECT_TRUE(service_.DestroyKey(actor_, "release").ok());
+  EXPECT_EQ(keys_.KeyCount(), 0u);
 }
 
 }  // namespace
