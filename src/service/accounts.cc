@@ -1229,12 +1229,17 @@ Status AccountService::ChangePassword(const AccountCaller& who, const SecretByte
                        Unauthenticated("the current password is wrong"));
   }
   std::string problem;
-  if (new_password.size() < options_.min_password_length) {
+  // The minimum counts characters (UTF-8 code points: a byte that does not continue one starts
+  // one), not bytes: six CJK characters are 18 bytes but six characters. The maximum bounds the
+  // hash's input, in bytes.
+  size_t characters = 0;
+  for (uint8_t b : new_password.view()) characters += (b & 0xC0) != 0x80 ? 1 : 0;
+  if (characters < options_.min_password_length) {
     problem = "the new password must have at least " +
               std::to_string(options_.min_password_length) + " characters";
   } else if (new_password.size() > options_.max_password_length) {
     problem = "the new password must have at most " + std::to_string(options_.max_password_length) +
-              " characters";
+              " bytes (UTF-8)";
   } else if (new_password.Equals(old_password)) {
     problem = "the new password must differ from the current one";
   } else if (ConstantTimeEquals(new_password.view(), AsBytes(account->name))) {

@@ -1172,9 +1172,10 @@ TEST_F(AccountServiceTest, ChangePasswordChecksTheOldOneAndThePolicy) {
   ASSERT_FALSE(wrong.ok());
   EXPECT_EQ(wrong.error().code(), ErrorCode::kUnauthenticated);
   EXPECT_EQ(store_.GetAccountByName("alice")->failed_attempts, 1);
-  for (const char* weak : {"short", "alice"}) {
+  // Six CJK characters are 18 bytes but six characters: too short, like "short".
+  for (const char* weak : {"short", "alice", "\u5BC6\u7801\u592A\u77ED\u4E86\u5427"}) {
     Status s = service_->ChangePassword(who, alice.password, SecretBytes(weak));
-    ASSERT_FALSE(s.ok());
+    ASSERT_FALSE(s.ok()) << weak;
     EXPECT_EQ(s.error().code(), ErrorCode::kInvalidArgument);
   }
   Status same = service_->ChangePassword(who, alice.password, alice.password);
