@@ -11,6 +11,8 @@
 namespace signet::service {
 namespace {
 
+constexpr std::string_view kWrongCurrentPassword = "the current password is wrong";
+
 // The HSM's errors, as a client of the account routes may see them: a logged-out or locked HSM
 // (Unauthenticated, PermissionDenied from the module) is the service's outage, never the
 // caller's bad credentials or missing rights (which would read as 401/403 and make clients drop
@@ -1198,6 +1200,11 @@ Status AccountService::RevokeToken(std::string_view bearer_token, CallOrigin ori
   return OkStatus();
 }
 
+bool AccountService::IsWrongCurrentPassword(const Error& error) {
+  return error.code() == ErrorCode::kUnauthenticated &&
+         error.message().starts_with(kWrongCurrentPassword);
+}
+
 Status AccountService::ChangePassword(const AccountCaller& who, const SecretBytes& old_password,
                                       const SecretBytes& new_password) {
   const TimePoint now = clock_.Now();
@@ -1226,7 +1233,7 @@ Status AccountService::ChangePassword(const AccountCaller& who, const SecretByte
     event.reason = AccountReason::kWrongPassword;
     // Counted as at login, with the lockout recorded after the failure that caused it.
     return FailCounted(std::move(event), *account, now,
-                       Unauthenticated("the current password is wrong"));
+                       Unauthenticated(std::string(kWrongCurrentPassword)));
   }
   std::string problem;
   // The minimum counts characters (UTF-8 code points: a byte that does not continue one starts

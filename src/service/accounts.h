@@ -339,6 +339,9 @@ class AccountService {
   // other bearer tokens (all but `who.principal.token_hash`). Unauthenticated (and
   // counted as a failed attempt) if `old_password` is wrong; InvalidArgument if the new one is
   // shorter than the minimum, longer than the maximum, equal to the old one or to the name.
+  // IsWrongCurrentPassword tells the wrong password apart from a session that ended meanwhile
+  // (also Unauthenticated).
+  static bool IsWrongCurrentPassword(const Error& error);
   Status ChangePassword(const AccountCaller& who, const SecretBytes& old_password,
                         const SecretBytes& new_password);
 

@@ -1171,6 +1171,7 @@ TEST_F(AccountServiceTest, ChangePasswordChecksTheOldOneAndThePolicy) {
                                           SecretBytes("a long new password"));
   ASSERT_FALSE(wrong.ok());
   EXPECT_EQ(wrong.error().code(), ErrorCode::kUnauthenticated);
+  EXPECT_TRUE(AccountService::IsWrongCurrentPassword(wrong.error()));
   EXPECT_EQ(store_.GetAccountByName("alice")->failed_attempts, 1);
   // Six CJK characters are 18 bytes but six characters: too short, like "short".
   for (const char* weak : {"short", "alice", "\u5BC6\u7801\u592A\u77ED\u4E86\u5427"}) {
@@ -1190,6 +1191,13 @@ TEST_F(AccountServiceTest, ChangePasswordChecksTheOldOneAndThePolicy) {
   alice.password = SecretBytes("a long new password");
   NextStep();
   EXPECT_TRUE(Login(alice).ok());
+  // A session that ended is Unauthenticated too, but not a wrong password (the API answers 401).
+  ASSERT_TRUE(store_.RevokeBearerToken(who.token_hash, clock_.Now()).ok());
+  Status ended =
+      service_->ChangePassword(who, alice.password, SecretBytes("yet another long password"));
+  ASSERT_FALSE(ended.ok());
+  EXPECT_EQ(ended.error().code(), ErrorCode::kUnauthenticated);
+  EXPECT_FALSE(AccountService::IsWrongCurrentPassword(ended.error())) << ended.error().message();
 }
 
 TEST_F(AccountServiceTest, ChangePasswordEndsTheOtherSessionsButNotTheCallers) {

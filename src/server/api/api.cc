@@ -300,8 +300,9 @@ Result<json> ChangePassword(const Call& c) {
   SecureWipe(new_text.data(), new_text.size());
   Status changed = c.deps.accounts.ChangePassword(c.account_caller(), old_password, new_password);
   if (!changed.ok()) {
-    // The bearer token is fine; it is the current password that is wrong (docs/api.md: 403).
-    if (changed.error().code() == ErrorCode::kUnauthenticated) {
+    // The bearer token is fine; it is the current password that is wrong (docs/api.md: 403). A
+    // session that ended while the request ran stays 401.
+    if (service::AccountService::IsWrongCurrentPassword(changed.error())) {
       return PermissionDenied(changed.error().message());
     }
     return std::move(changed).error();
