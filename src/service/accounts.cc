@@ -7,27 +7,12 @@
 #include "common/random.h"
 #include "pki/pki.h"
 #include "service/admin_session.h"
+#include "service/hsm_failure.h"
 
 namespace signet::service {
 namespace {
 
 constexpr std::string_view kWrongCurrentPassword = "the current password is wrong";
-
-// The HSM's errors, as a client of the account routes may see them: a logged-out or locked HSM
-// (Unauthenticated, PermissionDenied from the module) is the service's outage, never the
-// caller's bad credentials or missing rights (which would read as 401/403 and make clients drop
-// good tokens).
-Error SealerFailure(Error e) {
-  if (e.code() == ErrorCode::kUnauthenticated || e.code() == ErrorCode::kPermissionDenied) {
-    return Error(ErrorCode::kUnavailable, e.message());
-  }
-  return e;
-}
-template <typename T>
-Result<T> FromSealer(Result<T> r) {
-  if (r.ok()) return r;
-  return SealerFailure(std::move(r).error());
-}
 
 // Bearer tokens are stored and looked up only by their SHA-256 digest.
 Result<Bytes> TokenHash(ByteView token) {
@@ -362,7 +347,7 @@ Result<TotpEnrolment> AccountService::NewTotpSeed(std::string_view account_id,
   SIGNET_TRY(RandomBytes(raw));
   SecretBytes seed{ByteView(raw)};
   SecureWipe(raw.data(), raw.size());
-  SIGNET_ASSIGN_OR_RETURN(*sealed, FromSealer(sealer_.Seal(seed.view(), SeedAad(account_id))));
+  SIGNET_ASSIGN_OR_RETURN(*sealed, FromHsm(sealer_.Seal(seed.view(), SeedAad(account_id))));
   std::string base32 = Base32Encode(seed.view());
   TotpEnrolment enrolment{SecretBytes(std::string_view(base32)),
                           TotpUri(options_.totp_issuer, name, seed, totp_.parameters())};
@@ -727,8 +712,8 @@ Result<std::optional<int64_t>> AccountService::MatchTotp(const store::AccountRec
     *reason = AccountReason::kTotpNotEnrolled;
     return std::nullopt;
   }
-  SIGNET_ASSIGN_OR_RETURN(
-      SecretBytes seed, FromSealer(sealer_.Unseal(*account.totp_seed_sealed, SeedAad(account.id))));
+  SIGNET_ASSIGN_OR_RETURN(SecretBytes seed,
+                          FromHsm(sealer_.Unseal(*account.totp_seed_sealed, SeedAad(account.id))));
   SIGNET_ASSIGN_OR_RETURN(std::optional<int64_t> step, totp_.Verify(seed, code, now));
   if (!step) *reason = AccountReason::kWrongTotp;
   return step;
@@ -762,15 +747,15 @@ Status AccountService::DummyTotpWork(std::string_view code, TimePoint now) {
     if (dummy_sealed_seed_.empty()) {
       Bytes seed(kTotpSeedBytes);
       SIGNET_TRY(RandomBytes(seed));
-      Result<Bytes> made = FromSealer(sealer_.Seal(seed, AsBytes(std::string_view(kDummySeedAad))));
+      Result<Bytes> made = FromHsm(sealer_.Seal(seed, AsBytes(std::string_view(kDummySeedAad))));
       SecureWipe(seed.data(), seed.size());
       if (!made.ok()) return std::move(made).error();
       dummy_sealed_seed_ = std::move(*made);
     }
     sealed = dummy_sealed_seed_;
   }
-  SIGNET_ASSIGN_OR_RETURN(SecretBytes seed, FromSealer(sealer_.Unseal(
-                                                sealed, AsBytes(std::string_view(kDummySeedAad)))));
+  SIGNET_ASSIGN_OR_RETURN(
+      SecretBytes seed, FromHsm(sealer_.Unseal(sealed, AsBytes(std::string_view(kDummySeedAad)))));
   SIGNET_ASSIGN_OR_RETURN(std::optional<int64_t> step, totp_.Verify(seed, code, now));
   (void)step;
   return OkStatus();

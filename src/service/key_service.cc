@@ -10,6 +10,7 @@
 #include "common/text.h"
 #include "pki/pki.h"
 #include "service/admin_session.h"
+#include "service/hsm_failure.h"
 
 namespace signet::service {
 namespace {
@@ -49,23 +50,6 @@ Result<hsm::HsmKeyId> HsmIdOf(const KeyRecord& r) {
     return DataLoss("key '" + r.name + "' has a corrupt HSM key id in the database");
   }
   return hsm::HsmKeyId{std::move(*bytes)};
-}
-
-// What the HSM answers to an operation the caller may ask for is the service's failure, never the
-// caller's: a lost HSM login (Unauthenticated) reads as Unavailable, as in SigningService, so that
-// no client takes it for its own bad credentials (a 401 would make it drop a valid token).
-// A logged-out HSM (Unauthenticated) or one that refuses (PermissionDenied: a locked PIN, an
-// object it will not destroy) is the service's failure, never the caller's credentials or rights.
-Error HsmFailure(Error e) {
-  if (e.code() == ErrorCode::kUnauthenticated || e.code() == ErrorCode::kPermissionDenied) {
-    return Error(ErrorCode::kUnavailable, e.message());
-  }
-  return e;
-}
-template <typename T>
-Result<T> FromHsm(Result<T> r) {
-  if (r.ok()) return r;
-  return HsmFailure(std::move(r).error());
 }
 
 Result<Bytes> SpkiOf(const KeyRecord& r) {
