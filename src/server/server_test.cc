@@ -686,7 +686,6 @@ TEST_F(ServerTest, TrailerFieldsAreRefused) {
 // Content-Type.
 TEST_F(ServerTest, AmbiguousFramingAndRepeatedHeadersAreRefused) {
   StartDefault();
-  const std::string body = "{}";
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip\r\n\r\n"
        "GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n",
