@@ -302,6 +302,12 @@ Error AccountService::RefusedChange(const AccountCaller& actor, AccountAction ac
   return Fail(MakeEvent(action, AccountReason::kSuccess, actor, object), std::move(error));
 }
 
+Error AccountService::RefusedOwnChange(const AccountCaller& actor, Error error) {
+  return Fail(MakeEvent(AccountAction::kAccountChange, AccountReason::kInvalidArgument, actor,
+                        actor.principal.name),
+              std::move(error));
+}
+
 Status AccountService::RequireAdmin(const AccountCaller& actor, AccountAction action,
                                     std::string_view object) {
   const Principal& p = actor.principal;

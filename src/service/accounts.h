@@ -312,6 +312,9 @@ class AccountService {
   // administer accounts, the refusal recorded and returned is that, whatever `error` says.
   Error RefusedChange(const AccountCaller& actor, AccountAction action, std::string_view object,
                       Error error);
+  // The same for a change of the caller's own account (auth/password: a body without its
+  // fields), which needs no role: recorded as account_change on the caller, refused with `error`.
+  Error RefusedOwnChange(const AccountCaller& actor, Error error);
   // Server-to-server login: `fingerprint` is the SHA-256 (hex) of the client certificate the TLS
   // layer verified. Unauthenticated for an unknown certificate; PermissionDenied for a disabled
   // service account (the certificate already proved who it is, so naming the state leaks

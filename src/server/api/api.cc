@@ -204,6 +204,7 @@ struct Call {
   // On a route that changes something: what a refusal is recorded as (see RouteSpec).
   std::optional<service::AuditAction> refused_as = std::nullopt;
   std::optional<service::AccountAction> account_refused_as = std::nullopt;
+  bool own_change = false;
 
   const service::Principal& principal() const { return who.principal; }
   const service::Caller& caller() const { return who.caller; }
@@ -232,6 +233,8 @@ struct RouteSpec {
   std::optional<service::AuditAction> refused_as = std::nullopt;
   // kAccountAdmin: the same, for the account services' records.
   std::optional<service::AccountAction> account_refused_as = std::nullopt;
+  // kSelf routes that change the caller's own account: refusals recorded on it.
+  bool own_change = false;
 };
 
 // The object a refused change on an admin route is recorded with: the body's "name", if a string;
@@ -248,6 +251,7 @@ std::string NamedObject(const json& body) {
 }
 
 Error Call::Refuse(Error error) const {
+  if (own_change) return deps.accounts.RefusedOwnChange(account_caller(), std::move(error));
   if (account_refused_as) {
     return deps.accounts.RefusedChange(account_caller(), *account_refused_as, NamedObject(body),
                                        std::move(error));
@@ -292,10 +296,10 @@ Result<json> Whoami(const Call& c) {
 }
 
 Result<json> ChangePassword(const Call& c) {
-  SIGNET_ASSIGN_OR_RETURN(std::string old_text, ReqString(c.body, "old_password"));
+  SIGNET_ASSIGN_OR_RETURN(std::string old_text, c.Checked(ReqString(c.body, "old_password")));
   SecretBytes old_password{std::string_view(old_text)};
   SecureWipe(old_text.data(), old_text.size());
-  SIGNET_ASSIGN_OR_RETURN(std::string new_text, ReqString(c.body, "new_password"));
+  SIGNET_ASSIGN_OR_RETURN(std::string new_text, c.Checked(ReqString(c.body, "new_password")));
   SecretBytes new_password{std::string_view(new_text)};
   SecureWipe(new_text.data(), new_text.size());
   Status changed = c.deps.accounts.ChangePassword(c.account_caller(), old_password, new_password);
@@ -511,7 +515,7 @@ Response Serve(const ApiDependencies& deps, const RouteSpec& route, const Reques
     SIGNET_ASSIGN_OR_RETURN(
         internal::Authenticated who,
         internal::AuthenticateBearer(deps.accounts, request, /*allow_password_change_due=*/true));
-    const Call call{deps, body, who, route.refused_as, route.account_refused_as};
+    const Call call{deps, body, who, route.refused_as, route.account_refused_as, route.own_change};
     SIGNET_TRY(CheckAccess(route, call));
     if (Status fields = CheckFields(body, route.fields); !fields.ok()) {
       return call.Refuse(std::move(fields).error());
@@ -553,7 +557,8 @@ Status RegisterApiRoutes(Router& router, ApiDependencies deps) {
   // clang-format off
   const std::vector<RouteSpec> routes = {
       {"auth/whoami", Access::kSelf, Whoami},
-      {"auth/password", Access::kSelf, ChangePassword, {"old_password", "new_password"}},
+      {"auth/password", Access::kSelf, ChangePassword, {"old_password", "new_password"}, {},
+       std::nullopt, /*own_change=*/true},
       {"accounts/list", Access::kRead, ListAccounts},
       {"accounts/show", Access::kRead, ShowAccount, {"name"}},
       {"accounts/create", Access::kAccountAdmin, CreateAccount,

@@ -642,8 +642,18 @@ TEST_F(ApiTest, PasswordChangeWithWrongCurrentPasswordIsAccessDenied) {
   ExpectError(CallAs(alice_, "auth/password",
                      {{"old_password", alice_.password}, {"new_password", "short"}}),
               400, "invalid_request");
-  ExpectError(CallAs(alice_, "auth/password", {{"new_password", "a long enough one"}}), 400,
-              "invalid_request");
+  // A body without its fields, or with others, is refused and recorded like any refused change
+  // of the account (docs/api.md: every refused change is in the log).
+  for (const json& body : {json{{"new_password", "a long enough one"}},
+                           json{{"old_password", "x"}, {"new_password", "y"}, {"extra", 1}}}) {
+    const size_t before = AccountEvents().size();
+    ExpectError(CallAs(alice_, "auth/password", body), 400, "invalid_request");
+    const std::vector<service::AccountEvent> events = AccountEvents();
+    ASSERT_EQ(events.size(), before + 1) << body.dump();
+    EXPECT_EQ(events.back().action, service::AccountAction::kAccountChange);
+    EXPECT_EQ(events.back().object, "alice");
+    EXPECT_NE(events.back().reason, service::AccountReason::kSuccess);
+  }
 }
 
 // ---- accounts/ ----
