@@ -727,7 +727,7 @@ class AuditTailCommand final : public Command {
         WriteEntryLine(row.data);
         next = row.index + 1;
       }
-      std::cout.flush();
+      SIGNET_TRY(FlushOrStop());
       if (rows.size() == 1000) continue;
       if (no_follow_) return OkStatus();
       std::this_thread::sleep_for(interval);
@@ -780,6 +780,15 @@ class AuditTailCommand final : public Command {
       return UnexpectedAnswer("\"log_size\" is not a size");
     }
     return std::optional<int64_t>(size->get<int64_t>());
+  }
+
+  // Following ends when the reader of stdout has gone (`signet audit tail | head`): SIGPIPE is
+  // ignored, so without this the loop would poll for ever into a closed pipe.
+  static Status FlushOrStop() {
+    std::cout.flush();
+    if (std::cout) return OkStatus();
+    return Unavailable(
+        "standard output was closed (or the disk is full); stopped after the last entry written");
   }
 
   // One entry as a line on stdout: its bytes exactly as they are hashed. On a terminal, whatever
@@ -866,7 +875,7 @@ class AuditTailCommand final : public Command {
         }
         after = i;
       }
-      std::cout.flush();
+      if (print) SIGNET_TRY(FlushOrStop());
       auto next = answer.find("next_after");
       bool more = false;
       if (next != answer.end() && !next->is_null()) {

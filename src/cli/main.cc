@@ -2,6 +2,7 @@
 // and turns its Status into one line on stderr ("signet: <message>") and an exit code.
 
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <iostream>
 #include <map>
 
@@ -142,4 +143,10 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace signet::cli
 
-int main(int argc, char** argv) { return signet::cli::Main(argc, argv); }
+int main(int argc, char** argv) {
+  // A closed pipe on stdout is an error the command reports (exit 7: "must be issued again"),
+  // not a silent death by SIGPIPE after a server has already created an account or a key; the
+  // server, logging to a pipe whose reader went away, keeps serving.
+  std::signal(SIGPIPE, SIG_IGN);
+  return signet::cli::Main(argc, argv);
+}

@@ -109,6 +109,22 @@ actor=$(sqlite3 $D/signet.db "SELECT data FROM log_entries WHERE action='key_ena
 err=$(s key list --json 2>&1 >/dev/full); rc=$?
 [[ $rc == 7 && $err == *"could not be written to standard output"* ]] \
   && ok "output to a full disk exits 7" || bad "output to a full disk: exit $rc, '$err'"
+# A reader that has gone (a pipe closed before the command writes): exit 7 with the same message,
+# not a silent death by SIGPIPE; and `audit tail` stops instead of polling into the pipe for ever.
+closed_pipe() {  # runs signet with stdout a pipe whose read end is already closed; prints "rc err"
+  python3 - "$SIGNET" --data-dir "$D" "$@" <<'PY'
+import os, subprocess, sys
+r, w = os.pipe(); os.close(r)
+p = subprocess.run(sys.argv[1:], stdout=w, stderr=subprocess.PIPE, timeout=30)  # SIGPIPE default
+print(p.returncode, p.stderr.decode().strip())
+PY
+}
+out=$(closed_pipe key list --json)
+[[ $out == "7 "*"could not be written to standard output"* ]] \
+  && ok "output to a closed pipe exits 7" || bad "output to a closed pipe: '$out'"
+out=$(closed_pipe audit tail --from 0 --interval 0.05)
+[[ $out == "7 "*"standard output was closed"* ]] \
+  && ok "audit tail into a closed pipe stops (exit 7)" || bad "audit tail into a closed pipe: '$out'"
 
 # --- certificate import ----------------------------------------------------------------------
 P=$W/pki; mkdir -p $P
