@@ -883,21 +883,73 @@ TEST_F(ServerTest, ConnectionsBeyondLimitGet503WithRetryAfter) {
   options.max_connections = 2;
   options.retry_after = 7s;
   StartServer(options, DefaultRouter());
+  // Both connections are busy (each in the middle of sending a request), so neither is idle and
+  // can give its slot up.
+  const std::string request = Get("/hello");
+  const std::string head = request.substr(0, request.size() - 2);
   TlsClient a, b, c;
   ASSERT_TRUE(a.Connect(port_));
+  ASSERT_TRUE(a.Send(head));
   ASSERT_TRUE(b.Connect(port_));
+  ASSERT_TRUE(b.Send(head));
+  std::this_thread::sleep_for(100ms);  // the server has read both heads' first bytes
   ASSERT_TRUE(c.Connect(port_));
-  auto rejected = c.Request(Get("/hello"));
+  auto rejected = c.Request(request);
   ASSERT_TRUE(rejected.has_value());
   EXPECT_EQ(rejected->status, 503);
   EXPECT_EQ(rejected->Header("retry-after"), "7");
   EXPECT_EQ(rejected->Header("connection"), "close");
   EXPECT_TRUE(c.ClosedWithoutData(2s));
-  auto served = a.Request(Get("/hello"));
+  auto served = a.Request("\r\n");
   ASSERT_TRUE(served.has_value());
   EXPECT_EQ(served->status, 200);
   EXPECT_EQ(calls_, 1);
   EXPECT_EQ(metrics_.Value("signet_http_rejected_total", {{"reason", "connections"}}), 1);
+  EXPECT_EQ(metrics_.Value("signet_http_idle_evictions_total", {}), 0);
+}
+
+// At the cap, a new connection is served in the place of the connection that has been idle the
+// longest (kept alive after its response), which the server closes; the others keep working.
+TEST_F(ServerTest, AtTheConnectionCapTheLongestIdleConnectionGivesWay) {
+  ServerOptions options = Options();
+  options.max_connections = 2;
+  StartServer(options, DefaultRouter());
+  TlsClient a, b, c, d;
+  ASSERT_TRUE(a.Connect(port_));
+  ASSERT_TRUE(b.Connect(port_));
+  auto first = a.Request(Get("/hello"));
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->status, 200);
+  std::this_thread::sleep_for(20ms);
+  auto second = b.Request(Get("/hello"));  // b is now idle, but for less time than a
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(second->status, 200);
+
+  ASSERT_TRUE(c.Connect(port_));
+  auto admitted = c.Request(Get("/hello"));
+  ASSERT_TRUE(admitted.has_value());
+  EXPECT_EQ(admitted->status, 200);
+  EXPECT_TRUE(a.ClosedWithoutData(2s)) << "the longest idle connection was not closed";
+  auto again = b.Request(Get("/hello"));
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->status, 200);
+  EXPECT_EQ(metrics_.Value("signet_http_idle_evictions_total", {}), 1);
+  EXPECT_EQ(metrics_.Value("signet_http_rejected_total", {{"reason", "connections"}}), 0);
+
+  // b and c have each answered last; b is mid-request, so c (idle) gives way to d.
+  const std::string request = Get("/hello");
+  ASSERT_TRUE(b.Send(request.substr(0, 10)));
+  std::this_thread::sleep_for(100ms);
+  ASSERT_TRUE(d.Connect(port_));
+  auto fourth = d.Request(request);
+  ASSERT_TRUE(fourth.has_value());
+  EXPECT_EQ(fourth->status, 200);
+  EXPECT_TRUE(c.ClosedWithoutData(2s));
+  auto finished = b.Request(request.substr(10));
+  ASSERT_TRUE(finished.has_value());
+  EXPECT_EQ(finished->status, 200);
+  EXPECT_EQ(metrics_.Value("signet_http_idle_evictions_total", {}), 2);
+  EXPECT_EQ(metrics_.Value("signet_http_connections_active", {}), 2);
 }
 
 TEST_F(ServerTest, ConnectionsBeyondPerAddressLimitGet503OthersAreServed) {

@@ -58,6 +58,7 @@ constexpr std::string_view kRequestsTotal = "signet_http_requests_total";
 constexpr std::string_view kRequestDuration = "signet_http_request_duration_seconds";
 constexpr std::string_view kConnectionsActive = "signet_http_connections_active";
 constexpr std::string_view kRejectedTotal = "signet_http_rejected_total";
+constexpr std::string_view kIdleEvictions = "signet_http_idle_evictions_total";
 constexpr std::string_view kUnmatched = "unmatched";
 // Longest wait for the peer's close_notify before the socket is simply closed.
 constexpr std::chrono::milliseconds kTlsShutdownTimeout{1000};
@@ -117,16 +118,18 @@ bool IsServerManagedHeader(std::string_view lower_name) {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(ServerCore& core, tcp::socket socket, uint64_t id, ServerCore::Admission admission)
+  Session(ServerCore& core, tcp::socket socket, uint64_t id, ServerCore::Admission admission,
+          std::shared_ptr<IdleState> idle)
       : core_(core),
         id_(id),
         admission_(admission),
+        idle_(std::move(idle)),
         rejecting_(admission != ServerCore::Admission::kServe),
         client_address_(FormatEndpointOf(socket)),
         stream_(std::move(socket), core.tls()),
         buffer_(core.options().max_header_bytes + 64 * 1024) {}
 
-  ~Session() { core_.OnSessionClosed(id_, admission_); }
+  ~Session() { core_.OnSessionClosed(id_); }
 
   // Bound to one socket and one place in the registry.
   Session(const Session&) = delete;
@@ -145,6 +148,13 @@ class Session : public std::enable_shared_from_this<Session> {
       if (self->state_ == State::kIdle || self->state_ == State::kHandshake) {
         self->Lowest().cancel();
       }
+    });
+  }
+
+  // The core took this connection's slot while it was idle (IdleState::kEvicted): stop waiting.
+  void NotifyEvicted() {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      if (self->state_ == State::kIdle) self->Lowest().cancel();
     });
   }
 
@@ -190,9 +200,24 @@ class Session : public std::enable_shared_from_this<Session> {
     state_ = State::kIdle;
     if (buffer_.size() > 0) return ReadHeader();  // a pipelined request is already here
     Lowest().expires_after(core_.options().idle_timeout);
+    // Evictable from here until a byte arrives (served connections only; a refused one holds no
+    // slot to give).
+    if (!rejecting_) {
+      idle_->idle_since_ns.store(SteadyClock::now().time_since_epoch().count());
+      idle_->phase.store(IdleState::kIdle);
+    }
     stream_.async_read_some(buffer_.prepare(4096),
                             [self = shared_from_this()](error_code ec, size_t n) {
                               self->buffer_.commit(n);
+                              int idle = IdleState::kIdle;
+                              if (!self->rejecting_ &&
+                                  !self->idle_->phase.compare_exchange_strong(idle,
+                                                                              IdleState::kBusy) &&
+                                  idle == IdleState::kEvicted) {
+                                // Its slot went to a newer connection; a request that arrived
+                                // meanwhile is not read (as when an idle timeout closes).
+                                return self->Close();
+                              }
                               if (ec || n == 0) return self->Close();
                               self->ReadHeader();
                             });
@@ -542,6 +567,7 @@ class Session : public std::enable_shared_from_this<Session> {
   ServerCore& core_;
   const uint64_t id_;
   const ServerCore::Admission admission_;
+  const std::shared_ptr<IdleState> idle_;  // shared with the registry
   const bool rejecting_;  // over a connection limit: only ever answers 503
   const std::string client_address_;
 
@@ -586,6 +612,9 @@ ServerCore::ServerCore(ServerOptions options, Router router, Metrics& metrics,
       "Requests answered 503 for overload, by reason (connections, connections_per_address, "
       "workers, route_limit).");
   metrics_.DeclareCounter("signet_tls_handshake_failures_total", "Failed TLS handshakes.");
+  metrics_.DeclareCounter(kIdleEvictions,
+                          "Idle kept-alive connections closed at max_connections to admit a new "
+                          "one.");
 }
 
 ServerCore::~ServerCore() {
@@ -738,14 +767,18 @@ void ServerCore::OnAccept(error_code ec, tcp::socket socket) {
   bool failed = false;
   Admission admission = Admission::kServe;
   std::string address_key = AddressKey(socket);
+  std::shared_ptr<Session> evicted;  // told, and released, after mu_
   {
     std::lock_guard lock(mu_);
     if (stopping_) return;  // socket closes as it goes out of scope
-    if (active_ >= max_connections_) {
-      admission = Admission::kTooManyConnections;
-    } else if (auto it = per_address_.find(address_key);
-               it != per_address_.end() && it->second >= options_.max_connections_per_address) {
+    if (auto it = per_address_.find(address_key);
+        it != per_address_.end() && it->second >= options_.max_connections_per_address) {
       admission = Admission::kTooManyFromAddress;
+    } else if (active_ >= max_connections_) {
+      // Like a kept-alive connection's idle timeout, sooner: a connection waiting for nothing
+      // gives its slot to one that has a request, rather than that one being refused.
+      evicted = EvictIdleLocked();
+      if (evicted == nullptr) admission = Admission::kTooManyConnections;
     }
     const bool rejecting = admission != Admission::kServe;
     if (rejecting && rejecting_ >= kMaxRejectingConnections) {
@@ -754,11 +787,12 @@ void ServerCore::OnAccept(error_code ec, tcp::socket socket) {
       uint64_t id = next_session_id_++;
       try {
         // A constructor that throws closes the socket and never runs ~Session.
-        session = std::make_shared<Session>(*this, std::move(socket), id, admission);
+        auto idle = std::make_shared<IdleState>();
+        session = std::make_shared<Session>(*this, std::move(socket), id, admission, idle);
         // Counted from here: ~Session uncounts it (OnSessionClosed, which takes mu_). The map
         // insertions come first: if one throws, nothing is counted yet and the catch below lets
         // ~Session run unlocked, whose OnSessionClosed then finds no registration.
-        Registered registered{session, address_key};
+        Registered registered{session, address_key, admission, std::move(idle)};
         if (!rejecting) ++per_address_[address_key];
         try {
           sessions_.emplace(id, std::move(registered));
@@ -776,6 +810,11 @@ void ServerCore::OnAccept(error_code ec, tcp::socket socket) {
         failed = true;
       }
     }
+  }
+  if (evicted != nullptr) {
+    metrics_.Increment(kIdleEvictions);
+    evicted->NotifyEvicted();
+    evicted.reset();
   }
   if (unregistered != nullptr) {
     metrics_.AddGauge(kConnectionsActive, {}, 1);  // ~Session takes it off again
@@ -797,7 +836,38 @@ void ServerCore::UncountAddressLocked(const std::string& address_key) {
   if (it != per_address_.end() && --it->second == 0) per_address_.erase(it);
 }
 
-void ServerCore::OnSessionClosed(uint64_t id, Admission admission) {
+std::shared_ptr<Session> ServerCore::EvictIdleLocked() {
+  // Evicted connections still hold a descriptor until they have closed: counted with the refused
+  // ones, within the same reserve.
+  if (rejecting_ >= kMaxRejectingConnections) return nullptr;
+  // The one idle the longest is the least likely to be about to send a request. A linear scan,
+  // only at the cap.
+  Registered* oldest = nullptr;
+  int64_t oldest_since = 0;
+  for (auto& [id, registered] : sessions_) {
+    if (registered.counted_as != Admission::kServe) continue;
+    if (registered.idle->phase.load() != IdleState::kIdle) continue;
+    const int64_t since = registered.idle->idle_since_ns.load();
+    if (oldest == nullptr || since < oldest_since) {
+      oldest = &registered;
+      oldest_since = since;
+    }
+  }
+  if (oldest == nullptr) return nullptr;
+  int idle = IdleState::kIdle;
+  if (!oldest->idle->phase.compare_exchange_strong(idle, IdleState::kEvicted)) {
+    return nullptr;  // a request arrived just now; it stays, the new one is refused
+  }
+  // From here the evicted Session closes without reading another request, whatever else
+  // happens: its slot is free now.
+  UncountAddressLocked(oldest->address_key);
+  --active_;
+  ++rejecting_;
+  oldest->counted_as = Admission::kTooManyConnections;
+  return oldest->session.lock();  // null if it is being destroyed already: nothing to tell
+}
+
+void ServerCore::OnSessionClosed(uint64_t id) {
   bool post_check = false;
   {
     std::lock_guard lock(mu_);
@@ -805,7 +875,7 @@ void ServerCore::OnSessionClosed(uint64_t id, Admission admission) {
     if (it == sessions_.end()) {
       // Never registered (OnAccept failed part-way and counted nothing); gauge only.
     } else {
-      if (admission == Admission::kServe) {
+      if (it->second.counted_as == Admission::kServe) {
         UncountAddressLocked(it->second.address_key);
         --active_;
       } else {

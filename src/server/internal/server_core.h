@@ -35,6 +35,16 @@ namespace signet::server::internal {
 
 class Session;
 
+// Whether a served connection waits for the first byte of a request (after its handshake or a
+// kept-alive response), shared by the Session and the registry so that OnAccept can reclaim an
+// idle connection at the cap without calling into the Session under mu_. Exactly one of the
+// Session (a byte arrived: kIdle -> kBusy) and OnAccept (kIdle -> kEvicted) wins the change.
+struct IdleState {
+  enum : int { kBusy, kIdle, kEvicted };
+  std::atomic<int> phase{kBusy};
+  std::atomic<int64_t> idle_since_ns{0};  // steady_clock, when phase last became kIdle
+};
+
 // At most this many connections beyond max_connections are kept open just to be told 503.
 inline constexpr size_t kMaxRejectingConnections = 64;
 // Descriptors kept for everything but connections (database, HSM, log files, sockets, epoll).
@@ -71,7 +81,7 @@ class ServerCore {
   // Why a connection is only ever answered 503 (kServe: it is served).
   enum class Admission { kServe, kTooManyConnections, kTooManyFromAddress };
   // Called by ~Session.
-  void OnSessionClosed(uint64_t id, Admission admission);
+  void OnSessionClosed(uint64_t id);
 
  private:
   void DoAccept();
@@ -82,6 +92,10 @@ class ServerCore {
   void RunIoThread();
   std::vector<std::weak_ptr<Session>> SnapshotSessions();
   void UncountAddressLocked(const std::string& address_key);  // mu_ held
+  // At the connection cap: takes the slot of the served connection idle the longest, which then
+  // closes (counted as refused until it has). The evicted Session is returned to be told after
+  // mu_ is released (releasing it may run ~Session, which takes mu_). Null if none is idle.
+  std::shared_ptr<Session> EvictIdleLocked();  // mu_ held
 
   // Constant after construction.
   const ServerOptions options_;
@@ -94,6 +108,8 @@ class ServerCore {
   struct Registered {
     std::weak_ptr<Session> session;
     std::string address_key;  // AddressKey of the peer; counted in per_address_ if served
+    Admission counted_as;     // kServe: in active_ and per_address_; else in rejecting_
+    std::shared_ptr<IdleState> idle;
   };
 
   mutable std::mutex mu_;
