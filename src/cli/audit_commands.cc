@@ -228,7 +228,7 @@ class AtomicOutputFile {
     std::string folder = target.parent_path().string();
     if (folder.empty()) folder = ".";
     std::string temp = folder + "/." + target.filename().string() + ".tmp-XXXXXX";
-    const int fd = ::mkstemp(temp.data());
+    const int fd = ::mkostemp(temp.data(), O_CLOEXEC);
     if (fd < 0) {
       const int err = errno;
       std::string message = "cannot create a file in " + folder + ": " + std::strerror(err);
@@ -274,10 +274,10 @@ class AtomicOutputFile {
       ::unlink(temp_.c_str());
       return Unavailable("cannot rename " + temp_ + " to " + path_ + ": " + std::strerror(err));
     }
-    const int dir = ::open(folder_.c_str(), O_RDONLY | O_DIRECTORY);
-    if (dir >= 0) {
-      ::fsync(dir);
-      ::close(dir);
+    Status synced = fs::SyncFolder(folder_);
+    if (!synced.ok()) {
+      return Error(synced.error().code(), path_ + " was written, but it may not survive a crash: " +
+                                              synced.error().message());
     }
     return OkStatus();
   }

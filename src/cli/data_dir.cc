@@ -353,14 +353,6 @@ class DeferredTerminationSignals {
   bool blocked_ = false;
 };
 
-void SyncFolder(const std::string& folder) {
-  const int fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
-}
-
 // Moves every entry of `staging` (inside `dir`) up into `dir`, signet.toml last, then removes
 // the empty staging folder and makes `dir` owner-only. `moved` lists what was moved.
 Status MoveEntriesUp(const std::string& staging, const std::string& dir,
@@ -466,7 +458,14 @@ Result<InitOutcome> InitDataDir(const GlobalOptions& global) {
   if (built.ok()) {
     // A rename is durable only once its folder is: after a power loss the folder could otherwise
     // come back under its staging name, PINs and all, where nothing looks.
-    SyncFolder(existing ? dir : parent);
+    // Everything is in place by now, so a failure here is not undone (a retry would find the
+    // folder in use); it is said.
+    Status synced = fs::SyncFolder(existing ? dir : parent);
+    if (!synced.ok()) {
+      std::cerr << "signet: warning: the data folder " << dir
+                << " is in place, but may not survive a crash yet (" << synced.error().message()
+                << "); run 'sync' before relying on it\n";
+    }
   }
   if (!built.ok()) {
     std::error_code ec;

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -41,6 +42,9 @@ class Fd {
 
 Result<Bytes> ReadFd(int fd, const std::string& path, size_t max_size) {
   Bytes out;
+  // Room for all of a small file (secrets are at most 4 KiB) before the first read, so growing the
+  // vector never leaves a copy of what was read in freed memory.
+  out.reserve(std::min<size_t>(max_size, 64 * 1024) + 1);
   uint8_t buf[8192];
   for (;;) {
     ssize_t n = ::read(fd, buf, sizeof buf);
@@ -109,8 +113,10 @@ Result<SecretBytes> ReadSecretFile(const std::string& path) {
   if (!data.ok()) return std::move(data).error();
   Bytes& b = *data;
   size_t len = b.size();
-  if (len > 0 && b[len - 1] == '\n') --len;
-  if (len > 0 && b[len - 1] == '\r') --len;
+  if (len > 0 && b[len - 1] == '\n') {
+    --len;
+    if (len > 0 && b[len - 1] == '\r') --len;  // CRLF; a lone trailing CR is part of the secret
+  }
   SecretBytes secret(ByteView(b.data(), len));
   SecureWipe(b.data(), b.size());
   if (secret.empty()) return InvalidArgument("secret file " + path + " is empty");
@@ -121,7 +127,7 @@ Status WriteFileAtomic(const std::string& path, ByteView data, mode_t mode) {
   std::filesystem::path target(path);
   std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : ".";
   std::string tmp = (dir / ("." + target.filename().string() + ".tmpXXXXXX")).string();
-  int raw = ::mkstemp(tmp.data());
+  int raw = ::mkostemp(tmp.data(), O_CLOEXEC);
   if (raw < 0) return ErrnoError("cannot create a file in", dir.string(), errno);
   Fd fd(raw);
   auto fail = [&](const char* what) {
@@ -142,8 +148,21 @@ Status WriteFileAtomic(const std::string& path, ByteView data, mode_t mode) {
   if (::fsync(fd.get()) != 0) return fail("cannot sync");
   if (::close(fd.release()) != 0) return fail("cannot close");
   if (::rename(tmp.c_str(), path.c_str()) != 0) return fail("cannot rename into place");
-  Fd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dfd.get() >= 0) ::fsync(dfd.get());
+  Status synced = SyncFolder(dir.string());
+  if (!synced.ok()) {
+    // The new content is in place (nothing to undo), but a crash could still bring back the old.
+    return Error(synced.error().code(),
+                 path + " was written, but it may not survive a crash: " + synced.error().message());
+  }
+  return OkStatus();
+}
+
+Status SyncFolder(const std::string& folder) {
+  Fd fd(::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (fd.get() < 0) return ErrnoError("cannot open the folder to sync it:", folder, errno);
+  if (::fsync(fd.get()) != 0 && errno != EINVAL) {
+    return ErrnoError("cannot sync the folder", folder, errno);
+  }
   return OkStatus();
 }
 
@@ -161,10 +180,17 @@ Status EnsureDirectory(const std::string& path, mode_t mode) {
   if (p.has_parent_path() && !p.parent_path().empty()) {
     SIGNET_TRY(EnsureDirectory(p.parent_path().string(), 0755));
   }
-  if (::mkdir(path.c_str(), mode) != 0 && errno != EEXIST) {
-    return ErrnoError("cannot create folder", path, errno);
+  if (::mkdir(path.c_str(), mode) != 0) {
+    if (errno != EEXIST) return ErrnoError("cannot create folder", path, errno);
+    // Made meanwhile by someone else: it must still be a folder.
+    struct stat made {};
+    if (::stat(path.c_str(), &made) != 0) return ErrnoError("cannot use folder", path, errno);
+    if (!S_ISDIR(made.st_mode)) return FailedPrecondition(path + " exists and is not a folder");
+    return OkStatus();
   }
-  return OkStatus();
+  const std::string parent =
+      p.has_parent_path() && !p.parent_path().empty() ? p.parent_path().string() : ".";
+  return SyncFolder(parent);
 }
 
 bool Exists(const std::string& path) {

@@ -28,9 +28,13 @@ Result<SecretBytes> ReadSecretFile(const std::string& path);
 // Atomically creates or replaces `path` with `data` and permission `mode` (default owner-only).
 Status WriteFileAtomic(const std::string& path, ByteView data, mode_t mode = 0600);
 
-// Creates `path` (and missing parents) with `mode` if absent; if present, checks it is a folder
-// this process can write to.
+// Creates `path` (and missing parents) with `mode` if absent, each new folder made durable in its
+// parent; if present, checks it is a folder this process can write to.
 Status EnsureDirectory(const std::string& path, mode_t mode = 0700);
+
+// Makes the entries of `folder` (a rename or a new file in it) durable: fsync of the folder. A
+// file system that cannot sync folders (EINVAL) counts as done.
+Status SyncFolder(const std::string& folder);
 
 bool Exists(const std::string& path);
 

@@ -54,6 +54,42 @@ TEST_F(FsTest, ReadSecretFileStripsNewlineAndChecksMode) {
   ASSERT_FALSE(loose.ok());
   EXPECT_EQ(loose.error().code(), ErrorCode::kPermissionDenied);
   EXPECT_NE(loose.error().message().find("chmod 600"), std::string::npos);
+  // One LF or CRLF goes; a CR without its LF is part of the secret.
+  ASSERT_TRUE(WriteFileAtomic(p, AsBytes("ab\r\n")).ok());
+  EXPECT_EQ(ReadSecretFile(p)->text_view(), "ab");
+  ASSERT_TRUE(WriteFileAtomic(p, AsBytes("ab\r")).ok());
+  EXPECT_EQ(ReadSecretFile(p)->text_view(), "ab\r");
+}
+
+// A rename is durable once its folder is synced; a folder that cannot be synced (here one this
+// process may write to but not open) is an error that says the file is written, not success.
+TEST_F(FsTest, WriteAtomicReportsAFolderThatCannotBeSynced) {
+  if (::geteuid() == 0) GTEST_SKIP() << "root opens any folder";
+  const std::string folder = dir_ + "/write-only";
+  ASSERT_TRUE(EnsureDirectory(folder).ok());
+  ASSERT_EQ(::chmod(folder.c_str(), 0300), 0);
+  Status written = WriteFileAtomic(folder + "/a", AsBytes("x"));
+  ::chmod(folder.c_str(), 0700);
+  ASSERT_FALSE(written.ok());
+  EXPECT_EQ(written.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_NE(written.error().message().find("was written, but it may not survive a crash"),
+            std::string::npos)
+      << written.error().message();
+  EXPECT_EQ(ToString(*ReadFile(folder + "/a")), "x");  // in place: nothing half-done
+  EXPECT_TRUE(SyncFolder(folder).ok());
+  EXPECT_EQ(SyncFolder(dir_ + "/none").error().code(), ErrorCode::kNotFound);
+}
+
+TEST_F(FsTest, EnsureDirectoryMakesParentsAndRefusesWhatIsNoFolder) {
+  ASSERT_TRUE(EnsureDirectory(dir_ + "/x/y/z").ok());
+  struct stat st {};
+  ASSERT_EQ(::stat((dir_ + "/x/y/z").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  ASSERT_TRUE(WriteFileAtomic(dir_ + "/file", AsBytes("x")).ok());
+  EXPECT_EQ(EnsureDirectory(dir_ + "/file").error().code(), ErrorCode::kFailedPrecondition);
+  ASSERT_EQ(::symlink((dir_ + "/file").c_str(), (dir_ + "/link").c_str()), 0);
+  EXPECT_EQ(EnsureDirectory(dir_ + "/link").error().code(), ErrorCode::kFailedPrecondition);
 }
 
 TEST_F(FsTest, ReadProtectedFileRefusesWhatOthersCouldChange) {
