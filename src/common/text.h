@@ -28,12 +28,15 @@ size_t Utf8CutPoint(std::string_view text, size_t max_bytes);
 // `text` made safe to write to a terminal: every control character except the newline (C0, DEL,
 // and the C1 range U+0080..U+009F written in UTF-8) becomes a visible escape (\x1b, \u009b), so a
 // string from a server cannot move the cursor, rewrite what is shown, set the window title or the
-// clipboard. If `text` is longer than `max_bytes` it is cut there (never inside a UTF-8 sequence)
-// and "... (N bytes in all)" says so. Other bytes, invalid UTF-8 included, are kept.
+// clipboard; so do the line and paragraph separators and the bidirectional controls (\u2028,
+// \u202e), so it cannot break lines or reorder what is shown. If `text` is longer than `max_bytes`
+// it is cut there (never inside a UTF-8 sequence) and "... (N bytes in all)" says so. Other bytes,
+// invalid UTF-8 included, are kept.
 std::string TerminalSafe(std::string_view text, size_t max_bytes = 4096);
 
-// As TerminalSafe, but the newline is escaped too (\x0a), so the result is one line: for a line
-// of a log that a message must not be able to split or forge.
+// As TerminalSafe, but the newline is escaped too (\x0a), and the backslash (\\) so that no text
+// reads like an escape it is not, so the result is one line: for a line of a log that a message
+// must not be able to split or forge.
 std::string OneLineSafe(std::string_view text, size_t max_bytes = 4096);
 
 // A copy with A-Z turned into a-z and every other byte kept (no locale: for header names, URL

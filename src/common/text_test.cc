@@ -44,6 +44,28 @@ TEST(OneLineSafeTest, EscapesTheNewlineToo) {
   EXPECT_EQ(OneLineSafe("\xc2\x85 next"), "\\u0085 next");
   EXPECT_EQ(OneLineSafe("plain, é"), "plain, é");
   EXPECT_EQ(OneLineSafe(std::string(10, 'a'), 4), "aaaa... (10 bytes in all)");
+  // Text that spells an escape is not read as one.
+  EXPECT_EQ(OneLineSafe("a\\x0a2026 forged"), "a\\\\x0a2026 forged");
+  EXPECT_EQ(OneLineSafe("a\nb\\c"), "a\\x0ab\\\\c");
+}
+
+TEST(TerminalSafeTest, EscapesLineSeparatorsAndBidiControls) {
+  EXPECT_EQ(TerminalSafe("a\xe2\x80\xa8"
+                         "b\xe2\x80\xa9"
+                         "c"),
+            "a\\u2028b\\u2029c");
+  // "txt.exe" shown as "exe.txt" by a right-to-left override, and its kin.
+  EXPECT_EQ(TerminalSafe("\xe2\x80\xae"
+                         "exe.txt"),
+            "\\u202eexe.txt");
+  EXPECT_EQ(TerminalSafe("\xe2\x81\xa6x\xe2\x81\xa9\xe2\x80\x8f\xd8\x9c"),
+            "\\u2066x\\u2069\\u200f\\u061c");
+  EXPECT_EQ(OneLineSafe("\xe2\x80\xa8"), "\\u2028");
+  // Neighbours that are ordinary text stay: U+2027, U+202F, U+2070, "—" (U+2014), a cut sequence.
+  EXPECT_EQ(TerminalSafe("\xe2\x80\xa7\xe2\x80\xaf\xe2\x81\xb0\xe2\x80\x94"),
+            "\xe2\x80\xa7\xe2\x80\xaf\xe2\x81\xb0\xe2\x80\x94");
+  EXPECT_EQ(TerminalSafe("\xe2\x80"), "\xe2\x80");
+  EXPECT_EQ(TerminalSafe("a\\b"), "a\\b");  // many lines: a backslash is only itself
 }
 
 TEST(Utf8CutPointTest, NeverSplitsASequence) {
@@ -52,6 +74,13 @@ TEST(Utf8CutPointTest, NeverSplitsASequence) {
   EXPECT_EQ(Utf8CutPoint("abcé", 5), 5u);
   EXPECT_EQ(Utf8CutPoint("日本", 4), 3u);  // three bytes each
   EXPECT_EQ(Utf8CutPoint("日本", 2), 0u);
+  // Not UTF-8: a run of continuation bytes longer than a sequence is cut where it stands, not
+  // backed up over.
+  EXPECT_EQ(Utf8CutPoint(std::string(10, '\x80'), 5), 5u);
+  EXPECT_EQ(Utf8CutPoint("ab" + std::string(10, '\x80'), 6), 6u);
+  EXPECT_EQ(Utf8CutPoint("\xf0\x9f\x98\x80z", 3), 0u);  // a 4-byte sequence cut after 3
+  EXPECT_EQ(TerminalSafe(std::string(5000, '\x80'), 4096).size(),
+            4096 + std::string("... (5000 bytes in all)").size());
 }
 
 TEST(TerminalSafeTest, CutsLongTextOutsideAUtf8Sequence) {

@@ -242,7 +242,7 @@ std::string_view ClientAuthModeName(ClientAuthMode mode) {
 Status ParseListenAddress(std::string_view text, std::string_view key, std::string* host,
                           uint16_t* port) {
   auto bad = [&] {
-    return InvalidArgument(std::string(key) + ": \"" + std::string(text) +
+    return InvalidArgument(std::string(key) + ": \"" + OneLineSafe(text, 128) +
                            "\" must be HOST:PORT with an IP address, e.g. 127.0.0.1:8443 or "
                            "[::1]:8443 (port 0 picks a free one)");
   };

@@ -201,6 +201,14 @@ TEST(ConfigTest, ServiceSectionsAreRead) {
 }
 
 // Each bad value is refused with a message naming the key.
+// A value quoted back in an error reaches the terminal escaped, as unknown keys do.
+TEST(ConfigTest, AQuotedBadValueCannotDriveTheTerminal) {
+  auto c = ParseWithHsm("[server]\nlisten=\"\\u001b]0;x\\u0007:1\"\n");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.error().message().find("\\x1b]0;x\\x07:1"), std::string::npos) << c.error().message();
+  EXPECT_EQ(c.error().message().find('\x1b'), std::string::npos);
+}
+
 TEST(ConfigTest, BadServiceValuesNameTheKey) {
   const std::pair<const char*, const char*> cases[] = {
       {"[server]\nlisten='localhost:8443'\n", "server.listen"},
