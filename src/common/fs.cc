@@ -151,8 +151,8 @@ Status WriteFileAtomic(const std::string& path, ByteView data, mode_t mode) {
   Status synced = SyncFolder(dir.string());
   if (!synced.ok()) {
     // The new content is in place (nothing to undo), but a crash could still bring back the old.
-    return Error(synced.error().code(),
-                 path + " was written, but it may not survive a crash: " + synced.error().message());
+    return Error(synced.error().code(), path + " was written, but it may not survive a crash: " +
+                                            synced.error().message());
   }
   return OkStatus();
 }
