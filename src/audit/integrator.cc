@@ -167,6 +167,14 @@ Result<std::unique_ptr<Integrator>> Integrator::Create(store::Store& store,
         "the audit integrator needs a positive interval, max_pending and "
         "max_batch");
   }
+  if (options.max_batch > kMaxBatchLimit) {
+    return InvalidArgument("the audit integrator's max_batch may be at most " +
+                           std::to_string(kMaxBatchLimit) + " (32 bytes of memory per entry)");
+  }
+  if (options.max_unsigned < options.max_pending || options.max_unsigned > kMaxUnsignedLimit) {
+    return InvalidArgument("the audit integrator's max_unsigned must be between max_pending and " +
+                           std::to_string(kMaxUnsignedLimit));
+  }
   if (options.stuck_after == std::chrono::milliseconds(0)) {
     // A round takes milliseconds; a minute (or several intervals, when they are long) is stuck.
     options.stuck_after =
@@ -607,6 +615,9 @@ void Integrator::Stop() {
 }
 
 void Integrator::Notify(int64_t new_size) {
+  int64_t known = notified_size_.load();
+  while (new_size > known && !notified_size_.compare_exchange_weak(known, new_size)) {
+  }
   if (new_size - integrated_size_.load() < options_.max_pending) return;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -615,18 +626,34 @@ void Integrator::Notify(int64_t new_size) {
   wake_cv_.notify_one();
 }
 
+Status Integrator::AdmitAppend() const {
+  const int64_t integrated = integrated_size_.load();
+  const int64_t waiting = notified_size_.load() - integrated;
+  if (waiting <= options_.max_unsigned) return OkStatus();
+  std::optional<Error> last = LastError();
+  return Unavailable("the audit log has " + std::to_string(waiting) +
+                     " entries past its newest checkpoint (size " + std::to_string(integrated) +
+                     "), the most it may hold unsigned and stay verifiable; nothing that must be "
+                     "logged is done until a checkpoint is published" +
+                     (last ? " (the last round failed: " + last->message() + ")" : ""));
+}
+
 void Integrator::Run() {
   // Scheduling uses the monotonic clock; clock_ is wall time for what is stored.
   std::unique_lock<std::mutex> lock(mu_);
   auto next_round = std::chrono::steady_clock::now() + options_.interval;
+  bool last_failed = false;
   while (true) {
-    wake_cv_.wait_until(lock, next_round, [this] { return stopping_ || wake_; });
+    // After a failed round, Notify does not bring the next one forward: with appends going on,
+    // it would otherwise re-read, re-hash and re-sign up to max_batch entries at every commit.
+    wake_cv_.wait_until(lock, next_round,
+                        [this, &last_failed] { return stopping_ || (wake_ && !last_failed); });
     if (stopping_) return;
     wake_ = false;
     lock.unlock();
     const auto started = std::chrono::steady_clock::now();
     // The outcome is recorded in stats_ and last_error_; a failed round is retried next time.
-    (void)IntegrateOnce();
+    last_failed = !IntegrateOnce().ok();
     lock.lock();
     if (backlog_) wake_ = true;
     next_round = started + options_.interval;

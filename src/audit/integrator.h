@@ -87,8 +87,15 @@ struct IntegratorOptions {
   // checkpoint.
   int64_t max_pending = 1024;
   // The most entries one checkpoint integrates; a larger backlog (e.g. after a long outage) is
-  // worked off in several rounds, back to back. Bounds the memory and the length of a round.
+  // worked off in several rounds, back to back. Bounds the memory and the length of a round; at
+  // most kMaxBatchLimit.
   int64_t max_batch = 65536;
+  // AdmitAppend() refuses appends while more than this many entries wait past the newest
+  // checkpoint. An offline verifier (verifier.h) holds the entries past a checkpoint in memory
+  // and refuses a log with more than kMaxEntriesBetweenCheckpoints (2^22) of them, so a longer
+  // unsigned run (rounds failing for hours while the service logs on) would leave the log
+  // unverifiable for good. At least max_pending, at most kMaxUnsignedLimit.
+  int64_t max_unsigned = int64_t{1} << 20;
   // A round running longer than this makes Health() report the integrator stuck (an HSM or a
   // database that stopped answering fails no round, yet nothing new is signed). 0: the longer of
   // one minute and four intervals; else it must exceed `interval`.
@@ -153,6 +160,15 @@ class Integrator {
   // Cheap and non-blocking apart from a short lock; safe to call from the sequencer's thread.
   void Notify(int64_t new_size);
 
+  // Whether the log may take more entries: OK while at most options.max_unsigned entries (as
+  // Notify last said) wait past the newest checkpoint; Unavailable, naming the last round's error,
+  // once more do, until a round publishes. Two atomic loads when OK: for the audit sink before
+  // each append, so that nothing that must be logged is done while its entry could not be
+  // verified.
+  Status AdmitAppend() const;
+  static constexpr int64_t kMaxBatchLimit = int64_t{1} << 20;
+  static constexpr int64_t kMaxUnsignedLimit = int64_t{1} << 21;
+
   IntegratorStats stats() const;
   // The error of the last round that failed (kept after later successes; see
   // stats().consecutive_failures), or nullopt if none ever did.
@@ -215,6 +231,7 @@ class Integrator {
   // Written under round_mu_, read anywhere.
   std::atomic<int64_t> integrated_size_{0};
   std::atomic<bool> backlog_{false};  // the last round stopped at max_batch
+  std::atomic<int64_t> notified_size_{0};  // the largest size Notify was given
 
   // Guarded by mu_.
   mutable std::mutex mu_;

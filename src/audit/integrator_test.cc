@@ -881,6 +881,86 @@ TEST_F(IntegratorTest, CreateRefusesBadOptions) {
   IntegratorOptions never_stuck = Options();
   never_stuck.stuck_after = never_stuck.interval;
   EXPECT_EQ(CodeOf(Create(never_stuck)), ErrorCode::kInvalidArgument);
+  IntegratorOptions huge_batch = Options();
+  huge_batch.max_batch = Integrator::kMaxBatchLimit + 1;  // 32 bytes of memory per entry
+  EXPECT_EQ(CodeOf(Create(huge_batch)), ErrorCode::kInvalidArgument);
+  IntegratorOptions unverifiable = Options();
+  unverifiable.max_unsigned = Integrator::kMaxUnsignedLimit + 1;
+  EXPECT_EQ(CodeOf(Create(unverifiable)), ErrorCode::kInvalidArgument);
+  IntegratorOptions below_pending = Options();
+  below_pending.max_unsigned = below_pending.max_pending - 1;
+  EXPECT_EQ(CodeOf(Create(below_pending)), ErrorCode::kInvalidArgument);
+}
+
+// While rounds fail, the entries past the newest checkpoint must not outgrow what an offline
+// verifier holds: beyond max_unsigned, appends are refused until a checkpoint is published.
+TEST_F(IntegratorTest, AppendsAreRefusedWhileTooManyEntriesWaitUnsigned) {
+  auto fail = std::make_shared<std::atomic<bool>>(false);
+  IntegratorOptions options = Options();
+  options.max_pending = 10;
+  options.max_unsigned = 100;
+  options.render_checkpoint_entry =
+      [fail](int64_t index, const store::LogCheckpointRow& row) -> Result<std::string> {
+    if (fail->load()) return Unavailable("renderer not ready");
+    return RenderCheckpointEntry(index, row);
+  };
+  auto integrator = Create(std::move(options));
+  ASSERT_TRUE(integrator.ok()) << integrator.error().message();
+  integrator_ = std::move(*integrator);
+  Append(5);
+  integrator_->Notify(5);
+  EXPECT_EQ(Integrate().size, 5);  // the checkpoint's own entry is at index 5
+
+  fail->store(true);
+  Append(99);
+  integrator_->Notify(105);  // 100 past the checkpoint (its own entry too): the most allowed
+  EXPECT_TRUE(integrator_->AdmitAppend().ok());
+  ASSERT_FALSE(integrator_->IntegrateOnce().ok());
+  Append(1);
+  integrator_->Notify(106);
+  Status refused = integrator_->AdmitAppend();
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code(), ErrorCode::kUnavailable);
+  EXPECT_NE(refused.error().message().find("101 entries past its newest checkpoint (size 5)"),
+            std::string::npos)
+      << refused.error().message();
+  EXPECT_NE(refused.error().message().find("renderer not ready"), std::string::npos)
+      << refused.error().message();
+  integrator_->Notify(50);  // an older size, told late, changes nothing
+  EXPECT_FALSE(integrator_->AdmitAppend().ok());
+
+  fail->store(false);
+  EXPECT_EQ(Integrate().size, 106);
+  EXPECT_TRUE(integrator_->AdmitAppend().ok());
+}
+
+// A failing round is retried at the next interval, not at every commit that Notify reports.
+TEST_F(IntegratorTest, NotifyDoesNotHurryTheRoundAfterAFailedOne) {
+  auto fail = std::make_shared<std::atomic<bool>>(true);
+  IntegratorOptions options = Options();
+  options.interval = 60s;
+  options.max_pending = 100;
+  options.render_checkpoint_entry =
+      [fail](int64_t index, const store::LogCheckpointRow& row) -> Result<std::string> {
+    if (fail->load()) return Unavailable("renderer not ready");
+    return RenderCheckpointEntry(index, row);
+  };
+  auto integrator = Create(std::move(options));
+  ASSERT_TRUE(integrator.ok()) << integrator.error().message();
+  integrator_ = std::move(*integrator);
+  Append(200);
+  integrator_->Start();  // a round at once, which fails
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (integrator_->stats().rounds == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+  }
+  ASSERT_EQ(integrator_->stats().failures, 1);
+  for (int i = 0; i < 5; ++i) {
+    integrator_->Notify(200 + i);
+    std::this_thread::sleep_for(50ms);
+  }
+  integrator_->Stop();
+  EXPECT_EQ(integrator_->stats().rounds, 1);
 }
 
 // A round that hangs (here: its checkpoint entry's renderer blocks, as a stuck HSM or database

@@ -34,7 +34,10 @@ ServiceStack::ServiceStack(ServicePorts ports, ServiceStackOptions options)
       key_store_(ports.key_store, metrics_),
       sealer_(ports.sealer, metrics_),
       sequencer_(ports.store),
-      log_sink_([this](std::vector<store::LogEntryAppend> entries) {
+      log_sink_([this](std::vector<store::LogEntryAppend> entries) -> Result<int64_t> {
+        // An entry the log could not get a checkpoint over soon enough is refused, and with it
+        // what it records (audit invariant).
+        if (integrator_ != nullptr) SIGNET_TRY(integrator_->AdmitAppend());
         return sequencer_.Append(std::move(entries));
       }),
       audit_(options.decorate_audit ? options.decorate_audit(log_sink_) : log_sink_, &ports.store,
