@@ -808,6 +808,21 @@ Response Extend(const CscDependencies& deps, const Request& request, const json&
   if (!hash.ok()) return refuse(hash.error());
   auto hashes = ReqHashes(body, *hash);
   if (!hashes.ok()) return refuse(hashes.error());
+  // New hashes are a new activation: for a person, with the password and a fresh one-time code,
+  // as in authorize. Otherwise whoever held a person's bearer token and one SAD (malware on a
+  // build machine) could bind hashes of its choosing for the transaction's hour with neither.
+  if (who->principal.kind == service::AccountKind::kPerson) {
+    auto factors = ParseAuthData(body);
+    if (!factors.ok()) return refuse(factors.error());
+    if (Status checked = deps.signing.PrecheckAuthorize(who->caller, *credential, *hash, *hashes,
+                                                        static_cast<int64_t>(hashes->size()));
+        !checked.ok()) {
+      return refuse(checked.error());
+    }
+    Status verified = deps.accounts.VerifyActivationFactors(
+        who->principal, factors->pin, factors->otp, {request.client_address, request.request_id});
+    if (!verified.ok()) return refuse(verified.error(), Phase::kActivation);
+  }
   SecretBytes sad_secret{std::string_view(*sad)};
   auto a = deps.signing.ExtendTransaction(who->caller, *credential, sad_secret, *hash, *hashes);
   if (!a.ok()) return CscErrorResponse(a.error(), Phase::kSad, request.request_id);

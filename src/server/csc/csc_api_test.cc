@@ -1183,7 +1183,8 @@ TEST_F(CscApiTest, ExtendTransactionReplacesTheSad) {
                       {{"credentialID", ec_.id},
                        {"SAD", old_sad},
                        {"hashes", {next}},
-                       {"hashAlgorithmOID", kSha256Oid}});
+                       {"hashAlgorithmOID", kSha256Oid},
+                       {"authData", AuthData(alice_)}});
   ASSERT_EQ(r.status, 200) << r.body;
   std::string new_sad = json::parse(r.body)["SAD"];
   EXPECT_NE(new_sad, old_sad);
@@ -1196,6 +1197,36 @@ TEST_F(CscApiTest, ExtendTransactionReplacesTheSad) {
   ExpectError(CallAs(token, "signatures/signHash", sign), 400, "invalid_request");
 }
 
+// Binding new hashes is a new activation: a person's extendTransaction needs the password and a
+// fresh one-time code like authorize (a stolen bearer token and SAD bind nothing alone); a
+// service account's rests on its mTLS login.
+TEST_F(CscApiTest, APersonsExtendTransactionNeedsThePinAndAFreshOtp) {
+  std::string token = Login(alice_);
+  std::string sad = AuthorizeOk(token, ec_.id, {B64Hash("first")});
+  json extend = {{"credentialID", ec_.id},
+                 {"SAD", sad},
+                 {"hashes", {B64Hash("chosen by malware")}},
+                 {"hashAlgorithmOID", kSha256Oid}};
+  Response missing = CallAs(token, "credentials/extendTransaction", extend);
+  ExpectError(missing, 400, "invalid_request");
+  EXPECT_NE(missing.body.find("authData"), std::string::npos) << missing.body;
+  EXPECT_EQ(audit_.events().back().action, service::AuditAction::kAuthorizeRefused);
+
+  extend["authData"] = AuthData(alice_, "not alice's password");
+  ExpectError(CallAs(token, "credentials/extendTransaction", extend), 400, "invalid_request");
+  EXPECT_EQ(account_events_.back().action, service::AccountAction::kLoginFailure);
+  EXPECT_EQ(account_events_.back().details.at("purpose"), "activation");
+
+  extend["authData"] = AuthData(alice_);
+  Response extended = CallAs(token, "credentials/extendTransaction", extend);
+  ASSERT_EQ(extended.status, 200) << extended.body;
+  // The same code again, on the SAD just issued: a replay.
+  extend["SAD"] = json::parse(extended.body)["SAD"];
+  extend["hashes"] = {B64Hash("another")};
+  ExpectError(CallAs(token, "credentials/extendTransaction", extend), 400, "invalid_request");
+  EXPECT_EQ(account_events_.back().reason, service::AccountReason::kTotpReplayed);
+}
+
 // extendTransaction refuses a SAD that is not valid for the request as signHash does: another
 // account's or another credential's SAD is 400 invalid_request, and nothing is replaced.
 TEST_F(CscApiTest, ExtendTransactionRefusesAnotherAccountsOrCredentialsSad) {
@@ -1206,12 +1237,14 @@ TEST_F(CscApiTest, ExtendTransactionRefusesAnotherAccountsOrCredentialsSad) {
   json extend = {{"credentialID", ec_.id},
                  {"SAD", sad},
                  {"hashes", {B64Hash("bob's")}},
-                 {"hashAlgorithmOID", kSha256Oid}};
+                 {"hashAlgorithmOID", kSha256Oid},
+                 {"authData", AuthData(bob_)}};
   Response r = CallAs(bob_token, "credentials/extendTransaction", extend);
   ExpectError(r, 400, "invalid_request");
   EXPECT_EQ(r.body.find("another account"), std::string::npos) << r.body;  // see signing.cc
   EXPECT_NE(r.body.find("the SAD is not valid"), std::string::npos) << r.body;
   extend["credentialID"] = rsa_.id;
+  extend["authData"] = AuthData(alice_);
   r = CallAs(alice_token, "credentials/extendTransaction", extend);
   ExpectError(r, 400, "invalid_request");
   EXPECT_NE(r.body.find("another credential"), std::string::npos) << r.body;
