@@ -53,7 +53,7 @@ bench: release
 # An entry is <folder under src/>:<corpus name>; the binary is <folder with / as _>_<name>_fuzz.
 # `make test` replays the committed seeds of each (the *_fuzz_replay tests).
 FUZZ_SECONDS ?= 60
-FUZZERS := common:encoding config:config pki:chain pki:subject server:query server:json_api \
+FUZZERS := common:encoding config:config pki:chain pki:subject server:query server:http server:json_api \
            server/log:routes audit:note audit:proof audit:tile_path audit:entry audit:export
 fuzz: deps
 	cmake --preset fuzz

@@ -4,6 +4,8 @@
 
 #include <cstdio>
 
+#include "common/text.h"
+
 namespace signet::server::internal {
 namespace {
 
@@ -194,6 +196,35 @@ std::string JsonEscape(std::string_view text) {
     }
   }
   return out;
+}
+
+namespace http = boost::beast::http;
+
+std::optional<std::string> FramingProblem(const http::request_header<>& message) {
+  const size_t encodings = message.count(http::field::transfer_encoding);
+  if (encodings > 0) {
+    if (message.version() < 11) {
+      return std::string("Transfer-Encoding is not allowed in an HTTP/1.0 request");
+    }
+    // Beast hands the value over without its surrounding whitespace (RFC 9110 §5.5).
+    if (encodings > 1 ||
+        AsciiLower(std::string_view(message[http::field::transfer_encoding])) != "chunked") {
+      return std::string(
+          "Transfer-Encoding must be exactly \"chunked\" (or absent, with Content-Length)");
+    }
+  }
+  const size_t hosts = message.count(http::field::host);
+  if (message.version() >= 11 && hosts != 1) {
+    return std::string(hosts == 0 ? "an HTTP/1.1 request needs a Host header"
+                                  : "the request has more than one Host header");
+  }
+  if (hosts > 1) return std::string("the request has more than one Host header");
+  for (http::field f : {http::field::authorization, http::field::content_type}) {
+    if (message.count(f) > 1) {
+      return "the request has more than one " + std::string(http::to_string(f)) + " header";
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace signet::server::internal

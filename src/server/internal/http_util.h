@@ -1,10 +1,16 @@
 // Small pure helpers of the transport that read untrusted text: splitting a request-target into
-// path and query, percent-decoding, and checking header text. Also JSON string escaping for the
-// transport's own error bodies. All functions are pure and thread-safe. ParseTarget has a fuzz
-// target (fuzz/query_fuzz.cc).
+// path and query, percent-decoding, checking header text and a request header's framing. Also JSON
+// string escaping for the transport's own error bodies. All functions are pure and thread-safe.
+// ParseTarget has a fuzz target (fuzz/query_fuzz.cc), FramingProblem another with Beast's parser
+// (fuzz/http_fuzz.cc).
 #pragma once
 
+#ifndef BOOST_BEAST_USE_STD_STRING_VIEW
+#error "signet's server code uses Beast with std::string_view (see src/server/CMakeLists.txt)"
+#endif
+#include <boost/beast/http/message.hpp>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -44,5 +50,15 @@ bool HasLineBreakOrNul(std::string_view text);
 // escaped; well-formed UTF-8 copied as it is, and each byte that is not part of it (a request's
 // raw bytes echoed in an error) written as \ufffd, so that the result is always valid JSON text.
 std::string JsonEscape(std::string_view text);
+
+// What makes a request header's framing or its single-valued fields ambiguous, if anything (the
+// server then answers 400 and closes the connection): a request two readers (signet and a proxy in
+// front of it) could split or read differently is refused. RFC 9112 §6.1 and §6.3: a
+// Transfer-Encoding other than exactly "chunked", or one in an HTTP/1.0 request, cannot be framed
+// (Beast would read such a body as empty and parse the bytes as the next request); §3.2: an
+// HTTP/1.1 request has exactly one Host. Authorization and Content-Type are read once, so a second
+// one is refused rather than ignored (as repeated JSON keys are, docs/api.md). Beast itself
+// refuses Content-Length together with Transfer-Encoding, and differing Content-Lengths.
+std::optional<std::string> FramingProblem(const boost::beast::http::request_header<>& message);
 
 }  // namespace signet::server::internal

@@ -290,41 +290,6 @@ class Session : public std::enable_shared_from_this<Session> {
                      });
   }
 
-  // What makes the header's framing or its single-valued fields ambiguous, if anything: a
-  // request two readers (signet and a proxy in front of it) could split or read differently is
-  // refused, and the connection closed. RFC 9112 §6.1 and §6.3: a Transfer-Encoding other than
-  // exactly "chunked", or one in an HTTP/1.0 request, cannot be framed (Beast would read such a
-  // body as empty and parse the bytes as the next request); §3.2: an HTTP/1.1 request has exactly
-  // one Host. Authorization and Content-Type are read once, so a second one is refused rather
-  // than ignored (as repeated JSON keys are, docs/api.md).
-  static std::optional<std::string> FramingProblem(
-      const http::request<http::string_body>& message) {
-    const size_t encodings = message.count(http::field::transfer_encoding);
-    if (encodings > 0) {
-      if (message.version() < 11) {
-        return std::string("Transfer-Encoding is not allowed in an HTTP/1.0 request");
-      }
-      // Beast hands the value over without its surrounding whitespace (RFC 9110 §5.5).
-      if (encodings > 1 ||
-          AsciiLower(std::string_view(message[http::field::transfer_encoding])) != "chunked") {
-        return std::string(
-            "Transfer-Encoding must be exactly \"chunked\" (or absent, with Content-Length)");
-      }
-    }
-    const size_t hosts = message.count(http::field::host);
-    if (message.version() >= 11 && hosts != 1) {
-      return std::string(hosts == 0 ? "an HTTP/1.1 request needs a Host header"
-                                    : "the request has more than one Host header");
-    }
-    if (hosts > 1) return std::string("the request has more than one Host header");
-    for (http::field f : {http::field::authorization, http::field::content_type}) {
-      if (message.count(f) > 1) {
-        return "the request has more than one " + std::string(http::to_string(f)) + " header";
-      }
-    }
-    return std::nullopt;
-  }
-
   void OnReadError(error_code ec) {
     if (ec == http::error::buffer_overflow && header_fields_) {
       // Past the header: a chunk's size line or the trailer outgrew the read buffer.
