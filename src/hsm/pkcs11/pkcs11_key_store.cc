@@ -941,15 +941,22 @@ class Pkcs11KeyStore::Impl final : public internal::SessionRunner {
     CK_BBOOL yes = CK_TRUE;
     CK_BBOOL no = CK_FALSE;
     ByteView label_bytes = AsBytes(label);
+    // Neither object can be changed afterwards (CKA_MODIFIABLE false: no one holding the PIN can
+    // give the key another CKA_ID, and so another tenant's place), nor the private key copied
+    // (CKA_COPYABLE false: a copy under another id would outlive `signet key destroy`), nor used
+    // for anything but signing.
     std::vector<CK_ATTRIBUTE> public_template = {
-        Attribute(CKA_TOKEN, &yes),       Attribute(CKA_PRIVATE, &no), Attribute(CKA_VERIFY, &yes),
-        Attribute(CKA_ENCRYPT, &no),      Attribute(CKA_WRAP, &no),    Attribute(CKA_ID, id),
-        Attribute(CKA_LABEL, label_bytes)};
+        Attribute(CKA_TOKEN, &yes),        Attribute(CKA_PRIVATE, &no),
+        Attribute(CKA_VERIFY, &yes),       Attribute(CKA_ENCRYPT, &no),
+        Attribute(CKA_WRAP, &no),          Attribute(CKA_ID, id),
+        Attribute(CKA_LABEL, label_bytes), Attribute(CKA_MODIFIABLE, &no)};
     std::vector<CK_ATTRIBUTE> private_template = {
         Attribute(CKA_TOKEN, &yes),       Attribute(CKA_PRIVATE, &yes),
         Attribute(CKA_SENSITIVE, &yes),   Attribute(CKA_EXTRACTABLE, &no),
         Attribute(CKA_SIGN, &yes),        Attribute(CKA_DECRYPT, &no),
-        Attribute(CKA_UNWRAP, &no),       Attribute(CKA_ID, id),
+        Attribute(CKA_UNWRAP, &no),       Attribute(CKA_DERIVE, &no),
+        Attribute(CKA_SIGN_RECOVER, &no), Attribute(CKA_MODIFIABLE, &no),
+        Attribute(CKA_COPYABLE, &no),     Attribute(CKA_ID, id),
         Attribute(CKA_LABEL, label_bytes)};
     CK_MECHANISM mechanism{CKM_EC_KEY_PAIR_GEN, nullptr, 0};
     CK_ULONG modulus_bits = algorithm == KeyAlgorithm::kRsa4096 ? 4096 : 3072;

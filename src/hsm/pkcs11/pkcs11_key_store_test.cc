@@ -170,6 +170,36 @@ TEST_F(KeyStoreTest, PrivateKeyValuesCannotBeRead) {
   }
 }
 
+// Whoever holds the PIN cannot give a key another CKA_ID (another tenant's place), copy the private
+// key under a new id (a copy would outlive `signet key destroy`), or turn on another use.
+TEST_F(KeyStoreTest, KeysCannotBeCopiedOrChanged) {
+  Result<internal::Session> session = raw_->OpenSession();
+  ASSERT_TRUE(session.ok()) << session.error().message();
+  for (KeyAlgorithm algorithm : kAllAlgorithms) {
+    SCOPED_TRACE(KeyAlgorithmName(algorithm));
+    for (CK_OBJECT_CLASS object_class : {CKO_PRIVATE_KEY, CKO_PUBLIC_KEY}) {
+      std::vector<CK_OBJECT_HANDLE> found = FindRaw(*session, object_class, Key(algorithm).id);
+      ASSERT_EQ(found.size(), 1u);
+      Bytes other_id(16, 0x42);
+      CK_ATTRIBUTE new_id{CKA_ID, other_id.data(), other_id.size()};
+      EXPECT_EQ(raw_->module().Call(&CK_FUNCTION_LIST::C_SetAttributeValue, session->get(),
+                                    found[0], &new_id, CK_ULONG{1}),
+                CKR_ACTION_PROHIBITED);
+      CK_OBJECT_HANDLE copy = CK_INVALID_HANDLE;
+      if (object_class == CKO_PRIVATE_KEY) {
+        CK_BBOOL yes = CK_TRUE;
+        CK_ATTRIBUTE derive{CKA_DERIVE, &yes, sizeof yes};
+        EXPECT_EQ(raw_->module().Call(&CK_FUNCTION_LIST::C_SetAttributeValue, session->get(),
+                                      found[0], &derive, CK_ULONG{1}),
+                  CKR_ACTION_PROHIBITED);
+        EXPECT_EQ(raw_->module().Call(&CK_FUNCTION_LIST::C_CopyObject, session->get(), found[0],
+                                      &new_id, CK_ULONG{1}, &copy),
+                  CKR_ACTION_PROHIBITED);
+      }
+    }
+  }
+}
+
 TEST_F(KeyStoreTest, PrivateKeysCannotBeWrapped) {
   Result<internal::Session> session = raw_->OpenSession();
   ASSERT_TRUE(session.ok()) << session.error().message();
