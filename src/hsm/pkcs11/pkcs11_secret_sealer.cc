@@ -46,7 +46,9 @@ Status CheckLoggedIn(const internal::Module& module, CK_SESSION_HANDLE session,
   return OkStatus();
 }
 
-// The handles of the AES secret keys labelled `label` (at most 2, enough to see duplicates).
+// The handles of the private AES token keys labelled `label` (at most 2, enough to see
+// duplicates). Public objects, which a session that never logged in can create, are not looked
+// at: one under this label must not shadow the key, or make sealing fail.
 Result<std::vector<CK_OBJECT_HANDLE>> FindSealingKeys(const internal::Module& module,
                                                       CK_SESSION_HANDLE session,
                                                       CallFailure& failure,
@@ -54,9 +56,10 @@ Result<std::vector<CK_OBJECT_HANDLE>> FindSealingKeys(const internal::Module& mo
                                                       std::string_view label) {
   CK_OBJECT_CLASS object_class = CKO_SECRET_KEY;
   CK_KEY_TYPE key_type = CKK_AES;
-  std::array<CK_ATTRIBUTE, 3> search = {Attribute(CKA_CLASS, &object_class),
-                                        Attribute(CKA_KEY_TYPE, &key_type),
-                                        Attribute(CKA_LABEL, label)};
+  CK_BBOOL yes = CK_TRUE;
+  std::array<CK_ATTRIBUTE, 5> search = {
+      Attribute(CKA_CLASS, &object_class), Attribute(CKA_KEY_TYPE, &key_type),
+      Attribute(CKA_TOKEN, &yes), Attribute(CKA_PRIVATE, &yes), Attribute(CKA_LABEL, label)};
   std::vector<CK_OBJECT_HANDLE> found;
   CK_RV rv = internal::FindObjects(module, session, search, 2, &found);
   if (rv != CKR_OK) {
@@ -66,8 +69,11 @@ Result<std::vector<CK_OBJECT_HANDLE>> FindSealingKeys(const internal::Module& mo
   return found;
 }
 
-// The single sealing key; NotFound if absent (after checking the login), FailedPrecondition if
-// several.
+Status CheckSealingKey(const internal::Module& module, CK_SESSION_HANDLE session,
+                       CK_OBJECT_HANDLE key, const std::string& token_name, std::string_view label);
+
+// The single sealing key, fit for sealing (CheckSealingKey); NotFound if absent (after checking
+// the login), FailedPrecondition if several or unfit.
 Result<CK_OBJECT_HANDLE> FindSealingKey(const internal::Module& module, CK_SESSION_HANDLE session,
                                         CallFailure& failure, const std::string& token_name,
                                         std::string_view label) {
@@ -82,6 +88,8 @@ Result<CK_OBJECT_HANDLE> FindSealingKey(const internal::Module& module, CK_SESSI
     return FailedPrecondition("several AES keys on " + token_name + " are labelled '" +
                               std::string(label) + "'; remove the one that seals nothing");
   }
+  // Checked on every use, not only at Open: a key put in its place since must not seal anything.
+  SIGNET_TRY(CheckSealingKey(module, session, found[0], token_name, label));
   return found[0];
 }
 
@@ -123,6 +131,11 @@ Status CheckSealingKey(const internal::Module& module, CK_SESSION_HANDLE session
   if (!p.sensitive || p.extractable || !p.is_token_object || !p.is_private_object) {
     problem = "it is extractable, not sensitive, not private or not a token object";
   }
+  // A key imported with C_CreateObject (its value known to whoever made it) or once readable
+  // would open every sealed TOTP secret from a copy of the database.
+  if (!p.local || !p.always_sensitive || !p.never_extractable) {
+    problem = "it was not generated on the token, or was once extractable or not sensitive";
+  }
   if (!ReadBool(module, session, key, CKA_ENCRYPT, false) ||
       !ReadBool(module, session, key, CKA_DECRYPT, false)) {
     problem = "it may not encrypt and decrypt";
@@ -141,7 +154,7 @@ Status GenerateSealingKey(const internal::Module& module, CK_SESSION_HANDLE sess
   CK_ULONG value_len = kKeySize;
   CK_BBOOL yes = CK_TRUE;
   CK_BBOOL no = CK_FALSE;
-  std::array<CK_ATTRIBUTE, 15> tmpl = {Attribute(CKA_CLASS, &object_class),
+  std::array<CK_ATTRIBUTE, 17> tmpl = {Attribute(CKA_CLASS, &object_class),
                                        Attribute(CKA_KEY_TYPE, &key_type),
                                        Attribute(CKA_VALUE_LEN, &value_len),
                                        Attribute(CKA_LABEL, label),
@@ -155,7 +168,9 @@ Status GenerateSealingKey(const internal::Module& module, CK_SESSION_HANDLE sess
                                        Attribute(CKA_VERIFY, &no),
                                        Attribute(CKA_WRAP, &no),
                                        Attribute(CKA_UNWRAP, &no),
-                                       Attribute(CKA_DERIVE, &no)};
+                                       Attribute(CKA_DERIVE, &no),
+                                       Attribute(CKA_MODIFIABLE, &no),
+                                       Attribute(CKA_COPYABLE, &no)};
   CK_MECHANISM mechanism = {CKM_AES_KEY_GEN, nullptr, 0};
   CK_OBJECT_HANDLE key = CK_INVALID_HANDLE;
   CK_RV rv = module.Call(&CK_FUNCTION_LIST::C_GenerateKey, session, &mechanism, tmpl.data(),

@@ -201,6 +201,72 @@ TEST_F(SecretSealerTest, SealingKeyValueCannotBeReadAndOnlyEncrypts) {
   EXPECT_EQ(value_len, 32u);
 }
 
+// Creates a token object: an AES key labelled as the sealing key, with a value known to the test
+// (as whoever imported it would know it). `is_private` false makes a public object.
+CK_RV CreateAesKey(const hsmt::RawToken& raw, const internal::Session& session, bool is_private,
+                   CK_OBJECT_HANDLE* handle) {
+  CK_OBJECT_CLASS object_class = CKO_SECRET_KEY;
+  CK_KEY_TYPE key_type = CKK_AES;
+  CK_BBOOL yes = CK_TRUE;
+  CK_BBOOL no = CK_FALSE;
+  CK_BBOOL private_flag = is_private ? CK_TRUE : CK_FALSE;
+  Bytes value(32, 0x5a);
+  std::string label(kDefaultSealingKeyLabel);
+  std::array<CK_ATTRIBUTE, 10> tmpl = {
+      CK_ATTRIBUTE{CKA_CLASS, &object_class, sizeof object_class},
+      CK_ATTRIBUTE{CKA_KEY_TYPE, &key_type, sizeof key_type},
+      CK_ATTRIBUTE{CKA_VALUE, value.data(), value.size()},
+      CK_ATTRIBUTE{CKA_TOKEN, &yes, sizeof yes},
+      CK_ATTRIBUTE{CKA_PRIVATE, &private_flag, sizeof private_flag},
+      CK_ATTRIBUTE{CKA_SENSITIVE, &yes, sizeof yes},
+      CK_ATTRIBUTE{CKA_EXTRACTABLE, &no, sizeof no},
+      CK_ATTRIBUTE{CKA_ENCRYPT, &yes, sizeof yes},
+      CK_ATTRIBUTE{CKA_DECRYPT, &yes, sizeof yes},
+      CK_ATTRIBUTE{CKA_LABEL, label.data(), label.size()}};
+  return raw.module().Call(&CK_FUNCTION_LIST::C_CreateObject, session.get(), tmpl.data(),
+                           CK_ULONG{tmpl.size()}, handle);
+}
+
+// An AES key imported under the sealing key's label (its value known to whoever imported it, who
+// could then open every sealed TOTP secret from a copy of the database) is refused, though it is
+// sensitive and non-extractable now.
+TEST_F(SecretSealerTest, AnImportedKeyUnderTheLabelIsRefused) {
+  hsmt::SoftHsmSandbox& sandbox = hsmt::SharedSoftHsmSandbox();
+  Result<Pkcs11Options> options = sandbox.CreateToken("imported-sealer");
+  ASSERT_TRUE(options.ok()) << options.error().message();
+  Result<std::unique_ptr<Pkcs11KeyStore>> store = Pkcs11KeyStore::Open(std::move(*options));
+  ASSERT_TRUE(store.ok()) << store.error().message();
+  Result<std::unique_ptr<hsmt::RawToken>> raw =
+      hsmt::RawToken::Open(hsmt::kSoftHsmModulePath, "imported-sealer");
+  ASSERT_TRUE(raw.ok()) << raw.error().message();
+  Result<internal::Session> session = (*raw)->OpenSession();
+  ASSERT_TRUE(session.ok()) << session.error().message();
+  CK_OBJECT_HANDLE imported = CK_INVALID_HANDLE;
+  ASSERT_EQ(CreateAesKey(**raw, *session, /*is_private=*/true, &imported), CKR_OK);
+  Result<std::unique_ptr<Pkcs11SecretSealer>> sealer = Pkcs11SecretSealer::Open(**store);
+  ASSERT_FALSE(sealer.ok());
+  EXPECT_EQ(sealer.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(sealer.error().message().find("not generated on the token"), std::string::npos)
+      << sealer.error().message();
+}
+
+// A public object under the label (a session that never logged in can make one) neither shadows
+// the key nor stops sealing.
+TEST_F(SecretSealerTest, APublicObjectUnderTheLabelIsNotUsed) {
+  Result<Bytes> sealed = sealer_->Seal(kSeed, kAad);
+  ASSERT_TRUE(sealed.ok()) << sealed.error().message();
+  Result<internal::Session> session = raw_->OpenSession();
+  ASSERT_TRUE(session.ok()) << session.error().message();
+  CK_OBJECT_HANDLE shadow = CK_INVALID_HANDLE;
+  ASSERT_EQ(CreateAesKey(*raw_, *session, /*is_private=*/false, &shadow), CKR_OK);
+  Result<SecretBytes> opened = sealer_->Unseal(*sealed, kAad);
+  Result<Bytes> again = sealer_->Seal(kSeed, kAad);
+  raw_->module().Call(&CK_FUNCTION_LIST::C_DestroyObject, session->get(), shadow);
+  ASSERT_TRUE(opened.ok()) << opened.error().message();
+  EXPECT_EQ(ToString(ByteView(opened->data(), opened->size())), ToString(kSeed));
+  EXPECT_TRUE(again.ok()) << again.error().message();
+}
+
 TEST_F(SecretSealerTest, ReopeningFindsTheSameKey) {
   Result<Bytes> sealed = sealer_->Seal(kSeed, kAad);
   ASSERT_TRUE(sealed.ok());
