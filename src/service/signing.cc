@@ -201,7 +201,8 @@ Result<store::KeyRecord> SigningService::ResolveKey(std::string_view credential)
 }
 
 Result<store::KeyRecord> SigningService::CheckSignerAccess(const Caller& caller,
-                                                           std::string_view credential) {
+                                                           std::string_view credential,
+                                                           AuditEvent* event) {
   const std::string& account = caller.actor.account_id;
   if (account.empty()) return PermissionDenied("the caller is not an account");
   if (!caller.actor.roles.Has(store::Role::kSigner)) {
@@ -217,6 +218,15 @@ Result<store::KeyRecord> SigningService::CheckSignerAccess(const Caller& caller,
   if (!key.ok()) {
     if (key.error().code() == ErrorCode::kNotFound) return PermissionDenied(no_grant);
     return key.error();
+  }
+  if (event != nullptr) {
+    // The log names the key whatever follows; the caller's answer below stays the same for a key
+    // it has no grant on as for none.
+    event->object = key->name;
+    if (event->signature) {
+      event->signature->key_id = key->id;
+      event->signature->key_name = key->name;
+    }
   }
   SIGNET_ASSIGN_OR_RETURN(bool granted, store_.HasGrant(key->id, account));
   if (!granted) return PermissionDenied(no_grant);
@@ -449,10 +459,7 @@ Result<Authorization> SigningService::Authorize(const Caller& caller, std::strin
       SignatureAudit{"", "", "", std::string(HashAlgorithmName(hash_algorithm)), HexAll(hashes)};
   event.details["num_signatures"] = std::to_string(num_signatures);
   auto result = [&]() -> Result<Authorization> {
-    SIGNET_ASSIGN_OR_RETURN(store::KeyRecord key, CheckSignerAccess(caller, credential));
-    event.object = key.name;
-    event.signature->key_id = key.id;
-    event.signature->key_name = key.name;
+    SIGNET_ASSIGN_OR_RETURN(store::KeyRecord key, CheckSignerAccess(caller, credential, &event));
     SIGNET_ASSIGN_OR_RETURN(KeyPolicy policy, CheckAuthorizeRequest(caller, key, hash_algorithm,
                                                                     hashes, num_signatures));
     return IssueAuthorization(caller, key, hash_algorithm, hashes, policy, nullptr, event);
@@ -500,10 +507,7 @@ Result<Authorization> SigningService::ExtendTransaction(const Caller& caller,
   event.details["operation"] = "extend_transaction";
   event.details["num_signatures"] = std::to_string(hashes.size());
   auto result = [&]() -> Result<Authorization> {
-    SIGNET_ASSIGN_OR_RETURN(store::KeyRecord key, CheckSignerAccess(caller, credential));
-    event.object = key.name;
-    event.signature->key_id = key.id;
-    event.signature->key_name = key.name;
+    SIGNET_ASSIGN_OR_RETURN(store::KeyRecord key, CheckSignerAccess(caller, credential, &event));
     SIGNET_ASSIGN_OR_RETURN(KeyPolicy policy, EffectivePolicy(key));
     SIGNET_TRY(CheckHashes(hashes, hash_algorithm, policy, key));
     return IssueAuthorization(caller, key, hash_algorithm, hashes, policy, &sad, event);
@@ -521,10 +525,7 @@ Result<std::vector<Bytes>> SigningService::SignHashUnrecorded(
     const Caller& caller, std::string_view credential, const SecretBytes& sad,
     const std::vector<Bytes>& hashes, SignatureScheme scheme, HashAlgorithm hash_algorithm,
     AuditEvent& event) {
-  SIGNET_ASSIGN_OR_RETURN(store::KeyRecord key, CheckSignerAccess(caller, credential));
-  event.object = key.name;
-  event.signature->key_id = key.id;
-  event.signature->key_name = key.name;
+  SIGNET_ASSIGN_OR_RETURN(store::KeyRecord key, CheckSignerAccess(caller, credential, &event));
   SIGNET_ASSIGN_OR_RETURN(KeyAlgorithm key_alg,
                           StoredKeyField(key, "algorithm", ParseKeyAlgorithm(key.algorithm)));
   if (!SchemeFitsKey(scheme, key_alg) || scheme == SignatureScheme::kEd25519) {
@@ -655,6 +656,25 @@ Status SigningService::RecheckSigner(const Caller& caller, const std::string& ke
                             "' was revoked while the request ran");
   }
   return OkStatus();
+}
+
+Error SigningService::RecordActivationRefusal(const Caller& caller, std::string_view credential,
+                                              HashAlgorithm hash_algorithm,
+                                              const std::vector<Bytes>& hashes,
+                                              int64_t num_signatures, std::string_view stage,
+                                              std::string_view operation, Error error) {
+  AuditEvent event = NewEvent(caller, AuditAction::kAuthorizeRefused, credential);
+  event.signature =
+      SignatureAudit{"", "", "", std::string(HashAlgorithmName(hash_algorithm)), HexAll(hashes)};
+  event.details["num_signatures"] = std::to_string(num_signatures);
+  event.details["stage"] = std::string(stage);
+  if (!operation.empty()) event.details["operation"] = std::string(operation);
+  if (auto key = ResolveKey(credential); key.ok()) {
+    event.object = key->name;
+    event.signature->key_id = key->id;
+    event.signature->key_name = key->name;
+  }
+  return RecordRefusal(audit_, event, std::move(error));
 }
 
 Error SigningService::RecordMalformedRequest(const Caller& caller, AuditAction action,

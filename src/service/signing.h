@@ -255,6 +255,17 @@ class SigningService {
   // numSignatures against the hashes, the key policy, the bound on open SADs), without recording
   // anything. The CSC layer runs it before a person's factors, so that a one-time code is not
   // spent on a request that would be refused anyway; Authorize checks it all again.
+  // A person's activation refused before Authorize ran (by PrecheckAuthorize, or for a wrong
+  // factor; the CSC layer checks those): recorded as Authorize records its refusals,
+  // `authorize_refused` with the key (when `credential` names one), hash algorithm and hashes,
+  // `stage` in the details ("precheck", "activation"), and `operation` "extend_transaction" as
+  // ExtendTransaction records it (empty for authorize). Returns `error` as RecordMalformedRequest
+  // does.
+  Error RecordActivationRefusal(const Caller& caller, std::string_view credential,
+                                HashAlgorithm hash_algorithm, const std::vector<Bytes>& hashes,
+                                int64_t num_signatures, std::string_view stage,
+                                std::string_view operation, Error error);
+
   Status PrecheckAuthorize(const Caller& caller, std::string_view credential,
                            HashAlgorithm hash_algorithm, const std::vector<Bytes>& hashes,
                            int64_t num_signatures);
@@ -286,7 +297,12 @@ class SigningService {
 
  private:
   Result<store::KeyRecord> ResolveKey(std::string_view credential);
-  Result<store::KeyRecord> CheckSignerAccess(const Caller& caller, std::string_view credential);
+  // The key `credential` names, if `caller` may sign with it now. Once the key is found, `event`
+  // (if given) names it (object, and key id and name of its signature block), so that a refusal
+  // for its state, its certificate or a missing grant is logged under the key, not only under
+  // whatever the client sent.
+  Result<store::KeyRecord> CheckSignerAccess(const Caller& caller, std::string_view credential,
+                                             AuditEvent* event = nullptr);
   // FailedPrecondition if `key` has a certificate chain whose leaf is not valid at `now`.
   Status CheckCertificateValidity(const store::KeyRecord& key, TimePoint now);
   // Inside the transaction that records a signature: the caller's session and account (see

@@ -426,9 +426,22 @@ TEST_F(SigningTest, DisabledKeyIsRefused) {
   ASSERT_FALSE(sigs.ok());
   EXPECT_EQ(sigs.error().code(), ErrorCode::kFailedPrecondition);
   ExpectRefusalRecorded(AuditAction::kSignRefused, "disabled");
+  // Logged under the key, so that the log's query by key finds the attempt.
+  ASSERT_TRUE(audit_.last().signature.has_value());
+  EXPECT_EQ(audit_.last().signature->key_id, key_.id);
   auto again = signing_.Authorize(alice_, "release", HashAlgorithm::kSha256, {h2_}, 1);
   EXPECT_EQ(again.error().code(), ErrorCode::kFailedPrecondition);
   ExpectRefusalRecorded(AuditAction::kAuthorizeRefused, "disabled");
+  ASSERT_TRUE(audit_.last().signature.has_value());
+  EXPECT_EQ(audit_.last().signature->key_id, key_.id);
+  EXPECT_EQ(audit_.last().object, "release");
+  // A signer without a grant gets the answer of an unknown key; the log still names the key.
+  auto ungranted = signing_.Authorize(bob_, key_.id, HashAlgorithm::kSha256, {h2_}, 1);
+  EXPECT_EQ(ungranted.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_EQ(ungranted.error().message().find("release"), std::string::npos)
+      << ungranted.error().message();
+  ASSERT_TRUE(audit_.last().signature.has_value());
+  EXPECT_EQ(audit_.last().signature->key_id, key_.id);
 }
 
 // A signature made outside the validity of the key's certificate would not validate, so none is

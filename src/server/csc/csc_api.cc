@@ -779,11 +779,19 @@ Response Authorize(const CscDependencies& deps, const Request& request, const js
     if (Status checked =
             deps.signing.PrecheckAuthorize(who->caller, *credential, *hash, *hashes, *num);
         !checked.ok()) {
-      return refuse(checked.error());
+      return CscErrorResponse(
+          deps.signing.RecordActivationRefusal(who->caller, *credential, *hash, *hashes, *num,
+                                               "precheck", "", std::move(checked).error()),
+          Phase::kBearer, request.request_id);
     }
     Status verified = deps.accounts.VerifyActivationFactors(
         who->principal, factors->pin, factors->otp, {request.client_address, request.request_id});
-    if (!verified.ok()) return refuse(verified.error(), Phase::kActivation);
+    if (!verified.ok()) {
+      return CscErrorResponse(
+          deps.signing.RecordActivationRefusal(who->caller, *credential, *hash, *hashes, *num,
+                                               "activation", "", std::move(verified).error()),
+          Phase::kActivation, request.request_id);
+    }
   }
   auto a = deps.signing.Authorize(who->caller, *credential, *hash, *hashes, *num);
   if (!a.ok()) return CscErrorResponse(a.error(), Phase::kSad, request.request_id);
@@ -814,14 +822,23 @@ Response Extend(const CscDependencies& deps, const Request& request, const json&
   if (who->principal.kind == service::AccountKind::kPerson) {
     auto factors = ParseAuthData(body);
     if (!factors.ok()) return refuse(factors.error());
-    if (Status checked = deps.signing.PrecheckAuthorize(who->caller, *credential, *hash, *hashes,
-                                                        static_cast<int64_t>(hashes->size()));
+    const auto count = static_cast<int64_t>(hashes->size());
+    if (Status checked =
+            deps.signing.PrecheckAuthorize(who->caller, *credential, *hash, *hashes, count);
         !checked.ok()) {
-      return refuse(checked.error());
+      return CscErrorResponse(deps.signing.RecordActivationRefusal(
+                                  who->caller, *credential, *hash, *hashes, count, "precheck",
+                                  "extend_transaction", std::move(checked).error()),
+                              Phase::kBearer, request.request_id);
     }
     Status verified = deps.accounts.VerifyActivationFactors(
         who->principal, factors->pin, factors->otp, {request.client_address, request.request_id});
-    if (!verified.ok()) return refuse(verified.error(), Phase::kActivation);
+    if (!verified.ok()) {
+      return CscErrorResponse(deps.signing.RecordActivationRefusal(
+                                  who->caller, *credential, *hash, *hashes, count, "activation",
+                                  "extend_transaction", std::move(verified).error()),
+                              Phase::kActivation, request.request_id);
+    }
   }
   SecretBytes sad_secret{std::string_view(*sad)};
   auto a = deps.signing.ExtendTransaction(who->caller, *credential, sad_secret, *hash, *hashes);

@@ -307,6 +307,11 @@ TEST_F(CscApiTest, OpenSadBoundIsCheckedBeforeAPersonsCodeIsSpent) {
   EXPECT_NE(refused.body.find("too many open authorizations"), std::string::npos) << refused.body;
   for (const auto& [name, value] : refused.headers) EXPECT_NE(name, "Retry-After");  // no window
   EXPECT_EQ(audit_.events().back().action, service::AuditAction::kAuthorizeRefused);
+  // Recorded as Authorize records its refusals: under the key, with the hashes asked for.
+  ASSERT_TRUE(audit_.events().back().signature.has_value());
+  EXPECT_EQ(audit_.events().back().signature->key_id, ec_.id);
+  EXPECT_EQ(audit_.events().back().signature->hashes.size(), 1u);
+  EXPECT_EQ(audit_.events().back().details.at("stage"), "precheck");
   // Used up, the first SAD no longer counts, and the same code (not spent) authorizes.
   ASSERT_EQ(CallAs(token, "signatures/signHash",
                    {{"credentialID", ec_.id},
@@ -1039,6 +1044,10 @@ TEST_F(CscApiTest, AuthorizeNeedsThePinAndAFreshOtp) {
   EXPECT_EQ(account_events_.back().action, service::AccountAction::kLoginFailure);
   EXPECT_EQ(account_events_.back().details.at("purpose"), "activation");
   EXPECT_EQ(account_events_.back().request_id, std::string(32, 'f'));
+  ASSERT_TRUE(audit_.events().back().signature.has_value());
+  EXPECT_EQ(audit_.events().back().action, service::AuditAction::kAuthorizeRefused);
+  EXPECT_EQ(audit_.events().back().signature->key_id, ec_.id);
+  EXPECT_EQ(audit_.events().back().details.at("stage"), "activation");
 
   // The right factors: a SAD, and a login_success for the activation.
   json good = AuthData(alice_);
