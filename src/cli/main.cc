@@ -43,7 +43,7 @@ int Main(int argc, char** argv) {
   CLI::App app{"signet: a code-signing service whose keys never leave the HSM"};
   app.require_subcommand(1);
   app.fallthrough();  // global options may follow the subcommand
-  app.set_version_flag("--version", "signet 0.1.0");
+  app.set_version_flag("--version", "signet " SIGNET_VERSION);
 
   GlobalOptions global;
   app.add_option("--data-dir", global.data_dir,

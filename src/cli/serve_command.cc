@@ -12,9 +12,11 @@
 #include "cli/data_dir.h"
 #include "cli/qr_terminal.h"
 #include "cli/service_stack.h"
+#include "common/encoding.h"
 #include "common/fs.h"
 #include "common/log.h"
 #include "hsm/pkcs11/pkcs11_secret_sealer.h"
+#include "pki/pki.h"
 #include "server/server.h"
 #include "service/accounts.h"
 #include "service/audit_sink.h"
@@ -192,12 +194,29 @@ server::ServerOptions ToServerOptions(const config::Config& c) {
   return o;
 }
 
+// The SHA-256 of a file the configuration names (a certificate, a CA bundle), so that one
+// replaced in place between two starts shows as a config_change; what went wrong instead, when it
+// cannot be read now (the service started with it, so that is news too).
+std::string FileFingerprint(const std::string& path) {
+  if (path.empty()) return "(none)";
+  Result<Bytes> bytes = fs::ReadFile(path, 16 * 1024 * 1024);
+  if (!bytes.ok()) return "(unreadable: " + bytes.error().message() + ")";
+  Result<Bytes> digest = pki::ComputeDigest(HashAlgorithm::kSha256, *bytes);
+  if (!digest.ok()) return "(cannot hash: " + digest.error().message() + ")";
+  return HexEncode(*digest);
+}
+
 // The effective configuration, for the config_startup event. Paths and numbers only: the PIN
-// file is named, never read into the event.
+// file is named, never read into the event; the certificates' contents are named by their
+// SHA-256, and signet's version stands for its compiled-in defaults (the default key policy).
 std::map<std::string, std::string> EffectiveConfig(const config::Config& c,
                                                    const hsm::TokenDescription& token,
                                                    const std::string& log_origin) {
   std::map<std::string, std::string> d;
+  d["signet.version"] = SIGNET_VERSION;
+  d["hsm.softhsm_conf"] = c.hsm.softhsm_conf.empty() ? "(none)" : c.hsm.softhsm_conf;
+  d["server.tls_certificate_sha256"] = FileFingerprint(c.server.tls_certificate);
+  d["server.client_ca_sha256"] = FileFingerprint(c.server.client_ca);
   d["log.origin"] = log_origin;
   d["log.public"] = c.log.public_read ? "true" : "false";
   d["log.checkpoint_interval_ms"] = std::to_string(c.log.checkpoint_interval_ms);

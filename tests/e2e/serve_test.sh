@@ -102,6 +102,14 @@ for _ in 1 2 3 4 5; do
 done
 pin_file=$(sqlite3 "$D/signet.db" "SELECT json_extract(data, '$.details.\"hsm.pin_file\"') FROM log_entries WHERE action='config_startup' ORDER BY idx DESC LIMIT 1")
 [[ $pin_file == "$W/pin-elsewhere" ]] && ok "config_startup names the PIN file actually read" || bad "config_startup hsm.pin_file: $pin_file"
+# The TLS certificate's content and signet's version are part of the recorded configuration, so a
+# certificate replaced in place or an upgrade between two starts shows as a config_change.
+startup() { sqlite3 "$D/signet.db" "SELECT json_extract(data, '$.details.\"$1\"') FROM log_entries WHERE action='config_startup' ORDER BY idx DESC LIMIT 1"; }
+cert_sha=$(sha256sum "$D/tls-server.crt" | cut -d' ' -f1)
+[[ $(startup server.tls_certificate_sha256) == "$cert_sha" ]] \
+  && ok "config_startup records the TLS certificate's SHA-256" || bad "config_startup server.tls_certificate_sha256: $(startup server.tls_certificate_sha256), file $cert_sha"
+[[ $(startup signet.version) == "$("$SIGNET" --version | cut -d' ' -f2)" ]] \
+  && ok "config_startup records signet's version" || bad "config_startup signet.version: $(startup signet.version)"
 ! grep -q otpauth "$W/out2" && ok "second start prints no enrolment" || bad "second start printed an enrolment"
 check "/metrics counts requests, public with [server] metrics_public = true" bash -c "curl -sk --max-time 10 https://127.0.0.1:$PORT/metrics | grep -q signet_http_requests_total"
 admins=$(sqlite3 "$D/signet.db" "SELECT count(*) FROM accounts")
