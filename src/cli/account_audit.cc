@@ -29,7 +29,9 @@ AuditEvent ToAuditEvent(const AccountEvent& event, store::Store* store) {
   } else if (event.auth_method == "mtls") {
     out.actor.auth_method = AuthMethod::kMtls;
   } else {
-    out.actor.auth_method = AuthMethod::kSystem;
+    // "system" is signet itself; anything else here proved nothing (yet): an anonymous attempt
+    // from the network must not pass for signet's own action.
+    out.actor.auth_method = event.auth_method == "system" ? AuthMethod::kSystem : AuthMethod::kNone;
     if (event.auth_method == "bearer") {
       out.details["credential"] = "bearer";
       if (store != nullptr && !event.actor_id.empty()) {

@@ -92,6 +92,15 @@ TEST_F(AccountAuditTest, TokenRejectedBecomesLoginFailure) {
   EXPECT_EQ(a.outcome, "token_expired");
   EXPECT_EQ(a.details.at("account_action"), "token_rejected");
   EXPECT_EQ(a.details.at("credential"), "bearer");
+  // A token no account holds, and a login refused before any credential, proved nothing: not
+  // signet's own "system".
+  EXPECT_EQ(a.actor.auth_method, AuthMethod::kNone);
+  AccountEvent refused_login;
+  refused_login.action = AccountAction::kLoginFailure;
+  refused_login.reason = AccountReason::kInvalidArgument;
+  refused_login.auth_method = "";
+  EXPECT_EQ(ToAuditEvent(refused_login, store_.get()).actor.auth_method, AuthMethod::kNone);
+  EXPECT_EQ(service::AuthMethodName(AuthMethod::kNone), "none");
 }
 
 TEST_F(AccountAuditTest, BearerActorGetsItsAccountsLoginMethod) {

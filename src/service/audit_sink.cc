@@ -90,6 +90,8 @@ std::string_view AuthMethodName(AuthMethod method) {
       return "local-cli";
     case AuthMethod::kSystem:
       return "system";
+    case AuthMethod::kNone:
+      return "none";
   }
   return "unknown";
 }

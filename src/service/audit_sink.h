@@ -35,6 +35,8 @@ enum class AuthMethod {
   kMtls,          // "mtls": a service account by its TLS client certificate
   kLocalCli,      // "local-cli": the operator on the machine, through the signet command
   kSystem,        // "system": signet itself (start, stop, configuration at startup)
+  kNone,          // "none": no one proved anything (a bearer token no account holds, a login
+                  // refused before any credential was checked)
 };
 std::string_view AuthMethodName(AuthMethod method);
 
