@@ -225,6 +225,11 @@ std::map<std::string, std::string> EffectiveConfig(const config::Config& c,
   d["hsm.module"] = c.hsm.module_path;
   d["hsm.token_label"] = token.label;
   d["hsm.token_serial"] = token.serial;
+  // What the module says it is, so that the crypto module behind the keys (CSBR 6.2.7.3: FIPS 140-2
+  // Level 3 or Common Criteria EAL 4+) is on record, and a swap of it is a config_change.
+  d["hsm.token_manufacturer"] = token.manufacturer;
+  d["hsm.token_model"] = token.model;
+  d["hsm.firmware_version"] = token.firmware_version;
   d["hsm.pin_file"] =
       c.hsm.pin_file.empty() ? "(none: the PIN came from SIGNET_PIN)" : c.hsm.pin_file;
   d["store.sqlite_path"] = c.store.sqlite_path;
@@ -468,6 +473,12 @@ class ServeCommand final : public Command {
     std::cout << "signet: listening on https://" << UrlHost(config.server.host) << ":" << bound
               << std::endl;
     WarnAboutUnrecordedKeys(stack->keys());
+    if (ctx->token.manufacturer.rfind("SoftHSM", 0) == 0) {
+      std::cerr << "signet: note: the keys are in SoftHSM, a software token: right for development "
+                   "and tests, but the CSBR (6.2.7.3) keeps code-signing keys in a module "
+                   "certified to FIPS 140-2 Level 3 or Common Criteria EAL 4+; set [hsm] module "
+                   "to such a module's PKCS#11 library for production\n";
+    }
     // service_stop goes in before the last checkpoint round, so the stop is signed too.
     Status stopped = OkStatus();
     stack->Wait([&] {

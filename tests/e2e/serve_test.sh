@@ -110,6 +110,10 @@ cert_sha=$(sha256sum "$D/tls-server.crt" | cut -d' ' -f1)
   && ok "config_startup records the TLS certificate's SHA-256" || bad "config_startup server.tls_certificate_sha256: $(startup server.tls_certificate_sha256), file $cert_sha"
 [[ $(startup signet.version) == "$("$SIGNET" --version | cut -d' ' -f2)" ]] \
   && ok "config_startup records signet's version" || bad "config_startup signet.version: $(startup signet.version)"
+[[ $(startup hsm.token_manufacturer) == "SoftHSM project" ]] \
+  && ok "config_startup records the module's manufacturer" || bad "config_startup hsm.token_manufacturer: $(startup hsm.token_manufacturer)"
+grep -q "the keys are in SoftHSM, a software token" "$W/out2.err" \
+  && ok "serve says SoftHSM is for development" || bad "no SoftHSM note: $(cat "$W/out2.err")"
 ! grep -q otpauth "$W/out2" && ok "second start prints no enrolment" || bad "second start printed an enrolment"
 check "/metrics counts requests, public with [server] metrics_public = true" bash -c "curl -sk --max-time 10 https://127.0.0.1:$PORT/metrics | grep -q signet_http_requests_total"
 admins=$(sqlite3 "$D/signet.db" "SELECT count(*) FROM accounts")
