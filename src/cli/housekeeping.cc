@@ -1,5 +1,7 @@
 #include "cli/housekeeping.h"
 
+#include <memory>
+#include <optional>
 #include <utility>
 
 #include "common/log.h"
@@ -11,6 +13,39 @@ std::vector<HousekeepingTask> StoreHousekeepingTasks(store::Store& store) {
       {"activations", [&store](TimePoint now) { return store.DeleteExpiredActivations(now); }},
       {"bearer_tokens", [&store](TimePoint now) { return store.DeleteExpiredBearerTokens(now); }},
   };
+}
+
+HousekeepingTask ClockStepTask(service::AuditSink& audit,
+                               std::function<std::chrono::steady_clock::time_point()> steady) {
+  struct Seen {
+    std::optional<TimePoint> wall;
+    std::chrono::steady_clock::time_point real;
+  };
+  // Passes are serialised (Housekeeper::run_mu_), so the state needs no lock of its own.
+  auto seen = std::make_shared<Seen>();
+  return {"clock_steps",
+          [&audit, steady = std::move(steady), seen](TimePoint now) -> Result<int64_t> {
+            const auto real = steady();
+            const std::optional<TimePoint> last = seen->wall;
+            const auto last_real = seen->real;
+            seen->wall = now;
+            seen->real = real;
+            if (!last) return 0;
+            const auto expected =
+                *last + std::chrono::duration_cast<TimePoint::duration>(real - last_real);
+            const auto step = std::chrono::duration_cast<std::chrono::milliseconds>(now - expected);
+            if (step < kClockStepThreshold && step > -kClockStepThreshold) return 0;
+            service::AuditEvent event;
+            event.time = now;
+            event.action = service::AuditAction::kClockStep;
+            event.actor.auth_method = service::AuthMethod::kSystem;
+            event.object = "signet";
+            event.details["step_ms"] = std::to_string(step.count());
+            event.details["expected"] = FormatRfc3339(expected);
+            event.details["now"] = FormatRfc3339(now);
+            SIGNET_TRY(audit.Record(event));
+            return 1;
+          }};
 }
 
 Housekeeper::Housekeeper(std::vector<HousekeepingTask> tasks, const Clock& clock,

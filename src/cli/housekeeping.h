@@ -33,6 +33,7 @@
 #include "common/clock.h"
 #include "common/result.h"
 #include "server/metrics.h"
+#include "service/audit_sink.h"
 #include "store/store.h"
 
 namespace signet::cli {
@@ -46,6 +47,18 @@ struct HousekeepingTask {
 // The store's cleanups: "activations" (Store::DeleteExpiredActivations) and "bearer_tokens"
 // (Store::DeleteExpiredBearerTokens). `store` must outlive the tasks.
 std::vector<HousekeepingTask> StoreHousekeepingTasks(store::Store& store);
+
+// "clock_steps": notices the wall clock being stepped (by an operator, or NTP correcting a large
+// offset) between two passes, which shifts every time the service relies on (SAD and token
+// expiry, TOTP steps, lockouts, the log's entry times), and records it as a `clock_step` entry
+// (system actor) naming how far it moved: "step_ms" (wall time passed minus real time passed;
+// negative when set back), "expected" and "now". Steps under kClockStepThreshold (NTP slews
+// the clock by at most 0.5 ms per second) are not steps. Returns the number of entries
+// recorded. `steady` gives real elapsed time (the monotonic clock; injectable for tests).
+inline constexpr std::chrono::milliseconds kClockStepThreshold{1000};
+HousekeepingTask ClockStepTask(
+    service::AuditSink& audit,
+    std::function<std::chrono::steady_clock::time_point()> steady = std::chrono::steady_clock::now);
 
 struct HousekeepingOptions {
   bool enabled = true;

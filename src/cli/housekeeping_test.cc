@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "service/audit_sink.h"
 #include "service/testing/fakes.h"
 
 namespace signet::cli {
@@ -76,6 +77,51 @@ class HousekeepingTest : public ::testing::Test {
   FakeClock clock_;
   server::Metrics metrics_;
 };
+
+// Keeps what it is given.
+class KeepingSink final : public service::AuditSink {
+ public:
+  Status Record(const service::AuditEvent& event) override {
+    events.push_back(event);
+    return OkStatus();
+  }
+  Status RecordChange(const service::AuditEvent&, const service::AuditedChange&) override {
+    return InternalError("not used");
+  }
+  Status RecordIf(const service::AuditEvent&, const service::AuditCheck&) override {
+    return InternalError("not used");
+  }
+  std::vector<service::AuditEvent> events;
+};
+
+// A wall clock stepped between two passes (by more than NTP would slew it) is a clock_step entry
+// saying how far; time passing as it should, or a small drift, records nothing.
+TEST_F(HousekeepingTest, AClockStepIsRecorded) {
+  KeepingSink audit;
+  auto real = std::chrono::steady_clock::time_point{} + 1h;
+  HousekeepingTask task = ClockStepTask(audit, [&real] { return real; });
+  EXPECT_EQ(task.kind, "clock_steps");
+  ASSERT_EQ(*task.run(kT0), 0);  // the first pass only takes note
+  real += 60s;
+  ASSERT_EQ(*task.run(kT0 + 60s), 0);
+  real += 60s;
+  ASSERT_EQ(*task.run(kT0 + 120s + 900ms), 0);  // under a second: drift, not a step
+  real += 60s;
+  ASSERT_EQ(*task.run(kT0 + 185s + 900ms), 1);  // 5 s ahead
+  ASSERT_EQ(audit.events.size(), 1u);
+  const service::AuditEvent& ahead = audit.events.back();
+  EXPECT_EQ(ahead.action, service::AuditAction::kClockStep);
+  EXPECT_EQ(service::AuditActionName(ahead.action), "clock_step");
+  EXPECT_EQ(ahead.actor.auth_method, service::AuthMethod::kSystem);
+  EXPECT_EQ(ahead.details.at("step_ms"), "5000");
+  EXPECT_EQ(ahead.details.at("expected"), FormatRfc3339(kT0 + 180s + 900ms));
+  EXPECT_EQ(ahead.details.at("now"), FormatRfc3339(kT0 + 185s + 900ms));
+  real += 60s;
+  ASSERT_EQ(*task.run(kT0 + 200s), 1);  // set back by 45.9 s
+  EXPECT_EQ(audit.events.back().details.at("step_ms"), "-45900");
+  real += 60s;
+  ASSERT_EQ(*task.run(kT0 + 260s), 0);  // runs on from where it was set
+}
 
 TEST_F(HousekeepingTest, RunOnceDeletesWhatExpiredBeforeTheClocksNow) {
   AddActivation(1, kT0 - 1s);

@@ -48,6 +48,7 @@ constexpr std::array kActions = {
     ActionEntry{AuditAction::kServiceStart, "service_start"},
     ActionEntry{AuditAction::kServiceStop, "service_stop"},
     ActionEntry{AuditAction::kLogCheckpoint, "log_checkpoint"},
+    ActionEntry{AuditAction::kClockStep, "clock_step"},
 };
 
 std::string Dump(const nlohmann::json& j) {

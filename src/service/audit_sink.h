@@ -96,6 +96,7 @@ enum class AuditAction {
   kServiceStart,
   kServiceStop,
   kLogCheckpoint,
+  kClockStep,
 };
 
 // "login_success", "login_failure", "lockout", "unlock", "token_revoke", "authorize",
@@ -103,7 +104,7 @@ enum class AuditAction {
 // "key_destroy", "key_csr", "key_import_cert", "grant", "revoke_grant", "policy_change",
 // "account_create", "account_change", "account_disable", "account_enable", "account_reset_totp",
 // "account_roles", "config_startup", "config_change", "service_start", "service_stop",
-// "log_checkpoint".
+// "log_checkpoint", "clock_step".
 std::string_view AuditActionName(AuditAction action);
 // Parses the names above; InvalidArgument for any other text.
 Result<AuditAction> ParseAuditAction(std::string_view name);
