@@ -20,7 +20,8 @@
 
 namespace signet::cli {
 
-// Converts one event. `store` resolves the kind of a bearer actor (may be null: then kSystem).
+// Converts one event. `store` resolves the kind of a bearer actor (may be null, or the account
+// unknown: then kNone, the method of an attempt that proved nothing).
 service::AuditEvent ToAuditEvent(const service::AccountEvent& event, store::Store* store);
 
 // A sink that records each event with `audit` (an event with a change through RecordChange, so

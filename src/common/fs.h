@@ -33,7 +33,7 @@ Status WriteFileAtomic(const std::string& path, ByteView data, mode_t mode = 060
 Status EnsureDirectory(const std::string& path, mode_t mode = 0700);
 
 // Makes the entries of `folder` (a rename or a new file in it) durable: fsync of the folder. A
-// file system that cannot sync folders (EINVAL) counts as done.
+// file system that cannot sync folders (EINVAL, ENOTSUP) counts as done.
 Status SyncFolder(const std::string& folder);
 
 bool Exists(const std::string& path);

@@ -38,7 +38,14 @@ void LogLine(LogLevel level, std::string_view component, std::string_view messag
   line += level == LogLevel::kError ? " signet error: " : " signet warning: ";
   line += OneLineSafe(component, 64);
   line += ": ";
-  line += OneLineSafe(message);
+  // Backslashes doubled first, so that text spelling "\x0a" cannot pass for an escaped newline.
+  std::string doubled;
+  doubled.reserve(message.size());
+  for (char c : message) {
+    if (c == '\\') doubled += '\\';
+    doubled += c;
+  }
+  line += OneLineSafe(doubled);
   line += '\n';
   std::lock_guard lock(SinkMutex());
   if (Sink()) {

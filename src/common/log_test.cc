@@ -41,6 +41,13 @@ TEST_F(LogTest, AMessageCannotForgeASecondLine) {
   EXPECT_NE(lines_[0].find("\\x1b[2Kforged\\x0d"), std::string::npos) << lines_[0];
 }
 
+// Text that spells an escape is not read as one: a backslash in a message is doubled.
+TEST_F(LogTest, TextSpellingAnEscapeIsNotReadAsOne) {
+  LogLine(LogLevel::kError, "server", "bad\\x0a2026 forged, C:\\temp");
+  ASSERT_EQ(lines_.size(), 1u);
+  EXPECT_NE(lines_[0].find("bad\\\\x0a2026 forged, C:\\\\temp\n"), std::string::npos) << lines_[0];
+}
+
 TEST_F(LogTest, ALongMessageIsCut) {
   LogLine(LogLevel::kError, "server", std::string(10000, 'x'));
   ASSERT_EQ(lines_.size(), 1u);

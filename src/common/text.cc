@@ -73,10 +73,6 @@ std::string EscapeControls(std::string_view text, size_t max_bytes, bool keep_ne
     uint32_t code_point = 0;
     if (c == '\n' && keep_newline) {
       out.push_back('\n');
-    } else if (c == '\\' && !keep_newline) {
-      // On one line, "\x0a" must not read like an escaped newline when the text held those
-      // four characters.
-      out += "\\\\";
     } else if (c < 0x20 || c == 0x7f) {
       std::snprintf(escape, sizeof escape, "\\x%02x", c);
       out += escape;

@@ -34,9 +34,9 @@ size_t Utf8CutPoint(std::string_view text, size_t max_bytes);
 // invalid UTF-8 included, are kept.
 std::string TerminalSafe(std::string_view text, size_t max_bytes = 4096);
 
-// As TerminalSafe, but the newline is escaped too (\x0a), and the backslash (\\) so that no text
-// reads like an escape it is not, so the result is one line: for a line of a log that a message
-// must not be able to split or forge.
+// As TerminalSafe, but the newline is escaped too (\x0a), so the result is one line: for a line
+// of a log that a message must not be able to split or forge (the operational log also doubles
+// backslashes first, common/log.h, so that no text reads like an escape it is not).
 std::string OneLineSafe(std::string_view text, size_t max_bytes = 4096);
 
 // A copy with A-Z turned into a-z and every other byte kept (no locale: for header names, URL
