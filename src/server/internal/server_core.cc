@@ -733,6 +733,7 @@ void ServerCore::OnAccept(error_code ec, tcp::socket socket) {
   Admission admission = Admission::kServe;
   std::string address_key = AddressKey(socket);
   std::shared_ptr<Session> evicted;  // told, and released, after mu_
+  bool evicted_slot = false;
   {
     std::lock_guard lock(mu_);
     if (stopping_) return;  // socket closes as it goes out of scope
@@ -742,8 +743,8 @@ void ServerCore::OnAccept(error_code ec, tcp::socket socket) {
     } else if (active_ >= max_connections_) {
       // Like a kept-alive connection's idle timeout, sooner: a connection waiting for nothing
       // gives its slot to one that has a request, rather than that one being refused.
-      evicted = EvictIdleLocked();
-      if (evicted == nullptr) admission = Admission::kTooManyConnections;
+      evicted_slot = EvictIdleLocked(&evicted);
+      if (!evicted_slot) admission = Admission::kTooManyConnections;
     }
     const bool rejecting = admission != Admission::kServe;
     if (rejecting && rejecting_ >= kMaxRejectingConnections) {
@@ -776,8 +777,8 @@ void ServerCore::OnAccept(error_code ec, tcp::socket socket) {
       }
     }
   }
+  if (admission == Admission::kServe && evicted_slot) metrics_.Increment(kIdleEvictions);
   if (evicted != nullptr) {
-    metrics_.Increment(kIdleEvictions);
     evicted->NotifyEvicted();
     evicted.reset();
   }
@@ -801,10 +802,13 @@ void ServerCore::UncountAddressLocked(const std::string& address_key) {
   if (it != per_address_.end() && --it->second == 0) per_address_.erase(it);
 }
 
-std::shared_ptr<Session> ServerCore::EvictIdleLocked() {
+bool ServerCore::EvictIdleLocked(std::shared_ptr<Session>* evicted) {
   // Evicted connections still hold a descriptor until they have closed: counted with the refused
   // ones, within the same reserve.
-  if (rejecting_ >= kMaxRejectingConnections) return nullptr;
+  if (rejecting_ >= kMaxRejectingConnections) return false;
+  const auto min_idle = std::chrono::duration_cast<SteadyClock::duration>(
+      std::min<std::chrono::milliseconds>(kMinIdleBeforeEviction, options_.idle_timeout / 4));
+  const int64_t idle_before = (SteadyClock::now() - min_idle).time_since_epoch().count();
   // The one idle the longest is the least likely to be about to send a request. A linear scan,
   // only at the cap.
   Registered* oldest = nullptr;
@@ -813,15 +817,16 @@ std::shared_ptr<Session> ServerCore::EvictIdleLocked() {
     if (registered.counted_as != Admission::kServe) continue;
     if (registered.idle->phase.load() != IdleState::kIdle) continue;
     const int64_t since = registered.idle->idle_since_ns.load();
+    if (since > idle_before) continue;  // idle too briefly
     if (oldest == nullptr || since < oldest_since) {
       oldest = &registered;
       oldest_since = since;
     }
   }
-  if (oldest == nullptr) return nullptr;
+  if (oldest == nullptr) return false;
   int idle = IdleState::kIdle;
   if (!oldest->idle->phase.compare_exchange_strong(idle, IdleState::kEvicted)) {
-    return nullptr;  // a request arrived just now; it stays, the new one is refused
+    return false;  // a request arrived just now; it stays, the new one is refused
   }
   // From here the evicted Session closes without reading another request, whatever else
   // happens: its slot is free now.
@@ -829,7 +834,8 @@ std::shared_ptr<Session> ServerCore::EvictIdleLocked() {
   --active_;
   ++rejecting_;
   oldest->counted_as = Admission::kTooManyConnections;
-  return oldest->session.lock();  // null if it is being destroyed already: nothing to tell
+  *evicted = oldest->session.lock();  // null if it is being destroyed already: nothing to tell
+  return true;
 }
 
 void ServerCore::OnSessionClosed(uint64_t id) {

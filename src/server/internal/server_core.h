@@ -17,6 +17,7 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <map>
@@ -45,6 +46,10 @@ struct IdleState {
   std::atomic<int64_t> idle_since_ns{0};  // steady_clock, when phase last became kIdle
 };
 
+// A connection idle for less than this (after its handshake or its last response) is not
+// evicted at the cap: its client may be sending its next request at this moment, which would be
+// lost with the connection, where a newcomer refused with 503 and Retry-After simply retries.
+inline constexpr std::chrono::milliseconds kMinIdleBeforeEviction{2000};
 // At most this many connections beyond max_connections are kept open just to be told 503.
 inline constexpr size_t kMaxRejectingConnections = 64;
 // Descriptors kept for everything but connections (database, HSM, log files, sockets, epoll).
@@ -92,10 +97,12 @@ class ServerCore {
   void RunIoThread();
   std::vector<std::weak_ptr<Session>> SnapshotSessions();
   void UncountAddressLocked(const std::string& address_key);  // mu_ held
-  // At the connection cap: takes the slot of the served connection idle the longest, which then
-  // closes (counted as refused until it has). The evicted Session is returned to be told after
-  // mu_ is released (releasing it may run ~Session, which takes mu_). Null if none is idle.
-  std::shared_ptr<Session> EvictIdleLocked();  // mu_ held
+  // At the connection cap: takes the slot of the served connection idle the longest, if it has
+  // been idle for at least kMinIdleBeforeEviction (or a quarter of idle_timeout if less), which
+  // then closes (counted as refused until it has). Returns whether a slot was freed; the evicted
+  // Session, if still alive, goes to `evicted`, to be told after mu_ is released (releasing it
+  // may run ~Session, which takes mu_).
+  bool EvictIdleLocked(std::shared_ptr<Session>* evicted);  // mu_ held
 
   // Constant after construction.
   const ServerOptions options_;
