@@ -496,6 +496,39 @@ Status SigningService::PrecheckAuthorize(const Caller& caller, std::string_view 
   return OkStatus();
 }
 
+Status SigningService::PrecheckExtend(const Caller& caller, std::string_view credential,
+                                      const SecretBytes& sad, HashAlgorithm hash_algorithm,
+                                      const std::vector<Bytes>& hashes) {
+  SIGNET_ASSIGN_OR_RETURN(store::KeyRecord key, CheckSignerAccess(caller, credential));
+  SIGNET_ASSIGN_OR_RETURN(KeyPolicy policy, EffectivePolicy(key));
+  SIGNET_TRY(CheckHashes(hashes, hash_algorithm, policy, key));
+  const TimePoint now = clock_.Now();
+  SIGNET_ASSIGN_OR_RETURN(Bytes sad_hash, SadHash(sad));
+  auto old = store_.GetActivation(sad_hash);
+  std::optional<store::ActivationRecord> found;
+  if (old.ok()) {
+    found = std::move(old).value();
+  } else if (old.error().code() != ErrorCode::kNotFound) {
+    return old.error();
+  }
+  SIGNET_TRY(store::CheckActivationBinding(found, caller.actor.account_id, key.id, now));
+  if (found->created_at + options_.max_transaction_lifetime <= now) {
+    return Unauthenticated(
+        std::string(kSadExpiredPrefix) + ": the transaction was authorized more than " +
+        std::to_string(options_.max_transaction_lifetime.count()) + " s ago; authorize again");
+  }
+  store::ActivationRecord replacement;
+  replacement.account_id = caller.actor.account_id;
+  replacement.key_id = key.id;
+  replacement.num_signatures = static_cast<int64_t>(hashes.size());
+  auto continued = store::ContinueTransaction(
+      *found, replacement,
+      std::min(policy.max_signatures_per_authorization, kMaxSignaturesPerAuthorization));
+  if (!continued.ok()) return std::move(continued).error();
+  if (found->signatures_used >= found->num_signatures) SIGNET_TRY(CheckOpenActivations(caller));
+  return OkStatus();
+}
+
 Result<Authorization> SigningService::ExtendTransaction(const Caller& caller,
                                                         std::string_view credential,
                                                         const SecretBytes& sad,

@@ -266,6 +266,15 @@ class SigningService {
                                 int64_t num_signatures, std::string_view stage,
                                 std::string_view operation, Error error);
 
+  // Everything ExtendTransaction checks before it stores anything (the caller's access to the
+  // key, the hashes against the key policy, the current SAD: bound to the caller and the key,
+  // unexpired, its transaction within max_transaction_lifetime and, with the new hashes, within
+  // the policy's signatures per authorization; the bound on open SADs when it is used up), without
+  // recording or changing anything. The CSC layer runs it before a person's factors, as
+  // PrecheckAuthorize; ExtendTransaction checks it all again.
+  Status PrecheckExtend(const Caller& caller, std::string_view credential, const SecretBytes& sad,
+                        HashAlgorithm hash_algorithm, const std::vector<Bytes>& hashes);
+
   Status PrecheckAuthorize(const Caller& caller, std::string_view credential,
                            HashAlgorithm hash_algorithm, const std::vector<Bytes>& hashes,
                            int64_t num_signatures);

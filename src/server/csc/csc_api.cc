@@ -823,13 +823,16 @@ Response Extend(const CscDependencies& deps, const Request& request, const json&
     auto factors = ParseAuthData(body);
     if (!factors.ok()) return refuse(factors.error());
     const auto count = static_cast<int64_t>(hashes->size());
-    if (Status checked =
-            deps.signing.PrecheckAuthorize(who->caller, *credential, *hash, *hashes, count);
+    // Before the factors, as in authorize: a code spent on an extension refused for its SAD
+    // (expired, another's, the transaction too old or too large) would make the corrected request a
+    // replay.
+    if (Status checked = deps.signing.PrecheckExtend(
+            who->caller, *credential, SecretBytes{std::string_view(*sad)}, *hash, *hashes);
         !checked.ok()) {
       return CscErrorResponse(deps.signing.RecordActivationRefusal(
                                   who->caller, *credential, *hash, *hashes, count, "precheck",
                                   "extend_transaction", std::move(checked).error()),
-                              Phase::kBearer, request.request_id);
+                              Phase::kSad, request.request_id);
     }
     Status verified = deps.accounts.VerifyActivationFactors(
         who->principal, factors->pin, factors->otp, {request.client_address, request.request_id});

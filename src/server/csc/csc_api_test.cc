@@ -1234,6 +1234,20 @@ TEST_F(CscApiTest, APersonsExtendTransactionNeedsThePinAndAFreshOtp) {
   extend["hashes"] = {B64Hash("another")};
   ExpectError(CallAs(token, "credentials/extendTransaction", extend), 400, "invalid_request");
   EXPECT_EQ(account_events_.back().reason, service::AccountReason::kTotpReplayed);
+
+  // A SAD that is not valid (here the one just replaced) is refused before the factors: the
+  // code is not spent, and the corrected request may use it.
+  json fresh = AuthData(alice_);
+  const size_t account_events_before = account_events_.size();
+  extend["authData"] = fresh;
+  extend["SAD"] = sad;
+  Response stale = CallAs(token, "credentials/extendTransaction", extend);
+  ExpectError(stale, 400, "invalid_request");
+  EXPECT_EQ(account_events_.size(), account_events_before) << "the factors were checked";
+  EXPECT_EQ(audit_.events().back().details.at("stage"), "precheck");
+  extend["SAD"] = json::parse(extended.body)["SAD"];
+  Response corrected = CallAs(token, "credentials/extendTransaction", extend);
+  EXPECT_EQ(corrected.status, 200) << corrected.body;
 }
 
 // extendTransaction refuses a SAD that is not valid for the request as signHash does: another
