@@ -1,5 +1,7 @@
 #include "cli/housekeeping.h"
 
+#include <time.h>
+
 #include <memory>
 #include <optional>
 #include <utility>
@@ -15,17 +17,26 @@ std::vector<HousekeepingTask> StoreHousekeepingTasks(store::Store& store) {
   };
 }
 
-HousekeepingTask ClockStepTask(service::AuditSink& audit,
-                               std::function<std::chrono::steady_clock::time_point()> steady) {
+std::chrono::nanoseconds BootTime() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_BOOTTIME, &ts);
+  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
+
+HousekeepingTask ClockStepTask(service::AuditSink& audit, const Clock& clock,
+                               std::function<std::chrono::nanoseconds()> real_time) {
   struct Seen {
     std::optional<TimePoint> wall;
-    std::chrono::steady_clock::time_point real;
+    std::chrono::nanoseconds real{0};
   };
   // Passes are serialised (Housekeeper::run_mu_), so the state needs no lock of its own.
   auto seen = std::make_shared<Seen>();
   return {"clock_steps",
-          [&audit, steady = std::move(steady), seen](TimePoint now) -> Result<int64_t> {
-            const auto real = steady();
+          [&audit, &clock, real_time = std::move(real_time), seen](TimePoint) -> Result<int64_t> {
+            // Both read here, together: the pass's own time was read before the tasks ahead of
+            // this one, which may take long.
+            const auto real = real_time();
+            const TimePoint now = clock.Now();
             const std::optional<TimePoint> last = seen->wall;
             const auto last_real = seen->real;
             seen->wall = now;
@@ -120,7 +131,7 @@ void Housekeeper::RunOnce() {
     }
     metrics_.Increment("signet_housekeeping_errors_total", {{"kind", task.kind}});
     if (reported_.insert(task.kind).second) {
-      report_("could not delete expired " + task.kind + ": " + deleted.error().message() +
+      report_("housekeeping task " + task.kind + " failed: " + deleted.error().message() +
               " (will retry; further failures are counted in "
               "signet_housekeeping_errors_total, not shown)");
     }

@@ -54,11 +54,13 @@ std::vector<HousekeepingTask> StoreHousekeepingTasks(store::Store& store);
 // (system actor) naming how far it moved: "step_ms" (wall time passed minus real time passed;
 // negative when set back), "expected" and "now". Steps under kClockStepThreshold (NTP slews
 // the clock by at most 0.5 ms per second) are not steps. Returns the number of entries
-// recorded. `steady` gives real elapsed time (the monotonic clock; injectable for tests).
+// recorded. The wall time is `clock`'s; `real_time` gives real elapsed time (BootTime:
+// CLOCK_BOOTTIME, which, unlike the monotonic clock, also counts a suspended VM's sleep, during
+// which the wall clock runs on too; injectable for tests). Both outlive the task.
 inline constexpr std::chrono::milliseconds kClockStepThreshold{1000};
-HousekeepingTask ClockStepTask(
-    service::AuditSink& audit,
-    std::function<std::chrono::steady_clock::time_point()> steady = std::chrono::steady_clock::now);
+std::chrono::nanoseconds BootTime();
+HousekeepingTask ClockStepTask(service::AuditSink& audit, const Clock& clock,
+                               std::function<std::chrono::nanoseconds()> real_time = BootTime);
 
 struct HousekeepingOptions {
   bool enabled = true;

@@ -28,8 +28,8 @@ std::vector<HousekeepingTask> WithHeldRejections(std::vector<HousekeepingTask> t
 
 // ... and watches the wall clock for steps, which shift every time the service relies on.
 std::vector<HousekeepingTask> WithClockSteps(std::vector<HousekeepingTask> tasks,
-                                             service::AuditSink& audit) {
-  tasks.push_back(ClockStepTask(audit));
+                                             service::AuditSink& audit, const Clock& clock) {
+  tasks.push_back(ClockStepTask(audit, clock));
   return tasks;
 }
 
@@ -54,9 +54,9 @@ ServiceStack::ServiceStack(ServicePorts ports, ServiceStackOptions options)
                 MakeAccountAuditSink(store_, audit_, std::move(options.after_account_event))),
       signing_(key_store_, store_, clock_, audit_, AuditCommitsToStore(options.signing)),
       keys_(key_store_, store_, clock_, audit_, std::move(ports.token)),
-      housekeeper_(
-          WithClockSteps(WithHeldRejections(StoreHousekeepingTasks(store_), accounts_), audit_),
-          clock_, metrics_, options.housekeeping.interval),
+      housekeeper_(WithClockSteps(WithHeldRejections(StoreHousekeepingTasks(store_), accounts_),
+                                  audit_, clock_),
+                   clock_, metrics_, options.housekeeping.interval),
       housekeeping_enabled_(options.housekeeping.enabled),
       log_background_(options.log.background),
       metrics_public_(options.metrics_public),
