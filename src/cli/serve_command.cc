@@ -206,6 +206,17 @@ std::string FileFingerprint(const std::string& path) {
   return HexEncode(*digest);
 }
 
+// A module's fixed-width token fields may hold any bytes (or a UTF-8 sequence cut at the width);
+// the log would store such bytes replaced, and the next start, comparing raw bytes, would see a
+// change every time. Printable ASCII is kept, anything else becomes '?'.
+std::string PrintableAscii(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    if (c < 0x20 || c > 0x7e) c = '?';
+  }
+  return out;
+}
+
 // The effective configuration, for the config_startup event. Paths and numbers only: the PIN
 // file is named, never read into the event; the certificates' contents are named by their
 // SHA-256, and signet's version stands for its compiled-in defaults (the default key policy).
@@ -227,9 +238,9 @@ std::map<std::string, std::string> EffectiveConfig(const config::Config& c,
   d["hsm.token_serial"] = token.serial;
   // What the module says it is, so that the crypto module behind the keys (CSBR 6.2.7.3: FIPS 140-2
   // Level 3 or Common Criteria EAL 4+) is on record, and a swap of it is a config_change.
-  d["hsm.token_manufacturer"] = token.manufacturer;
-  d["hsm.token_model"] = token.model;
-  d["hsm.firmware_version"] = token.firmware_version;
+  d["hsm.token_manufacturer"] = PrintableAscii(token.manufacturer);
+  d["hsm.token_model"] = PrintableAscii(token.model);
+  d["hsm.firmware_version"] = PrintableAscii(token.firmware_version);
   d["hsm.pin_file"] =
       c.hsm.pin_file.empty() ? "(none: the PIN came from SIGNET_PIN)" : c.hsm.pin_file;
   d["store.sqlite_path"] = c.store.sqlite_path;

@@ -141,9 +141,12 @@ Status CheckSealingKey(const internal::Module& module, CK_SESSION_HANDLE session
     problem = "it may not encrypt and decrypt";
   }
   if (problem.empty()) return OkStatus();
-  return FailedPrecondition("the AES key labelled '" + std::string(label) + "' on " + token_name +
-                            " is unfit for sealing secrets: " + problem +
-                            "; remove it so signet can generate a proper one");
+  return FailedPrecondition(
+      "the AES key labelled '" + std::string(label) + "' on " + token_name +
+      " is unfit for sealing secrets: " + problem +
+      "; remove it so signet can generate a proper one. If it is the key that sealed the "
+      "accounts' TOTP secrets (brought over by unwrapping, say), those become unreadable with it: "
+      "each person then needs 'signet account reset-totp'");
 }
 
 Status GenerateSealingKey(const internal::Module& module, CK_SESSION_HANDLE session,
