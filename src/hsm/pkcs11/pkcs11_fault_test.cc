@@ -14,6 +14,7 @@
 
 #include "hsm/pkcs11/internal/cryptoki.h"
 #include "hsm/pkcs11/pkcs11_key_store.h"
+#include "hsm/pkcs11/pkcs11_secret_sealer.h"
 #include "hsm/pkcs11/testing/signature_check.h"
 #include "hsm/pkcs11/testing/softhsm_sandbox.h"
 
@@ -299,6 +300,37 @@ TEST_F(FaultTest, ARetriedGenerationLeavesOneKey) {
   ASSERT_TRUE(after.ok()) << after.error().message();
   EXPECT_EQ(after->size(), before->size() + 1);
   EXPECT_TRUE(store_->DestroyKey(key->id).ok());
+}
+
+// A PKCS#11 v2.20 module refuses CKA_COPYABLE (v2.40) with CKR_ATTRIBUTE_TYPE_INVALID: keys are
+// generated without it, with every other protection, and sign.
+TEST_F(FaultTest, AModuleWithoutCkaCopyableStillGeneratesProtectedKeys) {
+  constexpr CK_RV kShimV220 = CKR_VENDOR_DEFINED + 0x220;  // fault_shim.cc
+  const unsigned long before = calls_("C_GenerateKeyPair");
+  inject_into_("C_GenerateKeyPair", kShimV220, 2);
+  Result<GeneratedKey> key = store_->GenerateKey(KeyAlgorithm::kEcP256, "v2.20");
+  ASSERT_TRUE(key.ok()) << key.error().message();
+  EXPECT_EQ(calls_("C_GenerateKeyPair") - before, 2u);
+  Result<KeyProtection> protection = store_->Protection(key->id);
+  ASSERT_TRUE(protection.ok()) << protection.error().message();
+  EXPECT_TRUE(protection->local && protection->sensitive && !protection->extractable &&
+              protection->never_extractable);
+  Result<Bytes> signature =
+      store_->Sign(key->id, SignatureScheme::kEcdsa, HashAlgorithm::kSha256, DigestOf(1));
+  EXPECT_TRUE(signature.ok()) << signature.error().message();
+  EXPECT_TRUE(store_->DestroyKey(key->id).ok());
+
+  // The TOTP sealing key likewise (the first Open on this token generates it).
+  const unsigned long generations = calls_("C_GenerateKey");
+  inject_into_("C_GenerateKey", kShimV220, 2);
+  Result<std::unique_ptr<Pkcs11SecretSealer>> sealer =
+      Pkcs11SecretSealer::Open(*store_, "v2.20 sealing key");
+  ASSERT_TRUE(sealer.ok()) << sealer.error().message();
+  EXPECT_EQ(calls_("C_GenerateKey") - generations, 2u);
+  Result<Bytes> sealed = (*sealer)->Seal(AsBytes("seed"), AsBytes("aad"));
+  ASSERT_TRUE(sealed.ok()) << sealed.error().message();
+  Result<SecretBytes> opened = (*sealer)->Unseal(*sealed, AsBytes("aad"));
+  ASSERT_TRUE(opened.ok()) << opened.error().message();
 }
 
 // A PIN the token refuses after a logout (changed by another tool) is offered once, not on every

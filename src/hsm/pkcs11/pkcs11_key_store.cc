@@ -976,6 +976,15 @@ class Pkcs11KeyStore::Impl final : public internal::SessionRunner {
                       public_template.data(), CK_ULONG{public_template.size()},
                       private_template.data(), CK_ULONG{private_template.size()}, &key.public_key,
                       &key.private_key);
+    if (rv == CKR_ATTRIBUTE_TYPE_INVALID) {
+      // A PKCS#11 v2.20 module does not know CKA_COPYABLE (v2.40); it has no C_CopyObject
+      // restriction to ask for either. Once more without it.
+      std::erase_if(private_template, [](const CK_ATTRIBUTE& a) { return a.type == CKA_COPYABLE; });
+      rv = module_.Call(&CK_FUNCTION_LIST::C_GenerateKeyPair, lease.session(), &mechanism,
+                        public_template.data(), CK_ULONG{public_template.size()},
+                        private_template.data(), CK_ULONG{private_template.size()}, &key.public_key,
+                        &key.private_key);
+    }
     if (rv != CKR_OK) return attempt.Fail(rv, "C_GenerateKeyPair", context);
     GeneratedPairGuard guard(module_, lease.session(), key.public_key, key.private_key);
 

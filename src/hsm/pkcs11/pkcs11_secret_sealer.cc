@@ -178,6 +178,11 @@ Status GenerateSealingKey(const internal::Module& module, CK_SESSION_HANDLE sess
   CK_OBJECT_HANDLE key = CK_INVALID_HANDLE;
   CK_RV rv = module.Call(&CK_FUNCTION_LIST::C_GenerateKey, session, &mechanism, tmpl.data(),
                          CK_ULONG{tmpl.size()}, &key);
+  if (rv == CKR_ATTRIBUTE_TYPE_INVALID) {
+    // A PKCS#11 v2.20 module does not know CKA_COPYABLE (v2.40), the template's last attribute.
+    rv = module.Call(&CK_FUNCTION_LIST::C_GenerateKey, session, &mechanism, tmpl.data(),
+                     CK_ULONG{tmpl.size() - 1}, &key);
+  }
   if (rv != CKR_OK) {
     return failure.Fail(rv, "C_GenerateKey",
                         "cannot generate the secret-sealing key on " + token_name);

@@ -10,10 +10,14 @@
 //   signet_shim_inject_into(fn, rv, count)  the same for fn = "C_SignInit", "C_Sign",
 //                                           "C_OpenSession", "C_Login", "C_FindObjects",
 //                                           "C_GetAttributeValue", "C_DestroyObject",
-//                                           "C_GetSessionInfo" or "C_CloseSession"
+//                                           "C_GetSessionInfo", "C_CloseSession",
+//                                           "C_GenerateKeyPair" or "C_GenerateKey"
 // Injecting kShimLie (below) makes the call succeed but answer something no correct module would:
 // C_FindObjects reports one handle more than it was given room for, C_GetAttributeValue's size
 // query announces 2^40 bytes, C_Sign reports a signature one byte shorter than it wrote.
+// Injecting kShimV220 into a generation makes it answer as a PKCS#11 v2.20 module would: a
+// template holding CKA_COPYABLE (new in v2.40) is CKR_ATTRIBUTE_TYPE_INVALID, any other is
+// generated.
 //   signet_shim_clear()                     drops every pending injection
 //   signet_shim_calls(fn)                   how often fn was called (the functions above, plus
 //                                           "C_Initialize", "C_Finalize", "C_FindObjectsInit")
@@ -46,15 +50,26 @@ enum Hook {
   kDestroyObject,
   kGetSessionInfo,
   kCloseSession,
+  kGenerateKeyPair,
+  kGenerateKey,
   kHookCount
 };
 constexpr std::array<const char*, kHookCount> kHookNames = {
     "C_SignInit",          "C_Sign",          "C_OpenSession",     "C_Login",
     "C_Initialize",        "C_Finalize",      "C_FindObjectsInit", "C_FindObjects",
-    "C_GetAttributeValue", "C_DestroyObject", "C_GetSessionInfo",  "C_CloseSession"};
+    "C_GetAttributeValue", "C_DestroyObject", "C_GetSessionInfo",  "C_CloseSession",
+    "C_GenerateKeyPair",   "C_GenerateKey"};
 
 // Keep in step with the tests (pkcs11_fault_test.cc).
 constexpr CK_RV kShimLie = CKR_VENDOR_DEFINED + 0x11e;
+constexpr CK_RV kShimV220 = CKR_VENDOR_DEFINED + 0x220;
+
+bool Holds(CK_ATTRIBUTE_PTR attributes, CK_ULONG count, CK_ATTRIBUTE_TYPE type) {
+  for (CK_ULONG i = 0; i < count; ++i) {
+    if (attributes[i].type == type) return true;
+  }
+  return false;
+}
 
 struct ShimState {
   std::mutex mu;
@@ -172,6 +187,35 @@ CK_RV ShimSign(CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG data_length
   return injected;
 }
 
+CK_RV ShimGenerateKeyPair(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mechanism,
+                          CK_ATTRIBUTE_PTR public_template, CK_ULONG public_count,
+                          CK_ATTRIBUTE_PTR private_template, CK_ULONG private_count,
+                          CK_OBJECT_HANDLE_PTR public_key, CK_OBJECT_HANDLE_PTR private_key) {
+  CK_RV injected = Enter(kGenerateKeyPair);
+  if (injected == kShimV220) {
+    if (Holds(public_template, public_count, CKA_COPYABLE) ||
+        Holds(private_template, private_count, CKA_COPYABLE)) {
+      return CKR_ATTRIBUTE_TYPE_INVALID;
+    }
+  } else if (injected != CKR_OK) {
+    return injected;
+  }
+  return State().target->C_GenerateKeyPair(session, mechanism, public_template, public_count,
+                                           private_template, private_count, public_key,
+                                           private_key);
+}
+
+CK_RV ShimGenerateKey(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mechanism,
+                      CK_ATTRIBUTE_PTR attributes, CK_ULONG count, CK_OBJECT_HANDLE_PTR key) {
+  CK_RV injected = Enter(kGenerateKey);
+  if (injected == kShimV220) {
+    if (Holds(attributes, count, CKA_COPYABLE)) return CKR_ATTRIBUTE_TYPE_INVALID;
+  } else if (injected != CKR_OK) {
+    return injected;
+  }
+  return State().target->C_GenerateKey(session, mechanism, attributes, count, key);
+}
+
 }  // namespace
 
 extern "C" {
@@ -198,6 +242,8 @@ __attribute__((visibility("default"))) CK_RV C_GetFunctionList(CK_FUNCTION_LIST_
     s.shim.C_GetAttributeValue = &ShimGetAttributeValue;
     s.shim.C_DestroyObject = &ShimDestroyObject;
     s.shim.C_GetSessionInfo = &ShimGetSessionInfo;
+    s.shim.C_GenerateKeyPair = &ShimGenerateKeyPair;
+    s.shim.C_GenerateKey = &ShimGenerateKey;
     s.shim.C_CloseSession = &ShimCloseSession;
     s.shim.C_SignInit = &ShimSignInit;
     s.shim.C_Sign = &ShimSign;
