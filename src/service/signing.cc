@@ -200,6 +200,16 @@ Result<store::KeyRecord> SigningService::ResolveKey(std::string_view credential)
   return store_.GetKeyByName(credential);
 }
 
+Result<std::optional<store::ActivationRecord>> SigningService::FindActivation(
+    const Bytes& sad_hash) {
+  auto found = store_.GetActivation(sad_hash);
+  if (found.ok()) return std::optional<store::ActivationRecord>(std::move(found).value());
+  if (found.error().code() == ErrorCode::kNotFound) {
+    return std::optional<store::ActivationRecord>();
+  }
+  return found.error();
+}
+
 Result<store::KeyRecord> SigningService::CheckSignerAccess(const Caller& caller,
                                                            std::string_view credential,
                                                            AuditEvent* event) {
@@ -377,13 +387,8 @@ Result<Authorization> SigningService::IssueAuthorization(
   int64_t transaction_num_signatures = activation.num_signatures;
   if (old_sad != nullptr) {
     SIGNET_ASSIGN_OR_RETURN(old_sad_hash, SadHash(*old_sad));
-    auto old = store_.GetActivation(old_sad_hash);
-    std::optional<store::ActivationRecord> found;
-    if (old.ok()) {
-      found = std::move(old).value();
-    } else if (old.error().code() != ErrorCode::kNotFound) {
-      return old.error();
-    }
+    SIGNET_ASSIGN_OR_RETURN(std::optional<store::ActivationRecord> found,
+                            FindActivation(old_sad_hash));
     SIGNET_TRY(store::CheckActivationBinding(found, caller.actor.account_id, key.id, now));
     // The transaction keeps the time the account authorized it; extensions cannot outlive it by
     // more than max_transaction_lifetime.
@@ -504,13 +509,7 @@ Status SigningService::PrecheckExtend(const Caller& caller, std::string_view cre
   SIGNET_TRY(CheckHashes(hashes, hash_algorithm, policy, key));
   const TimePoint now = clock_.Now();
   SIGNET_ASSIGN_OR_RETURN(Bytes sad_hash, SadHash(sad));
-  auto old = store_.GetActivation(sad_hash);
-  std::optional<store::ActivationRecord> found;
-  if (old.ok()) {
-    found = std::move(old).value();
-  } else if (old.error().code() != ErrorCode::kNotFound) {
-    return old.error();
-  }
+  SIGNET_ASSIGN_OR_RETURN(std::optional<store::ActivationRecord> found, FindActivation(sad_hash));
   SIGNET_TRY(store::CheckActivationBinding(found, caller.actor.account_id, key.id, now));
   if (found->created_at + options_.max_transaction_lifetime <= now) {
     return Unauthenticated(

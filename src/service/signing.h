@@ -306,6 +306,9 @@ class SigningService {
 
  private:
   Result<store::KeyRecord> ResolveKey(std::string_view credential);
+  // The activation stored under `sad_hash`, nullopt if there is none; other store errors as they
+  // are. What store::CheckActivationBinding takes.
+  Result<std::optional<store::ActivationRecord>> FindActivation(const Bytes& sad_hash);
   // The key `credential` names, if `caller` may sign with it now. Once the key is found, `event`
   // (if given) names it (object, and key id and name of its signature block), so that a refusal
   // for its state, its certificate or a missing grant is logged under the key, not only under
