@@ -92,6 +92,15 @@ class IntegratorTest : public ::testing::Test {
     return options;
   }
 
+  // A checkpoint-entry renderer that fails ("renderer not ready") while `*fail` is true: a round
+  // that fails after reading, hashing and signing.
+  static auto RendererFailingWhile(std::shared_ptr<std::atomic<bool>> fail) {
+    return [fail](int64_t index, const store::LogCheckpointRow& row) -> Result<std::string> {
+      if (fail->load()) return Unavailable("renderer not ready");
+      return RenderCheckpointEntry(index, row);
+    };
+  }
+
   Result<std::unique_ptr<Integrator>> Create(IntegratorOptions options) {
     return Integrator::Create(*store_, *key_store_, clock_, std::move(options));
   }
@@ -742,11 +751,7 @@ TEST_F(IntegratorTest, RefusesToSignWhenItsCheckpointWasReplacedOrRemoved) {
 TEST_F(IntegratorTest, FailedRoundsAreCountedAndRetried) {
   auto fail = std::make_shared<std::atomic<bool>>(true);
   IntegratorOptions options = Options();
-  options.render_checkpoint_entry =
-      [fail](int64_t index, const store::LogCheckpointRow& row) -> Result<std::string> {
-    if (fail->load()) return Unavailable("renderer not ready");
-    return RenderCheckpointEntry(index, row);
-  };
+  options.render_checkpoint_entry = RendererFailingWhile(fail);
   auto integrator = Create(std::move(options));
   ASSERT_TRUE(integrator.ok()) << integrator.error().message();
   integrator_ = std::move(*integrator);
@@ -899,11 +904,7 @@ TEST_F(IntegratorTest, AppendsAreRefusedWhileTooManyEntriesWaitUnsigned) {
   IntegratorOptions options = Options();
   options.max_pending = 10;
   options.max_unsigned = 100;
-  options.render_checkpoint_entry =
-      [fail](int64_t index, const store::LogCheckpointRow& row) -> Result<std::string> {
-    if (fail->load()) return Unavailable("renderer not ready");
-    return RenderCheckpointEntry(index, row);
-  };
+  options.render_checkpoint_entry = RendererFailingWhile(fail);
   auto integrator = Create(std::move(options));
   ASSERT_TRUE(integrator.ok()) << integrator.error().message();
   integrator_ = std::move(*integrator);
@@ -940,11 +941,7 @@ TEST_F(IntegratorTest, NotifyDoesNotHurryTheRoundAfterAFailedOne) {
   IntegratorOptions options = Options();
   options.interval = 60s;
   options.max_pending = 100;
-  options.render_checkpoint_entry =
-      [fail](int64_t index, const store::LogCheckpointRow& row) -> Result<std::string> {
-    if (fail->load()) return Unavailable("renderer not ready");
-    return RenderCheckpointEntry(index, row);
-  };
+  options.render_checkpoint_entry = RendererFailingWhile(fail);
   auto integrator = Create(std::move(options));
   ASSERT_TRUE(integrator.ok()) << integrator.error().message();
   integrator_ = std::move(*integrator);
